@@ -1,0 +1,343 @@
+"""Ledger: the SQLite ledger of record (WAL, synchronous=FULL), owned by the position actor.
+
+Tables: ``fills`` (the append-only event log; ``seq`` orders it, ``fill_id`` is unique),
+``positions`` and ``account`` (projections updated in the same transaction as the fills
+that change them, so start-up reads them instead of replaying every fill), ``adjustments``
+(corrections made by conflict resolution) and ``conflicts`` (the audit trail).
+Amounts are stored as decimal text; nothing is ever summed as a float.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from actors.book import Position, PositionBook
+from actors.messages import Fill, FillRecorded, InvalidFill, Side
+
+__all__ = ["Ledger", "LedgerEvent", "Rejected"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS fills (
+    seq INTEGER PRIMARY KEY,
+    fill_id TEXT NOT NULL UNIQUE,
+    client_order_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    price TEXT NOT NULL,
+    fee TEXT NOT NULL,
+    at REAL NOT NULL,
+    venue TEXT NOT NULL,
+    recorded_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
+CREATE TABLE IF NOT EXISTS positions (
+    symbol TEXT PRIMARY KEY,
+    quantity TEXT NOT NULL,
+    avg_price TEXT NOT NULL,
+    realized_pnl TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS account (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS adjustments (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    symbol TEXT,
+    field TEXT NOT NULL,
+    old TEXT,
+    new TEXT,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """A recorded fill with its ledger sequence number, as sources receive it."""
+
+    seq: int
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A fill the ledger refused, with the reason; nothing was written for it."""
+
+    fill_id: str
+    reason: str
+
+
+class Ledger:
+    """Owns the SQLite file and the PositionBook that mirrors it; one thread uses it."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        starting_cash: Decimal,
+        allow_short: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.starting_cash = starting_cash
+        self.allow_short = allow_short
+        self._db: sqlite3.Connection | None = None
+        self.book = PositionBook(starting_cash, allow_short=allow_short)
+        self.seq = 0
+        self.changed_at = 0.0  # time of the last change to the book (venue or wall time)
+
+    # -- opening -----------------------------------------------------------------------------
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+        self._db = db
+        self._load()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("ledger is not open")
+        return self._db
+
+    def _load(self) -> None:
+        db = self.db
+        rows = dict(db.execute("SELECT key, value FROM account").fetchall())
+        if "cash" not in rows:
+            with self._transaction():
+                self._put_account("cash", self.starting_cash)
+                self._put_account("starting_cash", self.starting_cash)
+                self._put_account("realized_pnl", Decimal(0))
+                self._put_account("fees", Decimal(0))
+            rows = dict(db.execute("SELECT key, value FROM account").fetchall())
+        book = PositionBook(Decimal(rows["cash"]), allow_short=self.allow_short)
+        book.realized_pnl = Decimal(rows["realized_pnl"])
+        book.fees = Decimal(rows["fees"])
+        for sym, qty, avg, rpnl, opened, updated in db.execute(
+            "SELECT symbol, quantity, avg_price, realized_pnl, opened_at, updated_at FROM positions"
+        ):
+            book.positions[sym] = Position(
+                sym, Decimal(qty), Decimal(avg), Decimal(rpnl), opened, updated
+            )
+        self.book = book
+        self.starting_cash = Decimal(rows["starting_cash"])
+        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM fills").fetchone()[0]
+        adj = db.execute("SELECT COALESCE(MAX(seq), 0) FROM adjustments").fetchone()[0]
+        self.seq = max(int(last), int(adj))
+        times = db.execute(
+            "SELECT (SELECT COALESCE(MAX(at), 0) FROM fills), "
+            "(SELECT COALESCE(MAX(at), 0) FROM adjustments)"
+        ).fetchone()
+        self.changed_at = max(float(times[0]), float(times[1]))
+
+    # -- writing -----------------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type: object, *_: object) -> None:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+
+    def _transaction(self) -> Ledger._Tx:
+        return Ledger._Tx(self.db)
+
+    def _put_account(self, key: str, value: Decimal) -> None:
+        self.db.execute(
+            "INSERT INTO account (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    def _put_position(self, symbol: str) -> None:
+        pos = self.book.positions.get(symbol)
+        if pos is None:
+            self.db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
+            return
+        self.db.execute(
+            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
+            "quantity=excluded.quantity, avg_price=excluded.avg_price, "
+            "realized_pnl=excluded.realized_pnl, updated_at=excluded.updated_at",
+            (symbol, str(pos.quantity), str(pos.avg_price), str(pos.realized_pnl),
+             pos.opened_at, pos.updated_at),
+        )
+
+    def _put_totals(self) -> None:
+        self._put_account("cash", self.book.cash)
+        self._put_account("realized_pnl", self.book.realized_pnl)
+        self._put_account("fees", self.book.fees)
+
+    def record(
+        self, fills: Iterable[Fill], now: float
+    ) -> tuple[list[FillRecorded | Rejected], list[LedgerEvent]]:
+        """Record ``fills`` in one transaction (one fsync). Duplicates are acknowledged with
+        their original seq and not recorded again; invalid fills are rejected one by one.
+
+        On a database error nothing is recorded and the in-memory book is reloaded.
+        """
+        results: list[FillRecorded | Rejected] = []
+        events: list[LedgerEvent] = []
+        touched: set[str] = set()
+        seen_in_batch: dict[str, int] = {}
+        db = self.db
+        try:
+            with self._transaction():
+                for fill in fills:
+                    prior = seen_in_batch.get(fill.fill_id)
+                    if prior is None:
+                        row = db.execute(
+                            "SELECT seq FROM fills WHERE fill_id = ?", (fill.fill_id,)
+                        ).fetchone()
+                        prior = row[0] if row else None
+                    if prior is not None:
+                        results.append(FillRecorded(fill.fill_id, prior, duplicate=True))
+                        continue
+                    try:
+                        self.book.apply(fill)
+                    except InvalidFill as exc:
+                        results.append(Rejected(fill.fill_id, str(exc)))
+                        continue
+                    self.seq += 1
+                    db.execute(
+                        "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (self.seq, fill.fill_id, fill.client_order_id, fill.symbol,
+                         fill.side.value, str(fill.quantity), str(fill.price), str(fill.fee),
+                         fill.at, fill.venue, now),
+                    )
+                    seen_in_batch[fill.fill_id] = self.seq
+                    self.changed_at = max(self.changed_at, fill.at)
+                    touched.add(fill.symbol)
+                    results.append(FillRecorded(fill.fill_id, self.seq, duplicate=False))
+                    events.append(LedgerEvent(self.seq, fill))
+                if events:
+                    for symbol in touched:
+                        self._put_position(symbol)
+                    self._put_totals()
+        except sqlite3.Error:
+            self._load()
+            raise
+        return results, events
+
+    def adjust_position(
+        self, symbol: str, quantity: Decimal, avg_price: Decimal, reason: str, now: float
+    ) -> int:
+        """Overwrite a position (conflict resolution); recorded as an adjustment event."""
+        old = self.book.positions.get(symbol)
+        try:
+            with self._transaction():
+                self.seq += 1
+                self.db.execute(
+                    "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.seq, now, symbol, "position",
+                     json.dumps(_pos_json(old)), json.dumps({"quantity": str(quantity),
+                                                            "avg_price": str(avg_price)}),
+                     reason),
+                )
+                self.book.set_position(symbol, quantity, avg_price, now)
+                self.changed_at = max(self.changed_at, now)
+                self._put_position(symbol)
+        except sqlite3.Error:
+            self._load()
+            raise
+        return self.seq
+
+    def adjust_cash(self, cash: Decimal, reason: str, now: float) -> int:
+        old = self.book.cash
+        try:
+            with self._transaction():
+                self.seq += 1
+                self.db.execute(
+                    "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.seq, now, None, "cash", str(old), str(cash), reason),
+                )
+                self.book.cash = cash
+                self.changed_at = max(self.changed_at, now)
+                self._put_totals()
+        except sqlite3.Error:
+            self._load()
+            raise
+        return self.seq
+
+    def save_conflict(self, record: dict[str, Any], now: float, keep: int) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO conflicts (at, record) VALUES (?, ?)", (now, json.dumps(record))
+            )
+            self.db.execute(
+                "DELETE FROM conflicts WHERE id <= (SELECT MAX(id) FROM conflicts) - ?", (keep,)
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+    def conflicts(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT record FROM conflicts ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    def fills_since(self, seq: int, limit: int | None = None) -> Iterator[LedgerEvent]:
+        sql = (
+            "SELECT seq, fill_id, client_order_id, symbol, side, quantity, price, fee, at, venue "
+            "FROM fills WHERE seq > ? ORDER BY seq"
+        )
+        args: tuple[Any, ...] = (seq,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (seq, limit)
+        for row in self.db.execute(sql, args):
+            yield LedgerEvent(row[0], _fill(row[1:]))
+
+    def trades(self, limit: int = 100) -> list[LedgerEvent]:
+        rows = self.db.execute(
+            "SELECT seq, fill_id, client_order_id, symbol, side, quantity, price, fee, at, venue "
+            "FROM fills ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [LedgerEvent(r[0], _fill(r[1:])) for r in reversed(rows)]
+
+    def has_order(self, client_order_id: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM fills WHERE client_order_id = ? LIMIT 1", (client_order_id,)
+        ).fetchone()
+        return row is not None
+
+    def fill_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
+
+
+def _fill(row: tuple[Any, ...]) -> Fill:
+    fill_id, coid, symbol, side, qty, price, fee, at, venue = row
+    return Fill(fill_id, coid, symbol, Side(side), Decimal(qty), Decimal(price), Decimal(fee),
+                at, venue)
+
+
+def _pos_json(pos: Position | None) -> dict[str, str] | None:
+    if pos is None:
+        return None
+    return {"quantity": str(pos.quantity), "avg_price": str(pos.avg_price)}

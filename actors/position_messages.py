@@ -1,0 +1,126 @@
+"""Messages to and from the position actor and its sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from actors.ledger import LedgerEvent
+from actors.messages import Fill
+
+__all__ = [
+    "GetPortfolio",
+    "GetTrades",
+    "GetView",
+    "HasOrder",
+    "PortfolioSnapshot",
+    "PositionView",
+    "Reconcile",
+    "RecordFill",
+    "ResetTo",
+    "SourceEvents",
+    "SourceHello",
+    "SourceView",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFill:
+    """Ask the position actor to record a fill; the reply comes after it is on disk."""
+
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class GetPortfolio:
+    """Ask for a PortfolioSnapshot (served from memory; never waits for the disk)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetTrades:
+    """Ask for the last ``limit`` recorded fills, oldest first."""
+
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HasOrder:
+    """Ask whether any fill of this client order id is in the ledger."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Ask the position actor to reconcile its sources now; replies a ReconcileReport."""
+
+    reason: str = "on demand"
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """One symbol's position as some store sees it."""
+
+    quantity: Decimal
+    avg_price: Decimal
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioSnapshot:
+    """Everything the breaker and the CLI need, as of ledger event ``seq``."""
+
+    seq: int
+    cash: Decimal
+    starting_cash: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    gross_exposure: Decimal
+    positions: dict[str, PositionView] = field(default_factory=dict)
+    exposure_by_symbol: dict[str, Decimal] = field(default_factory=dict)
+    marks: dict[str, Decimal] = field(default_factory=dict)
+
+
+# -- between the position actor and its sources -----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SourceHello:
+    """A source tells the position actor it started, having applied up to ``last_seq``."""
+
+    source: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvents:
+    """Ledger events for a source to apply, in seq order."""
+
+    events: tuple[LedgerEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetTo:
+    """Replace the source's whole state with the ledger's, as of ``seq``."""
+
+    seq: int
+    cash: Decimal
+    positions: dict[str, PositionView]
+    reason: str
+    updated_at: float = 0.0  # the time of the state's last change
+
+
+@dataclass(frozen=True, slots=True)
+class GetView:
+    """Ask a source for its SourceView."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A source's own view of the positions (and cash, if it keeps one)."""
+
+    source: str
+    last_seq: int
+    positions: dict[str, PositionView]
+    cash: Decimal | None
+    updated_at: float = 0.0  # time of the store's last change

@@ -1,0 +1,279 @@
+"""Position sources: projections of the ledger, each an actor owning its own store.
+
+* ``TradeManagerSource``: orders and trades, JSON (``trade_manager.json``);
+* ``PaperWalletSource``: cash balance and holdings, YAML (``paper_wallet.yaml``);
+* ``PositionsLogSource``: append-only, one JSON object per line (``positions.log``).
+
+A source applies ledger events in seq order and remembers the last seq it applied, so a
+replay after a crash is idempotent (events at or below it are skipped). It tells the
+position actor ``SourceHello(last_seq)`` when it starts, and the position actor sends what
+it missed. A gap in the sequence (a lost event) makes it ask again. State files are written
+atomically; writes are batched while more events wait in the mailbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from actors.book import PositionBook
+from actors.ledger import LedgerEvent
+from actors.messages import fill_from_json, fill_to_json
+from actors.position_messages import (
+    GetView,
+    PositionView,
+    ResetTo,
+    SourceEvents,
+    SourceHello,
+    SourceView,
+)
+from actors.storage import append_durably, atomic_write
+from supervisor import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PaperWalletSource",
+    "PositionsLogSource",
+    "SourceActor",
+    "SourceSettings",
+    "TradeManagerSource",
+]
+
+
+class SourceSettings(BaseModel):
+    """Where a source keeps its store, and which actor is the ledger."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str
+    positions: str = "positions"
+    starting_cash: Decimal = Decimal("10000")
+    quote_currency: str = "USDT"
+    keep_trades: int = 500
+
+
+@dataclass
+class SourceState:
+    """What every source keeps: the last seq applied, positions, cash, last change time."""
+
+    last_seq: int = 0
+    book: PositionBook = field(default_factory=lambda: PositionBook(Decimal(0)))
+    updated_at: float = 0.0
+
+
+class SourceActor(SupervisedActor):
+    """Owns one projection of the ledger and its file; subclasses choose the format."""
+
+    Settings = SourceSettings
+    keeps_cash = True
+
+    def __init__(self, settings: SourceSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.path = Path(settings.path)
+        self.state = SourceState(book=PositionBook(settings.starting_cash, allow_short=True))
+        self._dirty = False
+        self.applied = 0
+        self.gaps = 0
+
+    # -- format, per subclass ------------------------------------------------------------------
+    def load(self) -> SourceState:
+        raise NotImplementedError  # pragma: no cover - every concrete source overrides it
+
+    def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_start(self) -> None:
+        self.state = self.load()
+        self._pending: list[LedgerEvent] = []
+        self.ctx.try_tell(self.settings.positions, SourceHello(self.ctx.name, self.state.last_seq))
+
+    def on_stop(self) -> None:
+        self._flush()
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case SourceEvents(events):
+                self._apply(events)
+                if self.ctx.pending() == 0:
+                    self._flush()
+                return None
+            case ResetTo():
+                self._reset(message)
+                return None
+            case GetView():
+                self._flush()
+                return self.view()
+        return super().on_receive(message)
+
+    def _apply(self, events: tuple[LedgerEvent, ...]) -> None:
+        state = self.state
+        for event in events:
+            if event.seq <= state.last_seq:
+                continue  # already applied: replay is idempotent
+            if event.seq != state.last_seq + 1:
+                self.gaps += 1
+                log.warning("%s: gap after seq %d (got %d); asking for a replay",
+                            self.ctx.name, state.last_seq, event.seq)
+                self.ctx.try_tell(self.settings.positions,
+                                  SourceHello(self.ctx.name, state.last_seq))
+                return
+            state.book.apply(event.fill, check=False)
+            state.last_seq = event.seq
+            state.updated_at = max(state.updated_at, event.fill.at)
+            self._pending.append(event)
+            self._dirty = True
+            self.applied += 1
+
+    def _reset(self, reset: ResetTo) -> None:
+        self._flush()
+        book = PositionBook(reset.cash, allow_short=True)
+        for symbol, pos in reset.positions.items():
+            book.set_position(symbol, pos.quantity, pos.avg_price, pos.updated_at)
+        self.state = SourceState(reset.seq, book, max(
+            [reset.updated_at, *(p.updated_at for p in reset.positions.values())]))
+        self.save([], reset)
+        log.info("%s reset to the ledger at seq %d (%s)", self.ctx.name, reset.seq, reset.reason)
+
+    def _flush(self) -> None:
+        if self._dirty:
+            events, self._pending = self._pending, []
+            self.save(events, None)
+            self._dirty = False
+
+    def view(self) -> SourceView:
+        book = self.state.book
+        return SourceView(
+            source=self.ctx.name,
+            last_seq=self.state.last_seq,
+            positions={
+                s: PositionView(p.quantity, p.avg_price, p.updated_at)
+                for s, p in book.positions.items()
+            },
+            cash=book.cash if self.keeps_cash else None,
+            updated_at=self.state.updated_at,
+        )
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+    def _positions_json(self) -> dict[str, dict[str, Any]]:
+        return {
+            s: {"quantity": str(p.quantity), "avg_price": str(p.avg_price),
+                "updated_at": p.updated_at}
+            for s, p in sorted(self.state.book.positions.items())
+        }
+
+    def _state_from(self, data: dict[str, Any], cash: Decimal) -> SourceState:
+        book = PositionBook(cash, allow_short=True)
+        for symbol, pos in (data.get("positions") or {}).items():
+            book.set_position(symbol, Decimal(str(pos["quantity"])),
+                              Decimal(str(pos["avg_price"])), float(pos.get("updated_at", 0)))
+        return SourceState(int(data.get("last_seq", 0)), book, float(data.get("updated_at", 0)))
+
+
+class TradeManagerSource(SourceActor):
+    """Owns ``trade_manager.json``: open positions, recent trades and orders by client id."""
+
+    keeps_cash = False
+
+    def load(self) -> SourceState:
+        self._trades: list[dict[str, Any]] = []
+        self._orders: dict[str, dict[str, Any]] = {}
+        if not self.path.exists():
+            return SourceState(book=PositionBook(self.settings.starting_cash, allow_short=True))
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        self._trades = list(data.get("trades", []))
+        self._orders = dict(data.get("orders", {}))
+        return self._state_from(data, self.settings.starting_cash)
+
+    def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
+        for event in new_events:
+            fill = event.fill
+            self._trades.append({"seq": event.seq, **fill_to_json(fill)})
+            order = self._orders.setdefault(
+                fill.client_order_id,
+                {"symbol": fill.symbol, "side": fill.side.value, "filled": "0", "fills": 0},
+            )
+            order["filled"] = str(Decimal(order["filled"]) + fill.quantity)
+            order["fills"] += 1
+        keep = self.settings.keep_trades
+        self._trades = self._trades[-keep:]
+        if len(self._orders) > keep:
+            self._orders = dict(list(self._orders.items())[-keep:])
+        data = {
+            "last_seq": self.state.last_seq,
+            "updated_at": self.state.updated_at,
+            "positions": self._positions_json(),
+            "orders": self._orders,
+            "trades": self._trades,
+        }
+        atomic_write(self.path, json.dumps(data, indent=1).encode())
+
+
+class PaperWalletSource(SourceActor):
+    """Owns ``paper_wallet.yaml``: the cash balance and the holdings."""
+
+    def load(self) -> SourceState:
+        if not self.path.exists():
+            return SourceState(book=PositionBook(self.settings.starting_cash, allow_short=True))
+        data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        balance = (data.get("balance") or {}).get(self.settings.quote_currency)
+        cash = Decimal(str(balance)) if balance is not None else self.settings.starting_cash
+        return self._state_from({**data, "positions": data.get("holdings")}, cash)
+
+    def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
+        data = {
+            "last_seq": self.state.last_seq,
+            "updated_at": self.state.updated_at,
+            "balance": {self.settings.quote_currency: str(self.state.book.cash)},
+            "holdings": self._positions_json(),
+        }
+        atomic_write(self.path, yaml.safe_dump(data, sort_keys=True).encode())
+
+
+class PositionsLogSource(SourceActor):
+    """Owns ``positions.log``: append-only, one JSON object per line (fill or reset)."""
+
+    def load(self) -> SourceState:
+        state = SourceState(book=PositionBook(self.settings.starting_cash, allow_short=True))
+        if not self.path.exists():
+            return state
+        raw = self.path.read_bytes()
+        good = raw if raw.endswith(b"\n") else raw[: raw.rfind(b"\n") + 1]
+        if len(good) != len(raw):
+            log.warning("%s: dropping a torn last line (%d bytes)", self.path,
+                        len(raw) - len(good))
+            with open(self.path, "r+b") as handle:
+                handle.truncate(len(good))
+        for line in good.splitlines():
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if entry["type"] == "reset":
+                state = self._state_from(entry, Decimal(entry["cash"]))
+            elif int(entry["seq"]) == state.last_seq + 1:
+                fill = fill_from_json(entry["fill"])
+                state.book.apply(fill, check=False)
+                state.last_seq = int(entry["seq"])
+                state.updated_at = max(state.updated_at, fill.at)
+        return state
+
+    def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
+        lines = []
+        if reset is not None:
+            lines.append({"type": "reset", "seq": reset.seq, "last_seq": reset.seq,
+                          "reason": reset.reason, "cash": str(self.state.book.cash),
+                          "updated_at": self.state.updated_at,
+                          "positions": self._positions_json()})
+        for event in new_events:
+            lines.append({"type": "fill", "seq": event.seq, "fill": fill_to_json(event.fill)})
+        if lines:
+            payload = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+            append_durably(self.path, payload.encode())

@@ -1,0 +1,69 @@
+"""botvisor's supervision runtime: supervised pykka actors, generic, with no trading imports."""
+
+from supervisor.actor import SupervisedActor
+from supervisor.backoff import Backoff, IntensityWindow
+from supervisor.cell import ChildState
+from supervisor.clock import Clock, ManualClock, SystemClock
+from supervisor.context import ActorContext
+from supervisor.error_handler import Decision, Directive, ErrorHandler, Rule, Severity
+from supervisor.errors import (
+    ActorCrashed,
+    ActorNotRunning,
+    AskTimeout,
+    HandlerTimeout,
+    MailboxFull,
+    RateLimited,
+    RestartIntensityExceeded,
+    StartFailed,
+    UnknownActor,
+)
+from supervisor.events import EventBus, EventKind, EventRecorder, SupervisionEvent
+from supervisor.runtime import Runtime, TreeNode
+from supervisor.spec import (
+    ChildSpec,
+    Fallback,
+    Intensity,
+    RestartType,
+    Strategy,
+    SupervisorSpec,
+)
+from supervisor.supervisor import ChildInfo, Supervisor
+
+__all__ = [
+    "ActorContext",
+    "ActorCrashed",
+    "ActorNotRunning",
+    "AskTimeout",
+    "Backoff",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildState",
+    "Clock",
+    "Decision",
+    "Directive",
+    "ErrorHandler",
+    "EventBus",
+    "EventKind",
+    "EventRecorder",
+    "Fallback",
+    "HandlerTimeout",
+    "Intensity",
+    "IntensityWindow",
+    "MailboxFull",
+    "ManualClock",
+    "RateLimited",
+    "RestartIntensityExceeded",
+    "RestartType",
+    "Rule",
+    "Runtime",
+    "Severity",
+    "StartFailed",
+    "Strategy",
+    "SupervisedActor",
+    "SupervisionEvent",
+    "Supervisor",
+    "SupervisorSpec",
+    "SystemClock",
+    "TreeNode",
+    "UnknownActor",
+]

@@ -1,0 +1,230 @@
+"""SupervisedActor: a pykka ThreadingActor whose message loop belongs to the runtime.
+
+pykka's own loop leaves gaps a supervisor cannot live with (see FIELD_NOTES): a failing
+``tell`` drops every message queued behind it, a failing ``ask`` is invisible to anyone but
+the caller, and a ``SystemExit`` in one actor stops all of them. pykka documents its
+``_start_actor_loop``/``_actor_loop`` as the extension point for new actor types; this
+module implements one:
+
+* the inbox is the child's :class:`~supervisor.mailbox.Mailbox`, which outlives the
+  instance, so the replacement gets every message queued behind the one that failed;
+* every failure, from a ``tell`` or an ``ask`` (and ``BaseException`` alike), is
+  classified by the supervisor's error handler; the ask's caller gets the exception, and
+  the supervisor gets a report and applies the directive;
+* the time each handler starts is recorded, so the runtime can report hung handlers;
+* the actor reaches others by name through :attr:`SupervisedActor.ctx`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pykka import ActorRegistry
+from pykka.messages import _ActorStop
+
+from supervisor.error_handler import Directive, Severity
+from supervisor.errors import ActorCrashed
+from supervisor.mailbox import Detached
+
+if TYPE_CHECKING:
+    from supervisor.cell import Cell
+    from supervisor.context import ActorContext
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SupervisedActor"]
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """Base class of every actor in the tree; owns nothing but its own state.
+
+    Subclass it like any pykka actor (``on_start``, ``on_receive``, ``on_stop``, methods
+    called through proxies). The runtime builds instances through a factory and starts them
+    itself; :attr:`ctx` is available from ``on_start`` on.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cell: Cell | None = None
+        self._ctx: ActorContext | None = None
+        self._thread: threading.Thread | None = None
+        self._incarnation = 0
+        self._busy_since = 0.0
+        self._busy_message: Any = None
+        self._reply_to: pykka.Future[Any] | None = None
+        self._reply_deferred = False
+        self._started: pykka.ThreadingFuture[BaseException | None] = pykka.ThreadingFuture()
+
+    # -- what subclasses use -----------------------------------------------------------------
+    @property
+    def ctx(self) -> ActorContext:
+        """The runtime as this actor sees it: its name, the clock, tell/ask by name."""
+        if self._ctx is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.ctx is available from on_start on, "
+                "once the runtime has started the actor"
+            )
+        return self._ctx
+
+    def defer_reply(self) -> pykka.Future[Any] | None:
+        """Take over the reply of the ask being handled (None for a tell).
+
+        The loop will not answer it when the handler returns; the actor must ``set`` or
+        ``set_exception`` the returned future itself, later (e.g. after a group commit).
+        """
+        self._reply_deferred = True
+        return self._reply_to
+
+    # -- runtime side ------------------------------------------------------------------------
+    def _launch(self, cell: Cell, ctx: ActorContext) -> None:
+        """Start this (constructed, not yet started) instance on ``cell``'s mailbox."""
+        self._cell = cell
+        self._ctx = ctx
+        self._incarnation = ctx.incarnation
+        self.actor_inbox = cell.mailbox
+        self._actor_ref.actor_inbox = cell.mailbox
+        ActorRegistry.register(self.actor_ref)
+        self._start_actor_loop()
+
+    def _start_actor_loop(self) -> None:
+        cell = self._cell
+        assert cell is not None
+        thread = threading.Thread(
+            target=self._actor_loop,
+            name=f"botvisor:{cell.name}#{cell.incarnation}",
+            daemon=True,
+        )
+        self._thread = thread
+        thread.start()
+
+    def _wait_started(self, timeout: float) -> BaseException | None:
+        """The exception ``on_start`` raised, None on success; raises pykka.Timeout."""
+        result: BaseException | None = self._started.get(timeout=timeout)
+        return result
+
+    def _join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the thread to end; True when it has."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _actor_loop(self) -> None:
+        cell = self._cell
+        assert cell is not None
+        try:
+            self.on_start()
+        except BaseException as exc:
+            self._finish()
+            self._started.set(exc)
+            return
+        self._started.set(None)
+        self._run(cell)
+
+    def _run(self, cell: Cell) -> None:
+        mailbox = cell.mailbox
+        now = cell.clock.now
+        while True:
+            try:
+                envelope = mailbox.take(self)
+            except Detached:
+                self._finish()
+                self._call_hook(self.on_stop)
+                return
+            message = envelope.message
+            if type(message) is _ActorStop:
+                # self.stop() or ActorRef.stop(): the actor ends by itself (a normal exit).
+                self._finish()
+                self._call_hook(self.on_stop)
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set(None)
+                cell.report_exit(self)
+                return
+            self._busy_message = message
+            reply_to = self._reply_to = envelope.reply_to
+            self._busy_since = now()
+            try:
+                response = self._handle_receive(message)
+            except BaseException as exc:  # classified and reported; never escapes the thread
+                self._busy_since = 0.0
+                if self._reply_deferred:
+                    self._reply_deferred = False
+                    reply_to = None  # the actor took the reply over; it answers it itself
+                if not self._failed(cell, reply_to, message, exc):
+                    return
+                continue
+            self._busy_since = 0.0
+            if self._reply_deferred:
+                self._reply_deferred = False
+            elif reply_to is not None:
+                reply_to.set(response)
+
+    def _failed(
+        self,
+        cell: Cell,
+        reply_to: pykka.Future[Any] | None,
+        message: Any,
+        exc: BaseException,
+    ) -> bool:
+        """Handle a handler's exception; True when the actor keeps running (resume)."""
+        decision = cell.error_handler.classify(exc)
+        if reply_to is not None:
+            err: BaseException = exc
+            if not isinstance(exc, Exception):
+                err = ActorCrashed(cell.name, exc)
+                err.__cause__ = exc
+            reply_to.set_exception(exc_info=(type(err), err, err.__traceback__))
+        if decision.severity >= Severity.ERROR:
+            log.log(
+                int(decision.severity),
+                "%s failed handling %s (%s -> %s)",
+                cell.name,
+                _describe(message),
+                decision.matched,
+                decision.directive.value,
+                exc_info=exc,
+            )
+        keep = decision.directive is Directive.RESUME
+        if not keep:
+            self._finish()
+            self._call_hook(self.on_failure, type(exc), exc, exc.__traceback__)
+        cell.report_failure(self, exc, decision, message, was_ask=reply_to is not None)
+        return keep
+
+    def _finish(self) -> None:
+        ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        if self._ctx is not None:
+            self._ctx._close()
+
+    def _call_hook(self, hook: Callable[..., None], *args: Any) -> None:
+        try:
+            hook(*args)
+        except BaseException:
+            name = self._cell.name if self._cell else type(self).__name__
+            log.exception("%s.%s raised", name, getattr(hook, "__name__", "hook"))
+
+    # pykka's signature, kept for subclasses that override it.
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Called in the actor's thread when a failure ends this instance."""
+
+
+def _describe(message: Any) -> str:
+    attr_path = getattr(message, "attr_path", None)
+    if attr_path is not None:
+        return f"call {'.'.join(attr_path)}()"
+    return type(message).__name__

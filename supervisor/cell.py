@@ -1,0 +1,267 @@
+"""Cell: the runtime's record of one named child, across all its incarnations."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from supervisor.actor import SupervisedActor
+from supervisor.context import ActorContext
+from supervisor.error_handler import Decision, ErrorHandler, Severity
+from supervisor.errors import ActorNotRunning, StartFailed
+from supervisor.events import EventKind, SupervisionEvent
+from supervisor.mailbox import Envelope, Mailbox
+from supervisor.spec import ActorFactory, ChildSpec
+
+if TYPE_CHECKING:
+    from supervisor.clock import Clock
+    from supervisor.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Cell", "ChildExited", "ChildFailed", "ChildState"]
+
+
+class ChildState(enum.StrEnum):
+    """Where a child is in its lifecycle."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"  # waiting for its restart; messages are buffered
+    STOPPED = "stopped"  # ended and not to be restarted (exited, temporary, directive stop)
+    TERMINATED = "terminated"  # stopped by hand; ``restart_child`` starts it again
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailed:
+    """A child instance failed; sent to its supervisor."""
+
+    child: str
+    incarnation: int
+    error: BaseException
+    decision: Decision
+    message_type: str
+    was_ask: bool
+    hung: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    """A child instance stopped by itself (``self.stop()``); sent to its supervisor."""
+
+    child: str
+    incarnation: int
+
+
+class Cell:
+    """Owns a child's mailbox (which survives restarts) and tracks its current instance.
+
+    Only the child's supervisor changes a cell's lifecycle fields; other threads read them.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        spec: ChildSpec,
+        parent: str | None,
+        error_handler: ErrorHandler,
+    ) -> None:
+        self.runtime = runtime
+        self.spec = spec
+        self.name = spec.id
+        self.parent = parent
+        self.error_handler = error_handler
+        self.mailbox = Mailbox(spec.id, spec.mailbox_limit)
+        self.actor: SupervisedActor | None = None
+        self.incarnation = 0
+        self.state = ChildState.STOPPED
+        self.started_at = 0.0
+        self.restarts = 0
+        self.consecutive_failures = 0
+        self.using_fallback = False
+        self.closing = False  # set before a supervisor cell stops for good
+        self.hung_reported = 0.0
+        self.last_error: str | None = None
+        self.extra_children: list[ChildSpec] = []  # added with start_child; kept across restarts
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    @property
+    def shutdown_budget(self) -> float:
+        """Seconds a stop may take: for a supervisor, its whole subtree's budget."""
+        return _budget(self.spec, "shutdown")
+
+    @property
+    def start_budget(self) -> float:
+        """Seconds a start may take: for a supervisor, its whole subtree's budget."""
+        return _budget(self.spec, "start_timeout")
+
+    # -- reports from the actor's own thread ------------------------------------------------
+    def report_failure(
+        self,
+        actor: SupervisedActor,
+        exc: BaseException,
+        decision: Decision,
+        message: Any,
+        *,
+        was_ask: bool,
+        hung: bool = False,
+    ) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.runtime._child_report(
+            self,
+            ChildFailed(
+                self.name,
+                actor._incarnation,
+                exc,
+                decision,
+                type(message).__name__,
+                was_ask,
+                hung,
+            ),
+        )
+
+    def report_exit(self, actor: SupervisedActor) -> None:
+        self.runtime._child_report(self, ChildExited(self.name, actor._incarnation))
+
+    # -- lifecycle, driven by the supervisor --------------------------------------------------
+    def factory(self) -> ActorFactory:
+        if self.using_fallback and self.spec.fallback is not None:
+            return self.spec.fallback.factory
+        if self.spec.factory is not None:
+            return self.spec.factory
+        from supervisor.supervisor import Supervisor
+
+        sup_spec = self.spec.supervisor
+        assert sup_spec is not None
+        return lambda: Supervisor(sup_spec)
+
+    def start_instance(self) -> BaseException | None:
+        """Build and start a new instance; its on_start has finished when this returns.
+
+        Returns None on success, else the reason it failed (the instance is then gone).
+        """
+        self.state = ChildState.STARTING
+        try:
+            actor = self.factory()()
+            if not isinstance(actor, SupervisedActor):
+                raise TypeError(
+                    f"factory of {self.name!r} returned {type(actor).__name__}, "
+                    "not a SupervisedActor"
+                )
+        except BaseException as exc:  # a broken factory is a start failure
+            self.state = ChildState.RESTARTING
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("could not build %s", self.name, exc_info=exc)
+            return exc
+        self.incarnation += 1
+        self.actor = actor
+        self.hung_reported = 0.0
+        self.mailbox.attach(actor)
+        actor._launch(self, ActorContext(self.runtime, self))
+        budget = self.start_budget
+        try:
+            error = actor._wait_started(budget)
+        except pykka.Timeout:
+            error = StartFailed(self.name, f"on_start did not finish within {budget:g}s")
+        if error is not None:
+            self.mailbox.detach(actor)
+            self.actor = None
+            self.state = ChildState.RESTARTING
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.error("%s failed to start", self.name, exc_info=error)
+            return error
+        self.state = ChildState.RUNNING
+        self.started_at = self.clock.now()
+        return None
+
+    def stop_instance(self, *, close: bool, reason: str) -> None:
+        """Stop the running instance after its current message, within the shutdown budget.
+
+        ``close`` also refuses further messages and fails those still waiting (stop for
+        good); otherwise they stay queued for the next instance (stop for a restart).
+        """
+        actor = self.actor
+        self.closing = close
+        drained: list[Envelope[Any]] = []
+        if close and self.spec.drain_on_stop and actor is not None:
+            self.mailbox.drain(reason)  # handle what is waiting first, within the budget
+        elif close:
+            drained = self.mailbox.close(reason)
+        elif actor is not None:
+            self.mailbox.detach(actor)
+        if actor is not None:
+            budget = self.shutdown_budget
+            finished = actor._join(budget)
+            if close and self.spec.drain_on_stop:
+                drained = self.mailbox.close(reason)  # whatever the budget did not cover
+            if not finished:
+                self.emit(
+                    EventKind.SHUTDOWN_TIMEOUT,
+                    Severity.ERROR,
+                    reason=f"still busy after {budget:g}s; its thread is abandoned "
+                    "and will never take another message",
+                )
+        self.actor = None
+        if drained:
+            self.fail_drained(drained, reason)
+
+    def fail_drained(self, envelopes: list[Envelope[Any]], reason: str) -> None:
+        """Fail waiting asks with ActorNotRunning and count tells as dead letters."""
+        tells = 0
+        for env in envelopes:
+            if env.reply_to is not None:
+                err = ActorNotRunning(self.name, reason)
+                env.reply_to.set_exception(exc_info=(type(err), err, None))
+            else:
+                tells += 1
+        if tells:
+            self.runtime.count_dead_letters(tells)
+            self.emit(
+                EventKind.DEAD_LETTER,
+                Severity.WARNING,
+                reason=f"{tells} message(s) undelivered: {reason}",
+                count=tells,
+            )
+
+    def emit(
+        self,
+        kind: EventKind,
+        severity: Severity,
+        *,
+        reason: str = "",
+        error: BaseException | str | None = None,
+        delay: float | None = None,
+        count: int = 1,
+    ) -> None:
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        clock = self.clock
+        self.runtime.events.publish(
+            SupervisionEvent(
+                kind=kind,
+                actor=self.name,
+                supervisor=self.parent,
+                severity=severity,
+                reason=reason,
+                error=error,
+                delay=delay,
+                incarnation=self.incarnation,
+                at=clock.wall(),
+                monotonic=clock.now(),
+                count=count,
+            )
+        )
+
+
+def _budget(spec: ChildSpec, field: str) -> float:
+    own = float(getattr(spec, field))
+    if spec.supervisor is None:
+        return own
+    return own + sum(_budget(c, field) for c in spec.supervisor.children)

@@ -1,0 +1,99 @@
+"""ActorContext: the runtime as one actor instance sees it."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from supervisor.clock import Clock, TimerHandle
+
+if TYPE_CHECKING:
+    import pykka
+
+    from supervisor.cell import Cell
+    from supervisor.events import EventBus
+    from supervisor.runtime import Runtime
+
+__all__ = ["ActorContext"]
+
+
+class ActorContext:
+    """Owns one actor instance's view of the runtime and the timers it scheduled.
+
+    Actors reach each other by name (``tell``/``ask``), never by a stored ref, so a
+    restarted actor is found again. Timers scheduled with :meth:`schedule` belong to this
+    instance: they are cancelled when it stops, so a replacement never inherits them.
+    """
+
+    def __init__(self, runtime: Runtime, cell: Cell) -> None:
+        self._runtime = runtime
+        self._cell = cell
+        self.incarnation = cell.incarnation
+        self._timers: set[TimerHandle] = set()
+        self._timers_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self._cell.name
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self._cell.spec.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self._runtime.clock
+
+    @property
+    def events(self) -> EventBus:
+        return self._runtime.events
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    def pending(self) -> int:
+        """How many messages wait in this actor's mailbox (for batching decisions)."""
+        return len(self._cell.mailbox)
+
+    def tell(self, name: str, message: Any) -> None:
+        """Queue ``message`` for ``name``; raises UnknownActor/ActorNotRunning/MailboxFull."""
+        self._runtime.tell(name, message)
+
+    def try_tell(self, name: str, message: Any) -> bool:
+        """Like :meth:`tell`, but a refused message is counted as a dead letter, not raised."""
+        return self._runtime.try_tell(name, message)
+
+    def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
+        """Send and wait for the reply, at most ``timeout`` (default: the runtime's ask timeout)."""
+        return self._runtime.ask(name, message, timeout=timeout)
+
+    def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:
+        """Send and return the reply future; ``get`` it with a timeout."""
+        return self._runtime.ask_future(name, message)
+
+    def schedule(self, delay: float, message: Any) -> TimerHandle:
+        """Tell this actor ``message`` after ``delay`` seconds, unless it has stopped by then."""
+        def fire() -> None:
+            with self._timers_lock:
+                self._timers.discard(handle)
+                if self._closed:
+                    return
+            self._runtime.try_tell(self._cell.name, message)
+
+        handle = self.clock.call_later(delay, fire)
+        with self._timers_lock:
+            if self._closed:
+                handle.cancel()
+            else:
+                self._timers.add(handle)
+        return handle
+
+    def _close(self) -> None:
+        with self._timers_lock:
+            self._closed = True
+            timers = list(self._timers)
+            self._timers.clear()
+        for handle in timers:
+            handle.cancel()

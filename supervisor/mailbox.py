@@ -1,0 +1,115 @@
+"""The mailbox of one named child: it outlives the actor instances that consume it.
+
+Senders address a child by name and put into its mailbox, whether or not an instance is
+running. While the child restarts, messages wait here and the replacement receives them
+in order. Exactly one instance (the *owner*) may take from it; an instance that is no
+longer the owner (replaced, detached, or hung and abandoned) gets :class:`Detached` the
+next time it asks for a message, so two instances never share a mailbox.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from pykka._envelope import Envelope  # pykka's message wrapper (message + reply future)
+
+from supervisor.errors import ActorNotRunning, MailboxFull
+
+__all__ = ["Detached", "Envelope", "Mailbox"]
+
+
+class Detached(Exception):
+    """Raised in an actor's thread when it is no longer the owner of its mailbox."""
+
+
+class Mailbox:
+    """FIFO of envelopes for one child name, with an owner and an optional size limit."""
+
+    __slots__ = ("_closed", "_cond", "_draining", "_items", "_owner", "limit", "name")
+
+    def __init__(self, name: str, limit: int | None = None) -> None:
+        self.name = name
+        self.limit = limit
+        self._items: deque[Envelope[Any]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: object | None = None
+        self._closed: str | None = None
+        self._draining = False
+
+    # -- senders ---------------------------------------------------------------------------
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._cond:
+            if self._closed is not None:
+                raise ActorNotRunning(self.name, self._closed)
+            if self.limit is not None and len(self._items) >= self.limit:
+                raise MailboxFull(self.name, self.limit)
+            self._items.append(envelope)
+            self._cond.notify()
+
+    # -- the owning actor ------------------------------------------------------------------
+    def take(self, owner: object) -> Envelope[Any]:
+        """Next envelope for ``owner``; blocks while empty; :class:`Detached` if not owner."""
+        with self._cond:
+            while True:
+                if self._owner is not owner:
+                    raise Detached
+                if self._items:
+                    return self._items.popleft()
+                if self._draining:
+                    self._owner = None
+                    raise Detached
+                self._cond.wait()
+
+    def get(self) -> Envelope[Any]:
+        """pykka's inbox protocol; the runtime's loop uses :meth:`take`."""
+        return self.take(self._owner)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- the supervisor --------------------------------------------------------------------
+    @property
+    def owner(self) -> object | None:
+        return self._owner
+
+    @property
+    def closed(self) -> str | None:
+        return self._closed
+
+    def attach(self, owner: object) -> None:
+        """Make ``owner`` the only instance that may take; reopens a closed mailbox."""
+        with self._cond:
+            self._owner = owner
+            self._closed = None
+            self._draining = False
+            self._cond.notify_all()
+
+    def drain(self, reason: str) -> None:
+        """Refuse new messages; the owner takes the ones waiting, then gets Detached."""
+        with self._cond:
+            self._closed = reason
+            self._draining = True
+            self._cond.notify_all()
+
+    def detach(self, owner: object | None = None) -> None:
+        """Take the mailbox from its owner (only from ``owner``, if given); keep the messages."""
+        with self._cond:
+            if owner is None or self._owner is owner:
+                self._owner = None
+                self._cond.notify_all()
+
+    def close(self, reason: str) -> list[Envelope[Any]]:
+        """Refuse new messages from now on and hand back the ones still waiting."""
+        with self._cond:
+            self._closed = reason
+            self._owner = None
+            self._draining = False
+            drained = list(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+        return drained

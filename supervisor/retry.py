@@ -1,0 +1,84 @@
+"""Retrying calls inside an actor: tenacity, driven by the error handler, never for unsafe calls.
+
+A call is retried only when the error handler marks its exception ``retryable`` (network
+trouble, rate limits), with the backoff policy's waits, on the runtime's clock. A function
+marked with :func:`unsafe_to_retry` (placing an order, say) is called exactly once, whatever
+it raises: repeating it could do the thing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import tenacity
+
+from supervisor.backoff import Backoff
+from supervisor.clock import Clock, SystemClock
+from supervisor.error_handler import ErrorHandler
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Retrier", "is_unsafe_to_retry", "unsafe_to_retry"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MARK = "__botvisor_unsafe_to_retry__"
+
+
+def unsafe_to_retry(fn: Callable[P, R]) -> Callable[P, R]:
+    """Mark ``fn`` as never to be retried by a :class:`Retrier`."""
+    setattr(fn, _MARK, True)
+    return fn
+
+
+def is_unsafe_to_retry(fn: Callable[..., Any]) -> bool:
+    target = getattr(fn, "__func__", fn)  # bound methods carry the mark on their function
+    return bool(getattr(target, _MARK, False))
+
+
+class Retrier:
+    """Owns a retry policy: how many attempts, how long between them, and what is retryable."""
+
+    def __init__(
+        self,
+        handler: ErrorHandler | None = None,
+        *,
+        attempts: int = 5,
+        backoff: Backoff | None = None,
+        clock: Clock | None = None,
+        max_elapsed: float | None = None,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        self.handler = handler or ErrorHandler()
+        self.attempts = attempts
+        self.backoff = backoff or Backoff(initial=0.2, maximum=10.0, jitter=0.2)
+        self.clock = clock or SystemClock()
+        self.max_elapsed = max_elapsed
+
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``fn``; retry on retryable failures; re-raise the last failure when done."""
+        if is_unsafe_to_retry(fn):
+            return fn(*args, **kwargs)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.attempts)
+        if self.max_elapsed is not None:
+            stop = stop | tenacity.stop_after_delay(self.max_elapsed)
+        retrying = tenacity.Retrying(
+            stop=stop,
+            wait=self.backoff.wait_strategy(),
+            retry=tenacity.retry_if_exception(lambda e: self.handler.classify(e).retryable),
+            sleep=self.clock.sleep,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+        return retrying(fn, *args, **kwargs)
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    outcome = state.outcome
+    err = outcome.exception() if outcome is not None else None
+    name = getattr(state.fn, "__qualname__", "call")
+    log.warning("retrying %s after attempt %d: %r", name, state.attempt_number, err)

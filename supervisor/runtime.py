@@ -1,0 +1,375 @@
+"""Runtime: one actor system — named cells, clock, events, error handler, and the root."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
+from supervisor.clock import Clock, SystemClock, TimerHandle
+from supervisor.error_handler import Directive, ErrorHandler, Severity
+from supervisor.errors import (
+    ActorNotRunning,
+    AskTimeout,
+    HandlerTimeout,
+    MailboxFull,
+    StartFailed,
+    UnknownActor,
+)
+from supervisor.events import EventBus, EventKind
+from supervisor.mailbox import Envelope
+from supervisor.spec import ChildSpec, SupervisorSpec
+from supervisor.supervisor import (
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    Refused,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+    WhichChildren,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Runtime", "TreeNode"]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """A read-only snapshot of one actor in the tree, for status displays."""
+
+    name: str
+    kind: str
+    state: str
+    restart: str
+    restarts: int
+    incarnation: int
+    uptime: float | None
+    mailbox: int
+    busy_for: float | None
+    fallback_active: bool
+    last_error: str | None
+    children: tuple[TreeNode, ...] = ()
+
+    def walk(self) -> list[TreeNode]:
+        nodes = [self]
+        for child in self.children:
+            nodes.extend(child.walk())
+        return nodes
+
+
+class Runtime:
+    """Owns one actor system: every named cell and its mailbox, the clock, the event bus,
+    the default error handler, the hung-handler monitor, and the root supervisor.
+
+    Actors and callers address children by name: ``tell``, ``ask``. A message sent while
+    its target restarts waits in the target's mailbox and reaches the replacement; a
+    message to a child stopped for good fails fast with :class:`ActorNotRunning`.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        error_handler: ErrorHandler | None = None,
+        ask_timeout: float = 5.0,
+        monitor_interval: float = 0.25,
+        event_history: int = 1000,
+    ) -> None:
+        if ask_timeout <= 0:
+            raise ValueError("ask_timeout must be > 0: every ask has a timeout")
+        self.clock: Clock = clock or SystemClock()
+        self.events = EventBus(event_history)
+        self.error_handler = error_handler or ErrorHandler()
+        self.ask_timeout = ask_timeout
+        self.monitor_interval = monitor_interval
+        self._cells: dict[str, Cell] = {}
+        self._root: Cell | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._monitor: TimerHandle | None = None
+        self._stopped = False
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+        self.dead_letters = 0
+
+    # -- building ----------------------------------------------------------------------------
+    def start(
+        self,
+        spec: SupervisorSpec,
+        *,
+        name: str = "root",
+        shutdown: float = 5.0,
+    ) -> None:
+        """Start the tree described by ``spec`` under a root supervisor named ``name``.
+
+        Returns once every child has started (or failed to and been handed to its
+        supervisor); raises :class:`StartFailed` if the root itself cannot start.
+        """
+        if self._root is not None:
+            raise RuntimeError("this runtime has already been started")
+        names = [name, *spec.all_ids()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"actor names must be unique in the tree; repeated: {dupes}")
+        root = Cell(self, ChildSpec(id=name, supervisor=spec, shutdown=shutdown), None,
+                    self.error_handler)
+        self._cells[name] = root
+        self._root = root
+        error = root.start_instance()
+        if error is not None:
+            self._stop_clock()
+            raise StartFailed(name, f"{type(error).__name__}: {error}") from error
+        root.emit(EventKind.STARTED, Severity.INFO, reason="tree is up")
+        self._schedule_monitor()
+
+    @property
+    def root_name(self) -> str | None:
+        return self._root.name if self._root else None
+
+    # -- addressing --------------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        return name in self._cells
+
+    def cell(self, name: str) -> Cell:
+        try:
+            return self._cells[name]
+        except KeyError:
+            raise UnknownActor(name) from None
+
+    def cell_or_none(self, name: str) -> Cell | None:
+        return self._cells.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._cells)
+
+    def tell(self, name: str, message: Any) -> None:
+        """Queue ``message`` for ``name``.
+
+        Raises UnknownActor, ActorNotRunning (stopped for good) or MailboxFull. While the
+        target restarts the message is buffered and the replacement receives it.
+        """
+        self.cell(name).mailbox.put(Envelope(message))
+
+    def try_tell(self, name: str, message: Any) -> bool:
+        """Like :meth:`tell`; a refused message is counted as a dead letter and False returned."""
+        try:
+            self.cell(name).mailbox.put(Envelope(message))
+        except (UnknownActor, ActorNotRunning, MailboxFull) as exc:
+            self.count_dead_letters(1)
+            log.debug("dead letter to %s: %s", name, exc)
+            return False
+        return True
+
+    def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        self.cell(name).mailbox.put(Envelope(message, reply_to=future))
+        return future
+
+    def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
+        """Send ``message`` and wait for the reply for at most ``timeout`` seconds.
+
+        The handler's exception, if any, is raised here. AskTimeout when no reply comes.
+        """
+        limit = self.ask_timeout if timeout is None else timeout
+        future = self.ask_future(name, message)
+        try:
+            return future.get(timeout=limit)
+        except pykka.Timeout:
+            raise AskTimeout(name, type(message).__name__, limit) from None
+
+    def count_dead_letters(self, count: int) -> None:
+        with self._lock:
+            self.dead_letters += count
+
+    # -- supervisor commands -----------------------------------------------------------------
+    def _parent_of(self, name: str) -> str:
+        parent = self.cell(name).parent
+        if parent is None:
+            raise ValueError(f"{name!r} is the root; stop the runtime instead")
+        return parent
+
+    def _command(self, supervisor: str, message: Any, timeout: float | None) -> Any:
+        reply = self.ask(supervisor, message, timeout=timeout or max(self.ask_timeout, 30.0))
+        if isinstance(reply, Refused):
+            raise reply.error
+        return reply
+
+    def start_child(self, supervisor: str, spec: ChildSpec, *, timeout: float | None = None
+                    ) -> ChildInfo:
+        if not self.cell(supervisor).spec.is_supervisor:
+            raise ValueError(f"{supervisor!r} is not a supervisor")
+        return self._command(supervisor, StartChild(spec), timeout)  # type: ignore[no-any-return]
+
+    def terminate_child(self, name: str, *, timeout: float | None = None) -> ChildInfo:
+        """Stop ``name`` for good: not restarted, not counted against intensity."""
+        return self._command(self._parent_of(name), TerminateChild(name), timeout)  # type: ignore[no-any-return]
+
+    def restart_child(self, name: str, *, timeout: float | None = None) -> ChildInfo:
+        """Start a terminated child again, or restart a running one in place."""
+        return self._command(self._parent_of(name), RestartChild(name), timeout)  # type: ignore[no-any-return]
+
+    def delete_child(self, name: str, *, timeout: float | None = None) -> None:
+        self._command(self._parent_of(name), DeleteChild(name), timeout)
+
+    def which_children(self, supervisor: str, *, timeout: float | None = None) -> list[ChildInfo]:
+        return self._command(supervisor, WhichChildren(), timeout)  # type: ignore[no-any-return]
+
+    def count_children(self, supervisor: str, *, timeout: float | None = None) -> dict[str, int]:
+        return self._command(supervisor, CountChildren(), timeout)  # type: ignore[no-any-return]
+
+    # -- for supervisors ---------------------------------------------------------------------
+    def _adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler) -> Cell:
+        """The cell for ``spec`` under ``parent``: the existing one (keeping its mailbox) or new."""
+        with self._lock:
+            cell = self._cells.get(spec.id)
+            if cell is not None:
+                if cell.parent != parent:
+                    raise ValueError(
+                        f"actor name {spec.id!r} is already used under {cell.parent!r}"
+                    )
+                cell.spec = spec
+                cell.error_handler = handler
+                return cell
+            cell = Cell(self, spec, parent, handler)
+            self._cells[spec.id] = cell
+            return cell
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._cells.pop(name, None)
+
+    def _child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
+        if cell.parent is not None:
+            try:
+                self.cell(cell.parent).mailbox.put(Envelope(report))
+            except (UnknownActor, ActorNotRunning):
+                log.debug("report from %s dropped: its supervisor is gone", cell.name)
+            return
+        self._root_report(cell, report)
+
+    def _root_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
+        """The root's own failures: nothing above it can restart it, so the process ends."""
+        if isinstance(report, ChildFailed):
+            if report.decision.directive is Directive.RESUME:
+                cell.emit(EventKind.CRASHED, report.decision.severity, error=report.error)
+                return
+            cell.actor = None
+            cell.state = ChildState.STOPPED
+            reason = f"root supervisor failed: {type(report.error).__name__}: {report.error}"
+            cell.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
+            self._finish(1, reason)
+        else:
+            cell.actor = None
+            cell.state = ChildState.STOPPED
+            self._finish(0, "root supervisor stopped")
+
+    def _finish(self, code: int, reason: str) -> None:
+        with self._lock:
+            if self.exit_code is None:
+                self.exit_code = code
+                self.exit_reason = reason
+        self._done.set()
+
+    # -- hung handlers -----------------------------------------------------------------------
+    def _schedule_monitor(self) -> None:
+        if self.monitor_interval > 0 and not self._stopped:
+            self._monitor = self.clock.call_later(self.monitor_interval, self._monitor_tick)
+
+    def _monitor_tick(self) -> None:
+        if self._stopped:
+            return
+        self.check_hung()
+        self._schedule_monitor()
+
+    def check_hung(self) -> list[str]:
+        """Report every actor whose current handler has run past its deadline."""
+        now = self.clock.now()
+        reported = []
+        for cell in list(self._cells.values()):
+            deadline = cell.spec.handler_deadline
+            actor = cell.actor
+            if deadline is None or actor is None or cell.state is not ChildState.RUNNING:
+                continue
+            since = actor._busy_since
+            if not since or now - since <= deadline or cell.hung_reported == since:
+                continue
+            cell.hung_reported = since
+            message = actor._busy_message
+            exc = HandlerTimeout(cell.name, type(message).__name__, now - since, deadline)
+            decision = cell.error_handler.classify(exc)
+            if decision.directive is not Directive.RESUME:
+                cell.mailbox.detach(actor)  # the hung instance will never take another message
+            cell.report_failure(actor, exc, decision, message, was_ask=False, hung=True)
+            reported.append(cell.name)
+        return reported
+
+    # -- views ---------------------------------------------------------------------------------
+    def tree(self) -> TreeNode | None:
+        """A snapshot of the whole tree, read without asking any actor (so it never blocks)."""
+        return self._node(self._root) if self._root else None
+
+    def _node(self, cell: Cell) -> TreeNode:
+        now = self.clock.now()
+        children: list[TreeNode] = []
+        sup = cell.spec.supervisor
+        if sup is not None:
+            for spec in [*sup.children, *cell.extra_children]:
+                child = self._cells.get(spec.id)
+                if child is not None and child.parent == cell.name:
+                    children.append(self._node(child))
+        actor = cell.actor
+        since = actor._busy_since if actor is not None else 0.0
+        running = cell.state is ChildState.RUNNING
+        return TreeNode(
+            name=cell.name,
+            kind=cell.spec.kind,
+            state=cell.state.value,
+            restart=cell.spec.restart.value,
+            restarts=cell.restarts,
+            incarnation=cell.incarnation,
+            uptime=(now - cell.started_at) if running else None,
+            mailbox=len(cell.mailbox),
+            busy_for=(now - since) if since else None,
+            fallback_active=cell.using_fallback,
+            last_error=cell.last_error,
+            children=tuple(children),
+        )
+
+    # -- waiting and stopping ------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the root has ended by itself (failed or exited); True if it has."""
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the whole tree in reverse start order, each child within its budget."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+        root = self._root
+        if root is not None and root.actor is not None:
+            root.stop_instance(close=True, reason="runtime stopped")
+            root.state = ChildState.STOPPED
+            root.emit(EventKind.STOPPED, Severity.INFO, reason="runtime stopped")
+        for cell in list(self._cells.values()):
+            if cell.mailbox.closed is None:
+                cell.fail_drained(cell.mailbox.close("runtime stopped"), "runtime stopped")
+        self._finish(0, "stopped")
+        self._stop_clock()
+
+    def _stop_clock(self) -> None:
+        self.clock.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,534 @@
+"""Supervisor: an actor that starts, watches and restarts its children, with OTP semantics.
+
+Restart strategies (one_for_one, one_for_all, rest_for_one), restart types (permanent,
+transient, temporary), ordered start and reverse-ordered stop with shutdown budgets,
+restart intensity with escalation to the parent, backoff between restarts, fallback
+children, and the dynamic child commands. Everything a supervisor does happens in its own
+thread, one message at a time, so its bookkeeping needs no locks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from supervisor.actor import SupervisedActor
+from supervisor.backoff import IntensityWindow
+from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
+from supervisor.error_handler import Directive, ErrorHandler, Severity
+from supervisor.errors import RestartIntensityExceeded, RuntimeErrorBase, StartFailed
+from supervisor.events import EventKind
+from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from supervisor.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ChildInfo",
+    "CountChildren",
+    "DeleteChild",
+    "RestartChild",
+    "StartChild",
+    "Supervisor",
+    "TerminateChild",
+    "WhichChildren",
+]
+
+
+# -- messages a supervisor handles ---------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RestartDue:
+    """Timer message: start these waiting children now."""
+
+    children: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPrimary:
+    """Timer message: try the primary of a child running its fallback."""
+
+    child: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartChild:
+    """Command: add a child and start it."""
+
+    spec: ChildSpec
+
+
+@dataclass(frozen=True, slots=True)
+class TerminateChild:
+    """Command: stop a child for good (until RestartChild)."""
+
+    child: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """Command: start a terminated child, or restart a running one."""
+
+    child: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChild:
+    """Command: forget a stopped child."""
+
+    child: str
+
+
+@dataclass(frozen=True, slots=True)
+class WhichChildren:
+    """Command: list the children."""
+
+
+@dataclass(frozen=True, slots=True)
+class CountChildren:
+    """Command: count the children by kind and state."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInfo:
+    """A snapshot of one child, as ``which_children`` reports it."""
+
+    id: str
+    kind: str
+    state: str
+    restart: str
+    restarts: int
+    incarnation: int
+    uptime: float | None
+    mailbox: int
+    fallback_active: bool
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A command the supervisor declined; the runtime raises ``error`` in the caller."""
+
+    error: RuntimeErrorBase
+
+
+class Supervisor(SupervisedActor):
+    """Owns the lifecycle of its children and its restart intensity window."""
+
+    def __init__(self, spec: SupervisorSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self._order: list[str] = []
+        self._window = IntensityWindow(spec.intensity.max_restarts, spec.intensity.within_seconds)
+        self._primary_tries = itertools.count(1)
+
+    # -- helpers -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.ctx.name
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.ctx.runtime
+
+    def _handler(self) -> ErrorHandler:
+        return self.spec.error_handler or self.runtime.error_handler
+
+    def _cell_of(self, child: str) -> Cell | None:
+        return self.runtime.cell_or_none(child) if child in self._order else None
+
+    def _live(self, child: str, incarnation: int) -> Cell | None:
+        """The child's cell, if the report is about its current instance."""
+        cell = self._cell_of(child)
+        if cell is None or cell.incarnation != incarnation or cell.actor is None:
+            return None
+        return cell
+
+    def _all_specs(self) -> list[ChildSpec]:
+        own = self._cell
+        extra = own.extra_children if own is not None else []
+        return [*self.spec.children, *extra]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_start(self) -> None:
+        handler = self._handler()
+        for child in self._all_specs():
+            self.runtime._adopt(child, parent=self.name, handler=handler)
+            self._order.append(child.id)
+        self._start_group(list(self._order), initial=True)
+
+    def on_stop(self) -> None:
+        own = self._cell
+        self._stop_children(close=own.closing if own is not None else True)
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop_children(close=False)
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case ChildFailed():
+                self._on_child_failed(message)
+            case ChildExited():
+                self._on_child_exited(message)
+            case RestartDue(children):
+                self._start_group(list(children), initial=False)
+            case RetryPrimary():
+                self._on_retry_primary(message)
+            case StartChild(spec):
+                return self._start_child(spec)
+            case TerminateChild(child):
+                return self._terminate_child(child)
+            case RestartChild(child):
+                return self._restart_child(child)
+            case DeleteChild(child):
+                return self._delete_child(child)
+            case WhichChildren():
+                return self._which_children()
+            case CountChildren():
+                return self._count_children()
+            case _:
+                return super().on_receive(message)
+        return None
+
+    # -- starting ----------------------------------------------------------------------------
+    def _start_group(self, group: list[str], *, initial: bool) -> None:
+        """Start ``group`` in order; a start failure is handled like a crash of that child."""
+        for i, child in enumerate(group):
+            cell = self._cell_of(child)
+            if cell is None:
+                continue
+            if not initial and cell.state is not ChildState.RESTARTING:
+                continue
+            error = cell.start_instance()
+            if error is None:
+                kind = EventKind.RESTARTED if cell.incarnation > 1 else EventKind.STARTED
+                reason = "fallback in place of the primary" if cell.using_fallback else ""
+                cell.emit(kind, Severity.INFO, reason=reason)
+                continue
+            cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
+            directive = self._handler().classify(error).directive
+            if directive is Directive.RESUME:
+                directive = Directive.RESTART  # nothing is running that could resume
+            if self.spec.strategy is Strategy.ONE_FOR_ONE:
+                self._handle_loss(cell, error, directive, abnormal=True, ran_for=None)
+                continue
+            rest = group[i + 1 :]
+            for other in rest:
+                other_cell = self._cell_of(other)
+                if other_cell is not None and other_cell.actor is None:
+                    other_cell.state = ChildState.RESTARTING
+            self._handle_loss(
+                cell, error, directive, abnormal=True, ran_for=None, pending=rest
+            )
+            return
+
+    # -- failures ----------------------------------------------------------------------------
+    def _on_child_failed(self, report: ChildFailed) -> None:
+        cell = self._live(report.child, report.incarnation)
+        if cell is None:
+            return  # about an instance that is already gone
+        decision = report.decision
+        via = "ask" if report.was_ask else "tell"
+        cell.emit(
+            EventKind.HUNG if report.hung else EventKind.CRASHED,
+            decision.severity,
+            reason=f"{via} {report.message_type}: {decision.matched} -> "
+            f"{decision.directive.value}",
+            error=report.error,
+        )
+        if not report.was_ask:
+            self.runtime.count_dead_letters(1)
+        if decision.directive is Directive.RESUME:
+            cell.emit(EventKind.RESUMED, Severity.INFO, reason="failing message dropped")
+            return
+        old = cell.actor
+        if old is not None:
+            cell.mailbox.detach(old)
+        cell.actor = None
+        ran_for = self.ctx.clock.now() - cell.started_at
+        self._handle_loss(cell, report.error, decision.directive, abnormal=True, ran_for=ran_for)
+
+    def _on_child_exited(self, report: ChildExited) -> None:
+        cell = self._live(report.child, report.incarnation)
+        if cell is None:
+            return
+        cell.actor = None
+        if cell.spec.restart is RestartType.PERMANENT:
+            cell.emit(EventKind.EXITED, Severity.WARNING, reason="exited; permanent, restarting")
+            ran_for = self.ctx.clock.now() - cell.started_at
+            self._handle_loss(cell, None, Directive.RESTART, abnormal=False, ran_for=ran_for)
+        else:
+            cell.emit(EventKind.EXITED, Severity.INFO, reason="exited normally")
+            self._finish_child(cell, "exited normally")
+
+    def _handle_loss(
+        self,
+        cell: Cell,
+        error: BaseException | None,
+        directive: Directive,
+        *,
+        abnormal: bool,
+        ran_for: float | None,
+        pending: list[str] | None = None,
+    ) -> None:
+        """A child's instance is gone: restart it (and its group), or end it, or escalate."""
+        if directive is Directive.ESCALATE:
+            self._escalate(f"{cell.name} failed: {error!r}")
+        if directive is Directive.STOP:
+            self._finish_child(cell, f"stopped by directive after {error!r}")
+            return
+        if not cell.spec.restart.restarts_after(abnormal=abnormal):
+            self._finish_child(cell, f"{cell.spec.restart.value} child, not restarted")
+            if pending:
+                self.ctx.tell(self.name, RestartDue(tuple(pending)))
+            return
+        now = self.ctx.clock.now()
+        if not self._window.record(now):
+            self._escalate(
+                f"more than {self.spec.intensity.max_restarts} restarts in "
+                f"{self.spec.intensity.within_seconds:g}s (last: {cell.name})"
+            )
+        cell.restarts += 1
+        if ran_for is not None and ran_for >= self.spec.backoff.reset_after:
+            cell.consecutive_failures = 0
+        cell.consecutive_failures += 1
+        fell_back = self._maybe_fall_back(cell, forced=directive is Directive.FALLBACK)
+        group = self._group(cell.name, pending or [])
+        for other in reversed(group):
+            other_cell = self._cell_of(other)
+            if other_cell is None or other_cell is cell:
+                continue
+            if other_cell.actor is not None:
+                why = f"restarting with {cell.name}"
+                other_cell.stop_instance(close=False, reason=why)
+                other_cell.emit(EventKind.STOPPED, Severity.INFO, reason=why)
+            other_cell.state = ChildState.RESTARTING
+        cell.state = ChildState.RESTARTING
+        delay = 0.0 if fell_back else self.spec.backoff.delay(cell.consecutive_failures)
+        cell.emit(
+            EventKind.RESTARTING,
+            Severity.WARNING,
+            delay=delay,
+            reason=f"failure {cell.consecutive_failures} in a row"
+            + (f", with {', '.join(g for g in group if g != cell.name)}" if len(group) > 1 else ""),
+        )
+        due = RestartDue(tuple(group))
+        if delay <= 0:
+            self.ctx.tell(self.name, due)
+        else:
+            self.ctx.schedule(delay, due)
+
+    def _group(self, failed: str, pending: list[str]) -> list[str]:
+        wanted = set(self.spec.strategy.group(self._order, failed)) | set(pending)
+        group = []
+        for child in self._order:
+            cell = self._cell_of(child)
+            if child not in wanted or cell is None:
+                continue
+            if child != failed and cell.state in (ChildState.TERMINATED, ChildState.STOPPED):
+                continue
+            group.append(child)
+        return group
+
+    def _maybe_fall_back(self, cell: Cell, *, forced: bool) -> bool:
+        fallback = cell.spec.fallback
+        if fallback is None or cell.using_fallback:
+            return False
+        if not forced and cell.consecutive_failures < fallback.after:
+            return False
+        cell.using_fallback = True
+        cell.emit(
+            EventKind.FELL_BACK,
+            Severity.WARNING,
+            reason=f"after {cell.consecutive_failures} failure(s) in a row: "
+            f"{fallback.description or 'fallback'}",
+        )
+        cell.consecutive_failures = 0
+        if fallback.retry_primary_after is not None:
+            self.ctx.schedule(
+                fallback.retry_primary_after, RetryPrimary(cell.name, next(self._primary_tries))
+            )
+        return True
+
+    def _on_retry_primary(self, msg: RetryPrimary) -> None:
+        cell = self._cell_of(msg.child)
+        fallback = cell.spec.fallback if cell is not None else None
+        if cell is None or fallback is None or not cell.using_fallback:
+            return
+        if cell.state is not ChildState.RUNNING:
+            return  # the fallback itself is restarting; its own path goes on
+        cell.stop_instance(close=False, reason="trying the primary again")
+        cell.using_fallback = False
+        error = cell.start_instance()
+        if error is None:
+            cell.consecutive_failures = 0
+            cell.emit(EventKind.PRIMARY_RESTORED, Severity.INFO, reason="primary is back")
+            return
+        cell.emit(EventKind.START_FAILED, Severity.WARNING, error=error, reason="primary retry")
+        cell.using_fallback = True
+        error = cell.start_instance()
+        if error is None:
+            cell.emit(EventKind.RESTARTED, Severity.INFO, reason="fallback in place of the primary")
+        else:
+            cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
+            self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
+        if fallback.retry_primary_after is not None:
+            self.ctx.schedule(
+                fallback.retry_primary_after, RetryPrimary(cell.name, next(self._primary_tries))
+            )
+
+    def _escalate(self, reason: str) -> None:
+        own = self._cell
+        if own is not None:
+            own.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
+        self._stop_children(close=False)
+        raise RestartIntensityExceeded(
+            self.name, self.spec.intensity.max_restarts, self.spec.intensity.within_seconds
+        )
+
+    def _finish_child(self, cell: Cell, reason: str) -> None:
+        """End a child for good: no restart; its mailbox refuses messages from now on."""
+        if cell.actor is not None:
+            cell.stop_instance(close=True, reason=reason)
+        else:
+            cell.fail_drained(cell.mailbox.close(reason), reason)
+        cell.state = ChildState.STOPPED
+        cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
+        if cell.spec.restart is RestartType.TEMPORARY:
+            self._forget(cell.name)
+
+    def _stop_children(self, *, close: bool) -> None:
+        """Stop every child in reverse start order, each within its shutdown budget."""
+        reason = "supervisor stopped" if close else "supervisor restarting"
+        for child in reversed(self._order):
+            cell = self.runtime.cell_or_none(child)
+            if cell is None:
+                continue
+            if cell.actor is not None:
+                cell.stop_instance(close=close, reason=reason)
+                cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
+            elif close:
+                cell.fail_drained(cell.mailbox.close(reason), reason)
+            if cell.state is not ChildState.TERMINATED:
+                cell.state = ChildState.STOPPED
+
+    def _forget(self, child: str) -> None:
+        if child in self._order:
+            self._order.remove(child)
+        own = self._cell
+        if own is not None:
+            own.extra_children = [c for c in own.extra_children if c.id != child]
+        self.runtime._forget(child)
+
+    # -- dynamic children --------------------------------------------------------------------
+    def _start_child(self, spec: ChildSpec) -> Refused | ChildInfo:
+        if self.runtime.has(spec.id):
+            return Refused(_DuplicateName(spec.id))
+        cell = self.runtime._adopt(spec, parent=self.name, handler=self._handler())
+        self._order.append(spec.id)
+        error = cell.start_instance()
+        if error is not None:
+            self._order.remove(spec.id)
+            self.runtime._forget(spec.id)
+            cell.fail_drained(cell.mailbox.close("failed to start"), "failed to start")
+            return Refused(StartFailed(spec.id, f"{type(error).__name__}: {error}"))
+        own = self._cell
+        if own is not None:
+            own.extra_children.append(spec)
+        cell.emit(EventKind.STARTED, Severity.INFO, reason="started on request")
+        return self._info(cell)
+
+    def _terminate_child(self, child: str) -> Refused | ChildInfo:
+        cell = self._cell_of(child)
+        if cell is None:
+            return Refused(_NotMine(child, self.name))
+        reason = "stopped by request"
+        if cell.actor is not None:
+            cell.stop_instance(close=True, reason=reason)
+        else:
+            cell.fail_drained(cell.mailbox.close(reason), reason)
+        cell.state = ChildState.TERMINATED
+        cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
+        info = self._info(cell)
+        if cell.spec.restart is RestartType.TEMPORARY:
+            self._forget(child)
+        return info
+
+    def _restart_child(self, child: str) -> Refused | ChildInfo:
+        cell = self._cell_of(child)
+        if cell is None:
+            return Refused(_NotMine(child, self.name))
+        if cell.actor is not None:
+            cell.stop_instance(close=False, reason="restart requested")
+            cell.emit(EventKind.STOPPED, Severity.INFO, reason="restart requested")
+        cell.restarts += 1
+        error = cell.start_instance()
+        if error is not None:
+            cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
+            self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
+            return Refused(StartFailed(child, f"{type(error).__name__}: {error}"))
+        cell.emit(EventKind.RESTARTED, Severity.INFO, reason="restarted on request")
+        return self._info(cell)
+
+    def _delete_child(self, child: str) -> Refused | None:
+        cell = self._cell_of(child)
+        if cell is None:
+            return Refused(_NotMine(child, self.name))
+        if cell.actor is not None or cell.state in (ChildState.RUNNING, ChildState.STARTING):
+            return Refused(_StillRunning(child))
+        self._forget(child)
+        return None
+
+    def _info(self, cell: Cell) -> ChildInfo:
+        now = self.ctx.clock.now()
+        running = cell.state is ChildState.RUNNING
+        return ChildInfo(
+            id=cell.name,
+            kind=cell.spec.kind,
+            state=cell.state.value,
+            restart=cell.spec.restart.value,
+            restarts=cell.restarts,
+            incarnation=cell.incarnation,
+            uptime=(now - cell.started_at) if running else None,
+            mailbox=len(cell.mailbox),
+            fallback_active=cell.using_fallback,
+            last_error=cell.last_error,
+        )
+
+    def _which_children(self) -> list[ChildInfo]:
+        return [self._info(c) for c in (self._cell_of(x) for x in self._order) if c is not None]
+
+    def _count_children(self) -> dict[str, int]:
+        cells = [c for c in (self._cell_of(x) for x in self._order) if c is not None]
+        return {
+            "specs": len(cells),
+            "active": sum(1 for c in cells if c.state is ChildState.RUNNING),
+            "supervisors": sum(1 for c in cells if c.spec.is_supervisor),
+            "workers": sum(1 for c in cells if not c.spec.is_supervisor),
+        }
+
+
+class _DuplicateName(RuntimeErrorBase, ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an actor named {name!r} already exists")
+
+
+class _NotMine(RuntimeErrorBase, LookupError):
+    def __init__(self, child: str, supervisor: str) -> None:
+        super().__init__(f"{child!r} is not a child of {supervisor!r}")
+
+
+class _StillRunning(RuntimeErrorBase):
+    def __init__(self, child: str) -> None:
+        super().__init__(f"{child!r} is running; terminate it before deleting it")
