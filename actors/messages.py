@@ -9,6 +9,7 @@ from decimal import Decimal
 
 __all__ = [
     "Alert",
+    "BreakerTransition",
     "Fill",
     "FillRecorded",
     "HaltTrading",
@@ -147,3 +148,15 @@ def fill_from_json(data: dict[str, object]) -> Fill:
         float(str(data.get("at", 0.0))),
         str(data.get("venue", "paper")),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    """The circuit breaker changed state: from, to, why, and the figures that caused it."""
+
+    previous: str
+    state: str  # closed | open | half_open | halted
+    reason: str
+    figures: tuple[tuple[str, str], ...] = ()
+    by: str = "breaker"
+    at: float = 0.0

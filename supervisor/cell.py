@@ -87,6 +87,7 @@ class Cell:
         self.hung_reported = 0.0
         self.last_error: str | None = None
         self.extra_children: list[ChildSpec] = []  # added with start_child; kept across restarts
+        self.published: Any = None  # the actor's latest published snapshot (immutable)
 
     @property
     def clock(self) -> Clock:

@@ -57,6 +57,19 @@ class ActorContext:
         """How many messages wait in this actor's mailbox (for batching decisions)."""
         return len(self._cell.mailbox)
 
+    def publish(self, snapshot: Any) -> None:
+        """Make an immutable ``snapshot`` of this actor's state readable by anyone, lock-free.
+
+        For state read on hot paths (e.g. "may I trade?") where an ask would cost too much.
+        The actor stays the only writer; readers get whole snapshots, never a half-update.
+        The last snapshot stays readable while the actor restarts.
+        """
+        self._cell.published = snapshot
+
+    def peek(self, name: str) -> Any:
+        """The snapshot ``name`` last published (None if it never did)."""
+        return self._runtime.peek(name)
+
     def tell(self, name: str, message: Any) -> None:
         """Queue ``message`` for ``name``; raises UnknownActor/ActorNotRunning/MailboxFull."""
         self._runtime.tell(name, message)

@@ -148,6 +148,10 @@ class Runtime:
     def names(self) -> list[str]:
         return list(self._cells)
 
+    def peek(self, name: str) -> Any:
+        """The snapshot the actor ``name`` last published with ``ctx.publish`` (or None)."""
+        return self.cell(name).published
+
     def tell(self, name: str, message: Any) -> None:
         """Queue ``message`` for ``name``.
 
