@@ -43,6 +43,7 @@ class PositionBook:
         self.realized_pnl = ZERO
         self.fees = ZERO
         self.positions: dict[str, Position] = {}
+        self.last_realized = ZERO  # realised PnL of the last fill applied
         self._quant = Decimal(1).scaleb(-price_places)
 
     def check(self, fill: Fill) -> None:
@@ -70,6 +71,7 @@ class PositionBook:
             self.check(fill)
         self.cash -= fill.signed_quantity * fill.price + fill.fee
         self.fees += fill.fee
+        self.last_realized = ZERO
         held = self.positions.get(fill.symbol)
         delta = fill.signed_quantity
         if held is None or held.quantity == 0:
@@ -83,6 +85,7 @@ class PositionBook:
             direction = 1 if held.quantity > 0 else -1
             pnl = (fill.price - held.avg_price) * closing * direction
             self.realized_pnl += pnl
+            self.last_realized = pnl
             qty = held.quantity + delta
             if qty == 0:
                 pos = replace(held, quantity=ZERO, realized_pnl=held.realized_pnl + pnl,

@@ -72,6 +72,7 @@ class LedgerEvent:
 
     seq: int
     fill: Fill
+    realized: Decimal = Decimal(0)  # PnL this fill realised (0 when it opened or added)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +237,7 @@ class Ledger:
                     self.changed_at = max(self.changed_at, fill.at)
                     touched.add(fill.symbol)
                     results.append(FillRecorded(fill.fill_id, self.seq, duplicate=False))
-                    events.append(LedgerEvent(self.seq, fill))
+                    events.append(LedgerEvent(self.seq, fill, self.book.last_realized))
                 if events:
                     for symbol in touched:
                         self._put_position(symbol)

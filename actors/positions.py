@@ -17,6 +17,7 @@ import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.book import ZERO
+from actors.breaker_messages import EquitySample, TradeClosed
 from actors.ledger import Ledger, Rejected
 from actors.messages import Fill, FillRecorded, InvalidFill, MarkPrice
 from actors.position_messages import (
@@ -59,6 +60,7 @@ class PositionActor(SupervisedActor):
         price_tolerance: Decimal = Field(Decimal("0.000001"), ge=0)
         breaker: str = "breaker"
         alerts: str = "alerts"
+        equity_interval: float = Field(1.0, gt=0)  # at most one equity sample per interval
 
     def __init__(self, settings: PositionActor.Settings | None = None) -> None:
         super().__init__()
@@ -72,6 +74,7 @@ class PositionActor(SupervisedActor):
         self.marks: dict[str, Decimal] = {}
         self.commits = 0
         self._reconciler: Reconciler | None = None
+        self._last_sample = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -105,6 +108,8 @@ class PositionActor(SupervisedActor):
             return None
         if isinstance(message, MarkPrice):
             self.marks[message.symbol] = message.price
+            if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
+                self._send_equity()
             return None
         self._commit()  # everything else sees only committed state
         match message:
@@ -153,6 +158,23 @@ class PositionActor(SupervisedActor):
             update = SourceEvents(tuple(events))
             for source in self.settings.sources:
                 self.ctx.try_tell(source, update)
+            for event in events:
+                if event.realized != 0:
+                    self.ctx.try_tell(self.settings.breaker,
+                                      TradeClosed(event.fill.symbol, event.realized))
+            self._send_equity()
+
+    def _send_equity(self) -> None:
+        """Tell the breaker the account's equity and exposure, as of now."""
+        self._last_sample = self.ctx.clock.now()
+        book, marks = self.ledger.book, self.marks
+        exposure = {
+            s: abs(marks.get(s, p.avg_price) * p.quantity) for s, p in book.positions.items()
+        }
+        self.ctx.try_tell(
+            self.settings.breaker,
+            EquitySample(book.equity(marks), sum(exposure.values(), ZERO), exposure),
+        )
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self) -> PortfolioSnapshot:

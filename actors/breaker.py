@@ -1,0 +1,457 @@
+"""The circuit breaker actor: CLOSED / OPEN / HALF_OPEN (and HALTED), from real triggers.
+
+Owns the breaker state, its triggers and its SQLite file. Any trigger firing opens it.
+After ``recovery_timeout`` (longer after repeated trips, capped) the clock moves it to
+HALF_OPEN by itself, unless a level trigger still holds; HALF_OPEN lets at most
+``half_open_max_calls`` probe orders through; ``success_threshold`` good probes close it,
+one bad probe opens it again. OPEN refuses only orders that add exposure; HALTED (manual,
+or an emergency reset of the ledger) refuses every order. Every transition is persisted
+before it is published, so an OPEN breaker stays OPEN across restarts, and is sent to the
+alerts actor with its reason and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psutil
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.breaker_gate import BreakerGate, BreakerState
+from actors.breaker_messages import (
+    ApiResult,
+    BreakerStatus,
+    EquitySample,
+    ForceClose,
+    ForceOpen,
+    GetBreakerStatus,
+    PriceSample,
+    ProbeResult,
+    SampleResources,
+    TradeClosed,
+    VolumeSample,
+)
+from actors.breaker_triggers import (
+    ApiErrorTrigger,
+    ConsecutiveLossTrigger,
+    DailyLossTrigger,
+    DrawdownTrigger,
+    ExposureTrigger,
+    LiquidityTrigger,
+    ResourceTrigger,
+    Trip,
+    VolatilityTrigger,
+)
+from actors.messages import BreakerTransition, HaltTrading
+from supervisor import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BreakerActor"]
+
+
+class _Off(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+
+
+class DrawdownSettings(_Off):
+    """``drawdown``: open when equity falls this far below its peak (``max_drawdown_percent``)."""
+
+    max_percent: float = Field(10.0, gt=0, le=100)
+
+
+class DailyLossSettings(_Off):
+    """``daily_loss``: open when the day's loss reaches this percent of its starting equity."""
+
+    max_percent: float = Field(15.0, gt=0, le=100)
+    timezone: str = "UTC"
+
+
+class ApiErrorSettings(_Off):
+    """``api_errors``: error rate in a sliding window; failures in a row (``failure_threshold``)."""
+
+    window_seconds: float = Field(300.0, gt=0)
+    min_calls: int = Field(10, ge=1)
+    max_error_rate: float = Field(0.5, gt=0, le=1)
+    max_consecutive: int = Field(5, ge=0)  # the original bot's failure_threshold; 0 = off
+
+
+class LossStreakSettings(_Off):
+    """``consecutive_losses``: open after this many losing trades in a row."""
+
+    max_losses: int = Field(5, ge=1)
+
+
+class VolatilitySettings(_Off):
+    """``volatility``: realised volatility over a window, in percent."""
+
+    window_seconds: float = Field(3600.0, gt=0)
+    max_percent: float = Field(8.0, gt=0)
+    min_samples: int = Field(10, ge=2)
+
+
+class LiquiditySettings(_Off):
+    """``liquidity``: traded volume floor for symbols we hold."""
+
+    min_volume: float = Field(1000.0, ge=0)
+
+
+class ExposureSettings(_Off):
+    """``exposure``: gross exposure over equity, in total and per symbol."""
+
+    max_gross_percent: float = Field(100.0, gt=0)
+    max_symbol_percent: float = Field(35.0, gt=0)
+
+
+class ResourceSettings(_Off):
+    """``resources``: process memory and CPU, sampled with psutil off the order path."""
+
+    interval_seconds: float = Field(5.0, gt=0)
+    max_rss_mb: float = Field(1024.0, gt=0)
+    max_cpu_percent: float = Field(95.0, gt=0)
+    sustain_samples: int = Field(6, ge=1)
+
+
+@dataclass
+class _Persisted:
+    state: BreakerState = BreakerState.CLOSED
+    reason: str = "initial state"
+    by: str = "breaker"
+    since: float = 0.0
+    manual: bool = False
+    recovery_at: float | None = None
+    figures: tuple[tuple[str, str], ...] = ()
+    trip_times: tuple[float, ...] = ()
+    peak: str | None = None
+
+
+class BreakerActor(SupervisedActor):
+    """Owns the breaker state machine, its triggers, and ``breaker.db``."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        database: str = "state/breaker.db"
+        recovery_timeout: float = Field(300.0, gt=0)
+        max_recovery_timeout: float = Field(3600.0, gt=0)
+        timeout_multiplier: float = Field(2.0, ge=1)
+        trip_memory_seconds: float = Field(86400.0, gt=0)
+        half_open_max_calls: int = Field(1, ge=1)
+        success_threshold: int = Field(1, ge=1)
+        alerts: str = "alerts"
+        drawdown: DrawdownSettings = DrawdownSettings()
+        daily_loss: DailyLossSettings = DailyLossSettings()
+        api_errors: ApiErrorSettings = ApiErrorSettings()
+        consecutive_losses: LossStreakSettings = LossStreakSettings()
+        volatility: VolatilitySettings = VolatilitySettings()
+        liquidity: LiquiditySettings = LiquiditySettings()
+        exposure: ExposureSettings = ExposureSettings()
+        resources: ResourceSettings = ResourceSettings()
+
+    def __init__(self, settings: BreakerActor.Settings | None = None) -> None:
+        super().__init__()
+        s = self.settings = settings or BreakerActor.Settings()
+        self.drawdown = DrawdownTrigger(s.drawdown.max_percent) if s.drawdown.enabled else None
+        self.daily = (DailyLossTrigger(s.daily_loss.max_percent, s.daily_loss.timezone)
+                      if s.daily_loss.enabled else None)
+        a = s.api_errors
+        self.api = (ApiErrorTrigger(a.window_seconds, a.min_calls, a.max_error_rate,
+                                    a.max_consecutive) if a.enabled else None)
+        self.losses = (ConsecutiveLossTrigger(s.consecutive_losses.max_losses)
+                       if s.consecutive_losses.enabled else None)
+        v = s.volatility
+        self.volatility = (VolatilityTrigger(v.window_seconds, v.max_percent, v.min_samples)
+                           if v.enabled else None)
+        self.liquidity = (LiquidityTrigger(s.liquidity.min_volume)
+                          if s.liquidity.enabled else None)
+        self.exposure = (ExposureTrigger(s.exposure.max_gross_percent,
+                                         s.exposure.max_symbol_percent)
+                         if s.exposure.enabled else None)
+        r = s.resources
+        self.resources = (ResourceTrigger(r.max_rss_mb, r.max_cpu_percent, r.sustain_samples)
+                          if r.enabled else None)
+        self.p = _Persisted()
+        self.successes = 0
+        self.transitions = 0
+        self._token = 0
+        self._db: sqlite3.Connection | None = None
+        self._process: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_start(self) -> None:
+        path = Path(self.settings.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                   "record TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS transitions (id INTEGER PRIMARY KEY "
+                   "AUTOINCREMENT, at REAL NOT NULL, record TEXT NOT NULL)")
+        self._db = db
+        row = db.execute("SELECT record FROM state WHERE id = 1").fetchone()
+        if row is None:
+            self.p.since = self.ctx.clock.wall()
+            self._save()
+        else:
+            self._restore(json.loads(row[0]))
+        self.transitions = int(db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0])
+        self._publish()
+        if self.p.state is BreakerState.OPEN and not self.p.manual:
+            self._schedule_recovery()
+        if self.resources is not None:
+            self._process = psutil.Process()
+            self._process.cpu_percent(None)  # prime: the first reading is always 0
+            self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
+        log.info("breaker %s (%s)", self.p.state.value, self.p.reason)
+
+    def on_stop(self) -> None:
+        self._close_db()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._close_db()
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- messages ----------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case EquitySample():
+                self._on_equity(message)
+            case TradeClosed(_, pnl):
+                if self.losses is not None:
+                    self._maybe_trip(self.losses.on_trade(pnl))
+            case ApiResult(ok):
+                if self.api is not None:
+                    self._maybe_trip(self.api.on_call(ok, self.ctx.clock.now()))
+            case PriceSample(symbol, price):
+                if self.volatility is not None:
+                    self._maybe_trip(
+                        self.volatility.on_price(symbol, price, self.ctx.clock.now()))
+            case VolumeSample(symbol, volume):
+                if self.liquidity is not None:
+                    self._maybe_trip(self.liquidity.on_volume(symbol, volume))
+            case ProbeResult(ok, detail):
+                self._on_probe(ok, detail)
+            case SampleResources():
+                self._sample_resources()
+            case _Recover(token):
+                if token == self._token:
+                    self._recover()
+            case ForceOpen(by, why):
+                self._transition(BreakerState.OPEN, f"forced open: {why}", by=by, manual=True)
+                return self.status()
+            case ForceClose(by, why):
+                self._rearm_all()
+                self._transition(BreakerState.CLOSED, f"forced closed: {why}", by=by)
+                return self.status()
+            case HaltTrading(reason, by):
+                self._transition(BreakerState.HALTED, f"halted: {reason}", by=by, manual=True)
+                return self.status()
+            case GetBreakerStatus():
+                return self.status()
+            case _:
+                return super().on_receive(message)
+        return None
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _on_equity(self, sample: EquitySample) -> None:
+        trips = []
+        if self.drawdown is not None:
+            trips.append(self.drawdown.on_equity(sample.equity))
+        if self.daily is not None:
+            trips.append(self.daily.on_equity(sample.equity, self.ctx.clock.wall()))
+        if self.exposure is not None:
+            trips.append(self.exposure.on_exposure(sample.equity, sample.gross_exposure,
+                                                   sample.exposure_by_symbol))
+        if self.liquidity is not None:
+            held = {s for s, v in sample.exposure_by_symbol.items() if v > 0}
+            trips.append(self.liquidity.on_holdings(held))
+        for trip in trips:
+            if trip is not None:
+                self._maybe_trip(trip)
+                break
+
+    def _sample_resources(self) -> None:
+        assert self.resources is not None and self._process is not None
+        rss = int(self._process.memory_info().rss)
+        cpu = float(self._process.cpu_percent(None))
+        self._maybe_trip(self.resources.on_sample(rss, cpu))
+        self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
+
+    def _on_probe(self, ok: bool, detail: str) -> None:
+        if self.p.state is not BreakerState.HALF_OPEN:
+            return
+        if not ok:
+            self._trip(Trip("probe", f"probe order failed: {detail}", (("detail", detail),)))
+            return
+        self.successes += 1
+        if self.successes >= self.settings.success_threshold:
+            self._transition(BreakerState.CLOSED,
+                             f"{self.successes} successful probe(s) in half-open")
+
+    # -- the state machine -------------------------------------------------------------------
+    def _maybe_trip(self, trip: Trip | None) -> None:
+        if trip is not None and self.p.state in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
+            self._trip(trip)
+
+    def _trip(self, trip: Trip) -> None:
+        now_wall = self.ctx.clock.wall()
+        memory = self.settings.trip_memory_seconds
+        recent = [t for t in self.p.trip_times if t > now_wall - memory] + [now_wall]
+        self.p.trip_times = tuple(recent)
+        timeout = min(
+            self.settings.max_recovery_timeout,
+            self.settings.recovery_timeout * self.settings.timeout_multiplier ** (len(recent) - 1),
+        )
+        self.p.recovery_at = now_wall + timeout
+        self._transition(BreakerState.OPEN, f"{trip.trigger}: {trip.reason}",
+                         figures=(*trip.figures, ("recovery_timeout_s", f"{timeout:g}")))
+        self._schedule_recovery()
+
+    def _schedule_recovery(self) -> None:
+        self._token += 1
+        at = self.p.recovery_at if self.p.recovery_at is not None else self.ctx.clock.wall()
+        self.ctx.schedule(max(0.0, at - self.ctx.clock.wall()), _Recover(self._token))
+
+    def _recover(self) -> None:
+        if self.p.state is not BreakerState.OPEN or self.p.manual:
+            return
+        wall = self.ctx.clock.wall()
+        holds = [h for h in self._holding(wall) if h]
+        if holds:
+            wait = self.settings.recovery_timeout
+            if self.daily is not None and self.daily.holding(wall):
+                wait = max(1.0, self.daily.next_day_start(wall) - wall)
+            self.p.recovery_at = wall + wait
+            self.p.reason = f"still open: {'; '.join(holds)}"
+            self._save()
+            self._publish()
+            self._schedule_recovery()
+            return
+        for trigger in (self.drawdown, self.api, self.losses):
+            if trigger is not None:
+                trigger.rearm()
+        self.successes = 0
+        self._transition(BreakerState.HALF_OPEN,
+                         f"recovery timeout passed; {self.settings.half_open_max_calls} "
+                         "probe order(s) allowed")
+
+    def _holding(self, wall: float) -> list[str | None]:
+        return [
+            self.daily.holding(wall) if self.daily else None,
+            self.volatility.holding() if self.volatility else None,
+            self.liquidity.holding() if self.liquidity else None,
+            self.exposure.holding() if self.exposure else None,
+            self.resources.holding() if self.resources else None,
+        ]
+
+    def _rearm_all(self) -> None:
+        for trigger in (self.drawdown, self.api, self.losses):
+            if trigger is not None:
+                trigger.rearm()
+
+    def _transition(
+        self,
+        state: BreakerState,
+        reason: str,
+        *,
+        by: str = "breaker",
+        manual: bool = False,
+        figures: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        previous = self.p.state
+        wall = self.ctx.clock.wall()
+        self.p.state, self.p.reason, self.p.by = state, reason, by
+        self.p.since, self.p.manual, self.p.figures = wall, manual, figures
+        if state is not BreakerState.OPEN:
+            self.p.recovery_at = None
+            self._token += 1  # cancels a pending recovery
+        if state is BreakerState.CLOSED:
+            self.successes = 0
+        self.transitions += 1
+        event = BreakerTransition(previous.value, state.value, reason, figures, by, wall)
+        self._save(event)
+        self._publish()
+        log.warning("breaker %s -> %s: %s", previous.value, state.value, reason)
+        self.ctx.try_tell(self.settings.alerts, event)
+
+    # -- persistence and publishing ----------------------------------------------------------
+    def _publish(self) -> None:
+        probes = self.settings.half_open_max_calls if self.p.state is BreakerState.HALF_OPEN else 0
+        self.ctx.publish(BreakerGate(self.p.state, self.p.reason, self.p.since, probes))
+
+    def _save(self, event: BreakerTransition | None = None) -> None:
+        assert self._db is not None
+        p = self.p
+        peak = self.drawdown.peak if self.drawdown is not None else None
+        record = {
+            "state": p.state.value, "reason": p.reason, "by": p.by, "since": p.since,
+            "manual": p.manual, "recovery_at": p.recovery_at, "figures": list(p.figures),
+            "trip_times": list(p.trip_times), "peak": str(peak) if peak is not None else None,
+        }
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("INSERT INTO state (id, record) VALUES (1, ?) ON CONFLICT(id) DO "
+                             "UPDATE SET record = excluded.record", (json.dumps(record),))
+            if event is not None:
+                self._db.execute(
+                    "INSERT INTO transitions (at, record) VALUES (?, ?)",
+                    (event.at, json.dumps({"from": event.previous, "to": event.state,
+                                           "reason": event.reason, "by": event.by,
+                                           "figures": list(event.figures)})))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _restore(self, record: dict[str, Any]) -> None:
+        self.p = _Persisted(
+            state=BreakerState(record["state"]), reason=record["reason"], by=record["by"],
+            since=record["since"], manual=record["manual"], recovery_at=record["recovery_at"],
+            figures=tuple((str(k), str(v)) for k, v in record["figures"]),
+            trip_times=tuple(record["trip_times"]), peak=record.get("peak"),
+        )
+        if self.drawdown is not None and self.p.peak is not None:
+            self.drawdown.peak = Decimal(self.p.peak)
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self) -> BreakerStatus:
+        measures: dict[str, str] = {}
+        if self.drawdown is not None and self.drawdown.peak is not None:
+            measures["peak_equity"] = str(self.drawdown.peak)
+        if self.daily is not None and self.daily.start_equity is not None:
+            measures["daily_loss_pct"] = f"{float(self.daily.loss_pct):.4f}"
+        if self.api is not None:
+            measures["api_calls_in_window"] = str(len(self.api.calls))
+            measures["api_failures_in_row"] = str(self.api.failures_in_row)
+        if self.losses is not None:
+            measures["losing_streak"] = str(self.losses.streak)
+        if self.volatility is not None:
+            for sym, vol in sorted(self.volatility.current.items()):
+                measures[f"volatility_pct.{sym}"] = f"{vol:.4f}"
+        if self.resources is not None:
+            measures["rss_mb"] = f"{self.resources.rss_mb:.1f}"
+            measures["cpu_pct"] = f"{self.resources.cpu:.1f}"
+        wall = self.ctx.clock.wall()
+        return BreakerStatus(
+            state=self.p.state, reason=self.p.reason, by=self.p.by, since=self.p.since,
+            manual=self.p.manual, recovery_at=self.p.recovery_at,
+            trips_recently=sum(1 for t in self.p.trip_times
+                               if t > wall - self.settings.trip_memory_seconds),
+            figures=self.p.figures, measures=measures, transitions=self.transitions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Recover:
+    token: int

@@ -1,0 +1,76 @@
+"""The breaker's published answer to "may this order go?": cheap, lock-free, immutable.
+
+The breaker actor owns its state and publishes a new :class:`BreakerGate` on every
+transition; the executor reads the current gate by name and calls :meth:`BreakerGate.check`
+before every order: no message, no I/O, no psutil on the order path. HALF_OPEN probe slots
+are handed out by an ``itertools.count`` shared by that one gate (atomic in CPython), so at
+most ``probes`` exposure-increasing orders pass per HALF_OPEN period.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from dataclasses import dataclass, field
+
+__all__ = ["BreakerGate", "BreakerState", "OrderIntent", "Permission"]
+
+
+class BreakerState(enum.StrEnum):
+    """CLOSED trades; OPEN lets only exposure-reducing orders through; HALF_OPEN also lets a
+    few probes through; HALTED lets nothing through."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What the executor is about to send. ``reduces_exposure`` is true only for orders that
+    can only shrink a position (exits, stop-losses, take-profits)."""
+
+    symbol: str
+    reduces_exposure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """The breaker's answer; ``probe`` marks a HALF_OPEN trial order to report back on."""
+
+    allowed: bool
+    state: BreakerState
+    reason: str
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerGate:
+    """One immutable breaker state, as published by the breaker actor."""
+
+    state: BreakerState
+    reason: str = ""
+    since: float = 0.0
+    probes: int = 0
+    _slots: itertools.count[int] = field(default_factory=itertools.count, compare=False)
+
+    def check(self, intent: OrderIntent) -> Permission:
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return Permission(True, state, "closed")
+        if state is BreakerState.HALTED:
+            return Permission(False, state, f"halted: {self.reason}")
+        if intent.reduces_exposure:
+            return Permission(True, state, "reduces exposure")
+        if state is BreakerState.HALF_OPEN and next(self._slots) < self.probes:
+            return Permission(True, state, "half-open probe", probe=True)
+        return Permission(False, state, f"{state.value}: {self.reason}")
+
+
+UNKNOWN = BreakerGate(BreakerState.OPEN, "no circuit breaker has published a state yet")
+
+
+def gate_or_unknown(gate: object) -> BreakerGate:
+    """The gate to check: the published one, or a fail-safe OPEN gate when there is none."""
+    return gate if isinstance(gate, BreakerGate) else UNKNOWN

@@ -1,0 +1,349 @@
+"""Circuit-breaker triggers: each computes one risk measure from real inputs.
+
+No trigger reads a constant in place of a measurement: each is fed the samples it
+measures (equity, trade results, API call outcomes, prices, volumes, exposure, process
+resources) and trips when its measure crosses its configured limit. A trip carries the
+figures that caused it.
+
+*Edge* triggers (drawdown, API errors, consecutive losses) are re-armed when the breaker
+moves to HALF_OPEN: the drawdown peak becomes the current equity, the API window and loss
+streak are cleared. *Level* triggers (daily loss until the day ends, volatility,
+liquidity, exposure, resources) keep the breaker OPEN while their condition holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "ApiErrorTrigger",
+    "ConsecutiveLossTrigger",
+    "DailyLossTrigger",
+    "DrawdownTrigger",
+    "ExposureTrigger",
+    "LiquidityTrigger",
+    "ResourceTrigger",
+    "Trip",
+    "VolatilityTrigger",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """A trigger fired: which, why, and the numbers behind it."""
+
+    trigger: str
+    reason: str
+    figures: tuple[tuple[str, str], ...]
+
+
+def _pct(value: Decimal | float) -> str:
+    return f"{float(value):.4g}%"
+
+
+class DrawdownTrigger:
+    """Owns the peak equity; trips when equity falls ``max_percent`` below it."""
+
+    name = "drawdown"
+    level = False
+
+    def __init__(self, max_percent: float) -> None:
+        self.max_percent = Decimal(str(max_percent))
+        self.peak: Decimal | None = None
+        self.last: Decimal | None = None
+
+    def on_equity(self, equity: Decimal) -> Trip | None:
+        self.last = equity
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+        if self.peak <= 0:
+            return None
+        drawdown = (self.peak - equity) / self.peak * 100
+        if drawdown >= self.max_percent:
+            return Trip(self.name, f"drawdown {_pct(drawdown)} from peak {self.peak} "
+                                   f"(limit {_pct(self.max_percent)})",
+                        (("equity", str(equity)), ("peak", str(self.peak)),
+                         ("drawdown_pct", f"{float(drawdown):.4f}")))
+        return None
+
+    def rearm(self) -> None:
+        if self.last is not None:
+            self.peak = self.last
+
+
+class DailyLossTrigger:
+    """Owns the day's starting equity (day boundary in ``timezone``); trips on a loss of
+    ``max_percent`` of it. Percent of equity against a percent limit, never dollars."""
+
+    name = "daily_loss"
+    level = True
+
+    def __init__(self, max_percent: float, timezone: str = "UTC") -> None:
+        self.max_percent = Decimal(str(max_percent))
+        self.tz = ZoneInfo(timezone)
+        self.day: str | None = None
+        self.start_equity: Decimal | None = None
+        self.loss_pct = Decimal(0)
+
+    def on_equity(self, equity: Decimal, wall: float) -> Trip | None:
+        day = datetime.fromtimestamp(wall, self.tz).date().isoformat()
+        if day != self.day:
+            self.day, self.start_equity = day, equity
+        assert self.start_equity is not None
+        if self.start_equity <= 0:
+            return None
+        self.loss_pct = (self.start_equity - equity) / self.start_equity * 100
+        if self.loss_pct >= self.max_percent:
+            return Trip(self.name, f"daily loss {_pct(self.loss_pct)} of the day's starting "
+                                   f"equity {self.start_equity} (limit {_pct(self.max_percent)})",
+                        (("equity", str(equity)), ("day_start_equity", str(self.start_equity)),
+                         ("loss_pct", f"{float(self.loss_pct):.4f}"), ("day", day)))
+        return None
+
+    def holding(self, wall: float) -> str | None:
+        """Why the breaker must stay open now, if this trigger says so."""
+        day = datetime.fromtimestamp(wall, self.tz).date().isoformat()
+        if day == self.day and self.loss_pct >= self.max_percent:
+            return f"daily loss limit reached for {day}"
+        return None
+
+    def next_day_start(self, wall: float) -> float:
+        now = datetime.fromtimestamp(wall, self.tz)
+        tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return tomorrow.timestamp()
+
+    def rearm(self) -> None:
+        """Nothing: the day's loss stands until the day ends."""
+
+
+class ApiErrorTrigger:
+    """Owns a sliding window of API call outcomes; trips on a high error rate (once the
+    window has ``min_calls``) or on ``max_consecutive`` failures in a row."""
+
+    name = "api_errors"
+    level = False
+
+    def __init__(self, window_seconds: float, min_calls: int, max_error_rate: float,
+                 max_consecutive: int) -> None:
+        self.window = window_seconds
+        self.min_calls = min_calls
+        self.max_rate = max_error_rate
+        self.max_consecutive = max_consecutive
+        self.calls: deque[tuple[float, bool]] = deque()
+        self.failures_in_row = 0
+
+    def on_call(self, ok: bool, now: float) -> Trip | None:
+        self.calls.append((now, ok))
+        while self.calls and self.calls[0][0] <= now - self.window:
+            self.calls.popleft()
+        self.failures_in_row = 0 if ok else self.failures_in_row + 1
+        total = len(self.calls)
+        errors = sum(1 for _, good in self.calls if not good)
+        if self.max_consecutive and self.failures_in_row >= self.max_consecutive:
+            return Trip(self.name, f"{self.failures_in_row} failed API calls in a row "
+                                   f"(limit {self.max_consecutive})",
+                        (("failures_in_row", str(self.failures_in_row)),))
+        if total >= self.min_calls and errors / total >= self.max_rate:
+            return Trip(self.name, f"API error rate {errors}/{total} = {errors / total:.1%} "
+                                   f"in {self.window:g}s (limit {self.max_rate:.1%})",
+                        (("errors", str(errors)), ("calls", str(total)),
+                         ("error_rate", f"{errors / total:.4f}")))
+        return None
+
+    def rearm(self) -> None:
+        self.calls.clear()
+        self.failures_in_row = 0
+
+
+class ConsecutiveLossTrigger:
+    """Owns the current streak of losing trades (truly consecutive: a win resets it)."""
+
+    name = "consecutive_losses"
+    level = False
+
+    def __init__(self, max_losses: int) -> None:
+        self.max_losses = max_losses
+        self.streak = 0
+
+    def on_trade(self, pnl: Decimal) -> Trip | None:
+        if pnl < 0:
+            self.streak += 1
+        elif pnl > 0:
+            self.streak = 0
+        if self.streak >= self.max_losses:
+            return Trip(self.name, f"{self.streak} losing trades in a row "
+                                   f"(limit {self.max_losses})",
+                        (("streak", str(self.streak)), ("last_pnl", str(pnl))))
+        return None
+
+    def rearm(self) -> None:
+        self.streak = 0
+
+
+class VolatilityTrigger:
+    """Owns recent prices per symbol; trips when realised volatility over the window
+    (root of the summed squared log returns, in percent) exceeds ``max_percent``."""
+
+    name = "volatility"
+    level = True
+
+    def __init__(self, window_seconds: float, max_percent: float, min_samples: int) -> None:
+        self.window = window_seconds
+        self.max_percent = max_percent
+        self.min_samples = min_samples
+        self.prices: dict[str, deque[tuple[float, float]]] = {}
+        self.current: dict[str, float] = {}
+
+    def on_price(self, symbol: str, price: float, now: float) -> Trip | None:
+        series = self.prices.setdefault(symbol, deque())
+        series.append((now, price))
+        while series and series[0][0] <= now - self.window:
+            series.popleft()
+        if len(series) < self.min_samples:
+            self.current.pop(symbol, None)
+            return None
+        points = [p for _, p in series]
+        vol = math.sqrt(sum(math.log(b / a) ** 2 for a, b in itertools.pairwise(points)))
+        self.current[symbol] = vol * 100
+        if vol * 100 >= self.max_percent:
+            return Trip(self.name, f"{symbol} realised volatility {vol * 100:.3g}% over "
+                                   f"{self.window:g}s (limit {self.max_percent:g}%)",
+                        (("symbol", symbol), ("volatility_pct", f"{vol * 100:.4f}"),
+                         ("samples", str(len(points)))))
+        return None
+
+    def holding(self) -> str | None:
+        hot = {s: v for s, v in self.current.items() if v >= self.max_percent}
+        return f"volatility still high: {sorted(hot)}" if hot else None
+
+    def rearm(self) -> None:
+        """Nothing: volatility is a level; it holds the breaker while it lasts."""
+
+
+class LiquidityTrigger:
+    """Owns the latest traded volume per symbol; trips when a symbol we hold trades less
+    than ``min_volume`` (quote currency per sample window)."""
+
+    name = "liquidity"
+    level = True
+
+    def __init__(self, min_volume: float) -> None:
+        self.min_volume = min_volume
+        self.volume: dict[str, float] = {}
+        self.held: set[str] = set()
+
+    def on_volume(self, symbol: str, volume: float) -> Trip | None:
+        self.volume[symbol] = volume
+        return self._check(symbol)
+
+    def on_holdings(self, symbols: set[str]) -> Trip | None:
+        self.held = symbols
+        for symbol in sorted(symbols):
+            trip = self._check(symbol)
+            if trip:
+                return trip
+        return None
+
+    def _check(self, symbol: str) -> Trip | None:
+        volume = self.volume.get(symbol)
+        if symbol in self.held and volume is not None and volume < self.min_volume:
+            return Trip(self.name, f"{symbol} volume {volume:.4g} below the floor "
+                                   f"{self.min_volume:.4g}",
+                        (("symbol", symbol), ("volume", f"{volume:.6g}")))
+        return None
+
+    def holding(self) -> str | None:
+        thin = [s for s in self.held if self.volume.get(s, math.inf) < self.min_volume]
+        return f"liquidity still thin: {sorted(thin)}" if thin else None
+
+    def rearm(self) -> None:
+        """Nothing: liquidity is a level."""
+
+
+class ExposureTrigger:
+    """Owns the latest exposure figures; trips when gross exposure over equity, in total or
+    for one symbol, exceeds its limit."""
+
+    name = "exposure"
+    level = True
+
+    def __init__(self, max_gross_percent: float, max_symbol_percent: float) -> None:
+        self.max_gross = Decimal(str(max_gross_percent))
+        self.max_symbol = Decimal(str(max_symbol_percent))
+        self.breach: str | None = None
+
+    def on_exposure(self, equity: Decimal, gross: Decimal,
+                    by_symbol: dict[str, Decimal]) -> Trip | None:
+        self.breach = None
+        if equity <= 0:
+            if gross > 0:
+                self.breach = "equity is not positive while exposed"
+                return Trip(self.name, self.breach, (("equity", str(equity)),
+                                                     ("gross", str(gross))))
+            return None
+        gross_pct = gross / equity * 100
+        if gross_pct > self.max_gross:
+            self.breach = f"gross exposure {_pct(gross_pct)} of equity"
+            return Trip(self.name, f"{self.breach} (limit {_pct(self.max_gross)})",
+                        (("gross", str(gross)), ("equity", str(equity)),
+                         ("gross_pct", f"{float(gross_pct):.4f}")))
+        for symbol, value in sorted(by_symbol.items()):
+            pct = value / equity * 100
+            if pct > self.max_symbol:
+                self.breach = f"{symbol} exposure {_pct(pct)} of equity"
+                return Trip(self.name, f"{self.breach} (limit {_pct(self.max_symbol)})",
+                            (("symbol", symbol), ("exposure", str(value)),
+                             ("symbol_pct", f"{float(pct):.4f}")))
+        return None
+
+    def holding(self) -> str | None:
+        return self.breach
+
+    def rearm(self) -> None:
+        """Nothing: exposure is a level."""
+
+
+class ResourceTrigger:
+    """Owns recent process samples; trips when resident memory exceeds ``max_rss_mb`` or CPU
+    stays above ``max_cpu_percent`` for ``sustain`` samples in a row."""
+
+    name = "resources"
+    level = True
+
+    def __init__(self, max_rss_mb: float, max_cpu_percent: float, sustain: int) -> None:
+        self.max_rss_mb = max_rss_mb
+        self.max_cpu = max_cpu_percent
+        self.sustain = sustain
+        self.hot_samples = 0
+        self.rss_mb = 0.0
+        self.cpu = 0.0
+
+    def on_sample(self, rss_bytes: int, cpu_percent: float) -> Trip | None:
+        self.rss_mb = rss_bytes / 1_048_576
+        self.cpu = cpu_percent
+        self.hot_samples = self.hot_samples + 1 if cpu_percent > self.max_cpu else 0
+        if self.rss_mb > self.max_rss_mb:
+            return Trip(self.name, f"process memory {self.rss_mb:.0f} MB over "
+                                   f"{self.max_rss_mb:.0f} MB",
+                        (("rss_mb", f"{self.rss_mb:.1f}"),))
+        if self.hot_samples >= self.sustain:
+            return Trip(self.name, f"process CPU {cpu_percent:.0f}% over {self.max_cpu:.0f}% "
+                                   f"for {self.hot_samples} samples",
+                        (("cpu_pct", f"{cpu_percent:.1f}"), ("samples", str(self.hot_samples))))
+        return None
+
+    def holding(self) -> str | None:
+        if self.rss_mb > self.max_rss_mb:
+            return f"memory still {self.rss_mb:.0f} MB"
+        if self.hot_samples >= self.sustain:
+            return f"CPU still {self.cpu:.0f}%"
+        return None
+
+    def rearm(self) -> None:
+        """Nothing: resources are a level."""
