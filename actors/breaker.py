@@ -90,7 +90,7 @@ class LossStreakSettings(_Off):
 
 
 class VolatilitySettings(_Off):
-    """``volatility``: realised volatility over a window, in percent."""
+    """``volatility``: realised volatility over a window of market time, in percent."""
 
     window_seconds: float = Field(3600.0, gt=0)
     max_percent: float = Field(8.0, gt=0)
@@ -233,10 +233,9 @@ class BreakerActor(SupervisedActor):
             case ApiResult(ok):
                 if self.api is not None:
                     self._maybe_trip(self.api.on_call(ok, self.ctx.clock.now()))
-            case PriceSample(symbol, price):
+            case PriceSample(symbol, price, at):
                 if self.volatility is not None:
-                    self._maybe_trip(
-                        self.volatility.on_price(symbol, price, self.ctx.clock.now()))
+                    self._maybe_trip(self.volatility.on_price(symbol, price, at))
             case VolumeSample(symbol, volume):
                 if self.liquidity is not None:
                     self._maybe_trip(self.liquidity.on_volume(symbol, volume))

@@ -49,10 +49,11 @@ class ApiResult:
 
 @dataclass(frozen=True, slots=True)
 class PriceSample:
-    """A traded price, for realised volatility."""
+    """A traded price at market time ``at``, for realised volatility over market time."""
 
     symbol: str
     price: float
+    at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
 """The position actor: the single writer of position state.
 
+It publishes a PortfolioSnapshot after every commit (and, throttled, on new prices) so
+the executor and exits read positions without a message.
+
 Every write (a fill, a correction) goes through this actor's mailbox, so no lock is needed.
 It owns the SQLite ledger of record. Fills are group-committed: the fills waiting in the
 mailbox are written in one transaction, and each sender's reply is sent only after that
@@ -86,6 +89,7 @@ class PositionActor(SupervisedActor):
             self.ledger.book.cash,
         )
         self.ctx.schedule(self.settings.reconcile_interval, Reconcile("timer"))
+        self.ctx.publish(self.snapshot())
 
     def on_stop(self) -> None:
         self._commit()
@@ -110,6 +114,7 @@ class PositionActor(SupervisedActor):
             self.marks[message.symbol] = message.price
             if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
                 self._send_equity()
+                self.ctx.publish(self.snapshot())
             return None
         self._commit()  # everything else sees only committed state
         match message:
@@ -163,6 +168,7 @@ class PositionActor(SupervisedActor):
                     self.ctx.try_tell(self.settings.breaker,
                                       TradeClosed(event.fill.symbol, event.realized))
             self._send_equity()
+        self.ctx.publish(self.snapshot())
 
     def _send_equity(self) -> None:
         """Tell the breaker the account's equity and exposure, as of now."""

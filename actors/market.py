@@ -1,0 +1,196 @@
+"""The market data actor: paces bars from a source and fans them out; rejects bad data."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.breaker_messages import PriceSample, VolumeSample
+from actors.market_data import BadBar, CsvReplay, SyntheticMarket, check_bar
+from actors.messages import Alert, MarkPrice
+from actors.pipeline_messages import Bar
+from supervisor import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Bars", "FeedBars", "GetMarketStats", "MarketActor", "MarketStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """The bars of one market step (one per symbol), as subscribers receive them."""
+
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBars:
+    """Push bars from outside (a test, a bench, another feed) through validation."""
+
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetMarketStats:
+    """Ask for MarketStats."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStats:
+    """How many bars went out, how many were rejected and why, and where the feed is."""
+
+    steps: int
+    bars: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    finished: bool = False
+    last_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MarketCursor:
+    """Where the feed is; published so a restarted market resumes instead of replaying."""
+
+    steps: int
+    last_at: dict[str, float]
+
+
+class MarketActor(SupervisedActor):
+    """Owns the feed (synthetic or CSV replay), its pacing, and the per-symbol last times."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        source: Literal["synthetic", "csv"] = "synthetic"
+        csv_dir: str | None = None
+        seed: int = 7
+        symbols: dict[str, float] | None = None
+        bar_seconds: float = Field(60.0, gt=0)
+        speed: float = Field(600.0, gt=0)  # market seconds per real second
+        crash_at_bar: int | None = Field(600, ge=0)
+        max_steps: int | None = Field(None, ge=1)
+        subscribers: tuple[str, ...] = ("scanner", "exits", "exchange")
+        positions: str = "positions"
+        breaker: str = "breaker"
+        alerts: str = "alerts"
+
+    def __init__(self, settings: MarketActor.Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or MarketActor.Settings()
+        self.steps = 0
+        self.bars = 0
+        self.rejected: Counter[str] = Counter()
+        self.last_at: dict[str, float] = {}
+        self.finished = False
+        self._feed: Iterator[list[Bar | BadBar]] | None = None
+
+    def on_start(self) -> None:
+        s = self.settings
+        cursor = self.ctx.peek(self.ctx.name)
+        skip = 0
+        if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
+            skip, self.last_at, self.steps = cursor.steps, dict(cursor.last_at), cursor.steps
+        if s.source == "csv":
+            if not s.csv_dir:
+                raise ValueError("market.settings.csv_dir is required for source 'csv'")
+            self._feed = _csv_steps(CsvReplay(s.csv_dir))
+        else:
+            market = SyntheticMarket(s.symbols, seed=s.seed, bar_seconds=s.bar_seconds,
+                                     crash_at_bar=s.crash_at_bar)
+            self._feed = _synthetic_steps(market)
+        for _ in range(skip):
+            next(self._feed, None)
+        self.ctx.schedule(0.0, _Tick())
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case _Tick():
+                self._tick()
+            case FeedBars(bars):
+                self._emit(list(bars))
+            case GetMarketStats():
+                return MarketStats(self.steps, self.bars, dict(self.rejected), self.finished,
+                                   max(self.last_at.values(), default=None))
+            case _:
+                return super().on_receive(message)
+        return None
+
+    def _tick(self) -> None:
+        s = self.settings
+        if self._feed is None or self.finished:
+            return
+        step = next(self._feed, None)
+        if step is None or (s.max_steps is not None and self.steps >= s.max_steps):
+            self.finished = True
+            log.info("market feed finished after %d steps", self.steps)
+            return
+        self.steps += 1
+        self._emit(step)
+        self.ctx.schedule(s.bar_seconds / s.speed, _Tick())
+
+    def _emit(self, items: list[Bar | BadBar]) -> None:
+        good: list[Bar] = []
+        for item in items:
+            try:
+                if isinstance(item, BadBar):
+                    raise item
+                check_bar(item, self.last_at.get(item.symbol))
+            except BadBar as bad:
+                self._reject(bad)
+                continue
+            self.last_at[item.symbol] = item.at
+            good.append(item)
+        self.ctx.publish(MarketCursor(self.steps, dict(self.last_at)))
+        if not good:
+            return
+        self.bars += len(good)
+        batch = Bars(tuple(good))
+        for name in self.settings.subscribers:
+            self.ctx.try_tell(name, batch)
+        for bar in good:
+            self.ctx.try_tell(self.settings.positions,
+                              MarkPrice(bar.symbol, Decimal(repr(bar.close)), bar.at))
+            self.ctx.try_tell(self.settings.breaker, PriceSample(bar.symbol, bar.close, bar.at))
+            self.ctx.try_tell(self.settings.breaker,
+                              VolumeSample(bar.symbol, bar.volume * bar.close))
+
+    def _reject(self, bad: BadBar) -> None:
+        self.rejected[bad.reason] += 1
+        count = self.rejected[bad.reason]
+        log.warning("rejected bar (%s), %d so far", bad, count)
+        if count in (1, 10, 100, 1000):
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                key=f"market.bad_data.{bad.reason}", severity="warning",
+                title=f"Bad market data rejected: {bad.reason}",
+                body=f"{bad} ({count} rejected so far)"))
+
+
+def _synthetic_steps(market: SyntheticMarket) -> Iterator[list[Bar | BadBar]]:
+    while True:
+        yield list(market.step())
+
+
+def _csv_steps(replay: CsvReplay) -> Iterator[list[Bar | BadBar]]:
+    """Group the replay into steps: all bars sharing a timestamp (bad rows alone)."""
+    pending: list[Bar | BadBar] = []
+    at: float | None = None
+    for item in replay:
+        if isinstance(item, BadBar):
+            yield [item]
+            continue
+        if at is not None and item.at != at and pending:
+            yield pending
+            pending = []
+        at = item.at
+        pending.append(item)
+    if pending:
+        yield pending

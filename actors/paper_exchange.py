@@ -1,0 +1,130 @@
+"""The paper exchange: plays the venue with fees and slippage, and keeps its own fill record.
+
+Orders are idempotent by client order id: the same id never fills twice, and
+``LookupOrder`` answers what happened to an id, so an executor that lost a reply can
+find out instead of resubmitting. Its SQLite record of fills is the venue's side of the
+story, against which the ledger can be checked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.market import Bars
+from actors.messages import Fill, Side
+from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder
+from supervisor import SupervisedActor
+
+__all__ = ["GetVenueFills", "PaperExchange"]
+
+
+class GetVenueFills:
+    """Ask the paper exchange for every fill it made, oldest first."""
+
+
+class PaperExchange(SupervisedActor):
+    """Owns the last traded prices and the venue's order and fill record (SQLite)."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        database: str = "state/paper_exchange.db"
+        fee_bps: Decimal = Field(Decimal("10"), ge=0)
+        slippage_bps: Decimal = Field(Decimal("5"), ge=0)
+        quantity_places: int = Field(8, ge=0)
+        price_places: int = Field(8, ge=0)
+
+    def __init__(self, settings: PaperExchange.Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or PaperExchange.Settings()
+        self.prices: dict[str, tuple[Decimal, float]] = {}
+        self._db: sqlite3.Connection | None = None
+
+    def on_start(self) -> None:
+        path = Path(self.settings.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE IF NOT EXISTS orders (client_order_id TEXT PRIMARY KEY, "
+                   "symbol TEXT, side TEXT, quantity TEXT, status TEXT, reason TEXT)")
+        db.execute("CREATE TABLE IF NOT EXISTS fills (fill_id TEXT PRIMARY KEY, "
+                   "client_order_id TEXT, symbol TEXT, side TEXT, quantity TEXT, price TEXT, "
+                   "fee TEXT, at REAL)")
+        self._db = db
+
+    def on_stop(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    on_failure = on_stop  # type: ignore[assignment]
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Bars(bars):
+                for bar in bars:
+                    self.prices[bar.symbol] = (Decimal(repr(bar.close)), bar.at)
+                return None
+            case PlaceOrder():
+                return self._place(message)
+            case LookupOrder(coid):
+                return self._lookup(coid)
+            case GetVenueFills():
+                assert self._db is not None
+                rows = self._db.execute(
+                    "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at "
+                    "FROM fills ORDER BY rowid").fetchall()
+                return [_fill(r) for r in rows]
+        return super().on_receive(message)
+
+    def _lookup(self, coid: str) -> OrderResult | None:
+        assert self._db is not None
+        row = self._db.execute("SELECT status, reason FROM orders WHERE client_order_id = ?",
+                               (coid,)).fetchone()
+        if row is None:
+            return None
+        fills = self._db.execute(
+            "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at FROM fills "
+            "WHERE client_order_id = ?", (coid,)).fetchall()
+        return OrderResult(coid, row[0], tuple(_fill(f) for f in fills), row[1])
+
+    def _place(self, order: PlaceOrder) -> OrderResult:
+        assert self._db is not None
+        known = self._lookup(order.client_order_id)
+        if known is not None:
+            return known  # idempotent: the same client order id never fills twice
+        quote = self.prices.get(order.symbol)
+        if quote is None or order.quantity <= 0:
+            reason = "no market price yet" if quote is None else "quantity must be > 0"
+            self._db.execute("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
+                             (order.client_order_id, order.symbol, order.side.value,
+                              str(order.quantity), reason))
+            return OrderResult(order.client_order_id, "rejected", (), reason)
+        last, at = quote
+        s = self.settings
+        slip = s.slippage_bps / Decimal(10_000)
+        price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)
+        price = price.quantize(Decimal(1).scaleb(-s.price_places))
+        qty = order.quantity.quantize(Decimal(1).scaleb(-s.quantity_places), ROUND_DOWN)
+        fee = (qty * price * s.fee_bps / Decimal(10_000)).quantize(Decimal("0.00000001"))
+        fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
+                    order.side, qty, price, fee, at, "paper")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("INSERT INTO orders VALUES (?, ?, ?, ?, 'filled', '')",
+                         (order.client_order_id, order.symbol, order.side.value, str(qty)))
+        self._db.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value,
+                          str(fill.quantity), str(fill.price), str(fill.fee), fill.at))
+        self._db.execute("COMMIT")
+        return OrderResult(order.client_order_id, "filled", (fill,))
+
+
+def _fill(row: tuple[Any, ...]) -> Fill:
+    fill_id, coid, symbol, side, qty, price, fee, at = row
+    return Fill(fill_id, coid, symbol, Side(side), Decimal(qty), Decimal(price), Decimal(fee),
+                at, "paper")

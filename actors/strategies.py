@@ -1,0 +1,79 @@
+"""Trading strategies: pure, per-symbol state machines that turn bars into entries/exits."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Protocol
+
+from actors.messages import Side
+from actors.pipeline_messages import Bar
+
+__all__ = ["MeanReversion", "MomentumBreakout", "Strategy", "Verdict"]
+
+Verdict = tuple[Side, str, float] | None  # side, reason, stop distance
+
+
+class Strategy(Protocol):
+    """A strategy sees every bar of one symbol and may say buy or sell."""
+
+    name: str
+
+    def on_bar(self, bar: Bar, holding: bool) -> Verdict: ...
+
+
+class MomentumBreakout:
+    """Buy a close above the highest high of the last ``lookback`` bars; sell a close below
+    the lowest low of the last ``exit_lookback`` bars. Stop distance: ``atr_stop`` ATRs."""
+
+    name = "momentum"
+
+    def __init__(self, lookback: int = 20, exit_lookback: int = 10, atr_stop: float = 2.0):
+        self.lookback = lookback
+        self.exit_lookback = exit_lookback
+        self.atr_stop = atr_stop
+        self.bars: deque[Bar] = deque(maxlen=max(lookback, exit_lookback) + 1)
+
+    def on_bar(self, bar: Bar, holding: bool) -> Verdict:
+        history = list(self.bars)
+        self.bars.append(bar)
+        if len(history) < self.lookback:
+            return None
+        recent = history[-self.lookback:]
+        if not holding and bar.close > max(b.high for b in recent):
+            atr = sum(b.high - b.low for b in recent) / len(recent)
+            return Side.BUY, f"close {bar.close:.6g} broke the {self.lookback}-bar high", \
+                self.atr_stop * atr
+        exits = history[-self.exit_lookback:]
+        if holding and bar.close < min(b.low for b in exits):
+            return Side.SELL, f"close {bar.close:.6g} fell below the {self.exit_lookback}-bar " \
+                              "low", 0.0
+        return None
+
+
+class MeanReversion:
+    """Buy a close ``k`` standard deviations below the ``window``-bar mean; sell once the
+    close is back at the mean. Stop distance: ``stop_k`` standard deviations."""
+
+    name = "mean_reversion"
+
+    def __init__(self, window: int = 30, k: float = 2.0, stop_k: float = 1.5) -> None:
+        self.window = window
+        self.k = k
+        self.stop_k = stop_k
+        self.closes: deque[float] = deque(maxlen=window)
+
+    def on_bar(self, bar: Bar, holding: bool) -> Verdict:
+        closes = self.closes
+        verdict: Verdict = None
+        if len(closes) == self.window:
+            mean = sum(closes) / len(closes)
+            std = math.sqrt(sum((c - mean) ** 2 for c in closes) / len(closes))
+            if std > 0 and not holding and bar.close < mean - self.k * std:
+                verdict = (Side.BUY, f"close {bar.close:.6g} is {self.k:g} sd below the "
+                                     f"{self.window}-bar mean {mean:.6g}", self.stop_k * std)
+            elif holding and bar.close >= mean:
+                verdict = (Side.SELL, f"close {bar.close:.6g} is back at the mean {mean:.6g}",
+                           0.0)
+        closes.append(bar.close)
+        return verdict
