@@ -69,17 +69,17 @@ class PositionBook:
         """
         if check:
             self.check(fill)
-        self.cash -= fill.signed_quantity * fill.price + fill.fee
+        delta = fill.signed_quantity
+        self.cash -= delta * fill.price + fill.fee
         self.fees += fill.fee
         self.last_realized = ZERO
         held = self.positions.get(fill.symbol)
-        delta = fill.signed_quantity
         if held is None or held.quantity == 0:
             pos = Position(fill.symbol, delta, fill.price, ZERO, fill.at, fill.at)
         elif (held.quantity > 0) == (delta > 0):
             qty = held.quantity + delta
             avg = ((held.cost + delta * fill.price) / qty).quantize(self._quant)
-            pos = replace(held, quantity=qty, avg_price=avg, updated_at=fill.at)
+            pos = Position(fill.symbol, qty, avg, held.realized_pnl, held.opened_at, fill.at)
         else:
             closing = min(abs(delta), abs(held.quantity))
             direction = 1 if held.quantity > 0 else -1

@@ -186,7 +186,8 @@ class Ledger:
         self.db.execute(
             "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
             "quantity=excluded.quantity, avg_price=excluded.avg_price, "
-            "realized_pnl=excluded.realized_pnl, updated_at=excluded.updated_at",
+            "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
+            "updated_at=excluded.updated_at",
             (symbol, str(pos.quantity), str(pos.avg_price), str(pos.realized_pnl),
              pos.opened_at, pos.updated_at),
         )
@@ -204,20 +205,17 @@ class Ledger:
 
         On a database error nothing is recorded and the in-memory book is reloaded.
         """
+        batch = list(fills)
         results: list[FillRecorded | Rejected] = []
         events: list[LedgerEvent] = []
         touched: set[str] = set()
-        seen_in_batch: dict[str, int] = {}
         db = self.db
         try:
             with self._transaction():
-                for fill in fills:
-                    prior = seen_in_batch.get(fill.fill_id)
-                    if prior is None:
-                        row = db.execute(
-                            "SELECT seq FROM fills WHERE fill_id = ?", (fill.fill_id,)
-                        ).fetchone()
-                        prior = row[0] if row else None
+                known = self._known_ids({f.fill_id for f in batch})
+                rows = []
+                for fill in batch:
+                    prior = known.get(fill.fill_id)
                     if prior is not None:
                         results.append(FillRecorded(fill.fill_id, prior, duplicate=True))
                         continue
@@ -227,18 +225,17 @@ class Ledger:
                         results.append(Rejected(fill.fill_id, str(exc)))
                         continue
                     self.seq += 1
-                    db.execute(
-                        "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (self.seq, fill.fill_id, fill.client_order_id, fill.symbol,
-                         fill.side.value, str(fill.quantity), str(fill.price), str(fill.fee),
-                         fill.at, fill.venue, now),
-                    )
-                    seen_in_batch[fill.fill_id] = self.seq
+                    rows.append((self.seq, fill.fill_id, fill.client_order_id, fill.symbol,
+                                 fill.side.value, str(fill.quantity), str(fill.price),
+                                 str(fill.fee), fill.at, fill.venue, now))
+                    known[fill.fill_id] = self.seq
                     self.changed_at = max(self.changed_at, fill.at)
                     touched.add(fill.symbol)
                     results.append(FillRecorded(fill.fill_id, self.seq, duplicate=False))
                     events.append(LedgerEvent(self.seq, fill, self.book.last_realized))
-                if events:
+                if rows:
+                    db.executemany(
+                        "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     for symbol in touched:
                         self._put_position(symbol)
                     self._put_totals()
@@ -246,6 +243,17 @@ class Ledger:
             self._load()
             raise
         return results, events
+
+    def _known_ids(self, ids: set[str]) -> dict[str, int]:
+        """seq of each id in ``ids`` already in the ledger (one query per 500 ids)."""
+        found: dict[str, int] = {}
+        pending = list(ids)
+        for i in range(0, len(pending), 500):
+            chunk = pending[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(
+                f"SELECT fill_id, seq FROM fills WHERE fill_id IN ({marks})", chunk).fetchall())
+        return found
 
     def adjust_position(
         self, symbol: str, quantity: Decimal, avg_price: Decimal, reason: str, now: float

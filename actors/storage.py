@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["append_durably", "atomic_write"]
@@ -23,7 +22,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     Temporary file in the same directory, fsync, rename over the target, fsync the directory.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # One fixed temporary name per file (each file has one writer), so a write killed
+    # half-way leaves a stale temporary that the next write simply overwrites.
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

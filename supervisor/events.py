@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from supervisor.error_handler import Severity
 
@@ -164,6 +166,26 @@ class EventRecorder:
                 f"got {len(found)}. Last events: {seen}"
             )
         return found
+
+    def wait_until(self, predicate: Callable[[], bool], *, timeout: float = 10.0) -> bool:
+        """Re-check ``predicate`` after each event until it holds; False on timeout.
+
+        The predicate runs outside the recorder's lock, so it may ask the tree.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                seen = len(self.events)
+            if predicate():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._cond:
+                self._cond.wait_for(partial(self._grew_past, seen), timeout=remaining)
+
+    def _grew_past(self, seen: int) -> bool:
+        return len(self.events) > seen
 
     def clear(self) -> None:
         with self._cond:

@@ -65,7 +65,7 @@ class Retrier:
             return fn(*args, **kwargs)
         stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.attempts)
         if self.max_elapsed is not None:
-            stop = stop | tenacity.stop_after_delay(self.max_elapsed)
+            stop = stop | _StopAfterElapsed(self.clock, self.max_elapsed)
         retrying = tenacity.Retrying(
             stop=stop,
             wait=self.backoff.wait_strategy(),
@@ -75,6 +75,22 @@ class Retrier:
             before_sleep=_log_retry,
         )
         return retrying(fn, *args, **kwargs)
+
+
+class _StopAfterElapsed(tenacity.stop.stop_base):
+    """Stop once ``limit`` seconds have passed on ``clock`` since the first attempt.
+
+    tenacity's own ``stop_after_delay`` reads the wall clock; this reads the injected one,
+    so a ManualClock drives it in tests.
+    """
+
+    def __init__(self, clock: Clock, limit: float) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.started = clock.now()
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.clock.now() - self.started >= self.limit
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

@@ -245,8 +245,17 @@ class Runtime:
             return cell
 
     def _forget(self, name: str) -> None:
+        """Remove ``name`` and every cell below it."""
         with self._lock:
+            gone = {name}
             self._cells.pop(name, None)
+            while True:
+                below = [n for n, c in self._cells.items() if c.parent in gone]
+                if not below:
+                    return
+                for n in below:
+                    gone.add(n)
+                    del self._cells[n]
 
     def _child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
         if cell.parent is not None:

@@ -235,20 +235,26 @@ class Supervisor(SupervisedActor):
 
     # -- failures ----------------------------------------------------------------------------
     def _on_child_failed(self, report: ChildFailed) -> None:
-        cell = self._live(report.child, report.incarnation)
-        if cell is None:
-            return  # about an instance that is already gone
         decision = report.decision
         via = "ask" if report.was_ask else "tell"
-        cell.emit(
-            EventKind.HUNG if report.hung else EventKind.CRASHED,
-            decision.severity,
-            reason=f"{via} {report.message_type}: {decision.matched} -> "
-            f"{decision.directive.value}",
-            error=report.error,
-        )
         if not report.was_ask:
             self.runtime.count_dead_letters(1)
+        cell = self._live(report.child, report.incarnation)
+        # Every failed message is reported, even when its instance is already gone (stopped
+        # for a group restart while it failed): the failure happened and its message is lost.
+        # Only a report about the current instance is acted on.
+        witness = cell or self._cell_of(report.child)
+        if witness is not None:
+            witness.emit(
+                EventKind.HUNG if report.hung else EventKind.CRASHED,
+                decision.severity,
+                reason=f"{via} {report.message_type}: {decision.matched} -> "
+                f"{decision.directive.value}"
+                + ("" if cell is not None else " (instance already stopped; no action)"),
+                error=report.error,
+            )
+        if cell is None:
+            return
         if decision.directive is Directive.RESUME:
             cell.emit(EventKind.RESUMED, Severity.INFO, reason="failing message dropped")
             return
@@ -308,6 +314,11 @@ class Supervisor(SupervisedActor):
         for other in reversed(group):
             other_cell = self._cell_of(other)
             if other_cell is None or other_cell is cell:
+                continue
+            if other_cell.spec.restart is RestartType.TEMPORARY:
+                # OTP: a temporary child is never restarted, not even with its group
+                self._finish_child(other_cell, f"temporary, stopped with {cell.name}")
+                group.remove(other)
                 continue
             if other_cell.actor is not None:
                 why = f"restarting with {cell.name}"
@@ -433,8 +444,10 @@ class Supervisor(SupervisedActor):
 
     # -- dynamic children --------------------------------------------------------------------
     def _start_child(self, spec: ChildSpec) -> Refused | ChildInfo:
-        if self.runtime.has(spec.id):
-            return Refused(_DuplicateName(spec.id))
+        names = [spec.id, *(spec.supervisor.all_ids() if spec.supervisor else [])]
+        for name in names:
+            if self.runtime.has(name) or names.count(name) > 1:
+                return Refused(_DuplicateName(name))
         cell = self.runtime._adopt(spec, parent=self.name, handler=self._handler())
         self._order.append(spec.id)
         error = cell.start_instance()

@@ -1,0 +1,580 @@
+"""Alert routing: channels (apprise targets) that keep their secrets, and the per-key gate.
+
+* :func:`mask_url` shows an apprise URL with only its scheme, host name and port left;
+  :class:`SecretScrubber` is a logging filter that masks URLs and every known secret
+  fragment in records of apprise, urllib3 and the alerts loggers, whatever their level.
+* :class:`Channel` is one configured target: its URL (from ``url``, an environment variable
+  or a file, read when the alerts actor starts), its own ``apprise.Apprise`` instance with
+  its tags, its counters, and at most one :class:`Delivery` in flight.
+* :class:`AlertGate` decides, from a clock reading passed in, whether an alert is delivered,
+  suppressed (a repeat within the cooldown) or folded (past the burst limit of its key), and
+  what summary stands for a folded burst when its window closes.
+
+Everything here is used from the alerts actor's thread; a delivery thread touches only its
+own :class:`Delivery`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import apprise
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from supervisor.error_handler import Severity
+
+__all__ = [
+    "MASK",
+    "SCRUBBER",
+    "Admission",
+    "AlertGate",
+    "Channel",
+    "ChannelSettings",
+    "Delivery",
+    "SecretScrubber",
+    "Summary",
+    "Verdict",
+    "guard_logs",
+    "mask_url",
+    "resolve_url",
+    "secret_fragments",
+    "with_timeouts",
+]
+
+MASK = "***"
+MIN_SECRET = 6  # shorter fragments are not scrubbed from free text (URLs always are)
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_HOST = re.compile(
+    r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]"
+    r"|([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)$"
+)
+_PARAM = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+# -- masking ---------------------------------------------------------------------------------
+def _split_port(hostport: str) -> tuple[str, str]:
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end != -1:
+            rest = hostport[end + 1 :]
+            return hostport[: end + 1], rest[1:] if rest.startswith(":") else rest
+        return hostport, ""
+    host, _, port = hostport.partition(":")
+    return host, port
+
+
+def _parts(url: str) -> tuple[str, str, str, str, str, str, str] | None:
+    """(scheme, userinfo, at, host, port, path, query) of an apprise URL, or None."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not _SCHEME.match(scheme):
+        return None
+    rest, _, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    host, port = _split_port(hostport)
+    return scheme, userinfo, at, host, port, slash + path, query
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its scheme, host name and numeric port kept and everything else masked.
+
+    User, password, path segments and query values are replaced by ``***``; so is a host
+    that is not a host name (apprise puts bot tokens and webhook ids there, e.g.
+    ``tgram://123:ABC/456`` becomes ``tgram://***:***/***``).
+    """
+    parts = _parts(url)
+    if parts is None:
+        return MASK
+    scheme, userinfo, at, host, port, path, query = parts
+    out = f"{scheme}://"
+    if at:
+        out += f"{MASK}:{MASK}@" if ":" in userinfo else f"{MASK}@"
+    if host:
+        out += host if _HOST.match(host) else MASK
+    if port:
+        out += ":" + (port if port.isdigit() else MASK)
+    if path:
+        out += "/".join(MASK if seg else "" for seg in path.split("/"))
+    if query:
+        params = []
+        for param in query.split("&"):
+            name, eq, _ = param.partition("=")
+            params.append(f"{name}={MASK}" if eq and _PARAM.match(name) else MASK)
+        out += "?" + "&".join(params)
+    return out
+
+
+def secret_fragments(url: str) -> set[str]:
+    """The pieces of ``url`` that may be secret, as they could appear in a log line."""
+    text = url.strip()
+    found = {text}
+    parts = _parts(text)
+    if parts is not None:
+        _, userinfo, at, host, port, path, query = parts
+        found.add(text.partition("://")[2])
+        if at:
+            found.add(userinfo)
+            found.update(userinfo.split(":", 1))
+        if host and not _HOST.match(host):
+            found.add(host)
+            if port:
+                found.add(f"{host}:{port}")
+        if port and not port.isdigit():
+            found.add(port)
+        if path:
+            found.add(path)
+            found.add(path.lstrip("/"))
+            found.update(path.split("/"))
+        for param in query.split("&"):
+            name, eq, value = param.partition("=")
+            found.add(value if eq else name)
+    found |= {unquote(f) for f in found}
+    return {f for f in found if len(f) >= MIN_SECRET}
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    text = match.group(0)
+    stripped = text.rstrip(".,;:)]}")
+    return mask_url(stripped) + text[len(stripped) :]
+
+
+class SecretScrubber(logging.Filter):
+    """A logging filter that masks every URL and every registered secret in a record.
+
+    Installed on the loggers of apprise and urllib3 (which log request URLs at debug level)
+    and on the alerts loggers, it rewrites the record before any handler sees it, so a
+    secret cannot reach a log file or a test's caplog at any level.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._fragments: tuple[str, ...] = ()
+
+    def add(self, fragments: Iterable[str]) -> None:
+        with self._lock:
+            merged = set(self._fragments) | {f for f in fragments if len(f) >= MIN_SECRET}
+            self._fragments = tuple(sorted(merged, key=len, reverse=True))
+
+    def scrub(self, text: str) -> str:
+        if "://" in text:
+            text = _URL_IN_TEXT.sub(_mask_match, text)
+        for fragment in self._fragments:
+            if fragment in text:
+                text = text.replace(fragment, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error path
+            return True
+        if record.exc_info and record.exc_info[0] is not None:
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_info = None
+        if record.exc_text:
+            message += "\n" + record.exc_text
+            record.exc_text = None
+        clean = self.scrub(message)
+        record.msg = clean
+        record.args = None
+        return True
+
+
+SCRUBBER = SecretScrubber()
+_GUARDED = (
+    "apprise",
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "requests",
+    "botvisor.alerts",
+    "actors.alerts",
+    "actors.alert_routing",
+)
+_QUIETED = ("apprise", "urllib3")
+_guard_lock = threading.Lock()
+
+
+def guard_logs(extra: Iterable[str] = ()) -> None:
+    """Install :data:`SCRUBBER` on the loggers that can see apprise URLs (idempotent).
+
+    apprise and urllib3 are also set to WARNING unless someone configured them already.
+    """
+    with _guard_lock:
+        for name in (*_GUARDED, *extra):
+            logger = logging.getLogger(name)
+            if SCRUBBER not in logger.filters:
+                logger.addFilter(SCRUBBER)
+        for name in _QUIETED:
+            logger = logging.getLogger(name)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.WARNING)
+
+
+def with_timeouts(url: str, seconds: float) -> str:
+    """``url`` with apprise's connect/read timeouts (``cto``/``rto``) unless it sets them."""
+    added = [f"{name}={seconds:g}" for name in ("cto", "rto")
+             if not re.search(rf"[?&]{name}=", url)]
+    if not added:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(added)
+
+
+# -- channels --------------------------------------------------------------------------------
+class ChannelSettings(BaseModel):
+    """One channel: a name, an apprise URL (``url``, ``url_env`` or ``url_file``), tags.
+
+    ``url_env`` names an environment variable holding the URL; ``url_file`` a file holding
+    it (``$VAR``/``${VAR}`` in the path are expanded, e.g. ``${CREDENTIALS_DIRECTORY}/tg``
+    for a systemd credential). The URL itself is never shown: only its masked form.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    url: SecretStr | None = None
+    url_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    url_file: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChannelSettings:
+        given = [k for k in ("url", "url_env", "url_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"channel {self.name!r} needs exactly one of url, url_env, url_file "
+                f"(got {', '.join(given) or 'none'})"
+            )
+        return self
+
+
+def resolve_url(
+    settings: ChannelSettings, environ: Mapping[str, str]
+) -> tuple[str | None, str | None, str]:
+    """(url, problem, source description); the problem never contains the secret."""
+    if settings.url is not None:
+        value = settings.url.get_secret_value().strip()
+        return (value, None, "url") if value else (None, "url is empty", "url")
+    if settings.url_env is not None:
+        var = settings.url_env
+        source = f"environment variable {var}"
+        value = environ.get(var, "").strip()
+        if not value:
+            return None, f"{source} is {'empty' if var in environ else 'not set'}", source
+        return value, None, source
+    raw = settings.url_file or ""
+    source = f"file {raw}"
+    missing: list[str] = []
+
+    def expand(match: re.Match[str]) -> str:
+        var = match.group(1) or match.group(2)
+        if var in environ:
+            return environ[var]
+        missing.append(var)
+        return match.group(0)
+
+    path = Path(_VAR.sub(expand, raw)).expanduser()
+    if missing:
+        return None, f"{source}: environment variable {missing[0]} is not set", source
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or type(exc).__name__}", source
+    if not value:
+        return None, f"{path} is empty", source
+    return value, None, source
+
+
+class Delivery:
+    """One notification to one channel, sent from its own daemon thread.
+
+    The alerts actor waits for it at most its timeout; a delivery still running after that
+    is abandoned (its channel counts as busy until it ends, bounded by ``cto``/``rto``).
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        target: apprise.Apprise,
+        *,
+        title: str,
+        body: str,
+        notify_type: apprise.NotifyType,
+        tag: str | Sequence[str],
+        scrub: Callable[[str], str],
+    ) -> None:
+        self.channel = channel
+        self.done = threading.Event()
+        self.ok = False
+        self.error: str | None = None
+        self._args = (target, title, body, notify_type, tag)
+        self._scrub = scrub
+        self._thread = threading.Thread(
+            target=self._run, name=f"alerts-delivery:{channel}", daemon=True
+        )
+
+    def start(self) -> Delivery:
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float) -> bool:
+        return self.done.wait(timeout)
+
+    def _run(self) -> None:
+        target, title, body, notify_type, tag = self._args
+        try:
+            result = target.notify(body=body, title=title, notify_type=notify_type, tag=tag)
+            self.ok = bool(result)
+            if not self.ok:
+                self.error = _failure_text(result, self._scrub)
+        except Exception as exc:
+            self.ok = False
+            self.error = f"apprise raised {type(exc).__name__}: {self._scrub(str(exc))}"[:300]
+        finally:
+            self.done.set()
+
+
+def _failure_text(result: object, scrub: Callable[[str], str]) -> str:
+    """apprise's own words for a failure, when its result carries them (apprise >= 2)."""
+    try:
+        logs = getattr(result, "logs", None)
+        entries = list(logs()) if callable(logs) else []
+        words = [str(e.message) for e in entries
+                 if getattr(e, "level", "") in ("WARNING", "ERROR", "CRITICAL")]
+    except Exception:
+        words = []
+    text = "; ".join(dict.fromkeys(words)) or "delivery failed"
+    return scrub(text)[:300]
+
+
+class Channel:
+    """Owns one configured channel: its URL (never shown), apprise instance and counters."""
+
+    def __init__(
+        self,
+        settings: ChannelSettings,
+        timeout: float,
+        environ: Mapping[str, str],
+        scrubber: SecretScrubber = SCRUBBER,
+    ) -> None:
+        self.name = settings.name
+        self.tags = settings.tags
+        self._scrub = scrubber.scrub
+        url, problem, self.source = resolve_url(settings, environ)
+        if url is not None:
+            scrubber.add(secret_fragments(url))  # before apprise sees (and may log) it
+        self.url = mask_url(url) if url is not None else MASK
+        self.problem = problem
+        self._apprise: apprise.Apprise | None = None
+        if url is not None and problem is None:
+            target = apprise.Apprise()
+            if target.add(with_timeouts(url, timeout), tag=list(self.tags) or None) and (
+                len(target) == 1
+            ):
+                self._apprise = target
+            else:
+                self.problem = "apprise cannot use this URL (unknown scheme or bad format)"
+        self.sent = 0
+        self.failed = 0
+        self.last_ok: bool | None = None
+        self.last_error: str | None = None
+        self._delivery: Delivery | None = None
+
+    def __repr__(self) -> str:
+        return f"Channel({self.name!r}, {self.url!r}, tags={list(self.tags)})"
+
+    @property
+    def ready(self) -> bool:
+        return self._apprise is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._delivery is not None and not self._delivery.done.is_set()
+
+    def matches(self, tags: Sequence[str]) -> bool:
+        """True if apprise would route ``tags`` to this channel."""
+        if self._apprise is not None:
+            return any(True for _ in self._apprise.find(tag=list(tags)))
+        wanted = set(tags)
+        return "all" in wanted or bool(wanted & set(self.tags))
+
+    def send(
+        self, title: str, body: str, notify_type: apprise.NotifyType, tag: str | Sequence[str]
+    ) -> Delivery | str:
+        """Start a delivery, or say why none can start (the reason never holds a secret)."""
+        if self._apprise is None:
+            return self.problem or "not configured"
+        if self.busy:
+            return "its previous delivery has not ended yet"
+        tags: str | list[str] = tag if isinstance(tag, str) else list(tag)
+        self._delivery = Delivery(
+            self.name, self._apprise, title=title, body=body, notify_type=notify_type,
+            tag=tags, scrub=self._scrub,
+        ).start()
+        return self._delivery
+
+    def record(self, ok: bool, error: str | None) -> None:
+        self.last_ok = ok
+        if ok:
+            self.sent += 1
+        else:
+            self.failed += 1
+            self.last_error = error
+
+
+# -- cooldown and bursts ---------------------------------------------------------------------
+class Verdict(enum.Enum):
+    """What the gate decided about one alert."""
+
+    DELIVER = "deliver"
+    SUPPRESSED = "suppressed"  # the same alert was delivered within the cooldown
+    FOLDED = "folded"  # past the burst limit of its key; counted in the window's summary
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The gate's answer: the verdict, and when to close the window if a close is due."""
+
+    verdict: Verdict
+    close_in: float | None = None  # schedule _CloseWindow(key, opened) after this delay
+    opened: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One alert standing for those of a key that a burst window did not deliver."""
+
+    key: str
+    severity: Severity
+    folded: int
+    suppressed: int
+    window: float
+    last_title: str
+    last_body: str
+
+    @property
+    def count(self) -> int:
+        return self.folded + self.suppressed
+
+    @property
+    def title(self) -> str:
+        return f"{self.count} similar alerts suppressed in {self.window:g} s"
+
+    @property
+    def body(self) -> str:
+        last = self.last_title + (f" - {self.last_body}" if self.last_body else "")
+        return (f"{self.key}: {self.folded} over the burst limit, {self.suppressed} repeats "
+                f"within the cooldown. Last: {last}")
+
+
+@dataclass(slots=True)
+class _Window:
+    opened: float
+    count: int = 0
+    folded: int = 0
+    suppressed: int = 0
+    worst: Severity = Severity.INFO
+    last_title: str = ""
+    last_body: str = ""
+    closing: bool = False  # a close has been scheduled
+
+    def note(self, severity: Severity, title: str, body: str) -> None:
+        self.worst = max(self.worst, severity)
+        self.last_title, self.last_body = title, body
+
+
+class AlertGate:
+    """Cooldown, de-duplication and burst folding per alert key, on a clock passed in.
+
+    * De-duplication with cooldown: an alert with the same key, severity and title as one
+      delivered less than ``cooldown`` seconds ago is suppressed (the body may differ: it
+      often carries a changing count). A more severe alert is never a repeat.
+    * Bursts: the window of a key opens at its first alert and lasts ``window`` seconds.
+      The first ``burst_max`` alerts in it are handled as above; the rest are folded. When
+      a window that folded anything closes, :meth:`close` returns one :class:`Summary`
+      counting every alert of the window that was not delivered.
+    """
+
+    def __init__(self, cooldown: float, burst_max: int | None, window: float) -> None:
+        self.cooldown = cooldown
+        self.burst_max = burst_max
+        self.window = window
+        self._sent: dict[str, dict[tuple[Severity, str], float]] = {}
+        self._windows: dict[str, _Window] = {}
+        self._expired: dict[tuple[str, float], _Window] = {}
+        self._calls = 0
+
+    def admit(self, key: str, severity: Severity, title: str, body: str, now: float) -> Admission:
+        self._calls += 1
+        if self._calls % 256 == 0:
+            self._prune(now)
+        window: _Window | None = None
+        if self.burst_max is not None:
+            window = self._windows.get(key)
+            if window is None or now >= window.opened + self.window:
+                if window is not None and window.closing:
+                    self._expired[(key, window.opened)] = window
+                window = self._windows[key] = _Window(now)
+            window.count += 1
+            if window.count > self.burst_max:
+                window.folded += 1
+                window.note(severity, title, body)
+                if window.closing:
+                    return Admission(Verdict.FOLDED)
+                window.closing = True
+                delay = max(0.0, window.opened + self.window - now)
+                return Admission(Verdict.FOLDED, close_in=delay, opened=window.opened)
+        if self.cooldown > 0:
+            sent = self._sent.setdefault(key, {})
+            signature = (severity, title)
+            last = sent.get(signature)
+            if last is not None and now - last < self.cooldown:
+                if window is not None:
+                    window.suppressed += 1
+                    window.note(severity, title, body)
+                return Admission(Verdict.SUPPRESSED)
+            sent[signature] = now
+        return Admission(Verdict.DELIVER)
+
+    def close(self, key: str, opened: float) -> Summary | None:
+        """End the window of ``key`` opened at ``opened``; its summary if it folded any."""
+        window = self._expired.pop((key, opened), None)
+        if window is None:
+            current = self._windows.get(key)
+            if current is None or current.opened != opened:
+                return None
+            window = self._windows.pop(key)
+        return self._summary(key, window)
+
+    def pending(self) -> list[Summary]:
+        """Summaries of every window that folded alerts and has not closed yet."""
+        windows = [*(((k, w) for (k, _), w in self._expired.items())), *self._windows.items()]
+        return [s for k, w in windows if (s := self._summary(k, w)) is not None]
+
+    def _summary(self, key: str, window: _Window) -> Summary | None:
+        if window.folded == 0:
+            return None
+        return Summary(key, window.worst, window.folded, window.suppressed, self.window,
+                       window.last_title, window.last_body)
+
+    def _prune(self, now: float) -> None:
+        for key in list(self._sent):
+            live = {s: t for s, t in self._sent[key].items() if now - t < self.cooldown}
+            if live:
+                self._sent[key] = live
+            else:
+                del self._sent[key]
+        for key, window in list(self._windows.items()):
+            if not window.closing and now >= window.opened + self.window:
+                del self._windows[key]

@@ -1,0 +1,570 @@
+"""AlertsActor: tells people what happened, through apprise, without ever holding up trading.
+
+Inputs, all by ``tell`` (nobody on a trading path asks this actor anything):
+
+* :class:`~actors.messages.Alert` from any actor; its ``key`` groups repeats;
+* :class:`~actors.messages.BreakerTransition` from the circuit breaker;
+* :class:`~actors.messages.Fill` (key ``fill``), when an actor reports fills here;
+* every :class:`~supervisor.events.SupervisionEvent`, by its own subscription;
+* the asks :class:`TestAlert` (one test message to every channel, per-channel results) and
+  :class:`GetAlertStats` (counters; also published, so ``runtime.peek`` reads them lock-free).
+
+Each input becomes an alert with a severity (configurable per event kind, breaker state and
+key prefix). An alert is always logged; :class:`~actors.alert_routing.AlertGate` drops
+repeats within the cooldown and folds bursts into one summary; the severity's route (a
+list of apprise tags) picks the channels. Deliveries run in their own threads, in parallel,
+and the actor waits for them at most ``timeout_seconds``; a failure, a timeout, an
+exception from apprise, or a route with no channel is counted and the alert is appended to
+the fallback file. The actor stops with a last alert ("botvisor stopping"). URLs are only
+ever shown masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import apprise
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from actors.alert_routing import (
+    SCRUBBER,
+    AlertGate,
+    Channel,
+    ChannelSettings,
+    Delivery,
+    Verdict,
+    guard_logs,
+)
+from actors.messages import Alert, BreakerTransition, Fill
+from supervisor.actor import SupervisedActor
+from supervisor.error_handler import Severity
+from supervisor.events import EventKind, Subscription, SupervisionEvent
+
+if TYPE_CHECKING:
+    from supervisor.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_BREAKER_SEVERITIES",
+    "DEFAULT_EVENT_SEVERITIES",
+    "AlertStats",
+    "AlertsActor",
+    "ChannelStatus",
+    "ChannelTestResult",
+    "GetAlertStats",
+    "TestAlert",
+]
+
+SeverityName = Literal["info", "warning", "error", "critical"]
+BreakerState = Literal["closed", "open", "half_open", "halted"]
+
+DEFAULT_EVENT_SEVERITIES: dict[EventKind, SeverityName | None] = {
+    EventKind.STARTED: "info",
+    EventKind.START_FAILED: "error",
+    EventKind.CRASHED: "error",
+    EventKind.RESUMED: "warning",
+    EventKind.RESTARTING: None,  # "restarted" follows
+    EventKind.RESTARTED: "warning",
+    EventKind.ESCALATED: "critical",
+    EventKind.FELL_BACK: "error",
+    EventKind.PRIMARY_RESTORED: "info",
+    EventKind.STOPPED: None,  # every actor at shutdown; the shutdown alert says it once
+    EventKind.EXITED: "info",
+    EventKind.HUNG: "error",
+    EventKind.DEAD_LETTER: "warning",  # a flood is folded by the burst rule
+    EventKind.SHUTDOWN_TIMEOUT: "error",
+}
+
+DEFAULT_BREAKER_SEVERITIES: dict[BreakerState, SeverityName | None] = {
+    "open": "critical",
+    "halted": "critical",
+    "half_open": "warning",
+    "closed": "info",
+}
+
+_NOTIFY_TYPES = {
+    Severity.INFO: apprise.NotifyType.INFO,
+    Severity.WARNING: apprise.NotifyType.WARNING,
+    Severity.ERROR: apprise.NotifyType.FAILURE,
+    Severity.CRITICAL: apprise.NotifyType.FAILURE,
+}
+_ALL = "all"  # apprise's tag that matches every channel
+
+# Event subscriptions by runtime and actor name (see AlertsActor._subscribe).
+_SUBSCRIPTIONS: weakref.WeakKeyDictionary[Runtime, dict[str, Subscription]] = (
+    weakref.WeakKeyDictionary()
+)
+_SUBSCRIPTIONS_LOCK = threading.Lock()
+
+
+# -- messages ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TestAlert:
+    """Ask: send a test message to every channel, whatever its tags.
+
+    Reply: ``tuple[ChannelTestResult, ...]``, one per configured channel. The ask can take
+    up to the actor's ``timeout_seconds``; ask with a longer timeout.
+    """
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    title: str = "botvisor test alert"
+    body: str = "If you can read this, this channel delivers botvisor alerts."
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTestResult:
+    """One channel's answer to :class:`TestAlert`; ``url`` is masked."""
+
+    name: str
+    ok: bool
+    url: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetAlertStats:
+    """Ask: the alerts actor's counters, as an :class:`AlertStats`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel as the status shows it: masked URL, readiness, counters, last error."""
+
+    name: str
+    url: str  # masked
+    source: str  # "url", "environment variable X" or "file PATH"
+    tags: tuple[str, ...]
+    ready: bool
+    problem: str | None  # why it cannot deliver (missing secret, unusable URL)
+    sent: int
+    failed: int
+    last_ok: bool | None
+    last_error: str | None
+    busy: bool  # a delivery abandoned after the timeout is still running
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStats:
+    """Counters since this instance started.
+
+    ``received``: alerts handled (after mapping; ``dropped`` were mapped to no severity).
+    ``sent``/``failed``: channel deliveries (an alert to two channels counts two).
+    ``suppressed``: repeats within the cooldown; ``folded``: past a burst limit;
+    ``summaries``: burst summaries delivered. ``logged_only``: alerts whose severity routes
+    nowhere (or with ``enabled: false``). ``fallback_written``: lines appended to the
+    fallback file; ``fallback_errors``: lines that could not be. ``errors``: unexpected
+    exceptions caught in the actor.
+    """
+
+    enabled: bool
+    received: int
+    dropped: int
+    sent: int
+    failed: int
+    suppressed: int
+    folded: int
+    summaries: int
+    logged_only: int
+    fallback_written: int
+    fallback_errors: int
+    errors: int
+    channels: tuple[ChannelStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _CloseWindow:
+    key: str
+    opened: float
+
+
+# -- settings ----------------------------------------------------------------------------------
+class RoutesModel(BaseModel):
+    """``routes``: the apprise tags each severity goes to; an empty list means the log only.
+
+    The tag ``all`` reaches every channel.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    info: tuple[str, ...] = ()
+    warning: tuple[str, ...] = ("ops",)
+    error: tuple[str, ...] = ("ops",)
+    critical: tuple[str, ...] = ("ops", "chat")
+
+
+class BurstModel(BaseModel):
+    """``burst``: more than ``max`` alerts of one key within ``window_seconds`` are folded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max: int = Field(5, ge=1)
+    window_seconds: float = Field(60.0, gt=0)
+
+
+class AlertsActor(SupervisedActor):
+    """Owns the alert channels, the cooldown/burst state and the delivery counters.
+
+    Delivery is bounded (``timeout_seconds`` per alert, channels in parallel) and never
+    raises out of a handler: the supervisor sees this actor fail only on a bug, and then
+    restarts it with fresh counters while the rest of the tree carries on.
+    """
+
+    class Settings(BaseModel):
+        """The ``settings`` of an alerts child in ``config.yaml``."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        enabled: bool = True  # the original bot's enable_notifications
+        channels: tuple[ChannelSettings, ...] = ()
+        routes: RoutesModel = RoutesModel()
+        cooldown_seconds: float = Field(300.0, ge=0)
+        burst: BurstModel | None = BurstModel()
+        timeout_seconds: float = Field(10.0, gt=0, le=300)
+        fallback_file: str | None = "state/alerts-fallback.jsonl"
+        events: dict[EventKind, SeverityName | None] = Field(
+            default_factory=lambda: dict(DEFAULT_EVENT_SEVERITIES)
+        )
+        breaker: dict[BreakerState, SeverityName | None] = Field(
+            default_factory=lambda: dict(DEFAULT_BREAKER_SEVERITIES)
+        )
+        fills: SeverityName | None = "info"
+        keys: dict[str, SeverityName | None] = Field(default_factory=dict)
+        shutdown_severity: SeverityName | None = "warning"
+        title_prefix: str = "botvisor"
+        logger: str = "botvisor.alerts"
+
+        @field_validator("events", mode="after")
+        @classmethod
+        def _merge_events(
+            cls, value: dict[EventKind, SeverityName | None]
+        ) -> dict[EventKind, SeverityName | None]:
+            return {**DEFAULT_EVENT_SEVERITIES, **value}
+
+        @field_validator("breaker", mode="after")
+        @classmethod
+        def _merge_breaker(
+            cls, value: dict[BreakerState, SeverityName | None]
+        ) -> dict[BreakerState, SeverityName | None]:
+            return {**DEFAULT_BREAKER_SEVERITIES, **value}
+
+        @model_validator(mode="after")
+        def _unique_names(self) -> AlertsActor.Settings:
+            names = [c.name for c in self.channels]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"channel names must be unique; repeated: {repeated}")
+            return self
+
+    def __init__(self, settings: AlertsActor.Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or AlertsActor.Settings()
+        s = self.settings
+        self._alert_log = logging.getLogger(s.logger)
+        guard_logs((s.logger,))
+        self._routes = {Severity.parse(name): tuple(getattr(s.routes, name))
+                        for name in ("info", "warning", "error", "critical")}
+        keys: dict[str, SeverityName | None] = {"fill": s.fills, **s.keys}
+        self._key_rules = sorted(keys.items(), key=lambda kv: len(kv[0]), reverse=True)
+        self._gate = AlertGate(
+            s.cooldown_seconds,
+            s.burst.max if s.burst else None,
+            s.burst.window_seconds if s.burst else 60.0,
+        )
+        self._channels: list[Channel] = []
+        self.received = self.dropped = self.sent = self.failed = 0
+        self.suppressed = self.folded = self.summaries = self.logged_only = 0
+        self.fallback_written = self.fallback_errors = self.errors = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_start(self) -> None:
+        timeout = self.settings.timeout_seconds
+        self._channels = [Channel(c, timeout, os.environ) for c in self.settings.channels]
+        for channel in self._channels:
+            if channel.problem:
+                log.error("alert channel %r cannot deliver: %s", channel.name, channel.problem)
+        known = {t for c in self._channels for t in c.tags} | {_ALL}
+        if not self._channels:
+            log.warning("alerts: no channels configured; alerts go to the log%s",
+                        " and the fallback file" if self.settings.fallback_file else "")
+        else:
+            for severity, tags in self._routes.items():
+                for tag in tags:
+                    if tag not in known:
+                        log.warning("alerts: %s alerts go to tag %r, which no channel has; "
+                                    "they will be written to the fallback file",
+                                    severity.name.lower(), tag)
+        self._subscribe()
+        self._publish()
+
+    def _subscribe(self) -> None:
+        """Forward supervision events into this actor's mailbox, once per runtime and name.
+
+        The subscription belongs to the name, not to this instance: it only tells the
+        mailbox, which outlives instances, so the events published while the actor
+        restarts (its own crash included) wait there for the replacement, and a
+        replacement never adds a second subscription. It ends when the actor stops for good.
+        """
+        name = self.ctx.name
+        try_tell = self.ctx.try_tell
+        kinds = {k for k, v in self.settings.events.items() if v is not None}
+
+        def forward(event: SupervisionEvent) -> None:
+            if event.kind in kinds:
+                try_tell(name, event)
+
+        with _SUBSCRIPTIONS_LOCK:
+            subs = _SUBSCRIPTIONS.setdefault(self.ctx.runtime, {})
+            if name not in subs:
+                subs[name] = self.ctx.events.subscribe(forward)
+
+    def on_stop(self) -> None:
+        try:
+            if self._stopping_for_good():
+                self._unsubscribe()
+                self._shutdown_alert()
+        finally:
+            self._publish()
+
+    def _unsubscribe(self) -> None:
+        with _SUBSCRIPTIONS_LOCK:
+            sub = _SUBSCRIPTIONS.get(self.ctx.runtime, {}).pop(self.ctx.name, None)
+        if sub is not None:
+            sub.cancel()
+
+    def _stopping_for_good(self) -> bool:
+        """True when stopped for good (runtime stopping, terminated), not for a restart."""
+        try:
+            return bool(self.ctx.runtime.cell(self.ctx.name).closing)
+        except Exception:
+            return True
+
+    def _shutdown_alert(self) -> None:
+        name = self.settings.shutdown_severity
+        if name is None:
+            return
+        body = f"The alerts actor {self.ctx.name!r} is stopping; no alerts after this one."
+        pending = self._gate.pending()
+        if pending:
+            body += " Unsent burst summaries: " + "; ".join(
+                f"{p.title} ({p.body})" for p in pending)
+        self._deliver("botvisor.stopping", Severity.parse(name), "botvisor stopping", body)
+
+    # -- messages ----------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        except Exception as exc:  # never let one alert take the actor down
+            self.errors += 1
+            log.error("alerts: %s while handling %s: %s", type(exc).__name__,
+                      type(message).__name__, SCRUBBER.scrub(str(exc)))
+            return None
+        finally:
+            self._publish()
+
+    def _handle(self, message: Any) -> Any:
+        if isinstance(message, Alert):
+            self._submit(message)
+        elif isinstance(message, SupervisionEvent):
+            self._on_event(message)
+        elif isinstance(message, BreakerTransition):
+            self._on_breaker(message)
+        elif isinstance(message, Fill):
+            self._submit(Alert(
+                "fill", self.settings.fills or "info",
+                f"Fill: {message.side.value} {message.quantity} {message.symbol} "
+                f"@ {message.price}",
+                f"order {message.client_order_id}, fee {message.fee}, venue {message.venue}, "
+                f"fill {message.fill_id}"))
+        elif isinstance(message, _CloseWindow):
+            summary = self._gate.close(message.key, message.opened)
+            if summary is not None:
+                self.summaries += 1
+                self._deliver(summary.key, summary.severity, summary.title, summary.body)
+        elif isinstance(message, GetAlertStats):
+            return self._stats()
+        elif isinstance(message, TestAlert):
+            return self._test(message)
+        else:
+            log.warning("alerts: ignoring an unexpected %s message", type(message).__name__)
+        return None
+
+    def _on_event(self, event: SupervisionEvent) -> None:
+        severity = self.settings.events.get(event.kind)
+        if severity is None:
+            return
+        what = event.kind.value.replace("_", " ")
+        self._submit(Alert(f"supervision.{event.kind.value}.{event.actor}", severity,
+                           f"{event.actor} {what}", event.describe()))
+
+    def _on_breaker(self, event: BreakerTransition) -> None:
+        state = event.state
+        mapping: dict[str, SeverityName | None] = {
+            str(k): v for k, v in self.settings.breaker.items()}
+        severity = mapping.get(state, "error")  # an unknown state is still worth a look
+        if severity is None:
+            return
+        figures = ", ".join(f"{k}={v}" for k, v in event.figures)
+        body = f"{event.previous} -> {state}: {event.reason}" + (
+            f" ({figures})" if figures else "") + f" [by {event.by}]"
+        self._submit(Alert(f"breaker.{state}", severity,
+                           f"Circuit breaker {state.replace('_', ' ')}", body))
+
+    # -- the pipeline: severity, gate, delivery ------------------------------------------------
+    def _severity(self, alert: Alert) -> Severity | None:
+        for prefix, name in self._key_rules:
+            if alert.key == prefix or alert.key.startswith(prefix + "."):
+                return None if name is None else Severity.parse(name)
+        try:
+            return Severity.parse(alert.severity)
+        except ValueError:
+            return Severity.WARNING
+
+    def _submit(self, alert: Alert) -> None:
+        severity = self._severity(alert)
+        if severity is None:
+            self.dropped += 1
+            return
+        self.received += 1
+        admission = self._gate.admit(alert.key, severity, alert.title, alert.body,
+                                     self.ctx.clock.now())
+        if admission.verdict is Verdict.SUPPRESSED:
+            self.suppressed += 1
+            self._alert_log.debug("[%s] repeat within the cooldown: %s", alert.key, alert.title)
+            return
+        if admission.verdict is Verdict.FOLDED:
+            self.folded += 1
+            if admission.close_in is not None:
+                self.ctx.schedule(admission.close_in, _CloseWindow(alert.key, admission.opened))
+            return
+        self._deliver(alert.key, severity, alert.title, alert.body)
+
+    def _deliver(self, key: str, severity: Severity, title: str, body: str) -> None:
+        self._alert_log.log(int(severity), "[%s] %s%s", key, title, f": {body}" if body else "")
+        if not self.settings.enabled:
+            self.logged_only += 1
+            return
+        tags = self._routes[severity]
+        if not tags:
+            self.logged_only += 1
+            return
+        targets = [c for c in self._channels if c.matches(tags)]
+        if not targets:
+            self._fallback(key, severity, title, body,
+                           reason=f"no channel matches tags {list(tags)}", failures={})
+            return
+        outcome = self._send(targets, severity, title, body, tags)
+        failures = {name: error or "failed" for name, (ok, error) in outcome.items() if not ok}
+        if failures:
+            log.warning("alert [%s] not delivered to %s", key,
+                        "; ".join(f"{n}: {e}" for n, e in failures.items()))
+            self._fallback(key, severity, title, body, reason="delivery failed",
+                           failures=failures)
+
+    def _send(
+        self,
+        targets: list[Channel],
+        severity: Severity,
+        title: str,
+        body: str,
+        tags: tuple[str, ...] | str,
+    ) -> dict[str, tuple[bool, str | None]]:
+        """Deliver to ``targets`` in parallel; wait at most the timeout for all of them."""
+        timeout = self.settings.timeout_seconds
+        prefix = self.settings.title_prefix
+        full_title = f"{prefix} {severity.name}: {title}" if prefix else title
+        notify_type = _NOTIFY_TYPES[severity]
+        results: dict[str, tuple[bool, str | None]] = {}
+        started: list[tuple[Channel, Delivery]] = []
+        for channel in targets:
+            try:
+                delivery = channel.send(full_title, body or title, notify_type, tags)
+            except Exception as exc:
+                delivery = f"{type(exc).__name__}: {SCRUBBER.scrub(str(exc))}"
+            if isinstance(delivery, str):
+                results[channel.name] = (False, delivery)
+            else:
+                started.append((channel, delivery))
+        deadline = time.monotonic() + timeout  # network time is real time, not the clock's
+        for channel, delivery in started:
+            if delivery.wait(max(0.0, deadline - time.monotonic())):
+                results[channel.name] = (delivery.ok, delivery.error)
+            else:
+                results[channel.name] = (False, f"no answer within {timeout:g} s")
+        for channel in targets:
+            ok, error = results[channel.name]
+            channel.record(ok, error)
+            if ok:
+                self.sent += 1
+            else:
+                self.failed += 1
+        return results
+
+    def _fallback(
+        self, key: str, severity: Severity, title: str, body: str, *, reason: str,
+        failures: dict[str, str],
+    ) -> None:
+        path = self.settings.fallback_file
+        if not path:
+            return
+        record = {
+            "at": self.ctx.clock.wall(),
+            "key": key,
+            "severity": severity.name.lower(),
+            "title": title,
+            "body": body,
+            "reason": reason,
+            "failed": failures,
+        }
+        try:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.fallback_written += 1
+        except OSError as exc:
+            self.fallback_errors += 1
+            log.error("alerts: cannot append to the fallback file %s: %s", path,
+                      exc.strerror or type(exc).__name__)
+
+    # -- asks ----------------------------------------------------------------------------------
+    def _test(self, message: TestAlert) -> tuple[ChannelTestResult, ...]:
+        if not self.settings.enabled:
+            return tuple(ChannelTestResult(c.name, False, c.url, "alerts are disabled "
+                                           "(enabled: false)") for c in self._channels)
+        outcome = self._send(self._channels, Severity.INFO, message.title, message.body, _ALL)
+        return tuple(ChannelTestResult(c.name, outcome[c.name][0], c.url, outcome[c.name][1])
+                     for c in self._channels)
+
+    def _stats(self) -> AlertStats:
+        return AlertStats(
+            enabled=self.settings.enabled,
+            received=self.received,
+            dropped=self.dropped,
+            sent=self.sent,
+            failed=self.failed,
+            suppressed=self.suppressed,
+            folded=self.folded,
+            summaries=self.summaries,
+            logged_only=self.logged_only,
+            fallback_written=self.fallback_written,
+            fallback_errors=self.fallback_errors,
+            errors=self.errors,
+            channels=tuple(
+                ChannelStatus(c.name, c.url, c.source, c.tags, c.ready, c.problem, c.sent,
+                              c.failed, c.last_ok, c.last_error, c.busy)
+                for c in self._channels
+            ),
+        )
+
+    def _publish(self) -> None:
+        try:
+            self.ctx.publish(self._stats())
+        except Exception:  # status is a convenience; never fail a handler for it
+            log.debug("alerts: could not publish stats", exc_info=False)
