@@ -24,9 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -46,10 +44,10 @@ from actors.alert_routing import (
 from actors.messages import Alert, BreakerTransition, Fill
 from supervisor.actor import SupervisedActor
 from supervisor.error_handler import Severity
-from supervisor.events import EventKind, Subscription, SupervisionEvent
+from supervisor.events import EventKind, SupervisionEvent
 
 if TYPE_CHECKING:
-    from supervisor.runtime import Runtime
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +97,6 @@ _NOTIFY_TYPES = {
 }
 _ALL = "all"  # apprise's tag that matches every channel
 
-# Event subscriptions by runtime and actor name (see AlertsActor._subscribe).
-_SUBSCRIPTIONS: weakref.WeakKeyDictionary[Runtime, dict[str, Subscription]] = (
-    weakref.WeakKeyDictionary()
-)
-_SUBSCRIPTIONS_LOCK = threading.Lock()
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -304,46 +297,16 @@ class AlertsActor(SupervisedActor):
         self._publish()
 
     def _subscribe(self) -> None:
-        """Forward supervision events into this actor's mailbox, once per runtime and name.
-
-        The subscription belongs to the name, not to this instance: it only tells the
-        mailbox, which outlives instances, so the events published while the actor
-        restarts (its own crash included) wait there for the replacement, and a
-        replacement never adds a second subscription. It ends when the actor stops for good.
-        """
-        name = self.ctx.name
-        try_tell = self.ctx.try_tell
-        kinds = {k for k, v in self.settings.events.items() if v is not None}
-
-        def forward(event: SupervisionEvent) -> None:
-            if event.kind in kinds:
-                try_tell(name, event)
-
-        with _SUBSCRIPTIONS_LOCK:
-            subs = _SUBSCRIPTIONS.setdefault(self.ctx.runtime, {})
-            if name not in subs:
-                subs[name] = self.ctx.events.subscribe(forward)
+        """Forward the supervision events that map to a severity into this mailbox."""
+        kinds = frozenset(k for k, v in self.settings.events.items() if v is not None)
+        self.ctx.subscribe_events("alerts", lambda event: event.kind in kinds)
 
     def on_stop(self) -> None:
         try:
-            if self._stopping_for_good():
-                self._unsubscribe()
+            if self.ctx.stopping_for_good:
                 self._shutdown_alert()
         finally:
             self._publish()
-
-    def _unsubscribe(self) -> None:
-        with _SUBSCRIPTIONS_LOCK:
-            sub = _SUBSCRIPTIONS.get(self.ctx.runtime, {}).pop(self.ctx.name, None)
-        if sub is not None:
-            sub.cancel()
-
-    def _stopping_for_good(self) -> bool:
-        """True when stopped for good (runtime stopping, terminated), not for a restart."""
-        try:
-            return bool(self.ctx.runtime.cell(self.ctx.name).closing)
-        except Exception:
-            return True
 
     def _shutdown_alert(self) -> None:
         name = self.settings.shutdown_severity

@@ -13,7 +13,7 @@ from supervisor.actor import SupervisedActor
 from supervisor.context import ActorContext
 from supervisor.error_handler import Decision, ErrorHandler, Severity
 from supervisor.errors import ActorNotRunning, StartFailed
-from supervisor.events import EventKind, SupervisionEvent
+from supervisor.events import EventKind, Subscription, SupervisionEvent
 from supervisor.mailbox import Envelope, Mailbox
 from supervisor.spec import ActorFactory, ChildSpec
 
@@ -88,6 +88,9 @@ class Cell:
         self.last_error: str | None = None
         self.extra_children: list[ChildSpec] = []  # added with start_child; kept across restarts
         self.published: Any = None  # the actor's latest published snapshot (immutable)
+        # Event subscriptions that belong to the name, not to one instance (see
+        # ActorContext.subscribe_events); ended when the child stops for good.
+        self.subscriptions: dict[str, Subscription] = {}
 
     @property
     def clock(self) -> Clock:
@@ -210,8 +213,16 @@ class Cell:
                     "and will never take another message",
                 )
         self.actor = None
+        if close:
+            self.end_subscriptions()
         if drained:
             self.fail_drained(drained, reason)
+
+    def end_subscriptions(self) -> None:
+        """Cancel the child's event subscriptions (it stopped for good)."""
+        subs, self.subscriptions = self.subscriptions, {}
+        for sub in subs.values():
+            sub.cancel()
 
     def fail_drained(self, envelopes: list[Envelope[Any]], reason: str) -> None:
         """Fail waiting asks with ActorNotRunning and count tells as dead letters."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from supervisor.clock import Clock, TimerHandle
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     import pykka
 
     from supervisor.cell import Cell
-    from supervisor.events import EventBus
+    from supervisor.events import EventBus, SupervisionEvent
     from supervisor.runtime import Runtime
 
 __all__ = ["ActorContext"]
@@ -52,6 +53,34 @@ class ActorContext:
     @property
     def runtime(self) -> Runtime:
         return self._runtime
+
+    @property
+    def stopping_for_good(self) -> bool:
+        """True while this instance stops with no replacement to follow (not a restart)."""
+        return self._cell.closing
+
+    def subscribe_events(
+        self, key: str, wanted: Callable[[SupervisionEvent], bool] | None = None
+    ) -> None:
+        """Forward supervision events (those ``wanted``) into this actor's mailbox.
+
+        The subscription belongs to the child's name, not to this instance: events
+        published while the actor restarts (its own crash included) wait in the mailbox
+        for the replacement, and a replacement calling this again with the same ``key``
+        adds nothing. It ends when the child stops for good.
+        """
+        cell = self._cell
+        if key in cell.subscriptions:
+            return
+        name, runtime = cell.name, self._runtime
+
+        def forward(event: SupervisionEvent) -> None:
+            if cell.closing:
+                return  # stopping for good: nothing would read it
+            if wanted is None or wanted(event):
+                runtime.try_tell(name, event)
+
+        cell.subscriptions[key] = runtime.events.subscribe(forward)
 
     def pending(self) -> int:
         """How many messages wait in this actor's mailbox (for batching decisions)."""

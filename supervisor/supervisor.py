@@ -413,6 +413,7 @@ class Supervisor(SupervisedActor):
         if cell.actor is not None:
             cell.stop_instance(close=True, reason=reason)
         else:
+            cell.end_subscriptions()
             cell.fail_drained(cell.mailbox.close(reason), reason)
         cell.state = ChildState.STOPPED
         cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
@@ -430,6 +431,7 @@ class Supervisor(SupervisedActor):
                 cell.stop_instance(close=close, reason=reason)
                 cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
             elif close:
+                cell.end_subscriptions()
                 cell.fail_drained(cell.mailbox.close(reason), reason)
             if cell.state is not ChildState.TERMINATED:
                 cell.state = ChildState.STOPPED
