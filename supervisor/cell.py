@@ -87,6 +87,7 @@ class Cell:
         self.hung_reported = 0.0
         self.last_error: str | None = None
         self.extra_children: list[ChildSpec] = []  # added with start_child; kept across restarts
+        self.replaced_children: dict[str, ChildSpec] = {}  # new specs from a reload; kept too
         self.published: Any = None  # the actor's latest published snapshot (immutable)
         # Event subscriptions that belong to the name, not to one instance (see
         # ActorContext.subscribe_events); ended when the child stops for good.

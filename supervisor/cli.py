@@ -6,15 +6,15 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from supervisor.config import ConfigError, load_config
-from supervisor.errors import StartFailed
 from supervisor.logs import setup_logging
+from supervisor.reload import ConfigReloader
 from supervisor.runtime import Runtime
+from supervisor.session import RunSession, SessionService
 
 log = logging.getLogger("botvisor")
 
@@ -65,8 +65,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     loaded = _load(args.path)
     if loaded is None:
         return EXIT_USAGE
-    _, spec = loaded
+    config, spec = loaded
     print(f"{args.path}: ok ({len(spec.all_ids())} actors)")  # type: ignore[attr-defined]
+    for note in config.notes:  # type: ignore[attr-defined]
+        print(f"  {note}")
     return EXIT_OK
 
 
@@ -80,51 +82,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"botvisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(config.runtime.log_level, config.runtime.log_format)
+    for note in config.notes:
+        log.info("config: %s", note)
     runtime = Runtime(
         error_handler=config.error_handler(),
         ask_timeout=config.runtime.ask_timeout,
         monitor_interval=config.runtime.monitor_interval,
         event_history=config.runtime.event_history,
     )
-    stop = threading.Event()
-    received: list[str] = []
+    path = Path(args.config).resolve()
+    session = RunSession(config, spec, runtime, config_path=path, duration=args.duration,
+                         reloader=ConfigReloader(path))
+    session.services.extend(_services(session, args))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
+        session.request_stop(f"received {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    log.info("starting tree from %s", Path(args.config).resolve())
-    try:
-        runtime.start(spec, name=config.runtime.name, shutdown=config.tree.shutdown)
-    except StartFailed as exc:
-        log.critical("could not start: %s", exc)
-        runtime.stop()
-        return EXIT_ERROR
-    log.info("tree is up: %s", ", ".join(runtime.names()))
-    _wait(runtime, stop, args.duration)
-    if received:
-        log.info("received %s; stopping the tree in reverse order", received[0])
-    code = runtime.exit_code if runtime.exit_code is not None else EXIT_OK
-    reason = runtime.exit_reason
-    runtime.stop()
-    if code != EXIT_OK:
-        log.critical("exiting with status %d: %s", code, reason)
-    else:
-        log.info("stopped cleanly")
-    return code
+    signal.signal(signal.SIGHUP, lambda _s, _f: session.request_reload())
+    log.info("starting tree from %s", session.config_path)
+    return session.run()
 
 
-def _wait(runtime: Runtime, stop: threading.Event, duration: float | None) -> None:
-    """Block the main thread until a signal, the root ending, or the duration passing."""
-    deadline = None if duration is None else runtime.clock.now() + duration
-    while not stop.is_set() and not runtime.wait(timeout=0):
-        remaining = None if deadline is None else deadline - runtime.clock.now()
-        if remaining is not None and remaining <= 0:
-            return
-        # Short waits keep the main thread responsive to signals.
-        stop.wait(0.2 if remaining is None else min(0.2, remaining))
+def _services(session: RunSession, args: argparse.Namespace) -> list[SessionService]:
+    """The services that ride along with a run, in start order (stopped in reverse)."""
+    services: list[SessionService] = []
+    return services
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import Backoff
+from supervisor.config_translators import apply_translators
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity
 from supervisor.spec import (
     ActorFactory,
@@ -128,6 +129,13 @@ class BotConfig(_Model):
     errors: dict[str, RuleModel] = Field(default_factory=dict)
     tree: TreeModel = TreeModel()
 
+    _notes: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """What config translators changed (old keys moved to their new homes)."""
+        return list(self._notes)
+
     def error_handler(self) -> ErrorHandler:
         return ErrorHandler(
             {
@@ -160,10 +168,15 @@ def parse_config(raw: Any, source: str = "<config>") -> tuple[BotConfig, Supervi
         raise ConfigError(source, [("(top level)", "must be a mapping of keys to values")])
     # Keys starting with "x-" hold YAML anchors shared by several sections (as in compose files).
     raw = {k: v for k, v in raw.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    translated = apply_translators(raw)  # older formats, via installed plug-ins
+    if translated.problems:
+        raise ConfigError(source, translated.problems)
+    raw = translated.raw
     try:
         config = BotConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(source, _problems(exc)) from None
+    config._notes.extend(translated.notes)
     problems: list[tuple[str, str]] = []
     spec = build_tree(config, problems)
     if problems:

@@ -28,6 +28,7 @@ from supervisor.supervisor import (
     CountChildren,
     DeleteChild,
     Refused,
+    ReplaceChild,
     RestartChild,
     StartChild,
     TerminateChild,
@@ -217,6 +218,14 @@ class Runtime:
     def restart_child(self, name: str, *, timeout: float | None = None) -> ChildInfo:
         """Start a terminated child again, or restart a running one in place."""
         return self._command(self._parent_of(name), RestartChild(name), timeout)  # type: ignore[no-any-return]
+
+    def replace_child(self, spec: ChildSpec, *, timeout: float | None = None) -> ChildInfo:
+        """Run worker ``spec.id`` from ``spec`` from now on (restarting it if it runs).
+
+        A requested restart: not counted against restart intensity. The new spec is kept
+        if the child's supervisor restarts later.
+        """
+        return self._command(self._parent_of(spec.id), ReplaceChild(spec), timeout)  # type: ignore[no-any-return]
 
     def delete_child(self, name: str, *, timeout: float | None = None) -> None:
         self._command(self._parent_of(name), DeleteChild(name), timeout)

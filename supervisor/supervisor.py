@@ -33,6 +33,7 @@ __all__ = [
     "ChildInfo",
     "CountChildren",
     "DeleteChild",
+    "ReplaceChild",
     "RestartChild",
     "StartChild",
     "Supervisor",
@@ -76,6 +77,13 @@ class RestartChild:
     """Command: start a terminated child, or restart a running one."""
 
     child: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceChild:
+    """Command: run a worker child from a new spec (new settings); restart it if running."""
+
+    spec: ChildSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +160,10 @@ class Supervisor(SupervisedActor):
 
     def _all_specs(self) -> list[ChildSpec]:
         own = self._cell
-        extra = own.extra_children if own is not None else []
-        return [*self.spec.children, *extra]
+        if own is None:
+            return list(self.spec.children)
+        replaced = own.replaced_children
+        return [replaced.get(c.id, c) for c in (*self.spec.children, *own.extra_children)]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -191,6 +201,8 @@ class Supervisor(SupervisedActor):
                 return self._terminate_child(child)
             case RestartChild(child):
                 return self._restart_child(child)
+            case ReplaceChild(spec):
+                return self._replace_child(spec)
             case DeleteChild(child):
                 return self._delete_child(child)
             case WhichChildren():
@@ -496,6 +508,27 @@ class Supervisor(SupervisedActor):
         cell.emit(EventKind.RESTARTED, Severity.INFO, reason="restarted on request")
         return self._info(cell)
 
+    def _replace_child(self, spec: ChildSpec) -> Refused | ChildInfo:
+        cell = self._cell_of(spec.id)
+        own = self._cell
+        if cell is None or own is None:
+            return Refused(_NotMine(spec.id, self.name))
+        if spec.is_supervisor or cell.spec.is_supervisor:
+            return Refused(_NotAWorker(spec.id))
+        own.replaced_children[spec.id] = spec
+        cell.spec = spec
+        if cell.actor is None:
+            return self._info(cell)  # not running: the new spec applies at its next start
+        cell.stop_instance(close=False, reason="new settings")
+        cell.emit(EventKind.STOPPED, Severity.INFO, reason="restarting with new settings")
+        error = cell.start_instance()
+        if error is not None:
+            cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
+            self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
+            return Refused(StartFailed(spec.id, f"{type(error).__name__}: {error}"))
+        cell.emit(EventKind.RESTARTED, Severity.INFO, reason="restarted with new settings")
+        return self._info(cell)
+
     def _delete_child(self, child: str) -> Refused | None:
         cell = self._cell_of(child)
         if cell is None:
@@ -547,3 +580,8 @@ class _NotMine(RuntimeErrorBase, LookupError):
 class _StillRunning(RuntimeErrorBase):
     def __init__(self, child: str) -> None:
         super().__init__(f"{child!r} is running; terminate it before deleting it")
+
+
+class _NotAWorker(RuntimeErrorBase, ValueError):
+    def __init__(self, child: str) -> None:
+        super().__init__(f"{child!r}: only a worker's spec can be replaced while running")

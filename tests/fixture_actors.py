@@ -36,3 +36,18 @@ class CrashOnStart(SupervisedActor):
 
     def on_start(self) -> None:
         raise RuntimeError("cannot start (on purpose)")
+
+
+class Echo(SupervisedActor):
+    """Answers any message with its configured label (to see which settings it runs with)."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        label: str = "echo"
+
+    def __init__(self, settings: Echo.Settings) -> None:
+        super().__init__()
+        self.label = settings.label
+
+    def on_receive(self, message: Any) -> Any:
+        return (self.label, self.ctx.incarnation)
