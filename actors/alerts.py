@@ -173,6 +173,15 @@ class AlertStats:
     errors: int
     channels: tuple[ChannelStatus, ...]
 
+    def metrics(self) -> dict[str, float]:
+        """Gauges for the metrics endpoint (counts since this instance started)."""
+        return {
+            "alerts_sent": float(self.sent),
+            "alerts_failed": float(self.failed),
+            "alerts_suppressed": float(self.suppressed + self.folded),
+            "alerts_fallback_written": float(self.fallback_written),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class _CloseWindow:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 __all__ = ["BreakerGate", "BreakerState", "OrderIntent", "Permission"]
 
@@ -55,6 +56,10 @@ class BreakerGate:
     probes: int = 0
     _slots: itertools.count[int] = field(default_factory=itertools.count, compare=False)
 
+    def metrics(self) -> dict[str, float]:
+        """Gauges for the metrics endpoint: the state as a number (see STATE_NUMBERS)."""
+        return {"breaker_state": float(STATE_NUMBERS[self.state])}
+
     def check(self, intent: OrderIntent) -> Permission:
         state = self.state
         if state is BreakerState.CLOSED:
@@ -67,6 +72,14 @@ class BreakerGate:
             return Permission(True, state, "half-open probe", probe=True)
         return Permission(False, state, f"{state.value}: {self.reason}")
 
+
+# breaker_state on the metrics endpoint: higher means less trading allowed.
+STATE_NUMBERS = MappingProxyType({
+    BreakerState.CLOSED: 0,
+    BreakerState.HALF_OPEN: 1,
+    BreakerState.OPEN: 2,
+    BreakerState.HALTED: 3,
+})
 
 UNKNOWN = BreakerGate(BreakerState.OPEN, "no circuit breaker has published a state yet")
 

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from actors.ledger import LedgerEvent
-from actors.messages import Fill
+from actors.messages import Fill, FillRecorded
 
 __all__ = [
+    "FillsRecorded",
+    "GetLastFillTime",
     "GetPortfolio",
     "GetTrades",
     "GetView",
@@ -17,6 +19,7 @@ __all__ = [
     "PositionView",
     "Reconcile",
     "RecordFill",
+    "RecordFills",
     "ResetTo",
     "SourceEvents",
     "SourceHello",
@@ -29,6 +32,39 @@ class RecordFill:
     """Ask the position actor to record a fill; the reply comes after it is on disk."""
 
     fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFills:
+    """Ask the position actor to record many fills in one transaction (one fsync).
+
+    For bulk work such as reconciling with the venue after a crash: duplicates (by fill id)
+    are acknowledged and not recorded again, fills the ledger refuses are listed, and the
+    reply (a :class:`FillsRecorded`) comes only after the new ones are on disk.
+    """
+
+    fills: tuple[Fill, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FillsRecorded:
+    """Reply to RecordFills: one FillRecorded per accepted fill, in order, and the refused."""
+
+    recorded: tuple[FillRecorded, ...]
+    rejected: tuple[tuple[str, str], ...] = ()  # (fill id, reason)
+
+    @property
+    def new(self) -> int:
+        """How many fills this batch added to the ledger (not already there)."""
+        return sum(1 for r in self.recorded if not r.duplicate)
+
+
+@dataclass(frozen=True, slots=True)
+class GetLastFillTime:
+    """Ask for the venue time of the newest fill in the ledger (from ``venue``, or from any
+    venue when None); the reply is None when the ledger has no such fill."""
+
+    venue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +117,18 @@ class PortfolioSnapshot:
     positions: dict[str, PositionView] = field(default_factory=dict)
     exposure_by_symbol: dict[str, Decimal] = field(default_factory=dict)
     marks: dict[str, Decimal] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Gauges for the metrics endpoint (see supervisor.metrics)."""
+        return {
+            "equity": float(self.equity),
+            "cash": float(self.cash),
+            "open_positions": float(len(self.positions)),
+            "gross_exposure": float(self.gross_exposure),
+            "realized_pnl": float(self.realized_pnl),
+            "unrealized_pnl": float(self.unrealized_pnl),
+            "fees_paid": float(self.fees),
+        }
 
 
 # -- between the position actor and its sources -----------------------------------------------

@@ -133,6 +133,7 @@ class SupervisedActor(pykka.ThreadingActor):
     def _run(self, cell: Cell) -> None:
         mailbox = cell.mailbox
         now = cell.clock.now
+        latency = cell.latency
         while True:
             try:
                 envelope = mailbox.take(self)
@@ -162,6 +163,7 @@ class SupervisedActor(pykka.ThreadingActor):
                 if not self._failed(cell, reply_to, message, exc):
                     return
                 continue
+            latency.record(now() - self._busy_since)
             self._busy_since = 0.0
             if self._reply_deferred:
                 self._reply_deferred = False

@@ -14,6 +14,7 @@ from supervisor.context import ActorContext
 from supervisor.error_handler import Decision, ErrorHandler, Severity
 from supervisor.errors import ActorNotRunning, StartFailed
 from supervisor.events import EventKind, Subscription, SupervisionEvent
+from supervisor.latency import HandlerLatency
 from supervisor.mailbox import Envelope, Mailbox
 from supervisor.spec import ActorFactory, ChildSpec
 
@@ -88,6 +89,7 @@ class Cell:
         self.last_error: str | None = None
         self.extra_children: list[ChildSpec] = []  # added with start_child; kept across restarts
         self.replaced_children: dict[str, ChildSpec] = {}  # new specs from a reload; kept too
+        self.latency = HandlerLatency()  # handler durations, across incarnations
         self.published: Any = None  # the actor's latest published snapshot (immutable)
         # Event subscriptions that belong to the name, not to one instance (see
         # ActorContext.subscribe_events); ended when the child stops for good.

@@ -12,6 +12,7 @@ from types import FrameType
 
 from supervisor.config import ConfigError, load_config
 from supervisor.logs import setup_logging
+from supervisor.metrics import MetricsService
 from supervisor.reload import ConfigReloader
 from supervisor.runtime import Runtime
 from supervisor.session import RunSession, SessionService
@@ -108,6 +109,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _services(session: RunSession, args: argparse.Namespace) -> list[SessionService]:
     """The services that ride along with a run, in start order (stopped in reverse)."""
     services: list[SessionService] = []
+    if session.config.metrics.enabled:
+        services.append(MetricsService(session.config.metrics.host, session.config.metrics.port))
     return services
 
 

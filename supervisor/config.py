@@ -122,10 +122,19 @@ class RuntimeModel(_Model):
     event_history: int = Field(1000, ge=10)
 
 
+class MetricsModel(_Model):
+    """``metrics``: an optional Prometheus endpoint, on a loopback address only."""
+
+    enabled: bool = False
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
+
+
 class BotConfig(_Model):
     """The whole configuration file."""
 
     runtime: RuntimeModel = RuntimeModel()
+    metrics: MetricsModel = MetricsModel()
     errors: dict[str, RuleModel] = Field(default_factory=dict)
     tree: TreeModel = TreeModel()
 
