@@ -21,6 +21,7 @@ from supervisor.errors import (
     UnknownActor,
 )
 from supervisor.events import EventBus, EventKind
+from supervisor.future import ReplyFuture
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, SupervisorSpec
 from supervisor.supervisor import (
@@ -172,7 +173,7 @@ class Runtime:
         return True
 
     def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:
-        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        future: ReplyFuture[Any] = ReplyFuture()
         self.cell(name).mailbox.put(Envelope(message, reply_to=future))
         return future
 

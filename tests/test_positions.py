@@ -165,7 +165,7 @@ def test_group_commit_writes_waiting_fills_in_one_transaction(tmp_path: Path) ->
         rt.tell("positions", "hold")
         assert GatedPositions.holding.wait(10)
         futures = [rt.ask_future("positions", RecordFill(_fill(i))) for i in range(50)]
-        assert not any(f._result for f in futures)  # type: ignore[attr-defined]
+        assert not any(f.done() for f in futures)  # type: ignore[attr-defined]
         commits_before = rt.ask_future("positions", GetPortfolio())
         GatedPositions.gate.set()
         results = [f.get(timeout=10) for f in futures]
