@@ -43,6 +43,7 @@ from actors.alert_routing import (
 )
 from actors.messages import Alert, BreakerTransition, Fill
 from supervisor.actor import SupervisedActor
+from supervisor.control_protocol import OperatorCommand
 from supervisor.error_handler import Severity
 from supervisor.events import EventKind, SupervisionEvent
 
@@ -66,7 +67,7 @@ SeverityName = Literal["info", "warning", "error", "critical"]
 BreakerState = Literal["closed", "open", "half_open", "halted"]
 
 DEFAULT_EVENT_SEVERITIES: dict[EventKind, SeverityName | None] = {
-    EventKind.STARTED: "info",
+    EventKind.STARTED: None,  # the event log already records every start
     EventKind.START_FAILED: "error",
     EventKind.CRASHED: "error",
     EventKind.RESUMED: "warning",
@@ -363,6 +364,8 @@ class AlertsActor(SupervisedActor):
             return self._stats()
         elif isinstance(message, TestAlert):
             return self._test(message)
+        elif isinstance(message, OperatorCommand):
+            return self._operator(message)
         else:
             log.warning("alerts: ignoring an unexpected %s message", type(message).__name__)
         return None
@@ -513,6 +516,27 @@ class AlertsActor(SupervisedActor):
         outcome = self._send(self._channels, Severity.INFO, message.title, message.body, _ALL)
         return tuple(ChannelTestResult(c.name, outcome[c.name][0], c.url, outcome[c.name][1])
                      for c in self._channels)
+
+    def _operator(self, command: OperatorCommand) -> dict[str, Any]:
+        """`botvisor alerts test|status`: per-channel results or counters (URLs masked)."""
+        if command.command == "test":
+            results = self._test(TestAlert(body=f"Test alert requested by {command.who}."))
+            return {"channels": [{"name": r.name, "ok": r.ok, "url": r.url, "error": r.error}
+                                 for r in results],
+                    "enabled": self.settings.enabled}
+        if command.command == "status":
+            stats = self._stats()
+            return {
+                "enabled": stats.enabled, "received": stats.received, "sent": stats.sent,
+                "failed": stats.failed, "suppressed": stats.suppressed,
+                "folded": stats.folded, "fallback_written": stats.fallback_written,
+                "errors": stats.errors,
+                "channels": [{"name": c.name, "url": c.url, "ready": c.ready,
+                              "problem": c.problem, "sent": c.sent, "failed": c.failed}
+                             for c in stats.channels],
+            }
+        return {"error": f"alerts: unknown command {command.command!r} (test, status)",
+                "code": 2}
 
     def _stats(self) -> AlertStats:
         return AlertStats(

@@ -50,6 +50,7 @@ from actors.breaker_triggers import (
 )
 from actors.messages import BreakerTransition, HaltTrading
 from supervisor import SupervisedActor
+from supervisor.control_protocol import OperatorCommand
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,8 @@ class BreakerActor(SupervisedActor):
                 return self.status()
             case GetBreakerStatus():
                 return self.status()
+            case OperatorCommand():
+                return self._operator(message)
             case _:
                 return super().on_receive(message)
         return None
@@ -422,6 +425,27 @@ class BreakerActor(SupervisedActor):
         )
         if self.drawdown is not None and self.p.peak is not None:
             self.drawdown.peak = Decimal(self.p.peak)
+
+    # -- the operator: `botvisor breaker open|close|halt|status` ------------------------------
+    def _operator(self, command: OperatorCommand) -> dict[str, Any]:
+        """Answer an operator's command with the breaker's status, as plain JSON data."""
+        why = command.reason or "no reason given"
+        if command.command == "open":
+            self.on_receive(ForceOpen(command.who, why))
+        elif command.command == "close":
+            self.on_receive(ForceClose(command.who, why))
+        elif command.command == "halt":
+            self.on_receive(HaltTrading(why, command.who))
+        elif command.command != "status":
+            return {"error": f"breaker: unknown command {command.command!r} "
+                             "(open, close, halt, status)", "code": 2}
+        s = self.status()
+        return {
+            "state": s.state.value, "reason": s.reason, "by": s.by, "since": s.since,
+            "manual": s.manual, "recovery_at": s.recovery_at,
+            "trips_recently": s.trips_recently, "transitions": s.transitions,
+            "figures": dict(s.figures), "measures": dict(s.measures),
+        }
 
     # -- status ------------------------------------------------------------------------------
     def status(self) -> BreakerStatus:

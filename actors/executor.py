@@ -7,6 +7,16 @@ order id derived from its signal, so the same signal can never place two orders;
 restart it checks the ledger and the exchange for that id before sending anything. Order
 submission is never retried blindly: when a reply is lost it looks the order up by its
 client order id. Fills go to the position actor with retries, which the fill id makes safe.
+
+Venue sync: the process can die (or this actor crash) after the venue filled an order and
+before the ledger recorded the fill. So, on every start, before it handles any message, the
+executor asks the exchange for its fills (``GetVenueFills``, since a little before the
+ledger's newest fill, or everything with ``venue_sync: full``) and records them in batches
+(``RecordFills``, one transaction each; the ledger skips fill ids it already has). What was
+recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Fills this actor
+could not record yet are published (their oldest venue time), so a restarted executor
+reaches back far enough for them. Until a sync has succeeded no order is sent; a failed sync
+is retried on a timer.
 """
 
 from __future__ import annotations
@@ -15,13 +25,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
 from actors.breaker_messages import ApiResult, ProbeResult
 from actors.messages import Alert, Fill, Side
+from actors.paper_exchange import GetVenueFills
 from actors.pipeline_messages import (
     ExitRequest,
     LookupOrder,
@@ -30,14 +41,21 @@ from actors.pipeline_messages import (
     Signal,
     client_order_id,
 )
-from actors.position_messages import HasOrder, PortfolioSnapshot, RecordFill
+from actors.position_messages import (
+    FillsRecorded,
+    GetLastFillTime,
+    HasOrder,
+    PortfolioSnapshot,
+    RecordFill,
+    RecordFills,
+)
 from supervisor import SupervisedActor
 from supervisor.errors import RuntimeErrorBase
 from supervisor.retry import Retrier
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutorActor", "ExecutorStats", "GetExecutorStats"]
+__all__ = ["ExecutorActor", "ExecutorState", "ExecutorStats", "GetExecutorStats", "SyncVenue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +74,30 @@ class ExecutorStats:
     fills_recorded: int
     unrecorded: int
     sent: tuple[tuple[str, str, bool, str], ...]  # (client order id, side, reduces, state)
+    recovered: int = 0  # venue fills the ledger lacked, recorded by venue syncs
+    venue_synced: bool = False  # a venue sync has succeeded in this incarnation
+    exits: tuple[tuple[str, str], ...] = ()  # (client order id, reason) of exit orders sent
+
+
+@dataclass(frozen=True, slots=True)
+class SyncVenue:
+    """Reconcile the ledger with the venue's fills now.
+
+    As an ask, the reply is the number of fills recovered (or the exception that stopped it).
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class _RetrySync:
+    """Timer: try the venue sync again after a failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorState:
+    """Published by the executor: the venue time of its oldest fill not yet in the ledger
+    (None when there is none), so a restarted executor syncs from far enough back."""
+
+    unrecorded_since: float | None
 
 
 class ExecutorActor(SupervisedActor):
@@ -71,6 +113,10 @@ class ExecutorActor(SupervisedActor):
         min_notional: Decimal = Field(Decimal("10"), ge=0)
         order_timeout: float = Field(5.0, gt=0)
         record_attempts: int = Field(5, ge=1)
+        venue_sync: Literal["recent", "full", "off"] = "recent"
+        venue_sync_lookback: float = Field(86400.0, ge=0)  # venue seconds before the newest
+        venue_sync_batch: int = Field(1000, ge=1)  # fills per RecordFills
+        venue_sync_retry: float = Field(1.0, gt=0)  # seconds between failed syncs
         positions: str = "positions"
         breaker: str = "breaker"
         exchange: str = "exchange"
@@ -86,26 +132,132 @@ class ExecutorActor(SupervisedActor):
         self.filled = 0
         self.fills_recorded = 0
         self.unrecorded: list[Fill] = []
+        self.exits: list[tuple[str, str]] = []
+        self.recovered = 0
+        self.synced = False
+        self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
+        self._sync_pending = False
         self._retrier: Retrier | None = None
 
     def on_start(self) -> None:
         self._retrier = Retrier(attempts=self.settings.record_attempts, clock=self.ctx.clock)
+        earlier = self.ctx.peek(self.ctx.name)
+        if isinstance(earlier, ExecutorState):
+            self._sync_from = earlier.unrecorded_since
+        if self.settings.venue_sync == "off":
+            self.synced = True
+            return
+        try:
+            self._sync_venue()
+        except Exception as exc:
+            self._sync_failed(exc)
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _RetrySync):
+            self._sync_pending = False
+            if self.synced:
+                return None
+        if isinstance(message, (SyncVenue, _RetrySync)):
+            try:
+                return self._sync_venue()
+            except Exception as exc:
+                self._sync_failed(exc)
+                if isinstance(message, SyncVenue) and self._reply_to is not None:
+                    raise
+                return None
         if self.unrecorded:
             self._record_pending()
         match message:
             case Signal():
-                self._on_signal(message)
+                if self._ready(message.signal_id):
+                    self._on_signal(message)
             case ExitRequest():
-                self._on_exit(message)
+                if self._ready(message.signal_id):
+                    self._on_exit(message)
             case GetExecutorStats():
                 return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
                                      dict(self.skipped), self.fills_recorded,
-                                     len(self.unrecorded), tuple(self.sent))
+                                     len(self.unrecorded), tuple(self.sent), self.recovered,
+                                     self.synced, tuple(self.exits))
             case _:
                 return super().on_receive(message)
         return None
+
+    # -- venue sync ----------------------------------------------------------------------------
+    def _ready(self, what: str) -> bool:
+        """No order before the ledger has every venue fill (it sizes and guards orders)."""
+        if self.synced:
+            return True
+        self._skip("venue not reconciled yet")
+        log.warning("not acting on %s: the ledger is not reconciled with the venue yet", what)
+        return False
+
+    def _sync_venue(self) -> int:
+        """Record every venue fill the ledger lacks; returns how many were recovered."""
+        s = self.settings
+        assert self._retrier is not None
+        since: float | None = None
+        if s.venue_sync == "recent":
+            newest = self.ctx.ask(s.positions, GetLastFillTime(), timeout=s.order_timeout)
+            if newest is not None:
+                since = float(newest) - s.venue_sync_lookback
+                if self._sync_from is not None:
+                    since = min(since, self._sync_from)
+        fills = self.ctx.ask(s.exchange, GetVenueFills(since), timeout=s.order_timeout)
+        recovered: list[Fill] = []
+        rejected: list[tuple[str, str]] = []
+        for start in range(0, len(fills), s.venue_sync_batch):
+            chunk = fills[start : start + s.venue_sync_batch]
+            reply = self._retrier.call(self.ctx.ask, s.positions, RecordFills(tuple(chunk)),
+                                       timeout=s.order_timeout)
+            assert isinstance(reply, FillsRecorded)
+            new = {r.fill_id for r in reply.recorded if not r.duplicate}
+            recovered.extend(f for f in chunk if f.fill_id in new)
+            rejected.extend(reply.rejected)
+        self.synced = True
+        self._sync_from = None
+        self.recovered += len(recovered)
+        self._publish_state()
+        where = "venue fill(s)" + ("" if since is None else f" since venue time {since:.0f}")
+        if recovered:
+            listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
+                               for f in recovered[:5])
+            more = f" and {len(recovered) - 5} more" if len(recovered) > 5 else ""
+            log.warning("venue sync: recorded %d fill(s) the ledger lacked (%s%s); %d %s "
+                        "checked", len(recovered), listed, more, len(fills), where)
+            self.ctx.try_tell(s.alerts, Alert(
+                "executor.venue_sync", "warning",
+                f"Recovered {len(recovered)} fill(s) the ledger lacked",
+                f"the venue had filled them but the ledger had no record (a crash between "
+                f"fill and record): {listed}{more}"))
+        else:
+            log.info("venue sync: the ledger has all %d %s", len(fills), where)
+        if rejected:
+            log.error("venue sync: the ledger refused %d venue fill(s): %s", len(rejected),
+                      "; ".join(f"{fid}: {why}" for fid, why in rejected[:5]))
+            self.ctx.try_tell(s.alerts, Alert(
+                "executor.venue_sync_rejected", "critical",
+                f"The ledger refused {len(rejected)} venue fill(s)",
+                "; ".join(f"{fid}: {why}" for fid, why in rejected[:5])))
+        return len(recovered)
+
+    def _sync_failed(self, exc: Exception) -> None:
+        s = self.settings
+        self.synced = False
+        log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
+                  type(exc).__name__, exc, s.venue_sync_retry)
+        self.ctx.try_tell(s.alerts, Alert(
+            "executor.venue_sync_failed", "error", "Venue sync failed; not trading",
+            f"{type(exc).__name__}: {exc}"))
+        if not self._sync_pending:
+            self._sync_pending = True
+            self.ctx.schedule(s.venue_sync_retry, _RetrySync())
+
+    def _publish_state(self) -> None:
+        oldest = min((f.at for f in self.unrecorded), default=None)
+        if self._sync_from is not None:
+            oldest = self._sync_from if oldest is None else min(oldest, self._sync_from)
+        self.ctx.publish(ExecutorState(oldest))
 
     # -- deciding ------------------------------------------------------------------------------
     def _portfolio(self) -> PortfolioSnapshot | None:
@@ -144,7 +296,8 @@ class ExecutorActor(SupervisedActor):
         if held is None or held.quantity <= 0:
             self._skip("exit without a position")
             return
-        self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, reduces=True)
+        self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, reduces=True,
+                    exit_reason=request.reason)
 
     def _size(self, signal: Signal, snap: PortfolioSnapshot) -> Decimal | None:
         s = self.settings
@@ -168,7 +321,7 @@ class ExecutorActor(SupervisedActor):
 
     # -- sending -------------------------------------------------------------------------------
     def _order(self, signal_id: str, symbol: str, side: Side, qty: Decimal, *,
-               reduces: bool) -> None:
+               reduces: bool, exit_reason: str | None = None) -> None:
         s = self.settings
         permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
             OrderIntent(symbol, reduces_exposure=reduces))
@@ -184,6 +337,8 @@ class ExecutorActor(SupervisedActor):
             return
         order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
         self.sent.append((coid, side.value, reduces, permission.state.value))
+        if exit_reason is not None:
+            self.exits.append((coid, exit_reason))
         result = self._submit(order)
         ok = result is not None and result.status == "filled"
         self.ctx.try_tell(s.breaker, ApiResult(ok, "place_order"))
@@ -239,6 +394,7 @@ class ExecutorActor(SupervisedActor):
             self.fills_recorded += 1
         except Exception as exc:
             self.unrecorded.append(fill)
+            self._publish_state()
             log.error("fill %s not recorded yet (%s); will retry", fill.fill_id, exc)
             self.ctx.try_tell(self.settings.alerts, Alert(
                 "executor.fill_unrecorded", "critical", "A fill could not be recorded yet",
@@ -248,3 +404,5 @@ class ExecutorActor(SupervisedActor):
         pending, self.unrecorded = self.unrecorded, []
         for fill in pending:
             self._record(fill)
+        if not self.unrecorded:
+            self._publish_state()

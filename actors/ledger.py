@@ -336,6 +336,14 @@ class Ledger:
         ).fetchone()
         return row is not None
 
+    def last_fill_at(self, venue: str | None = None) -> float | None:
+        """Venue time of the newest fill (from ``venue``, or any); None when there is none."""
+        if venue is None:
+            row = self.db.execute("SELECT MAX(at) FROM fills").fetchone()
+        else:
+            row = self.db.execute("SELECT MAX(at) FROM fills WHERE venue = ?", (venue,)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def fill_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
 

@@ -71,7 +71,7 @@ def translate(raw: dict[str, Any]) -> Translation:
             if not isinstance(settings, dict):
                 return  # the tree's own validation reports this
             new_key = f"{where}.settings.{'.'.join(path)}"
-            _set(settings, path, value, old, new_key, problems, notes)
+            _set(settings, path, value, old, new_key, problems=problems, notes=notes)
 
     breaker = out.pop("circuit_breaker", None)
     if breaker is not None:
@@ -91,11 +91,11 @@ def translate(raw: dict[str, Any]) -> Translation:
         runtime = out.setdefault("runtime", {})
         if isinstance(runtime, dict):
             _set(runtime, ("event_history",), out.pop("max_error_history"),
-                 "max_error_history", "runtime.event_history", problems, notes)
+                 "max_error_history", "runtime.event_history", problems=problems, notes=notes)
     return Translation(out, problems, notes)
 
 
-def _set(settings: dict[str, Any], path: tuple[str, ...], value: Any, old: str, new: str,
+def _set(settings: dict[str, Any], path: tuple[str, ...], value: Any, old: str, new: str, *,
          problems: list[tuple[str, str]], notes: list[str]) -> None:
     here = settings
     for part in path[:-1]:

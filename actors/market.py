@@ -54,7 +54,11 @@ class MarketStats:
 
 @dataclass(frozen=True, slots=True)
 class _Tick:
-    pass
+    """Timer: emit the next step. It names the instance that scheduled it: a tick already
+    queued when that instance crashed is ignored by its replacement, which starts its own
+    chain (two chains would run the market at twice its pace)."""
+
+    incarnation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +113,13 @@ class MarketActor(SupervisedActor):
             self._feed = _synthetic_steps(market)
         for _ in range(skip):
             next(self._feed, None)
-        self.ctx.schedule(0.0, _Tick())
+        self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case _Tick():
-                self._tick()
+            case _Tick(incarnation):
+                if incarnation == self.ctx.incarnation:
+                    self._tick()
             case FeedBars(bars):
                 self._emit(list(bars))
             case GetMarketStats():
@@ -135,7 +140,7 @@ class MarketActor(SupervisedActor):
             return
         self.steps += 1
         self._emit(step)
-        self.ctx.schedule(s.bar_seconds / s.speed, _Tick())
+        self.ctx.schedule(s.bar_seconds / s.speed, _Tick(self.ctx.incarnation))
 
     def _emit(self, items: list[Bar | BadBar]) -> None:
         good: list[Bar] = []

@@ -9,6 +9,7 @@ story, against which the ledger can be checked.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,12 @@ from supervisor import SupervisedActor
 __all__ = ["GetVenueFills", "PaperExchange"]
 
 
+@dataclass(frozen=True, slots=True)
 class GetVenueFills:
-    """Ask the paper exchange for every fill it made, oldest first."""
+    """Ask the paper exchange for the fills it made, oldest first: all of them, or those at
+    or after venue time ``since`` (as ccxt's ``fetch_my_trades(since=...)`` does)."""
+
+    since: float | None = None
 
 
 class PaperExchange(SupervisedActor):
@@ -55,6 +60,7 @@ class PaperExchange(SupervisedActor):
         db.execute("CREATE TABLE IF NOT EXISTS fills (fill_id TEXT PRIMARY KEY, "
                    "client_order_id TEXT, symbol TEXT, side TEXT, quantity TEXT, price TEXT, "
                    "fee TEXT, at REAL)")
+        db.execute("CREATE INDEX IF NOT EXISTS fills_at ON fills (at)")
         self._db = db
 
     def on_stop(self) -> None:
@@ -74,13 +80,18 @@ class PaperExchange(SupervisedActor):
                 return self._place(message)
             case LookupOrder(coid):
                 return self._lookup(coid)
-            case GetVenueFills():
-                assert self._db is not None
-                rows = self._db.execute(
-                    "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at "
-                    "FROM fills ORDER BY rowid").fetchall()
-                return [_fill(r) for r in rows]
+            case GetVenueFills(since):
+                return self._fills(since)
         return super().on_receive(message)
+
+    def _fills(self, since: float | None) -> list[Fill]:
+        assert self._db is not None
+        sql = "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at FROM fills"
+        args: tuple[float, ...] = ()
+        if since is not None:
+            sql += " WHERE at >= ?"
+            args = (since,)
+        return [_fill(r) for r in self._db.execute(sql + " ORDER BY rowid", args).fetchall()]
 
     def _lookup(self, coid: str) -> OrderResult | None:
         assert self._db is not None

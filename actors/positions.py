@@ -24,6 +24,8 @@ from actors.breaker_messages import EquitySample, TradeClosed
 from actors.ledger import Ledger, Rejected
 from actors.messages import Fill, FillRecorded, InvalidFill, MarkPrice
 from actors.position_messages import (
+    FillsRecorded,
+    GetLastFillTime,
     GetPortfolio,
     GetTrades,
     HasOrder,
@@ -31,12 +33,14 @@ from actors.position_messages import (
     PositionView,
     Reconcile,
     RecordFill,
+    RecordFills,
     ResetTo,
     SourceEvents,
     SourceHello,
 )
 from actors.reconcile import Reconciler, ReconcileReport
 from supervisor import SupervisedActor
+from supervisor.control_protocol import OperatorCommand
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,10 @@ class PositionActor(SupervisedActor):
                 self._commit()
             return None
         if isinstance(message, MarkPrice):
+            # A price ends a run of fills: commit what is staged now. Otherwise a fill staged
+            # while this price was waiting behind it would stay uncommitted, its sender
+            # blocked, until some other kind of message happened to arrive.
+            self._commit()
             self.marks[message.symbol] = message.price
             if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
                 self._send_equity()
@@ -118,8 +126,14 @@ class PositionActor(SupervisedActor):
             return None
         self._commit()  # everything else sees only committed state
         match message:
+            case RecordFills(fills):
+                return self._record_batch(fills)
+            case GetLastFillTime(venue):
+                return self.ledger.last_fill_at(venue)
             case GetPortfolio():
                 return self.snapshot()
+            case OperatorCommand():
+                return self._operator(message)
             case GetTrades(limit):
                 return self.ledger.trades(limit)
             case HasOrder(coid):
@@ -140,15 +154,12 @@ class PositionActor(SupervisedActor):
             return
         batch, self._staged = self._staged, []
         try:
-            results, events = self.ledger.record(
-                (fill for fill, _ in batch), self.ctx.clock.wall()
-            )
+            results = self._write([fill for fill, _ in batch])
         except Exception as exc:
             for _, reply in batch:
                 if reply is not None:
                     reply.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
             raise
-        self.commits += 1
         for (_, reply), result in zip(batch, results, strict=True):
             if reply is None:
                 if isinstance(result, Rejected):
@@ -159,6 +170,21 @@ class PositionActor(SupervisedActor):
             else:
                 err = InvalidFill(result.reason)
                 reply.set_exception(exc_info=(InvalidFill, err, None))
+
+    def _record_batch(self, fills: tuple[Fill, ...]) -> FillsRecorded:
+        """RecordFills: the whole batch in one transaction; answered once it is on disk."""
+        results = self._write(list(fills))
+        rejected = tuple((r.fill_id, r.reason) for r in results if isinstance(r, Rejected))
+        for fill_id, reason in rejected:
+            log.warning("fill %s rejected: %s", fill_id, reason)
+        return FillsRecorded(tuple(r for r in results if isinstance(r, FillRecorded)), rejected)
+
+    def _write(self, fills: list[Fill]) -> list[FillRecorded | Rejected]:
+        """Record ``fills`` in one transaction, then tell the sources and the breaker and
+        publish the new snapshot: all before any sender hears back, so a sender that reads
+        the snapshot after its reply sees its own fill."""
+        results, events = self.ledger.record(fills, self.ctx.clock.wall())
+        self.commits += 1
         if events:
             update = SourceEvents(tuple(events))
             for source in self.settings.sources:
@@ -169,6 +195,7 @@ class PositionActor(SupervisedActor):
                                       TradeClosed(event.fill.symbol, event.realized))
             self._send_equity()
         self.ctx.publish(self.snapshot())
+        return results
 
     def _send_equity(self) -> None:
         """Tell the breaker the account's equity and exposure, as of now."""
@@ -206,6 +233,32 @@ class PositionActor(SupervisedActor):
             exposure_by_symbol=exposure,
             marks=dict(marks),
         )
+
+    def _operator(self, command: OperatorCommand) -> dict[str, Any]:
+        """`botvisor positions`: balances, PnL, equity and open positions, as JSON data
+        (amounts as exact decimal strings)."""
+        if command.command not in ("show", "status"):
+            return {"error": f"positions: unknown command {command.command!r} (show)",
+                    "code": 2}
+        snap = self.snapshot()
+        rows = []
+        for symbol, view in sorted(snap.positions.items()):
+            mark = snap.marks.get(symbol)
+            rows.append({
+                "symbol": symbol, "quantity": str(view.quantity),
+                "avg_price": str(view.avg_price),
+                "mark": str(mark) if mark is not None else None,
+                "exposure": str(snap.exposure_by_symbol.get(symbol, ZERO)),
+                "unrealized_pnl": (str((mark - view.avg_price) * view.quantity)
+                                   if mark is not None else None),
+                "updated_at": view.updated_at,
+            })
+        return {
+            "seq": snap.seq, "starting_cash": str(snap.starting_cash), "cash": str(snap.cash),
+            "equity": str(snap.equity), "realized_pnl": str(snap.realized_pnl),
+            "unrealized_pnl": str(snap.unrealized_pnl), "fees": str(snap.fees),
+            "gross_exposure": str(snap.gross_exposure), "positions": rows,
+        }
 
     def ledger_state(self, reason: str) -> ResetTo:
         book = self.ledger.book

@@ -11,10 +11,13 @@ from pathlib import Path
 from types import FrameType
 
 from supervisor.config import ConfigError, load_config
+from supervisor.control import ControlServer
 from supervisor.logs import setup_logging
 from supervisor.metrics import MetricsService
+from supervisor.operator_cli import add_operator_commands
 from supervisor.reload import ConfigReloader
 from supervisor.runtime import Runtime
+from supervisor.sd_notify import SystemdService
 from supervisor.session import RunSession, SessionService
 
 log = logging.getLogger("botvisor")
@@ -46,11 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
     run.add_argument("--duration", type=float, default=None,
                      help="stop by itself after this many seconds")
+    run.add_argument("--report", default=None, metavar="PATH",
+                     help="write an HTML report of the run here when it ends")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
     check.set_defaults(func=_cmd_check_config)
+    add_operator_commands(sub)  # status, tree, stop, start, ... over the control socket
     return parser
 
 
@@ -111,6 +117,9 @@ def _services(session: RunSession, args: argparse.Namespace) -> list[SessionServ
     services: list[SessionService] = []
     if session.config.metrics.enabled:
         services.append(MetricsService(session.config.metrics.host, session.config.metrics.port))
+    services.append(ControlServer())  # the operator's control socket (control: section)
+    services.extend(session.config.runtime.observers(report=args.report))  # live view, summary
+    services.append(SystemdService())  # last: READY=1 once every other service is up
     return services
 
 

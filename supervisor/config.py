@@ -9,16 +9,25 @@ that declares a pydantic ``Settings`` model gets its ``settings`` validated at l
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.config_translators import apply_translators
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity
+from supervisor.session import SessionService
 from supervisor.spec import (
     ActorFactory,
     ChildSpec,
@@ -29,7 +38,7 @@ from supervisor.spec import (
     SupervisorSpec,
 )
 
-__all__ = ["BotConfig", "ConfigError", "build_tree", "load_config"]
+__all__ = ["BotConfig", "ConfigError", "ControlModel", "build_tree", "load_config"]
 
 
 class ConfigError(Exception):
@@ -120,6 +129,27 @@ class RuntimeModel(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     event_history: int = Field(1000, ge=10)
+    # A SessionService run along with `botvisor run` ("package.module:Class"), built with the
+    # run's options (``report``: the --report path or None): the live view, the end-of-run
+    # summary and the report. None: no observer.
+    observer: str | None = None
+
+    @field_validator("observer")
+    @classmethod
+    def _observer_importable(cls, value: str | None) -> str | None:
+        if value is not None:
+            _service_class(value)
+        return value
+
+    def observers(self, **options: Any) -> list[SessionService]:
+        """The observer service (none when ``observer`` is unset), built with ``options``."""
+        if self.observer is None:
+            given = sorted(k for k, v in options.items() if v is not None)
+            if given:
+                logging.getLogger("botvisor").warning(
+                    "runtime.observer is not set: ignoring the %s option", ", ".join(given))
+            return []
+        return [_service_class(self.observer)(**options)]
 
 
 class MetricsModel(_Model):
@@ -130,11 +160,59 @@ class MetricsModel(_Model):
     port: int = Field(9464, ge=0, le=65535)
 
 
+# The control socket's own commands; an operator command group (``control.targets``) may not
+# take one of these names.
+CONTROL_COMMANDS = ("ping", "status", "tree", "stop", "start", "restart", "reload")
+
+
+class ControlModel(_Model):
+    """``control``: the operator's control socket (``botvisor status``, ``stop NAME``...).
+
+    The socket is ``$RUNTIME_DIRECTORY/botvisor.sock`` under systemd, else
+    ``run/botvisor.sock`` beside the config file; mode 0600, owner's uid only.
+    """
+
+    enabled: bool = True  # serve the control socket during `botvisor run`
+    # Operator command group -> the actor that answers it with an OperatorCommand:
+    # `botvisor breaker open` asks the actor named by targets.breaker.
+    targets: dict[str, str] = Field(default_factory=lambda: {
+        "breaker": "breaker", "positions": "positions", "alerts": "alerts"})
+    # What `botvisor status` shows from the actors' published snapshots, as "actor.field";
+    # a missing actor or field is left out.
+    status_fields: tuple[str, ...] = (
+        "breaker.state", "breaker.reason", "positions.equity", "positions.cash",
+        "positions.realized_pnl", "positions.unrealized_pnl", "positions.open_positions",
+    )
+    max_clients: int = Field(64, ge=1, le=1024)  # connections served at once; more are refused
+    idle_timeout: float = Field(60.0, gt=0)  # seconds a connection may wait between requests
+    command_timeout: float = Field(30.0, gt=0)  # seconds for an actor to answer, or a reload
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_are_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, actor in value.items():
+            if group in CONTROL_COMMANDS:
+                raise ValueError(f"{group!r} is a built-in control command")
+            if not group.replace("_", "").replace("-", "").isalnum() or not actor:
+                raise ValueError(f"{group!r}: {actor!r} is not a command name and an actor")
+        return value
+
+    @field_validator("status_fields")
+    @classmethod
+    def _fields_are_dotted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            actor, _, field = item.partition(".")
+            if not actor or not field:
+                raise ValueError(f"{item!r} must be 'actor.field'")
+        return value
+
+
 class BotConfig(_Model):
     """The whole configuration file."""
 
     runtime: RuntimeModel = RuntimeModel()
     metrics: MetricsModel = MetricsModel()
+    control: ControlModel = ControlModel()
     errors: dict[str, RuleModel] = Field(default_factory=dict)
     tree: TreeModel = TreeModel()
 
@@ -152,6 +230,21 @@ class BotConfig(_Model):
                 for name, r in self.errors.items()
             }
         )
+
+
+def _service_class(path: str) -> Any:
+    """The SessionService subclass at import path ``path`` (ValueError naming the problem)."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ValueError("must be an import path like 'package.module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}") from None
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, SessionService)):
+        raise ValueError(f"{path!r} is not a SessionService class")
+    return cls
 
 
 # -- loading ---------------------------------------------------------------------------------

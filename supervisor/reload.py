@@ -52,6 +52,10 @@ def plan_reload(old: BotConfig, new: BotConfig) -> ReloadPlan:
         (live_runtime if key in _LIVE_RUNTIME_KEYS else needs).append(f"runtime.{key}")
     if old.errors != new.errors:
         needs.append("errors")
+    for section in type(old).model_fields:  # metrics, control, and any later section
+        if section not in ("runtime", "errors", "tree") and \
+                getattr(old, section) != getattr(new, section):
+            needs.append(section)
     root_old = old.tree.model_dump(exclude={"children"})
     root_new = new.tree.model_dump(exclude={"children"})
     needs.extend(f"tree.{k}" for k in root_old if root_old[k] != root_new[k])

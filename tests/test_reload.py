@@ -61,6 +61,8 @@ def test_plan_separates_live_changes_from_those_needing_a_restart() -> None:
     assert len(plan.needs_restart) == 1
     assert "children added, removed or reordered" in plan.needs_restart[0]
     assert plan_reload(base, cfg(config_text())) == plan_reload(base, base)
+    plan = plan_reload(base, cfg(config_text() + "metrics: {enabled: true}\n"))
+    assert plan.needs_restart == ("metrics",)
 
 
 @pytest.fixture

@@ -1,0 +1,610 @@
+"""The control socket: how ``botvisor status``, ``stop NAME``, ``breaker open``... reach a
+running bot (the protocol is in :mod:`supervisor.control_protocol`).
+
+:class:`ControlServer` is a :class:`~supervisor.session.SessionService`. It binds a unix
+stream socket private to the bot's user (created with umask 0177, then chmod 0600; its
+directory 0700 when the server creates it) and checks every peer's uid with
+``SO_PEERCRED`` (invariant 8). A socket file left over from an earlier run is replaced;
+one a live bot still answers on is not (this server then logs why and does not serve).
+The file is removed when the run stops.
+
+Every connection gets its own thread, up to ``control.max_clients`` at once (more are told
+so and closed), so a slow or silent client holds only its own thread, and only for
+``control.idle_timeout``. Requests on one connection are served in order. Nothing here
+blocks an actor: views are read from the runtime without asking anyone, the dynamic child
+commands go to the child's supervisor, and operator commands are asked of the actor named
+in ``control.targets`` as an :class:`~supervisor.control_protocol.OperatorCommand`, with
+``control.command_timeout``.
+
+Commands (``{"cmd": ..., "args": {...}}``):
+
+* ``ping``: the bot's pid (used to tell a live socket from a stale one);
+* ``status``: the root's state and uptime, actor counts by state, restarts, dead letters,
+  and the ``control.status_fields`` read from the actors' published snapshots;
+* ``tree``: every actor, nested, with state, restarts, uptime, mailbox depth, incarnation;
+* ``stop {"name"}``: terminate a child by hand: it is not restarted, and stopping it does
+  not count against its supervisor's restart intensity;
+* ``start {"name"}``: start a terminated (or stopped) child again; it counts as a restart
+  of that child (its ``restarts`` goes up by one, a ``restarted`` event is published) but,
+  being requested, not against the restart intensity, which counts failures only;
+* ``restart {"name"}``: restart a running child in place (counted the same way);
+* ``reload``: re-read the config file; replies with what was applied and what was not;
+* any group in ``control.targets`` (``breaker``, ``positions``, ``alerts``):
+  ``{"command": "open", "args": [...], "reason": "..."}`` forwarded to that actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import pwd
+import selectors
+import socket
+import stat
+import struct
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor.cell import ChildState
+from supervisor.config import ControlModel
+from supervisor.control_protocol import (
+    EXIT_ERROR,
+    EXIT_UNKNOWN_ACTOR,
+    EXIT_USAGE,
+    MAX_REQUEST_BYTES,
+    ControlError,
+    LineReader,
+    OperatorCommand,
+    encode,
+    socket_path,
+    to_jsonable,
+)
+from supervisor.errors import (
+    ActorNotRunning,
+    AskTimeout,
+    RuntimeErrorBase,
+    UnknownActor,
+)
+from supervisor.session import SessionService
+
+if TYPE_CHECKING:
+    from supervisor.runtime import Runtime
+    from supervisor.session import RunSession
+
+log = logging.getLogger("botvisor")
+
+__all__ = [
+    "ControlServer",
+    "PeerCredentials",
+    "check_peer",
+    "operator_name",
+    "peer_credentials",
+    "snapshot_fields",
+]
+
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
+_STOP_BUDGET = 2.0  # seconds close() waits for the server's threads
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCredentials:
+    """Who is at the other end of a unix socket, as the kernel reports it."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+def peer_credentials(conn: socket.socket) -> PeerCredentials:
+    """The connected peer's pid, uid and gid (``SO_PEERCRED``)."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return PeerCredentials(pid, uid, gid)
+
+
+def check_peer(peer: PeerCredentials, allowed_uid: int) -> None:
+    """Refuse (ControlError, exit status 1) any peer whose uid is not ``allowed_uid``."""
+    if peer.uid != allowed_uid:
+        raise ControlError(
+            f"permission denied: the control socket accepts only uid {allowed_uid} "
+            f"(the bot's user); this connection is from uid {peer.uid}", EXIT_ERROR)
+
+
+def operator_name(uid: int) -> str:
+    """``cli:<user name>`` for ``uid`` (``cli:uid<N>`` when the name is unknown)."""
+    try:
+        return f"cli:{pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"cli:uid{uid}"
+
+
+def snapshot_fields(snapshot: Any) -> dict[str, Any]:
+    """The scalar facts an actor's published snapshot offers, read without knowing its type.
+
+    Two generic sources, the second winning on a clash: the numbers its ``metrics()`` method
+    returns (the same ones the metrics endpoint serves), and its public dataclass fields
+    that hold a scalar (strings, numbers, booleans, enums as their value, decimals as exact
+    strings). Anything else (a snapshot that is no dataclass, nested values) is left out.
+    """
+    out: dict[str, Any] = {}
+    metrics = getattr(snapshot, "metrics", None)
+    if callable(metrics):
+        try:
+            values = metrics()
+        except Exception:  # a snapshot's bug must not break `status`
+            log.debug("metrics() of %s failed", type(snapshot).__name__, exc_info=True)
+            values = {}
+        if isinstance(values, Mapping):
+            for key, value in values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    out[str(key)] = value
+    if dataclasses.is_dataclass(snapshot) and not isinstance(snapshot, type):
+        for f in dataclasses.fields(snapshot):
+            if f.name.startswith("_"):
+                continue
+            value = to_jsonable(getattr(snapshot, f.name))
+            if value is None or isinstance(value, bool | int | float | str):
+                out[f.name] = value
+    return out
+
+
+class ControlServer(SessionService):
+    """Owns the control socket, its accept thread and one thread per open connection.
+
+    ``settings`` default to the session's ``control`` section, ``path`` to
+    :func:`~supervisor.control_protocol.socket_path` of the session's config file, and
+    ``allowed_uid`` to this process's effective uid. Without a session, :meth:`serve` runs
+    it on any runtime (``reload`` then answers that it cannot reload).
+    """
+
+    name = "control"
+
+    def __init__(
+        self,
+        settings: ControlModel | None = None,
+        *,
+        path: str | Path | None = None,
+        allowed_uid: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.path: Path | None = Path(path) if path is not None else None
+        self.allowed_uid = os.geteuid() if allowed_uid is None else allowed_uid
+        self.runtime: Runtime | None = None
+        self.session: RunSession | None = None
+        self._listener: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._inode: tuple[int, int] | None = None
+        self._made_dir = False
+        self._slots = threading.BoundedSemaphore(1)
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._accept_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._serial = 0
+        self._commands: dict[str, Callable[[dict[str, Any], str], Any]] = {
+            "ping": lambda _a, _w: {"pid": os.getpid()},
+            "status": lambda _a, _w: self.status(),
+            "tree": lambda _a, _w: self.tree(),
+            "stop": self._stop_child,
+            "start": self._start_child,
+            "restart": self._restart_child,
+            "reload": self._reload,
+        }
+
+    # -- the session's hooks -----------------------------------------------------------------
+    def start(self, session: RunSession) -> None:
+        settings = self.settings or session.config.control
+        if not settings.enabled:
+            log.info("control socket disabled (control.enabled: false)")
+            return
+        self.settings = settings
+        path = self.path or socket_path(session.config_path)
+        try:
+            self.serve(session.runtime, path, session=session)
+        except ControlError as exc:
+            log.error("control socket not started: %s", exc.message)
+
+    def stopping(self, reason: str) -> None:
+        self.close()  # a stopping bot takes no more commands
+
+    def stop(self) -> None:
+        self.close()
+
+    # -- serving -----------------------------------------------------------------------------
+    def serve(self, runtime: Runtime, path: str | Path | None = None, *,
+              session: RunSession | None = None) -> Path:
+        """Bind the socket and start serving ``runtime``; returns the socket's path.
+
+        Raises ControlError when the socket cannot be made (a live bot already answers on
+        it, a non-socket file is in the way, the path is too long or not writable).
+        """
+        if self._listener is not None:
+            raise RuntimeError("this control server is already serving")
+        if path is None:
+            path = self.path
+        if path is None:
+            raise ValueError("a control server without a session needs a socket path")
+        self.settings = self.settings or ControlModel()
+        self.path = Path(path)
+        self.runtime = runtime
+        self.session = session
+        self._slots = threading.BoundedSemaphore(self.settings.max_clients)
+        self._listener = self._bind(self.path)
+        self._wake = socket.socketpair()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="control-accept",
+                                               daemon=True)
+        self._accept_thread.start()
+        log.info("control socket on %s", self.path)
+        return self.path
+
+    def _bind(self, path: Path) -> socket.socket:
+        if len(os.fsencode(str(path))) > _SUN_PATH_MAX:
+            raise ControlError(f"control socket path is too long for a unix socket "
+                               f"({_SUN_PATH_MAX} bytes at most): {path}")
+        directory = path.parent
+        if not directory.exists():
+            try:
+                directory.mkdir(parents=True, mode=0o700)
+                os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+            except OSError as exc:
+                raise ControlError(f"cannot create {directory}: {exc.strerror}") from None
+            self._made_dir = True
+        self._clear_stale(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # no window in which the socket is open to others
+        try:
+            sock.bind(str(path))
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot bind the control socket {path}: "
+                               f"{exc.strerror or exc}") from None
+        finally:
+            os.umask(old_umask)
+        try:
+            os.chmod(path, 0o600)
+            st = os.stat(path)
+            self._inode = (st.st_dev, st.st_ino)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot set up the control socket {path}: "
+                               f"{exc.strerror or exc}") from None
+        return sock
+
+    @staticmethod
+    def _clear_stale(path: Path) -> None:
+        """Remove a socket left by an earlier run; refuse if a live bot answers on it."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ControlError(f"{path} exists and is not a socket; not replacing it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass  # nobody listens: left over from a run that did not clean up
+        except OSError as exc:
+            raise ControlError(f"cannot tell whether a bot still serves {path}: "
+                               f"{exc.strerror or exc}") from None
+        else:
+            raise ControlError(f"another botvisor is already serving {path}; "
+                               "not replacing its socket")
+        finally:
+            probe.close()
+        log.warning("control: replacing the stale socket %s", path)
+        path.unlink(missing_ok=True)
+
+    def _accept_loop(self) -> None:
+        listener, wake = self._listener, self._wake
+        assert listener is not None and wake is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(listener, selectors.EVENT_READ, "accept")
+            sel.register(wake[0], selectors.EVENT_READ, "wake")
+            while not self._closing.is_set():
+                for key, _ in sel.select():
+                    if key.data == "wake":
+                        return
+                    try:
+                        conn, _addr = listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as exc:
+                        log.warning("control: accept failed: %s", exc)
+                        continue
+                    self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
+        settings = self.settings
+        assert settings is not None
+        if not self._slots.acquire(blocking=False):
+            try:
+                conn.settimeout(1.0)
+                conn.sendall(encode(_error(
+                    f"too many control connections ({settings.max_clients}); try again",
+                    EXIT_ERROR)))
+            except OSError:
+                pass
+            conn.close()
+            return
+        with self._lock:
+            if self._closing.is_set():
+                self._slots.release()
+                conn.close()
+                return
+            self._serial += 1
+            thread = threading.Thread(target=self._serve_conn, args=(conn,),
+                                      name=f"control-{self._serial}", daemon=True)
+            self._conns.add(conn)
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve_conn(self, conn: socket.socket) -> None:
+        settings = self.settings
+        assert settings is not None
+        try:
+            conn.settimeout(settings.idle_timeout)
+            try:
+                peer = peer_credentials(conn)
+                check_peer(peer, self.allowed_uid)
+            except ControlError as exc:
+                log.warning("control: refused a connection: %s", exc.message)
+                conn.sendall(encode(_error(exc.message, exc.code)))
+                return
+            who = operator_name(peer.uid)
+            reader = LineReader(conn, MAX_REQUEST_BYTES)
+            while not self._closing.is_set():
+                line = reader.next()
+                if line is None:
+                    return
+                conn.sendall(encode(self.handle(line, who)))
+        except OSError:
+            pass  # the client went away, timed out, or the server is closing
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+                self._threads.discard(threading.current_thread())
+            conn.close()
+            self._slots.release()
+
+    # -- one request -------------------------------------------------------------------------
+    def handle(self, line: bytes | object, who: str) -> dict[str, Any]:
+        """The reply to one request line (``TOO_LONG`` for a line over the limit)."""
+        if not isinstance(line, bytes):
+            return _error(f"request too long (more than {MAX_REQUEST_BYTES} bytes)",
+                          EXIT_USAGE)
+        try:
+            request = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(f"malformed request: not JSON ({exc})", EXIT_USAGE)
+        if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+            return _error('malformed request: expected {"cmd": "...", "args": {...}}',
+                          EXIT_USAGE)
+        cmd: str = request["cmd"]
+        args = request.get("args", {})
+        if not isinstance(args, dict):
+            return _error("malformed request: 'args' must be an object", EXIT_USAGE)
+        try:
+            return {"ok": True, "result": self._dispatch(cmd, args, who)}
+        except ControlError as exc:
+            return _error(exc.message, exc.code)
+        except UnknownActor as exc:
+            return _error(str(exc), EXIT_UNKNOWN_ACTOR)
+        except (ActorNotRunning, AskTimeout, RuntimeErrorBase) as exc:
+            return _error(str(exc), EXIT_ERROR)
+        except Exception as exc:
+            log.exception("control: %s failed", cmd)
+            return _error(f"internal error: {type(exc).__name__}: {exc}", EXIT_ERROR)
+
+    def _dispatch(self, cmd: str, args: dict[str, Any], who: str) -> Any:
+        settings = self.settings
+        assert settings is not None
+        handler = self._commands.get(cmd)
+        if handler is not None:
+            return handler(args, who)
+        if cmd in settings.targets:
+            return self._forward(cmd, args, who)
+        known = sorted([*self._commands, *settings.targets])
+        raise ControlError(f"unknown command {cmd!r}; known: {', '.join(known)}", EXIT_USAGE)
+
+    # -- views -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The whole tree in a few numbers, plus the configured snapshot fields."""
+        runtime = self._rt()
+        root = runtime.tree()
+        if root is None:
+            raise ControlError("the tree has not started")
+        nodes = root.walk()[1:]
+        session = self.session
+        return {
+            "pid": os.getpid(),
+            "root": root.name,
+            "state": root.state,
+            "uptime": root.uptime,
+            "actors": len(nodes),
+            "workers": sum(1 for n in nodes if n.kind == "worker"),
+            "supervisors": sum(1 for n in nodes if n.kind == "supervisor"),
+            "by_state": dict(Counter(n.state for n in nodes)),
+            "restarts": sum(n.restarts for n in nodes),
+            "dead_letters": runtime.dead_letters,
+            "stopping": bool(session and session.stop_requested),
+            "config": str(session.config_path) if session else None,
+            "socket": str(self.path),
+            "snapshot": self._snapshot_summary(),
+        }
+
+    def _snapshot_summary(self) -> dict[str, Any]:
+        settings = self.settings
+        assert settings is not None
+        runtime = self._rt()
+        out: dict[str, Any] = {}
+        cache: dict[str, dict[str, Any]] = {}
+        for item in settings.status_fields:
+            actor, _, field = item.partition(".")
+            if actor not in cache:
+                cell = runtime.cell_or_none(actor)
+                cache[actor] = snapshot_fields(cell.published) if cell is not None else {}
+            if field in cache[actor]:
+                out[item] = cache[actor][field]
+        return out
+
+    def tree(self) -> dict[str, Any]:
+        """Every actor, nested as the tree is (see :class:`~supervisor.runtime.TreeNode`)."""
+        root = self._rt().tree()
+        if root is None:
+            raise ControlError("the tree has not started")
+        result: dict[str, Any] = to_jsonable(root)
+        return result
+
+    # -- changes -----------------------------------------------------------------------------
+    def _stop_child(self, args: dict[str, Any], who: str) -> Any:
+        name = _name(args)
+        log.warning("control: %s stops %s", who, name)
+        return to_jsonable(self._child_command(self._rt().terminate_child, name))
+
+    def _start_child(self, args: dict[str, Any], who: str) -> Any:
+        name = _name(args)
+        cell = self._rt().cell(name)  # UnknownActor: exit 4
+        if cell.state in (ChildState.RUNNING, ChildState.STARTING):
+            raise ControlError(f"{name} is already running (use `restart {name}` to "
+                               "restart it)", EXIT_ERROR)
+        log.warning("control: %s starts %s", who, name)
+        return to_jsonable(self._child_command(self._rt().restart_child, name))
+
+    def _restart_child(self, args: dict[str, Any], who: str) -> Any:
+        name = _name(args)
+        log.warning("control: %s restarts %s", who, name)
+        return to_jsonable(self._child_command(self._rt().restart_child, name))
+
+    @staticmethod
+    def _child_command(command: Callable[[str], Any], name: str) -> Any:
+        try:
+            return command(name)
+        except ValueError as exc:  # the root: the process itself is stopped with a signal
+            if isinstance(exc, RuntimeErrorBase):
+                raise
+            raise ControlError(f"{exc} (SIGTERM, or `systemctl stop botvisor`)",
+                               EXIT_USAGE) from None
+
+    def _reload(self, _args: dict[str, Any], who: str) -> dict[str, Any]:
+        session = self.session
+        settings = self.settings
+        assert settings is not None
+        if session is None:
+            raise ControlError("this control server is not part of a run; nothing to reload")
+        if session.stop_requested:
+            raise ControlError("the bot is stopping; not reloading")
+        log.warning("control: %s reloads the config", who)
+        future = session.request_reload()
+        try:
+            applied, not_applied = future.result(timeout=settings.command_timeout)
+        except FutureTimeout:
+            raise ControlError(f"the reload did not finish within "
+                               f"{settings.command_timeout:g}s") from None
+        return {"applied": list(applied), "not_applied": list(not_applied)}
+
+    def _forward(self, group: str, args: dict[str, Any], who: str) -> Any:
+        settings = self.settings
+        assert settings is not None
+        actor = settings.targets[group]
+        command = args.get("command")
+        words = args.get("args", [])
+        reason = args.get("reason") or ""
+        if not isinstance(command, str) or not command:
+            raise ControlError(f"{group}: 'command' must be a non-empty string", EXIT_USAGE)
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ControlError(f"{group}: 'args' must be a list of strings", EXIT_USAGE)
+        if not isinstance(reason, str):
+            raise ControlError(f"{group}: 'reason' must be a string", EXIT_USAGE)
+        message = OperatorCommand(command, tuple(words), who, reason)
+        if command != "status":
+            log.warning("control: %s: %s %s%s", who, group, " ".join([command, *words]),
+                        f" ({reason})" if reason else "")
+        try:
+            reply = self._rt().ask(actor, message, timeout=settings.command_timeout)
+        except (UnknownActor, ActorNotRunning, AskTimeout):
+            raise
+        except Exception as exc:  # the actor's handler raised (and its supervisor was told)
+            raise ControlError(f"{actor} failed handling {group} {command}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        if reply is None:
+            raise ControlError(f"actor {actor!r} does not answer operator commands")
+        if isinstance(reply, Mapping) and "error" in reply:
+            code = reply.get("code", EXIT_USAGE)
+            if code not in (EXIT_ERROR, EXIT_USAGE, EXIT_UNKNOWN_ACTOR):
+                code = EXIT_USAGE
+            raise ControlError(str(reply["error"]), code)
+        return to_jsonable(reply)
+
+    def _rt(self) -> Runtime:
+        runtime = self.runtime
+        if runtime is None:
+            raise ControlError("the control server is not serving a runtime")
+        return runtime
+
+    # -- stopping ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop accepting, end open connections, remove the socket file (idempotent)."""
+        with self._lock:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+        listener, self._listener = self._listener, None
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake[1].send(b"x")
+        if self._accept_thread is not None:
+            self._accept_thread.join(_STOP_BUDGET)
+        if listener is not None:
+            listener.close()
+            self._remove_socket()
+        with self._lock:
+            conns = list(self._conns)
+            threads = list(self._threads)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting in recv
+        for thread in threads:
+            thread.join(_STOP_BUDGET / max(len(threads), 1))
+        if wake is not None:
+            wake[0].close()
+            wake[1].close()
+
+    def _remove_socket(self) -> None:
+        path = self.path
+        if path is None or self._inode is None:
+            return
+        try:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) == self._inode:  # ours, not a newer bot's
+                path.unlink()
+        except OSError:
+            pass
+        if self._made_dir:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only if empty
+
+
+def _name(args: dict[str, Any]) -> str:
+    name = args.get("name")
+    if not isinstance(name, str) or not name:
+        raise ControlError("'name' must be an actor's name", EXIT_USAGE)
+    return name
+
+
+def _error(message: str, code: int) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code}
