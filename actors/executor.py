@@ -351,6 +351,8 @@ class ExecutorActor(SupervisedActor):
             return
         self.filled += 1
         for fill in result.fills:
+            log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity, fill.symbol,
+                     fill.price, exit_reason or ("exit" if reduces else "entry"))
             self._record(fill)
 
     def _known(self, coid: str) -> bool:
