@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,8 @@ from supervisor import (
     SupervisorSpec,
 )
 from supervisor.metrics import MetricsService
+from tests.bot_helpers import redirect_state, shipped_config, write_config
+from tests.conftest import BotProcess
 
 WAIT = 10.0
 
@@ -111,3 +116,26 @@ def test_restarts_mailbox_latency_and_published_gauges(served: tuple[Runtime, in
 def test_only_loopback_addresses_are_accepted() -> None:
     with pytest.raises(ValueError, match="loopback"):
         MetricsService("0.0.0.0", 0)
+
+
+def test_a_running_bot_serves_trading_gauges(bot_process: type[BotProcess],
+                                             tmp_path: Path) -> None:
+    """`botvisor run` on the shipped tree with metrics on: scrape it over HTTP."""
+    raw = shipped_config()
+    redirect_state(raw, tmp_path)
+    raw["metrics"] = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    path = write_config(raw, tmp_path / "bot.yaml")
+    bot = bot_process("run", "--config", str(path), cwd=tmp_path)
+    line = bot.wait_for_line(r"metrics on http://127\.0\.0\.1:\d+/metrics")
+    port = int(re.search(r":(\d+)/metrics", line).group(1))  # type: ignore[union-attr]
+    bot.wait_for_line(r"tree is up")
+    samples = scrape(port)
+    p = (("actor", "positions"),)
+    # The shipped starting cash, give or take the first trades' fees and moves.
+    assert 9_000 < samples[("botvisor_equity", p)] < 11_000
+    assert samples[("botvisor_open_positions", p)] >= 0
+    assert samples[("botvisor_breaker_state", (("actor", "breaker"),))] in (0, 1, 2, 3)
+    assert ("botvisor_alerts_sent", (("actor", "alerts"),)) in samples
+    assert samples[("botvisor_actor_up", (("actor", "executor"),))] == 1
+    bot.signal(signal.SIGTERM)
+    assert bot.wait() == 0
