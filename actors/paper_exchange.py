@@ -68,7 +68,8 @@ class PaperExchange(SupervisedActor):
             self._db.close()
             self._db = None
 
-    on_failure = on_stop  # type: ignore[assignment]
+    def on_failure(self, *exc_info: Any) -> None:
+        self.on_stop()  # a crashed instance closes its database too
 
     def on_receive(self, message: Any) -> Any:
         match message:
