@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import pwd
+import queue
 import selectors
 import socket
 import stat
@@ -73,6 +74,7 @@ from supervisor.errors import (
     RuntimeErrorBase,
     UnknownActor,
 )
+from supervisor.events import SupervisionEvent
 from supervisor.session import SessionService
 
 if TYPE_CHECKING:
@@ -199,6 +201,7 @@ class ControlServer(SessionService):
             "start": self._start_child,
             "restart": self._restart_child,
             "reload": self._reload,
+            "events": self._events,
         }
 
     # -- the session's hooks -----------------------------------------------------------------
@@ -370,7 +373,12 @@ class ControlServer(SessionService):
                 line = reader.next()
                 if line is None:
                     return
-                conn.sendall(encode(self.handle(line, who)))
+                reply = self.handle(line, who)
+                conn.sendall(encode(reply))
+                result = reply.get("result")
+                if reply["ok"] and isinstance(result, dict) and result.get("follow"):
+                    self._stream_events(conn, result.get("actor"))
+                    return
         except OSError:
             pass  # the client went away, timed out, or the server is closing
         finally:
@@ -499,6 +507,40 @@ class ControlServer(SessionService):
             raise ControlError(f"{exc} (SIGTERM, or `systemctl stop botvisor`)",
                                EXIT_USAGE) from None
 
+    def _events(self, args: dict[str, Any], _who: str) -> dict[str, Any]:
+        """The most recent supervision events (``limit``, ``actor``); ``follow`` streams on."""
+        limit = args.get("limit", 50)
+        actor = args.get("actor")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 10_000:
+            raise ControlError("'limit' must be an integer from 0 to 10000", EXIT_USAGE)
+        if actor is not None and not isinstance(actor, str):
+            raise ControlError("'actor' must be a name", EXIT_USAGE)
+        if actor is not None and not self._rt().has(actor):
+            raise ControlError(f"unknown actor {actor!r}", EXIT_UNKNOWN_ACTOR)
+        recent = [e for e in self._rt().events.recent() if actor is None or e.actor == actor]
+        return {
+            "events": [event_json(e) for e in recent[-limit:]] if limit else [],
+            "follow": bool(args.get("follow", False)),
+            "actor": actor,
+        }
+
+    def _stream_events(self, conn: socket.socket, actor: str | None) -> None:
+        """Send each new supervision event as one line until the client or server goes."""
+        waiting: queue.SimpleQueue[SupervisionEvent] = queue.SimpleQueue()
+        sub = self._rt().events.subscribe(waiting.put)
+        try:
+            conn.settimeout(None)
+            conn.sendall(encode({"ok": True, "following": True}))  # subscribed from here on
+            while not self._closing.is_set():
+                try:
+                    event = waiting.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if actor is None or event.actor == actor:
+                    conn.sendall(encode({"ok": True, "event": event_json(event)}))
+        finally:
+            sub.cancel()
+
     def _reload(self, _args: dict[str, Any], who: str) -> dict[str, Any]:
         session = self.session
         settings = self.settings
@@ -597,6 +639,23 @@ class ControlServer(SessionService):
         if self._made_dir:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # only if empty
+
+
+def event_json(event: SupervisionEvent) -> dict[str, Any]:
+    """A supervision event as plain JSON values."""
+    return {
+        "at": event.at,
+        "kind": event.kind.value,
+        "actor": event.actor,
+        "supervisor": event.supervisor,
+        "severity": event.severity.name.lower(),
+        "reason": event.reason,
+        "error": event.error,
+        "delay": event.delay,
+        "incarnation": event.incarnation,
+        "count": event.count,
+        "text": event.describe(),
+    }
 
 
 def _name(args: dict[str, Any]) -> str:

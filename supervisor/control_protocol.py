@@ -24,7 +24,7 @@ import enum
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -199,15 +199,39 @@ class ControlClient:
             sock.close()
         if line is None:
             raise ControlError("the bot closed the connection without answering")
-        if not isinstance(line, bytes):
-            raise ControlError("the bot's reply is too large")
+        return _parse_reply(line)
+
+    def stream(self, cmd: str, args: Mapping[str, Any] | None = None
+               ) -> Iterator[dict[str, Any]]:
+        """Send one request and yield every reply line until the bot closes the connection.
+
+        The first reply answers the request (within the timeout); later lines (a followed
+        event stream) may take any time.
+        """
+        sock = self._connect()
         try:
-            reply = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ControlError("the bot's reply is not valid JSON") from None
-        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise ControlError("the bot's reply is not a control-protocol reply")
-        return reply
+            sock.sendall(encode({"cmd": cmd, "args": dict(args or {})}))
+            reader = LineReader(sock, MAX_REPLY_BYTES)
+            first = True
+            while True:
+                try:
+                    line = reader.next()
+                except TimeoutError:
+                    raise ControlError(f"no reply from the bot within {self.timeout:g}s"
+                                       ) from None
+                if line is None:
+                    if first:
+                        raise ControlError("the bot closed the connection without answering")
+                    return
+                if first:
+                    sock.settimeout(None)
+                    first = False
+                yield _parse_reply(line)
+        except OSError as exc:
+            raise ControlError(f"the connection to {self.path} failed: "
+                               f"{exc.strerror or exc}") from None
+        finally:
+            sock.close()
 
     def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -234,3 +258,15 @@ class ControlClient:
             raise ControlError(f"cannot connect to {self.path}: {exc.strerror or exc}"
                                ) from None
         return sock
+
+
+def _parse_reply(line: bytes | object) -> dict[str, Any]:
+    if not isinstance(line, bytes):
+        raise ControlError("the bot's reply is too large")
+    try:
+        reply = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ControlError("the bot's reply is not valid JSON") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise ControlError("the bot's reply is not a control-protocol reply")
+    return reply

@@ -1,6 +1,6 @@
 """The operator's commands: ``botvisor status``, ``tree``, ``stop NAME``, ``start NAME``,
-``restart NAME``, ``breaker open|close|halt|status``, ``positions``, ``alerts test|status``
-and ``reload``, each talking to the running bot over its control socket.
+``restart NAME``, ``breaker open|close|halt|status``, ``positions``, ``alerts test|status``,
+``reload`` and ``events [--follow]``, each talking to the running bot over its control socket.
 
 Each takes ``--config PATH`` (the socket is found by the server's rule, see
 :func:`~supervisor.control_protocol.socket_path`) or ``--socket PATH``, and ``--json``
@@ -39,7 +39,7 @@ from supervisor.control_protocol import (
     socket_path,
 )
 
-__all__ = ["add_operator_commands", "run_operator_command"]
+__all__ = ["add_operator_commands", "run_events_command", "run_operator_command"]
 
 DEFAULT_CONFIG = "config.yaml"
 _STATE_STYLES = {
@@ -104,6 +104,57 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     alerts.add_argument("action", choices=("test", "status"))
     add("reload", "re-read the config file; apply what can change without a restart",
         _Operation("reload", lambda a: {}, _render_reload))
+    events = sub.add_parser(
+        "events", parents=[common],
+        help="the latest supervision events; --follow streams new ones until Ctrl-C",
+        description="the latest supervision events; --follow streams new ones until Ctrl-C")
+    events.add_argument("--limit", type=int, default=50, metavar="N",
+                        help="how many recent events (default: %(default)s)")
+    events.add_argument("--actor", default=None, metavar="NAME", help="only this actor's")
+    events.add_argument("--follow", "-f", action="store_true",
+                        help="keep printing events as they happen")
+    events.set_defaults(func=run_events_command)
+
+
+def run_events_command(args: Args) -> int:
+    """``botvisor events``: recent events, then (with --follow) each new one as it comes."""
+    request = {"limit": args.limit, "follow": args.follow}
+    if args.actor:
+        request["actor"] = args.actor
+    try:
+        if args.timeout <= 0:
+            raise ControlError("--timeout must be > 0", EXIT_USAGE)
+        client = ControlClient(_socket_of(args), timeout=args.timeout)
+        replies = client.stream("events", request) if args.follow else \
+            iter([client.request("events", request)])
+        first = next(replies)
+        if not first["ok"]:
+            code = first.get("code")
+            code = code if code in (EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING,
+                                    EXIT_UNKNOWN_ACTOR) else EXIT_ERROR
+            return _fail(args, str(first.get("error") or "failed"), code, first)
+        for event in first["result"]["events"]:
+            _print_event(args, event)
+        for reply in replies:  # only with --follow: until the bot stops or Ctrl-C
+            if isinstance(reply.get("event"), dict):
+                _print_event(args, reply["event"])
+            elif reply.get("following"):
+                print("botvisor: following events (Ctrl-C to stop)", file=sys.stderr,
+                      flush=True)
+    except ControlError as exc:
+        return _fail(args, exc.message, exc.code)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _print_event(args: Args, event: Mapping[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("at") or 0)))
+    print(f"{when} {str(event.get('severity', '')).upper():8} {event.get('text', '')}",
+          flush=True)
 
 
 def run_operator_command(args: Args) -> int:

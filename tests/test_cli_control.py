@@ -212,3 +212,28 @@ def test_after_sigterm_the_socket_is_gone_and_status_exits_3(bot: Bot) -> None:
     assert json.loads(as_data.stdout) == {
         "ok": False, "code": 3,
         "error": f"the bot is not running (no control socket at {bot.socket})"}
+
+
+def test_events_recent_and_followed(bot: Bot) -> None:
+    out = ok("events", "--config", str(bot.config), "--limit", "200", "--actor", "exits")
+    assert "started exits (under pipeline)" in out
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               **NO_RUNTIME_DIR)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", "events", "--config", str(bot.config),
+         "--limit", "0", "--follow", "--actor", "exits", "--json"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stderr is not None and follower.stdout is not None
+        assert "following events" in follower.stderr.readline()  # subscribed from here on
+        ok("restart", "exits", "--config", str(bot.config))
+        seen = []
+        for line in follower.stdout:  # the pipe blocks until a line comes (or the bot ends)
+            event = json.loads(line)
+            seen.append((event["kind"], event["actor"]))
+            if event["kind"] == "restarted":
+                break
+        assert seen == [("stopped", "exits"), ("restarted", "exits")]
+    finally:
+        follower.terminate()
+        follower.wait(10)

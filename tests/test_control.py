@@ -471,3 +471,31 @@ def test_peer_credentials_and_a_different_uid_is_refused(tmp_path: Path) -> None
     finally:
         server.close()
         runtime.stop()
+
+
+def test_events_recent_and_followed(bot: Bot) -> None:
+    """`events` returns the recent supervision events; with follow, new ones stream in."""
+    reply = bot.ask("events", limit=100)
+    assert reply["ok"]
+    kinds = {(e["kind"], e["actor"]) for e in reply["result"]["events"]}
+    assert ("started", "a1") in kinds and ("started", "op") in kinds
+    only_a2 = bot.ask("events", limit=100, actor="a2")["result"]["events"]
+    assert only_a2 and {e["actor"] for e in only_a2} == {"a2"}
+    assert bot.ask("events", actor="ghost")["code"] == EXIT_UNKNOWN_ACTOR
+    assert bot.ask("events", limit=-1)["code"] == EXIT_USAGE
+
+    stream = ControlClient(bot.socket, timeout=WAIT).stream(
+        "events", {"limit": 0, "follow": True, "actor": "a1"})
+    first = next(stream)
+    assert first["ok"] and first["result"]["events"] == []
+    assert next(stream) == {"ok": True, "following": True}
+    assert bot.ask("restart", name="a2")["ok"]  # another actor's: filtered out
+    assert bot.ask("restart", name="a1")["ok"]
+    seen = []
+    for line in stream:
+        seen.append((line["event"]["kind"], line["event"]["actor"]))
+        if line["event"]["kind"] == "restarted":
+            break
+    assert seen == [("stopped", "a1"), ("restarted", "a1")]
+    stream.close()
+    assert bot.ask("ping")["ok"]  # the server still serves after the follower left
