@@ -1,11 +1,12 @@
 """Alert routing: channels (apprise targets) that keep their secrets, and the per-key gate.
 
-* :func:`mask_url` shows an apprise URL with only its scheme, host name and port left;
-  :class:`SecretScrubber` is a logging filter that masks URLs and every known secret
-  fragment in records of apprise, urllib3 and the alerts loggers, whatever their level.
+* :func:`guard_logs` has the runtime's :class:`~supervisor.secrets.SecretMasker` mask URLs
+  and every known secret fragment in records of apprise, urllib3 and the alerts loggers,
+  whatever their level.
 * :class:`Channel` is one configured target: its URL (from ``url``, an environment variable
   or a file, read when the alerts actor starts), its own ``apprise.Apprise`` instance with
-  its tags, its counters, and at most one :class:`Delivery` in flight.
+  its tags, its counters, and at most one :class:`Delivery` in flight. Its URL's fragments
+  are added to the masker before apprise sees the URL; only its masked form is shown.
 * :class:`AlertGate` decides, from a clock reading passed in, whether an alert is delivered,
   suppressed (a repeat within the cooldown) or folded (past the burst limit of its key), and
   what summary stands for a folded burst when its window closes.
@@ -20,180 +21,35 @@ import enum
 import logging
 import re
 import threading
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import unquote
+from typing import TYPE_CHECKING
 
 import apprise
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from supervisor.error_handler import Severity
+from supervisor.secrets import MASK, SecretError, mask_url, read_secret, secret_fragments
+
+if TYPE_CHECKING:
+    from supervisor.runtime import Runtime
+    from supervisor.secrets import SecretMasker
 
 __all__ = [
-    "MASK",
-    "SCRUBBER",
+    "GUARDED_LOGGERS",
     "Admission",
     "AlertGate",
     "Channel",
     "ChannelSettings",
     "Delivery",
-    "SecretScrubber",
     "Summary",
     "Verdict",
     "guard_logs",
-    "mask_url",
     "resolve_url",
-    "secret_fragments",
     "with_timeouts",
 ]
 
-MASK = "***"
-MIN_SECRET = 6  # shorter fragments are not scrubbed from free text (URLs always are)
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-_HOST = re.compile(
-    r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]"
-    r"|([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)$"
-)
-_PARAM = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-# -- masking ---------------------------------------------------------------------------------
-def _split_port(hostport: str) -> tuple[str, str]:
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end != -1:
-            rest = hostport[end + 1 :]
-            return hostport[: end + 1], rest[1:] if rest.startswith(":") else rest
-        return hostport, ""
-    host, _, port = hostport.partition(":")
-    return host, port
-
-
-def _parts(url: str) -> tuple[str, str, str, str, str, str, str] | None:
-    """(scheme, userinfo, at, host, port, path, query) of an apprise URL, or None."""
-    scheme, sep, rest = url.strip().partition("://")
-    if not sep or not _SCHEME.match(scheme):
-        return None
-    rest, _, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    host, port = _split_port(hostport)
-    return scheme, userinfo, at, host, port, slash + path, query
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its scheme, host name and numeric port kept and everything else masked.
-
-    User, password, path segments and query values are replaced by ``***``; so is a host
-    that is not a host name (apprise puts bot tokens and webhook ids there, e.g.
-    ``tgram://123:ABC/456`` becomes ``tgram://***:***/***``).
-    """
-    parts = _parts(url)
-    if parts is None:
-        return MASK
-    scheme, userinfo, at, host, port, path, query = parts
-    out = f"{scheme}://"
-    if at:
-        out += f"{MASK}:{MASK}@" if ":" in userinfo else f"{MASK}@"
-    if host:
-        out += host if _HOST.match(host) else MASK
-    if port:
-        out += ":" + (port if port.isdigit() else MASK)
-    if path:
-        out += "/".join(MASK if seg else "" for seg in path.split("/"))
-    if query:
-        params = []
-        for param in query.split("&"):
-            name, eq, _ = param.partition("=")
-            params.append(f"{name}={MASK}" if eq and _PARAM.match(name) else MASK)
-        out += "?" + "&".join(params)
-    return out
-
-
-def secret_fragments(url: str) -> set[str]:
-    """The pieces of ``url`` that may be secret, as they could appear in a log line."""
-    text = url.strip()
-    found = {text}
-    parts = _parts(text)
-    if parts is not None:
-        _, userinfo, at, host, port, path, query = parts
-        found.add(text.partition("://")[2])
-        if at:
-            found.add(userinfo)
-            found.update(userinfo.split(":", 1))
-        if host and not _HOST.match(host):
-            found.add(host)
-            if port:
-                found.add(f"{host}:{port}")
-        if port and not port.isdigit():
-            found.add(port)
-        if path:
-            found.add(path)
-            found.add(path.lstrip("/"))
-            found.update(path.split("/"))
-        for param in query.split("&"):
-            name, eq, value = param.partition("=")
-            found.add(value if eq else name)
-    found |= {unquote(f) for f in found}
-    return {f for f in found if len(f) >= MIN_SECRET}
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    text = match.group(0)
-    stripped = text.rstrip(".,;:)]}")
-    return mask_url(stripped) + text[len(stripped) :]
-
-
-class SecretScrubber(logging.Filter):
-    """A logging filter that masks every URL and every registered secret in a record.
-
-    Installed on the loggers of apprise and urllib3 (which log request URLs at debug level)
-    and on the alerts loggers, it rewrites the record before any handler sees it, so a
-    secret cannot reach a log file or a test's caplog at any level.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._fragments: tuple[str, ...] = ()
-
-    def add(self, fragments: Iterable[str]) -> None:
-        with self._lock:
-            merged = set(self._fragments) | {f for f in fragments if len(f) >= MIN_SECRET}
-            self._fragments = tuple(sorted(merged, key=len, reverse=True))
-
-    def scrub(self, text: str) -> str:
-        if "://" in text:
-            text = _URL_IN_TEXT.sub(_mask_match, text)
-        for fragment in self._fragments:
-            if fragment in text:
-                text = text.replace(fragment, MASK)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to logging's own error path
-            return True
-        if record.exc_info and record.exc_info[0] is not None:
-            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            record.exc_info = None
-        if record.exc_text:
-            message += "\n" + record.exc_text
-            record.exc_text = None
-        clean = self.scrub(message)
-        record.msg = clean
-        record.args = None
-        return True
-
-
-SCRUBBER = SecretScrubber()
-_GUARDED = (
+GUARDED_LOGGERS = (
     "apprise",
     "urllib3",
     "urllib3.connectionpool",
@@ -204,23 +60,20 @@ _GUARDED = (
     "actors.alert_routing",
 )
 _QUIETED = ("apprise", "urllib3")
-_guard_lock = threading.Lock()
 
 
-def guard_logs(extra: Iterable[str] = ()) -> None:
-    """Install :data:`SCRUBBER` on the loggers that can see apprise URLs (idempotent).
+# -- masking ---------------------------------------------------------------------------------
+def guard_logs(runtime: Runtime, extra: Iterable[str] = ()) -> None:
+    """Have ``runtime`` mask secrets and URLs in the loggers that can see apprise URLs.
 
-    apprise and urllib3 are also set to WARNING unless someone configured them already.
+    apprise and urllib3 (which log request URLs at debug level) are also set to WARNING
+    unless someone configured them already.
     """
-    with _guard_lock:
-        for name in (*_GUARDED, *extra):
-            logger = logging.getLogger(name)
-            if SCRUBBER not in logger.filters:
-                logger.addFilter(SCRUBBER)
-        for name in _QUIETED:
-            logger = logging.getLogger(name)
-            if logger.level == logging.NOTSET:
-                logger.setLevel(logging.WARNING)
+    runtime.guard_loggers((*GUARDED_LOGGERS, *extra))
+    for name in _QUIETED:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 def with_timeouts(url: str, seconds: float) -> str:
@@ -266,34 +119,14 @@ def resolve_url(
     if settings.url is not None:
         value = settings.url.get_secret_value().strip()
         return (value, None, "url") if value else (None, "url is empty", "url")
-    if settings.url_env is not None:
-        var = settings.url_env
-        source = f"environment variable {var}"
-        value = environ.get(var, "").strip()
-        if not value:
-            return None, f"{source} is {'empty' if var in environ else 'not set'}", source
-        return value, None, source
-    raw = settings.url_file or ""
-    source = f"file {raw}"
-    missing: list[str] = []
-
-    def expand(match: re.Match[str]) -> str:
-        var = match.group(1) or match.group(2)
-        if var in environ:
-            return environ[var]
-        missing.append(var)
-        return match.group(0)
-
-    path = Path(_VAR.sub(expand, raw)).expanduser()
-    if missing:
-        return None, f"{source}: environment variable {missing[0]} is not set", source
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror or type(exc).__name__}", source
-    if not value:
-        return None, f"{path} is empty", source
-    return value, None, source
+        url, source = read_secret("", env=settings.url_env, file=settings.url_file,
+                                  environ=environ)
+    except SecretError as exc:
+        return None, exc.problem, exc.source
+    if url is None:  # the settings' validator rules this out
+        return None, "no url given", source
+    return url, None, source
 
 
 class Delivery:
@@ -366,14 +199,14 @@ class Channel:
         settings: ChannelSettings,
         timeout: float,
         environ: Mapping[str, str],
-        scrubber: SecretScrubber = SCRUBBER,
+        masker: SecretMasker,
     ) -> None:
         self.name = settings.name
         self.tags = settings.tags
-        self._scrub = scrubber.scrub
+        self._scrub = masker.scrub
         url, problem, self.source = resolve_url(settings, environ)
         if url is not None:
-            scrubber.add(secret_fragments(url))  # before apprise sees (and may log) it
+            masker.add(secret_fragments(url))  # before apprise sees (and may log) it
         self.url = mask_url(url) if url is not None else MASK
         self.problem = problem
         self._apprise: apprise.Apprise | None = None

@@ -33,7 +33,6 @@ import apprise
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actors.alert_routing import (
-    SCRUBBER,
     AlertGate,
     Channel,
     ChannelSettings,
@@ -270,7 +269,6 @@ class AlertsActor(SupervisedActor):
         self.settings = settings or AlertsActor.Settings()
         s = self.settings
         self._alert_log = logging.getLogger(s.logger)
-        guard_logs((s.logger,))
         self._routes = {Severity.parse(name): tuple(getattr(s.routes, name))
                         for name in ("info", "warning", "error", "critical")}
         keys: dict[str, SeverityName | None] = {"fill": s.fills, **s.keys}
@@ -287,8 +285,11 @@ class AlertsActor(SupervisedActor):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
+        runtime = self.ctx.runtime
+        guard_logs(runtime, (self.settings.logger,))  # before any channel reads its URL
         timeout = self.settings.timeout_seconds
-        self._channels = [Channel(c, timeout, os.environ) for c in self.settings.channels]
+        self._channels = [Channel(c, timeout, os.environ, runtime.secrets)
+                          for c in self.settings.channels]
         for channel in self._channels:
             if channel.problem:
                 log.error("alert channel %r cannot deliver: %s", channel.name, channel.problem)
@@ -336,7 +337,7 @@ class AlertsActor(SupervisedActor):
         except Exception as exc:  # never let one alert take the actor down
             self.errors += 1
             log.error("alerts: %s while handling %s: %s", type(exc).__name__,
-                      type(message).__name__, SCRUBBER.scrub(str(exc)))
+                      type(message).__name__, self.ctx.runtime.secrets.scrub(str(exc)))
             return None
         finally:
             self._publish()
@@ -461,7 +462,7 @@ class AlertsActor(SupervisedActor):
             try:
                 delivery = channel.send(full_title, body or title, notify_type, tags)
             except Exception as exc:
-                delivery = f"{type(exc).__name__}: {SCRUBBER.scrub(str(exc))}"
+                delivery = f"{type(exc).__name__}: {self.ctx.runtime.secrets.scrub(str(exc))}"
             if isinstance(delivery, str):
                 results[channel.name] = (False, delivery)
             else:

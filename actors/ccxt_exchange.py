@@ -26,9 +26,10 @@ Rules it keeps:
 * Fees are converted to the quote currency when paid in the quote or base currency; a fee
   in a third currency (e.g. BNB) is not converted: it is logged and counted as 0.
 * API key, secret and password come only from environment variables or files named in the
-  settings (``${CREDENTIALS_DIRECTORY}`` and other ``$VAR`` are expanded in file paths);
-  they are never logged, never in an error message (venue messages are masked) and never
-  in a repr.
+  settings, read by :func:`supervisor.secrets.read_secret` (``${CREDENTIALS_DIRECTORY}``
+  and other ``$VAR`` are expanded in file paths); they are added to the runtime's secret
+  masker (``runtime.secrets``), so they are never logged, never in an error message (venue
+  messages are masked) and never in a repr.
 * ``ccxt`` is imported lazily: without it, validating the settings fails with a message
   saying how to install it (``pip install 'botvisor[live]'``).
 
@@ -46,7 +47,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
@@ -61,6 +61,7 @@ from supervisor.backoff import Backoff
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity, class_name
 from supervisor.errors import RateLimited, RuntimeErrorBase
 from supervisor.retry import Retrier, unsafe_to_retry
+from supervisor.secrets import MASK, SecretError, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,11 @@ __all__ = [
 
 T = TypeVar("T")
 
-MASK = "***"
 INSTALL_HINT = "install it with: pip install 'botvisor[live]'"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _SIGNATURE = re.compile(r"(?i)\b(signature|sign|apikey|api_key|passphrase)=[^&\s\"']+")
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _MESSAGE_LIMIT = 300
+_MIN_CREDENTIAL = 4  # a credential this long or longer is masked wherever it appears
 
 # ccxt error classes after which a create certainly did not place an order.
 _REFUSED = (
@@ -232,43 +232,9 @@ class Credentials:
         return tuple(v for v in (self.api_key, self.secret, self.password) if v)
 
 
-def _read_secret(what: str, env: str | None, file: str | None,
-                 environ: Mapping[str, str]) -> tuple[str | None, str]:
-    """(value, source description); CredentialsError names the source, never the value."""
-    if env is not None:
-        source = f"environment variable {env}"
-        value = environ.get(env, "").strip()
-        if not value:
-            state = "empty" if env in environ else "not set"
-            raise CredentialsError(f"{what}: {source} is {state}")
-        return value, source
-    if file is None:
-        return None, "none"
-    missing: list[str] = []
-
-    def expand(match: re.Match[str]) -> str:
-        var = match.group(1) or match.group(2)
-        if var in environ:
-            return environ[var]
-        missing.append(var)
-        return match.group(0)
-
-    path = Path(_VAR.sub(expand, file)).expanduser()
-    source = f"file {file}"
-    if missing:
-        raise CredentialsError(f"{what}: {source}: environment variable {missing[0]} is not set")
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise CredentialsError(
-            f"{what}: cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    if not value:
-        raise CredentialsError(f"{what}: {path} is empty")
-    return value, source
-
-
 class _ScrubbingLog(logging.LoggerAdapter[logging.Logger]):
-    """The logger handed to ccxt: formats each record and scrubs credentials out of it."""
+    """The logger handed to ccxt: formats each record and scrubs credentials (the runtime's
+    masker) and request signatures out of it."""
 
     def __init__(self, logger: logging.Logger, scrub: Callable[[str], str]) -> None:
         super().__init__(logger, {})
@@ -344,7 +310,6 @@ class CcxtExchange(SupervisedActor):
         self.settings = settings
         self._ex: Any = None
         self._ccxt: ModuleType | None = None
-        self._secrets: tuple[str, ...] = ()
         self._retrier: Retrier | None = None
         self._markets_loaded = False
         self._known: dict[str, OrderResult] = {}  # client order id -> result (exists at venue)
@@ -362,7 +327,8 @@ class CcxtExchange(SupervisedActor):
         s = self.settings
         ccxt = import_ccxt()
         creds = resolve_credentials(s, os.environ)
-        self._secrets = creds.values()
+        # masked from now on in every log record of the process, and in venue errors
+        self.ctx.runtime.secrets.add(creds.values(), min_length=_MIN_CREDENTIAL)
         config: dict[str, Any] = {
             "apiKey": creds.api_key,
             "secret": creds.secret,
@@ -427,10 +393,9 @@ class CcxtExchange(SupervisedActor):
 
     # -- calling ccxt --------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        """``text`` with every credential and request signature replaced by ``***``."""
-        for value in self._secrets:
-            if len(value) >= 4:
-                text = text.replace(value, MASK)
+        """``text`` with every credential (every secret the runtime masks) and request
+        signature replaced by ``***``; URLs stay readable but for their signature."""
+        text = self.ctx.runtime.secrets.scrub(text, urls=False)
         return _SIGNATURE.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
     def _mask(self, text: str) -> str:
@@ -784,10 +749,15 @@ def resolve_credentials(settings: CcxtExchange.Settings,
                         environ: Mapping[str, str]) -> Credentials:
     """Read the credentials ``settings`` point at; CredentialsError names what is missing."""
     s = settings
-    key, key_source = _read_secret("api key", s.api_key_env, s.api_key_file, environ)
-    secret, secret_source = _read_secret("secret", s.secret_env, s.secret_file, environ)
-    password, password_source = _read_secret("password", s.password_env, s.password_file,
-                                              environ)
+    try:
+        key, key_source = read_secret("api key", env=s.api_key_env, file=s.api_key_file,
+                                      environ=environ)
+        secret, secret_source = read_secret("secret", env=s.secret_env, file=s.secret_file,
+                                            environ=environ)
+        password, password_source = read_secret("password", env=s.password_env,
+                                                file=s.password_file, environ=environ)
+    except SecretError as exc:
+        raise CredentialsError(str(exc)) from None
     if key is None or secret is None:
         raise CredentialsError("an api key and a secret are required")
     sources: tuple[str, ...] = (f"api key: {key_source}", f"secret: {secret_source}")

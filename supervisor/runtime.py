@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from supervisor.errors import (
 from supervisor.events import EventBus, EventKind
 from supervisor.future import ReplyFuture
 from supervisor.mailbox import Envelope
+from supervisor.secrets import SecretMasker
 from supervisor.spec import ChildSpec, SupervisorSpec
 from supervisor.supervisor import (
     ChildInfo,
@@ -67,7 +69,8 @@ class TreeNode:
 
 class Runtime:
     """Owns one actor system: every named cell and its mailbox, the clock, the event bus,
-    the default error handler, the hung-handler monitor, and the root supervisor.
+    the default error handler, the hung-handler monitor, the root supervisor, and the
+    secret masker (``secrets``) with the log filters it installed.
 
     Actors and callers address children by name: ``tell``, ``ask``. A message sent while
     its target restarts waits in the target's mailbox and reaches the replacement; a
@@ -99,6 +102,10 @@ class Runtime:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.dead_letters = 0
+        self.secrets = SecretMasker()  # actors add their secrets; masked in every log record
+        self._guard_lock = threading.Lock()
+        self._guarded: list[logging.Filterer] = []  # loggers and handlers given self.secrets
+        self._guard_closed = False
 
     # -- building ----------------------------------------------------------------------------
     def start(
@@ -123,12 +130,43 @@ class Runtime:
                     self.error_handler)
         self._cells[name] = root
         self._root = root
+        with self._guard_lock:
+            for handler in list(logging.getLogger().handlers):
+                self._guard(handler)  # every record that propagates to the root is masked
         error = root.start_instance()
         if error is not None:
+            self._unguard()
             self._stop_clock()
             raise StartFailed(name, f"{type(error).__name__}: {error}") from error
         root.emit(EventKind.STARTED, Severity.INFO, reason="tree is up")
         self._schedule_monitor()
+
+    # -- secrets in logs ---------------------------------------------------------------------
+    def guard_loggers(self, names: Iterable[str]) -> None:
+        """Install :attr:`secrets` on the loggers ``names`` (idempotent, undone by stop).
+
+        Their records, and those of the loggers below them, also have every URL masked.
+        After :meth:`stop` this does nothing.
+        """
+        wanted = tuple(names)
+        self.secrets.mask_urls_of(wanted)
+        with self._guard_lock:
+            for name in wanted:
+                self._guard(logging.getLogger(name))
+
+    def _guard(self, target: logging.Filterer) -> None:
+        """Add :attr:`secrets` to ``target``'s filters; the caller holds the guard lock."""
+        if not self._guard_closed and self.secrets not in target.filters:
+            target.addFilter(self.secrets)
+            self._guarded.append(target)
+
+    def _unguard(self) -> None:
+        """Remove :attr:`secrets` from everything it was installed on (only this one)."""
+        with self._guard_lock:
+            self._guard_closed = True
+            for target in self._guarded:
+                target.removeFilter(self.secrets)
+            self._guarded.clear()
 
     @property
     def root_name(self) -> str | None:
@@ -387,6 +425,7 @@ class Runtime:
                 cell.fail_drained(cell.mailbox.close("runtime stopped"), "runtime stopped")
         self._finish(0, "stopped")
         self._stop_clock()
+        self._unguard()
 
     def _stop_clock(self) -> None:
         self.clock.close()

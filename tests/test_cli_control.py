@@ -201,19 +201,6 @@ def test_errors_exit_with_lsb_statuses_and_no_traceback(bot: Bot, tmp_path: Path
         assert "Traceback" not in done.stderr + done.stdout
 
 
-def test_after_sigterm_the_socket_is_gone_and_status_exits_3(bot: Bot) -> None:
-    bot.process.signal(signal.SIGTERM)
-    assert bot.process.wait() == 0
-    assert not bot.socket.exists()
-    down = botvisor("status", "--config", str(bot.config))
-    assert down.returncode == 3 and "not running" in down.stderr
-    as_data = botvisor("status", "--json", "--config", str(bot.config))
-    assert as_data.returncode == 3
-    assert json.loads(as_data.stdout) == {
-        "ok": False, "code": 3,
-        "error": f"the bot is not running (no control socket at {bot.socket})"}
-
-
 def test_events_recent_and_followed(bot: Bot) -> None:
     out = ok("events", "--config", str(bot.config), "--limit", "200", "--actor", "exits")
     assert "started exits (under pipeline)" in out
@@ -237,3 +224,16 @@ def test_events_recent_and_followed(bot: Bot) -> None:
     finally:
         follower.terminate()
         follower.wait(10)
+
+
+def test_after_sigterm_the_socket_is_gone_and_status_exits_3(bot: Bot) -> None:
+    bot.process.signal(signal.SIGTERM)
+    assert bot.process.wait() == 0
+    assert not bot.socket.exists()
+    down = botvisor("status", "--config", str(bot.config))
+    assert down.returncode == 3 and "not running" in down.stderr
+    as_data = botvisor("status", "--json", "--config", str(bot.config))
+    assert as_data.returncode == 3
+    assert json.loads(as_data.stdout) == {
+        "ok": False, "code": 3,
+        "error": f"the bot is not running (no control socket at {bot.socket})"}
