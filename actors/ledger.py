@@ -66,6 +66,18 @@ CREATE TABLE IF NOT EXISTS conflicts (
 """
 
 
+_UPSERT_POSITION = (
+    "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
+    "quantity=excluded.quantity, avg_price=excluded.avg_price, "
+    "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
+    "updated_at=excluded.updated_at"
+)
+_UPSERT_ACCOUNT = (
+    "INSERT INTO account (key, value) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEvent:
     """A recorded fill with its ledger sequence number, as sources receive it."""
@@ -172,30 +184,29 @@ class Ledger:
         return Ledger._Tx(self.db)
 
     def _put_account(self, key: str, value: Decimal) -> None:
-        self.db.execute(
-            "INSERT INTO account (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, str(value)),
-        )
+        self.db.execute(_UPSERT_ACCOUNT, (key, str(value)))
 
     def _put_position(self, symbol: str) -> None:
-        pos = self.book.positions.get(symbol)
-        if pos is None:
-            self.db.execute("DELETE FROM positions WHERE symbol = ?", (symbol,))
-            return
-        self.db.execute(
-            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
-            "quantity=excluded.quantity, avg_price=excluded.avg_price, "
-            "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
-            "updated_at=excluded.updated_at",
-            (symbol, str(pos.quantity), str(pos.avg_price), str(pos.realized_pnl),
-             pos.opened_at, pos.updated_at),
-        )
+        self._put_positions((symbol,))
+
+    def _put_positions(self, symbols: Iterable[str]) -> None:
+        """Write the book's state of ``symbols``: two statements, whatever their number."""
+        positions = self.book.positions
+        gone = [(s,) for s in symbols if s not in positions]
+        rows = [(s, str(p.quantity), str(p.avg_price), str(p.realized_pnl), p.opened_at,
+                 p.updated_at) for s in symbols if (p := positions.get(s)) is not None]
+        if gone:
+            self.db.executemany("DELETE FROM positions WHERE symbol = ?", gone)
+        if rows:
+            self.db.executemany(_UPSERT_POSITION, rows)
 
     def _put_totals(self) -> None:
-        self._put_account("cash", self.book.cash)
-        self._put_account("realized_pnl", self.book.realized_pnl)
-        self._put_account("fees", self.book.fees)
+        book = self.book
+        self.db.executemany(_UPSERT_ACCOUNT, [
+            ("cash", str(book.cash)),
+            ("realized_pnl", str(book.realized_pnl)),
+            ("fees", str(book.fees)),
+        ])
 
     def record(
         self, fills: Iterable[Fill], now: float
@@ -236,8 +247,7 @@ class Ledger:
                 if rows:
                     db.executemany(
                         "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                    for symbol in touched:
-                        self._put_position(symbol)
+                    self._put_positions(touched)
                     self._put_totals()
         except sqlite3.Error:
             self._load()
