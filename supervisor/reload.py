@@ -111,6 +111,7 @@ class ConfigReloader:
         failed: list[str] = []
         if plan.runtime_keys:
             setup_logging(config.runtime.log_level, config.runtime.log_format)
+            runtime.guard_root_handlers()  # the new handler masks secrets too
             runtime.ask_timeout = config.runtime.ask_timeout
             applied.extend(plan.runtime_keys)
         for name in plan.settings:

@@ -130,9 +130,7 @@ class Runtime:
                     self.error_handler)
         self._cells[name] = root
         self._root = root
-        with self._guard_lock:
-            for handler in list(logging.getLogger().handlers):
-                self._guard(handler)  # every record that propagates to the root is masked
+        self.guard_root_handlers()
         error = root.start_instance()
         if error is not None:
             self._unguard()
@@ -142,6 +140,13 @@ class Runtime:
         self._schedule_monitor()
 
     # -- secrets in logs ---------------------------------------------------------------------
+    def guard_root_handlers(self) -> None:
+        """Install :attr:`secrets` on the root logger's handlers as they are now, so every
+        record that propagates to the root is masked (again after logging is redone)."""
+        with self._guard_lock:
+            for handler in list(logging.getLogger().handlers):
+                self._guard(handler)
+
     def guard_loggers(self, names: Iterable[str]) -> None:
         """Install :attr:`secrets` on the loggers ``names`` (idempotent, undone by stop).
 

@@ -131,3 +131,25 @@ def test_sighup_reloads_a_running_bot(bot_process: type[BotProcess], tmp_path: P
                       r"restart")
     bot.signal(signal.SIGTERM)
     assert bot.wait() == 0
+
+
+def test_json_logs_and_a_live_switch_to_them(bot_process: type[BotProcess],
+                                              tmp_path: Path) -> None:
+    """log_format json: one JSON object per line on stderr; a reload switches it live."""
+    import json
+
+    path = tmp_path / "bot.yaml"
+    path.write_text(config_text())
+    bot = bot_process("run", "--config", str(path), cwd=tmp_path)
+    bot.wait_for_line(r"tree is up")
+    path.write_text(config_text().replace("runtime: {log_level: info}",
+                                          "runtime: {log_level: info, log_format: json}"))
+    bot.signal(signal.SIGHUP)
+    line = bot.wait_for_line(r'^\{.*"reload: applied runtime\.log_format"')
+    record = json.loads(line)
+    assert record["level"] == "info" and record["logger"] == "botvisor"
+    assert set(record) >= {"ts", "time", "level", "logger", "thread", "msg"}
+    bot.signal(signal.SIGTERM)
+    assert bot.wait() == 0
+    stopped = [json.loads(x) for x in bot.lines if x.startswith("{") and "stopped cleanly" in x]
+    assert stopped and stopped[0]["msg"] == "stopped cleanly"
