@@ -87,8 +87,10 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     for name, help_text in (
         ("stop", "stop an actor by hand: not restarted, not counted against restart "
                  "intensity, until `start NAME`"),
-        ("start", "start an actor that was stopped (counts as one restart of it)"),
-        ("restart", "restart a running actor in place (counts as one restart of it)"),
+        ("start", "start an actor that was stopped (counts against its supervisor's "
+                  "restart intensity)"),
+        ("restart", "restart a running actor in place (counts against its supervisor's "
+                    "restart intensity)"),
     ):
         parser = add(name, help_text, _Operation(name, _named, _render_child))
         parser.add_argument("name", help="the actor's name, as `botvisor tree` shows it")

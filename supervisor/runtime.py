@@ -260,7 +260,11 @@ class Runtime:
         return self._command(self._parent_of(name), TerminateChild(name), timeout)  # type: ignore[no-any-return]
 
     def restart_child(self, name: str, *, timeout: float | None = None) -> ChildInfo:
-        """Start a terminated child again, or restart a running one in place."""
+        """Start a terminated child again, or restart a running one in place.
+
+        Counts against the supervisor's restart intensity, as a restart after a crash does;
+        one too many escalates (and raises RestartIntensityExceeded here).
+        """
         return self._command(self._parent_of(name), RestartChild(name), timeout)  # type: ignore[no-any-return]
 
     def replace_child(self, spec: ChildSpec, *, timeout: float | None = None) -> ChildInfo:

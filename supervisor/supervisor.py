@@ -496,6 +496,14 @@ class Supervisor(SupervisedActor):
         cell = self._cell_of(child)
         if cell is None:
             return Refused(_NotMine(child, self.name))
+        # A requested (re)start counts against restart intensity, as a restart after a crash
+        # does: nobody can restart a child faster than its supervisor allows. (Stopping by
+        # hand never counts.)
+        if not self._window.record(self.ctx.clock.now()):
+            self._escalate(
+                f"more than {self.spec.intensity.max_restarts} restarts in "
+                f"{self.spec.intensity.within_seconds:g}s (last: {child}, started by request)"
+            )
         if cell.actor is not None:
             cell.stop_instance(close=False, reason="restart requested")
             cell.emit(EventKind.STOPPED, Severity.INFO, reason="restart requested")

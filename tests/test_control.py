@@ -1,10 +1,9 @@
 """The control socket in-process: a real tree, a real RunSession, a real unix socket.
 
 What "start counts" means here: ``start NAME`` (like ``restart NAME``) adds one to the
-child's ``restarts`` and publishes a ``restarted`` event, but a requested start or restart
-is not a failure, so it is not counted against the supervisor's restart intensity (OTP's
-``restart_child`` does not count either). ``stop NAME`` counts nowhere. The tests below
-run several stop/start and restart cycles under supervisors allowing one restart.
+child's ``restarts``, publishes a ``restarted`` event, and counts against its supervisor's
+restart intensity, like a restart after a crash: nobody can restart a child faster than its
+supervisor allows. ``stop NAME`` counts nowhere.
 """
 
 from __future__ import annotations
@@ -25,7 +24,14 @@ from typing import Any
 
 import pytest
 
-from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor import (
+    ChildSpec,
+    EventKind,
+    EventRecorder,
+    Runtime,
+    SupervisedActor,
+    SupervisorSpec,
+)
 from supervisor.config import ConfigError, ControlModel, load_config, parse_config
 from supervisor.control import ControlServer, check_peer, peer_credentials
 from supervisor.control_protocol import (
@@ -275,30 +281,39 @@ def _state(runtime: Runtime, name: str) -> tuple[str, int, int]:
     return node.state, node.restarts, node.incarnation
 
 
-def test_stop_start_restart_are_not_counted_against_intensity(bot: Bot) -> None:
+def test_stop_does_not_count_against_intensity_but_start_does(bot: Bot) -> None:
+    """group allows one restart in 60 s (and so does the root)."""
     rt = bot.runtime
-    for cycle in range(1, 4):  # three cycles under supervisors that allow one restart
+    recorder = EventRecorder(rt.events)
+    for _ in range(3):  # stops never count, however many
         stopped = bot.ask("stop", name="a1")
-        assert stopped["ok"] is True
-        assert stopped["result"]["state"] == "terminated"
+        assert stopped["ok"] is True and stopped["result"]["state"] == "terminated"
         with pytest.raises(ActorNotRunning):
             rt.ask("a1", "who")
         rt.which_children("group")  # a round trip through the supervisor: nothing pending
-        assert _state(rt, "a1") == ("terminated", cycle - 1, cycle)  # not restarted by itself
-        started = bot.ask("start", name="a1")["result"]
-        assert (started["state"], started["restarts"]) == ("running", cycle)  # counts a restart
-        assert rt.ask("a1", "who") == ("one", cycle + 1)
-    for n in range(1, 4):
-        restarted = bot.ask("restart", name="a2")["result"]
-        assert (restarted["state"], restarted["restarts"], restarted["incarnation"]) == (
-            "running", n, n + 1)
+        assert _state(rt, "a1") == ("terminated", 0, 1)  # not restarted by itself
+        assert bot.ask("stop", name="a1")["ok"] is True  # stopping it again is harmless
+    started = bot.ask("start", name="a1")["result"]
+    assert (started["state"], started["restarts"]) == ("running", 1)  # the one allowed
+    assert rt.ask("a1", "who") == ("one", 2)
     assert _state(rt, "group") == ("running", 0, 1)
+
+    # A second requested start within the window is one restart too many for group: it
+    # escalates, and the root (which allows one) restarts group with both children.
+    refused = bot.ask("restart", name="a2")
+    assert refused["ok"] is False and "restarts in 60s" in refused["error"]
+    recorder.wait_for(EventKind.ESCALATED, "group", timeout=WAIT)
+    recorder.wait_for(EventKind.RESTARTED, "group", timeout=WAIT)
+    assert rt.ask("a2", "who")[0] == "two"
     assert rt.exit_code is None
     status = bot.ask("status")["result"]
-    assert status["restarts"] == 6 and status["by_state"] == {"running": 4}
+    assert status["by_state"] == {"running": 4}
 
-    # A supervisor can be stopped and started the same way, its children with it.
+
+def test_a_supervisor_is_stopped_and_started_with_its_children(bot: Bot) -> None:
+    rt = bot.runtime
     assert bot.ask("stop", name="group")["result"]["state"] == "terminated"
+    assert _state(rt, "a2")[0] == "stopped"
     assert bot.ask("start", name="group")["result"]["state"] == "running"
     assert rt.ask("a2", "who")[0] == "two"
     assert rt.exit_code is None
@@ -489,7 +504,7 @@ def test_events_recent_and_followed(bot: Bot) -> None:
     first = next(stream)
     assert first["ok"] and first["result"]["events"] == []
     assert next(stream) == {"ok": True, "following": True}
-    assert bot.ask("restart", name="a2")["ok"]  # another actor's: filtered out
+    assert bot.ask("stop", name="a2")["ok"]  # another actor's event: filtered out
     assert bot.ask("restart", name="a1")["ok"]
     seen = []
     for line in stream:

@@ -731,31 +731,45 @@ def test_start_child_adds_and_starts_and_refuses_duplicates(make_tree: MakeTree)
 
 
 def test_terminate_child_stops_without_restart_or_intensity(make_tree: MakeTree) -> None:
+    """Stopping by hand neither restarts nor counts against intensity; starting again counts."""
     t = make_tree(
         sup(worker("a"), worker("b"), intensity=Intensity(max_restarts=1, within_seconds=60))
     )
-    for round_ in range(1, 4):  # more terminations than max_restarts
-        info = t.rt.terminate_child("b")
-        assert info.state == "terminated"
-        assert t.rt.cell("b").state is ChildState.TERMINATED
-        with pytest.raises(ActorNotRunning):
-            t.rt.tell("b", "ping")
-        with pytest.raises(ActorNotRunning):
-            t.rt.ask("b", "ping", timeout=WAIT)
-        assert t.rt.count_children("root")["active"] == 1
+    info = t.rt.terminate_child("b")
+    assert info.state == "terminated"
+    assert t.rt.cell("b").state is ChildState.TERMINATED
+    with pytest.raises(ActorNotRunning):
+        t.rt.tell("b", "ping")
+    with pytest.raises(ActorNotRunning):
+        t.rt.ask("b", "ping", timeout=WAIT)
+    assert t.rt.count_children("root")["active"] == 1
+    t.settle("root")
+    assert t.count(EventKind.RESTARTING, "b") == 0  # not restarted by itself
 
+    # The stop did not count: the one restart the intensity allows is still there.
+    t.crash_and_wait("a")
+    assert not t.rec.of(EventKind.ESCALATED)
+
+    # Starting b again counts: a second restart within the window is one too many.
+    with pytest.raises(RuntimeErrorBase, match="restarts in 60s"):
+        t.rt.restart_child("b")
+    t.wait(EventKind.ESCALATED, "root")
+    assert t.rt.wait(timeout=WAIT) and t.rt.exit_code == 1
+
+
+def test_requested_starts_within_the_intensity_are_fine(make_tree: MakeTree) -> None:
+    t = make_tree(
+        sup(worker("a"), worker("b"), intensity=Intensity(max_restarts=3, within_seconds=60))
+    )
+    for round_ in range(1, 4):  # three stop/start cycles: three counted restarts, allowed
+        t.rt.terminate_child("b")
         info = t.rt.restart_child("b")
         assert info.state == "running"
         assert t.ping("b") == ("b", round_ + 1)
-
     t.settle("root")
     assert not t.rec.of(EventKind.ESCALATED)
     assert not t.rt.wait(timeout=0)
-    assert t.count(EventKind.RESTARTING, "b") == 0
     assert t.ping("a") == ("a", 1)
-    # Intensity is untouched: one real crash is still allowed.
-    t.crash_and_wait("a")
-    assert not t.rec.of(EventKind.ESCALATED)
 
 
 def test_delete_child_only_after_terminate(make_tree: MakeTree) -> None:
