@@ -26,11 +26,11 @@ def config_text(label: str = "one", strategy: str = "one_for_one", extra: str = 
     return f"""
 runtime: {{log_level: {level}}}
 tree:
-  intensity: {{max_restarts: 0, within_seconds: 60}}   # any counted restart would escalate
+  intensity: {{max_restarts: 1, within_seconds: 60}}
   children:
     - name: group
       strategy: {strategy}
-      intensity: {{max_restarts: 0, within_seconds: 60}}
+      intensity: {{max_restarts: 0, within_seconds: 60}}   # any counted restart escalates
       children:
         - name: a1
           actor: tests.fixture_actors:Echo
@@ -93,7 +93,8 @@ def test_changed_settings_restart_that_worker_only_and_do_not_count(running: Run
     assert pending == ["tree.children[0].strategy"]
     assert runtime.ask("a1", "who") == ("two", 2)
     assert runtime.ask("a2", "who") == ("steady", 1)  # untouched
-    assert runtime.exit_code is None  # intensity 0 everywhere, and nothing escalated
+    assert runtime.exit_code is None  # group allows no restart, and nothing escalated
+    assert runtime.cell("group").incarnation == 1
 
     # The same file again: nothing new to apply, the pending change is still named.
     applied, pending = session.request_reload().result(timeout=WAIT)
