@@ -31,6 +31,7 @@ from actors.breaker_messages import (
     ForceClose,
     ForceOpen,
     GetBreakerStatus,
+    MarketSamples,
     PriceSample,
     ProbeResult,
     SampleResources,
@@ -226,6 +227,8 @@ class BreakerActor(SupervisedActor):
     # -- messages ----------------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         match message:
+            case MarketSamples(samples):
+                self._on_samples(samples)
             case EquitySample():
                 self._on_equity(message)
             case TradeClosed(_, pnl):
@@ -266,6 +269,15 @@ class BreakerActor(SupervisedActor):
         return None
 
     # -- inputs ------------------------------------------------------------------------------
+    def _on_samples(self, samples: tuple[tuple[str, float, float, float], ...]) -> None:
+        """One market emit: per bar, its price sample and then its volume sample."""
+        volatility, liquidity = self.volatility, self.liquidity
+        for symbol, price, at, volume in samples:
+            if volatility is not None:
+                self._maybe_trip(volatility.on_price(symbol, price, at))
+            if liquidity is not None:
+                self._maybe_trip(liquidity.on_volume(symbol, volume))
+
     def _on_equity(self, sample: EquitySample) -> None:
         trips = []
         if self.drawdown is not None:

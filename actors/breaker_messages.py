@@ -14,6 +14,7 @@ __all__ = [
     "ForceClose",
     "ForceOpen",
     "GetBreakerStatus",
+    "MarketSamples",
     "PriceSample",
     "ProbeResult",
     "SampleResources",
@@ -62,6 +63,16 @@ class VolumeSample:
 
     symbol: str
     volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSamples:
+    """The samples of one market emit in one message, in bar order: each is ``(symbol,
+    price, at, quote volume)``, taken exactly as a PriceSample(symbol, price, at) followed by
+    a VolumeSample(symbol, quote volume) would be (volatility over market time, the
+    liquidity floor per bar)."""
+
+    samples: tuple[tuple[str, float, float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)

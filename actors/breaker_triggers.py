@@ -186,9 +186,66 @@ class ConsecutiveLossTrigger:
         self.streak = 0
 
 
+class _PriceWindow:
+    """One symbol's prices over the window, with the running sums of its 1-sample log
+    returns (sum and sum of squares), updated as prices are pushed and evicted, so a sample
+    costs O(1) whatever the window holds.
+
+    Each entry keeps its price's return from the previous price (0.0 for the first), so an
+    eviction takes out exactly what the push put in. Rounding errors of the additions and
+    subtractions are bounded: the sums are recomputed exactly (``math.fsum``) whenever as
+    many evictions have happened as the window holds, which keeps a sample O(1) amortised.
+    """
+
+    __slots__ = ("entries", "evicted", "sum", "sum_sq")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, float, float]] = deque()  # (at, price, return)
+        self.sum = 0.0
+        self.sum_sq = 0.0
+        self.evicted = 0
+
+    def push(self, at: float, price: float) -> None:
+        entries = self.entries
+        r = math.log(price / entries[-1][1]) if entries else 0.0
+        entries.append((at, price, r))
+        if len(entries) > 1:  # the first entry's return is outside the window
+            self.sum += r
+            self.sum_sq += r * r
+
+    def evict_through(self, cutoff: float) -> None:
+        """Drop the prices at or before ``cutoff``."""
+        entries = self.entries
+        while entries and entries[0][0] <= cutoff:
+            entries.popleft()
+            self.evicted += 1
+            if entries:  # the return into the new first price leaves the window
+                r = entries[0][2]
+                self.sum -= r
+                self.sum_sq -= r * r
+        if len(entries) < 2:
+            self.sum = self.sum_sq = 0.0
+            self.evicted = 0
+        elif self.evicted >= len(entries):
+            self.resum()
+
+    def resum(self) -> None:
+        """Recompute the sums exactly from the entries."""
+        returns = [r for _, _, r in itertools.islice(self.entries, 1, None)]
+        self.sum = math.fsum(returns)
+        self.sum_sq = math.fsum(r * r for r in returns)
+        self.evicted = 0
+
+    def realised(self) -> float:
+        """Root of the summed squared log returns over the window (a fraction)."""
+        return math.sqrt(max(0.0, self.sum_sq))
+
+
 class VolatilityTrigger:
     """Owns recent prices per symbol; trips when realised volatility over the window
-    (root of the summed squared log returns, in percent) exceeds ``max_percent``."""
+    (root of the summed squared log returns, in percent) exceeds ``max_percent``.
+
+    Each sample is O(1): the sums are kept running per symbol (see ``_PriceWindow``)."""
 
     name = "volatility"
     level = True
@@ -197,25 +254,26 @@ class VolatilityTrigger:
         self.window = window_seconds
         self.max_percent = max_percent
         self.min_samples = min_samples
-        self.prices: dict[str, deque[tuple[float, float]]] = {}
+        self.prices: dict[str, _PriceWindow] = {}
         self.current: dict[str, float] = {}
 
     def on_price(self, symbol: str, price: float, now: float) -> Trip | None:
-        series = self.prices.setdefault(symbol, deque())
-        series.append((now, price))
-        while series and series[0][0] <= now - self.window:
-            series.popleft()
-        if len(series) < self.min_samples:
+        series = self.prices.get(symbol)
+        if series is None:
+            series = self.prices[symbol] = _PriceWindow()
+        series.push(now, price)
+        series.evict_through(now - self.window)
+        samples = len(series.entries)
+        if samples < self.min_samples:
             self.current.pop(symbol, None)
             return None
-        points = [p for _, p in series]
-        vol = math.sqrt(sum(math.log(b / a) ** 2 for a, b in itertools.pairwise(points)))
+        vol = series.realised()
         self.current[symbol] = vol * 100
         if vol * 100 >= self.max_percent:
             return Trip(self.name, f"{symbol} realised volatility {vol * 100:.3g}% over "
                                    f"{self.window:g}s (limit {self.max_percent:g}%)",
                         (("symbol", symbol), ("volatility_pct", f"{vol * 100:.4f}"),
-                         ("samples", str(len(points)))))
+                         ("samples", str(samples))))
         return None
 
     def holding(self) -> str | None:

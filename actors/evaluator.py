@@ -1,7 +1,19 @@
-"""The evaluator: runs the configured strategies on scanned bars and emits signals."""
+"""The evaluator: runs the configured strategies on scanned bars and emits signals.
+
+Ownership: the strategy whose buy opened a symbol is the only one that may sell it (its
+``holding`` is true). An entry is *pending* from its buy signal until the position
+snapshot shows the symbol held; a fill is recorded a few milliseconds after the signal, so
+later bars usually arrive before the snapshot shows it, and the owner must survive them.
+An owner is forgotten once its symbol has been seen held and then flat (closed, by the
+strategy or an exit). A pending entry that is not seen held within ``entry_timeout_bars``
+bars of its symbol (refused by the executor, or never filled) lapses: it no longer blocks a
+new buy of the symbol, but its strategy stays the owner until another buy replaces it, so
+a fill that lands even later still has an owner that can sell it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +47,15 @@ class MeanReversionSettings(BaseModel):
     stop_k: float = Field(1.5, gt=0)
 
 
+@dataclass(slots=True)
+class _Entry:
+    """Who opened (or is opening) a symbol, and how far that entry got."""
+
+    strategy: str
+    held: bool = False  # the snapshot has shown the symbol held since the buy signal
+    waited: int = 0  # bars of the symbol seen while the entry was pending
+
+
 class EvaluatorActor(SupervisedActor):
     """Owns one strategy instance per (strategy, symbol) and which one holds each symbol."""
 
@@ -42,6 +63,7 @@ class EvaluatorActor(SupervisedActor):
         model_config = ConfigDict(extra="forbid", frozen=True)
         momentum: MomentumSettings = MomentumSettings()
         mean_reversion: MeanReversionSettings = MeanReversionSettings()
+        entry_timeout_bars: int = Field(20, ge=1)  # a pending entry lapses after this
         executor: str = "executor"
         positions: str = "positions"
 
@@ -49,7 +71,7 @@ class EvaluatorActor(SupervisedActor):
         super().__init__()
         self.settings = settings or EvaluatorActor.Settings()
         self.strategies: dict[tuple[str, str], Strategy] = {}
-        self.owner: dict[str, str] = {}  # symbol -> strategy that opened it
+        self.owner: dict[str, _Entry] = {}  # symbol -> the strategy that opened it
         self.signals = 0
 
     def _make(self, name: str) -> Strategy:
@@ -70,27 +92,38 @@ class EvaluatorActor(SupervisedActor):
             return super().on_receive(message)
         snapshot = self.ctx.peek(self.settings.positions)
         held = set(snapshot.positions) if isinstance(snapshot, PortfolioSnapshot) else set()
-        for symbol in list(self.owner):
-            if symbol not in held:
-                del self.owner[symbol]  # closed (by an exit, say): free for any strategy
+        owner = self.owner
+        for symbol, known in list(owner.items()):
+            if symbol in held:
+                known.held = True
+            elif known.held:
+                del owner[symbol]  # held, now flat (closed, by an exit say): free for any
+        timeout = self.settings.entry_timeout_bars
+        enabled = self._enabled()
         for bar in message.bars:
-            for name in self._enabled():
-                key = (name, bar.symbol)
+            symbol = bar.symbol
+            entry = owner.get(symbol)
+            is_held = symbol in held
+            if entry is not None and not entry.held and not is_held:
+                entry.waited += 1  # still pending: its fill is not in the snapshot yet
+            for name in enabled:
+                key = (name, symbol)
                 strategy = self.strategies.get(key)
                 if strategy is None:
                     strategy = self.strategies[key] = self._make(name)
-                holding = self.owner.get(bar.symbol) == name and bar.symbol in held
+                holding = is_held and entry is not None and entry.strategy == name
                 verdict = strategy.on_bar(bar, holding)
                 if verdict is None:
                     continue
                 side, reason, stop = verdict
-                if side.value == "buy" and (bar.symbol not in message.candidates
-                                            or bar.symbol in held):
-                    continue
                 if side.value == "buy":
-                    self.owner[bar.symbol] = name
+                    if symbol not in message.candidates or is_held:
+                        continue
+                    if entry is not None and not entry.held and entry.waited <= timeout:
+                        continue  # an entry is pending: its fill may not be recorded yet
+                    entry = owner[symbol] = _Entry(name)
                 self.signals += 1
                 self.ctx.try_tell(self.settings.executor, Signal(
-                    f"{name}:{bar.symbol}:{int(bar.at)}:{side.value}", name, bar.symbol, side,
+                    f"{name}:{symbol}:{int(bar.at)}:{side.value}", name, symbol, side,
                     bar.close, bar.at, reason, stop))
         return None

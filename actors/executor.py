@@ -17,11 +17,25 @@ recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Fills th
 could not record yet are published (their oldest venue time), so a restarted executor
 reaches back far enough for them. Until a sync has succeeded no order is sent; a failed sync
 is retried on a timer.
+
+Duplicate checks: asking the ledger (``HasOrder``) and the exchange (``LookupOrder``) before
+an order is needed only for a signal an earlier instance (of this process, or of an earlier
+one) could have acted on. The executor publishes ``ExecutorState.checked_through``: the
+newest signal (bar) time any instance may have sent an order for, raised *before* each
+order is sent. A restarted instance inherits it; the first instance of a process (nothing
+published yet) sets it, at its venue sync on start, to the newest venue (or ledger) fill
+time plus ``duplicate_check_margin`` (venue seconds: a fill's venue time can trail its
+signal's bar time, e.g. the paper exchange stamps a fill with the last bar it has seen of
+the symbol), so a market replayed from bar 0 after a process restart is checked until it is
+past what the earlier process traded. A signal newer than the inherited mark cannot have
+been sent before, so it goes out without the asks; this instance's own repeats are caught
+by its ``seen`` set. With ``venue_sync: off`` every order is checked.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -95,9 +109,12 @@ class _RetrySync:
 @dataclass(frozen=True, slots=True)
 class ExecutorState:
     """Published by the executor: the venue time of its oldest fill not yet in the ledger
-    (None when there is none), so a restarted executor syncs from far enough back."""
+    (None when there is none), so a restarted executor syncs from far enough back; and the
+    newest signal time an instance may have sent an order for (``checked_through``: a
+    later signal is new, an earlier or equal one is checked against ledger and exchange)."""
 
     unrecorded_since: float | None
+    checked_through: float | None = None  # None: not known yet (no venue sync so far)
 
 
 class ExecutorActor(SupervisedActor):
@@ -117,6 +134,7 @@ class ExecutorActor(SupervisedActor):
         venue_sync_lookback: float = Field(86400.0, ge=0)  # venue seconds before the newest
         venue_sync_batch: int = Field(1000, ge=1)  # fills per RecordFills
         venue_sync_retry: float = Field(1.0, gt=0)  # seconds between failed syncs
+        duplicate_check_margin: float = Field(3600.0, ge=0)  # venue s, see the docstring
         positions: str = "positions"
         breaker: str = "breaker"
         exchange: str = "exchange"
@@ -136,6 +154,10 @@ class ExecutorActor(SupervisedActor):
         self.recovered = 0
         self.synced = False
         self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
+        # signals at or before this time may have been sent by an earlier instance: check
+        # them; until the start sync has set it, everything would be checked
+        self._checked_through: float | None = None
+        self._acted = -math.inf  # the newest signal time this instance acted on
         self._sync_pending = False
         self._retrier: Retrier | None = None
 
@@ -144,7 +166,9 @@ class ExecutorActor(SupervisedActor):
         earlier = self.ctx.peek(self.ctx.name)
         if isinstance(earlier, ExecutorState):
             self._sync_from = earlier.unrecorded_since
+            self._checked_through = earlier.checked_through
         if self.settings.venue_sync == "off":
+            self._checked_through = math.inf  # nothing known of earlier processes
             self.synced = True
             return
         try:
@@ -197,6 +221,7 @@ class ExecutorActor(SupervisedActor):
         s = self.settings
         assert self._retrier is not None
         since: float | None = None
+        newest: Any = None
         if s.venue_sync == "recent":
             newest = self.ctx.ask(s.positions, GetLastFillTime(), timeout=s.order_timeout)
             if newest is not None:
@@ -204,6 +229,12 @@ class ExecutorActor(SupervisedActor):
                 if self._sync_from is not None:
                     since = min(since, self._sync_from)
         fills = self.ctx.ask(s.exchange, GetVenueFills(since), timeout=s.order_timeout)
+        if self._checked_through is None:  # the first instance of this process
+            times = [f.at for f in fills]
+            if s.venue_sync == "recent" and newest is not None:
+                times.append(float(newest))
+            self._checked_through = max(times) + s.duplicate_check_margin if times \
+                else -math.inf
         recovered: list[Fill] = []
         rejected: list[tuple[str, str]] = []
         for start in range(0, len(fills), s.venue_sync_batch):
@@ -257,7 +288,17 @@ class ExecutorActor(SupervisedActor):
         oldest = min((f.at for f in self.unrecorded), default=None)
         if self._sync_from is not None:
             oldest = self._sync_from if oldest is None else min(oldest, self._sync_from)
-        self.ctx.publish(ExecutorState(oldest))
+        checked = self._checked_through
+        if checked is not None:
+            checked = max(checked, self._acted)
+        self.ctx.publish(ExecutorState(oldest, checked))
+
+    def _acting_on(self, at: float) -> None:
+        """About to send an order for a signal of time ``at``: publish the mark first, so an
+        instance started after a crash in the middle of the send checks that signal."""
+        if at > self._acted:
+            self._acted = at
+            self._publish_state()
 
     # -- deciding ------------------------------------------------------------------------------
     def _portfolio(self) -> PortfolioSnapshot | None:
@@ -277,7 +318,8 @@ class ExecutorActor(SupervisedActor):
             if held is None or held.quantity <= 0:
                 self._skip("sell signal without a position")
                 return
-            self._order(signal.signal_id, signal.symbol, Side.SELL, held.quantity, reduces=True)
+            self._order(signal.signal_id, signal.symbol, Side.SELL, held.quantity, signal.at,
+                        reduces=True)
             return
         if held is not None:
             self._skip("already holding")
@@ -288,7 +330,7 @@ class ExecutorActor(SupervisedActor):
         qty = self._size(signal, snap)
         if qty is None:
             return
-        self._order(signal.signal_id, signal.symbol, Side.BUY, qty, reduces=False)
+        self._order(signal.signal_id, signal.symbol, Side.BUY, qty, signal.at, reduces=False)
 
     def _on_exit(self, request: ExitRequest) -> None:
         snap = self._portfolio()
@@ -296,8 +338,8 @@ class ExecutorActor(SupervisedActor):
         if held is None or held.quantity <= 0:
             self._skip("exit without a position")
             return
-        self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, reduces=True,
-                    exit_reason=request.reason)
+        self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, request.at,
+                    reduces=True, exit_reason=request.reason)
 
     def _size(self, signal: Signal, snap: PortfolioSnapshot) -> Decimal | None:
         s = self.settings
@@ -320,7 +362,7 @@ class ExecutorActor(SupervisedActor):
         return qty
 
     # -- sending -------------------------------------------------------------------------------
-    def _order(self, signal_id: str, symbol: str, side: Side, qty: Decimal, *,
+    def _order(self, signal_id: str, symbol: str, side: Side, qty: Decimal, at: float, *,
                reduces: bool, exit_reason: str | None = None) -> None:
         s = self.settings
         permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
@@ -333,8 +375,10 @@ class ExecutorActor(SupervisedActor):
             self._skip("signal already handled")
             return
         self.seen.add(coid)
-        if self._known(coid):
-            return
+        checked = self._checked_through
+        if (checked is None or at <= checked) and self._known(coid):
+            return  # an earlier instance may have sent it: it did
+        self._acting_on(at)
         order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
         self.sent.append((coid, side.value, reduces, permission.state.value))
         if exit_reason is not None:
@@ -356,7 +400,7 @@ class ExecutorActor(SupervisedActor):
             self._record(fill)
 
     def _known(self, coid: str) -> bool:
-        """After a restart: is this order already in the ledger, or at the exchange?"""
+        """Could an earlier instance have sent it: is it in the ledger, or at the exchange?"""
         s = self.settings
         try:
             if self.ctx.ask(s.positions, HasOrder(coid), timeout=s.order_timeout):

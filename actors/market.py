@@ -6,15 +6,15 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.breaker_messages import PriceSample, VolumeSample
+from actors.breaker_messages import MarketSamples
 from actors.market_data import BadBar, CsvReplay, SyntheticMarket, check_bar
-from actors.messages import Alert, MarkPrice
+from actors.messages import Alert
 from actors.pipeline_messages import Bar
+from actors.position_messages import MarkPrices
 from supervisor import SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -161,12 +161,11 @@ class MarketActor(SupervisedActor):
         batch = Bars(tuple(good))
         for name in self.settings.subscribers:
             self.ctx.try_tell(name, batch)
-        for bar in good:
-            self.ctx.try_tell(self.settings.positions,
-                              MarkPrice(bar.symbol, Decimal(repr(bar.close)), bar.at))
-            self.ctx.try_tell(self.settings.breaker, PriceSample(bar.symbol, bar.close, bar.at))
-            self.ctx.try_tell(self.settings.breaker,
-                              VolumeSample(bar.symbol, bar.volume * bar.close))
+        # one message each to the position actor and the breaker, however many bars
+        self.ctx.try_tell(self.settings.positions,
+                          MarkPrices(tuple((b.symbol, b.close, b.at) for b in good)))
+        self.ctx.try_tell(self.settings.breaker, MarketSamples(
+            tuple((b.symbol, b.close, b.at, b.volume * b.close) for b in good)))
 
     def _reject(self, bad: BadBar) -> None:
         self.rejected[bad.reason] += 1

@@ -15,6 +15,7 @@ __all__ = [
     "GetTrades",
     "GetView",
     "HasOrder",
+    "MarkPrices",
     "PortfolioSnapshot",
     "PositionView",
     "Reconcile",
@@ -65,6 +66,15 @@ class GetLastFillTime:
     venue when None); the reply is None when the ledger has no such fill."""
 
     venue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrices:
+    """The latest prices of many symbols in one message (one market emit), in order: each is
+    ``(symbol, price, at)``, taken as ``MarkPrice(symbol, Decimal(repr(price)), at)`` would
+    be. The position actor converts the float (its shortest repr, exactly) to a Decimal."""
+
+    prices: tuple[tuple[str, float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)

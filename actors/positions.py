@@ -29,6 +29,7 @@ from actors.position_messages import (
     GetPortfolio,
     GetTrades,
     HasOrder,
+    MarkPrices,
     PortfolioSnapshot,
     PositionView,
     Reconcile,
@@ -114,15 +115,20 @@ class PositionActor(SupervisedActor):
             if self.ctx.pending() == 0 or len(self._staged) >= self.settings.max_batch:
                 self._commit()
             return None
+        if isinstance(message, MarkPrices):
+            self._commit()  # as for a MarkPrice, below
+            marks = self.marks
+            for symbol, price, _ in message.prices:
+                marks[symbol] = Decimal(repr(price))
+            self._marked()
+            return None
         if isinstance(message, MarkPrice):
             # A price ends a run of fills: commit what is staged now. Otherwise a fill staged
             # while this price was waiting behind it would stay uncommitted, its sender
             # blocked, until some other kind of message happened to arrive.
             self._commit()
             self.marks[message.symbol] = message.price
-            if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
-                self._send_equity()
-                self.ctx.publish(self.snapshot())
+            self._marked()
             return None
         self._commit()  # everything else sees only committed state
         match message:
@@ -196,6 +202,12 @@ class PositionActor(SupervisedActor):
             self._send_equity()
         self.ctx.publish(self.snapshot())
         return results
+
+    def _marked(self) -> None:
+        """New prices: an equity sample and a snapshot, at most once per interval."""
+        if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
+            self._send_equity()
+            self.ctx.publish(self.snapshot())
 
     def _send_equity(self) -> None:
         """Tell the breaker the account's equity and exposure, as of now."""

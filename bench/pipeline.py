@@ -145,10 +145,9 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
     are tight so positions turn over, and the breaker's limits are out of reach (its
     triggers still run on every sample, as they would).
 
-    Tight exits also keep orders coming: when ticks arrive faster than a fill is recorded,
-    the evaluator forgets which strategy opened a symbol (it drops an owner whose symbol
-    the position snapshot does not show yet), so no strategy ever sells it and no buy is
-    allowed for it; only the exits actor closes such positions."""
+    The strategies sell what they opened (the evaluator keeps an entry's owner until its
+    fill shows in the position snapshot); the tight exits make positions turn over faster,
+    so orders keep coming."""
     breaker = BreakerActor.Settings(
         database=str(directory / "breaker.db"),
         drawdown={"max_percent": 90.0},
@@ -176,7 +175,7 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
     executor = ExecutorActor.Settings(
         max_open_positions=len(symbols), max_position_pct=Decimal("0.5"),
         max_exposure_pct=Decimal("80"))
-    exits = ExitsActor.Settings(  # tight: positions turn over (see above)
+    exits = ExitsActor.Settings(  # tight: positions turn over faster (see above)
         stop_loss_pct=3.0, take_profit_pct=3.0, trailing_pct=2.0, trailing_activation_pct=1.0,
         time_stop_seconds=60 * 60.0)
 

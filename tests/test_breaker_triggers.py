@@ -3,11 +3,15 @@ prices, volumes, exposure and process samples."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.breaker_triggers import (
     ApiErrorTrigger,
@@ -107,6 +111,45 @@ def test_volatility_from_a_real_price_series() -> None:
         price *= math.exp(rng.gauss(0, 0.001))
         trigger.on_price("BTC", price, t)
     assert trigger.holding() is None
+
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.5, 1.0, 1.0, 1.0, 3.0, 7.0, 45.0]),  # seconds to the next
+        st.one_of(st.floats(-0.002, 0.002), st.floats(-0.08, 0.08)),  # calm, or a burst
+    ),
+    min_size=1, max_size=400)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_STEPS, window=st.sampled_from([5.0, 20.0, 60.0]),
+       min_samples=st.integers(1, 12))
+def test_volatility_running_sums_equal_the_direct_computation(
+    steps: list[tuple[float, float]], window: float, min_samples: int
+) -> None:
+    """The trigger keeps running sums; the window recomputed from scratch at every sample
+    (the plain definition) gives the same volatility and the same trips."""
+    limit = 5.0
+    trigger = VolatilityTrigger(window_seconds=window, max_percent=limit,
+                                min_samples=min_samples)
+    series: list[tuple[float, float]] = []
+    t, price = 0.0, 100.0
+    for dt, r in steps:
+        t += dt
+        price *= math.exp(r)
+        trip = trigger.on_price("X", price, t)
+        series.append((t, price))
+        series = [(at, p) for at, p in series if at > t - window]
+        if len(series) < min_samples:
+            assert "X" not in trigger.current and trip is None
+            continue
+        points = [p for _, p in series]
+        direct = math.sqrt(sum(math.log(b / a) ** 2 for a, b in itertools.pairwise(points)))
+        assert math.isclose(trigger.current["X"], direct * 100, rel_tol=1e-9, abs_tol=1e-9)
+        if abs(direct * 100 - limit) > 1e-9:
+            assert (trip is not None) == (direct * 100 >= limit)
+            if trip is not None:
+                assert dict(trip.figures)["samples"] == str(len(points))
 
 
 def test_liquidity_floor_applies_to_symbols_we_hold() -> None:

@@ -37,7 +37,7 @@ from actors.breaker_messages import GetBreakerStatus
 from actors.market import MarketCursor
 from actors.messages import Side
 from actors.paper_exchange import GetVenueFills
-from actors.pipeline_messages import OrderResult, PlaceOrder
+from actors.pipeline_messages import OrderResult, PlaceOrder, Signal, client_order_id
 from actors.position_messages import HasOrder
 from supervisor import EventKind, EventRecorder, Runtime
 from tests.bot_helpers import (
@@ -293,3 +293,55 @@ def test_executor_start_records_venue_fills_the_ledger_lacks(tmp_path: Path) -> 
     finally:
         rt.stop()
     assert_ledger_matches_venue(ledger_fills(tmp_path / "ledger.db"), venue_fills(venue_db))
+
+
+def test_a_signal_an_earlier_executor_acted_on_is_checked_and_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    """The executor skips its duplicate checks only for signals newer than any an earlier
+    instance may have acted on. Here signals are told to the executor directly: a buy of
+    BTC/USDT and a sell that closes it. The same buy again (BTC/USDT is flat, so only the
+    duplicate check stands between it and a second entry), after a restart of the executor
+    and after a restart of the whole process (the synthetic market replays from bar 0), is
+    checked, found in the ledger and not sent; a new signal of the same bar time is checked
+    and sent."""
+    config = write_config(_config(tmp_path, steps=5), tmp_path / "config.yaml")
+    at = bar_time(4)
+
+    def signal(symbol: str, side: Side, price: float) -> Signal:
+        return Signal(f"test:{symbol}:{int(at)}:{side.value}", "test", symbol, side, price,
+                      at, "a test signal")
+
+    buy, sell = signal("BTC/USDT", Side.BUY, 30_000.0), signal("BTC/USDT", Side.SELL, 30_000.0)
+    eth = signal("ETH/USDT", Side.BUY, 2_000.0)
+    rt = start_tree(config)
+    try:
+        wait_until(lambda: market_stats(rt).finished, timeout=WAIT, what="five bars")
+        drain_pipeline(rt)
+        before = executor_stats(rt).orders
+        rt.tell("executor", buy)
+        rt.tell("executor", sell)
+        assert executor_stats(rt).orders == before + 2
+        rt.restart_child("executor")
+        rt.tell("executor", buy)  # a duplicate, after a restart of the executor alone
+        rt.tell("executor", eth)  # new, of the same bar time: checked, then sent
+        stats = executor_stats(rt)
+        assert stats.skipped.get("already in the ledger") == 1, stats.skipped
+        assert [coid for coid, *_ in stats.sent] == [client_order_id(eth.signal_id)]
+    finally:
+        rt.stop()
+    rt = start_tree(config)  # a new process: nothing published, the market starts over
+    try:
+        wait_until(lambda: market_stats(rt).finished, timeout=WAIT, what="five bars")
+        drain_pipeline(rt)
+        rt.tell("executor", buy)
+        stats = executor_stats(rt)
+        assert stats.skipped.get("already in the ledger") == 1, stats.skipped
+        assert client_order_id(buy.signal_id) not in {coid for coid, *_ in stats.sent}
+    finally:
+        rt.stop()
+    coids = Counter(coid for coid, *_ in venue_orders(tmp_path / "paper_exchange.db"))
+    assert all(coids[client_order_id(s.signal_id)] == 1 for s in (buy, sell, eth)), coids
+    assert max(coids.values()) == 1
+    assert_ledger_matches_venue(ledger_fills(tmp_path / "ledger.db"),
+                                venue_fills(tmp_path / "paper_exchange.db"))
