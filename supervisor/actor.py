@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 from pykka import ActorRegistry
-from pykka.messages import _ActorStop
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
 from supervisor.error_handler import Directive, Severity
 from supervisor.errors import ActorCrashed
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from supervisor.context import ActorContext
 
 log = logging.getLogger(__name__)
+
+# pykka's own messages, handled by pykka's dispatcher; everything else goes straight to
+# on_receive (the same result, without four isinstance checks per message).
+_PYKKA_MESSAGES = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 
 __all__ = ["SupervisedActor"]
 
@@ -154,7 +158,10 @@ class SupervisedActor(pykka.ThreadingActor):
             reply_to = self._reply_to = envelope.reply_to
             self._busy_since = now()
             try:
-                response = self._handle_receive(message)
+                if isinstance(message, _PYKKA_MESSAGES):
+                    response = self._handle_receive(message)  # proxies: pykka's own way
+                else:
+                    response = self.on_receive(message)
             except BaseException as exc:  # classified and reported; never escapes the thread
                 self._busy_since = 0.0
                 if self._reply_deferred:

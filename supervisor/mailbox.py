@@ -27,31 +27,37 @@ class Detached(Exception):
 class Mailbox:
     """FIFO of envelopes for one child name, with an owner and an optional size limit."""
 
-    __slots__ = ("_closed", "_cond", "_draining", "_items", "_owner", "limit", "name")
+    __slots__ = ("_closed", "_cond", "_draining", "_items", "_lock", "_owner", "_waiting",
+                 "limit", "name")
 
     def __init__(self, name: str, limit: int | None = None) -> None:
         self.name = name
         self.limit = limit
         self._items: deque[Envelope[Any]] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        # The lock is used directly on the hot paths (a C-level context manager); the
+        # condition only to sleep and wake, and put() notifies only when the owner sleeps.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0
         self._owner: object | None = None
         self._closed: str | None = None
         self._draining = False
 
     # -- senders ---------------------------------------------------------------------------
     def put(self, envelope: Envelope[Any], /) -> None:
-        with self._cond:
+        with self._lock:
             if self._closed is not None:
                 raise ActorNotRunning(self.name, self._closed)
             if self.limit is not None and len(self._items) >= self.limit:
                 raise MailboxFull(self.name, self.limit)
             self._items.append(envelope)
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
 
     # -- the owning actor ------------------------------------------------------------------
     def take(self, owner: object) -> Envelope[Any]:
         """Next envelope for ``owner``; blocks while empty; :class:`Detached` if not owner."""
-        with self._cond:
+        with self._lock:
             while True:
                 if self._owner is not owner:
                     raise Detached
@@ -60,7 +66,11 @@ class Mailbox:
                 if self._draining:
                     self._owner = None
                     raise Detached
-                self._cond.wait()
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
 
     def get(self) -> Envelope[Any]:
         """pykka's inbox protocol; the runtime's loop uses :meth:`take`."""
