@@ -12,6 +12,7 @@ from types import FrameType
 
 from supervisor.config import ConfigError, load_config
 from supervisor.control import ControlServer
+from supervisor.health import HealthPolicy
 from supervisor.logs import setup_logging
 from supervisor.metrics import MetricsService
 from supervisor.operator_cli import add_operator_commands
@@ -119,7 +120,10 @@ def _services(session: RunSession, args: argparse.Namespace) -> list[SessionServ
         services.append(MetricsService(session.config.metrics.host, session.config.metrics.port))
     services.append(ControlServer())  # the operator's control socket (control: section)
     services.extend(session.config.runtime.observers(report=args.report))  # live view, summary
-    services.append(SystemdService())  # last: READY=1 once every other service is up
+    health = session.config.health
+    policy = HealthPolicy(down_grace=health.down_grace, max_restarts=health.max_restarts,
+                          restart_window=health.restart_window)
+    services.append(SystemdService(policy=policy))  # last: READY=1 once the rest is up
     return services
 
 

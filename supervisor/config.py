@@ -152,6 +152,14 @@ class RuntimeModel(_Model):
         return [_service_class(self.observer)(**options)]
 
 
+class HealthModel(_Model):
+    """``health``: when the tree counts as unhealthy (the systemd watchdog stops then)."""
+
+    down_grace: float = Field(30.0, ge=0)  # seconds a permanent child may be down
+    max_restarts: int = Field(5, ge=0)  # more restarts of one child than this in the
+    restart_window: float = Field(300.0, gt=0)  # window is a crash loop
+
+
 class MetricsModel(_Model):
     """``metrics``: an optional Prometheus endpoint, on a loopback address only."""
 
@@ -212,6 +220,7 @@ class BotConfig(_Model):
 
     runtime: RuntimeModel = RuntimeModel()
     metrics: MetricsModel = MetricsModel()
+    health: HealthModel = HealthModel()
     control: ControlModel = ControlModel()
     errors: dict[str, RuleModel] = Field(default_factory=dict)
     tree: TreeModel = TreeModel()

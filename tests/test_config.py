@@ -139,3 +139,27 @@ def test_nested_tree_and_error_rules_build_specs() -> None:
     assert actor.interval == 0.5  # type: ignore[attr-defined]
     decision = config.error_handler().classify(KeyError("x"))
     assert (decision.severity, decision.directive) == (Severity.CRITICAL, Directive.ESCALATE)
+
+
+def test_health_thresholds_are_validated_and_reach_the_watchdog() -> None:
+    from supervisor.cli import _parser, _services
+    from supervisor.clock import ManualClock
+    from supervisor.runtime import Runtime
+    from supervisor.sd_notify import SystemdService
+    from supervisor.session import RunSession
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"health": {"max_restarts": -1, "down_grace": "soon"}})
+    keys = {key for key, _ in err.value.problems}
+    assert keys == {"health.max_restarts", "health.down_grace"}
+
+    config, spec = parse_config({"health": {"down_grace": 7, "max_restarts": 2,
+                                            "restart_window": 42}})
+    session = RunSession(config, spec, Runtime(clock=ManualClock()),
+                         config_path=Path("bot.yaml"))
+    args = _parser().parse_args(["run"])
+    systemd = [s for s in _services(session, args) if isinstance(s, SystemdService)]
+    assert len(systemd) == 1
+    policy = systemd[0].policy
+    assert policy is not None
+    assert (policy.down_grace, policy.max_restarts, policy.restart_window) == (7, 2, 42)
