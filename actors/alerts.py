@@ -40,7 +40,7 @@ from actors.alert_routing import (
     Verdict,
     guard_logs,
 )
-from actors.messages import Alert, BreakerTransition, Fill
+from actors.messages import Alert, BreakerTransition, Fill, RecordedFills
 from supervisor.actor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
 from supervisor.error_handler import Severity
@@ -350,12 +350,10 @@ class AlertsActor(SupervisedActor):
         elif isinstance(message, BreakerTransition):
             self._on_breaker(message)
         elif isinstance(message, Fill):
-            self._submit(Alert(
-                "fill", self.settings.fills or "info",
-                f"Fill: {message.side.value} {message.quantity} {message.symbol} "
-                f"@ {message.price}",
-                f"order {message.client_order_id}, fee {message.fee}, venue {message.venue}, "
-                f"fill {message.fill_id}"))
+            self._on_fill(message)
+        elif isinstance(message, RecordedFills):
+            for fill in message.fills:
+                self._on_fill(fill)
         elif isinstance(message, _CloseWindow):
             summary = self._gate.close(message.key, message.opened)
             if summary is not None:
@@ -370,6 +368,17 @@ class AlertsActor(SupervisedActor):
         else:
             log.warning("alerts: ignoring an unexpected %s message", type(message).__name__)
         return None
+
+    def _on_fill(self, fill: Fill) -> None:
+        """Each fill is its own news (keyed by fill id: never a repeat of another)."""
+        severity = self.settings.fills
+        if severity is None:
+            self.dropped += 1
+            return
+        self._submit(Alert(
+            f"fill.{fill.fill_id}", severity,
+            f"Fill: {fill.side.value} {fill.quantity} {fill.symbol} @ {fill.price}",
+            f"order {fill.client_order_id}, fee {fill.fee}, venue {fill.venue}"))
 
     def _on_event(self, event: SupervisionEvent) -> None:
         severity = self.settings.events.get(event.kind)

@@ -15,6 +15,7 @@ __all__ = [
     "HaltTrading",
     "InvalidFill",
     "MarkPrice",
+    "RecordedFills",
     "Side",
     "fill_from_json",
     "fill_to_json",
@@ -93,6 +94,14 @@ class FillRecorded:
     fill_id: str
     seq: int
     duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFills:
+    """Fills just committed to the ledger, in ledger order (the position actor tells the
+    alerts actor, once per commit)."""
+
+    fills: tuple[Fill, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.book import ZERO
 from actors.breaker_messages import EquitySample, TradeClosed
 from actors.ledger import Ledger, Rejected
-from actors.messages import Fill, FillRecorded, InvalidFill, MarkPrice
+from actors.messages import Fill, FillRecorded, InvalidFill, MarkPrice, RecordedFills
 from actors.position_messages import (
     FillsRecorded,
     GetLastFillTime,
@@ -200,6 +200,9 @@ class PositionActor(SupervisedActor):
                     self.ctx.try_tell(self.settings.breaker,
                                       TradeClosed(event.fill.symbol, event.realized))
             self._send_equity()
+            if self.settings.alerts:  # one message per commit: fill alerts cost no fsync
+                self.ctx.try_tell(self.settings.alerts,
+                                  RecordedFills(tuple(e.fill for e in events)))
         self.ctx.publish(self.snapshot())
         return results
 

@@ -145,6 +145,7 @@ def test_alerts_reach_the_server_and_stop_losses_fill_while_the_breaker_is_open(
     redirect_state(raw, tmp_path)
     settings(raw, "alerts")["channels"] = [
         {"name": "ops", "url": f"json://127.0.0.1:{port}/botvisor", "tags": ["ops"]}]
+    settings(raw, "alerts")["fills"] = "warning"  # fills to the ops channel too
     settings(raw, "market")["max_steps"] = 1
     assert settings(raw, "exits")["stop_loss_pct"] == STOP_LOSS_PCT
     rt = start_tree(write_config(raw, tmp_path / "config.yaml"))
@@ -175,6 +176,13 @@ def test_alerts_reach_the_server_and_stop_losses_fill_while_the_breaker_is_open(
         assert market_stats(rt).bars == 6 + feed.index  # one synthetic step, then ours
         drain_pipeline(rt)
         stats = executor_stats(rt)
+
+        # -- both fills were announced, each once (the position actor tells alerts)
+        inbox.wait_for("the stop-loss fill's alert",
+                       lambda b: f"Fill: sell {position.quantity} {SYMBOL} @" in
+                       str(b.get("title")))
+        fill_titles = [t for t in inbox.titles() if "Fill: " in t]
+        assert len(fill_titles) == 2 and "Fill: buy" in fill_titles[0], fill_titles
 
         # -- an actor restarts; that alert reaches the server too
         crash(rt, "scanner")
