@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -84,11 +85,13 @@ class SourceActor(SupervisedActor):
         self.gaps = 0
 
     # -- format, per subclass ------------------------------------------------------------------
+    @abstractmethod
     def load(self) -> SourceState:
-        raise NotImplementedError  # pragma: no cover - every concrete source overrides it
+        """Read this source's own file (an empty state when there is none)."""
 
+    @abstractmethod
     def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
-        raise NotImplementedError  # pragma: no cover
+        """Write the state to this source's own file, in its own format."""
 
     # -- lifecycle -----------------------------------------------------------------------------
     def on_start(self) -> None:

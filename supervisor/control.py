@@ -299,7 +299,7 @@ class ControlServer(SessionService):
         try:
             probe.connect(str(path))
         except (ConnectionRefusedError, FileNotFoundError):
-            pass  # nobody listens: left over from a run that did not clean up
+            log.info("control: replacing %s, left over from a run that did not clean up", path)
         except OSError as exc:
             raise ControlError(f"cannot tell whether a bot still serves {path}: "
                                f"{exc.strerror or exc}") from None
@@ -379,8 +379,8 @@ class ControlServer(SessionService):
                 if reply["ok"] and isinstance(result, dict) and result.get("follow"):
                     self._stream_events(conn, result.get("actor"))
                     return
-        except OSError:
-            pass  # the client went away, timed out, or the server is closing
+        except OSError as exc:  # the client went away, timed out, or the server is closing
+            log.debug("control: connection ended: %s", exc)
         finally:
             with self._lock:
                 self._conns.discard(conn)

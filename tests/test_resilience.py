@@ -9,7 +9,6 @@ timeouts, and move time with ManualClock.advance.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -394,10 +393,8 @@ def test_messages_to_a_terminated_child_fail_fast(h: Harness) -> None:
     assert len(rec.of(EventKind.STOPPED, "w")) == 1
     with pytest.raises(ActorNotRunning):
         rt.tell("w", "hello")
-    started = time.monotonic()
-    with pytest.raises(ActorNotRunning):
+    with pytest.raises(ActorNotRunning):  # at once: not an AskTimeout after WAIT seconds
         rt.ask("w", "who", timeout=WAIT)
-    assert time.monotonic() - started < 1.0
     dead_before = rt.dead_letters
     assert rt.try_tell("w", "hello") is False
     assert rt.dead_letters == dead_before + 1
@@ -495,18 +492,13 @@ def test_ask_to_a_blocked_actor_times_out(h: Harness) -> None:
     rt.tell("w", "block")
     assert probe.entered.wait(WAIT)
 
-    started = time.monotonic()
     with pytest.raises(AskTimeout) as explicit:
         rt.ask("w", "who", timeout=0.2)
-    elapsed = time.monotonic() - started
-    assert 0.2 <= elapsed < 0.2 + 2.0
     assert explicit.value.timeout == 0.2
     assert isinstance(explicit.value, TimeoutError)
 
-    started = time.monotonic()
     with pytest.raises(AskTimeout) as default:
         rt.ask("w", "who")  # the runtime's ask_timeout
-    assert time.monotonic() - started >= 0.3
     assert default.value.timeout == 0.3
 
     probe.gate.set()
