@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
 from actors.breaker_messages import ApiResult, ProbeResult
-from actors.messages import Alert, Fill, Side
+from actors.messages import Alert, Fill, InvalidFill, Side
 from actors.paper_exchange import GetVenueFills
 from actors.pipeline_messages import (
     ExitRequest,
@@ -150,6 +150,8 @@ class ExecutorActor(SupervisedActor):
         self.filled = 0
         self.fills_recorded = 0
         self.unrecorded: list[Fill] = []
+        self.unknown: dict[str, str] = {}  # client order id -> symbol: sent, outcome unknown
+        self.refused_fills: list[Fill] = []  # fills the ledger refused for good (alerted)
         self.exits: list[tuple[str, str]] = []
         self.recovered = 0
         self.synced = False
@@ -189,7 +191,7 @@ class ExecutorActor(SupervisedActor):
                 if isinstance(message, SyncVenue) and self._reply_to is not None:
                     raise
                 return None
-        if self.unrecorded:
+        if self.unrecorded or self.unknown:
             self._record_pending()
         match message:
             case Signal():
@@ -365,19 +367,28 @@ class ExecutorActor(SupervisedActor):
     def _order(self, signal_id: str, symbol: str, side: Side, qty: Decimal, at: float, *,
                reduces: bool, exit_reason: str | None = None) -> None:
         s = self.settings
-        permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
-            OrderIntent(symbol, reduces_exposure=reduces))
-        if not permission.allowed:
-            self.refused[permission.state.value] += 1
+        unsettled = self._unsettled_symbols()
+        if symbol in unsettled or (unsettled and not reduces):
+            # The portfolio does not show every fill yet: sizing and "already holding" could
+            # be wrong. No new risk anywhere, and nothing more for these symbols, until then.
+            self._skip("earlier fills or orders not settled yet")
             return
         coid = client_order_id(signal_id)
         if coid in self.seen:
             self._skip("signal already handled")
             return
-        self.seen.add(coid)
         checked = self._checked_through
         if (checked is None or at <= checked) and self._known(coid):
+            self.seen.add(coid)
             return  # an earlier instance may have sent it: it did
+        # Only now ask the breaker: in HALF_OPEN the check takes a probe slot, which must go
+        # to an order that is really sent (and reported back with a ProbeResult).
+        permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
+            OrderIntent(symbol, reduces_exposure=reduces))
+        if not permission.allowed:
+            self.refused[permission.state.value] += 1
+            return
+        self.seen.add(coid)
         self._acting_on(at)
         order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
         self.sent.append((coid, side.value, reduces, permission.state.value))
@@ -389,6 +400,8 @@ class ExecutorActor(SupervisedActor):
         if permission.probe:
             self.ctx.try_tell(s.breaker, ProbeResult(ok, result.reason if result else "no reply"))
         if result is None:
+            self.unknown[coid] = symbol  # looked up again before anything else is sent
+            self._publish_state()
             return
         if not ok:
             log.warning("order %s for %s rejected: %s", coid, symbol, result.reason)
@@ -432,15 +445,31 @@ class ExecutorActor(SupervisedActor):
         return found if isinstance(found, OrderResult) else None
 
     # -- recording fills -----------------------------------------------------------------------
-    def _record(self, fill: Fill) -> None:
+    def _record(self, fill: Fill, *, retry: bool = True) -> None:
+        """Send ``fill`` to the ledger (with retries unless ``retry`` is False: a pending
+        fill is tried once per message, so the executor never stalls on a ledger that is
+        down)."""
         assert self._retrier is not None
+        s = self.settings
         try:
-            self._retrier.call(self.ctx.ask, self.settings.positions, RecordFill(fill),
-                               timeout=self.settings.order_timeout)
+            if retry:
+                self._retrier.call(self.ctx.ask, s.positions, RecordFill(fill),
+                                   timeout=s.order_timeout)
+            else:
+                self.ctx.ask(s.positions, RecordFill(fill), timeout=s.order_timeout)
             self.fills_recorded += 1
+        except InvalidFill as exc:  # the ledger refuses it: retrying cannot change that
+            self.refused_fills.append(fill)
+            log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                f"executor.fill_refused.{fill.fill_id}", "critical",
+                "The ledger refused a fill the venue made",
+                f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
         except Exception as exc:
             self.unrecorded.append(fill)
             self._publish_state()
+            if not retry:
+                return  # still pending: already logged and alerted
             log.error("fill %s not recorded yet (%s); will retry", fill.fill_id, exc)
             self.ctx.try_tell(self.settings.alerts, Alert(
                 "executor.fill_unrecorded", "critical", "A fill could not be recorded yet",
@@ -449,6 +478,22 @@ class ExecutorActor(SupervisedActor):
     def _record_pending(self) -> None:
         pending, self.unrecorded = self.unrecorded, []
         for fill in pending:
-            self._record(fill)
+            self._record(fill, retry=False)
+        for coid in list(self.unknown):  # orders sent whose outcome is still unknown
+            try:
+                found = self.ctx.ask(self.settings.exchange, LookupOrder(coid),
+                                     timeout=self.settings.order_timeout)
+            except RuntimeErrorBase:
+                continue  # still unknown: ask again with the next message
+            del self.unknown[coid]
+            if isinstance(found, OrderResult):
+                for fill in found.fills:
+                    self._record(fill)
         if not self.unrecorded:
             self._publish_state()
+
+    def _unsettled_symbols(self) -> set[str]:
+        """Symbols with a fill not yet in the ledger or an order of unknown outcome."""
+        if not self.unrecorded and not self.unknown:
+            return set()
+        return {f.symbol for f in self.unrecorded} | set(self.unknown.values())

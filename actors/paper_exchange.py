@@ -111,8 +111,10 @@ class PaperExchange(SupervisedActor):
         if known is not None:
             return known  # idempotent: the same client order id never fills twice
         quote = self.prices.get(order.symbol)
-        if quote is None or order.quantity <= 0:
-            reason = "no market price yet" if quote is None else "quantity must be > 0"
+        places = Decimal(1).scaleb(-self.settings.quantity_places)
+        if quote is None or order.quantity.quantize(places, ROUND_DOWN) <= 0:
+            reason = ("no market price yet" if quote is None else
+                      f"quantity must be > 0 at {self.settings.quantity_places} decimals")
             self._db.execute("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
                              (order.client_order_id, order.symbol, order.side.value,
                               str(order.quantity), reason))

@@ -345,3 +345,37 @@ def test_a_signal_an_earlier_executor_acted_on_is_checked_and_not_sent_again(
     assert max(coids.values()) == 1
     assert_ledger_matches_venue(ledger_fills(tmp_path / "ledger.db"),
                                 venue_fills(tmp_path / "paper_exchange.db"))
+
+
+def test_no_new_risk_while_a_fill_is_not_in_the_ledger(tmp_path: Path) -> None:
+    """With the position actor stopped, a buy fills at the venue but cannot be recorded:
+    until it is, the executor takes no new risk anywhere (the portfolio it sizes from is
+    missing that fill), and nothing more for that symbol; once the ledger is back, the fill
+    is recorded and trading resumes."""
+    config = write_config(_config(tmp_path, steps=5), tmp_path / "config.yaml")
+    at = bar_time(4)
+
+    def signal(symbol: str, side: Side, price: float, tag: str = "") -> Signal:
+        return Signal(f"test{tag}:{symbol}:{int(at)}:{side.value}", "test", symbol, side,
+                      price, at, "a test signal")
+
+    rt = start_tree(config)
+    try:
+        wait_until(lambda: market_stats(rt).finished, timeout=WAIT, what="five bars")
+        drain_pipeline(rt)
+        rt.terminate_child("positions")  # the ledger is down (by hand: not restarted)
+        rt.tell("executor", signal("BTC/USDT", Side.BUY, 30_000.0))
+        stats = executor_stats(rt)
+        assert stats.unrecorded == 1, stats  # filled at the venue, not in the ledger
+        rt.tell("executor", signal("ETH/USDT", Side.BUY, 2_000.0))  # new risk: refused
+        stats = executor_stats(rt)
+        assert stats.skipped.get("earlier fills or orders not settled yet") == 1, stats.skipped
+        assert len(stats.sent) == 1
+        rt.restart_child("positions")
+        rt.tell("executor", signal("ETH/USDT", Side.BUY, 2_000.0, tag="2"))
+        stats = executor_stats(rt)  # the pending fill went in first, then the new entry
+        assert stats.unrecorded == 0 and len(stats.sent) == 2, stats
+    finally:
+        rt.stop()
+    assert_ledger_matches_venue(ledger_fills(tmp_path / "ledger.db"),
+                                venue_fills(tmp_path / "paper_exchange.db"))
