@@ -280,10 +280,13 @@ class BreakerActor(SupervisedActor):
 
     def _on_equity(self, sample: EquitySample) -> None:
         trips = []
+        before = self._memory()
         if self.drawdown is not None:
             trips.append(self.drawdown.on_equity(sample.equity))
         if self.daily is not None:
             trips.append(self.daily.on_equity(sample.equity, self.ctx.clock.wall()))
+        if self._memory() != before:  # a new peak or a new day: it must survive a restart
+            self._save()
         if self.exposure is not None:
             trips.append(self.exposure.on_exposure(sample.equity, sample.gross_exposure,
                                                    sample.exposure_by_symbol))
@@ -404,14 +407,22 @@ class BreakerActor(SupervisedActor):
         probes = self.settings.half_open_max_calls if self.p.state is BreakerState.HALF_OPEN else 0
         self.ctx.publish(BreakerGate(self.p.state, self.p.reason, self.p.since, probes))
 
+    def _memory(self) -> tuple[Decimal | None, str | None, Decimal | None]:
+        """What the equity triggers remember: the peak, and the day with its start equity."""
+        peak = self.drawdown.peak if self.drawdown is not None else None
+        day, start = (self.daily.day, self.daily.start_equity) if self.daily is not None \
+            else (None, None)
+        return peak, day, start
+
     def _save(self, event: BreakerTransition | None = None) -> None:
         assert self._db is not None
         p = self.p
-        peak = self.drawdown.peak if self.drawdown is not None else None
+        peak, day, start = self._memory()
         record = {
             "state": p.state.value, "reason": p.reason, "by": p.by, "since": p.since,
             "manual": p.manual, "recovery_at": p.recovery_at, "figures": list(p.figures),
             "trip_times": list(p.trip_times), "peak": str(peak) if peak is not None else None,
+            "day": day, "day_start_equity": str(start) if start is not None else None,
         }
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -437,6 +448,10 @@ class BreakerActor(SupervisedActor):
         )
         if self.drawdown is not None and self.p.peak is not None:
             self.drawdown.peak = Decimal(self.p.peak)
+        # The day's starting equity too: a restart must not reset the daily loss to zero.
+        if self.daily is not None and record.get("day_start_equity") is not None:
+            self.daily.day = record.get("day")
+            self.daily.start_equity = Decimal(record["day_start_equity"])
 
     # -- the operator: `botvisor breaker open|close|halt|status` ------------------------------
     def _operator(self, command: OperatorCommand) -> dict[str, Any]:

@@ -318,3 +318,32 @@ def test_disabled_trigger_never_fires(tmp_path: Path, trigger: str) -> None:
         assert _status(rt).state is BreakerState.CLOSED
     finally:
         rt.stop()
+
+
+@pytest.mark.parametrize("how", ["actor", "process"])
+def test_the_days_loss_and_the_peak_survive_a_restart(tmp_path: Path, how: str) -> None:
+    """A restart (of the breaker, or of the whole process) must not reset the daily loss to
+    zero or the drawdown peak to the equity at restart: the breaker stays OPEN."""
+    clock = ManualClock()
+    settings = breaker_settings(tmp_path, recovery_timeout=10,
+                                daily_loss={"max_percent": 10.0, "timezone": "UTC"},
+                                drawdown={"max_percent": 50.0})
+    rt = start_breaker(settings, clock)
+    try:
+        rt.tell("breaker", EquitySample(D(10_000), D(0)))
+        rt.tell("breaker", EquitySample(D(8_900), D(0)))  # 11 % down on the day
+        assert _status(rt).state is BreakerState.OPEN
+        if how == "actor":
+            rt.restart_child("breaker")
+        else:
+            rt.stop()
+            rt = start_breaker(settings, clock)
+        rt.tell("breaker", EquitySample(D(8_900), D(0)))  # the same equity, after restart
+        clock.advance(10)
+        status = _status(rt)
+        assert status.state is BreakerState.OPEN, status  # the day's loss still holds it
+        assert "daily loss" in status.reason
+        rt.tell("breaker", EquitySample(D(5_400), D(0)))  # 46 % below the 10,000 peak
+        assert _status(rt).state is BreakerState.OPEN
+    finally:
+        rt.stop()
