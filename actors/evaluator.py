@@ -24,7 +24,7 @@ from actors.scanner import ScannedBars
 from actors.strategies import MeanReversion, MomentumBreakout, Strategy
 from supervisor import SupervisedActor
 
-__all__ = ["EvaluatorActor"]
+__all__ = ["EvaluatorActor", "EvaluatorOwners"]
 
 
 class MomentumSettings(BaseModel):
@@ -56,6 +56,13 @@ class _Entry:
     waited: int = 0  # bars of the symbol seen while the entry was pending
 
 
+@dataclass(frozen=True, slots=True)
+class EvaluatorOwners:
+    """Published by the evaluator: who owns each symbol, for a restarted evaluator."""
+
+    owners: tuple[tuple[str, str, bool, int], ...]  # symbol, strategy, held, waited
+
+
 class EvaluatorActor(SupervisedActor):
     """Owns one strategy instance per (strategy, symbol) and which one holds each symbol."""
 
@@ -73,6 +80,12 @@ class EvaluatorActor(SupervisedActor):
         self.strategies: dict[tuple[str, str], Strategy] = {}
         self.owner: dict[str, _Entry] = {}  # symbol -> the strategy that opened it
         self.signals = 0
+
+    def on_start(self) -> None:
+        earlier = self.ctx.peek(self.ctx.name)
+        if isinstance(earlier, EvaluatorOwners):  # a restart: the owners are not forgotten
+            self.owner = {sym: _Entry(strategy, held, waited)
+                          for sym, strategy, held, waited in earlier.owners}
 
     def _make(self, name: str) -> Strategy:
         s = self.settings
@@ -126,4 +139,6 @@ class EvaluatorActor(SupervisedActor):
                 self.ctx.try_tell(self.settings.executor, Signal(
                     f"{name}:{symbol}:{int(bar.at)}:{side.value}", name, symbol, side,
                     bar.close, bar.at, reason, stop))
+        self.ctx.publish(EvaluatorOwners(tuple(
+            (sym, e.strategy, e.held, e.waited) for sym, e in owner.items())))
         return None

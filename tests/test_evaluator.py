@@ -161,3 +161,27 @@ def test_a_refused_entry_blocks_new_buys_of_its_symbol_until_it_lapses(tmp_path:
     assert [f.client_order_id for f in venue] == [
         client_order_id(f"momentum:{SYMBOL}:{int(last.at)}:buy")], venue
     assert stats.refused == {"open": 1}, stats
+
+
+def test_a_restarted_evaluator_still_knows_which_strategy_owns_a_position(
+    tmp_path: Path,
+) -> None:
+    rt, feed = _start(tmp_path)
+    try:
+        (breakout,) = feed.send(BASE * 1.015)  # momentum buys
+        feed.settle()
+        assert _position(rt) is not None
+        rt.restart_child("evaluator")  # its strategies start over; the owners do not
+        # enough bars at the level for the new strategy's windows (its 10-bar low rises to
+        # the level), then a close 1 % lower: momentum's own exit
+        feed.send(*[BASE * 1.015] * 25)
+        (fall,) = feed.send(BASE * 1.005)
+        feed.settle()
+        stats = executor_stats(rt)
+    finally:
+        rt.stop()
+    venue = venue_fills(tmp_path / "paper_exchange.db")
+    assert [f.side for f in venue] == ["buy", "sell"], venue
+    assert venue[0].client_order_id == client_order_id(f"momentum:{SYMBOL}:{int(breakout.at)}:buy")
+    assert venue[1].client_order_id == client_order_id(f"momentum:{SYMBOL}:{int(fall.at)}:sell")
+    assert stats.exits == ()
