@@ -17,7 +17,7 @@ from actors.pipeline_messages import Bar, ExitRequest
 from actors.position_messages import PortfolioSnapshot
 from supervisor import SupervisedActor
 
-__all__ = ["ExitsActor"]
+__all__ = ["ExitWatches", "ExitsActor"]
 
 
 @dataclass
@@ -26,6 +26,14 @@ class _Watch:
     opened_at: float
     high: float
     requested_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitWatches:
+    """Published by the exits actor: each watched position's entry, open time, high-water
+    mark and last request, so a restarted exits actor keeps its time and trailing stops."""
+
+    watches: tuple[tuple[str, float, float, float, float | None], ...]
 
 
 class ExitsActor(SupervisedActor):
@@ -47,6 +55,12 @@ class ExitsActor(SupervisedActor):
         self.settings = settings or ExitsActor.Settings()
         self.watch: dict[str, _Watch] = {}
         self.requests: dict[str, int] = {}
+
+    def on_start(self) -> None:
+        earlier = self.ctx.peek(self.ctx.name)
+        if isinstance(earlier, ExitWatches):  # a restart: the stops keep their references
+            self.watch = {sym: _Watch(entry, opened, high, requested)
+                          for sym, entry, opened, high, requested in earlier.watches}
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
@@ -80,6 +94,9 @@ class ExitsActor(SupervisedActor):
             self.ctx.try_tell(self.settings.executor, ExitRequest(
                 f"exit:{reason}:{bar.symbol}:{int(bar.at)}", bar.symbol, reason, bar.close,
                 bar.at))
+        self.ctx.publish(ExitWatches(tuple(
+            (sym, w.entry, w.opened_at, w.high, w.requested_at)
+            for sym, w in self.watch.items())))
 
     def _rule(self, bar: Bar, watch: _Watch) -> str | None:
         s = self.settings

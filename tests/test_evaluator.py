@@ -185,3 +185,30 @@ def test_a_restarted_evaluator_still_knows_which_strategy_owns_a_position(
     assert venue[0].client_order_id == client_order_id(f"momentum:{SYMBOL}:{int(breakout.at)}:buy")
     assert venue[1].client_order_id == client_order_id(f"momentum:{SYMBOL}:{int(fall.at)}:sell")
     assert stats.exits == ()
+
+
+def test_a_restarted_exits_actor_keeps_the_time_stop_running(tmp_path: Path) -> None:
+    """A 10-bar time stop: 6 bars before a restart of the exits actor and 5 after still make
+    it fire (it counts from the entry, not from the restart)."""
+    raw = shipped_config()
+    redirect_state(raw, tmp_path)
+    settings(raw, "market")["max_steps"] = 1
+    settings(raw, "exits")["time_stop_seconds"] = 600  # ten one-minute bars
+    rt = start_tree(write_config(raw, tmp_path / "config.yaml"))
+    feed = Feed(rt)
+    try:
+        wait_until(lambda: market_stats(rt).finished, timeout=WAIT, what="the synthetic step")
+        feed.send(*(BASE * (1.003 if i % 2 else 0.997) for i in range(40)))
+        feed.settle()
+        feed.send(BASE * 1.015)  # momentum buys
+        feed.settle()
+        assert _position(rt) is not None
+        feed.send(*[BASE * 1.015] * 6)
+        feed.settle()
+        rt.restart_child("exits")
+        feed.send(*[BASE * 1.015] * 5)
+        feed.settle()
+        stats = executor_stats(rt)
+    finally:
+        rt.stop()
+    assert [reason for _, reason in stats.exits] == ["time_stop"], stats.exits
