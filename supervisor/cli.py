@@ -108,7 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, lambda _s, _f: session.request_reload())
+    signal.signal(signal.SIGHUP, lambda _s, _f: session.signal_reload())
     log.info("starting tree from %s", session.config_path)
     return session.run()
 

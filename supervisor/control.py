@@ -25,8 +25,9 @@ Commands (``{"cmd": ..., "args": {...}}``):
 * ``stop {"name"}``: terminate a child by hand: it is not restarted, and stopping it does
   not count against its supervisor's restart intensity;
 * ``start {"name"}``: start a terminated (or stopped) child again; it counts as a restart
-  of that child (its ``restarts`` goes up by one, a ``restarted`` event is published) but,
-  being requested, not against the restart intensity, which counts failures only;
+  of that child (its ``restarts`` goes up by one, a ``restarted`` event is published) and
+  against its supervisor's restart intensity, like a restart after a crash: one too many
+  escalates;
 * ``restart {"name"}``: restart a running child in place (counted the same way);
 * ``reload``: re-read the config file; replies with what was applied and what was not;
 * any group in ``control.targets`` (``breaker``, ``positions``, ``alerts``):
@@ -42,6 +43,7 @@ import logging
 import os
 import pwd
 import queue
+import select
 import selectors
 import socket
 import stat
@@ -374,7 +376,7 @@ class ControlServer(SessionService):
                 if line is None:
                     return
                 reply = self.handle(line, who)
-                conn.sendall(encode(reply))
+                self._send(conn, reply)
                 result = reply.get("result")
                 if reply["ok"] and isinstance(result, dict) and result.get("follow"):
                     self._stream_events(conn, result.get("actor"))
@@ -525,21 +527,41 @@ class ControlServer(SessionService):
         }
 
     def _stream_events(self, conn: socket.socket, actor: str | None) -> None:
-        """Send each new supervision event as one line until the client or server goes."""
-        waiting: queue.SimpleQueue[SupervisionEvent] = queue.SimpleQueue()
-        sub = self._rt().events.subscribe(waiting.put)
+        """Send each new supervision event as one line until the client or server goes.
+
+        A client that goes away is noticed within half a second even when no event comes;
+        one that stops reading is dropped after ``idle_timeout`` (a send that long blocked)
+        or when more than 10,000 events wait for it.
+        """
+        waiting: queue.Queue[SupervisionEvent] = queue.Queue(maxsize=10_000)
+        overflow = threading.Event()
+
+        def offer(event: SupervisionEvent) -> None:
+            if actor is None or event.actor == actor:
+                try:
+                    waiting.put_nowait(event)
+                except queue.Full:
+                    overflow.set()
+
+        sub = self._rt().events.subscribe(offer)
         try:
-            conn.settimeout(None)
-            conn.sendall(encode({"ok": True, "following": True}))  # subscribed from here on
-            while not self._closing.is_set():
+            self._send(conn, {"ok": True, "following": True})  # subscribed from here on
+            while not self._closing.is_set() and not overflow.is_set():
                 try:
                     event = waiting.get(timeout=0.5)
                 except queue.Empty:
+                    if _peer_gone(conn):
+                        return
                     continue
-                if actor is None or event.actor == actor:
-                    conn.sendall(encode({"ok": True, "event": event_json(event)}))
+                self._send(conn, {"ok": True, "event": event_json(event)})
         finally:
             sub.cancel()
+
+    def _send(self, conn: socket.socket, reply: dict[str, Any]) -> None:
+        """One reply line, with every known secret masked (errors and reasons can carry
+        one: an exception's text, say)."""
+        line = encode(reply).decode("utf-8")
+        conn.sendall(self._rt().secrets.scrub(line).encode("utf-8"))
 
     def _reload(self, _args: dict[str, Any], who: str) -> dict[str, Any]:
         session = self.session
@@ -556,6 +578,8 @@ class ControlServer(SessionService):
         except FutureTimeout:
             raise ControlError(f"the reload did not finish within "
                                f"{settings.command_timeout:g}s") from None
+        except RuntimeError as exc:  # the run ended before it got to the reload
+            raise ControlError(str(exc)) from None
         return {"applied": list(applied), "not_applied": list(not_applied)}
 
     def _forward(self, group: str, args: dict[str, Any], who: str) -> Any:
@@ -639,6 +663,15 @@ class ControlServer(SessionService):
         if self._made_dir:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # only if empty
+
+
+def _peer_gone(conn: socket.socket) -> bool:
+    """True when the client has closed its end (a follower never sends anything more)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def event_json(event: SupervisionEvent) -> dict[str, Any]:

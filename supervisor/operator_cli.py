@@ -135,7 +135,10 @@ def run_events_command(args: Args) -> int:
             code = code if code in (EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING,
                                     EXIT_UNKNOWN_ACTOR) else EXIT_ERROR
             return _fail(args, str(first.get("error") or "failed"), code, first)
-        for event in first["result"]["events"]:
+        result = first.get("result")
+        if not isinstance(result, dict) or not isinstance(result.get("events"), list):
+            return _fail(args, "unexpected reply from the bot; try --json", EXIT_ERROR, first)
+        for event in result["events"]:
             _print_event(args, event)
         for reply in replies:  # only with --follow: until the bot stops or Ctrl-C
             if isinstance(reply.get("event"), dict):

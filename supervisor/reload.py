@@ -121,8 +121,8 @@ class ConfigReloader:
             try:
                 runtime.replace_child(child)
             except Exception as exc:
-                failed.append(f"{name}: new settings did not start ({exc}); "
-                              "it is being restarted by its supervisor")
+                failed.append(f"reload failed for {name}: its new settings did not start "
+                              f"({exc}); it is being restarted by its supervisor")
                 continue
             applied.append(f"{name}.settings")
         if not plan.needs_restart:

@@ -95,6 +95,7 @@ class RunSession:
         self._reloader = reloader
         self._reload_lock = threading.Lock()
         self._reload_waiters: list[Future[tuple[list[str], list[str]]]] = []
+        self._no_more_reloads = False
         self._started: list[SessionService] = []
 
     # -- requests (any thread, signal handlers included) ---------------------------------
@@ -111,10 +112,19 @@ class RunSession:
         """
         future: Future[tuple[list[str], list[str]]] = Future()
         with self._reload_lock:
+            if self._no_more_reloads:
+                future.set_exception(RuntimeError("the bot is stopping; nothing was reloaded"))
+                return future
             self._reload_waiters.append(future)
         self._reload.set()
         self._stop.set()  # wake the main thread; it tells the two apart
         return future
+
+    def signal_reload(self) -> None:
+        """SIGHUP: ask for a reload without taking any lock (a signal handler runs on the
+        main thread, which may hold one); nobody waits for its result."""
+        self._reload.set()
+        self._stop.set()
 
     @property
     def stop_requested(self) -> bool:
@@ -138,6 +148,11 @@ class RunSession:
         for service in self._started:
             self._call(service, "ready", service.ready)
         self._wait()
+        with self._reload_lock:  # reloads asked for too late: say so, do not leave them hanging
+            late, self._reload_waiters = self._reload_waiters, []
+            self._no_more_reloads = True
+        for future in late:
+            future.set_exception(RuntimeError("the bot is stopping; nothing was reloaded"))
         code = runtime.exit_code if runtime.exit_code is not None else EXIT_OK
         reason = self.stop_reason or runtime.exit_reason or "the tree ended"
         log.info("stopping: %s", reason)

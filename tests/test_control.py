@@ -514,3 +514,9 @@ def test_events_recent_and_followed(bot: Bot) -> None:
     assert seen == [("stopped", "a1"), ("restarted", "a1")]
     stream.close()
     assert bot.ask("ping")["ok"]  # the server still serves after the follower left
+    # ...and notices that the follower left, though no event comes: its slot is free again
+    gone = threading.Event()
+    deadline = time.monotonic() + WAIT
+    while bot.server._conns and time.monotonic() < deadline:
+        gone.wait(0.05)
+    assert not bot.server._conns
