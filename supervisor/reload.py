@@ -110,8 +110,8 @@ class ConfigReloader:
         applied: list[str] = []
         failed: list[str] = []
         if plan.runtime_keys:
-            setup_logging(config.runtime.log_level, config.runtime.log_format)
-            runtime.guard_root_handlers()  # the new handler masks secrets too
+            setup_logging(config.runtime.log_level, config.runtime.log_format,
+                          filters=(runtime.secrets,))  # masked from its first record
             runtime.ask_timeout = config.runtime.ask_timeout
             applied.extend(plan.runtime_keys)
         for name in plan.settings:
