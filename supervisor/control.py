@@ -194,6 +194,7 @@ class ControlServer(SessionService):
         self._threads: set[threading.Thread] = set()
         self._accept_thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._local = threading.local()  # per connection thread: a follower being set up
         self._serial = 0
         self._commands: dict[str, Callable[[dict[str, Any], str], Any]] = {
             "ping": lambda _a, _w: {"pid": os.getpid()},
@@ -376,11 +377,16 @@ class ControlServer(SessionService):
                 if line is None:
                     return
                 reply = self.handle(line, who)
-                self._send(conn, reply)
-                result = reply.get("result")
-                if reply["ok"] and isinstance(result, dict) and result.get("follow"):
-                    self._stream_events(conn, result.get("actor"))
-                    return
+                follower: _Follower | None = getattr(self._local, "follower", None)
+                self._local.follower = None
+                try:
+                    self._send(conn, reply)
+                    if follower is not None:
+                        self._stream_events(conn, follower)
+                        return
+                finally:
+                    if follower is not None:
+                        follower.close()
         except OSError as exc:  # the client went away, timed out, or the server is closing
             log.debug("control: connection ended: %s", exc)
         finally:
@@ -510,7 +516,11 @@ class ControlServer(SessionService):
                                EXIT_USAGE) from None
 
     def _events(self, args: dict[str, Any], _who: str) -> dict[str, Any]:
-        """The most recent supervision events (``limit``, ``actor``); ``follow`` streams on."""
+        """The most recent supervision events (``limit``, ``actor``); ``follow`` streams on.
+
+        A follower subscribes before the history is read, so no event falls between the
+        two (and none is sent twice).
+        """
         limit = args.get("limit", 50)
         actor = args.get("actor")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 10_000:
@@ -519,43 +529,33 @@ class ControlServer(SessionService):
             raise ControlError("'actor' must be a name", EXIT_USAGE)
         if actor is not None and not self._rt().has(actor):
             raise ControlError(f"unknown actor {actor!r}", EXIT_UNKNOWN_ACTOR)
+        follow = bool(args.get("follow", False))
+        follower = _Follower(self._rt(), actor) if follow else None
         recent = [e for e in self._rt().events.recent() if actor is None or e.actor == actor]
+        if follower is not None:
+            follower.already_sent(recent)
+            self._local.follower = follower
         return {
             "events": [event_json(e) for e in recent[-limit:]] if limit else [],
-            "follow": bool(args.get("follow", False)),
+            "follow": follow,
             "actor": actor,
         }
 
-    def _stream_events(self, conn: socket.socket, actor: str | None) -> None:
+    def _stream_events(self, conn: socket.socket, follower: _Follower) -> None:
         """Send each new supervision event as one line until the client or server goes.
 
         A client that goes away is noticed within half a second even when no event comes;
         one that stops reading is dropped after ``idle_timeout`` (a send that long blocked)
         or when more than 10,000 events wait for it.
         """
-        waiting: queue.Queue[SupervisionEvent] = queue.Queue(maxsize=10_000)
-        overflow = threading.Event()
-
-        def offer(event: SupervisionEvent) -> None:
-            if actor is None or event.actor == actor:
-                try:
-                    waiting.put_nowait(event)
-                except queue.Full:
-                    overflow.set()
-
-        sub = self._rt().events.subscribe(offer)
-        try:
-            self._send(conn, {"ok": True, "following": True})  # subscribed from here on
-            while not self._closing.is_set() and not overflow.is_set():
-                try:
-                    event = waiting.get(timeout=0.5)
-                except queue.Empty:
-                    if _peer_gone(conn):
-                        return
-                    continue
-                self._send(conn, {"ok": True, "event": event_json(event)})
-        finally:
-            sub.cancel()
+        self._send(conn, {"ok": True, "following": True})
+        while not self._closing.is_set() and not follower.overflow.is_set():
+            event = follower.next(timeout=0.5)
+            if event is None:
+                if _peer_gone(conn):
+                    return
+                continue
+            self._send(conn, {"ok": True, "event": event_json(event)})
 
     def _send(self, conn: socket.socket, reply: dict[str, Any]) -> None:
         """One reply line, with every known secret masked (errors and reasons can carry
@@ -663,6 +663,42 @@ class ControlServer(SessionService):
         if self._made_dir:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # only if empty
+
+
+class _Follower:
+    """Owns one ``events --follow`` subscription: the events waiting to be sent."""
+
+    def __init__(self, runtime: Runtime, actor: str | None) -> None:
+        self.actor = actor
+        self.waiting: queue.Queue[SupervisionEvent] = queue.Queue(maxsize=10_000)
+        self.overflow = threading.Event()
+        self._skip: set[int] = set()
+        self._sent: list[SupervisionEvent] = []
+        self._sub = runtime.events.subscribe(self._offer)
+
+    def _offer(self, event: SupervisionEvent) -> None:
+        if self.actor is None or event.actor == self.actor:
+            try:
+                self.waiting.put_nowait(event)
+            except queue.Full:
+                self.overflow.set()
+
+    def already_sent(self, events: list[SupervisionEvent]) -> None:
+        """Events the history reply already carries (held, so their ids stay theirs)."""
+        self._sent = events
+        self._skip = {id(e) for e in events}
+
+    def next(self, timeout: float) -> SupervisionEvent | None:
+        try:
+            while True:
+                event = self.waiting.get(timeout=timeout)
+                if id(event) not in self._skip:
+                    return event
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self._sub.cancel()
 
 
 def _peer_gone(conn: socket.socket) -> bool:
