@@ -241,8 +241,9 @@ class BotConfig(_Model):
         )
 
 
-def _service_class(path: str) -> Any:
-    """The SessionService subclass at import path ``path`` (ValueError naming the problem)."""
+def _import_class(path: str, base: type) -> Any:
+    """The subclass of ``base`` at import path ``package.module:Class``; ValueError names
+    what is wrong with the path."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise ValueError("must be an import path like 'package.module:Class'")
@@ -251,9 +252,14 @@ def _service_class(path: str) -> Any:
     except ImportError as exc:
         raise ValueError(f"cannot import {module_name!r}: {exc}") from None
     cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, SessionService)):
-        raise ValueError(f"{path!r} is not a SessionService class")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ValueError(f"{path!r} is not a {base.__name__} class")
     return cls
+
+
+def _service_class(path: str) -> Any:
+    """The SessionService subclass at import path ``path`` (ValueError naming the problem)."""
+    return _import_class(path, SessionService)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -411,18 +417,10 @@ def _child(
 def _factory(
     path: str, settings: dict[str, Any], where: str, problems: list[tuple[str, str]]
 ) -> ActorFactory | None:
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        problems.append((f"{where}.actor", "must be an import path like 'package.module:Class'"))
-        return None
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        problems.append((f"{where}.actor", f"cannot import {module_name!r}: {exc}"))
-        return None
-    cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, SupervisedActor)):
-        problems.append((f"{where}.actor", f"{path!r} is not a SupervisedActor class"))
+        cls: type[SupervisedActor] = _import_class(path, SupervisedActor)
+    except ValueError as exc:
+        problems.append((f"{where}.actor", str(exc)))
         return None
     settings_model = getattr(cls, "Settings", None)
     if isinstance(settings_model, type) and issubclass(settings_model, BaseModel):

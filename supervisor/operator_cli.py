@@ -131,10 +131,7 @@ def run_events_command(args: Args) -> int:
             iter([client.request("events", request)])
         first = next(replies)
         if not first["ok"]:
-            code = first.get("code")
-            code = code if code in (EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING,
-                                    EXIT_UNKNOWN_ACTOR) else EXIT_ERROR
-            return _fail(args, str(first.get("error") or "failed"), code, first)
+            return _refused(args, first)
         result = first.get("result")
         if not isinstance(result, dict) or not isinstance(result.get("events"), list):
             return _fail(args, "unexpected reply from the bot; try --json", EXIT_ERROR, first)
@@ -173,10 +170,7 @@ def run_operator_command(args: Args) -> int:
     except ControlError as exc:
         return _fail(args, exc.message, exc.code)
     if not reply["ok"]:
-        code = reply.get("code")
-        code = code if code in (EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING,
-                                EXIT_UNKNOWN_ACTOR) else EXIT_ERROR
-        return _fail(args, str(reply.get("error") or "failed"), code, reply)
+        return _refused(args, reply)
     result = reply.get("result")
     if args.json:
         print(json.dumps(reply, indent=2, ensure_ascii=False))
@@ -203,6 +197,14 @@ def _socket_of(args: Args) -> Path:
         raise ControlError(f"config file {config} not found: pass --config PATH (the "
                            "running bot's) or --socket PATH", EXIT_USAGE)
     return socket_path(config)
+
+
+def _refused(args: Args, reply: Mapping[str, Any]) -> int:
+    """Show an ``"ok": false`` reply; its code, if it is one of ours, is the exit status."""
+    code = reply.get("code")
+    code = code if code in (EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING,
+                            EXIT_UNKNOWN_ACTOR) else EXIT_ERROR
+    return _fail(args, str(reply.get("error") or "failed"), code, reply)
 
 
 def _fail(args: Args, message: str, code: int, reply: Mapping[str, Any] | None = None) -> int:
