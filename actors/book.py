@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
-from actors.messages import Fill, InvalidFill
+from actors.messages import Fill, InvalidFill, Side
+from supervisor.fast_init import fast_init
 
 __all__ = ["Position", "PositionBook"]
 
 ZERO = Decimal(0)
+_BUY = Side.BUY
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Position:
     """An open position: signed quantity (short < 0), average entry price, its realised PnL."""
@@ -45,18 +48,46 @@ class PositionBook:
         self.positions: dict[str, Position] = {}
         self.last_realized = ZERO  # realised PnL of the last fill applied
         self._quant = Decimal(1).scaleb(-price_places)
+        self._undo: dict[str, Position | None] | None = None  # see checkpoint()
+
+    # -- undo: a batch that fails to reach the disk must leave no trace in memory ------------
+    def checkpoint(self) -> tuple[Decimal, Decimal, Decimal]:
+        """Start remembering what the next applies change; :meth:`rollback` undoes them.
+
+        Only the positions touched are remembered, so a checkpoint costs the same with ten
+        open positions or ten thousand.
+        """
+        self._undo = {}
+        return (self.cash, self.realized_pnl, self.fees)
+
+    def rollback(self, saved: tuple[Decimal, Decimal, Decimal]) -> None:
+        """Put back the state at the :meth:`checkpoint` that returned ``saved``."""
+        self.cash, self.realized_pnl, self.fees = saved
+        for symbol, pos in (self._undo or {}).items():
+            if pos is None:
+                self.positions.pop(symbol, None)
+            else:
+                self.positions[symbol] = pos
+        self._undo = None
+        self.last_realized = ZERO
+
+    def release(self) -> None:
+        """Forget the checkpoint: the changes since it are kept."""
+        self._undo = None
 
     def check(self, fill: Fill) -> None:
         """Raise InvalidFill if ``fill`` would oversell (no shorting) or overspend (no margin)."""
         held = self.positions.get(fill.symbol)
-        qty = held.quantity if held else ZERO
-        new_qty = qty + fill.signed_quantity
-        if new_qty < 0 and not self.allow_short:
+        delta = fill.quantity if fill.side is Side.BUY else -fill.quantity
+        self._check(fill, held.quantity if held else ZERO, delta,
+                    self.cash - (delta * fill.price + fill.fee))
+
+    def _check(self, fill: Fill, qty: Decimal, delta: Decimal, cash_after: Decimal) -> None:
+        if qty + delta < 0 and not self.allow_short:
             raise InvalidFill(
                 f"fill {fill.fill_id}: selling {fill.quantity} {fill.symbol} with only {qty} "
                 "held and shorting disabled"
             )
-        cash_after = self.cash - fill.signed_quantity * fill.price - fill.fee
         if cash_after < 0:
             raise InvalidFill(
                 f"fill {fill.fill_id}: needs {fill.notional + fill.fee} but cash is {self.cash}"
@@ -66,39 +97,45 @@ class PositionBook:
         """Apply a fill; returns the symbol's position afterwards (None if flat).
 
         ``check=False`` is for projections that mirror a ledger which already checked it.
+        This is the ledger's hot path (once per fill), so each amount is computed once.
         """
-        if check:
-            self.check(fill)
-        delta = fill.signed_quantity
-        self.cash -= delta * fill.price + fill.fee
-        self.fees += fill.fee
-        self.last_realized = ZERO
-        held = self.positions.get(fill.symbol)
-        if held is None or held.quantity == 0:
-            pos = Position(fill.symbol, delta, fill.price, ZERO, fill.at, fill.at)
-        elif (held.quantity > 0) == (delta > 0):
-            qty = held.quantity + delta
-            avg = ((held.cost + delta * fill.price) / qty).quantize(self._quant)
-            pos = Position(fill.symbol, qty, avg, held.realized_pnl, held.opened_at, fill.at)
+        symbol, price, fee, at = fill.symbol, fill.price, fill.fee, fill.at
+        delta = fill.quantity if fill.side is _BUY else -fill.quantity
+        held = self.positions.get(symbol)
+        held_qty = held.quantity if held is not None else ZERO
+        undo = self._undo
+        if undo is not None and symbol not in undo:
+            undo[symbol] = held
+        cash_after = self.cash - (delta * price + fee)
+        if check and (cash_after < ZERO or (held_qty + delta < ZERO and not self.allow_short)):
+            self._check(fill, held_qty, delta, cash_after)
+        self.cash = cash_after
+        self.fees += fee
+        pnl = ZERO
+        if held is None or held_qty == ZERO:
+            pos = Position(symbol, delta, price, ZERO, at, at)
+        elif (held_qty > ZERO) == (delta > ZERO):
+            qty = held_qty + delta
+            avg = ((held_qty * held.avg_price + delta * price) / qty).quantize(self._quant)
+            pos = Position(symbol, qty, avg, held.realized_pnl, held.opened_at, at)
         else:
-            closing = min(abs(delta), abs(held.quantity))
-            direction = 1 if held.quantity > 0 else -1
-            pnl = (fill.price - held.avg_price) * closing * direction
+            closing = min(abs(delta), abs(held_qty))
+            pnl = (price - held.avg_price) * closing
+            if held_qty < ZERO:
+                pnl = -pnl
             self.realized_pnl += pnl
-            self.last_realized = pnl
-            qty = held.quantity + delta
-            if qty == 0:
-                pos = replace(held, quantity=ZERO, realized_pnl=held.realized_pnl + pnl,
-                              updated_at=fill.at)
-            elif (qty > 0) == (held.quantity > 0):
-                pos = replace(held, quantity=qty, realized_pnl=held.realized_pnl + pnl,
-                              updated_at=fill.at)
+            qty = held_qty + delta
+            if qty == ZERO:
+                self.last_realized = pnl
+                self.positions.pop(symbol, None)
+                return None
+            if (qty > ZERO) == (held_qty > ZERO):
+                pos = Position(symbol, qty, held.avg_price, held.realized_pnl + pnl,
+                               held.opened_at, at)
             else:  # crossed through zero: the rest opens at the fill price
-                pos = Position(fill.symbol, qty, fill.price, ZERO, fill.at, fill.at)
-        if pos.quantity == 0:
-            self.positions.pop(fill.symbol, None)
-            return None
-        self.positions[fill.symbol] = pos
+                pos = Position(symbol, qty, price, ZERO, at, at)
+        self.last_realized = pnl
+        self.positions[symbol] = pos
         return pos
 
     def set_position(self, symbol: str, quantity: Decimal, avg_price: Decimal, at: float) -> None:

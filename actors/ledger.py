@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from actors.book import Position, PositionBook
 from actors.messages import Fill, FillRecorded, InvalidFill, Side
+from supervisor.fast_init import fast_init
 
 __all__ = ["Ledger", "LedgerEvent", "Rejected"]
 
@@ -66,18 +68,68 @@ CREATE TABLE IF NOT EXISTS conflicts (
 """
 
 
-_UPSERT_POSITION = (
-    "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
-    "quantity=excluded.quantity, avg_price=excluded.avg_price, "
-    "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
-    "updated_at=excluded.updated_at"
-)
 _UPSERT_ACCOUNT = (
     "INSERT INTO account (key, value) VALUES (?, ?) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
 
 
+_SIDE_TEXT = {side: side.value for side in Side}  # plain str: SQLite binds it directly
+
+
+class _Statements:
+    """One SQL statement per run size, for writing many rows with few statements.
+
+    A batch is written with one multi-row statement per run instead of one statement step
+    per row: SQLite does the same work, but the writer crosses into SQLite (and gives up
+    the GIL) a handful of times per commit instead of once per row. Run sizes are powers
+    of two, each with at most 999 parameters (SQLite's oldest limit), so the few shapes
+    are built once and stay in the connection's statement cache.
+    """
+
+    __slots__ = ("largest", "sql")
+
+    def __init__(self, template: str, columns: int) -> None:
+        size = 1
+        while size * 2 * columns <= 999 and size < 128:
+            size *= 2
+        self.largest = size
+        one = "(" + ", ".join("?" * columns) + ")" if columns > 1 else "?"
+        self.sql: dict[int, str] = {}
+        while size:
+            self.sql[size] = template.format(", ".join([one] * size))
+            size //= 2
+
+    def run(self, db: sqlite3.Connection, rows: Sequence[Any], flat: bool = False
+            ) -> list[Any]:
+        """Execute the statement over ``rows`` (tuples, or single values when ``flat``);
+        the rows it returns (for a query)."""
+        found: list[Any] = []
+        start, count, size = 0, len(rows), self.largest
+        while count:
+            while size > count:
+                size //= 2
+            part = rows[start : start + size]
+            cursor = db.execute(self.sql[size], part if flat else list(chain.from_iterable(part)))
+            found += cursor.fetchall()
+            start += size
+            count -= size
+        return found
+
+
+_INSERT_FILLS = _Statements("INSERT INTO fills VALUES {}", 11)
+_UPSERT_POSITIONS = _Statements(
+    "INSERT INTO positions VALUES {} ON CONFLICT(symbol) DO UPDATE SET "
+    "quantity=excluded.quantity, avg_price=excluded.avg_price, "
+    "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
+    "updated_at=excluded.updated_at",
+    6,
+)
+_DELETE_POSITIONS = _Statements("DELETE FROM positions WHERE symbol IN ({})", 1)
+_KNOWN_IDS = _Statements("SELECT fill_id, seq FROM fills WHERE fill_id IN ({})", 1)
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LedgerEvent:
     """A recorded fill with its ledger sequence number, as sources receive it."""
@@ -87,6 +139,7 @@ class LedgerEvent:
     realized: Decimal = Decimal(0)  # PnL this fill realised (0 when it opened or added)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A fill the ledger refused, with the reason; nothing was written for it."""
@@ -190,23 +243,22 @@ class Ledger:
         self._put_positions((symbol,))
 
     def _put_positions(self, symbols: Iterable[str]) -> None:
-        """Write the book's state of ``symbols``: two statements, whatever their number."""
+        """Write the book's state of ``symbols``: a few statements, whatever their number."""
         positions = self.book.positions
-        gone = [(s,) for s in symbols if s not in positions]
+        gone = [s for s in symbols if s not in positions]
         rows = [(s, str(p.quantity), str(p.avg_price), str(p.realized_pnl), p.opened_at,
                  p.updated_at) for s in symbols if (p := positions.get(s)) is not None]
-        if gone:
-            self.db.executemany("DELETE FROM positions WHERE symbol = ?", gone)
-        if rows:
-            self.db.executemany(_UPSERT_POSITION, rows)
+        _DELETE_POSITIONS.run(self.db, gone, flat=True)
+        _UPSERT_POSITIONS.run(self.db, rows)
 
     def _put_totals(self) -> None:
         book = self.book
-        self.db.executemany(_UPSERT_ACCOUNT, [
-            ("cash", str(book.cash)),
-            ("realized_pnl", str(book.realized_pnl)),
-            ("fees", str(book.fees)),
-        ])
+        self.db.execute(
+            "INSERT INTO account (key, value) VALUES (?, ?), (?, ?), (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            ("cash", str(book.cash), "realized_pnl", str(book.realized_pnl),
+             "fees", str(book.fees)),
+        )
 
     def record(
         self, fills: Iterable[Fill], now: float
@@ -214,56 +266,67 @@ class Ledger:
         """Record ``fills`` in one transaction (one fsync). Duplicates are acknowledged with
         their original seq and not recorded again; invalid fills are rejected one by one.
 
-        On a database error nothing is recorded and the in-memory book is reloaded.
+        Fills are written optimistically: the ``fills.fill_id`` UNIQUE index is what
+        detects a fill already in the ledger. When it does (a resent or replayed fill:
+        rare), the transaction is rolled back and the batch is written again knowing which
+        ids are already there, so the common case pays no lookup per fill.
+        On a database error nothing is recorded and the in-memory book is as before.
         """
         batch = list(fills)
+        try:
+            return self._record(batch, now, {})
+        except sqlite3.IntegrityError:
+            return self._record(batch, now, self._known_ids({f.fill_id for f in batch}))
+
+    def _record(
+        self, batch: list[Fill], now: float, known: dict[str, int]
+    ) -> tuple[list[FillRecorded | Rejected], list[LedgerEvent]]:
         results: list[FillRecorded | Rejected] = []
         events: list[LedgerEvent] = []
         touched: set[str] = set()
-        db = self.db
+        book = self.book
+        apply = book.apply
+        saved = book.checkpoint()
+        seq = self.seq
         try:
             with self._transaction():
-                known = self._known_ids({f.fill_id for f in batch})
                 rows = []
                 for fill in batch:
-                    prior = known.get(fill.fill_id)
+                    fill_id = fill.fill_id
+                    prior = known.get(fill_id)
                     if prior is not None:
-                        results.append(FillRecorded(fill.fill_id, prior, duplicate=True))
+                        results.append(FillRecorded(fill_id, prior, duplicate=True))
                         continue
                     try:
-                        self.book.apply(fill)
+                        apply(fill)
                     except InvalidFill as exc:
-                        results.append(Rejected(fill.fill_id, str(exc)))
+                        results.append(Rejected(fill_id, str(exc)))
                         continue
-                    self.seq += 1
-                    rows.append((self.seq, fill.fill_id, fill.client_order_id, fill.symbol,
-                                 fill.side.value, str(fill.quantity), str(fill.price),
-                                 str(fill.fee), fill.at, fill.venue, now))
-                    known[fill.fill_id] = self.seq
-                    self.changed_at = max(self.changed_at, fill.at)
+                    seq += 1
+                    rows.append((seq, fill_id, fill.client_order_id, fill.symbol,
+                                 _SIDE_TEXT[fill.side],
+                                 str(fill.quantity), str(fill.price), str(fill.fee), fill.at,
+                                 fill.venue, now))
+                    known[fill_id] = seq
                     touched.add(fill.symbol)
-                    results.append(FillRecorded(fill.fill_id, self.seq, duplicate=False))
-                    events.append(LedgerEvent(self.seq, fill, self.book.last_realized))
+                    results.append(FillRecorded(fill_id, seq, False))
+                    events.append(LedgerEvent(seq, fill, book.last_realized))
                 if rows:
-                    db.executemany(
-                        "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    _INSERT_FILLS.run(self.db, rows)
                     self._put_positions(touched)
                     self._put_totals()
-        except sqlite3.Error:
-            self._load()
+        except BaseException:
+            book.rollback(saved)  # nothing of the batch is on disk: nothing of it in memory
             raise
+        book.release()
+        self.seq = seq
+        if events:
+            self.changed_at = max(self.changed_at, *(e.fill.at for e in events))
         return results, events
 
     def _known_ids(self, ids: set[str]) -> dict[str, int]:
-        """seq of each id in ``ids`` already in the ledger (one query per 500 ids)."""
-        found: dict[str, int] = {}
-        pending = list(ids)
-        for i in range(0, len(pending), 500):
-            chunk = pending[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self.db.execute(
-                f"SELECT fill_id, seq FROM fills WHERE fill_id IN ({marks})", chunk).fetchall())
-        return found
+        """seq of each id in ``ids`` already in the ledger (a few queries, cached shapes)."""
+        return dict(_KNOWN_IDS.run(self.db, list(ids), flat=True))
 
     def adjust_position(
         self, symbol: str, quantity: Decimal, avg_price: Decimal, reason: str, now: float

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from supervisor.fast_init import fast_init
+
 __all__ = [
     "Alert",
     "BreakerTransition",
@@ -49,6 +51,7 @@ def to_decimal(value: Decimal | int | str | float, what: str) -> Decimal:
     return result
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fill:
     """One execution reported by a venue. ``fill_id`` is unique per venue execution."""
@@ -87,6 +90,7 @@ class Fill:
         return self.quantity if self.side is Side.BUY else -self.quantity
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FillRecorded:
     """Reply to RecordFill: the fill is on disk (``seq`` is its ledger event number)."""

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from actors.ledger import LedgerEvent
 from actors.messages import Fill, FillRecorded
+from supervisor.fast_init import fast_init
 
 __all__ = [
     "FillsRecorded",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecordFill:
     """Ask the position actor to record a fill; the reply comes after it is on disk."""

@@ -78,7 +78,7 @@ class PositionActor(SupervisedActor):
             starting_cash=self.settings.starting_cash,
             allow_short=self.settings.allow_short,
         )
-        self._staged: list[tuple[Fill, pykka.Future[Any] | None]] = []
+        self._staged: list[tuple[RecordFill, pykka.Future[Any] | None]] = []
         self.marks: dict[str, Decimal] = {}
         self.commits = 0
         self._reconciler: Reconciler | None = None
@@ -111,8 +111,12 @@ class PositionActor(SupervisedActor):
     # -- messages ----------------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RecordFill):
-            self._staged.append((message.fill, self.defer_reply()))
-            if self.ctx.pending() == 0 or len(self._staged) >= self.settings.max_batch:
+            staged = self._staged
+            staged.append((message, self.defer_reply()))
+            room = self.settings.max_batch - len(staged)
+            if room > 0:  # the fills queued right behind this one join it, in one step
+                staged.extend(self.ctx.take_run(RecordFill, room))
+            if self.ctx.pending() == 0 or len(staged) >= self.settings.max_batch:
                 self._commit()
             return None
         if isinstance(message, MarkPrices):
@@ -160,7 +164,7 @@ class PositionActor(SupervisedActor):
             return
         batch, self._staged = self._staged, []
         try:
-            results = self._write([fill for fill, _ in batch])
+            results = self._write([message.fill for message, _ in batch])
         except Exception as exc:
             for _, reply in batch:
                 if reply is not None:

@@ -171,7 +171,7 @@ class Cell:
         self.actor = actor
         self.hung_reported = 0.0
         self.mailbox.attach(actor)
-        actor._launch(self, ActorContext(self.runtime, self))
+        actor._launch(self, ActorContext(self.runtime, self, actor))
         budget = self.start_budget
         try:
             error = actor._wait_started(budget)

@@ -45,7 +45,11 @@ class Mailbox:
 
     # -- senders ---------------------------------------------------------------------------
     def put(self, envelope: Envelope[Any], /) -> None:
-        with self._lock:
+        # acquire/release rather than ``with``: this runs once per message sent, and the
+        # with statement looks up and binds __enter__/__exit__ every time.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closed is not None:
                 raise ActorNotRunning(self.name, self._closed)
             if self.limit is not None and len(self._items) >= self.limit:
@@ -53,11 +57,15 @@ class Mailbox:
             self._items.append(envelope)
             if self._waiting:
                 self._cond.notify()
+        finally:
+            lock.release()
 
     # -- the owning actor ------------------------------------------------------------------
     def take(self, owner: object) -> Envelope[Any]:
         """Next envelope for ``owner``; blocks while empty; :class:`Detached` if not owner."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             while True:
                 if self._owner is not owner:
                     raise Detached
@@ -71,6 +79,21 @@ class Mailbox:
                     self._cond.wait()
                 finally:
                     self._waiting -= 1
+        finally:
+            lock.release()
+
+    def take_run(self, owner: object, kind: type, limit: int) -> list[Envelope[Any]]:
+        """The envelopes at the head whose message is exactly a ``kind``, at most ``limit``,
+        without waiting; nothing for an instance that is not the owner. Order is kept: the
+        run stops at the first other message."""
+        run: list[Envelope[Any]] = []
+        with self._lock:
+            if self._owner is not owner:
+                return run
+            items = self._items
+            while items and len(run) < limit and type(items[0].message) is kind:
+                run.append(items.popleft())
+        return run
 
     def get(self) -> Envelope[Any]:
         """pykka's inbox protocol; the runtime's loop uses :meth:`take`."""
