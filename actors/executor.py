@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Literal
 
+import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
@@ -150,6 +151,8 @@ class ExecutorActor(SupervisedActor):
         self.filled = 0
         self.fills_recorded = 0
         self.unrecorded: list[Fill] = []
+        # fills sent to the ledger whose acknowledgement has not been read yet
+        self.recording: list[tuple[Fill, pykka.Future[Any]]] = []
         self.unknown: dict[str, str] = {}  # client order id -> symbol: sent, outcome unknown
         self.refused_fills: list[Fill] = []  # fills the ledger refused for good (alerted)
         self.exits: list[tuple[str, str]] = []
@@ -178,6 +181,10 @@ class ExecutorActor(SupervisedActor):
         except Exception as exc:
             self._sync_failed(exc)
 
+    def on_stop(self) -> None:
+        if self.recording:
+            self._settle()  # a clean stop leaves no fill unacknowledged
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _RetrySync):
             self._sync_pending = False
@@ -201,6 +208,8 @@ class ExecutorActor(SupervisedActor):
                 if self._ready(message.signal_id):
                     self._on_exit(message)
             case GetExecutorStats():
+                if self.recording:
+                    self._settle()
                 return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
                                      dict(self.skipped), self.fills_recorded,
                                      len(self.unrecorded), tuple(self.sent), self.recovered,
@@ -288,6 +297,9 @@ class ExecutorActor(SupervisedActor):
 
     def _publish_state(self) -> None:
         oldest = min((f.at for f in self.unrecorded), default=None)
+        if self.recording:
+            sending = min(f.at for f, _ in self.recording)
+            oldest = sending if oldest is None else min(oldest, sending)
         if self._sync_from is not None:
             oldest = self._sync_from if oldest is None else min(oldest, self._sync_from)
         checked = self._checked_through
@@ -303,7 +315,13 @@ class ExecutorActor(SupervisedActor):
             self._publish_state()
 
     # -- deciding ------------------------------------------------------------------------------
-    def _portfolio(self) -> PortfolioSnapshot | None:
+    def _portfolio(self, symbol: str | None = None) -> PortfolioSnapshot | None:
+        """The position actor's snapshot, with every fill this executor made in it: the
+        acknowledgements still outstanding are read first (all of them, or with ``symbol``
+        only when one of them is for that symbol: a decision about that symbol alone)."""
+        if self.recording and (symbol is None
+                               or any(f.symbol == symbol for f, _ in self.recording)):
+            self._settle()
         snap = self.ctx.peek(self.settings.positions)
         return snap if isinstance(snap, PortfolioSnapshot) else None
 
@@ -311,7 +329,8 @@ class ExecutorActor(SupervisedActor):
         self.skipped[why] += 1
 
     def _on_signal(self, signal: Signal) -> None:
-        snap = self._portfolio()
+        # a sell depends on its symbol's position only; a buy on the whole account
+        snap = self._portfolio(signal.symbol if signal.side is Side.SELL else None)
         if snap is None:
             self._skip("no portfolio yet")
             return
@@ -335,7 +354,7 @@ class ExecutorActor(SupervisedActor):
         self._order(signal.signal_id, signal.symbol, Side.BUY, qty, signal.at, reduces=False)
 
     def _on_exit(self, request: ExitRequest) -> None:
-        snap = self._portfolio()
+        snap = self._portfolio(request.symbol)
         held = snap.positions.get(request.symbol) if snap is not None else None
         if held is None or held.quantity <= 0:
             self._skip("exit without a position")
@@ -410,7 +429,39 @@ class ExecutorActor(SupervisedActor):
         for fill in result.fills:
             log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity, fill.symbol,
                      fill.price, exit_reason or ("exit" if reduces else "entry"))
-            self._record(fill)
+            self._send_fill(fill)
+        self._publish_state()
+
+    def _send_fill(self, fill: Fill) -> None:
+        """Send ``fill`` to the ledger without waiting for its commit: the executor is free
+        for the next order while the ledger writes. The acknowledgement is read before the
+        next decision that depends on the fill (:meth:`_portfolio`), so none is ever made
+        on a portfolio that lacks it; until then the fill counts as unrecorded in the state
+        this actor publishes, so a restart after a crash looks for it at the venue."""
+        try:
+            future = self.ctx.ask_future(self.settings.positions, RecordFill(fill))
+        except RuntimeErrorBase:
+            self._record(fill)  # the ledger is not taking messages: the retrying way
+            return
+        self.recording.append((fill, future))
+
+    def _settle(self) -> None:
+        """Read the ledger's acknowledgements of the fills sent by :meth:`_send_fill`; a
+        fill that failed goes the retrying way (:meth:`_record`)."""
+        pending, self.recording = self.recording, []
+        for fill, future in pending:
+            try:
+                future.get(timeout=self.settings.order_timeout)
+            except InvalidFill as exc:
+                self._refused(fill, exc)
+                continue
+            except Exception as exc:  # a timeout, or the ledger failed before the commit
+                log.warning("fill %s not acknowledged (%s: %s); sending it again",
+                            fill.fill_id, type(exc).__name__, exc)
+                self._record(fill)
+                continue
+            self.fills_recorded += 1
+        self._publish_state()
 
     def _known(self, coid: str) -> bool:
         """Could an earlier instance have sent it: is it in the ledger, or at the exchange?"""
@@ -459,12 +510,7 @@ class ExecutorActor(SupervisedActor):
                 self.ctx.ask(s.positions, RecordFill(fill), timeout=s.order_timeout)
             self.fills_recorded += 1
         except InvalidFill as exc:  # the ledger refuses it: retrying cannot change that
-            self.refused_fills.append(fill)
-            log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                f"executor.fill_refused.{fill.fill_id}", "critical",
-                "The ledger refused a fill the venue made",
-                f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
+            self._refused(fill, exc)
         except Exception as exc:
             self.unrecorded.append(fill)
             self._publish_state()
@@ -474,6 +520,14 @@ class ExecutorActor(SupervisedActor):
             self.ctx.try_tell(self.settings.alerts, Alert(
                 "executor.fill_unrecorded", "critical", "A fill could not be recorded yet",
                 f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
+
+    def _refused(self, fill: Fill, exc: InvalidFill) -> None:
+        self.refused_fills.append(fill)
+        log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            f"executor.fill_refused.{fill.fill_id}", "critical",
+            "The ledger refused a fill the venue made",
+            f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
 
     def _record_pending(self) -> None:
         pending, self.unrecorded = self.unrecorded, []

@@ -19,6 +19,8 @@ from supervisor import SupervisedActor
 
 log = logging.getLogger(__name__)
 
+_MAX_FEED_RUN = 256  # FeedBars merged into one emission at most
+
 __all__ = ["Bars", "FeedBars", "GetMarketStats", "MarketActor", "MarketStats"]
 
 
@@ -120,8 +122,8 @@ class MarketActor(SupervisedActor):
             case _Tick(incarnation):
                 if incarnation == self.ctx.incarnation:
                     self._tick()
-            case FeedBars(bars):
-                self._emit(list(bars))
+            case FeedBars():
+                self._feed_run(message)
             case GetMarketStats():
                 return MarketStats(self.steps, self.bars, dict(self.rejected), self.finished,
                                    max(self.last_at.values(), default=None))
@@ -141,6 +143,22 @@ class MarketActor(SupervisedActor):
         self.steps += 1
         self._emit(step)
         self.ctx.schedule(s.bar_seconds / s.speed, _Tick(self.ctx.incarnation))
+
+    def _feed_run(self, first: FeedBars) -> None:
+        """Emit ``first`` and the FeedBars queued right behind it, in order, merging
+        consecutive feeds while no symbol repeats: bars fed faster than they are handled
+        go out as one message per subscriber instead of one per feed, and a ``Bars``
+        still holds at most one bar per symbol (one market step)."""
+        group: list[Bar | BadBar] = list(first.bars)
+        symbols = {b.symbol for b in first.bars}
+        for feed, _ in self.ctx.take_run(FeedBars, _MAX_FEED_RUN):
+            incoming = {b.symbol for b in feed.bars}
+            if incoming & symbols or len(incoming) < len(feed.bars):
+                self._emit(group)
+                group, symbols = [], set()
+            group.extend(feed.bars)
+            symbols |= incoming
+        self._emit(group)
 
     def _emit(self, items: list[Bar | BadBar]) -> None:
         good: list[Bar] = []
