@@ -38,8 +38,20 @@ class BadBar(ValueError):
         self.reason = reason
 
 
+_INF = math.inf
+
+
 def check_bar(bar: Bar, last_at: float | None) -> None:
     """Raise BadBar if ``bar`` is unusable, given the previous bar time of its symbol."""
+    # The common case first, in one expression (every bar passes here): float fields,
+    # finite, positive prices in order, time moving forward. NaN fails every comparison,
+    # so anything unusual takes the detailed checks below, which say what is wrong.
+    o, h, lo, c, v, at = bar.open, bar.high, bar.low, bar.close, bar.volume, bar.at
+    if (type(o) is float and type(h) is float and type(lo) is float and type(c) is float
+            and type(v) is float and type(at) is float
+            and 0.0 < lo <= o <= h < _INF and lo <= c <= h and 0.0 <= v < _INF
+            and -_INF < at < _INF and (last_at is None or at > last_at)):
+        return
     values = {"open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close,
               "volume": bar.volume, "at": bar.at}
     for name, value in values.items():

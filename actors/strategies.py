@@ -24,7 +24,11 @@ class Strategy(Protocol):
 
 class MomentumBreakout:
     """Buy a close above the highest high of the last ``lookback`` bars; sell a close below
-    the lowest low of the last ``exit_lookback`` bars. Stop distance: ``atr_stop`` ATRs."""
+    the lowest low of the last ``exit_lookback`` bars. Stop distance: ``atr_stop`` ATRs.
+
+    It sees every bar of its symbol, so it keeps the windows as plain floats (highs, lows,
+    ranges) and lets ``max``/``min``/``sum`` run over them in C: the same numbers, in the
+    same order, as over the bars themselves."""
 
     name = "momentum"
 
@@ -32,28 +36,34 @@ class MomentumBreakout:
         self.lookback = lookback
         self.exit_lookback = exit_lookback
         self.atr_stop = atr_stop
-        self.bars: deque[Bar] = deque(maxlen=max(lookback, exit_lookback) + 1)
+        self.seen = 0  # bars before the current one (the windows fill up first)
+        self.highs: deque[float] = deque(maxlen=lookback)
+        self.ranges: deque[float] = deque(maxlen=lookback)
+        self.lows: deque[float] = deque(maxlen=exit_lookback)
 
     def on_bar(self, bar: Bar, holding: bool) -> Verdict:
-        history = list(self.bars)
-        self.bars.append(bar)
-        if len(history) < self.lookback:
-            return None
-        recent = history[-self.lookback:]
-        if not holding and bar.close > max(b.high for b in recent):
-            atr = sum(b.high - b.low for b in recent) / len(recent)
-            return Side.BUY, f"close {bar.close:.6g} broke the {self.lookback}-bar high", \
-                self.atr_stop * atr
-        exits = history[-self.exit_lookback:]
-        if holding and bar.close < min(b.low for b in exits):
-            return Side.SELL, f"close {bar.close:.6g} fell below the {self.exit_lookback}-bar " \
-                              "low", 0.0
-        return None
+        verdict: Verdict = None
+        if self.seen >= self.lookback:
+            if not holding and bar.close > max(self.highs):
+                atr = sum(self.ranges) / self.lookback
+                verdict = (Side.BUY, f"close {bar.close:.6g} broke the {self.lookback}-bar "
+                                     "high", self.atr_stop * atr)
+            elif holding and bar.close < min(self.lows):
+                verdict = (Side.SELL, f"close {bar.close:.6g} fell below the "
+                                      f"{self.exit_lookback}-bar low", 0.0)
+        self.seen += 1
+        self.highs.append(bar.high)
+        self.ranges.append(bar.high - bar.low)
+        self.lows.append(bar.low)
+        return verdict
 
 
 class MeanReversion:
     """Buy a close ``k`` standard deviations below the ``window``-bar mean; sell once the
-    close is back at the mean. Stop distance: ``stop_k`` standard deviations."""
+    close is back at the mean. Stop distance: ``stop_k`` standard deviations.
+
+    The standard deviation is computed only when it can matter: a buy needs a close below
+    the mean (``k`` > 0), so a close at or above it needs none."""
 
     name = "mean_reversion"
 
@@ -68,12 +78,14 @@ class MeanReversion:
         verdict: Verdict = None
         if len(closes) == self.window:
             mean = sum(closes) / len(closes)
-            std = math.sqrt(sum((c - mean) ** 2 for c in closes) / len(closes))
-            if std > 0 and not holding and bar.close < mean - self.k * std:
-                verdict = (Side.BUY, f"close {bar.close:.6g} is {self.k:g} sd below the "
-                                     f"{self.window}-bar mean {mean:.6g}", self.stop_k * std)
-            elif holding and bar.close >= mean:
-                verdict = (Side.SELL, f"close {bar.close:.6g} is back at the mean {mean:.6g}",
-                           0.0)
+            if holding:
+                if bar.close >= mean:
+                    verdict = (Side.SELL, f"close {bar.close:.6g} is back at the mean "
+                                          f"{mean:.6g}", 0.0)
+            elif bar.close < mean:
+                std = math.sqrt(sum((c - mean) ** 2 for c in closes) / len(closes))
+                if std > 0 and bar.close < mean - self.k * std:
+                    verdict = (Side.BUY, f"close {bar.close:.6g} is {self.k:g} sd below the "
+                                         f"{self.window}-bar mean {mean:.6g}", self.stop_k * std)
         closes.append(bar.close)
         return verdict
