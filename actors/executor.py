@@ -65,7 +65,9 @@ from actors.position_messages import (
     RecordFills,
 )
 from supervisor import SupervisedActor
+from supervisor.context import Replied
 from supervisor.errors import RuntimeErrorBase
+from supervisor.future import ReplyFuture
 from supervisor.retry import Retrier
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,17 @@ class ExecutorState:
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
 
 
+@dataclass(frozen=True, slots=True)
+class _Placing:
+    """An order sent to the exchange, its reply future, and what to do with the answer."""
+
+    order: PlaceOrder
+    future: ReplyFuture[Any] | None
+    probe: bool
+    reduces: bool
+    exit_reason: str | None
+
+
 class ExecutorActor(SupervisedActor):
     """Owns the orders it has sent in this incarnation and the fills still to record."""
 
@@ -153,6 +166,8 @@ class ExecutorActor(SupervisedActor):
         self.unrecorded: list[Fill] = []
         # fills sent to the ledger whose acknowledgement has not been read yet
         self.recording: list[tuple[Fill, pykka.Future[Any]]] = []
+        # orders sent to the exchange whose reply has not been read yet
+        self.placing: list[_Placing] = []
         self.unknown: dict[str, str] = {}  # client order id -> symbol: sent, outcome unknown
         self.refused_fills: list[Fill] = []  # fills the ledger refused for good (alerted)
         self.exits: list[tuple[str, str]] = []
@@ -182,10 +197,16 @@ class ExecutorActor(SupervisedActor):
             self._sync_failed(exc)
 
     def on_stop(self) -> None:
+        if self.placing:
+            self._settle_orders()  # a clean stop leaves no order unanswered
         if self.recording:
-            self._settle()  # a clean stop leaves no fill unacknowledged
+            self._settle()  # nor a fill unacknowledged
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Replied):  # an order's reply came: its fills go to the ledger
+            if self.placing:
+                self._settle_orders(only_answered=True)
+            return None
         if isinstance(message, _RetrySync):
             self._sync_pending = False
             if self.synced:
@@ -208,6 +229,8 @@ class ExecutorActor(SupervisedActor):
                 if self._ready(message.signal_id):
                     self._on_exit(message)
             case GetExecutorStats():
+                if self.placing:
+                    self._settle_orders()
                 if self.recording:
                     self._settle()
                 return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
@@ -319,6 +342,9 @@ class ExecutorActor(SupervisedActor):
         """The position actor's snapshot, with every fill this executor made in it: the
         acknowledgements still outstanding are read first (all of them, or with ``symbol``
         only when one of them is for that symbol: a decision about that symbol alone)."""
+        if self.placing and (symbol is None
+                             or any(p.order.symbol == symbol for p in self.placing)):
+            self._settle_orders()
         if self.recording and (symbol is None
                                or any(f.symbol == symbol for f, _ in self.recording)):
             self._settle()
@@ -413,22 +439,55 @@ class ExecutorActor(SupervisedActor):
         self.sent.append((coid, side.value, reduces, permission.state.value))
         if exit_reason is not None:
             self.exits.append((coid, exit_reason))
-        result = self._submit(order)
+        try:
+            future = self.ctx.ask_notify(s.exchange, order, coid)
+        except RuntimeErrorBase as exc:
+            log.warning("order %s not sent (%s); looking it up", coid, exc)
+            self._settled(_Placing(order, None, permission.probe, reduces, exit_reason),
+                          self._look_up(order))
+            return
+        self.placing.append(_Placing(order, future, permission.probe, reduces, exit_reason))
+
+    def _settle_orders(self, only_answered: bool = False) -> None:
+        """Read the exchange's replies to the orders sent by :meth:`_order` (a lost reply
+        is looked up by client order id, never resubmitted), then act on each: all of
+        them, waiting as needed, or ``only_answered`` (when a ``Replied`` says one came)."""
+        if only_answered:
+            pending = [p for p in self.placing if p.future is not None and p.future.done()]
+            self.placing = [p for p in self.placing if p not in pending]
+        else:
+            pending, self.placing = self.placing, []
+        for placing in pending:
+            assert placing.future is not None
+            try:
+                reply = placing.future.get(timeout=self.settings.order_timeout)
+                result = reply if isinstance(reply, OrderResult) else None
+            except Exception as exc:  # no answer, or the exchange failed on it: unknown
+                log.warning("no reply to order %s (%s: %s); looking it up",
+                            placing.order.client_order_id, type(exc).__name__, exc)
+                result = self._look_up(placing.order)
+            self._settled(placing, result)
+
+    def _settled(self, placing: _Placing, result: OrderResult | None) -> None:
+        s = self.settings
+        order = placing.order
         ok = result is not None and result.status == "filled"
         self.ctx.try_tell(s.breaker, ApiResult(ok, "place_order"))
-        if permission.probe:
+        if placing.probe:
             self.ctx.try_tell(s.breaker, ProbeResult(ok, result.reason if result else "no reply"))
         if result is None:
-            self.unknown[coid] = symbol  # looked up again before anything else is sent
+            self.unknown[order.client_order_id] = order.symbol  # looked up before anything else
             self._publish_state()
             return
         if not ok:
-            log.warning("order %s for %s rejected: %s", coid, symbol, result.reason)
+            log.warning("order %s for %s rejected: %s", order.client_order_id, order.symbol,
+                        result.reason)
             return
         self.filled += 1
         for fill in result.fills:
             log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity, fill.symbol,
-                     fill.price, exit_reason or ("exit" if reduces else "entry"))
+                     fill.price,
+                     placing.exit_reason or ("exit" if placing.reduces else "entry"))
             self._send_fill(fill)
         self._publish_state()
 
@@ -481,16 +540,11 @@ class ExecutorActor(SupervisedActor):
             return True
         return False
 
-    def _submit(self, order: PlaceOrder) -> OrderResult | None:
-        s = self.settings
+    def _look_up(self, order: PlaceOrder) -> OrderResult | None:
+        """What happened to ``order`` at the exchange (None: still unknown). Never resends."""
         try:
-            result = self.ctx.ask(s.exchange, order, timeout=s.order_timeout)
-            return result if isinstance(result, OrderResult) else None
-        except RuntimeErrorBase as exc:
-            log.warning("no reply to order %s (%s); looking it up", order.client_order_id, exc)
-        try:  # never resubmit blindly: ask what happened to this client order id
-            found = self.ctx.ask(s.exchange, LookupOrder(order.client_order_id),
-                                 timeout=s.order_timeout)
+            found = self.ctx.ask(self.settings.exchange, LookupOrder(order.client_order_id),
+                                 timeout=self.settings.order_timeout)
         except RuntimeErrorBase:
             found = None
         return found if isinstance(found, OrderResult) else None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from supervisor.clock import Clock, TimerHandle
+from supervisor.future import NotifyingFuture, ReplyFuture
+from supervisor.mailbox import Envelope
 
 if TYPE_CHECKING:
     import pykka
@@ -15,9 +18,17 @@ if TYPE_CHECKING:
     from supervisor.events import EventBus, SupervisionEvent
     from supervisor.runtime import Runtime
 
-__all__ = ["ActorContext"]
+__all__ = ["ActorContext", "Replied"]
 
 M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class Replied:
+    """Told to an actor when the reply to one of its :meth:`ActorContext.ask_notify` asks
+    has arrived; ``token`` is what it passed."""
+
+    token: Any
 
 
 class ActorContext:
@@ -130,6 +141,16 @@ class ActorContext:
     def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:
         """Send and return the reply future; ``get`` it with a timeout."""
         return self._runtime.ask_future(name, message)
+
+    def ask_notify(self, name: str, message: Any, token: Any) -> ReplyFuture[Any]:
+        """Send ``message`` as an ask without waiting: the reply future is returned, and
+        when the reply is set this actor is told :class:`Replied` (``token``), so it reads
+        the reply when it is there instead of blocking its mailbox for it."""
+        own, runtime = self._cell.name, self._runtime
+        future: NotifyingFuture[Any] = NotifyingFuture(
+            lambda: runtime.try_tell(own, Replied(token)))
+        runtime.cell(name).mailbox.put(Envelope(message, reply_to=future))
+        return future
 
     def schedule(self, delay: float, message: Any) -> TimerHandle:
         """Tell this actor ``message`` after ``delay`` seconds, unless it has stopped by then."""

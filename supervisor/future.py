@@ -5,13 +5,14 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pykka
 from pykka._future import _Unset
 from pykka._types import OptExcInfo
 
-__all__ = ["ReplyFuture"]
+__all__ = ["NotifyingFuture", "ReplyFuture"]
 
 T = TypeVar("T")
 
@@ -72,3 +73,21 @@ class ReplyFuture(pykka.Future[T]):
             raise queue.Full
         self._exc_info = exc_info if exc_info is not None else sys.exc_info()
         self._done.release()
+
+
+class NotifyingFuture(ReplyFuture[T]):
+    """A ReplyFuture that calls ``notify`` once its value or exception is set (in the
+    replying thread, after the waiters are released): how an actor asks without blocking
+    and hears of the reply as a message (see ``ActorContext.ask_notify``)."""
+
+    def __init__(self, notify: Callable[[], object]) -> None:
+        super().__init__()
+        self._notify = notify
+
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._notify()
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        super().set_exception(exc_info)
+        self._notify()

@@ -19,6 +19,7 @@ import pytest
 from actors.ledger import Ledger, Rejected
 from actors.messages import Fill, FillRecorded, Side
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor.context import Replied
 from supervisor.fast_init import fast_init
 
 WAIT = 10.0
@@ -236,3 +237,72 @@ def test_a_rejected_fill_in_a_batch_changes_nothing_and_the_rest_is_recorded(
         assert ledger.fill_count() == 1
     finally:
         ledger.close()
+
+
+# -- ask_notify: ask without blocking, hear of the reply as a message ---------------------
+class Slow(SupervisedActor):
+    """Answers "fail" with an error, anything else with its double, once released."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+
+    def on_receive(self, message: Any) -> Any:
+        self.release.wait(WAIT)
+        if message == "fail":
+            raise ValueError("refused on purpose")
+        return message * 2
+
+
+class Asker(SupervisedActor):
+    """Sends asks with ask_notify and keeps what it handled, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[Any] = []
+        self.futures: dict[str, Any] = {}
+        self.replied = threading.Event()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, tuple) and message[0] == "ask":
+            _, token, payload = message
+            self.futures[token] = self.ctx.ask_notify("slow", payload, token)
+            self.log.append(("sent", token))  # the handler returned without waiting
+            return None
+        if isinstance(message, Replied):
+            future = self.futures.pop(message.token)
+            try:
+                self.log.append(("replied", message.token, future.get(timeout=0)))
+            except ValueError as exc:
+                self.log.append(("failed", message.token, str(exc)))
+            if not self.futures:
+                self.replied.set()
+            return None
+        if message == "log":
+            return list(self.log)
+        return None
+
+
+def test_ask_notify_returns_at_once_and_the_reply_arrives_as_a_message() -> None:
+    release = threading.Event()
+    rt = Runtime(ask_timeout=WAIT)
+    rt.start(SupervisorSpec(children=(
+        ChildSpec("slow", factory=lambda: Slow(release)),
+        ChildSpec("asker", factory=Asker),
+    )))
+    try:
+        rt.tell("asker", ("ask", "a", 21))
+        rt.tell("asker", ("ask", "b", "fail"))
+        # the asker is free while "slow" holds both asks
+        assert rt.ask("asker", "log") == [("sent", "a"), ("sent", "b")]
+        release.set()
+        asker = rt.cell("asker").actor
+        assert asker is not None and asker.replied.wait(WAIT)  # type: ignore[attr-defined]
+        assert rt.ask("asker", "log") == [
+            ("sent", "a"), ("sent", "b"),
+            ("replied", "a", 42),
+            ("failed", "b", "refused on purpose"),
+        ]
+    finally:
+        release.set()
+        rt.stop()
