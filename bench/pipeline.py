@@ -138,6 +138,9 @@ def symbol_prices(count: int) -> dict[str, float]:
             for i in range(count)}
 
 
+SHARED: str | None = "pipeline"  # the shared thread of market, scanner, evaluator, exits
+
+
 def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
          scanner_cycle: int, sources: bool) -> SupervisorSpec:
     """The shipped tree's shape with bench settings: a third of the symbols are candidates
@@ -198,11 +201,11 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
         ChildSpec("pipeline", supervisor=SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE,
             children=(
-                ChildSpec("market", factory=lambda: MarketActor(market)),
-                ChildSpec("scanner", factory=lambda: ScannerActor(scanner)),
-                ChildSpec("evaluator", factory=lambda: EvaluatorActor(evaluator)),
+                ChildSpec("market", factory=lambda: MarketActor(market), thread=SHARED),
+                ChildSpec("scanner", factory=lambda: ScannerActor(scanner), thread=SHARED),
+                ChildSpec("evaluator", factory=lambda: EvaluatorActor(evaluator), thread=SHARED),
                 ChildSpec("executor", factory=lambda: ExecutorActor(executor)),
-                ChildSpec("exits", factory=lambda: ExitsActor(exits)),
+                ChildSpec("exits", factory=lambda: ExitsActor(exits), thread=SHARED),
             ))),
     ))
 

@@ -16,6 +16,7 @@ from supervisor.errors import (
     RestartIntensityExceeded,
     StartFailed,
     UnknownActor,
+    WouldDeadlock,
 )
 from supervisor.events import EventBus, EventKind, EventRecorder, SupervisionEvent
 from supervisor.runtime import Runtime, TreeNode
@@ -66,4 +67,5 @@ __all__ = [
     "SystemClock",
     "TreeNode",
     "UnknownActor",
+    "WouldDeadlock",
 ]

@@ -31,9 +31,12 @@ from supervisor.error_handler import Directive, Severity
 from supervisor.errors import ActorCrashed
 from supervisor.mailbox import Detached
 
+_STEP_MESSAGES = 64  # messages one actor handles on a shared thread before the next one
+
 if TYPE_CHECKING:
     from supervisor.cell import Cell
     from supervisor.context import ActorContext
+    from supervisor.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class SupervisedActor(pykka.ThreadingActor):
         self._reply_to: pykka.Future[Any] | None = None
         self._reply_deferred = False
         self._started: pykka.ThreadingFuture[BaseException | None] = pykka.ThreadingFuture()
+        self._dispatcher: Dispatcher | None = None  # a shared thread, or None: its own
+        self._ended = threading.Event()  # set when this instance has finished (shared thread)
 
     # -- what subclasses use -----------------------------------------------------------------
     @property
@@ -100,6 +105,10 @@ class SupervisedActor(pykka.ThreadingActor):
     def _start_actor_loop(self) -> None:
         cell = self._cell
         assert cell is not None
+        if cell.spec.thread is not None:
+            self._dispatcher = cell.runtime.dispatcher(cell.spec.thread)
+            self._dispatcher.submit(self._start_shared)
+            return
         thread = threading.Thread(
             target=self._actor_loop,
             name=f"botvisor:{cell.name}#{cell.incarnation}",
@@ -114,7 +123,11 @@ class SupervisedActor(pykka.ThreadingActor):
         return result
 
     def _join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the thread to end; True when it has."""
+        """Wait up to ``timeout`` for the instance to end; True when it has."""
+        if self._dispatcher is not None:
+            if threading.current_thread() is self._dispatcher.thread:
+                return self._ended.is_set()  # cannot wait for itself
+            return self._ended.wait(timeout)
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
@@ -136,8 +149,6 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def _run(self, cell: Cell) -> None:
         mailbox = cell.mailbox
-        now = cell.clock.now
-        latency = cell.latency
         while True:
             try:
                 envelope = mailbox.take(self)
@@ -145,37 +156,83 @@ class SupervisedActor(pykka.ThreadingActor):
                 self._finish()
                 self._call_hook(self.on_stop)
                 return
-            message = envelope.message
-            if type(message) is _ActorStop:
-                # self.stop() or ActorRef.stop(): the actor ends by itself (a normal exit).
-                self._finish()
-                self._call_hook(self.on_stop)
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set(None)
-                cell.report_exit(self)
+            if not self._handle_envelope(cell, envelope):
                 return
-            self._busy_message = message
-            reply_to = self._reply_to = envelope.reply_to
-            self._busy_since = now()
+
+    # -- on a shared thread (supervisor.dispatcher) ------------------------------------------
+    def _start_shared(self) -> None:
+        cell = self._cell
+        assert cell is not None
+        try:
+            self.on_start()
+        except BaseException as exc:
+            self._finish()
+            self._started.set(exc)
+            self._ended.set()
+            return
+        self._started.set(None)
+        cell.mailbox.listen(self, self._schedule)
+
+    def _schedule(self) -> None:
+        assert self._dispatcher is not None
+        self._dispatcher.submit(self._step)
+
+    def _step(self) -> None:
+        """Handle what waits for this instance, a few messages at a time: then its
+        thread-mates get their turn and this instance is scheduled again."""
+        cell = self._cell
+        assert cell is not None
+        mailbox = cell.mailbox
+        for _ in range(_STEP_MESSAGES):
             try:
-                if isinstance(message, _PYKKA_MESSAGES):
-                    response = self._handle_receive(message)  # proxies: pykka's own way
-                else:
-                    response = self.on_receive(message)
-            except BaseException as exc:  # classified and reported; never escapes the thread
-                self._busy_since = 0.0
-                if self._reply_deferred:
-                    self._reply_deferred = False
-                    reply_to = None  # the actor took the reply over; it answers it itself
-                if not self._failed(cell, reply_to, message, exc):
-                    return
-                continue
-            latency.record(now() - self._busy_since)
+                envelope = mailbox.take_nowait(self)
+            except Detached:
+                if not self._ended.is_set():
+                    self._finish()
+                    self._call_hook(self.on_stop)
+                    self._ended.set()
+                return
+            if envelope is None:
+                return
+            if not self._handle_envelope(cell, envelope):
+                self._ended.set()
+                return
+        self._schedule()
+
+    # -- one message ---------------------------------------------------------------------
+    def _handle_envelope(self, cell: Cell, envelope: Any) -> bool:
+        """Handle one envelope; False when this instance has ended (stopped or failed)."""
+        message = envelope.message
+        if type(message) is _ActorStop:
+            # self.stop() or ActorRef.stop(): the actor ends by itself (a normal exit).
+            self._finish()
+            self._call_hook(self.on_stop)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(None)
+            cell.report_exit(self)
+            return False
+        now = cell.clock.now
+        self._busy_message = message
+        reply_to = self._reply_to = envelope.reply_to
+        self._busy_since = started = now()
+        try:
+            if isinstance(message, _PYKKA_MESSAGES):
+                response = self._handle_receive(message)  # proxies: pykka's own way
+            else:
+                response = self.on_receive(message)
+        except BaseException as exc:  # classified and reported; never escapes the thread
             self._busy_since = 0.0
             if self._reply_deferred:
                 self._reply_deferred = False
-            elif reply_to is not None:
-                reply_to.set(response)
+                reply_to = None  # the actor took the reply over; it answers it itself
+            return self._failed(cell, reply_to, message, exc)
+        cell.latency.record(now() - started)
+        self._busy_since = 0.0
+        if self._reply_deferred:
+            self._reply_deferred = False
+        elif reply_to is not None:
+            reply_to.set(response)
+        return True
 
     def _failed(
         self,

@@ -103,6 +103,7 @@ class NodeModel(_Model):
     mailbox_limit: int | None = Field(100_000, ge=1)
     fallback: FallbackModel | None = None
     drain_on_stop: bool = False
+    thread: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     # supervisor fields
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] | None = None
     intensity: IntensityModel | None = None
@@ -389,10 +390,13 @@ def _child(
             mailbox_limit=node.mailbox_limit,
             fallback=fallback,
             drain_on_stop=node.drain_on_stop,
+            thread=node.thread,
             settings=dict(node.settings),
         )
     if node.fallback is not None:
         problems.append((f"{where}.fallback", "a supervisor cannot have a fallback"))
+    if node.thread is not None:
+        problems.append((f"{where}.thread", "a supervisor runs on its own thread"))
     kids = tuple(
         c for i, sub in enumerate(node.children or [])
         if (c := _child(sub, f"{where}.children[{i}]", handler, problems)) is not None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from supervisor.clock import Clock, TimerHandle
+from supervisor.errors import WouldDeadlock
 from supervisor.future import NotifyingFuture, ReplyFuture
 from supervisor.mailbox import Envelope
 
@@ -135,7 +136,15 @@ class ActorContext:
         return self._runtime.try_tell(name, message)
 
     def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
-        """Send and wait for the reply, at most ``timeout`` (default: the runtime's ask timeout)."""
+        """Send and wait for the reply, at most ``timeout`` (default: the runtime's ask timeout).
+
+        Refused at once (:class:`WouldDeadlock`) when ``name`` shares this actor's thread.
+        """
+        thread = self._cell.spec.thread
+        if thread is not None:
+            target = self._runtime.cell_or_none(name)
+            if target is not None and target.spec.thread == thread:
+                raise WouldDeadlock(self._cell.name, name, thread)
         return self._runtime.ask(name, message, timeout=timeout)
 
     def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:

@@ -13,6 +13,7 @@ __all__ = [
     "RuntimeErrorBase",
     "StartFailed",
     "UnknownActor",
+    "WouldDeadlock",
 ]
 
 
@@ -44,6 +45,16 @@ class AskTimeout(RuntimeErrorBase, TimeoutError):
         super().__init__(f"no reply from {name!r} to {message_type} within {timeout:g}s")
         self.name = name
         self.timeout = timeout
+
+
+class WouldDeadlock(RuntimeErrorBase):
+    """An actor asked an actor that shares its thread: the reply could never come."""
+
+    def __init__(self, asker: str, name: str, thread: str) -> None:
+        super().__init__(f"{asker!r} asked {name!r}, which shares its thread {thread!r}: "
+                         "the ask would wait for itself; tell instead")
+        self.asker = asker
+        self.name = name
 
 
 class MailboxFull(RuntimeErrorBase):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pykka._envelope import Envelope  # pykka's message wrapper (message + reply future)
@@ -27,8 +28,8 @@ class Detached(Exception):
 class Mailbox:
     """FIFO of envelopes for one child name, with an owner and an optional size limit."""
 
-    __slots__ = ("_closed", "_cond", "_draining", "_items", "_lock", "_owner", "_waiting",
-                 "limit", "name")
+    __slots__ = ("_closed", "_cond", "_draining", "_items", "_listener", "_lock", "_owner",
+                 "_scheduled", "_waiting", "limit", "name")
 
     def __init__(self, name: str, limit: int | None = None) -> None:
         self.name = name
@@ -42,6 +43,10 @@ class Mailbox:
         self._owner: object | None = None
         self._closed: str | None = None
         self._draining = False
+        # An owner on a shared thread (see supervisor.dispatcher) does not wait in take():
+        # it is scheduled through ``_listener`` when there is something for it to do.
+        self._listener: Callable[[], None] | None = None
+        self._scheduled = False
 
     # -- senders ---------------------------------------------------------------------------
     def put(self, envelope: Envelope[Any], /) -> None:
@@ -57,8 +62,11 @@ class Mailbox:
             self._items.append(envelope)
             if self._waiting:
                 self._cond.notify()
+            wake = self._take_wake()
         finally:
             lock.release()
+        if wake is not None:
+            wake()
 
     # -- the owning actor ------------------------------------------------------------------
     def take(self, owner: object) -> Envelope[Any]:
@@ -81,6 +89,39 @@ class Mailbox:
                     self._waiting -= 1
         finally:
             lock.release()
+
+    def take_nowait(self, owner: object) -> Envelope[Any] | None:
+        """Next envelope for ``owner``, or None when empty (the owner is then scheduled
+        again by the next put); :class:`Detached` if not the owner. For shared threads."""
+        with self._lock:
+            if self._owner is not owner:
+                raise Detached
+            if self._items:
+                return self._items.popleft()
+            if self._draining:
+                self._owner = None
+                raise Detached
+            self._scheduled = False
+            return None
+
+    def listen(self, owner: object, listener: Callable[[], None]) -> None:
+        """Schedule ``owner`` (on a shared thread) through ``listener`` whenever there is
+        something to take, starting now."""
+        with self._lock:
+            if self._owner is not owner:
+                return
+            self._listener = listener
+            self._scheduled = True
+        listener()
+
+    def _take_wake(self) -> Callable[[], None] | None:
+        """With the lock held: the listener to call once it is released, so a scheduled
+        owner notices a change (more messages, a drain, a detach); None if not needed."""
+        listener = self._listener
+        if listener is None or self._scheduled:
+            return None
+        self._scheduled = True
+        return listener
 
     def take_run(self, owner: object, kind: type, limit: int) -> list[Envelope[Any]]:
         """The envelopes at the head whose message is exactly a ``kind``, at most ``limit``,
@@ -120,6 +161,8 @@ class Mailbox:
             self._owner = owner
             self._closed = None
             self._draining = False
+            self._listener = None  # a shared-thread owner calls listen() once started
+            self._scheduled = False
             self._cond.notify_all()
 
     def drain(self, reason: str) -> None:
@@ -128,13 +171,20 @@ class Mailbox:
             self._closed = reason
             self._draining = True
             self._cond.notify_all()
+            wake = self._take_wake()
+        if wake is not None:
+            wake()
 
     def detach(self, owner: object | None = None) -> None:
         """Take the mailbox from its owner (only from ``owner``, if given); keep the messages."""
+        wake = None
         with self._cond:
             if owner is None or self._owner is owner:
                 self._owner = None
                 self._cond.notify_all()
+                wake = self._take_wake()
+        if wake is not None:
+            wake()
 
     def close(self, reason: str) -> list[Envelope[Any]]:
         """Refuse new messages from now on and hand back the ones still waiting."""
@@ -145,4 +195,7 @@ class Mailbox:
             drained = list(self._items)
             self._items.clear()
             self._cond.notify_all()
+            wake = self._take_wake()
+        if wake is not None:
+            wake()
         return drained

@@ -12,6 +12,7 @@ import pykka
 
 from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
 from supervisor.clock import Clock, SystemClock, TimerHandle
+from supervisor.dispatcher import Dispatcher
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import (
     ActorNotRunning,
@@ -99,6 +100,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._monitor: TimerHandle | None = None
         self._stopped = False
+        self._dispatchers: dict[str, Dispatcher] = {}  # shared threads, by name
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.dead_letters = 0
@@ -186,6 +188,14 @@ class Runtime:
             return self._cells[name]
         except KeyError:
             raise UnknownActor(name) from None
+
+    def dispatcher(self, name: str) -> Dispatcher:
+        """The shared thread called ``name`` (started the first time it is asked for)."""
+        with self._lock:
+            found = self._dispatchers.get(name)
+            if found is None:
+                found = self._dispatchers[name] = Dispatcher(name)
+            return found
 
     def cell_or_none(self, name: str) -> Cell | None:
         return self._cells.get(name)
@@ -433,6 +443,10 @@ class Runtime:
             if cell.mailbox.closed is None:
                 cell.fail_drained(cell.mailbox.close("runtime stopped"), "runtime stopped")
         self._finish(0, "stopped")
+        with self._lock:
+            dispatchers, self._dispatchers = list(self._dispatchers.values()), {}
+        for dispatcher in dispatchers:
+            dispatcher.stop(timeout=5.0)
         self._stop_clock()
         self._unguard()
 

@@ -99,7 +99,8 @@ class ChildSpec:
     the messages waiting for the actor, including those buffered while it restarts.
     ``drain_on_stop``: when stopped for good, handle the messages already waiting (within
     ``shutdown``) instead of failing them; for actors that must have the last word (logs,
-    alerts).
+    alerts). ``thread``: the name of a thread this worker shares with the others naming it
+    (see :mod:`supervisor.dispatcher`); None, the default, gives it a thread of its own.
     """
 
     id: str
@@ -112,6 +113,7 @@ class ChildSpec:
     mailbox_limit: int | None = 100_000
     fallback: Fallback | None = None
     drain_on_stop: bool = False
+    thread: str | None = None
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +125,8 @@ class ChildSpec:
             raise ValueError(f"child {self.id!r}: shutdown must be >= 0")
         if self.handler_deadline is not None and self.handler_deadline <= 0:
             raise ValueError(f"child {self.id!r}: handler_deadline must be > 0")
+        if self.thread is not None and (self.supervisor is not None or not self.thread):
+            raise ValueError(f"child {self.id!r}: only a worker can share a named thread")
 
     @property
     def is_supervisor(self) -> bool:
