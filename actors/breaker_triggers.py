@@ -223,6 +223,10 @@ class _PriceWindow:
                 r = entries[0][2]
                 self.sum -= r
                 self.sum_sq -= r * r
+                if self.sum_sq < r * r * 1e-6:
+                    # what is left is tiny next to what just left (calm after a burst): the
+                    # subtraction's rounding would dominate it, so count it again exactly
+                    self.evicted = len(entries)
         if len(entries) < 2:
             self.sum = self.sum_sq = 0.0
             self.evicted = 0

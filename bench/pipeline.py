@@ -194,10 +194,10 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
                             source(PositionsLogSource, "positions_log.log")]
     return SupervisorSpec(children=(
         ChildSpec("alerts", factory=_Sink),
-        ChildSpec("breaker", factory=lambda: BreakerActor(breaker)),
+        ChildSpec("breaker", factory=lambda: BreakerActor(breaker), thread=SHARED),
         ChildSpec("ledger", supervisor=SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE, children=tuple(ledger_children))),
-        ChildSpec("exchange", factory=lambda: StampingExchange(exchange, arrivals)),
+        ChildSpec("exchange", factory=lambda: StampingExchange(exchange, arrivals), thread=SHARED),
         ChildSpec("pipeline", supervisor=SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE,
             children=(
