@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,14 @@ class _Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class _FlushMarks:
+    """Timer: send the prices held back by ``marks_interval`` (see ``_Tick`` for why it
+    names the instance)."""
+
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
 class MarketCursor:
     """Where the feed is; published so a restarted market resumes instead of replaying."""
 
@@ -86,6 +95,11 @@ class MarketActor(SupervisedActor):
         max_steps: int | None = Field(None, ge=1)
         subscribers: tuple[str, ...] = ("scanner", "exits", "exchange")
         positions: str = "positions"
+        # The position actor gets the latest price of each symbol at most this often (real
+        # seconds; 0: with every step). It marks the portfolio with them and samples equity
+        # at most once a second, so coalescing costs nothing there and saves the position
+        # actor a wake-up per step when bars come fast.
+        marks_interval: float = Field(0.05, ge=0)
         breaker: str = "breaker"
         alerts: str = "alerts"
 
@@ -98,6 +112,9 @@ class MarketActor(SupervisedActor):
         self.last_at: dict[str, float] = {}
         self.finished = False
         self._feed: Iterator[list[Bar | BadBar]] | None = None
+        self._marks: dict[str, tuple[float, float]] = {}  # symbol -> (close, at), not sent
+        self._marks_sent = -math.inf
+        self._marks_timer = False
 
     def on_start(self) -> None:
         s = self.settings
@@ -122,6 +139,10 @@ class MarketActor(SupervisedActor):
             case _Tick(incarnation):
                 if incarnation == self.ctx.incarnation:
                     self._tick()
+            case _FlushMarks(incarnation):
+                if incarnation == self.ctx.incarnation:
+                    self._marks_timer = False
+                    self._send_marks(force=True)
             case FeedBars():
                 self._feed_run(message)
             case GetMarketStats():
@@ -180,10 +201,32 @@ class MarketActor(SupervisedActor):
         for name in self.settings.subscribers:
             self.ctx.try_tell(name, batch)
         # one message each to the position actor and the breaker, however many bars
-        self.ctx.try_tell(self.settings.positions,
-                          MarkPrices(tuple((b.symbol, b.close, b.at) for b in good)))
+        marks = self._marks
+        for b in good:
+            marks[b.symbol] = (b.close, b.at)
+        self._send_marks()
         self.ctx.try_tell(self.settings.breaker, MarketSamples(
             tuple((b.symbol, b.close, b.at, b.volume * b.close) for b in good)))
+
+    def _send_marks(self, *, force: bool = False) -> None:
+        """Tell the position actor the latest prices, unless it was told less than
+        ``marks_interval`` ago (then a timer sends them when the interval is up)."""
+        if not self._marks:
+            return
+        now = self.ctx.clock.now()
+        wait = self.settings.marks_interval - (now - self._marks_sent)
+        if wait > 0 and not force:
+            if not self._marks_timer:
+                self._marks_timer = True
+                self.ctx.schedule(wait, _FlushMarks(self.ctx.incarnation))
+            return
+        self.ctx.try_tell(self.settings.positions, MarkPrices(
+            tuple((symbol, close, at) for symbol, (close, at) in self._marks.items())))
+        self._marks = {}
+        self._marks_sent = now
+
+    def on_stop(self) -> None:
+        self._send_marks(force=True)
 
     def _reject(self, bad: BadBar) -> None:
         self.rejected[bad.reason] += 1

@@ -18,7 +18,8 @@ from actors.market import Bars, FeedBars, GetMarketStats, MarketActor, MarketSta
 from actors.market_data import BadBar, CsvReplay, check_bar
 from actors.messages import Alert
 from actors.pipeline_messages import Bar
-from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from actors.position_messages import MarkPrices
+from supervisor import ChildSpec, ManualClock, Runtime, SupervisedActor, SupervisorSpec
 from tests.bot_helpers import wait_until
 
 WAIT = 10.0
@@ -152,5 +153,45 @@ def test_the_market_passes_on_good_bars_only_and_counts_and_reports_the_rest() -
         alerts = [m for m in rt.ask("alerts", "got") if isinstance(m, Alert)]
         assert sorted(a.key for a in alerts) == sorted(
             f"market.bad_data.{r}" for r in stats.rejected)  # the first of each is reported
+    finally:
+        rt.stop()
+
+
+def test_marks_reach_the_position_actor_coalesced_and_none_is_left_behind() -> None:
+    """Prices go to the position actor at most every ``marks_interval`` (the latest of each
+    symbol); those held back are sent when the interval is up. Time is a ManualClock."""
+    clock = ManualClock()
+    market = MarketActor.Settings(max_steps=1, subscribers=(), positions="sink",
+                                  breaker="other", alerts="other", crash_at_bar=None,
+                                  marks_interval=0.05)
+    rt = Runtime(ask_timeout=WAIT, clock=clock)
+    rt.start(SupervisorSpec(children=(
+        ChildSpec("sink", factory=Recorder),
+        ChildSpec("other", factory=Recorder),
+        ChildSpec("market", factory=lambda: MarketActor(market)),
+    )))
+    t0 = 2e9
+
+    def feed(i: int, close: float) -> None:
+        rt.tell("market", FeedBars((Bar("ZZZ/USDT", t0 + 60 * i, close, close + 1,
+                                        close - 1, close, 5.0),)))
+
+    def zzz_marks() -> list[float]:
+        rt.ask("market", GetMarketStats())  # the market has handled what was sent before
+        got = rt.ask("sink", "got")  # ... and the sink what the market told it
+        return [close for m in got if isinstance(m, MarkPrices)
+                for symbol, close, _ in m.prices if symbol == "ZZZ/USDT"]
+
+    try:
+        feed(0, 10.0)
+        sent_first = zzz_marks()  # [10.0], or [] if the synthetic step's marks just went
+        assert sent_first in ([10.0], [])
+        for i, close in enumerate((11.0, 12.0, 13.0), start=1):
+            feed(i, close)
+        assert zzz_marks() == sent_first  # within the interval: held back
+        clock.advance(0.05)  # the interval is up: the latest price goes out, once
+        assert zzz_marks() == [*sent_first, 13.0]
+        clock.advance(1.0)
+        assert zzz_marks() == [*sent_first, 13.0]  # nothing left to send, nothing resent
     finally:
         rt.stop()
