@@ -62,8 +62,10 @@ class MeanReversion:
     """Buy a close ``k`` standard deviations below the ``window``-bar mean; sell once the
     close is back at the mean. Stop distance: ``stop_k`` standard deviations.
 
-    The standard deviation is computed only when it can matter: a buy needs a close below
-    the mean (``k`` > 0), so a close at or above it needs none."""
+    The mean and the variance come from running sums of the closes' distances to a
+    reference close (O(1) a bar). The reference and the sums are renewed exactly
+    (``math.fsum``) once per window, so rounding cannot build up, and being near the mean
+    keeps the variance's subtraction well conditioned."""
 
     name = "mean_reversion"
 
@@ -72,20 +74,45 @@ class MeanReversion:
         self.k = k
         self.stop_k = stop_k
         self.closes: deque[float] = deque(maxlen=window)
+        self._ref = 0.0
+        self._s1 = 0.0  # sum of (close - ref)
+        self._s2 = 0.0  # sum of (close - ref) ** 2
+        self._since_exact = 0
 
     def on_bar(self, bar: Bar, holding: bool) -> Verdict:
         closes = self.closes
         verdict: Verdict = None
-        if len(closes) == self.window:
-            mean = sum(closes) / len(closes)
+        n = len(closes)
+        if n == self.window:
+            mean = self._ref + self._s1 / n
             if holding:
                 if bar.close >= mean:
                     verdict = (Side.SELL, f"close {bar.close:.6g} is back at the mean "
                                           f"{mean:.6g}", 0.0)
             elif bar.close < mean:
-                std = math.sqrt(sum((c - mean) ** 2 for c in closes) / len(closes))
+                var = max(0.0, (self._s2 - self._s1 * self._s1 / n) / n)
+                std = math.sqrt(var)
                 if std > 0 and bar.close < mean - self.k * std:
                     verdict = (Side.BUY, f"close {bar.close:.6g} is {self.k:g} sd below the "
                                          f"{self.window}-bar mean {mean:.6g}", self.stop_k * std)
-        closes.append(bar.close)
+        self._push(bar.close)
         return verdict
+
+    def _push(self, close: float) -> None:
+        closes = self.closes
+        if len(closes) == self.window:
+            gone = closes[0] - self._ref
+            self._s1 -= gone
+            self._s2 -= gone * gone
+        closes.append(close)
+        self._since_exact += 1
+        if self._since_exact >= self.window:
+            self._ref = closes[-1]
+            d = [c - self._ref for c in closes]
+            self._s1 = math.fsum(d)
+            self._s2 = math.fsum(x * x for x in d)
+            self._since_exact = 0
+        else:
+            x = close - self._ref
+            self._s1 += x
+            self._s2 += x * x
