@@ -452,9 +452,13 @@ class ExecutorActor(SupervisedActor):
         """Read the exchange's replies to the orders sent by :meth:`_order` (a lost reply
         is looked up by client order id, never resubmitted), then act on each: all of
         them, waiting as needed, or ``only_answered`` (when a ``Replied`` says one came)."""
-        if only_answered:
-            pending = [p for p in self.placing if p.future is not None and p.future.done()]
-            self.placing = [p for p in self.placing if p not in pending]
+        if only_answered:  # one look at each future: one answered meanwhile waits its turn
+            pending: list[_Placing] = []
+            waiting: list[_Placing] = []
+            for placing in self.placing:
+                answered = placing.future is not None and placing.future.done()
+                (pending if answered else waiting).append(placing)
+            self.placing = waiting
         else:
             pending, self.placing = self.placing, []
         for placing in pending:
