@@ -274,13 +274,16 @@ class Ledger:
         """
         batch = list(fills)
         try:
-            return self._record(batch, now, {})
+            return self._record(batch, now, {}, complete=False)
         except sqlite3.IntegrityError:
-            return self._record(batch, now, self._known_ids({f.fill_id for f in batch}))
+            known = self._known_ids({f.fill_id for f in batch})
+            return self._record(batch, now, known, complete=True)
 
     def _record(
-        self, batch: list[Fill], now: float, known: dict[str, int]
+        self, batch: list[Fill], now: float, known: dict[str, int], *, complete: bool
     ) -> tuple[list[FillRecorded | Rejected], list[LedgerEvent]]:
+        """One attempt; ``known`` holds the ids already in the ledger when ``complete``,
+        else only those seen in this batch (the UNIQUE index finds the others)."""
         results: list[FillRecorded | Rejected] = []
         events: list[LedgerEvent] = []
         touched: set[str] = set()
@@ -300,7 +303,13 @@ class Ledger:
                     try:
                         apply(fill)
                     except InvalidFill as exc:
-                        results.append(Rejected(fill_id, str(exc)))
+                        # a fill already recorded can look invalid now (the cash it took is
+                        # gone): only the ledger can say which it is
+                        prior = None if complete else self._known_ids({fill_id}).get(fill_id)
+                        if prior is not None:
+                            results.append(FillRecorded(fill_id, prior, duplicate=True))
+                        else:
+                            results.append(Rejected(fill_id, str(exc)))
                         continue
                     seq += 1
                     rows.append((seq, fill_id, fill.client_order_id, fill.symbol,

@@ -306,3 +306,20 @@ def test_ask_notify_returns_at_once_and_the_reply_arrives_as_a_message() -> None
     finally:
         release.set()
         rt.stop()
+
+
+def test_a_resent_fill_the_book_could_no_longer_afford_is_a_duplicate_not_a_rejection(
+        tmp_path: Path) -> None:
+    """Found by the property test: a buy that took most of the cash, sent again, must be
+    acknowledged as the duplicate it is, not refused for want of cash."""
+    ledger = Ledger(tmp_path / "l.db", starting_cash=Decimal("20000"))
+    ledger.open()
+    try:
+        big = Fill("f-0", "o-0", "BTC/USDT", Side.BUY, Decimal("3.821"), Decimal("2617.12"))
+        assert ledger.record([big], now=1.0)[0] == [FillRecorded("f-0", 1, False)]
+        results, events = ledger.record([big], now=2.0)
+        assert results == [FillRecorded("f-0", 1, True)] and events == []
+        results, _ = ledger.record([_fill(9, qty="100"), big], now=3.0)  # and in a batch
+        assert isinstance(results[0], Rejected) and results[1] == FillRecorded("f-0", 1, True)
+    finally:
+        ledger.close()
