@@ -78,7 +78,7 @@ class PositionBook:
     def check(self, fill: Fill) -> None:
         """Raise InvalidFill if ``fill`` would oversell (no shorting) or overspend (no margin)."""
         held = self.positions.get(fill.symbol)
-        delta = fill.quantity if fill.side is Side.BUY else -fill.quantity
+        delta = fill.quantity if fill.side is _BUY else -fill.quantity
         self._check(fill, held.quantity if held else ZERO, delta,
                     self.cash - (delta * fill.price + fill.fee))
 

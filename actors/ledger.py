@@ -68,12 +68,6 @@ CREATE TABLE IF NOT EXISTS conflicts (
 """
 
 
-_UPSERT_ACCOUNT = (
-    "INSERT INTO account (key, value) VALUES (?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-)
-
-
 _SIDE_TEXT = {side: side.value for side in Side}  # plain str: SQLite binds it directly
 
 
@@ -124,6 +118,11 @@ _UPSERT_POSITIONS = _Statements(
     "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
     "updated_at=excluded.updated_at",
     6,
+)
+_UPSERT_ACCOUNT = _Statements(
+    "INSERT INTO account (key, value) VALUES {} "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    2,
 )
 _DELETE_POSITIONS = _Statements("DELETE FROM positions WHERE symbol IN ({})", 1)
 _KNOWN_IDS = _Statements("SELECT fill_id, seq FROM fills WHERE fill_id IN ({})", 1)
@@ -237,7 +236,7 @@ class Ledger:
         return Ledger._Tx(self.db)
 
     def _put_account(self, key: str, value: Decimal) -> None:
-        self.db.execute(_UPSERT_ACCOUNT, (key, str(value)))
+        _UPSERT_ACCOUNT.run(self.db, [(key, str(value))])
 
     def _put_position(self, symbol: str) -> None:
         self._put_positions((symbol,))
@@ -253,12 +252,9 @@ class Ledger:
 
     def _put_totals(self) -> None:
         book = self.book
-        self.db.execute(
-            "INSERT INTO account (key, value) VALUES (?, ?), (?, ?), (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            ("cash", str(book.cash), "realized_pnl", str(book.realized_pnl),
-             "fees", str(book.fees)),
-        )
+        _UPSERT_ACCOUNT.run(self.db, [("cash", str(book.cash)),
+                                      ("realized_pnl", str(book.realized_pnl)),
+                                      ("fees", str(book.fees))])
 
     def record(
         self, fills: Iterable[Fill], now: float

@@ -144,17 +144,13 @@ class PaperExchange(SupervisedActor):
         fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
                     order.side, qty, price, fee, at, "paper")
         self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db:  # commits, or rolls back if either insert fails
             self._db.execute("INSERT INTO orders VALUES (?, ?, ?, ?, 'filled', '')",
                              (order.client_order_id, order.symbol, order.side.value, str(qty)))
             self._db.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (fill.fill_id, fill.client_order_id, fill.symbol,
                               fill.side.value, str(fill.quantity), str(fill.price),
                               str(fill.fee), fill.at))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return OrderResult(order.client_order_id, "filled", (fill,))
 
 

@@ -31,14 +31,14 @@ from supervisor.error_handler import Directive, Severity
 from supervisor.errors import ActorCrashed
 from supervisor.mailbox import Detached
 
-_STEP_MESSAGES = 64  # messages one actor handles on a shared thread before the next one
-
 if TYPE_CHECKING:
     from supervisor.cell import Cell
     from supervisor.context import ActorContext
     from supervisor.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
+
+_STEP_MESSAGES = 64  # messages one actor handles on a shared thread before the next one
 
 # pykka's own messages, handled by pykka's dispatcher; everything else goes straight to
 # on_receive (the same result, without four isinstance checks per message).

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from supervisor.clock import Clock, TimerHandle
 from supervisor.errors import WouldDeadlock
 from supervisor.future import NotifyingFuture, ReplyFuture
-from supervisor.mailbox import Envelope
 
 if TYPE_CHECKING:
     import pykka
@@ -40,7 +39,7 @@ class ActorContext:
     instance: they are cancelled when it stops, so a replacement never inherits them.
     """
 
-    def __init__(self, runtime: Runtime, cell: Cell, owner: object = None) -> None:
+    def __init__(self, runtime: Runtime, cell: Cell, owner: object) -> None:
         self._runtime = runtime
         self._cell = cell
         self._owner = owner  # the instance this context belongs to (it owns the mailbox)
@@ -156,10 +155,8 @@ class ActorContext:
         when the reply is set this actor is told :class:`Replied` (``token``), so it reads
         the reply when it is there instead of blocking its mailbox for it."""
         own, runtime = self._cell.name, self._runtime
-        future: NotifyingFuture[Any] = NotifyingFuture(
-            lambda: runtime.try_tell(own, Replied(token)))
-        runtime.cell(name).mailbox.put(Envelope(message, reply_to=future))
-        return future
+        return runtime.ask_future(
+            name, message, NotifyingFuture(lambda: runtime.try_tell(own, Replied(token))))
 
     def schedule(self, delay: float, message: Any) -> TimerHandle:
         """Tell this actor ``message`` after ``delay`` seconds, unless it has stopped by then."""

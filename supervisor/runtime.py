@@ -225,8 +225,11 @@ class Runtime:
             return False
         return True
 
-    def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:
-        future: ReplyFuture[Any] = ReplyFuture()
+    def ask_future(self, name: str, message: Any,
+                   future: ReplyFuture[Any] | None = None) -> ReplyFuture[Any]:
+        """Send ``message`` as an ask; its reply arrives in ``future`` (a new one if None)."""
+        if future is None:
+            future = ReplyFuture()
         self.cell(name).mailbox.put(Envelope(message, reply_to=future))
         return future
 

@@ -19,8 +19,9 @@ from actors.market_data import BadBar, CsvReplay, check_bar
 from actors.messages import Alert
 from actors.pipeline_messages import Bar
 from actors.position_messages import MarkPrices
-from supervisor import ChildSpec, ManualClock, Runtime, SupervisedActor, SupervisorSpec
+from supervisor import ChildSpec, ManualClock, Runtime, SupervisorSpec
 from tests.bot_helpers import wait_until
+from tests.position_helpers import Inbox
 
 WAIT = 10.0
 
@@ -92,28 +93,14 @@ def test_csv_rows_with_missing_or_broken_fields_are_yielded_as_bad_bars(tmp_path
 
 
 # -- the market actor -----------------------------------------------------------------------
-class Recorder(SupervisedActor):
-    """Keeps every message it is sent; ``"got"`` (an ask) returns them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.got: list[Any] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "got":
-            return list(self.got)
-        self.got.append(message)
-        return None
-
-
 def _market_tree() -> Runtime:
     market = MarketActor.Settings(max_steps=1, subscribers=("tape",), positions="sink",
                                   breaker="sink", alerts="alerts", crash_at_bar=None)
     rt = Runtime(ask_timeout=WAIT)
     rt.start(SupervisorSpec(children=(
-        ChildSpec("tape", factory=Recorder),
-        ChildSpec("sink", factory=Recorder),
-        ChildSpec("alerts", factory=Recorder),
+        ChildSpec("tape", factory=Inbox),
+        ChildSpec("sink", factory=Inbox),
+        ChildSpec("alerts", factory=Inbox),
         ChildSpec("market", factory=lambda: MarketActor(market)),
     )))
     return rt
@@ -147,10 +134,10 @@ def test_the_market_passes_on_good_bars_only_and_counts_and_reports_the_rest() -
         assert stats.bars == before.bars + 2
         assert stats.rejected == {"not_finite": 1, "non_positive_price": 1,
                                   "duplicate_timestamp": 1, "out_of_order": 1}
-        passed = [b for m in rt.ask("tape", "got") if isinstance(m, Bars) for b in m.bars
+        passed = [b for m in rt.ask("tape", "get") if isinstance(m, Bars) for b in m.bars
                   if b.symbol == "ZZZ/USDT"]
         assert passed == [good, later]  # nothing bad reached a subscriber
-        alerts = [m for m in rt.ask("alerts", "got") if isinstance(m, Alert)]
+        alerts = [m for m in rt.ask("alerts", "get") if isinstance(m, Alert)]
         assert sorted(a.key for a in alerts) == sorted(
             f"market.bad_data.{r}" for r in stats.rejected)  # the first of each is reported
     finally:
@@ -166,8 +153,8 @@ def test_marks_reach_the_position_actor_coalesced_and_none_is_left_behind() -> N
                                   marks_interval=0.05)
     rt = Runtime(ask_timeout=WAIT, clock=clock)
     rt.start(SupervisorSpec(children=(
-        ChildSpec("sink", factory=Recorder),
-        ChildSpec("other", factory=Recorder),
+        ChildSpec("sink", factory=Inbox),
+        ChildSpec("other", factory=Inbox),
         ChildSpec("market", factory=lambda: MarketActor(market)),
     )))
     t0 = 2e9
@@ -178,7 +165,7 @@ def test_marks_reach_the_position_actor_coalesced_and_none_is_left_behind() -> N
 
     def zzz_marks() -> list[float]:
         rt.ask("market", GetMarketStats())  # the market has handled what was sent before
-        got = rt.ask("sink", "got")  # ... and the sink what the market told it
+        got = rt.ask("sink", "get")  # ... and the sink what the market told it
         return [close for m in got if isinstance(m, MarkPrices)
                 for symbol, close, _ in m.prices if symbol == "ZZZ/USDT"]
 
