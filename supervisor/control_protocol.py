@@ -19,6 +19,7 @@ the actors answer with a JSON-able dict, or ``{"error": "...", "code": N}``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -173,6 +174,13 @@ class LineReader:
             self._buf += chunk
 
 
+def _send(sock: socket.socket, payload: bytes) -> None:
+    """Send a request; a server that answered at once and closed (e.g. "too many clients")
+    makes the send fail, but its answer is still there to read."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(payload)
+
+
 class ControlClient:
     """Talks to a running bot over its control socket: one connection per request.
 
@@ -188,7 +196,7 @@ class ControlClient:
     def request(self, cmd: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
         sock = self._connect()
         try:
-            sock.sendall(encode({"cmd": cmd, "args": dict(args or {})}))
+            _send(sock, encode({"cmd": cmd, "args": dict(args or {})}))
             line = LineReader(sock, MAX_REPLY_BYTES).next()
         except TimeoutError:
             raise ControlError(f"no reply from the bot within {self.timeout:g}s") from None
@@ -210,7 +218,7 @@ class ControlClient:
         """
         sock = self._connect()
         try:
-            sock.sendall(encode({"cmd": cmd, "args": dict(args or {})}))
+            _send(sock, encode({"cmd": cmd, "args": dict(args or {})}))
             reader = LineReader(sock, MAX_REPLY_BYTES)
             first = True
             while True:
