@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Literal
 
-import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.book import ZERO
 from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
 from actors.breaker_messages import ApiResult, ProbeResult
 from actors.messages import Alert, Fill, InvalidFill, Side
@@ -165,7 +165,7 @@ class ExecutorActor(SupervisedActor):
         self.fills_recorded = 0
         self.unrecorded: list[Fill] = []
         # fills sent to the ledger whose acknowledgement has not been read yet
-        self.recording: list[tuple[Fill, pykka.Future[Any]]] = []
+        self.recording: list[tuple[Fill, ReplyFuture[Any]]] = []
         # orders sent to the exchange whose reply has not been read yet
         self.placing: list[_Placing] = []
         self.unknown: dict[str, str] = {}  # client order id -> symbol: sent, outcome unknown
@@ -338,16 +338,35 @@ class ExecutorActor(SupervisedActor):
             self._publish_state()
 
     # -- deciding ------------------------------------------------------------------------------
-    def _portfolio(self, symbol: str | None = None) -> PortfolioSnapshot | None:
-        """The position actor's snapshot, with every fill this executor made in it: the
-        acknowledgements still outstanding are read first (all of them, or with ``symbol``
-        only when one of them is for that symbol: a decision about that symbol alone)."""
-        if self.placing and (symbol is None
-                             or any(p.order.symbol == symbol for p in self.placing)):
+    def _portfolio(self, symbol: str) -> PortfolioSnapshot | None:
+        """The position actor's snapshot for a decision about ``symbol`` alone (a sale):
+        any reply or acknowledgement still outstanding for that symbol is read first, so
+        the snapshot has every fill this executor made in it."""
+        if self.placing and any(p.order.symbol == symbol for p in self.placing):
             self._settle_orders()
-        if self.recording and (symbol is None
-                               or any(f.symbol == symbol for f, _ in self.recording)):
+        if self.recording and any(f.symbol == symbol for f, _ in self.recording):
             self._settle()
+        return self._snapshot()
+
+    def _entry_portfolio(self, symbol: str) -> tuple[PortfolioSnapshot | None, list[Fill]]:
+        """The snapshot for an entry in ``symbol``, and the buy fills of other symbols the
+        ledger has not acknowledged yet (an entry depends on the whole account).
+
+        Every order's reply is read first (the fills it made must be known). A fill of
+        ``symbol`` itself is waited for; the fills of other symbols still being written are
+        returned instead, to be counted against cash, exposure and open positions
+        (:meth:`_on_signal`), so an entry need not wait for another symbol's commit. The
+        count is conservative: a fill the snapshot already has is counted twice (less cash,
+        more exposure), and fills that sell (free cash, close positions) are not counted."""
+        if self.placing:
+            self._settle_orders()
+        if self.recording:
+            self._settle(only_acknowledged=True)
+            if any(f.symbol == symbol for f, _ in self.recording):
+                self._settle()
+        return self._snapshot(), [f for f, _ in self.recording if f.side is Side.BUY]
+
+    def _snapshot(self) -> PortfolioSnapshot | None:
         snap = self.ctx.peek(self.settings.positions)
         return snap if isinstance(snap, PortfolioSnapshot) else None
 
@@ -356,25 +375,27 @@ class ExecutorActor(SupervisedActor):
 
     def _on_signal(self, signal: Signal) -> None:
         # a sell depends on its symbol's position only; a buy on the whole account
-        snap = self._portfolio(signal.symbol if signal.side is Side.SELL else None)
-        if snap is None:
-            self._skip("no portfolio yet")
-            return
-        held = snap.positions.get(signal.symbol)
         if signal.side is Side.SELL:
+            snap = self._portfolio(signal.symbol)
+            held = snap.positions.get(signal.symbol) if snap is not None else None
             if held is None or held.quantity <= 0:
                 self._skip("sell signal without a position")
                 return
             self._order(signal.signal_id, signal.symbol, Side.SELL, held.quantity, signal.at,
                         reduces=True)
             return
-        if held is not None:
+        snap, writing = self._entry_portfolio(signal.symbol)
+        if snap is None:
+            self._skip("no portfolio yet")
+            return
+        if signal.symbol in snap.positions:
             self._skip("already holding")
             return
-        if len(snap.positions) >= self.settings.max_open_positions:
+        opening = {f.symbol for f in writing} - snap.positions.keys()
+        if len(snap.positions) + len(opening) >= self.settings.max_open_positions:
             self._skip("max open positions")
             return
-        qty = self._size(signal, snap)
+        qty = self._size(signal, snap, writing)
         if qty is None:
             return
         self._order(signal.signal_id, signal.symbol, Side.BUY, qty, signal.at, reduces=False)
@@ -388,7 +409,10 @@ class ExecutorActor(SupervisedActor):
         self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, request.at,
                     reduces=True, exit_reason=request.reason)
 
-    def _size(self, signal: Signal, snap: PortfolioSnapshot) -> Decimal | None:
+    def _size(self, signal: Signal, snap: PortfolioSnapshot,
+              writing: list[Fill]) -> Decimal | None:
+        """Size an entry by risk, capped by position size, exposure and cash; the buy fills
+        in ``writing`` (not in the ledger yet) count against exposure and cash."""
         s = self.settings
         price = Decimal(repr(signal.price))
         if price <= 0 or snap.equity <= 0:
@@ -397,10 +421,12 @@ class ExecutorActor(SupervisedActor):
         stop = Decimal(repr(signal.stop_distance)) if signal.stop_distance > 0 else \
             price * s.default_stop_pct / 100
         qty = snap.equity * s.risk_per_trade_pct / 100 / stop
+        bought = sum((f.quantity * f.price for f in writing), ZERO)
+        fees = sum((f.fee for f in writing), ZERO)
         notional_cap = min(
             snap.equity * s.max_position_pct / 100,
-            snap.equity * s.max_exposure_pct / 100 - snap.gross_exposure,
-            snap.cash * Decimal("0.98"),
+            snap.equity * s.max_exposure_pct / 100 - snap.gross_exposure - bought,
+            (snap.cash - bought - fees) * Decimal("0.98"),
         )
         qty = min(qty, notional_cap / price).quantize(Decimal("0.00000001"), ROUND_DOWN)
         if qty <= 0 or qty * price < s.min_notional:
@@ -508,10 +534,17 @@ class ExecutorActor(SupervisedActor):
             return
         self.recording.append((fill, future))
 
-    def _settle(self) -> None:
-        """Read the ledger's acknowledgements of the fills sent by :meth:`_send_fill`; a
-        fill that failed goes the retrying way (:meth:`_record`)."""
-        pending, self.recording = self.recording, []
+    def _settle(self, only_acknowledged: bool = False) -> None:
+        """Read the ledger's acknowledgements of the fills sent by :meth:`_send_fill`: all
+        of them, waiting as needed, or ``only_acknowledged`` (those already in). A fill
+        that failed goes the retrying way (:meth:`_record`)."""
+        if only_acknowledged:
+            pending = [r for r in self.recording if r[1].done()]
+            if not pending:
+                return
+            self.recording = [r for r in self.recording if not r[1].done()]
+        else:
+            pending, self.recording = self.recording, []
         for fill, future in pending:
             try:
                 future.get(timeout=self.settings.order_timeout)

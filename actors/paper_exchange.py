@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.market import Bars
 from actors.messages import Fill, Side
-from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder
+from actors.pipeline_messages import Bar, LookupOrder, OrderResult, PlaceOrder
+from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 
 __all__ = ["GetVenueFills", "PaperExchange"]
@@ -47,12 +48,16 @@ class PaperExchange(SupervisedActor):
         # so surviving a power cut of this machine is not part of playing one. "full"
         # fsyncs every order as the ledger does (about 1 ms more per order here).
         synchronous: Literal["normal", "full"] = "normal"
+        # WAL checkpoints run on a thread of their own every this many seconds, not inside
+        # an order's commit (see actors.wal_checkpoint)
+        checkpoint_interval: float = Field(1.0, gt=0)
 
     def __init__(self, settings: PaperExchange.Settings | None = None) -> None:
         super().__init__()
         self.settings = settings or PaperExchange.Settings()
-        self.prices: dict[str, tuple[Decimal, float]] = {}
+        self.prices: dict[str, Bar] = {}  # the last bar of each symbol
         self._db: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def on_start(self) -> None:
         path = Path(self.settings.database)
@@ -67,8 +72,15 @@ class PaperExchange(SupervisedActor):
                    "fee TEXT, at REAL)")
         db.execute("CREATE INDEX IF NOT EXISTS fills_at ON fills (at)")
         self._db = db
+        self._checkpointer = Checkpointer(path, synchronous=self.settings.synchronous,
+                                          interval=self.settings.checkpoint_interval,
+                                          name="paper_exchange")
+        self._checkpointer.start(db)
 
     def on_stop(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -79,8 +91,9 @@ class PaperExchange(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case Bars(bars):
-                for bar in bars:
-                    self.prices[bar.symbol] = (Decimal(repr(bar.close)), bar.at)
+                prices = self.prices
+                for bar in bars:  # every bar of every symbol: the Decimal waits for an order
+                    prices[bar.symbol] = bar
                 return None
             case PlaceOrder():
                 return self._place(message)
@@ -134,7 +147,7 @@ class PaperExchange(SupervisedActor):
                              (order.client_order_id, order.symbol, order.side.value,
                               str(order.quantity), reason))
             return OrderResult(order.client_order_id, "rejected", (), reason)
-        last, at = quote
+        last, at = Decimal(repr(quote.close)), quote.at
         s = self.settings
         slip = s.slippage_bps / Decimal(10_000)
         price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)

@@ -40,6 +40,8 @@ from actors.position_messages import (
     SourceHello,
 )
 from actors.reconcile import Reconciler, ReconcileReport
+from actors.valuation import Valuation, Valuer
+from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
 
@@ -69,6 +71,9 @@ class PositionActor(SupervisedActor):
         breaker: str = "breaker"
         alerts: str = "alerts"
         equity_interval: float = Field(1.0, gt=0)  # at most one equity sample per interval
+        # WAL checkpoints run on a thread of their own every this many seconds, not inside
+        # a fill's commit (see actors.wal_checkpoint)
+        checkpoint_interval: float = Field(1.0, gt=0)
 
     def __init__(self, settings: PositionActor.Settings | None = None) -> None:
         super().__init__()
@@ -83,10 +88,16 @@ class PositionActor(SupervisedActor):
         self.commits = 0
         self._reconciler: Reconciler | None = None
         self._last_sample = float("-inf")
+        self._valuer = Valuer()
+        self._checkpointer: Checkpointer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
         self.ledger.open()
+        self._checkpointer = Checkpointer(self.settings.database, synchronous="full",
+                                          interval=self.settings.checkpoint_interval,
+                                          name="ledger")
+        self._checkpointer.start(self.ledger.db)
         self._reconciler = Reconciler(self, self.settings)
         log.info(
             "ledger %s open at seq %d: %d open positions, cash %s",
@@ -98,6 +109,12 @@ class PositionActor(SupervisedActor):
 
     def on_stop(self) -> None:
         self._commit()
+        self._close()
+
+    def _close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.ledger.close()
 
     def on_failure(self, *exc_info: Any) -> None:
@@ -106,7 +123,7 @@ class PositionActor(SupervisedActor):
             if reply is not None:
                 reply.set_exception(exc_info=(type(err), err, None))
         self._staged.clear()
-        self.ledger.close()
+        self._close()
 
     # -- messages ----------------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
@@ -203,54 +220,45 @@ class PositionActor(SupervisedActor):
                 if event.realized != 0:
                     self.ctx.try_tell(self.settings.breaker,
                                       TradeClosed(event.fill.symbol, event.realized))
-            self._send_equity()
             if self.settings.alerts:  # one message per commit: fill alerts cost no fsync
                 self.ctx.try_tell(self.settings.alerts,
                                   RecordedFills(tuple(e.fill for e in events)))
-        self.ctx.publish(self.snapshot())
+        self._publish(equity=bool(events))
         return results
 
     def _marked(self) -> None:
         """New prices: an equity sample and a snapshot, at most once per interval."""
         if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
-            self._send_equity()
-            self.ctx.publish(self.snapshot())
+            self._publish(equity=True)
 
-    def _send_equity(self) -> None:
-        """Tell the breaker the account's equity and exposure, as of now."""
-        self._last_sample = self.ctx.clock.now()
-        book, marks = self.ledger.book, self.marks
-        exposure = {
-            s: abs(marks.get(s, p.avg_price) * p.quantity) for s, p in book.positions.items()
-        }
-        self.ctx.try_tell(
-            self.settings.breaker,
-            EquitySample(book.equity(marks), sum(exposure.values(), ZERO), exposure),
-        )
+    def _publish(self, *, equity: bool) -> None:
+        """Publish the snapshot and, with ``equity``, tell the breaker the account's equity
+        and exposure: both from one valuation of the book."""
+        valued = self._valuer.value(self.ledger.book.positions, self.marks)
+        if equity:
+            self._last_sample = self.ctx.clock.now()
+            self.ctx.try_tell(self.settings.breaker, EquitySample(
+                self.ledger.book.cash + valued.market_value, valued.gross_exposure,
+                valued.exposure))
+        self.ctx.publish(self.snapshot(valued))
 
     # -- reading -----------------------------------------------------------------------------
-    def snapshot(self) -> PortfolioSnapshot:
+    def snapshot(self, valued: Valuation | None = None) -> PortfolioSnapshot:
         book = self.ledger.book
-        marks = self.marks
-        positions = {
-            s: PositionView(p.quantity, p.avg_price, p.updated_at)
-            for s, p in book.positions.items()
-        }
-        exposure = {
-            s: abs(marks.get(s, p.avg_price) * p.quantity) for s, p in book.positions.items()
-        }
+        if valued is None:
+            valued = self._valuer.value(book.positions, self.marks)
         return PortfolioSnapshot(
             seq=self.ledger.seq,
             cash=book.cash,
             starting_cash=self.ledger.starting_cash,
-            equity=book.equity(marks),
+            equity=book.cash + valued.market_value,
             realized_pnl=book.realized_pnl,
-            unrealized_pnl=book.unrealized(marks),
+            unrealized_pnl=valued.unrealized,
             fees=book.fees,
-            gross_exposure=sum(exposure.values(), ZERO),
-            positions=positions,
-            exposure_by_symbol=exposure,
-            marks=dict(marks),
+            gross_exposure=valued.gross_exposure,
+            positions=valued.positions,
+            exposure_by_symbol=valued.exposure,
+            marks=dict(self.marks),
         )
 
     def _operator(self, command: OperatorCommand) -> dict[str, Any]:

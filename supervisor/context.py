@@ -146,7 +146,7 @@ class ActorContext:
                 raise WouldDeadlock(self._cell.name, name, thread)
         return self._runtime.ask(name, message, timeout=timeout)
 
-    def ask_future(self, name: str, message: Any) -> pykka.Future[Any]:
+    def ask_future(self, name: str, message: Any) -> ReplyFuture[Any]:
         """Send and return the reply future; ``get`` it with a timeout."""
         return self._runtime.ask_future(name, message)
 
