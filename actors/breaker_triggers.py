@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+_log, _sqrt = math.log, math.sqrt  # the volatility trigger's per-bar arithmetic
+
 __all__ = [
     "ApiErrorTrigger",
     "ConsecutiveLossTrigger",
@@ -262,21 +264,33 @@ class VolatilityTrigger:
         self.current: dict[str, float] = {}
 
     def on_price(self, symbol: str, price: float, now: float) -> Trip | None:
+        # Every bar of every symbol comes here: _PriceWindow.push, the eviction check and
+        # realised() are written out inline (the same arithmetic, in the same order).
         series = self.prices.get(symbol)
         if series is None:
             series = self.prices[symbol] = _PriceWindow()
-        series.push(now, price)
-        series.evict_through(now - self.window)
-        samples = len(series.entries)
+        entries = series.entries
+        if entries:
+            r = _log(price / entries[-1][1])
+            entries.append((now, price, r))
+            series.sum += r
+            series.sum_sq += r * r
+        else:
+            entries.append((now, price, 0.0))
+        cutoff = now - self.window
+        if entries[0][0] <= cutoff:
+            series.evict_through(cutoff)
+        samples = len(entries)
         if samples < self.min_samples:
             self.current.pop(symbol, None)
             return None
-        vol = series.realised()
-        self.current[symbol] = vol * 100
-        if vol * 100 >= self.max_percent:
-            return Trip(self.name, f"{symbol} realised volatility {vol * 100:.3g}% over "
+        sum_sq = series.sum_sq
+        pct = (_sqrt(sum_sq) if sum_sq > 0.0 else 0.0) * 100
+        self.current[symbol] = pct
+        if pct >= self.max_percent:
+            return Trip(self.name, f"{symbol} realised volatility {pct:.3g}% over "
                                    f"{self.window:g}s (limit {self.max_percent:g}%)",
-                        (("symbol", symbol), ("volatility_pct", f"{vol * 100:.4f}"),
+                        (("symbol", symbol), ("volatility_pct", f"{pct:.4f}"),
                          ("samples", str(samples))))
         return None
 
@@ -302,7 +316,9 @@ class LiquidityTrigger:
 
     def on_volume(self, symbol: str, volume: float) -> Trip | None:
         self.volume[symbol] = volume
-        return self._check(symbol)
+        if volume < self.min_volume and symbol in self.held:  # else: no trip (_check)
+            return self._check(symbol)
+        return None
 
     def on_holdings(self, symbols: set[str]) -> Trip | None:
         self.held = symbols

@@ -77,7 +77,9 @@ class EvaluatorActor(SupervisedActor):
     def __init__(self, settings: EvaluatorActor.Settings | None = None) -> None:
         super().__init__()
         self.settings = settings or EvaluatorActor.Settings()
-        self.strategies: dict[tuple[str, str], Strategy] = {}
+        # per symbol, its strategy instances (name, instance), in the configured order
+        self.strategies: dict[str, tuple[tuple[str, Strategy], ...]] = {}
+        self._seen_seq: int | None = None  # the ledger seq the owners were last checked at
         self.owner: dict[str, _Entry] = {}  # symbol -> the strategy that opened it
         self.signals = 0
 
@@ -86,6 +88,21 @@ class EvaluatorActor(SupervisedActor):
         if isinstance(earlier, EvaluatorOwners):  # a restart: the owners are not forgotten
             self.owner = {sym: _Entry(strategy, held, waited)
                           for sym, strategy, held, waited in earlier.owners}
+
+    def _update_owners(self, held: dict[str, Any]) -> bool:
+        """A new ledger state: an entry seen held is confirmed; one seen held and now flat
+        (closed, by an exit say) is forgotten, its symbol free for any strategy. True if
+        an owner changed."""
+        owner = self.owner
+        changed = False
+        for symbol, known in list(owner.items()):
+            if symbol in held:
+                changed = changed or not known.held
+                known.held = True
+            elif known.held:
+                del owner[symbol]
+                changed = True
+        return changed
 
     def _make(self, name: str) -> Strategy:
         s = self.settings
@@ -104,28 +121,29 @@ class EvaluatorActor(SupervisedActor):
         if not isinstance(message, ScannedBars):
             return super().on_receive(message)
         snapshot = self.ctx.peek(self.settings.positions)
-        held = set(snapshot.positions) if isinstance(snapshot, PortfolioSnapshot) else set()
+        held: dict[str, Any] = {}
+        changed = False  # in the owners, which a restarted evaluator takes over
+        if isinstance(snapshot, PortfolioSnapshot):
+            held = snapshot.positions
+            if snapshot.seq != self._seen_seq:  # positions change only with the ledger's seq
+                self._seen_seq = snapshot.seq
+                changed = self._update_owners(held)
         owner = self.owner
-        for symbol, known in list(owner.items()):
-            if symbol in held:
-                known.held = True
-            elif known.held:
-                del owner[symbol]  # held, now flat (closed, by an exit say): free for any
         timeout = self.settings.entry_timeout_bars
-        enabled = self._enabled()
+        lanes = self.strategies
         for bar in message.bars:
             symbol = bar.symbol
+            lane = lanes.get(symbol)
+            if lane is None:
+                lane = lanes[symbol] = tuple((name, self._make(name)) for name in self._enabled())
             entry = owner.get(symbol)
             is_held = symbol in held
             if entry is not None and not entry.held and not is_held:
                 entry.waited += 1  # still pending: its fill is not in the snapshot yet
-            for name in enabled:
-                key = (name, symbol)
-                strategy = self.strategies.get(key)
-                if strategy is None:
-                    strategy = self.strategies[key] = self._make(name)
-                holding = is_held and entry is not None and entry.strategy == name
-                verdict = strategy.on_bar(bar, holding)
+                changed = True
+            owned = entry.strategy if is_held and entry is not None else None
+            for name, strategy in lane:
+                verdict = strategy.on_bar(bar, name == owned)
                 if verdict is None:
                     continue
                 side, reason, stop = verdict
@@ -135,10 +153,12 @@ class EvaluatorActor(SupervisedActor):
                     if entry is not None and not entry.held and entry.waited <= timeout:
                         continue  # an entry is pending: its fill may not be recorded yet
                     entry = owner[symbol] = _Entry(name)
+                    changed = True
                 self.signals += 1
                 self.ctx.try_tell(self.settings.executor, Signal(
                     f"{name}:{symbol}:{int(bar.at)}:{side.value}", name, symbol, side,
                     bar.close, bar.at, reason, stop))
-        self.ctx.publish(EvaluatorOwners(tuple(
-            (sym, e.strategy, e.held, e.waited) for sym, e in owner.items())))
+        if changed:
+            self.ctx.publish(EvaluatorOwners(tuple(
+                (sym, e.strategy, e.held, e.waited) for sym, e in owner.items())))
         return None

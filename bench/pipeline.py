@@ -300,6 +300,7 @@ class StepResult:
     max_mailbox: dict[str, int]
     cpu_by_actor: dict[str, float]  # us of CPU per tick, per actor thread (and the feeder)
     handler_us: dict[str, float]  # mean wall time per message in each actor's handler
+    handler_tick_us: dict[str, float]  # wall time in each actor's handler per tick
     exit_orders: int = 0
     exit_p50_ms: float | None = None
     exit_p99_ms: float | None = None
@@ -372,6 +373,8 @@ def run_step(rt: Runtime, source: Ticks, log: TickLog, arrivals: list[Arrival], 
     handler_us = {name: (total - handlers0[name][0]) / (handled - handlers0[name][1]) * 1e6
                   for name, (total, handled) in handlers1.items()
                   if handled > handlers0[name][1]}
+    handler_tick_us = {name: (total - handlers0[name][0]) / len(ticks) * 1e6
+                       for name, (total, _) in handlers1.items()}
     by_actor = {name: (used - threads0.get(name, 0.0)) / len(ticks) * 1e6
                 for name, used in threads1.items()}
     time.sleep(settle)  # late orders of this step (exits, slow fills) arrive
@@ -402,7 +405,7 @@ def run_step(rt: Runtime, source: Ticks, log: TickLog, arrivals: list[Arrival], 
         cpu_by_actor={k: v for k, v in sorted(by_actor.items(), key=lambda kv: -kv[1])
                       if v >= 0.05},
         exit_orders=len(exits), exit_p50_ms=pct(exits, 50), exit_p99_ms=pct(exits, 99),
-        unmatched=unmatched, handler_us=handler_us)
+        unmatched=unmatched, handler_us=handler_us, handler_tick_us=handler_tick_us)
 
 
 def handler_totals(rt: Runtime) -> dict[str, tuple[float, int]]:
@@ -550,6 +553,7 @@ def _step_json(step: StepResult) -> dict[str, Any]:
         "feed_lag_p99_ms": step.lag_p99_ms, "backlog_ms": step.backlog_ms,
         "cpu_us_per_tick": step.cpu_us_per_tick, "max_mailbox": step.max_mailbox,
         "cpu_us_per_tick_by_actor": step.cpu_by_actor, "handler_us": step.handler_us,
+        "handler_us_per_tick": step.handler_tick_us,
         "kept_up": step.kept_up, "sustained": step.sustained,
     }
 
@@ -581,6 +585,7 @@ def _summary(main: StepResult, steps: list[StepResult], *, sustained: float, cap
         "max_mailbox": main.max_mailbox,
         "cpu_us_per_tick_by_actor": main.cpu_by_actor,
         "handler_us": main.handler_us,
+        "handler_us_per_tick": main.handler_tick_us,
         "ramp": [_step_json(s) for s in steps],
         "bounds": {"p99_ms": opts.p99_bound_ms, "backlog_ms": opts.backlog_bound_ms,
                    "feed_lag_ms": opts.lag_bound_ms},
