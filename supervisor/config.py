@@ -130,6 +130,10 @@ class RuntimeModel(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     event_history: int = Field(1000, ge=10)
+    # Once the tree is up, move every object alive into the collector's permanent
+    # generation (see supervisor.gc_freeze): full collections then stop pausing every
+    # thread for tens of milliseconds.
+    gc_freeze: bool = True
     # A SessionService run along with `botvisor run` ("package.module:Class"), built with the
     # run's options (``report``: the --report path or None): the live view, the end-of-run
     # summary and the report. None: no observer.

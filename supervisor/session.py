@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor.errors import StartFailed
+from supervisor.gc_freeze import freeze_startup_objects
 
 if TYPE_CHECKING:
     from supervisor.config import BotConfig
@@ -142,6 +143,8 @@ class RunSession:
             runtime.stop()
             return EXIT_ERROR
         log.info("tree is up: %s", ", ".join(runtime.names()))
+        if self.config.runtime.gc_freeze:
+            log.debug("gc: %d start-up objects frozen", freeze_startup_objects())
         for service in self.services:
             if self._call(service, "start", service.start, self):
                 self._started.append(service)
