@@ -55,10 +55,11 @@ def _inject_gap_fill(venue_db: Path) -> str:
     db = sqlite3.connect(venue_db)
     try:
         with db:
-            db.execute("INSERT INTO orders VALUES (?, 'BTC/USDT', 'buy', ?, 'filled', '')",
-                       (coid, str(qty)))
             db.execute("INSERT INTO fills VALUES (?, ?, 'BTC/USDT', 'buy', ?, ?, ?, ?)",
                        (f"{coid}-1", coid, str(qty), str(price), str(fee), at))
+            # the venue's trigger has added the order row; this makes sure of it
+            db.execute("INSERT OR IGNORE INTO orders VALUES (?, 'BTC/USDT', 'buy', ?, "
+                       "'filled', '')", (coid, str(qty)))
     finally:
         db.close()
     return f"{coid}-1"
