@@ -538,11 +538,14 @@ class ExecutorActor(SupervisedActor):
         """Read the ledger's acknowledgements of the fills sent by :meth:`_send_fill`: all
         of them, waiting as needed, or ``only_acknowledged`` (those already in). A fill
         that failed goes the retrying way (:meth:`_record`)."""
-        if only_acknowledged:
-            pending = [r for r in self.recording if r[1].done()]
+        if only_acknowledged:  # one look at each future: one done meanwhile waits its turn
+            pending: list[tuple[Fill, ReplyFuture[Any]]] = []
+            waiting: list[tuple[Fill, ReplyFuture[Any]]] = []
+            for entry in self.recording:
+                (pending if entry[1].done() else waiting).append(entry)
             if not pending:
                 return
-            self.recording = [r for r in self.recording if not r[1].done()]
+            self.recording = waiting
         else:
             pending, self.recording = self.recording, []
         for fill, future in pending:

@@ -13,8 +13,11 @@ validation, then ``Bars`` to the scanner, exits and exchange, and marks and samp
 position actor and the breaker) on a schedule, from the main thread. A *tick* is one bar
 of one symbol, drawn from a ``SyntheticMarket`` over ``--symbols`` symbols (the same
 generator as the market's, continuing its first step); by default each tick is its own
-``FeedBars`` (``--batch`` groups ticks per message). A tick's time is the moment the
-schedule says it arrives (``perf_counter``); when the feeder is late, the lateness counts.
+``FeedBars`` (``--batch`` groups ticks per message), made before the step's clock starts.
+A tick's time is the moment the schedule says it arrives (``perf_counter``); when the
+feeder is late, the lateness counts. Once the tree is up the bench freezes the start-up
+objects out of the garbage collector's walks, as ``botvisor run`` does
+(``runtime.gc_freeze``; ``--no-gc-freeze`` leaves them).
 
 Orders: the exchange is the paper exchange with one addition, it notes ``perf_counter``
 and the client order id when a ``PlaceOrder`` reaches its handler. Client order ids are
@@ -678,6 +681,9 @@ def print_table(r: dict[str, Any]) -> None:
             f"{k} {v:.0f}" for k, v in list(r["cpu_us_per_tick_by_actor"].items())[:8])),
         ("  in handlers", "", "", "us wall per message: " + ", ".join(
             f"{k} {v:.0f}" for k, v in sorted(r["handler_us"].items(), key=lambda kv: -kv[1]))),
+        ("", "", "", "us wall per tick: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(r["handler_us_per_tick"].items(),
+                                              key=lambda kv: -kv[1]))),
         ("sustained tick rate", f"{r['sustained_ticks_per_s']:,.0f} /s",
          f">= 10,000  {'met' if met['sustained_ticks_per_s'] else 'MISSED'}",
          f"p99 <= {r['bounds']['p99_ms']:g} ms, backlog <= {r['bounds']['backlog_ms']:g} ms, "
