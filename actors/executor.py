@@ -411,22 +411,30 @@ class ExecutorActor(SupervisedActor):
 
     def _size(self, signal: Signal, snap: PortfolioSnapshot,
               writing: list[Fill]) -> Decimal | None:
-        """Size an entry by risk, capped by position size, exposure and cash; the buy fills
-        in ``writing`` (not in the ledger yet) count against exposure and cash."""
+        """Size an entry by risk, capped by position size, exposure and cash.
+
+        The buy fills in ``writing`` (not in the ledger yet) count as the snapshot will
+        once they are in, or worse: cash less their cost and fees; equity less their fees
+        and what they paid over the mark; exposure plus each at the higher of its fill
+        price and its mark."""
         s = self.settings
         price = Decimal(repr(signal.price))
-        if price <= 0 or snap.equity <= 0:
+        equity, cash, gross = snap.equity, snap.cash, snap.gross_exposure
+        for fill in writing:
+            mark = snap.marks.get(fill.symbol, fill.price)
+            cash -= fill.quantity * fill.price + fill.fee
+            equity -= fill.fee + max(ZERO, (fill.price - mark) * fill.quantity)
+            gross += max(fill.price, mark) * fill.quantity
+        if price <= 0 or equity <= 0:
             self._skip("no equity")
             return None
         stop = Decimal(repr(signal.stop_distance)) if signal.stop_distance > 0 else \
             price * s.default_stop_pct / 100
-        qty = snap.equity * s.risk_per_trade_pct / 100 / stop
-        bought = sum((f.quantity * f.price for f in writing), ZERO)
-        fees = sum((f.fee for f in writing), ZERO)
+        qty = equity * s.risk_per_trade_pct / 100 / stop
         notional_cap = min(
-            snap.equity * s.max_position_pct / 100,
-            snap.equity * s.max_exposure_pct / 100 - snap.gross_exposure - bought,
-            (snap.cash - bought - fees) * Decimal("0.98"),
+            equity * s.max_position_pct / 100,
+            equity * s.max_exposure_pct / 100 - gross,
+            cash * Decimal("0.98"),
         )
         qty = min(qty, notional_cap / price).quantize(Decimal("0.00000001"), ROUND_DOWN)
         if qty <= 0 or qty * price < s.min_notional:

@@ -10,9 +10,11 @@ an event before the real handler runs).
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
+
+from pykka.messages import ProxyGetAttr
 
 from actors.breaker import BreakerActor
 from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats
@@ -27,6 +29,7 @@ from tests.bot_helpers import wait_until
 from tests.breaker_helpers import breaker_settings
 
 WAIT = 10.0
+EIGHT = Decimal("0.00000001")
 
 
 class _Sink(SupervisedActor):
@@ -52,13 +55,29 @@ class HeldPositions(PositionActor):
         return super().on_receive(message)
 
 
-def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event) -> Runtime:
+class ObservedExecutor(ExecutorActor):
+    """The executor, saying when it starts to wait for the ledger's acknowledgements."""
+
+    def __init__(self, settings: ExecutorActor.Settings, waiting: threading.Event) -> None:
+        super().__init__(settings)
+        self.waiting = waiting
+
+    def _settle(self, only_acknowledged: bool = False) -> None:
+        if not only_acknowledged and self.recording:
+            self.waiting.set()
+        super()._settle(only_acknowledged)
+
+
+def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
+          waiting: threading.Event | None = None,
+          max_exposure_pct: str = "100") -> Runtime:
     positions = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
                                        starting_cash=Decimal("1000"), sources=(),
                                        reconcile_interval=3600)
     executor = ExecutorActor.Settings(risk_per_trade_pct=Decimal("100"),
                                       max_position_pct=Decimal("60"),
-                                      max_exposure_pct=Decimal("100"), max_open_positions=2,
+                                      max_exposure_pct=Decimal(max_exposure_pct),
+                                      max_open_positions=2,
                                       min_notional=Decimal("1"))
     exchange = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
     breaker: BreakerActor.Settings = breaker_settings(tmp_path)
@@ -68,7 +87,8 @@ def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event) ->
         ChildSpec("breaker", factory=lambda: BreakerActor(breaker)),
         ChildSpec("positions", factory=lambda: HeldPositions(positions, release, holding)),
         ChildSpec("exchange", factory=lambda: PaperExchange(exchange)),
-        ChildSpec("executor", factory=lambda: ExecutorActor(executor)),
+        ChildSpec("executor", factory=lambda: ObservedExecutor(executor,
+                                                               waiting or threading.Event())),
     )))
     return rt
 
@@ -82,62 +102,126 @@ def _placed(rt: Runtime, signal: Signal) -> OrderResult | None:
     return found if isinstance(found, OrderResult) else None
 
 
+def _bars(*prices: tuple[str, float]) -> Bars:
+    return Bars(tuple(Bar(symbol, 60.0, p, p, p, p, 1e6) for symbol, p in prices))
+
+
+def _skipped(rt: Runtime) -> dict[str, int]:
+    """The executor's skip counts, read without making it settle anything (an attribute
+    read goes through its mailbox: every message told before has been handled)."""
+    return dict(rt.ask("executor", ProxyGetAttr(attr_path=("skipped",))))
+
+
 def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_for_it(
     tmp_path: Path,
 ) -> None:
     release, holding = threading.Event(), threading.Event()
     rt = _tree(tmp_path, release, holding)
     try:
-        rt.tell("exchange", Bars((Bar("AAA/USDT", 60.0, 100, 100, 100, 100, 1e6),
-                                  Bar("BBB/USDT", 60.0, 50, 50, 50, 50, 1e6),
-                                  Bar("CCC/USDT", 60.0, 20, 20, 20, 20, 1e6))))
+        rt.tell("exchange", _bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
         a, b, c = _buy("AAA/USDT", 100.0), _buy("BBB/USDT", 50.0), _buy("CCC/USDT", 20.0)
         rt.tell("executor", a)
         assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
-        # AAA's fill is being written (held); BBB is decided and sent meanwhile.
+        # AAA's fill is being written (held until release). BBB is decided and sent
+        # meanwhile: the wait below ends before the ledger is released.
         rt.tell("executor", b)
         first = wait_until(lambda: _placed(rt, a), timeout=WAIT, what="AAA's order")
         second = wait_until(lambda: _placed(rt, b), timeout=WAIT, what="BBB's order")
-        assert not release.is_set()  # BBB went out while AAA's fill was still unwritten
         # AAA: 60 % of equity 1000 at 100 -> 6. BBB: what is left once AAA's cost counts
         # (1000 - 600.3 notional - 0.6 fee, 98 % of it), not the 600 a stale cash of 1000
         # would allow.
-        bought = first.fills[0].quantity * first.fills[0].price
-        assert first.fills[0].quantity == Decimal("6")
-        left = (Decimal(1000) - bought - first.fills[0].fee) * Decimal("0.98")
-        assert second.fills[0].quantity == (left / Decimal(50)).quantize(Decimal("0.00000001"),
-                                                                        rounding="ROUND_DOWN")
-        # max_open_positions=2: with AAA and BBB both in flight, CCC is refused.
+        fill_a = first.fills[0]
+        assert fill_a.quantity == Decimal("6")
+        left = (Decimal(1000) - fill_a.quantity * fill_a.price - fill_a.fee) * Decimal("0.98")
+        assert second.fills[0].quantity == (left / 50).quantize(EIGHT, ROUND_DOWN)
+        # max_open_positions=2: with AAA and BBB both in flight (neither in the ledger
+        # yet), CCC is refused.
         rt.tell("executor", c)
+        assert _skipped(rt).get("max open positions") == 1
+        assert _placed(rt, c) is None
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert stats.skipped.get("max open positions") == 1, stats.skipped
         assert stats.fills_recorded == 2 and stats.unrecorded == 0
         snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
         assert set(snap.positions) == {"AAA/USDT", "BBB/USDT"}
-        assert snap.cash >= 0
-        venue = rt.ask("exchange", GetVenueFills())
-        assert len(venue) == 2
+        fill_b = second.fills[0]
+        assert snap.cash == (Decimal(1000) - fill_a.quantity * fill_a.price - fill_a.fee
+                             - fill_b.quantity * fill_b.price - fill_b.fee)
+        assert len(rt.ask("exchange", GetVenueFills())) == 2
     finally:
         release.set()
         rt.stop()
 
 
-def test_a_second_order_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Path) -> None:
+def test_an_entry_counts_a_fill_in_flight_against_the_exposure_limit(tmp_path: Path) -> None:
+    """max_exposure_pct=70: AAA takes 600 of the 700 allowed; BBB, decided while AAA's fill
+    is unwritten, gets what is left of the limit (less AAA's fee off equity), and once
+    both are in the ledger the account is within the limit."""
+    release, holding = threading.Event(), threading.Event()
+    rt = _tree(tmp_path, release, holding, max_exposure_pct="70")
+    try:
+        rt.tell("exchange", _bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
+        a, b = _buy("AAA/USDT", 100.0), _buy("BBB/USDT", 50.0)
+        rt.tell("executor", a)
+        assert holding.wait(WAIT)
+        rt.tell("executor", b)
+        first = wait_until(lambda: _placed(rt, a), timeout=WAIT, what="AAA's order")
+        second = wait_until(lambda: _placed(rt, b), timeout=WAIT, what="BBB's order")
+        fill_a = first.fills[0]
+        equity = Decimal(1000) - fill_a.fee
+        room = equity * Decimal("0.70") - fill_a.quantity * fill_a.price
+        assert second.fills[0].quantity == (room / 50).quantize(EIGHT, ROUND_DOWN)
+        release.set()
+        rt.ask("executor", GetExecutorStats())  # every fill acknowledged
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        assert set(snap.positions) == {"AAA/USDT", "BBB/USDT"}
+        # within the limit, but for BBB's own slippage and fee (an entry is sized at its
+        # signal's price, before the venue fills it)
+        fill_b = second.fills[0]
+        own = (fill_b.price - 50) * fill_b.quantity
+        assert snap.gross_exposure <= (snap.equity + fill_b.fee) * Decimal("0.70") + own
+    finally:
+        release.set()
+        rt.stop()
+
+
+def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Path) -> None:
+    """Another strategy's buy of AAA while AAA's first fill is unwritten: the snapshot does
+    not show AAA yet, so the executor waits for that fill, then sees AAA held and skips."""
+    release, holding, waiting = threading.Event(), threading.Event(), threading.Event()
+    rt = _tree(tmp_path, release, holding, waiting=waiting)
+    try:
+        rt.tell("exchange", _bars(("AAA/USDT", 100)))
+        a = _buy("AAA/USDT", 100.0)
+        again = Signal("other:AAA/USDT:60:buy", "other", "AAA/USDT", Side.BUY, 100.0, 60.0,
+                       "a test")
+        rt.tell("executor", a)
+        assert holding.wait(WAIT)
+        wait_until(lambda: _placed(rt, a), timeout=WAIT, what="the first entry")
+        rt.tell("executor", again)
+        assert waiting.wait(WAIT), "the second entry did not wait for the first fill"
+        release.set()
+        assert _skipped(rt).get("already holding") == 1
+        assert _placed(rt, again) is None
+    finally:
+        release.set()
+        rt.stop()
+
+
+def test_a_sale_waits_for_its_entry_fill(tmp_path: Path) -> None:
     """A sale right after its entry: the executor reads the entry's acknowledgement (waits
     for the write) before it decides, so the sale sells what was bought."""
-    release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding)
+    release, holding, waiting = threading.Event(), threading.Event(), threading.Event()
+    rt = _tree(tmp_path, release, holding, waiting=waiting)
     try:
-        rt.tell("exchange", Bars((Bar("AAA/USDT", 60.0, 100, 100, 100, 100, 1e6),)))
+        rt.tell("exchange", _bars(("AAA/USDT", 100)))
         buy = _buy("AAA/USDT", 100.0)
         sell = Signal("test:AAA/USDT:60:sell", "test", "AAA/USDT", Side.SELL, 100.0, 60.0,
                       "a test")
         rt.tell("executor", buy)
         assert holding.wait(WAIT)
         rt.tell("executor", sell)
-        wait_until(lambda: _placed(rt, buy), timeout=WAIT, what="the entry")
-        assert _placed(rt, sell) is None  # the sale waits for the entry's write
+        assert waiting.wait(WAIT), "the sale did not wait for the entry's fill"
         release.set()
         sold = wait_until(lambda: _placed(rt, sell), timeout=WAIT, what="the sale")
         assert sold.fills[0].quantity == Decimal("6")
