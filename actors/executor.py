@@ -254,6 +254,12 @@ class ExecutorActor(SupervisedActor):
         """Record every venue fill the ledger lacks; returns how many were recovered."""
         s = self.settings
         assert self._retrier is not None
+        # This instance's own orders and fills first: a fill it is still sending is not one
+        # the ledger lacks (it would be counted, and alerted, as recovered)
+        if self.placing:
+            self._settle_orders()
+        if self.recording:
+            self._settle()
         since: float | None = None
         newest: Any = None
         if s.venue_sync == "recent":

@@ -17,7 +17,7 @@ from typing import Any
 from pykka.messages import ProxyGetAttr
 
 from actors.breaker import BreakerActor
-from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats
+from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats, SyncVenue
 from actors.market import Bars
 from actors.messages import Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
@@ -227,4 +227,20 @@ def test_a_sale_waits_for_its_entry_fill(tmp_path: Path) -> None:
         assert sold.fills[0].quantity == Decimal("6")
     finally:
         release.set()
+        rt.stop()
+
+
+def test_a_venue_sync_does_not_count_this_executors_own_fill_in_flight(tmp_path: Path) -> None:
+    """A sync asked for right after an order (its reply not read yet, its fill not sent):
+    the fill is this executor's own, not one the ledger lacks; nothing is recovered."""
+    release, holding = threading.Event(), threading.Event()
+    release.set()  # the ledger writes at once here
+    rt = _tree(tmp_path, release, holding)
+    try:
+        rt.tell("exchange", _bars(("AAA/USDT", 100)))
+        rt.tell("executor", _buy("AAA/USDT", 100.0))
+        assert rt.ask("executor", SyncVenue()) == 0
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert stats.recovered == 0 and stats.fills_recorded == 1, stats
+    finally:
         rt.stop()
