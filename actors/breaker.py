@@ -194,15 +194,13 @@ class BreakerActor(SupervisedActor):
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        self._synchronous = "FULL"
+        db.execute("PRAGMA synchronous=FULL")  # self._synchronous says so from __init__
         db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), "
                    "record TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS transitions (id INTEGER PRIMARY KEY "
                    "AUTOINCREMENT, at REAL NOT NULL, record TEXT NOT NULL)")
         self._db = db
-        self._checkpointer = Checkpointer(path, synchronous="full", name="breaker")
-        self._checkpointer.start(db)
+        self._checkpointer = Checkpointer(path, synchronous="full", name="breaker").start(db)
         row = db.execute("SELECT record FROM state WHERE id = 1").fetchone()
         if row is None:
             self.p.since = self.ctx.clock.wall()

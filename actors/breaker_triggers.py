@@ -193,10 +193,12 @@ class _PriceWindow:
     returns (sum and sum of squares), updated as prices are pushed and evicted, so a sample
     costs O(1) whatever the window holds.
 
-    Each entry keeps its price's return from the previous price (0.0 for the first), so an
-    eviction takes out exactly what the push put in. Rounding errors of the additions and
-    subtractions are bounded: the sums are recomputed exactly (``math.fsum``) whenever as
-    many evictions have happened as the window holds, which keeps a sample O(1) amortised.
+    Each entry keeps its price's return from the previous price (0.0 for the first, whose
+    return is outside the window), so an eviction takes out exactly what the push put in.
+    Pushing is :meth:`VolatilityTrigger.on_price`'s per-bar path, written out there.
+    Rounding errors of the additions and subtractions are bounded: the sums are recomputed
+    exactly (``math.fsum``) whenever as many evictions have happened as the window holds,
+    which keeps a sample O(1) amortised.
     """
 
     __slots__ = ("entries", "evicted", "sum", "sum_sq")
@@ -206,14 +208,6 @@ class _PriceWindow:
         self.sum = 0.0
         self.sum_sq = 0.0
         self.evicted = 0
-
-    def push(self, at: float, price: float) -> None:
-        entries = self.entries
-        r = math.log(price / entries[-1][1]) if entries else 0.0
-        entries.append((at, price, r))
-        if len(entries) > 1:  # the first entry's return is outside the window
-            self.sum += r
-            self.sum_sq += r * r
 
     def evict_through(self, cutoff: float) -> None:
         """Drop the prices at or before ``cutoff``."""
@@ -242,10 +236,6 @@ class _PriceWindow:
         self.sum_sq = math.fsum(r * r for r in returns)
         self.evicted = 0
 
-    def realised(self) -> float:
-        """Root of the summed squared log returns over the window (a fraction)."""
-        return math.sqrt(max(0.0, self.sum_sq))
-
 
 class VolatilityTrigger:
     """Owns recent prices per symbol; trips when realised volatility over the window
@@ -264,8 +254,8 @@ class VolatilityTrigger:
         self.current: dict[str, float] = {}
 
     def on_price(self, symbol: str, price: float, now: float) -> Trip | None:
-        # Every bar of every symbol comes here: _PriceWindow.push, the eviction check and
-        # realised() are written out inline (the same arithmetic, in the same order).
+        # Every bar of every symbol comes here: the push into the window, the eviction check
+        # and the realised volatility (root of the summed squared returns) are inline.
         series = self.prices.get(symbol)
         if series is None:
             series = self.prices[symbol] = _PriceWindow()

@@ -80,8 +80,7 @@ class PaperExchange(SupervisedActor):
         self._db = db
         self._checkpointer = Checkpointer(path, synchronous=self.settings.synchronous,
                                           interval=self.settings.checkpoint_interval,
-                                          name="paper_exchange")
-        self._checkpointer.start(db)
+                                          name="paper_exchange").start(db)
 
     def on_stop(self) -> None:
         if self._checkpointer is not None:

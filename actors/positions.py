@@ -96,8 +96,7 @@ class PositionActor(SupervisedActor):
         self.ledger.open()
         self._checkpointer = Checkpointer(self.settings.database, synchronous="full",
                                           interval=self.settings.checkpoint_interval,
-                                          name="ledger")
-        self._checkpointer.start(self.ledger.db)
+                                          name="ledger").start(self.ledger.db)
         self._reconciler = Reconciler(self, self.settings)
         log.info(
             "ledger %s open at seq %d: %d open positions, cash %s",

@@ -51,10 +51,12 @@ class Checkpointer:
         self._thread = threading.Thread(
             target=self._run, name=f"botvisor:checkpoint:{name or self.path.name}", daemon=True)
 
-    def start(self, writer: sqlite3.Connection) -> None:
-        """Hand the checkpoints of ``writer`` (a connection to ``path``) to this thread."""
+    def start(self, writer: sqlite3.Connection) -> Checkpointer:
+        """Hand the checkpoints of ``writer`` (a connection to ``path``) to this thread;
+        returns this checkpointer."""
         writer.execute(f"PRAGMA wal_autocheckpoint={self.fallback_pages}")
         self._thread.start()
+        return self
 
     def stop(self, timeout: float = 5.0) -> bool:
         """End the thread (a checkpoint under way finishes first); True if it ended."""

@@ -185,20 +185,28 @@ def test_an_entry_counts_a_fill_in_flight_against_the_exposure_limit(tmp_path: P
         rt.stop()
 
 
+def _tell_while_aaa_is_unwritten(rt: Runtime, holding: threading.Event,
+                                 signal: Signal) -> Signal:
+    """Buy AAA/USDT at 100 (6 of it, see _tree), and tell ``signal`` to the executor while
+    that fill is held at the ledger; returns the buy."""
+    rt.tell("exchange", _bars(("AAA/USDT", 100)))
+    buy = _buy("AAA/USDT", 100.0)
+    rt.tell("executor", buy)
+    assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
+    wait_until(lambda: _placed(rt, buy), timeout=WAIT, what="the entry")
+    rt.tell("executor", signal)
+    return buy
+
+
 def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Path) -> None:
     """Another strategy's buy of AAA while AAA's first fill is unwritten: the snapshot does
     not show AAA yet, so the executor waits for that fill, then sees AAA held and skips."""
     release, holding, waiting = threading.Event(), threading.Event(), threading.Event()
     rt = _tree(tmp_path, release, holding, waiting=waiting)
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100)))
-        a = _buy("AAA/USDT", 100.0)
         again = Signal("other:AAA/USDT:60:buy", "other", "AAA/USDT", Side.BUY, 100.0, 60.0,
                        "a test")
-        rt.tell("executor", a)
-        assert holding.wait(WAIT)
-        wait_until(lambda: _placed(rt, a), timeout=WAIT, what="the first entry")
-        rt.tell("executor", again)
+        _tell_while_aaa_is_unwritten(rt, holding, again)
         assert waiting.wait(WAIT), "the second entry did not wait for the first fill"
         release.set()
         assert _skipped(rt).get("already holding") == 1
@@ -214,13 +222,9 @@ def test_a_sale_waits_for_its_entry_fill(tmp_path: Path) -> None:
     release, holding, waiting = threading.Event(), threading.Event(), threading.Event()
     rt = _tree(tmp_path, release, holding, waiting=waiting)
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100)))
-        buy = _buy("AAA/USDT", 100.0)
         sell = Signal("test:AAA/USDT:60:sell", "test", "AAA/USDT", Side.SELL, 100.0, 60.0,
                       "a test")
-        rt.tell("executor", buy)
-        assert holding.wait(WAIT)
-        rt.tell("executor", sell)
+        _tell_while_aaa_is_unwritten(rt, holding, sell)
         assert waiting.wait(WAIT), "the sale did not wait for the entry's fill"
         release.set()
         sold = wait_until(lambda: _placed(rt, sell), timeout=WAIT, what="the sale")
