@@ -126,7 +126,10 @@ class DailyLossTrigger:
 
 class ApiErrorTrigger:
     """Owns a sliding window of API call outcomes; trips on a high error rate (once the
-    window has ``min_calls``) or on ``max_consecutive`` failures in a row."""
+    window has ``min_calls``) or on ``max_consecutive`` failures in a row.
+
+    The window's error count is kept as calls come and go, so a call costs O(1) however
+    many the window holds (every order is one)."""
 
     name = "api_errors"
     level = False
@@ -138,15 +141,21 @@ class ApiErrorTrigger:
         self.max_rate = max_error_rate
         self.max_consecutive = max_consecutive
         self.calls: deque[tuple[float, bool]] = deque()
+        self.errors = 0  # failed calls in ``calls``
         self.failures_in_row = 0
 
     def on_call(self, ok: bool, now: float) -> Trip | None:
-        self.calls.append((now, ok))
-        while self.calls and self.calls[0][0] <= now - self.window:
-            self.calls.popleft()
+        calls = self.calls
+        calls.append((now, ok))
+        if not ok:
+            self.errors += 1
+        cutoff = now - self.window
+        while calls[0][0] <= cutoff:
+            if not calls.popleft()[1]:
+                self.errors -= 1
         self.failures_in_row = 0 if ok else self.failures_in_row + 1
-        total = len(self.calls)
-        errors = sum(1 for _, good in self.calls if not good)
+        total = len(calls)
+        errors = self.errors
         if self.max_consecutive and self.failures_in_row >= self.max_consecutive:
             return Trip(self.name, f"{self.failures_in_row} failed API calls in a row "
                                    f"(limit {self.max_consecutive})",
@@ -160,6 +169,7 @@ class ApiErrorTrigger:
 
     def rearm(self) -> None:
         self.calls.clear()
+        self.errors = 0
         self.failures_in_row = 0
 
 
@@ -312,11 +322,9 @@ class LiquidityTrigger:
 
     def on_holdings(self, symbols: set[str]) -> Trip | None:
         self.held = symbols
-        for symbol in sorted(symbols):
-            trip = self._check(symbol)
-            if trip:
-                return trip
-        return None
+        volume, floor = self.volume, self.min_volume
+        thin = [s for s in symbols if (v := volume.get(s)) is not None and v < floor]
+        return self._check(min(thin)) if thin else None  # the first in symbol order
 
     def _check(self, symbol: str) -> Trip | None:
         volume = self.volume.get(symbol)
@@ -361,6 +369,10 @@ class ExposureTrigger:
             return Trip(self.name, f"{self.breach} (limit {_pct(self.max_gross)})",
                         (("gross", str(gross)), ("equity", str(equity)),
                          ("gross_pct", f"{float(gross_pct):.4f}")))
+        # Dividing by equity and scaling are monotonic (correctly rounded), so no symbol is
+        # over the limit unless the largest is: one division per sample, not one per symbol
+        if not by_symbol or max(by_symbol.values()) / equity * 100 <= self.max_symbol:
+            return None
         for symbol, value in sorted(by_symbol.items()):
             pct = value / equity * 100
             if pct > self.max_symbol:

@@ -81,6 +81,8 @@ class EvaluatorActor(SupervisedActor):
         self.strategies: dict[str, tuple[tuple[str, Strategy], ...]] = {}
         self._seen_seq: int | None = None  # the ledger seq the owners were last checked at
         self.owner: dict[str, _Entry] = {}  # symbol -> the strategy that opened it
+        # symbol -> (its position when a sale was signalled, sale verdicts held back since)
+        self.selling: dict[str, tuple[Any, int]] = {}
         self.signals = 0
 
     def on_start(self) -> None:
@@ -103,6 +105,20 @@ class EvaluatorActor(SupervisedActor):
                 del owner[symbol]
                 changed = True
         return changed
+
+    def _sale_due(self, symbol: str, position: Any, timeout: int) -> bool:
+        """A strategy says sell ``symbol``: signal it, unless a sale was signalled while the
+        position was as it is now. That sale is on its way (the snapshot lags the fill by a
+        commit), and a strategy repeats its sell verdict bar after bar: the repeats would
+        reach the executor only to find nothing left. After ``timeout`` held-back verdicts
+        (the sale failed, say) it is signalled again; a position that changed (filled in
+        part) is sold at once."""
+        pending = self.selling.get(symbol)
+        if pending is not None and pending[0] == position and pending[1] < timeout:
+            self.selling[symbol] = (position, pending[1] + 1)
+            return False
+        self.selling[symbol] = (position, 0)
+        return True
 
     def _make(self, name: str) -> Strategy:
         s = self.settings
@@ -128,6 +144,8 @@ class EvaluatorActor(SupervisedActor):
             if snapshot.seq != self._seen_seq:  # positions change only with the ledger's seq
                 self._seen_seq = snapshot.seq
                 changed = self._update_owners(held)
+                if self.selling:  # a sale that went through: its symbol is flat
+                    self.selling = {s: v for s, v in self.selling.items() if s in held}
         owner = self.owner
         timeout = self.settings.entry_timeout_bars
         lanes = self.strategies
@@ -154,6 +172,8 @@ class EvaluatorActor(SupervisedActor):
                         continue  # an entry is pending: its fill may not be recorded yet
                     entry = owner[symbol] = _Entry(name)
                     changed = True
+                elif not self._sale_due(symbol, held.get(symbol), timeout):
+                    continue
                 self.signals += 1
                 self.ctx.try_tell(self.settings.executor, Signal(
                     f"{name}:{symbol}:{int(bar.at)}:{side.value}", name, symbol, side,

@@ -122,13 +122,16 @@ class ExecutorState:
 
 @dataclass(frozen=True, slots=True)
 class _Placing:
-    """An order sent to the exchange, its reply future, and what to do with the answer."""
+    """An order sent to the exchange, its reply future, and what to do with the answer;
+    ``price``: the price it was sized at (its signal's), what an entry decided before the
+    reply counts it at."""
 
     order: PlaceOrder
     future: ReplyFuture[Any] | None
     probe: bool
     reduces: bool
     exit_reason: str | None
+    price: Decimal = ZERO
 
 
 class ExecutorActor(SupervisedActor):
@@ -142,6 +145,10 @@ class ExecutorActor(SupervisedActor):
         max_exposure_pct: Decimal = Field(Decimal("80"), gt=0)
         max_open_positions: int = Field(4, ge=1)
         min_notional: Decimal = Field(Decimal("10"), ge=0)
+        # A buy sent to the exchange and not answered yet counts against cash, equity and
+        # exposure at its signal's price plus this much (fees, slippage, the price's move
+        # until it fills), so the next entry need not wait for its reply.
+        in_flight_margin_pct: Decimal = Field(Decimal("1.0"), ge=0, le=100)
         order_timeout: float = Field(5.0, gt=0)
         record_attempts: int = Field(5, ge=1)
         venue_sync: Literal["recent", "full", "off"] = "recent"
@@ -354,23 +361,29 @@ class ExecutorActor(SupervisedActor):
             self._settle()
         return self._snapshot()
 
-    def _entry_portfolio(self, symbol: str) -> tuple[PortfolioSnapshot | None, list[Fill]]:
-        """The snapshot for an entry in ``symbol``, and the buy fills of other symbols the
-        ledger has not acknowledged yet (an entry depends on the whole account).
+    def _entry_portfolio(self, symbol: str
+                         ) -> tuple[PortfolioSnapshot | None, list[Fill], list[_Placing]]:
+        """The snapshot for an entry in ``symbol``, the buy fills the ledger has not
+        acknowledged yet, and the buy orders the exchange has not answered yet (an entry
+        depends on the whole account).
 
-        Every order's reply is read first (the fills it made must be known). A fill of
-        ``symbol`` itself is waited for; the fills of other symbols still being written are
-        returned instead, to be counted against cash, exposure and open positions
-        (:meth:`_on_signal`), so an entry need not wait for another symbol's commit. The
-        count is conservative: a fill the snapshot already has is counted twice (less cash,
-        more exposure), and fills that sell (free cash, close positions) are not counted."""
+        Replies and acknowledgements already in are read first. An order or a fill of
+        ``symbol`` itself is waited for; those of other symbols are returned instead, to be
+        counted against cash, exposure and open positions (:meth:`_on_signal`), so an entry
+        need not wait for another symbol's order or commit. The count is conservative: a
+        fill the snapshot already has is counted twice (less cash, more exposure), an
+        unanswered buy counts with ``in_flight_margin_pct`` on top of its price, and
+        sales (they free cash and close positions) are not counted."""
         if self.placing:
-            self._settle_orders()
+            self._settle_orders(only_answered=True)
+            if any(p.order.symbol == symbol for p in self.placing):
+                self._settle_orders()
         if self.recording:
             self._settle(only_acknowledged=True)
             if any(f.symbol == symbol for f, _ in self.recording):
                 self._settle()
-        return self._snapshot(), [f for f, _ in self.recording if f.side is Side.BUY]
+        return (self._snapshot(), [f for f, _ in self.recording if f.side is Side.BUY],
+                [p for p in self.placing if p.order.side is Side.BUY])
 
     def _snapshot(self) -> PortfolioSnapshot | None:
         snap = self.ctx.peek(self.settings.positions)
@@ -379,9 +392,22 @@ class ExecutorActor(SupervisedActor):
     def _skip(self, why: str) -> None:
         self.skipped[why] += 1
 
+    def _sale_in_flight(self, symbol: str) -> bool:
+        """Is a sale of ``symbol`` sent and not yet in the ledger? Then another sale (a
+        strategy's and an exit's, or a repeat) is skipped at once: the first sells all that
+        was held. Waiting for it (an exchange round trip and a commit) only to find nothing
+        left would hold up every order behind; should it fail or fill in part, the next
+        sale signal or exit sells what remains."""
+        return any(p.order.symbol == symbol and p.order.side is Side.SELL
+                   for p in self.placing) or \
+            any(f.symbol == symbol and f.side is Side.SELL for f, _ in self.recording)
+
     def _on_signal(self, signal: Signal) -> None:
         # a sell depends on its symbol's position only; a buy on the whole account
         if signal.side is Side.SELL:
+            if self._sale_in_flight(signal.symbol):
+                self._skip("sale already in flight")
+                return
             snap = self._portfolio(signal.symbol)
             held = snap.positions.get(signal.symbol) if snap is not None else None
             if held is None or held.quantity <= 0:
@@ -390,23 +416,29 @@ class ExecutorActor(SupervisedActor):
             self._order(signal.signal_id, signal.symbol, Side.SELL, held.quantity, signal.at,
                         reduces=True)
             return
-        snap, writing = self._entry_portfolio(signal.symbol)
+        snap, writing, unanswered = self._entry_portfolio(signal.symbol)
         if snap is None:
             self._skip("no portfolio yet")
             return
         if signal.symbol in snap.positions:
             self._skip("already holding")
             return
-        opening = {f.symbol for f in writing} - snap.positions.keys()
+        opening = ({f.symbol for f in writing} | {p.order.symbol for p in unanswered}) \
+            - snap.positions.keys()
         if len(snap.positions) + len(opening) >= self.settings.max_open_positions:
             self._skip("max open positions")
             return
-        qty = self._size(signal, snap, writing)
+        price = Decimal(repr(signal.price))
+        qty = self._size(signal, price, snap, writing, unanswered)
         if qty is None:
             return
-        self._order(signal.signal_id, signal.symbol, Side.BUY, qty, signal.at, reduces=False)
+        self._order(signal.signal_id, signal.symbol, Side.BUY, qty, signal.at, reduces=False,
+                    price=price)
 
     def _on_exit(self, request: ExitRequest) -> None:
+        if self._sale_in_flight(request.symbol):
+            self._skip("sale already in flight")
+            return
         snap = self._portfolio(request.symbol)
         held = snap.positions.get(request.symbol) if snap is not None else None
         if held is None or held.quantity <= 0:
@@ -415,22 +447,31 @@ class ExecutorActor(SupervisedActor):
         self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, request.at,
                     reduces=True, exit_reason=request.reason)
 
-    def _size(self, signal: Signal, snap: PortfolioSnapshot,
-              writing: list[Fill]) -> Decimal | None:
-        """Size an entry by risk, capped by position size, exposure and cash.
+    def _size(self, signal: Signal, price: Decimal, snap: PortfolioSnapshot,
+              writing: list[Fill], unanswered: list[_Placing]) -> Decimal | None:
+        """Size an entry at ``price`` by risk, capped by position size, exposure and cash.
 
         The buy fills in ``writing`` (not in the ledger yet) count as the snapshot will
         once they are in, or worse: cash less their cost and fees; equity less their fees
         and what they paid over the mark; exposure plus each at the higher of its fill
-        price and its mark."""
+        price and its mark. A buy order not answered yet counts at its price plus
+        ``in_flight_margin_pct``: all of it off cash and onto exposure, the margin off
+        equity."""
         s = self.settings
-        price = Decimal(repr(signal.price))
         equity, cash, gross = snap.equity, snap.cash, snap.gross_exposure
         for fill in writing:
             mark = snap.marks.get(fill.symbol, fill.price)
             cash -= fill.quantity * fill.price + fill.fee
             equity -= fill.fee + max(ZERO, (fill.price - mark) * fill.quantity)
             gross += max(fill.price, mark) * fill.quantity
+        if unanswered:
+            margin = 1 + s.in_flight_margin_pct / 100
+            for placing in unanswered:
+                notional = placing.order.quantity * placing.price
+                cost = notional * margin
+                cash -= cost
+                equity -= cost - notional
+                gross += cost
         if price <= 0 or equity <= 0:
             self._skip("no equity")
             return None
@@ -450,7 +491,7 @@ class ExecutorActor(SupervisedActor):
 
     # -- sending -------------------------------------------------------------------------------
     def _order(self, signal_id: str, symbol: str, side: Side, qty: Decimal, at: float, *,
-               reduces: bool, exit_reason: str | None = None) -> None:
+               reduces: bool, exit_reason: str | None = None, price: Decimal = ZERO) -> None:
         s = self.settings
         unsettled = self._unsettled_symbols()
         if symbol in unsettled or (unsettled and not reduces):
@@ -486,7 +527,8 @@ class ExecutorActor(SupervisedActor):
             self._settled(_Placing(order, None, permission.probe, reduces, exit_reason),
                           self._look_up(order))
             return
-        self.placing.append(_Placing(order, future, permission.probe, reduces, exit_reason))
+        self.placing.append(_Placing(order, future, permission.probe, reduces, exit_reason,
+                                     price))
 
     def _settle_orders(self, only_answered: bool = False) -> None:
         """Read the exchange's replies to the orders sent by :meth:`_order` (a lost reply

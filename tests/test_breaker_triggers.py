@@ -82,6 +82,34 @@ def test_api_failures_in_row_is_the_original_failure_threshold() -> None:
     assert trigger.on_call(False, 5) is not None
 
 
+@settings(max_examples=150, deadline=None)
+@given(calls=st.lists(st.tuples(st.floats(0.0, 30.0), st.booleans()), min_size=1,
+                      max_size=300),
+       rearm_at=st.integers(0, 300))
+def test_api_error_count_kept_running_equals_a_recount_of_the_window(
+    calls: list[tuple[float, bool]], rearm_at: int
+) -> None:
+    """The trigger counts errors as calls enter and leave the window; a recount of the
+    window (the plain definition) gives the same figures and the same trips."""
+    trigger = ApiErrorTrigger(window_seconds=60, min_calls=5, max_error_rate=0.4,
+                              max_consecutive=0)
+    seen: list[tuple[float, bool]] = []
+    t = 0.0
+    for k, (dt, ok) in enumerate(calls):
+        if k == rearm_at:
+            trigger.rearm()
+            seen = []
+        t += dt
+        trip = trigger.on_call(ok, t)
+        seen = [(at, good) for at, good in [*seen, (t, ok)] if at > t - 60]
+        errors = sum(1 for _, good in seen if not good)
+        assert (trigger.errors, len(trigger.calls)) == (errors, len(seen))
+        expected = len(seen) >= 5 and errors / len(seen) >= 0.4
+        assert (trip is not None) == expected
+        if trip is not None:
+            assert dict(trip.figures)["errors"] == str(errors)
+
+
 def test_consecutive_losses_are_truly_consecutive() -> None:
     trigger = ConsecutiveLossTrigger(3)
     # 5 losses among the last 8 trades, but never 3 in a row
@@ -171,6 +199,32 @@ def test_exposure_total_and_per_symbol() -> None:
     assert trigger.holding() is not None
     assert trigger.on_exposure(D(1000), D(100), {"A": D(100)}) is None
     assert trigger.holding() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(equity=st.decimals(1, 10_000, places=2),
+       values=st.dictionaries(st.sampled_from("ABCDEFGH"), st.decimals(0, 5_000, places=3),
+                              max_size=8),
+       limit=st.sampled_from([10, 25, 33.3, 40]))
+def test_exposure_by_symbol_trips_on_the_first_symbol_over_the_limit(
+    equity: Decimal, values: dict[str, Decimal], limit: float
+) -> None:
+    """The trigger looks at the largest exposure first; the trip is the plain definition's:
+    the first symbol, in symbol order, whose exposure over equity is above the limit."""
+    trigger = ExposureTrigger(max_gross_percent=1e9, max_symbol_percent=limit)
+    trip = trigger.on_exposure(equity, sum(values.values(), D(0)), values)
+    over = [s for s, v in sorted(values.items())
+            if v / equity * 100 > Decimal(str(limit))]
+    assert (dict(trip.figures)["symbol"] if trip else None) == (over[0] if over else None)
+
+
+def test_liquidity_trips_on_the_first_thin_symbol_held() -> None:
+    trigger = LiquidityTrigger(min_volume=1000)
+    for symbol, volume in (("A", 5000.0), ("B", 10.0), ("C", 20.0), ("D", 1.0)):
+        assert trigger.on_volume(symbol, volume) is None  # nothing held yet
+    trip = trigger.on_holdings({"A", "D", "C"})
+    assert trip is not None and dict(trip.figures)["symbol"] == "C"
+    assert trigger.on_holdings({"A", "E"}) is None  # E: no volume seen, no trip
 
 
 def test_resources_memory_and_sustained_cpu() -> None:

@@ -1,10 +1,12 @@
-"""An entry does not wait for another symbol's fill to be written to the ledger, and still
-counts it: the executor sizes against cash, exposure and open positions less the buys the
-ledger has not acknowledged yet.
+"""An entry does not wait for another symbol's order to be answered or its fill to be
+written to the ledger, and still counts them: the executor sizes against cash, exposure and
+open positions less the buys the exchange has not answered and the ledger has not
+acknowledged yet.
 
-Real actors: the executor, the breaker, the paper exchange and a position actor whose
-writes are held back by the test (a slow disk, made on purpose: ``RecordFill`` waits for
-an event before the real handler runs).
+Real actors: the executor, the breaker, the paper exchange and the position actor; the
+test holds back the ledger's writes (a slow disk, made on purpose: ``RecordFill`` waits for
+an event before the real handler runs) or the exchange's orders (a slow venue: the same,
+for ``PlaceOrder``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats, Sync
 from actors.market import Bars
 from actors.messages import Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
-from actors.pipeline_messages import Bar, LookupOrder, OrderResult, Signal, client_order_id
+from actors.pipeline_messages import (
+    Bar,
+    ExitRequest,
+    LookupOrder,
+    OrderResult,
+    PlaceOrder,
+    Signal,
+    client_order_id,
+)
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
@@ -55,6 +65,22 @@ class HeldPositions(PositionActor):
         return super().on_receive(message)
 
 
+class HeldExchange(PaperExchange):
+    """The paper exchange, whose orders wait for ``release`` before they are filled."""
+
+    def __init__(self, settings: PaperExchange.Settings, release: threading.Event,
+                 holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.release = release
+        self.holding = holding
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder):
+            self.holding.set()
+            assert self.release.wait(WAIT), "the test never released the exchange"
+        return super().on_receive(message)
+
+
 class ObservedExecutor(ExecutorActor):
     """The executor, saying when it starts to wait for the ledger's acknowledgements."""
 
@@ -69,8 +95,10 @@ class ObservedExecutor(ExecutorActor):
 
 
 def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
-          waiting: threading.Event | None = None,
-          max_exposure_pct: str = "100") -> Runtime:
+          waiting: threading.Event | None = None, max_exposure_pct: str = "100",
+          venue: tuple[threading.Event, threading.Event] | None = None) -> Runtime:
+    """The executor's tree, the ledger's writes held by ``release``/``holding`` and, with
+    ``venue`` (release, holding), the exchange's orders too."""
     positions = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
                                        starting_cash=Decimal("1000"), sources=(),
                                        reconcile_interval=3600)
@@ -86,7 +114,8 @@ def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
         ChildSpec("alerts", factory=_Sink),
         ChildSpec("breaker", factory=lambda: BreakerActor(breaker)),
         ChildSpec("positions", factory=lambda: HeldPositions(positions, release, holding)),
-        ChildSpec("exchange", factory=lambda: PaperExchange(exchange)),
+        ChildSpec("exchange", factory=lambda: PaperExchange(exchange) if venue is None
+                  else HeldExchange(exchange, *venue)),
         ChildSpec("executor", factory=lambda: ObservedExecutor(executor,
                                                                waiting or threading.Event())),
     )))
@@ -247,4 +276,83 @@ def test_a_venue_sync_does_not_count_this_executors_own_fill_in_flight(tmp_path:
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.recovered == 0 and stats.fills_recorded == 1, stats
     finally:
+        rt.stop()
+
+
+def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    """AAA's order is held at the exchange. BBB is decided meanwhile (the executor answers
+    an ask while AAA is still unanswered), sized with AAA counted at its signal's price
+    plus ``in_flight_margin_pct`` (1 %); CCC is refused by max_open_positions=2."""
+    ledger = threading.Event()
+    ledger.set()  # the ledger writes at once here
+    release, holding = threading.Event(), threading.Event()
+    rt = _tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
+    try:
+        rt.tell("exchange", _bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
+        a, b, c = _buy("AAA/USDT", 100.0), _buy("BBB/USDT", 50.0), _buy("CCC/USDT", 20.0)
+        rt.tell("executor", a)
+        assert holding.wait(WAIT), "AAA's order never reached the exchange"
+        rt.tell("executor", b)
+        rt.tell("executor", c)
+        # handled while AAA is unanswered: an executor waiting for the reply would not
+        # answer this ask before the exchange is released
+        assert _skipped(rt).get("max open positions") == 1
+        placing = rt.ask("executor", ProxyGetAttr(attr_path=("placing",)))
+        assert [p.order.symbol for p in placing] == ["AAA/USDT", "BBB/USDT"]
+        qty_a, qty_b = placing[0].order.quantity, placing[1].order.quantity
+        assert qty_a == Decimal("6")  # 60 % of equity 1000 at 100
+        # AAA counts 606 (600 and 1 %): cash 394, equity 994, exposure 606 of 994 allowed;
+        # cash is the tightest (98 % of it)
+        reserved = qty_a * 100 * Decimal("1.01")
+        cash, equity = Decimal(1000) - reserved, Decimal(1000) - (reserved - qty_a * 100)
+        cap = min(equity * Decimal("0.6"), equity - reserved, cash * Decimal("0.98"))
+        assert qty_b == (cap / 50).quantize(EIGHT, ROUND_DOWN)
+        release.set()
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert stats.filled == 2 and stats.fills_recorded == 2, stats
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        assert set(snap.positions) == {"AAA/USDT", "BBB/USDT"}
+        assert snap.cash > 0
+        assert _placed(rt, c) is None
+    finally:
+        release.set()
+        rt.stop()
+
+
+def test_a_sale_with_a_sale_of_its_symbol_in_flight_is_skipped_without_waiting(
+    tmp_path: Path,
+) -> None:
+    """AAA is held; a strategy's sale of it is held at the exchange. An exit of AAA that
+    comes meanwhile is skipped at once (the executor answers an ask while the sale is
+    unanswered): the first sale sells everything, and waiting for it would hold up every
+    order behind. One sale reaches the exchange."""
+    ledger = threading.Event()
+    ledger.set()
+    release, holding = threading.Event(), threading.Event()
+    rt = _tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
+    try:
+        rt.tell("exchange", _bars(("AAA/USDT", 100)))
+        buy = _buy("AAA/USDT", 100.0)
+        release.set()  # the entry fills at once
+        rt.tell("executor", buy)
+        assert rt.ask("executor", GetExecutorStats()).fills_recorded == 1
+        release.clear()
+        holding.clear()
+        sell = Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL, 100.0, 120.0,
+                      "a test")
+        rt.tell("executor", sell)
+        assert holding.wait(WAIT), "the sale never reached the exchange"
+        rt.tell("executor", ExitRequest("exit:stop_loss:AAA/USDT:120", "AAA/USDT",
+                                        "stop_loss", 100.0, 120.0))
+        assert _skipped(rt).get("sale already in flight") == 1
+        release.set()
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert [side for _, side, _, _ in stats.sent] == ["buy", "sell"]
+        assert stats.exits == ()
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        assert snap.positions == {}
+    finally:
+        release.set()
         rt.stop()
