@@ -55,12 +55,17 @@ class ExitsActor(SupervisedActor):
         self.settings = settings or ExitsActor.Settings()
         self.watch: dict[str, _Watch] = {}
         self.requests: dict[str, int] = {}
+        # what ExitWatches holds, kept up to date one watch at a time: publishing is a
+        # copy of it, not a tuple built per watch with every bar
+        self._rows: dict[str, tuple[str, float, float, float, float | None]] = {}
+        self._seq: int | None = None  # the ledger seq the watches were last pruned at
 
     def on_start(self) -> None:
         earlier = self.ctx.peek(self.ctx.name)
         if isinstance(earlier, ExitWatches):  # a restart: the stops keep their references
             self.watch = {sym: _Watch(entry, opened, high, requested)
                           for sym, entry, opened, high, requested in earlier.watches}
+            self._rows = {row[0]: row for row in earlier.watches}
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
@@ -71,32 +76,45 @@ class ExitsActor(SupervisedActor):
         return super().on_receive(message)
 
     def _on_bars(self, bars: tuple[Bar, ...], snap: PortfolioSnapshot) -> None:
-        for symbol in list(self.watch):
-            if symbol not in snap.positions:
-                del self.watch[symbol]
+        watches, rows = self.watch, self._rows
+        positions = snap.positions
+        changed = False
+        if snap.seq != self._seq:  # positions change only with the ledger's seq
+            self._seq = snap.seq
+            for symbol in [s for s in watches if s not in positions]:
+                del watches[symbol], rows[symbol]
+                changed = True
         for bar in bars:
-            pos = snap.positions.get(bar.symbol)
+            symbol = bar.symbol
+            pos = positions.get(symbol)
             if pos is None or pos.quantity <= 0:
                 continue
             entry = float(pos.avg_price)
-            watch = self.watch.get(bar.symbol)
+            watch = watches.get(symbol)
             if watch is None or watch.entry != entry:
-                watch = self.watch[bar.symbol] = _Watch(entry, bar.at, entry)
-            watch.high = max(watch.high, bar.high)
+                watch = watches[symbol] = _Watch(entry, bar.at, entry)
+                moved = True
+            else:
+                moved = False
+            if bar.high > watch.high:
+                watch.high = bar.high
+                moved = True
             reason = self._rule(bar, watch)
-            if reason is None:
-                continue
-            if watch.requested_at is not None and \
-                    bar.at - watch.requested_at < self.settings.repeat_after_seconds:
-                continue
-            watch.requested_at = bar.at
-            self.requests[reason] = self.requests.get(reason, 0) + 1
-            self.ctx.try_tell(self.settings.executor, ExitRequest(
-                f"exit:{reason}:{bar.symbol}:{int(bar.at)}", bar.symbol, reason, bar.close,
-                bar.at))
-        self.ctx.publish(ExitWatches(tuple(
-            (sym, w.entry, w.opened_at, w.high, w.requested_at)
-            for sym, w in self.watch.items())))
+            if reason is not None and (
+                    watch.requested_at is None
+                    or bar.at - watch.requested_at >= self.settings.repeat_after_seconds):
+                watch.requested_at = bar.at
+                moved = True
+                self.requests[reason] = self.requests.get(reason, 0) + 1
+                self.ctx.try_tell(self.settings.executor, ExitRequest(
+                    f"exit:{reason}:{symbol}:{int(bar.at)}", symbol, reason, bar.close,
+                    bar.at))
+            if moved:
+                rows[symbol] = (symbol, watch.entry, watch.opened_at, watch.high,
+                                watch.requested_at)
+                changed = True
+        if changed:
+            self.ctx.publish(ExitWatches(tuple(rows.values())))
 
     def _rule(self, bar: Bar, watch: _Watch) -> str | None:
         s = self.settings

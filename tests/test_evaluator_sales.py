@@ -9,56 +9,16 @@ signals it is told.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
-
 from pykka.messages import ProxyGetAttr
 
 from actors.evaluator import EvaluatorActor
 from actors.messages import Side
 from actors.pipeline_messages import Bar, Signal
-from actors.position_messages import PortfolioSnapshot, PositionView
 from actors.scanner import ScannedBars
-from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor import ChildSpec, Runtime, SupervisorSpec
+from tests.standins import Collector, Ledger, Publish, snapshot
 
 SYMBOL = "X/USDT"
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    snapshot: PortfolioSnapshot
-
-
-class Ledger(SupervisedActor):
-    """Stands in for the position actor: publishes the snapshots it is given."""
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Publish):
-            self.ctx.publish(message.snapshot)
-            return None
-        return super().on_receive(message)
-
-
-class Signals(SupervisedActor):
-    """Stands in for the executor: keeps every signal."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.got: list[Signal] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Signal):
-            self.got.append(message)
-            return None
-        return super().on_receive(message)
-
-
-def _snapshot(seq: int, quantity: str | None) -> PortfolioSnapshot:
-    zero, cash = Decimal(0), Decimal(1000)
-    positions = {} if quantity is None else {SYMBOL: PositionView(Decimal(quantity),
-                                                                  Decimal(110), 240.0)}
-    return PortfolioSnapshot(seq, cash, cash, cash, zero, zero, zero, zero, positions)
 
 
 class Script:
@@ -69,7 +29,8 @@ class Script:
         self.at = 0.0
 
     def ledger(self, seq: int, quantity: str | None) -> None:
-        self.rt.ask("positions", Publish(_snapshot(seq, quantity)))
+        held = {} if quantity is None else {SYMBOL: (quantity, 110.0)}
+        self.rt.ask("positions", Publish(snapshot(seq, held)))
 
     def bars(self, *closes: float) -> None:
         for close in closes:
@@ -90,7 +51,7 @@ def test_a_sale_is_signalled_once_until_the_position_changes_or_the_wait_lapses(
     rt = Runtime(ask_timeout=10)
     rt.start(SupervisorSpec(children=(
         ChildSpec("positions", factory=Ledger),
-        ChildSpec("executor", factory=Signals),
+        ChildSpec("executor", factory=lambda: Collector(Signal)),
         ChildSpec("evaluator", factory=lambda: EvaluatorActor(settings)),
     )))
     try:
