@@ -4,6 +4,12 @@ Orders are idempotent by client order id: the same id never fills twice, and
 ``LookupOrder`` answers what happened to an id, so an executor that lost a reply can
 find out instead of resubmitting. Its SQLite record of fills is the venue's side of the
 story, against which the ledger can be checked.
+
+The record is written by a thread of its own (:class:`~actors.sqlite_writer.StatementWriter`):
+the exchange prices an order on its actor's thread (shared with the pipeline), hands the
+statement over and goes on; an order is answered once its record is committed, so the
+executor never hears of a fill the venue's record lacks. Lookups and fill listings wait
+until everything handed over is committed, then read.
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.market import Bars
 from actors.messages import Fill, Side
 from actors.pipeline_messages import Bar, LookupOrder, OrderResult, PlaceOrder
+from actors.sqlite_writer import StatementWriter
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 
@@ -56,15 +65,16 @@ class PaperExchange(SupervisedActor):
         super().__init__()
         self.settings = settings or PaperExchange.Settings()
         self.prices: dict[str, Bar] = {}  # the last bar of each symbol
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # reads (and the schema)
+        self._writer: StatementWriter | None = None  # every write
         self._checkpointer: Checkpointer | None = None
 
     def on_start(self) -> None:
         path = Path(self.settings.database)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None)
+        self._db = db
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.settings.synchronous.upper()}")
         db.execute("CREATE TABLE IF NOT EXISTS orders (client_order_id TEXT PRIMARY KEY, "
                    "symbol TEXT, side TEXT, quantity TEXT, status TEXT, reason TEXT)")
         db.execute("CREATE TABLE IF NOT EXISTS fills (fill_id TEXT PRIMARY KEY, "
@@ -73,16 +83,24 @@ class PaperExchange(SupervisedActor):
         db.execute("CREATE INDEX IF NOT EXISTS fills_at ON fills (at)")
         # A fill brings its order's row with it, in the same statement (so in the same
         # implicit transaction): one call into SQLite per order instead of four (begin, two
-        # inserts, commit), each of which gives up the GIL and waits to get it back.
+        # inserts, commit).
         db.execute("CREATE TRIGGER IF NOT EXISTS fill_records_its_order AFTER INSERT ON fills "
                    "BEGIN INSERT INTO orders VALUES (NEW.client_order_id, NEW.symbol, NEW.side, "
                    "NEW.quantity, 'filled', ''); END")
-        self._db = db
-        self._checkpointer = Checkpointer(path, synchronous=self.settings.synchronous,
+        sync = self.settings.synchronous
+        self._checkpointer = Checkpointer(path, synchronous=sync,
                                           interval=self.settings.checkpoint_interval,
-                                          name="paper_exchange").start(db)
+                                          name="paper_exchange")
+        self._writer = StatementWriter(
+            path, name="paper_exchange",
+            pragmas=(f"PRAGMA synchronous={sync.upper()}",
+                     self._checkpointer.writer_pragma)).start()
+        self._checkpointer.start()
 
     def on_stop(self) -> None:
+        if self._writer is not None:  # what was accepted is committed (and answered) first
+            self._writer.stop()
+            self._writer = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -91,7 +109,7 @@ class PaperExchange(SupervisedActor):
             self._db = None
 
     def on_failure(self, *exc_info: Any) -> None:
-        self.on_stop()  # a crashed instance closes its database too
+        self.on_stop()  # a crashed instance commits what it accepted and closes too
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -101,12 +119,23 @@ class PaperExchange(SupervisedActor):
                     prices[bar.symbol] = bar
                 return None
             case PlaceOrder():
-                return self._place(message)
+                self._place(message, self.defer_reply())
+                return None
             case LookupOrder(coid):
-                return self._lookup(coid)
+                self._flush()
+                assert self._db is not None
+                return _lookup(self._db, coid)
             case GetVenueFills(since):
+                self._flush()
                 return self._fills(since)
         return super().on_receive(message)
+
+    def _flush(self) -> None:
+        """Everything handed to the writer is committed: reads see every order answered or
+        being answered."""
+        assert self._writer is not None
+        if not self._writer.flush():
+            raise TimeoutError("the paper exchange's writer did not catch up in time")
 
     def _fills(self, since: float | None) -> list[Fill]:
         assert self._db is not None
@@ -117,56 +146,72 @@ class PaperExchange(SupervisedActor):
             args = (since,)
         return [_fill(r) for r in self._db.execute(sql + " ORDER BY rowid", args).fetchall()]
 
-    def _lookup(self, coid: str) -> OrderResult | None:
-        assert self._db is not None
-        row = self._db.execute("SELECT status, reason FROM orders WHERE client_order_id = ?",
-                               (coid,)).fetchone()
-        if row is None:
-            return None
-        fills = self._db.execute(
-            "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at FROM fills "
-            "WHERE client_order_id = ?", (coid,)).fetchall()
-        return OrderResult(coid, row[0], tuple(_fill(f) for f in fills), row[1])
-
-    def _place(self, order: PlaceOrder) -> OrderResult:
-        """Fill (or reject) ``order``, once per client order id: the same id again gets
-        the first answer. The ``orders`` primary key is what finds a repeated id, so a new
-        order costs no lookup first."""
-        assert self._db is not None
-        try:
-            return self._execute(order)
-        except sqlite3.IntegrityError:
-            known = self._lookup(order.client_order_id)
-            if known is None:
-                raise
-            return known  # idempotent: the same client order id never fills twice
-
-    def _execute(self, order: PlaceOrder) -> OrderResult:
-        assert self._db is not None
+    def _place(self, order: PlaceOrder, reply: pykka.Future[Any] | None) -> None:
+        """Fill (or reject) ``order``, once per client order id, and answer ``reply`` once
+        the record is committed. The ``orders`` primary key is what finds a repeated id (the
+        writer's statement fails whole, leaving nothing behind): the same id again gets the
+        first answer, so a new order costs no lookup first."""
+        assert self._writer is not None
         quote = self.prices.get(order.symbol)
-        places = Decimal(1).scaleb(-self.settings.quantity_places)
+        s = self.settings
+        places = Decimal(1).scaleb(-s.quantity_places)
         if quote is None or order.quantity.quantize(places, ROUND_DOWN) <= 0:
             reason = ("no market price yet" if quote is None else
-                      f"quantity must be > 0 at {self.settings.quantity_places} decimals")
-            self._db.execute("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
-                             (order.client_order_id, order.symbol, order.side.value,
-                              str(order.quantity), reason))
-            return OrderResult(order.client_order_id, "rejected", (), reason)
+                      f"quantity must be > 0 at {s.quantity_places} decimals")
+            result = OrderResult(order.client_order_id, "rejected", (), reason)
+            self._writer.submit("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
+                                (order.client_order_id, order.symbol, order.side.value,
+                                 str(order.quantity), reason),
+                                partial(_answer, reply, result))
+            return
         last, at = Decimal(repr(quote.close)), quote.at
-        s = self.settings
         slip = s.slippage_bps / Decimal(10_000)
         price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)
         price = price.quantize(Decimal(1).scaleb(-s.price_places))
-        qty = order.quantity.quantize(Decimal(1).scaleb(-s.quantity_places), ROUND_DOWN)
+        qty = order.quantity.quantize(places, ROUND_DOWN)
         fee = (qty * price * s.fee_bps / Decimal(10_000)).quantize(Decimal("0.00000001"))
         fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
                     order.side, qty, price, fee, at, "paper")
-        # the order's row comes with it (trigger fill_records_its_order); a repeated client
-        # order id fails the statement whole (IntegrityError), leaving nothing behind
-        self._db.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value,
-                          str(fill.quantity), str(fill.price), str(fill.fee), fill.at))
-        return OrderResult(order.client_order_id, "filled", (fill,))
+        # the order's row comes with it (trigger fill_records_its_order)
+        self._writer.submit("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value,
+                             str(fill.quantity), str(fill.price), str(fill.fee), fill.at),
+                            partial(_answer, reply, OrderResult(order.client_order_id,
+                                                                "filled", (fill,))))
+
+
+def _answer(reply: pykka.Future[Any] | None, result: OrderResult,
+            error: BaseException | None, db: sqlite3.Connection) -> None:
+    """On the writer's thread, once an order's statement is done: answer with ``result``,
+    or, if the client order id was already there, with the first answer it got."""
+    if error is None:
+        if reply is not None:
+            reply.set(result)
+        return
+    if isinstance(error, sqlite3.IntegrityError):
+        try:
+            known = _lookup(db, result.client_order_id)
+        except sqlite3.Error as exc:
+            error = exc
+        else:
+            if known is not None:  # idempotent: the same client order id never fills twice
+                if reply is not None:
+                    reply.set(known)
+                return
+    if reply is not None:
+        reply.set_exception(exc_info=(type(error), error, error.__traceback__))
+
+
+def _lookup(db: sqlite3.Connection, coid: str) -> OrderResult | None:
+    """What the record says of client order id ``coid`` (None: never seen)."""
+    row = db.execute("SELECT status, reason FROM orders WHERE client_order_id = ?",
+                     (coid,)).fetchone()
+    if row is None:
+        return None
+    fills = db.execute(
+        "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at FROM fills "
+        "WHERE client_order_id = ?", (coid,)).fetchall()
+    return OrderResult(coid, row[0], tuple(_fill(f) for f in fills), row[1])
 
 
 def _fill(row: tuple[Any, ...]) -> Fill:

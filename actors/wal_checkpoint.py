@@ -51,10 +51,18 @@ class Checkpointer:
         self._thread = threading.Thread(
             target=self._run, name=f"botvisor:checkpoint:{name or self.path.name}", daemon=True)
 
-    def start(self, writer: sqlite3.Connection) -> Checkpointer:
+    @property
+    def writer_pragma(self) -> str:
+        """What the writer's connection must run to leave its checkpoints to this thread
+        (:meth:`start` runs it on a writer it is given)."""
+        return f"PRAGMA wal_autocheckpoint={self.fallback_pages}"
+
+    def start(self, writer: sqlite3.Connection | None = None) -> Checkpointer:
         """Hand the checkpoints of ``writer`` (a connection to ``path``) to this thread;
-        returns this checkpointer."""
-        writer.execute(f"PRAGMA wal_autocheckpoint={self.fallback_pages}")
+        returns this checkpointer. Without ``writer`` the caller has run
+        :attr:`writer_pragma` on the writing connection (one of another thread, say)."""
+        if writer is not None:
+            writer.execute(self.writer_pragma)
         self._thread.start()
         return self
 

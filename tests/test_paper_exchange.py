@@ -1,12 +1,16 @@
-"""The paper exchange plays the venue: one answer per client order id, its own durable record.
+"""The paper exchange plays the venue: one answer per client order id, its own durable record,
+written off the actor's thread.
 
 A real actor with its real SQLite file, restarted between sends.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
+
+from pykka.messages import ProxyGetAttr
 
 from actors.market import Bars
 from actors.messages import Side
@@ -49,5 +53,49 @@ def test_the_same_client_order_id_fills_once_even_across_a_restart(tmp_path: Pat
         fills = rt.ask("exchange", GetVenueFills())
         assert [f.fill_id for f in fills] == ["sig-1-1"]
         assert fills[0].price == Decimal("100.05")  # 5 bps of slippage on the first price
+    finally:
+        rt.stop()
+
+
+def test_an_order_is_answered_once_its_record_is_committed_and_the_actor_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The test holds the database's write lock (a slow disk, made on purpose): the order's
+    record cannot be committed, so the order is not answered yet; the exchange meanwhile
+    goes on with its next messages (on the pipeline's thread it would otherwise hold up
+    every tick). Once the lock goes, the record lands and then the answer comes."""
+    db = tmp_path / "venue.db"
+    rt = _exchange(db)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        rt.tell("exchange", Bars((Bar("BTC/USDT", 60.0, 100, 101, 99, 100, 5),)))
+        blocker.execute("BEGIN IMMEDIATE")  # the writer's INSERT waits for this lock
+        reply = rt.ask_future("exchange", PlaceOrder("sig-1", "BTC/USDT", Side.BUY,
+                                                     Decimal("0.5")))
+        rt.tell("exchange", Bars((Bar("BTC/USDT", 120.0, 200, 201, 199, 200, 5),)))
+        prices = rt.ask("exchange", ProxyGetAttr(attr_path=("prices",)))  # handled meanwhile
+        assert prices["BTC/USDT"].close == 200
+        assert not reply.done(), "answered before its record was committed"
+        blocker.execute("ROLLBACK")
+        result = reply.get(timeout=WAIT)
+        assert result.status == "filled" and result.fills[0].price == Decimal("100.05")
+        row = blocker.execute("SELECT price FROM fills WHERE client_order_id = 'sig-1'")
+        assert [Decimal(p) for p, in row.fetchall()] == [Decimal("100.05")]
+    finally:
+        blocker.close()
+        rt.stop()
+
+
+def test_lookups_see_every_order_handed_over(tmp_path: Path) -> None:
+    """Orders told (no one waits for the answers) and a lookup right behind them: the
+    lookup waits for their records, so it never answers "unknown" for an accepted order."""
+    rt = _exchange(tmp_path / "venue.db")
+    try:
+        rt.tell("exchange", Bars((Bar("BTC/USDT", 60.0, 100, 101, 99, 100, 5),)))
+        for k in range(50):
+            rt.tell("exchange", PlaceOrder(f"sig-{k}", "BTC/USDT", Side.BUY, Decimal("0.1")))
+        found = rt.ask("exchange", LookupOrder("sig-49"))
+        assert isinstance(found, OrderResult) and found.status == "filled"
+        assert len(rt.ask("exchange", GetVenueFills())) == 50
     finally:
         rt.stop()

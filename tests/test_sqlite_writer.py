@@ -1,0 +1,87 @@
+"""StatementWriter: statements committed in order on the writer's thread, each callback
+after its commit; a failed statement is reported and leaves nothing; a stop commits what
+was queued. A real SQLite file, read back from another connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from actors.sqlite_writer import StatementWriter
+
+INSERT = "INSERT INTO t VALUES (?, ?)"
+
+
+def _db(tmp_path: Path) -> Path:
+    path = tmp_path / "w.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    db.close()
+    return path
+
+
+def _rows(path: Path) -> list[tuple[int, str]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT k, v FROM t ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+
+
+def test_statements_commit_in_order_and_each_callback_comes_after_its_commit(
+    tmp_path: Path,
+) -> None:
+    path = _db(tmp_path)
+    writer = StatementWriter(path, pragmas=("PRAGMA synchronous=NORMAL",), name="t").start()
+    seen: list[tuple[int, BaseException | None, list[tuple[int, str]], str]] = []
+    try:
+        for k in range(20):
+            writer.submit(INSERT, (k, f"v{k}"), lambda err, _db, k=k: seen.append(
+                (k, err, _rows(path), threading.current_thread().name)))
+        assert writer.flush()
+    finally:
+        assert writer.stop()
+    assert [k for k, *_ in seen] == list(range(20))
+    for k, err, rows, thread in seen:
+        assert err is None and rows[-1] == (k, f"v{k}")  # committed: another connection sees it
+        assert thread == "botvisor:writer:t"
+    assert writer.written == 20 and writer.failed == 0
+
+
+def test_a_failed_statement_is_reported_and_the_next_ones_go_on(tmp_path: Path) -> None:
+    path = _db(tmp_path)
+    writer = StatementWriter(path).start()
+    errors: list[BaseException | None] = []
+    try:
+        writer.submit(INSERT, (1, "a"), lambda err, _db: errors.append(err))
+        writer.submit(INSERT, (1, "again"), lambda err, _db: errors.append(err))
+        writer.submit(INSERT, (2, "b"), lambda err, _db: 1 / 0)  # a callback that raises
+        writer.submit(INSERT, (3, "c"), lambda err, _db: errors.append(err))
+        assert writer.flush()
+    finally:
+        writer.stop()
+    assert errors[0] is None and isinstance(errors[1], sqlite3.IntegrityError)
+    assert errors[2] is None
+    assert _rows(path) == [(1, "a"), (2, "b"), (3, "c")]
+    assert writer.failed == 1
+
+
+def test_stop_commits_what_is_queued_and_refuses_more(tmp_path: Path) -> None:
+    path = _db(tmp_path)
+    writer = StatementWriter(path).start()
+    for k in range(200):
+        writer.submit(INSERT, (k, "x"), lambda err, _db: None)
+    assert writer.stop()
+    assert len(_rows(path)) == 200
+    with pytest.raises(RuntimeError, match="stopped"):
+        writer.submit(INSERT, (999, "late"), lambda err, _db: None)
+
+
+def test_a_database_that_cannot_be_opened_fails_start(tmp_path: Path) -> None:
+    writer = StatementWriter(tmp_path / "missing" / "w.db")
+    with pytest.raises(sqlite3.OperationalError):
+        writer.start()
