@@ -150,7 +150,7 @@ class ApiErrorTrigger:
         if not ok:
             self.errors += 1
         cutoff = now - self.window
-        while calls[0][0] <= cutoff:
+        while calls and calls[0][0] <= cutoff:
             if not calls.popleft()[1]:
                 self.errors -= 1
         self.failures_in_row = 0 if ok else self.failures_in_row + 1

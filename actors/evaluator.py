@@ -64,7 +64,15 @@ class EvaluatorOwners:
 
 
 class EvaluatorActor(SupervisedActor):
-    """Owns one strategy instance per (strategy, symbol) and which one holds each symbol."""
+    """Owns one strategy instance per (strategy, symbol) and which one holds each symbol.
+
+    A sale is signalled once: a strategy repeats its sell verdict bar after bar while it
+    holds, and the snapshot shows the sale only once its fill is committed, so repeats
+    would reach the executor only to find nothing left. Sell verdicts are held back while
+    the position is as it was when the sale was signalled, for at most
+    ``entry_timeout_bars`` bars of the symbol (then the sale is signalled again: it may
+    have failed); a position that changed (filled in part) is sold at once.
+    """
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -81,8 +89,8 @@ class EvaluatorActor(SupervisedActor):
         self.strategies: dict[str, tuple[tuple[str, Strategy], ...]] = {}
         self._seen_seq: int | None = None  # the ledger seq the owners were last checked at
         self.owner: dict[str, _Entry] = {}  # symbol -> the strategy that opened it
-        # symbol -> (its position when a sale was signalled, sale verdicts held back since)
-        self.selling: dict[str, tuple[Any, int]] = {}
+        # symbol -> [its position when a sale was signalled, bars of it seen since]
+        self.selling: dict[str, list[Any]] = {}
         self.signals = 0
 
     def on_start(self) -> None:
@@ -105,20 +113,6 @@ class EvaluatorActor(SupervisedActor):
                 del owner[symbol]
                 changed = True
         return changed
-
-    def _sale_due(self, symbol: str, position: Any, timeout: int) -> bool:
-        """A strategy says sell ``symbol``: signal it, unless a sale was signalled while the
-        position was as it is now. That sale is on its way (the snapshot lags the fill by a
-        commit), and a strategy repeats its sell verdict bar after bar: the repeats would
-        reach the executor only to find nothing left. After ``timeout`` held-back verdicts
-        (the sale failed, say) it is signalled again; a position that changed (filled in
-        part) is sold at once."""
-        pending = self.selling.get(symbol)
-        if pending is not None and pending[0] == position and pending[1] < timeout:
-            self.selling[symbol] = (position, pending[1] + 1)
-            return False
-        self.selling[symbol] = (position, 0)
-        return True
 
     def _make(self, name: str) -> Strategy:
         s = self.settings
@@ -149,8 +143,12 @@ class EvaluatorActor(SupervisedActor):
         owner = self.owner
         timeout = self.settings.entry_timeout_bars
         lanes = self.strategies
+        selling = self.selling
         for bar in message.bars:
             symbol = bar.symbol
+            sale = selling.get(symbol)
+            if sale is not None:
+                sale[1] += 1
             lane = lanes.get(symbol)
             if lane is None:
                 lane = lanes[symbol] = tuple((name, self._make(name)) for name in self._enabled())
@@ -172,12 +170,14 @@ class EvaluatorActor(SupervisedActor):
                         continue  # an entry is pending: its fill may not be recorded yet
                     entry = owner[symbol] = _Entry(name)
                     changed = True
-                elif not self._sale_due(symbol, held.get(symbol), timeout):
-                    continue
+                elif sale is not None and sale[0] == held.get(symbol) and sale[1] <= timeout:
+                    continue  # signalled already (see the class docstring)
                 self.signals += 1
-                self.ctx.try_tell(self.settings.executor, Signal(
+                sent = self.ctx.try_tell(self.settings.executor, Signal(
                     f"{name}:{symbol}:{int(bar.at)}:{side.value}", name, symbol, side,
                     bar.close, bar.at, reason, stop))
+                if sent and side.value == "sell":
+                    sale = selling[symbol] = [held.get(symbol), 0]
         if changed:
             self.ctx.publish(EvaluatorOwners(tuple(
                 (sym, e.strategy, e.held, e.waited) for sym, e in owner.items())))

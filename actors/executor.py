@@ -123,8 +123,8 @@ class ExecutorState:
 @dataclass(frozen=True, slots=True)
 class _Placing:
     """An order sent to the exchange, its reply future, and what to do with the answer;
-    ``price``: the price it was sized at (its signal's), what an entry decided before the
-    reply counts it at."""
+    ``price``: the price it was sized at (its signal's), which an entry decided before the
+    reply counts it at (or the mark, if higher)."""
 
     order: PlaceOrder
     future: ReplyFuture[Any] | None
@@ -132,6 +132,7 @@ class _Placing:
     reduces: bool
     exit_reason: str | None
     price: Decimal = ZERO
+    sent_at: float = 0.0  # clock.now() when it was sent
 
 
 class ExecutorActor(SupervisedActor):
@@ -355,10 +356,10 @@ class ExecutorActor(SupervisedActor):
         """The position actor's snapshot for a decision about ``symbol`` alone (a sale):
         any reply or acknowledgement still outstanding for that symbol is read first, so
         the snapshot has every fill this executor made in it."""
-        if self.placing and any(p.order.symbol == symbol for p in self.placing):
-            self._settle_orders()
-        if self.recording and any(f.symbol == symbol for f, _ in self.recording):
-            self._settle()
+        if self.placing:
+            self._settle_orders(symbol=symbol)
+        if self.recording:
+            self._settle(symbol=symbol)
         return self._snapshot()
 
     def _entry_portfolio(self, symbol: str
@@ -376,12 +377,10 @@ class ExecutorActor(SupervisedActor):
         sales (they free cash and close positions) are not counted."""
         if self.placing:
             self._settle_orders(only_answered=True)
-            if any(p.order.symbol == symbol for p in self.placing):
-                self._settle_orders()
+            self._settle_orders(symbol=symbol)
         if self.recording:
             self._settle(only_acknowledged=True)
-            if any(f.symbol == symbol for f, _ in self.recording):
-                self._settle()
+            self._settle(symbol=symbol)
         return (self._snapshot(), [f for f, _ in self.recording if f.side is Side.BUY],
                 [p for p in self.placing if p.order.side is Side.BUY])
 
@@ -397,10 +396,21 @@ class ExecutorActor(SupervisedActor):
         strategy's and an exit's, or a repeat) is skipped at once: the first sells all that
         was held. Waiting for it (an exchange round trip and a commit) only to find nothing
         left would hold up every order behind; should it fail or fill in part, the next
-        sale signal or exit sells what remains."""
-        return any(p.order.symbol == symbol and p.order.side is Side.SELL
-                   for p in self.placing) or \
-            any(f.symbol == symbol and f.side is Side.SELL for f, _ in self.recording)
+        sale signal or exit sells what remains. Replies and acknowledgements already in are
+        read first; a sale unanswered for ``order_timeout`` is waited out (then looked up)
+        instead, so a lost reply cannot block the symbol's sales."""
+        if self.placing:
+            self._settle_orders(only_answered=True)
+            now = self.ctx.clock.now()
+            for p in self.placing:
+                if p.order.symbol == symbol and p.order.side is Side.SELL:
+                    if now - p.sent_at < self.settings.order_timeout:
+                        return True
+                    self._settle_orders(symbol=symbol)
+                    break
+        if self.recording:
+            self._settle(only_acknowledged=True)
+        return any(f.symbol == symbol and f.side is Side.SELL for f, _ in self.recording)
 
     def _on_signal(self, signal: Signal) -> None:
         # a sell depends on its symbol's position only; a buy on the whole account
@@ -454,9 +464,9 @@ class ExecutorActor(SupervisedActor):
         The buy fills in ``writing`` (not in the ledger yet) count as the snapshot will
         once they are in, or worse: cash less their cost and fees; equity less their fees
         and what they paid over the mark; exposure plus each at the higher of its fill
-        price and its mark. A buy order not answered yet counts at its price plus
-        ``in_flight_margin_pct``: all of it off cash and onto exposure, the margin off
-        equity."""
+        price and its mark. A buy order not answered yet counts at its price (or the mark,
+        if higher) plus ``in_flight_margin_pct``: all of it off cash and onto exposure, the
+        margin off equity."""
         s = self.settings
         equity, cash, gross = snap.equity, snap.cash, snap.gross_exposure
         for fill in writing:
@@ -467,7 +477,8 @@ class ExecutorActor(SupervisedActor):
         if unanswered:
             margin = 1 + s.in_flight_margin_pct / 100
             for placing in unanswered:
-                notional = placing.order.quantity * placing.price
+                mark = snap.marks.get(placing.order.symbol, placing.price)
+                notional = placing.order.quantity * max(placing.price, mark)
                 cost = notional * margin
                 cash -= cost
                 equity -= cost - notional
@@ -528,18 +539,25 @@ class ExecutorActor(SupervisedActor):
                           self._look_up(order))
             return
         self.placing.append(_Placing(order, future, permission.probe, reduces, exit_reason,
-                                     price))
+                                     price, self.ctx.clock.now()))
 
-    def _settle_orders(self, only_answered: bool = False) -> None:
+    def _settle_orders(self, only_answered: bool = False, symbol: str | None = None) -> None:
         """Read the exchange's replies to the orders sent by :meth:`_order` (a lost reply
         is looked up by client order id, never resubmitted), then act on each: all of
-        them, waiting as needed, or ``only_answered`` (when a ``Replied`` says one came)."""
-        if only_answered:  # one look at each future: one answered meanwhile waits its turn
+        them (or those of ``symbol``), waiting as needed, or ``only_answered`` (those
+        already in, as when a ``Replied`` says one came)."""
+        if only_answered or symbol is not None:
+            # one look at each future: one answered meanwhile waits its turn
             pending: list[_Placing] = []
             waiting: list[_Placing] = []
             for placing in self.placing:
-                answered = placing.future is not None and placing.future.done()
-                (pending if answered else waiting).append(placing)
+                if only_answered:
+                    take = placing.future is not None and placing.future.done()
+                else:
+                    take = placing.order.symbol == symbol
+                (pending if take else waiting).append(placing)
+            if not pending:
+                return
             self.placing = waiting
         else:
             pending, self.placing = self.placing, []
@@ -590,15 +608,17 @@ class ExecutorActor(SupervisedActor):
             return
         self.recording.append((fill, future))
 
-    def _settle(self, only_acknowledged: bool = False) -> None:
+    def _settle(self, only_acknowledged: bool = False, symbol: str | None = None) -> None:
         """Read the ledger's acknowledgements of the fills sent by :meth:`_send_fill`: all
-        of them, waiting as needed, or ``only_acknowledged`` (those already in). A fill
-        that failed goes the retrying way (:meth:`_record`)."""
-        if only_acknowledged:  # one look at each future: one done meanwhile waits its turn
+        of them (or those of ``symbol``), waiting as needed, or ``only_acknowledged``
+        (those already in). A fill that failed goes the retrying way (:meth:`_record`)."""
+        if only_acknowledged or symbol is not None:
+            # one look at each future: one done meanwhile waits its turn
             pending: list[tuple[Fill, ReplyFuture[Any]]] = []
             waiting: list[tuple[Fill, ReplyFuture[Any]]] = []
             for entry in self.recording:
-                (pending if entry[1].done() else waiting).append(entry)
+                take = entry[1].done() if only_acknowledged else entry[0].symbol == symbol
+                (pending if take else waiting).append(entry)
             if not pending:
                 return
             self.recording = waiting

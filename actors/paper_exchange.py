@@ -15,6 +15,7 @@ until everything handed over is committed, then read.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import partial
@@ -65,15 +66,109 @@ class PaperExchange(SupervisedActor):
         super().__init__()
         self.settings = settings or PaperExchange.Settings()
         self.prices: dict[str, Bar] = {}  # the last bar of each symbol
-        self._db: sqlite3.Connection | None = None  # reads (and the schema)
-        self._writer: StatementWriter | None = None  # every write
+        self._writer: StatementWriter | None = None  # every write and read of the record
         self._checkpointer: Checkpointer | None = None
 
     def on_start(self) -> None:
         path = Path(self.settings.database)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None)
-        self._db = db
+        _create_schema(path)
+        sync = self.settings.synchronous
+        checkpointer = Checkpointer(path, synchronous=sync,
+                                    interval=self.settings.checkpoint_interval,
+                                    name="paper_exchange")
+        self._writer = StatementWriter(
+            path, name="paper_exchange",
+            pragmas=(f"PRAGMA synchronous={sync.upper()}", checkpointer.writer_pragma)).start()
+        self._checkpointer = checkpointer.start()
+
+    def on_stop(self) -> None:
+        if self._writer is not None:  # what was accepted is committed (and answered) first
+            self._writer.stop(timeout=30.0)
+            self._writer = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.on_stop()  # a crashed instance commits what it accepted and closes too
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Bars(bars):
+                prices = self.prices
+                for bar in bars:  # every bar of every symbol: the Decimal waits for an order
+                    prices[bar.symbol] = bar
+                return None
+            case PlaceOrder():
+                self._place(message)
+                return None
+            case LookupOrder(coid):
+                self._query(partial(_lookup, coid=coid))
+                return None
+            case GetVenueFills(since):
+                self._query(partial(_fills, since=since))
+                return None
+        return super().on_receive(message)
+
+    def _query(self, read: Callable[[sqlite3.Connection], Any]) -> None:
+        """Answer the ask being handled with ``read``, run by the writer after every write
+        handed to it before: a lookup never misses an order accepted before it, and the
+        actor's thread never waits for SQLite."""
+        assert self._writer is not None
+        reply = self.defer_reply()
+        try:
+            self._writer.query(read, partial(_reply, reply))
+        except Exception as exc:
+            _reply(reply, None, exc)
+            raise
+
+    def _place(self, order: PlaceOrder) -> None:
+        """Fill (or reject) ``order``, once per client order id, and answer it once the
+        record is committed. The ``orders`` primary key is what finds a repeated id (the
+        writer's statement fails whole, leaving nothing behind): the same id again gets the
+        first answer, so a new order costs no lookup first."""
+        quote = self.prices.get(order.symbol)
+        s = self.settings
+        places = Decimal(1).scaleb(-s.quantity_places)
+        if quote is None or order.quantity.quantize(places, ROUND_DOWN) <= 0:
+            reason = ("no market price yet" if quote is None else
+                      f"quantity must be > 0 at {s.quantity_places} decimals")
+            self._write("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
+                        (order.client_order_id, order.symbol, order.side.value,
+                         str(order.quantity), reason),
+                        OrderResult(order.client_order_id, "rejected", (), reason))
+            return
+        last, at = Decimal(repr(quote.close)), quote.at
+        slip = s.slippage_bps / Decimal(10_000)
+        price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)
+        price = price.quantize(Decimal(1).scaleb(-s.price_places))
+        qty = order.quantity.quantize(places, ROUND_DOWN)
+        fee = (qty * price * s.fee_bps / Decimal(10_000)).quantize(Decimal("0.00000001"))
+        fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
+                    order.side, qty, price, fee, at, "paper")
+        # the order's row comes with it (trigger fill_records_its_order)
+        self._write("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value,
+                     str(fill.quantity), str(fill.price), str(fill.fee), fill.at),
+                    OrderResult(order.client_order_id, "filled", (fill,)))
+
+    def _write(self, sql: str, params: tuple[Any, ...], result: OrderResult) -> None:
+        """Hand the order's record to the writer; the ask being handled is answered with
+        ``result`` once it is committed (see :func:`_answer`). The order is priced before
+        the reply is taken over, so a failure up to here is answered by the runtime."""
+        assert self._writer is not None
+        reply = self.defer_reply()
+        try:
+            self._writer.submit(sql, params, partial(_answer, reply, result))
+        except Exception as exc:  # the writer is gone: say so, and let this instance fail
+            _reply(reply, None, exc)
+            raise
+
+
+def _create_schema(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS orders (client_order_id TEXT PRIMARY KEY, "
                    "symbol TEXT, side TEXT, quantity TEXT, status TEXT, reason TEXT)")
@@ -87,97 +182,8 @@ class PaperExchange(SupervisedActor):
         db.execute("CREATE TRIGGER IF NOT EXISTS fill_records_its_order AFTER INSERT ON fills "
                    "BEGIN INSERT INTO orders VALUES (NEW.client_order_id, NEW.symbol, NEW.side, "
                    "NEW.quantity, 'filled', ''); END")
-        sync = self.settings.synchronous
-        self._checkpointer = Checkpointer(path, synchronous=sync,
-                                          interval=self.settings.checkpoint_interval,
-                                          name="paper_exchange")
-        self._writer = StatementWriter(
-            path, name="paper_exchange",
-            pragmas=(f"PRAGMA synchronous={sync.upper()}",
-                     self._checkpointer.writer_pragma)).start()
-        self._checkpointer.start()
-
-    def on_stop(self) -> None:
-        if self._writer is not None:  # what was accepted is committed (and answered) first
-            self._writer.stop()
-            self._writer = None
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self.on_stop()  # a crashed instance commits what it accepted and closes too
-
-    def on_receive(self, message: Any) -> Any:
-        match message:
-            case Bars(bars):
-                prices = self.prices
-                for bar in bars:  # every bar of every symbol: the Decimal waits for an order
-                    prices[bar.symbol] = bar
-                return None
-            case PlaceOrder():
-                self._place(message, self.defer_reply())
-                return None
-            case LookupOrder(coid):
-                self._flush()
-                assert self._db is not None
-                return _lookup(self._db, coid)
-            case GetVenueFills(since):
-                self._flush()
-                return self._fills(since)
-        return super().on_receive(message)
-
-    def _flush(self) -> None:
-        """Everything handed to the writer is committed: reads see every order answered or
-        being answered."""
-        assert self._writer is not None
-        if not self._writer.flush():
-            raise TimeoutError("the paper exchange's writer did not catch up in time")
-
-    def _fills(self, since: float | None) -> list[Fill]:
-        assert self._db is not None
-        sql = "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at FROM fills"
-        args: tuple[float, ...] = ()
-        if since is not None:
-            sql += " WHERE at >= ?"
-            args = (since,)
-        return [_fill(r) for r in self._db.execute(sql + " ORDER BY rowid", args).fetchall()]
-
-    def _place(self, order: PlaceOrder, reply: pykka.Future[Any] | None) -> None:
-        """Fill (or reject) ``order``, once per client order id, and answer ``reply`` once
-        the record is committed. The ``orders`` primary key is what finds a repeated id (the
-        writer's statement fails whole, leaving nothing behind): the same id again gets the
-        first answer, so a new order costs no lookup first."""
-        assert self._writer is not None
-        quote = self.prices.get(order.symbol)
-        s = self.settings
-        places = Decimal(1).scaleb(-s.quantity_places)
-        if quote is None or order.quantity.quantize(places, ROUND_DOWN) <= 0:
-            reason = ("no market price yet" if quote is None else
-                      f"quantity must be > 0 at {s.quantity_places} decimals")
-            result = OrderResult(order.client_order_id, "rejected", (), reason)
-            self._writer.submit("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
-                                (order.client_order_id, order.symbol, order.side.value,
-                                 str(order.quantity), reason),
-                                partial(_answer, reply, result))
-            return
-        last, at = Decimal(repr(quote.close)), quote.at
-        slip = s.slippage_bps / Decimal(10_000)
-        price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)
-        price = price.quantize(Decimal(1).scaleb(-s.price_places))
-        qty = order.quantity.quantize(places, ROUND_DOWN)
-        fee = (qty * price * s.fee_bps / Decimal(10_000)).quantize(Decimal("0.00000001"))
-        fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
-                    order.side, qty, price, fee, at, "paper")
-        # the order's row comes with it (trigger fill_records_its_order)
-        self._writer.submit("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value,
-                             str(fill.quantity), str(fill.price), str(fill.fee), fill.at),
-                            partial(_answer, reply, OrderResult(order.client_order_id,
-                                                                "filled", (fill,))))
+    finally:
+        db.close()
 
 
 def _answer(reply: pykka.Future[Any] | None, result: OrderResult,
@@ -198,8 +204,27 @@ def _answer(reply: pykka.Future[Any] | None, result: OrderResult,
                 if reply is not None:
                     reply.set(known)
                 return
-    if reply is not None:
+    _reply(reply, None, error)
+
+
+def _reply(reply: pykka.Future[Any] | None, result: Any, error: BaseException | None) -> None:
+    """Answer a deferred ask (nothing to do for a tell)."""
+    if reply is None:
+        return
+    if error is None:
+        reply.set(result)
+    else:
         reply.set_exception(exc_info=(type(error), error, error.__traceback__))
+
+
+def _fills(db: sqlite3.Connection, since: float | None) -> list[Fill]:
+    """The fills of the record, oldest first (those at or after venue time ``since``)."""
+    sql = "SELECT fill_id, client_order_id, symbol, side, quantity, price, fee, at FROM fills"
+    args: tuple[float, ...] = ()
+    if since is not None:
+        sql += " WHERE at >= ?"
+        args = (since,)
+    return [_fill(r) for r in db.execute(sql + " ORDER BY rowid", args).fetchall()]
 
 
 def _lookup(db: sqlite3.Connection, coid: str) -> OrderResult | None:

@@ -35,6 +35,7 @@ from actors.pipeline_messages import (
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor.clock import Clock, ManualClock
 from tests.bot_helpers import wait_until
 from tests.breaker_helpers import breaker_settings
 
@@ -81,6 +82,22 @@ class HeldExchange(PaperExchange):
         return super().on_receive(message)
 
 
+class LosingExchange(PaperExchange):
+    """The paper exchange, losing its first sale: never answered, never recorded (a reply
+    lost on the way and the order with it)."""
+
+    def __init__(self, settings: PaperExchange.Settings) -> None:
+        super().__init__(settings)
+        self.lost: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder) and message.side is Side.SELL and not self.lost:
+            self.lost.append(message.client_order_id)
+            self.defer_reply()
+            return None
+        return super().on_receive(message)
+
+
 class ObservedExecutor(ExecutorActor):
     """The executor, saying when it starts to wait for the ledger's acknowledgements."""
 
@@ -88,17 +105,21 @@ class ObservedExecutor(ExecutorActor):
         super().__init__(settings)
         self.waiting = waiting
 
-    def _settle(self, only_acknowledged: bool = False) -> None:
-        if not only_acknowledged and self.recording:
+    def _settle(self, only_acknowledged: bool = False, symbol: str | None = None) -> None:
+        if not only_acknowledged and any(
+                not future.done() and symbol in (None, fill.symbol)
+                for fill, future in self.recording):
             self.waiting.set()
-        super()._settle(only_acknowledged)
+        super()._settle(only_acknowledged, symbol)
 
 
 def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
           waiting: threading.Event | None = None, max_exposure_pct: str = "100",
-          venue: tuple[threading.Event, threading.Event] | None = None) -> Runtime:
+          venue: tuple[threading.Event, threading.Event] | None = None,
+          exchange_class: type[PaperExchange] | None = None, order_timeout: float = 5.0,
+          clock: Clock | None = None) -> Runtime:
     """The executor's tree, the ledger's writes held by ``release``/``holding`` and, with
-    ``venue`` (release, holding), the exchange's orders too."""
+    ``venue`` (release, holding), the exchange's orders too (or an ``exchange_class``)."""
     positions = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
                                        starting_cash=Decimal("1000"), sources=(),
                                        reconcile_interval=3600)
@@ -106,16 +127,17 @@ def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
                                       max_position_pct=Decimal("60"),
                                       max_exposure_pct=Decimal(max_exposure_pct),
                                       max_open_positions=2,
-                                      min_notional=Decimal("1"))
+                                      min_notional=Decimal("1"),
+                                      order_timeout=order_timeout)
     exchange = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
     breaker: BreakerActor.Settings = breaker_settings(tmp_path)
-    rt = Runtime(ask_timeout=WAIT)
+    rt = Runtime(ask_timeout=WAIT, clock=clock)
     rt.start(SupervisorSpec(children=(
         ChildSpec("alerts", factory=_Sink),
         ChildSpec("breaker", factory=lambda: BreakerActor(breaker)),
         ChildSpec("positions", factory=lambda: HeldPositions(positions, release, holding)),
-        ChildSpec("exchange", factory=lambda: PaperExchange(exchange) if venue is None
-                  else HeldExchange(exchange, *venue)),
+        ChildSpec("exchange", factory=lambda: HeldExchange(exchange, *venue) if venue
+                  else (exchange_class or PaperExchange)(exchange)),
         ChildSpec("executor", factory=lambda: ObservedExecutor(executor,
                                                                waiting or threading.Event())),
     )))
@@ -355,4 +377,43 @@ def test_a_sale_with_a_sale_of_its_symbol_in_flight_is_skipped_without_waiting(
         assert snap.positions == {}
     finally:
         release.set()
+        rt.stop()
+
+
+def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
+    tmp_path: Path,
+) -> None:
+    """The exchange loses AAA's first sale (no reply, no record). An exit right behind it
+    is skipped (a sale is in flight); once the sale is ``order_timeout`` old (the clock is
+    the test's), the next exit waits it out and looks it up (the venue never had it), and
+    the one after sells: a lost reply holds the symbol's sales up for a while, not for
+    good."""
+    ledger = threading.Event()
+    ledger.set()
+    clock = ManualClock()
+    rt = _tree(tmp_path, ledger, threading.Event(), exchange_class=LosingExchange,
+               order_timeout=0.5, clock=clock)
+
+    def exit_at(at: float) -> ExitRequest:
+        return ExitRequest(f"exit:stop_loss:AAA/USDT:{at:g}", "AAA/USDT", "stop_loss",
+                           100.0, at)
+
+    try:
+        rt.tell("exchange", _bars(("AAA/USDT", 100)))
+        rt.tell("executor", _buy("AAA/USDT", 100.0))
+        assert rt.ask("executor", GetExecutorStats()).fills_recorded == 1
+        rt.tell("executor", Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL,
+                                   100.0, 120.0, "a test"))
+        rt.tell("executor", exit_at(180))
+        assert _skipped(rt).get("sale already in flight") == 1
+        assert len(rt.ask("exchange", ProxyGetAttr(attr_path=("lost",)))) == 1
+        clock.advance(1.0)  # the sale is now order_timeout old
+        rt.tell("executor", exit_at(240))  # waits it out (0.5 s), looks it up: unknown
+        rt.tell("executor", exit_at(300))  # the lookup said never seen: this one sells
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert [reason for _, reason in stats.exits][-1:] == ["stop_loss"], stats
+        assert _skipped(rt).get("sale already in flight") == 1
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        assert snap.positions == {}
+    finally:
         rt.stop()

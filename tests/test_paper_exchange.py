@@ -6,10 +6,12 @@ A real actor with its real SQLite file, restarted between sends.
 
 from __future__ import annotations
 
+import decimal
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from pykka.messages import ProxyGetAttr
 
 from actors.market import Bars
@@ -61,9 +63,10 @@ def test_an_order_is_answered_once_its_record_is_committed_and_the_actor_goes_on
     tmp_path: Path,
 ) -> None:
     """The test holds the database's write lock (a slow disk, made on purpose): the order's
-    record cannot be committed, so the order is not answered yet; the exchange meanwhile
-    goes on with its next messages (on the pipeline's thread it would otherwise hold up
-    every tick). Once the lock goes, the record lands and then the answer comes."""
+    record cannot be committed, so the order is not answered yet, nor a lookup of it; the
+    exchange meanwhile goes on with its next messages (on the pipeline's thread it would
+    otherwise hold up every tick). Once the lock goes, the record lands and then the
+    answers come."""
     db = tmp_path / "venue.db"
     rt = _exchange(db)
     blocker = sqlite3.connect(db, isolation_level=None)
@@ -72,13 +75,16 @@ def test_an_order_is_answered_once_its_record_is_committed_and_the_actor_goes_on
         blocker.execute("BEGIN IMMEDIATE")  # the writer's INSERT waits for this lock
         reply = rt.ask_future("exchange", PlaceOrder("sig-1", "BTC/USDT", Side.BUY,
                                                      Decimal("0.5")))
+        lookup = rt.ask_future("exchange", LookupOrder("sig-1"))
         rt.tell("exchange", Bars((Bar("BTC/USDT", 120.0, 200, 201, 199, 200, 5),)))
         prices = rt.ask("exchange", ProxyGetAttr(attr_path=("prices",)))  # handled meanwhile
         assert prices["BTC/USDT"].close == 200
         assert not reply.done(), "answered before its record was committed"
+        assert not lookup.done(), "a lookup answered before the order it follows was written"
         blocker.execute("ROLLBACK")
         result = reply.get(timeout=WAIT)
         assert result.status == "filled" and result.fills[0].price == Decimal("100.05")
+        assert lookup.get(timeout=WAIT) == result
         row = blocker.execute("SELECT price FROM fills WHERE client_order_id = 'sig-1'")
         assert [Decimal(p) for p, in row.fetchall()] == [Decimal("100.05")]
     finally:
@@ -97,5 +103,23 @@ def test_lookups_see_every_order_handed_over(tmp_path: Path) -> None:
         found = rt.ask("exchange", LookupOrder("sig-49"))
         assert isinstance(found, OrderResult) and found.status == "filled"
         assert len(rt.ask("exchange", GetVenueFills())) == 50
+    finally:
+        rt.stop()
+
+
+def test_an_order_it_cannot_price_is_answered_with_the_error_and_the_next_one_fills(
+    tmp_path: Path,
+) -> None:
+    """A quantity too large to round to the venue's 8 decimals (28 significant digits):
+    the ask gets the error at once, not silence; the exchange goes on."""
+    rt = _exchange(tmp_path / "venue.db")
+    try:
+        rt.tell("exchange", Bars((Bar("BTC/USDT", 60.0, 100, 101, 99, 100, 5),)))
+        with pytest.raises(decimal.InvalidOperation):
+            rt.ask("exchange", PlaceOrder("sig-huge", "BTC/USDT", Side.BUY, Decimal("1e30")))
+        rt.tell("exchange", Bars((Bar("BTC/USDT", 120.0, 100, 101, 99, 100, 5),)))
+        result = rt.ask("exchange", PlaceOrder("sig-1", "BTC/USDT", Side.BUY, Decimal(1)))
+        assert result.status == "filled"
+        assert rt.ask("exchange", LookupOrder("sig-huge")) is None  # nothing recorded
     finally:
         rt.stop()

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from actors.sqlite_writer import StatementWriter
+from actors.sqlite_writer import StatementWriter, WriterStopped
 
 INSERT = "INSERT INTO t VALUES (?, ?)"
 
@@ -85,3 +86,53 @@ def test_a_database_that_cannot_be_opened_fails_start(tmp_path: Path) -> None:
     writer = StatementWriter(tmp_path / "missing" / "w.db")
     with pytest.raises(sqlite3.OperationalError):
         writer.start()
+
+
+def test_a_read_sees_every_write_handed_over_before_it(tmp_path: Path) -> None:
+    path = _db(tmp_path)
+    writer = StatementWriter(path).start()
+    counts: list[tuple[object, BaseException | None]] = []
+    try:
+        for k in range(30):
+            writer.submit(INSERT, (k, "x"), lambda err, _db: None)
+        writer.query(lambda db: db.execute("SELECT COUNT(*) FROM t").fetchone()[0],
+                     lambda result, err: counts.append((result, err)))
+        writer.query(lambda db: db.execute("SELECT nope FROM t").fetchall(),
+                     lambda result, err: counts.append((result, err)))
+        assert writer.flush()
+    finally:
+        writer.stop()
+    assert counts[0] == (30, None)
+    assert counts[1][0] is None and isinstance(counts[1][1], sqlite3.OperationalError)
+
+
+def test_a_stop_that_times_out_fails_what_is_left_instead_of_running_it(
+    tmp_path: Path,
+) -> None:
+    """The test holds the write lock: the first write waits for it. A stop times out; once
+    the lock goes the first write (already under way) commits, the second fails unrun, so
+    a replacement never sees this writer commit behind it."""
+    path = _db(tmp_path)
+    writer = StatementWriter(path).start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    outcomes: dict[int, BaseException | None] = {}
+    second = threading.Event()
+
+    def note(k: int) -> Callable[[BaseException | None, sqlite3.Connection], None]:
+        def done(err: BaseException | None, _db: sqlite3.Connection) -> None:
+            outcomes[k] = err
+            if k == 2:
+                second.set()
+        return done
+
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        writer.submit(INSERT, (1, "under way"), note(1))
+        writer.submit(INSERT, (2, "queued"), note(2))
+        assert writer.stop(timeout=0.2) is False
+        blocker.execute("ROLLBACK")
+        assert second.wait(10.0)
+    finally:
+        blocker.close()
+    assert outcomes[1] is None and isinstance(outcomes[2], WriterStopped)
+    assert _rows(path) == [(1, "under way")]
