@@ -74,10 +74,16 @@ class _FlushMarks:
 
 @dataclass(frozen=True, slots=True)
 class MarketCursor:
-    """Where the feed is; published so a restarted market resumes instead of replaying."""
+    """Where the feed is, and the last bar of each symbol: published so a restarted market
+    resumes instead of replaying, and so the paper exchange can price an order at the
+    market's latest price without a message per bar."""
 
     steps: int
-    last_at: dict[str, float]
+    last: dict[str, Bar]
+
+    @property
+    def last_at(self) -> dict[str, float]:
+        return {symbol: bar.at for symbol, bar in self.last.items()}
 
 
 class MarketActor(SupervisedActor):
@@ -93,7 +99,9 @@ class MarketActor(SupervisedActor):
         speed: float = Field(600.0, gt=0)  # market seconds per real second
         crash_at_bar: int | None = Field(600, ge=0)
         max_steps: int | None = Field(None, ge=1)
-        subscribers: tuple[str, ...] = ("scanner", "exits", "exchange")
+        # Bars go to these; the paper exchange reads the latest bars this actor publishes
+        # (MarketCursor) instead of a message per step
+        subscribers: tuple[str, ...] = ("scanner", "exits")
         positions: str = "positions"
         # The position actor gets the latest price of each symbol at most this often (real
         # seconds; 0: with every step). It marks the portfolio with them and samples equity
@@ -110,6 +118,7 @@ class MarketActor(SupervisedActor):
         self.bars = 0
         self.rejected: Counter[str] = Counter()
         self.last_at: dict[str, float] = {}
+        self.last: dict[str, Bar] = {}  # the last good bar of each symbol
         self.finished = False
         self._feed: Iterator[list[Bar | BadBar]] | None = None
         self._marks: dict[str, tuple[float, float]] = {}  # symbol -> (close, at), not sent
@@ -121,7 +130,8 @@ class MarketActor(SupervisedActor):
         cursor = self.ctx.peek(self.ctx.name)
         skip = 0
         if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
-            skip, self.last_at, self.steps = cursor.steps, dict(cursor.last_at), cursor.steps
+            skip, self.last, self.steps = cursor.steps, dict(cursor.last), cursor.steps
+            self.last_at = cursor.last_at
         if s.source == "csv":
             if not s.csv_dir:
                 raise ValueError("market.settings.csv_dir is required for source 'csv'")
@@ -192,8 +202,9 @@ class MarketActor(SupervisedActor):
                 self._reject(bad)
                 continue
             self.last_at[item.symbol] = item.at
+            self.last[item.symbol] = item
             good.append(item)
-        self.ctx.publish(MarketCursor(self.steps, dict(self.last_at)))
+        self.ctx.publish(MarketCursor(self.steps, dict(self.last)))
         if not good:
             return
         self.bars += len(good)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import partial
@@ -25,12 +26,13 @@ from typing import Any, Literal
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.market import Bars
+from actors.market import Bars, MarketCursor
 from actors.messages import Fill, Side
 from actors.pipeline_messages import Bar, LookupOrder, OrderResult, PlaceOrder
 from actors.sqlite_writer import StatementWriter
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
+from supervisor.errors import UnknownActor
 
 __all__ = ["GetVenueFills", "PaperExchange"]
 
@@ -44,7 +46,8 @@ class GetVenueFills:
 
 
 class PaperExchange(SupervisedActor):
-    """Owns the last traded prices and the venue's order and fill record (SQLite)."""
+    """Owns the venue's order and fill record (SQLite) and the bars told to it directly;
+    it prices orders at the newer of those and the market's published latest bars."""
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +64,9 @@ class PaperExchange(SupervisedActor):
         # WAL checkpoints run on a thread of their own every this many seconds, not inside
         # an order's commit (see actors.wal_checkpoint)
         checkpoint_interval: float = Field(1.0, gt=0)
+        # The market actor whose published latest bars price the orders (besides any Bars
+        # told to this actor directly: the newer bar of a symbol counts); None: only those
+        market: str | None = "market"
 
     def __init__(self, settings: PaperExchange.Settings | None = None) -> None:
         super().__init__()
@@ -123,12 +129,24 @@ class PaperExchange(SupervisedActor):
             _reply(reply, None, exc)
             raise
 
+    def _quote(self, symbol: str) -> Bar | None:
+        """The latest bar of ``symbol``: the market's (published) or one told directly."""
+        told = self.prices.get(symbol)
+        cursor = None
+        if self.settings.market is not None:
+            with suppress(UnknownActor):  # no market in this tree: only bars told directly
+                cursor = self.ctx.peek(self.settings.market)
+        published = cursor.last.get(symbol) if isinstance(cursor, MarketCursor) else None
+        if published is None or (told is not None and told.at >= published.at):
+            return told
+        return published
+
     def _place(self, order: PlaceOrder) -> None:
         """Fill (or reject) ``order``, once per client order id, and answer it once the
         record is committed. The ``orders`` primary key is what finds a repeated id (the
         writer's statement fails whole, leaving nothing behind): the same id again gets the
         first answer, so a new order costs no lookup first."""
-        quote = self.prices.get(order.symbol)
+        quote = self._quote(order.symbol)
         s = self.settings
         places = Decimal(1).scaleb(-s.quantity_places)
         if quote is None or order.quantity.quantize(places, ROUND_DOWN) <= 0:

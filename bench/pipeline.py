@@ -9,8 +9,9 @@ that the strategies trade often and the breaker never trips (see ``tree``).
 
 Feeding: the market actor's own timer is limited to one synthetic step (``max_steps=1``);
 after it the bench tells the market ``FeedBars`` (the market's entry for outside feeds:
-validation, then ``Bars`` to the scanner, exits and exchange, and marks and samples to the
-position actor and the breaker) on a schedule, from the main thread. A *tick* is one bar
+validation, then ``Bars`` to the scanner and exits (the exchange reads the bars the market
+publishes), and marks and samples to the position actor and the breaker) on a schedule,
+from the main thread. A *tick* is one bar
 of one symbol, drawn from a ``SyntheticMarket`` over ``--symbols`` symbols (the same
 generator as the market's, continuing its first step); by default each tick is its own
 ``FeedBars`` (``--batch`` groups ticks per message), made before the step's clock starts.

@@ -29,6 +29,13 @@ class Ledger(SupervisedActor):
         return super().on_receive(message)
 
 
+class Sink(SupervisedActor):
+    """Stands in for any actor the one under test tells things to: takes them, keeps none."""
+
+    def on_receive(self, message: Any) -> Any:
+        return None
+
+
 class Collector(SupervisedActor):
     """Stands in for the executor: keeps every message of the given types (``got``)."""
 

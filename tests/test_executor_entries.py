@@ -34,20 +34,14 @@ from actors.pipeline_messages import (
 )
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
-from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor import ChildSpec, Runtime, SupervisorSpec
 from supervisor.clock import Clock, ManualClock
 from tests.bot_helpers import wait_until
 from tests.breaker_helpers import breaker_settings
+from tests.standins import Sink
 
 WAIT = 10.0
 EIGHT = Decimal("0.00000001")
-
-
-class _Sink(SupervisedActor):
-    """The alerts actor's place: takes what it is told."""
-
-    def on_receive(self, message: Any) -> Any:
-        return None
 
 
 class HeldPositions(PositionActor):
@@ -133,7 +127,7 @@ def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
     breaker: BreakerActor.Settings = breaker_settings(tmp_path)
     rt = Runtime(ask_timeout=WAIT, clock=clock)
     rt.start(SupervisorSpec(children=(
-        ChildSpec("alerts", factory=_Sink),
+        ChildSpec("alerts", factory=Sink),
         ChildSpec("breaker", factory=lambda: BreakerActor(breaker)),
         ChildSpec("positions", factory=lambda: HeldPositions(positions, release, holding)),
         ChildSpec("exchange", factory=lambda: HeldExchange(exchange, *venue) if venue

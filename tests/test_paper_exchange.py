@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from pykka.messages import ProxyGetAttr
 
-from actors.market import Bars
+from actors.market import Bars, GetMarketStats, MarketActor, MarketCursor
 from actors.messages import Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
 from actors.pipeline_messages import Bar, LookupOrder, OrderResult, PlaceOrder
 from supervisor import ChildSpec, Runtime, SupervisorSpec
+from tests.bot_helpers import wait_until
+from tests.standins import Sink
 
 WAIT = 10.0
 
@@ -121,5 +123,35 @@ def test_an_order_it_cannot_price_is_answered_with_the_error_and_the_next_one_fi
         result = rt.ask("exchange", PlaceOrder("sig-1", "BTC/USDT", Side.BUY, Decimal(1)))
         assert result.status == "filled"
         assert rt.ask("exchange", LookupOrder("sig-huge")) is None  # nothing recorded
+    finally:
+        rt.stop()
+
+
+def test_orders_are_priced_at_the_markets_published_bars(tmp_path: Path) -> None:
+    """No bars are told to the exchange: it prices an order at the market actor's latest
+    published bar (plus slippage); a bar told to it directly counts when it is newer."""
+    market = MarketActor.Settings(symbols={"BTC/USDT": 100.0}, max_steps=1,
+                                  crash_at_bar=None, subscribers=(), positions="sink",
+                                  breaker="sink", alerts="sink")
+    exchange = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
+    rt = Runtime(ask_timeout=WAIT)
+    rt.start(SupervisorSpec(children=(
+        ChildSpec("sink", factory=Sink),
+        ChildSpec("market", factory=lambda: MarketActor(market)),
+        ChildSpec("exchange", factory=lambda: PaperExchange(exchange)),
+    )))
+    try:
+        wait_until(lambda: rt.ask("market", GetMarketStats()).finished, timeout=WAIT,
+                   what="the market's step")
+        cursor = rt.peek("market")
+        assert isinstance(cursor, MarketCursor)
+        bar = cursor.last["BTC/USDT"]
+        first = rt.ask("exchange", PlaceOrder("sig-1", "BTC/USDT", Side.BUY, Decimal(1)))
+        slip = Decimal(repr(bar.close)) * Decimal("1.0005")
+        assert first.fills[0].price == slip.quantize(Decimal("0.00000001"))
+        assert first.fills[0].at == bar.at
+        rt.tell("exchange", Bars((Bar("BTC/USDT", bar.at + 60, 150, 151, 149, 150, 5),)))
+        second = rt.ask("exchange", PlaceOrder("sig-2", "BTC/USDT", Side.BUY, Decimal(1)))
+        assert second.fills[0].price == Decimal("150.075")
     finally:
         rt.stop()
