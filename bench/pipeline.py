@@ -202,7 +202,8 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
         ChildSpec("breaker", factory=lambda: BreakerActor(breaker), thread=SHARED),
         ChildSpec("ledger", supervisor=SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE, children=tuple(ledger_children))),
-        ChildSpec("exchange", factory=lambda: StampingExchange(exchange, arrivals), thread=SHARED),
+        ChildSpec("exchange", factory=lambda: StampingExchange(exchange, arrivals), thread=SHARED,
+                  urgent=SHARED is not None),
         ChildSpec("pipeline", supervisor=SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE,
             children=(

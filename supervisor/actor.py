@@ -174,8 +174,8 @@ class SupervisedActor(pykka.ThreadingActor):
         cell.mailbox.listen(self, self._schedule)
 
     def _schedule(self) -> None:
-        assert self._dispatcher is not None
-        self._dispatcher.submit(self._step)
+        assert self._dispatcher is not None and self._cell is not None
+        self._dispatcher.submit(self._step, self._cell.spec.urgent)
 
     def _step(self) -> None:
         """Handle what waits for this instance, a few messages at a time: then its

@@ -104,6 +104,7 @@ class NodeModel(_Model):
     fallback: FallbackModel | None = None
     drain_on_stop: bool = False
     thread: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    urgent: bool = False
     # supervisor fields
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] | None = None
     intensity: IntensityModel | None = None
@@ -382,6 +383,9 @@ def _child(
             if fb_factory is not None:
                 fallback = Fallback(fb_factory, fb.after, fb.retry_primary_after,
                                     fb.description or fb.actor)
+        if node.urgent and node.thread is None:
+            problems.append((f"{where}.urgent", "urgent needs a shared thread (thread: NAME)"))
+            return None
         if factory is None:
             return None
         return ChildSpec(
@@ -395,12 +399,15 @@ def _child(
             fallback=fallback,
             drain_on_stop=node.drain_on_stop,
             thread=node.thread,
+            urgent=node.urgent,
             settings=dict(node.settings),
         )
     if node.fallback is not None:
         problems.append((f"{where}.fallback", "a supervisor cannot have a fallback"))
     if node.thread is not None:
         problems.append((f"{where}.thread", "a supervisor runs on its own thread"))
+    if node.urgent:
+        problems.append((f"{where}.urgent", "a supervisor runs on its own thread"))
     kids = tuple(
         c for i, sub in enumerate(node.children or [])
         if (c := _child(sub, f"{where}.children[{i}]", handler, problems)) is not None

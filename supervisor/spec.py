@@ -101,6 +101,8 @@ class ChildSpec:
     ``shutdown``) instead of failing them; for actors that must have the last word (logs,
     alerts). ``thread``: the name of a thread this worker shares with the others naming it
     (see :mod:`supervisor.dispatcher`); None, the default, gives it a thread of its own.
+    ``urgent``: on a shared thread, this worker's turns go before its thread-mates' waiting
+    turns (for a short handler on a latency path).
     """
 
     id: str
@@ -114,6 +116,7 @@ class ChildSpec:
     fallback: Fallback | None = None
     drain_on_stop: bool = False
     thread: str | None = None
+    urgent: bool = False
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +130,8 @@ class ChildSpec:
             raise ValueError(f"child {self.id!r}: handler_deadline must be > 0")
         if self.thread is not None and (self.supervisor is not None or not self.thread):
             raise ValueError(f"child {self.id!r}: only a worker can share a named thread")
+        if self.urgent and self.thread is None:
+            raise ValueError(f"child {self.id!r}: urgent needs a shared thread (thread: NAME)")
 
     @property
     def is_supervisor(self) -> bool:

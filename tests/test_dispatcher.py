@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+from pykka.messages import ProxyGetAttr
 
 from supervisor import (
     ChildSpec,
@@ -133,3 +134,62 @@ def test_config_names_the_thread_of_a_worker_and_refuses_one_for_a_supervisor() 
              "children": [{"name": "a", "actor": "tests.fixture_actors:Ticker"}]}]}})
     problems = dict(info.value.problems)
     assert "own thread" in problems["tree.children[0].thread"], problems
+
+
+class Noting(SupervisedActor):
+    """Notes (its name, message) in a list shared by the test; "block" holds its thread
+    until ``release`` is set (after setting ``entered``)."""
+
+    def __init__(self, name: str, order: list[tuple[str, Any]], entered: threading.Event,
+                 release: threading.Event) -> None:
+        super().__init__()
+        self.name, self.order, self.entered, self.release = name, order, entered, release
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "block":
+            self.entered.set()
+            assert self.release.wait(WAIT), "the test never released the thread"
+            return None
+        self.order.append((self.name, message))
+        return None
+
+
+def test_an_urgent_mates_turn_goes_before_the_waiting_turns_of_the_others() -> None:
+    """The shared thread is held by one mate; messages for a normal mate and then for an
+    urgent one wait meanwhile. Once the thread is free the urgent mate runs first."""
+    order: list[tuple[str, Any]] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def mate(name: str) -> SupervisedActor:
+        return Noting(name, order, entered, release)
+
+    rt = Runtime(ask_timeout=WAIT)
+    rt.start(SupervisorSpec(children=(
+        ChildSpec("gate", factory=lambda: mate("gate"), thread="pipeline"),
+        ChildSpec("ticks", factory=lambda: mate("ticks"), thread="pipeline"),
+        ChildSpec("orders", factory=lambda: mate("orders"), thread="pipeline", urgent=True),
+    )))
+    try:
+        rt.tell("gate", "block")
+        assert entered.wait(WAIT)
+        for i in range(3):
+            rt.tell("ticks", i)
+        for i in range(3):
+            rt.tell("orders", i)
+        release.set()
+        rt.ask("ticks", ProxyGetAttr(attr_path=("name",)))
+        rt.ask("orders", ProxyGetAttr(attr_path=("name",)))
+        assert order == [("orders", 0), ("orders", 1), ("orders", 2),
+                         ("ticks", 0), ("ticks", 1), ("ticks", 2)]
+    finally:
+        release.set()
+        rt.stop()
+
+
+def test_urgent_needs_a_shared_thread() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"tree": {"children": [
+            {"name": "a", "actor": "tests.fixture_actors:Ticker", "urgent": True}]}})
+    assert "shared thread" in dict(info.value.problems)["tree.children[0].urgent"]
+    with pytest.raises(ValueError, match="urgent needs a shared thread"):
+        ChildSpec("a", factory=SupervisedActor, urgent=True)
