@@ -37,9 +37,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +74,8 @@ from supervisor.retry import Retrier
 log = logging.getLogger(__name__)
 
 __all__ = ["ExecutorActor", "ExecutorState", "ExecutorStats", "GetExecutorStats", "SyncVenue"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,16 @@ class ExecutorState:
 
     unrecorded_since: float | None
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
+
+
+def _split(items: list[T], take: Callable[[T], bool]) -> tuple[list[T], list[T]]:
+    """``items`` parted into those ``take`` picks and the rest, each in order, looking at
+    each item once (a future that completes meanwhile waits for the next look)."""
+    taken: list[T] = []
+    kept: list[T] = []
+    for item in items:
+        (taken if take(item) else kept).append(item)
+    return taken, kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,15 +560,9 @@ class ExecutorActor(SupervisedActor):
         them (or those of ``symbol``), waiting as needed, or ``only_answered`` (those
         already in, as when a ``Replied`` says one came)."""
         if only_answered or symbol is not None:
-            # one look at each future: one answered meanwhile waits its turn
-            pending: list[_Placing] = []
-            waiting: list[_Placing] = []
-            for placing in self.placing:
-                if only_answered:
-                    take = placing.future is not None and placing.future.done()
-                else:
-                    take = placing.order.symbol == symbol
-                (pending if take else waiting).append(placing)
+            pending, waiting = _split(self.placing, (lambda p: p.future is not None
+                                                     and p.future.done()) if only_answered
+                                      else (lambda p: p.order.symbol == symbol))
             if not pending:
                 return
             self.placing = waiting
@@ -613,12 +620,9 @@ class ExecutorActor(SupervisedActor):
         of them (or those of ``symbol``), waiting as needed, or ``only_acknowledged``
         (those already in). A fill that failed goes the retrying way (:meth:`_record`)."""
         if only_acknowledged or symbol is not None:
-            # one look at each future: one done meanwhile waits its turn
-            pending: list[tuple[Fill, ReplyFuture[Any]]] = []
-            waiting: list[tuple[Fill, ReplyFuture[Any]]] = []
-            for entry in self.recording:
-                take = entry[1].done() if only_acknowledged else entry[0].symbol == symbol
-                (pending if take else waiting).append(entry)
+            pending, waiting = _split(self.recording, (lambda e: e[1].done())
+                                      if only_acknowledged
+                                      else (lambda e: e[0].symbol == symbol))
             if not pending:
                 return
             self.recording = waiting
