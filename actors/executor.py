@@ -160,8 +160,9 @@ class ExecutorActor(SupervisedActor):
         max_open_positions: int = Field(4, ge=1)
         min_notional: Decimal = Field(Decimal("10"), ge=0)
         # A buy sent to the exchange and not answered yet counts against cash, equity and
-        # exposure at its signal's price plus this much (fees, slippage, the price's move
-        # until it fills), so the next entry need not wait for its reply.
+        # exposure at its signal's price (or the mark, if higher) plus this much (fees,
+        # slippage, the price's move until it fills), so the next entry need not wait for
+        # its reply.
         in_flight_margin_pct: Decimal = Field(Decimal("1.0"), ge=0, le=100)
         order_timeout: float = Field(5.0, gt=0)
         record_attempts: int = Field(5, ge=1)
