@@ -8,7 +8,7 @@ breaker never leaves a position unprotected.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,8 +20,11 @@ from supervisor import SupervisedActor
 __all__ = ["ExitWatches", "ExitsActor"]
 
 
-@dataclass
-class _Watch:
+class _Watch(NamedTuple):
+    """One open position's watch: its entry, open time, high-water mark and last request.
+    A tuple, so the watches are published as they are (``ExitWatches``)."""
+
+    symbol: str
     entry: float
     opened_at: float
     high: float
@@ -53,19 +56,14 @@ class ExitsActor(SupervisedActor):
     def __init__(self, settings: ExitsActor.Settings | None = None) -> None:
         super().__init__()
         self.settings = settings or ExitsActor.Settings()
-        self.watch: dict[str, _Watch] = {}
+        self.watch: dict[str, _Watch] = {}  # published as they are (a copy of the values)
         self.requests: dict[str, int] = {}
-        # what ExitWatches holds, kept up to date one watch at a time: publishing is a
-        # copy of it, not a tuple built per watch with every bar
-        self._rows: dict[str, tuple[str, float, float, float, float | None]] = {}
         self._seq: int | None = None  # the ledger seq the watches were last pruned at
 
     def on_start(self) -> None:
         earlier = self.ctx.peek(self.ctx.name)
         if isinstance(earlier, ExitWatches):  # a restart: the stops keep their references
-            self.watch = {sym: _Watch(entry, opened, high, requested)
-                          for sym, entry, opened, high, requested in earlier.watches}
-            self._rows = {row[0]: row for row in earlier.watches}
+            self.watch = {row[0]: _Watch(*row) for row in earlier.watches}
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
@@ -76,13 +74,13 @@ class ExitsActor(SupervisedActor):
         return super().on_receive(message)
 
     def _on_bars(self, bars: tuple[Bar, ...], snap: PortfolioSnapshot) -> None:
-        watches, rows = self.watch, self._rows
+        watches = self.watch
         positions = snap.positions
         changed = False
         if snap.seq != self._seq:  # positions change only with the ledger's seq
             self._seq = snap.seq
             for symbol in [s for s in watches if s not in positions]:
-                del watches[symbol], rows[symbol]
+                del watches[symbol]
                 changed = True
         for bar in bars:
             symbol = bar.symbol
@@ -90,31 +88,25 @@ class ExitsActor(SupervisedActor):
             if pos is None or pos.quantity <= 0:
                 continue
             entry = float(pos.avg_price)
-            watch = watches.get(symbol)
+            watch = was = watches.get(symbol)
             if watch is None or watch.entry != entry:
-                watch = watches[symbol] = _Watch(entry, bar.at, entry)
-                moved = True
-            else:
-                moved = False
+                watch = _Watch(symbol, entry, bar.at, entry)
             if bar.high > watch.high:
-                watch.high = bar.high
-                moved = True
+                watch = watch._replace(high=bar.high)
             reason = self._rule(bar, watch)
             if reason is not None and (
                     watch.requested_at is None
                     or bar.at - watch.requested_at >= self.settings.repeat_after_seconds):
-                watch.requested_at = bar.at
-                moved = True
+                watch = watch._replace(requested_at=bar.at)
                 self.requests[reason] = self.requests.get(reason, 0) + 1
                 self.ctx.try_tell(self.settings.executor, ExitRequest(
                     f"exit:{reason}:{symbol}:{int(bar.at)}", symbol, reason, bar.close,
                     bar.at))
-            if moved:
-                rows[symbol] = (symbol, watch.entry, watch.opened_at, watch.high,
-                                watch.requested_at)
+            if watch is not was:
+                watches[symbol] = watch
                 changed = True
         if changed:
-            self.ctx.publish(ExitWatches(tuple(rows.values())))
+            self.ctx.publish(ExitWatches(tuple(watches.values())))
 
     def _rule(self, bar: Bar, watch: _Watch) -> str | None:
         s = self.settings

@@ -81,10 +81,6 @@ class MarketCursor:
     steps: int
     last: dict[str, Bar]
 
-    @property
-    def last_at(self) -> dict[str, float]:
-        return {symbol: bar.at for symbol, bar in self.last.items()}
-
 
 class MarketActor(SupervisedActor):
     """Owns the feed (synthetic or CSV replay), its pacing, and the per-symbol last times."""
@@ -117,7 +113,6 @@ class MarketActor(SupervisedActor):
         self.steps = 0
         self.bars = 0
         self.rejected: Counter[str] = Counter()
-        self.last_at: dict[str, float] = {}
         self.last: dict[str, Bar] = {}  # the last good bar of each symbol
         self.finished = False
         self._feed: Iterator[list[Bar | BadBar]] | None = None
@@ -131,7 +126,6 @@ class MarketActor(SupervisedActor):
         skip = 0
         if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
             skip, self.last, self.steps = cursor.steps, dict(cursor.last), cursor.steps
-            self.last_at = cursor.last_at
         if s.source == "csv":
             if not s.csv_dir:
                 raise ValueError("market.settings.csv_dir is required for source 'csv'")
@@ -157,7 +151,7 @@ class MarketActor(SupervisedActor):
                 self._feed_run(message)
             case GetMarketStats():
                 return MarketStats(self.steps, self.bars, dict(self.rejected), self.finished,
-                                   max(self.last_at.values(), default=None))
+                                   max((b.at for b in self.last.values()), default=None))
             case _:
                 return super().on_receive(message)
         return None
@@ -193,16 +187,17 @@ class MarketActor(SupervisedActor):
 
     def _emit(self, items: list[Bar | BadBar]) -> None:
         good: list[Bar] = []
+        last = self.last
         for item in items:
             try:
                 if isinstance(item, BadBar):
                     raise item
-                check_bar(item, self.last_at.get(item.symbol))
+                before = last.get(item.symbol)
+                check_bar(item, None if before is None else before.at)
             except BadBar as bad:
                 self._reject(bad)
                 continue
-            self.last_at[item.symbol] = item.at
-            self.last[item.symbol] = item
+            last[item.symbol] = item
             good.append(item)
         self.ctx.publish(MarketCursor(self.steps, dict(self.last)))
         if not good:
