@@ -18,7 +18,9 @@ generator as the market's, continuing its first step); by default each tick is i
 A tick's time is the moment the schedule says it arrives (``perf_counter``); when the
 feeder is late, the lateness counts. Once the tree is up the bench freezes the start-up
 objects out of the garbage collector's walks, as ``botvisor run`` does
-(``runtime.gc_freeze``; ``--no-gc-freeze`` leaves them).
+(``runtime.gc_freeze``; ``--no-gc-freeze`` leaves them), and sets the feeder's timer slack
+to 1 ns (Linux's default of 50 us would make every sleep of the feeder that much late:
+the load generator's error, counted as the pipeline's).
 
 Orders: the exchange is the paper exchange with one addition, it notes ``perf_counter``
 and the client order id when a ``PlaceOrder`` reaches its handler. Client order ids are
@@ -28,7 +30,9 @@ that symbol's latest ticks. Latency = order arrival - tick time.
 
 1. ``tick_to_order_p50_ms`` / ``tick_to_order_p99_ms``: at ``--rate`` (1,000) ticks per
    second over ``--symbols`` (100) symbols for ``--seconds`` (10) seconds, after a warm-up
-   that fills the strategies' windows.
+   that fills the strategies' windows. Next to the p99, a 95 % distribution-free interval
+   for it (order statistics; with some 250 orders its upper end lies beyond the largest
+   latency seen: one run's p99 is a rough figure, compare several).
 2. ``sustained_ticks_per_s``: the offered rate is raised step by step (``--ramp``), each
    step for ``--step-seconds``. A step *keeps up* when the feeder kept its schedule (its
    last tick went out less than ``--lag-bound-ms`` late) and nothing piled up: once the
@@ -39,7 +43,8 @@ that symbol's latest ticks. Latency = order arrival - tick time.
    within ``--p99-bound-ms``. ``sustained_ticks_per_s`` is the highest rate up to which
    every step was sustained; ``capacity_ticks_per_s`` the highest up to which every step
    kept up, whatever the latency. A step that would end either is run once more (against
-   noise); the ramp stops at a rate that falls behind twice.
+   noise); the ramp stops at a rate that falls behind twice, or before a step that would
+   end after ``--budget-seconds`` (55) from the start (``ramp_cut_short_at``).
 
 Orders caused by the exits actor (tick -> market -> exits -> executor) are matched and
 reported apart (``exit_tick_to_order_*``); the headline counts the strategy orders (tick ->
@@ -56,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import ctypes
 import gc
 import importlib
 import json
@@ -96,6 +102,7 @@ from supervisor.gc_freeze import freeze_startup_objects
 TARGETS = {"tick_to_order_p99_ms": "<= 2 at 1,000 ticks/s, 100 symbols",
            "sustained_ticks_per_s": ">= 10,000"}
 SEED = 7
+_PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30  # prctl(2)
 CASH = Decimal("10000000")
 PIPELINE = ("market", "scanner", "evaluator", "executor", "exits", "exchange", "positions",
             "breaker")
@@ -298,6 +305,7 @@ class StepResult:
     p50_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    p99_ci_ms: tuple[float | None, float | None]  # 95 %, distribution-free (see p99_ci)
     sent_p99_ms: float | None  # from the moment the tick was actually told
     lag_end_ms: float  # how late the last tick went out
     lag_p99_ms: float
@@ -417,8 +425,9 @@ def run_step(rt: Runtime, source: Ticks, log: TickLog, arrivals: list[Arrival], 
     return StepResult(
         rate=rate, ticks=len(ticks), seconds=seconds, orders=len(latencies),
         p50_ms=pct(latencies, 50), p99_ms=pct(latencies, 99),
-        max_ms=max(latencies) if latencies else None, sent_p99_ms=pct(from_sent, 99),
-        lag_end_ms=lags[-1] * 1e3, lag_p99_ms=pct(lags, 99) or 0.0,
+        max_ms=max(latencies) if latencies else None, p99_ci_ms=quantile_ci(latencies, 0.99),
+        sent_p99_ms=pct(from_sent, 99),
+        lag_end_ms=lags[-1] * 1e3, lag_p99_ms=(pct(lags, 99) or 0.0) * 1e3,
         backlog_ms=(drained - last_due - lags[-1]) * 1e3,
         cpu_us_per_tick=cpu / len(ticks) * 1e6, max_mailbox=deepest,
         cpu_by_actor={k: v for k, v in sorted(by_actor.items(), key=lambda kv: -kv[1])
@@ -452,6 +461,38 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+def quantile_ci(values: list[float], q: float, confidence: float = 0.95
+                ) -> tuple[float | None, float | None]:
+    """A distribution-free confidence interval for the ``q`` quantile (0..1) of what
+    ``values`` were drawn from: order statistics whose ranks the binomial distribution of
+    "how many draws fall below the quantile" brackets with ``confidence``. An end the
+    sample cannot bound is None: with few values the upper end of a p99 lies beyond the
+    largest (under 300 values it always does at 95 %)."""
+    n = len(values)
+    if n == 0:
+        return None, None
+    ordered = sorted(values)
+    tail = (1 - confidence) / 2
+    log_q, log_r, top = math.log(q), math.log1p(-q), math.lgamma(n + 1)
+    pmf = [math.exp(top - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_q
+                    + (n - k) * log_r) for k in range(n + 1)]
+    below = 0.0  # P(B < lo), B ~ Binomial(n, q): draws below the quantile
+    lo = 0
+    while lo < n and below + pmf[lo] <= tail:
+        below += pmf[lo]
+        lo += 1
+    above = 0.0  # P(B >= hi)
+    hi = n
+    while hi > 0 and above + pmf[hi] <= tail:
+        above += pmf[hi]
+        hi -= 1
+    # the quantile lies in [X(lo), X(hi + 1)] (1-based order statistics) with the
+    # confidence asked for; X(0) is below every value and X(n + 1) above
+    low = ordered[lo - 1] if lo >= 1 else None
+    high = ordered[hi] if hi + 1 <= n else None
+    return low, high
+
+
 def pct(values: list[float], q: float) -> float | None:
     """The q-th percentile (0..100) of ``values``, nearest rank; None for no values."""
     if not values:
@@ -477,6 +518,24 @@ class Options:
     directory: str | None
     profile: int
     gc_freeze: bool = True
+    budget_seconds: float = 55.0  # the ramp starts no step that would end after this
+
+
+def precise_timers() -> int | None:
+    """Set the calling thread's timer slack to 1 ns (Linux; the default is 50 us), so the
+    feeder's sleeps end when the schedule says: its lateness counts in every latency, and
+    what the kernel adds to a sleep is the load generator's error, not the pipeline's.
+    Threads started before keep theirs (the runtime's wait on events, not timers).
+    Returns the slack now in force, or None where it cannot be set."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+        slack = int(libc.prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0))
+    except (OSError, AttributeError):
+        return None
+    return slack if slack >= 0 else None
 
 
 def wait_market_ready(rt: Runtime) -> None:
@@ -499,6 +558,7 @@ def run(opts: Options) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir=opts.directory) as tmp:
         rt = Runtime(ask_timeout=30, monitor_interval=0.5)
         t0 = time.perf_counter()
+        deadline = t0 + opts.budget_seconds
         rt.start(tree(Path(tmp), symbols, arrivals, scanner_cycle=scanner_cycle,
                       sources=opts.sources))
         try:
@@ -506,6 +566,7 @@ def run(opts: Options) -> dict[str, Any]:
             result["startup_s"] = time.perf_counter() - t0
             if opts.gc_freeze:  # as `botvisor run` does once the tree is up (runtime.gc_freeze)
                 result["gc_frozen_objects"] = freeze_startup_objects()
+            result["feeder_timer_slack_ns"] = precise_timers()
             source = Ticks(symbols)
             # warm-up: fill the scanner's and the strategies' windows (25 steps), untimed
             warm = run_step(rt, source, log, arrivals, rate=opts.rate,
@@ -517,32 +578,42 @@ def run(opts: Options) -> dict[str, Any]:
                             batch=opts.batch, step=1, settle=0.3)
             if profiler is not None:
                 _print_profile(profiler, opts.profile)
-            steps, sustained, capacity = ramp(rt, source, log, arrivals, opts)
+            steps, sustained, capacity, cut = ramp(rt, source, log, arrivals, opts,
+                                                 deadline=deadline)
             stats: ExecutorStats = rt.ask("executor", GetExecutorStats(), timeout=30)
             gate = rt.peek("breaker")
         finally:
             rt.stop()
     result.update(_summary(main, steps, sustained=sustained, capacity=capacity, stats=stats,
                            gate=gate, opts=opts, arrivals=len(arrivals)))
+    result["ramp_cut_short_at"] = cut
+    result["elapsed_s"] = time.perf_counter() - t0
     return result
 
 
-def ramp(rt: Runtime, source: Ticks, log: TickLog, arrivals: list[Arrival], opts: Options
-         ) -> tuple[list[StepResult], float, float]:
+def ramp(rt: Runtime, source: Ticks, log: TickLog, arrivals: list[Arrival], opts: Options, *,
+         deadline: float) -> tuple[list[StepResult], float, float, float | None]:
     """Raise the offered rate step by step. Returns the steps, the sustained rate (every
-    rate up to it kept up *and* kept p99 within the bound) and the capacity (every rate up
-    to it kept up: feeder on schedule, no backlog left, whatever the latency). A step that
-    would end either run is tried once more, against noise; the ramp stops when a rate
-    does not keep up twice."""
+    rate up to it kept up *and* kept p99 within the bound), the capacity (every rate up
+    to it kept up: feeder on schedule, no backlog left, whatever the latency) and the rate
+    at which the time budget cut the ramp short (None: it was not). A step that would end
+    either run is tried once more, against noise; the ramp stops when a rate does not
+    keep up twice, or before a step that would end after ``deadline`` (perf_counter; a
+    step is expected to take as long as the last one)."""
     steps: list[StepResult] = []
     sustained = capacity = 0.0
     chain = True  # every rate so far was sustained
     index = 2
+    last = opts.step_seconds + 1.0  # wall seconds of the last step (a guess before any)
     for rate in opts.ramp:
         kept = within = False
         for _attempt in range(2):
+            if time.perf_counter() + last > deadline:
+                return steps, sustained, capacity, rate
+            began = time.perf_counter()
             step = run_step(rt, source, log, arrivals, rate=rate, seconds=opts.step_seconds,
                             batch=opts.batch, step=index, settle=0.2)
+            last = time.perf_counter() - began
             index += 1
             # no queue ever held more than the backlog bound's worth of offered messages
             deepest = max(step.max_mailbox.values(), default=0)
@@ -563,7 +634,7 @@ def ramp(rt: Runtime, source: Ticks, log: TickLog, arrivals: list[Arrival], opts
         chain = chain and within
         if chain:
             sustained = rate
-    return steps, sustained, capacity
+    return steps, sustained, capacity, None
 
 
 def _step_json(step: StepResult) -> dict[str, Any]:
@@ -587,6 +658,7 @@ def _summary(main: StepResult, steps: list[StepResult], *, sustained: float, cap
         "tick_to_order_p50_ms": main.p50_ms,
         "tick_to_order_p99_ms": p99,
         "tick_to_order_max_ms": main.max_ms,
+        "tick_to_order_p99_ci95_ms": list(main.p99_ci_ms),
         "tick_to_order_p99_from_sent_ms": main.sent_p99_ms,
         "sustained_ticks_per_s": sustained,
         "capacity_ticks_per_s": capacity,
@@ -670,8 +742,8 @@ def print_table(r: dict[str, Any]) -> None:
          f"({r['orders_per_s']:.1f}/s)"),
         ("tick-to-order p99", _ms(r["tick_to_order_p99_ms"]),
          f"<= 2 ms  {'met' if met['tick_to_order_p99_ms'] else 'MISSED'}",
-         f"max {_ms(r['tick_to_order_max_ms'])}; p99 from the tell "
-         f"{_ms(r['tick_to_order_p99_from_sent_ms'])}; feed lag p99 "
+         f"max {_ms(r['tick_to_order_max_ms'])}; 95 % interval {_interval(r)}; p99 from "
+         f"the tell {_ms(r['tick_to_order_p99_from_sent_ms'])}; feed lag p99 "
          f"{r['feed_lag_p99_ms']:.3f} ms"),
         ("  exit orders p50 / p99", _ms(r["exit_tick_to_order_p50_ms"]), "",
          f"p99 {_ms(r['exit_tick_to_order_p99_ms'])}; {r['exit_orders']:,} orders from the "
@@ -691,7 +763,9 @@ def print_table(r: dict[str, Any]) -> None:
          f"p99 <= {r['bounds']['p99_ms']:g} ms, backlog <= {r['bounds']['backlog_ms']:g} ms, "
          f"feed lag <= {r['bounds']['feed_lag_ms']:g} ms"),
         ("  capacity", f"{r['capacity_ticks_per_s']:,.0f} /s", "",
-         "highest rate that kept up (no backlog or deep queue, feeder on time), any latency"),
+         "highest rate that kept up (no backlog or deep queue, feeder on time), any latency"
+         + (f"; the time budget stopped the ramp before {r['ramp_cut_short_at']:,.0f}/s"
+            if r["ramp_cut_short_at"] is not None else "")),
     ]
     for name, figure, target, notes in rows:
         print(f"{name:<26}{figure:>16}   {target:<22}{notes}")
@@ -708,6 +782,12 @@ def print_table(r: dict[str, Any]) -> None:
     ex = r["executor"]
     print(f"\nexecutor: {ex['orders']} orders, {ex['filled']} filled, refused {ex['refused']}, "
           f"skipped {ex['skipped']}; breaker {r['breaker_state']}")
+
+
+def _interval(r: dict[str, Any]) -> str:
+    low, high = r["tick_to_order_p99_ci95_ms"]
+    return (f"{'-' if low is None else f'{low:.2f}'} to "
+            f"{'beyond the max' if high is None else f'{high:.2f} ms'}")
 
 
 def _num(value: float | None) -> str:
@@ -727,6 +807,9 @@ def main() -> None:
     parser.add_argument("--p99-bound-ms", type=float, default=10.0)
     parser.add_argument("--backlog-bound-ms", type=float, default=100.0)
     parser.add_argument("--lag-bound-ms", type=float, default=50.0)
+    parser.add_argument("--budget-seconds", type=float, default=55.0,
+                        help="the ramp starts no step that would end later than this after "
+                             "the start (the bench is to finish within a minute)")
     parser.add_argument("--sources", action="store_true",
                         help="also run the ledger's three sources (trade manager, paper "
                              "wallet, positions log), as the shipped tree does")
@@ -743,7 +826,8 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     opts = Options(args.symbols, args.rate, args.seconds, args.batch, ramp, args.step_seconds,
                    args.p99_bound_ms, args.backlog_bound_ms, args.lag_bound_ms,
-                   args.sources, args.dir, args.profile, not args.no_gc_freeze)
+                   args.sources, args.dir, args.profile, not args.no_gc_freeze,
+                   args.budget_seconds)
     result = run(opts)
     if args.json:
         print(json.dumps(result))
