@@ -44,7 +44,12 @@ that symbol's latest ticks. Latency = order arrival - tick time.
    every step was sustained; ``capacity_ticks_per_s`` the highest up to which every step
    kept up, whatever the latency. A step that would end either is run once more (against
    noise); the ramp stops at a rate that falls behind twice, or before a step that would
-   end after ``--budget-seconds`` (55) from the start (``ramp_cut_short_at``).
+   end after ``--budget-seconds`` (50) from the tree's start (``ramp_cut_short_at``).
+
+First of all, without the tree, a bare loop sleeps to the feeder's schedule for
+``--baseline-seconds`` (3) and reports how late it woke (``machine_sleep_late_*``): the
+machine's own noise, in every figure after. On this project's 2-core VM the host stalls the
+guest for 1-3 ms about every half second, which no code in the process can avoid.
 
 Orders caused by the exits actor (tick -> market -> exits -> executor) are matched and
 reported apart (``exit_tick_to_order_*``); the headline counts the strategy orders (tick ->
@@ -518,7 +523,8 @@ class Options:
     directory: str | None
     profile: int
     gc_freeze: bool = True
-    budget_seconds: float = 55.0  # the ramp starts no step that would end after this
+    budget_seconds: float = 50.0  # the ramp starts no step that would end after this
+    baseline_seconds: float = 3.0  # the machine's own timer lateness, before the tree
 
 
 def precise_timers() -> int | None:
@@ -538,6 +544,34 @@ def precise_timers() -> int | None:
     return slack if slack >= 0 else None
 
 
+def machine_baseline(seconds: float, rate: float) -> list[float]:
+    """How late the feeder's own loop is on this machine with nothing else running: a
+    thread of its own (timer slack 1 ns, as the feeder's) sleeps to a schedule of ``rate``
+    per second for ``seconds``, without the tree. Returns each wake-up's lateness (s).
+
+    On a quiet machine it is a few tens of microseconds. A virtual machine whose host
+    stalls it now and then shows those stalls here too, and every latency measured after
+    includes them: read the p99 against this."""
+    lateness: list[float] = []
+
+    def loop() -> None:
+        precise_timers()
+        clock, sleep, note = time.perf_counter, time.sleep, lateness.append
+        count = int(seconds * rate)
+        start = clock() + 0.002
+        for k in range(count):
+            due = start + k / rate
+            now = clock()
+            if now < due:
+                sleep(due - now)
+            note(clock() - due)
+
+    thread = threading.Thread(target=loop, name="bench:baseline")
+    thread.start()
+    thread.join()
+    return lateness
+
+
 def wait_market_ready(rt: Runtime) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -555,6 +589,12 @@ def run(opts: Options) -> dict[str, Any]:
     arrivals: list[Arrival] = []
     log = TickLog()
     result: dict[str, Any] = {}
+    if opts.baseline_seconds > 0:
+        lateness = machine_baseline(opts.baseline_seconds, opts.rate)
+        result["machine_sleep_late_p99_ms"] = (pct(lateness, 99) or 0.0) * 1e3
+        result["machine_sleep_late_max_ms"] = max(lateness) * 1e3
+        result["machine_sleeps"] = len(lateness)
+        result["machine_sleeps_late_over_1ms"] = sum(1 for x in lateness if x > 1e-3)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir=opts.directory) as tmp:
         rt = Runtime(ask_timeout=30, monitor_interval=0.5)
         t0 = time.perf_counter()
@@ -745,6 +785,11 @@ def print_table(r: dict[str, Any]) -> None:
          f"max {_ms(r['tick_to_order_max_ms'])}; 95 % interval {_interval(r)}; p99 from "
          f"the tell {_ms(r['tick_to_order_p99_from_sent_ms'])}; feed lag p99 "
          f"{r['feed_lag_p99_ms']:.3f} ms"),
+        ("  machine baseline", _ms(r.get("machine_sleep_late_p99_ms")), "",
+         (f"p99 lateness of a bare sleep loop on the feeder's schedule, without the tree; "
+          f"max {_ms(r['machine_sleep_late_max_ms'])}, {r['machine_sleeps_late_over_1ms']} "
+          f"of {r['machine_sleeps']:,} over 1 ms (host stalls: they are in every figure)")
+         if "machine_sleeps" in r else "skipped (--baseline-seconds 0)"),
         ("  exit orders p50 / p99", _ms(r["exit_tick_to_order_p50_ms"]), "",
          f"p99 {_ms(r['exit_tick_to_order_p99_ms'])}; {r['exit_orders']:,} orders from the "
          f"exits actor (tick -> exits -> executor)"
@@ -807,7 +852,10 @@ def main() -> None:
     parser.add_argument("--p99-bound-ms", type=float, default=10.0)
     parser.add_argument("--backlog-bound-ms", type=float, default=100.0)
     parser.add_argument("--lag-bound-ms", type=float, default=50.0)
-    parser.add_argument("--budget-seconds", type=float, default=55.0,
+    parser.add_argument("--baseline-seconds", type=float, default=3.0,
+                        help="first time a bare sleep loop on the feeder's schedule, without "
+                             "the tree: the machine's own lateness (0 skips)")
+    parser.add_argument("--budget-seconds", type=float, default=50.0,
                         help="the ramp starts no step that would end later than this after "
                              "the start (the bench is to finish within a minute)")
     parser.add_argument("--sources", action="store_true",
@@ -827,7 +875,7 @@ def main() -> None:
     opts = Options(args.symbols, args.rate, args.seconds, args.batch, ramp, args.step_seconds,
                    args.p99_bound_ms, args.backlog_bound_ms, args.lag_bound_ms,
                    args.sources, args.dir, args.profile, not args.no_gc_freeze,
-                   args.budget_seconds)
+                   args.budget_seconds, args.baseline_seconds)
     result = run(opts)
     if args.json:
         print(json.dumps(result))
