@@ -1,22 +1,34 @@
-"""The executor: turns signals and exit requests into orders, safely.
+"""The executor: turns signals and exit requests into orders, safely, without ever waiting.
 
 Before every order it asks the circuit breaker (a lock-free read of the breaker's
-published gate). It sizes entries by risk (risk per trade over the stop distance, capped
-by position size, total exposure, open positions and cash). Each order carries a client
-order id derived from its signal, so the same signal can never place two orders; after a
-restart it checks the ledger and the exchange for that id before sending anything. Order
-submission is never retried blindly: when a reply is lost it looks the order up by its
-client order id. Fills go to the position actor with retries, which the fill id makes safe.
+published gate). It sizes entries by risk (:mod:`actors.sizing`: risk per trade over the
+stop distance, capped by position size, total exposure, open positions and cash). Each
+order carries a client order id derived from its signal, so the same signal can never
+place two orders; after a restart it checks the ledger and the exchange for that id before
+sending anything. Order submission is never retried blindly: when a reply is lost it looks
+the order up by its client order id. Fills go to the position actor with retries, which the
+fill id makes safe.
+
+Never waiting: every ask (an order, a fill to record, a lookup, a duplicate check, each
+step of a venue sync) goes out with ``ask_notify`` and is answered by a message
+(:class:`~supervisor.context.Replied`); one timer (``_Tick``) notices an ask unanswered for
+``order_timeout`` and runs the retries that are due. So the executor can share a thread
+with the exchange and the market (``thread: pipeline``): it never holds that thread while
+it waits. A signal that depends on something still out is *held* (kept in order, acted on
+once that is answered): a sale or an entry of a symbol whose order, fill, lookup or check is
+out; an entry while an uncertain fill or order elsewhere is being resolved. A sale of a
+symbol whose sale is already out is skipped at once (the first sells all that was held).
+``GetExecutorStats`` is answered once nothing is out or held (or after ``order_timeout``).
 
 Venue sync: the process can die (or this actor crash) after the venue filled an order and
-before the ledger recorded the fill. So, on every start, before it handles any message, the
+before the ledger recorded the fill. So, on every start, before it acts on any signal, the
 executor asks the exchange for its fills (``GetVenueFills``, since a little before the
 ledger's newest fill, or everything with ``venue_sync: full``) and records them in batches
 (``RecordFills``, one transaction each; the ledger skips fill ids it already has). What was
 recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Fills this actor
 could not record yet are published (their oldest venue time), so a restarted executor
-reaches back far enough for them. Until a sync has succeeded no order is sent; a failed sync
-is retried on a timer.
+reaches back far enough for them. Signals that come during a sync are held for it; until a
+sync has succeeded no order is sent, and a failed sync is retried on a timer.
 
 Duplicate checks: asking the ledger (``HasOrder``) and the exchange (``LookupOrder``) before
 an order is needed only for a signal an earlier instance (of this process, or of an earlier
@@ -36,12 +48,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
-from typing import Any, Literal, TypeVar
+from contextlib import suppress
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
 
+import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.book import ZERO
@@ -65,22 +79,24 @@ from actors.position_messages import (
     RecordFill,
     RecordFills,
 )
+from actors.sizing import InFlightBuy, RiskLimits, size_entry
 from supervisor import SupervisedActor
+from supervisor.backoff import Backoff
 from supervisor.context import Replied
-from supervisor.errors import RuntimeErrorBase
-from supervisor.future import ReplyFuture
-from supervisor.retry import Retrier
+from supervisor.errors import ActorNotRunning, AskTimeout, RuntimeErrorBase
+from supervisor.pending_asks import PendingAsk, PendingAsks
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ExecutorActor", "ExecutorState", "ExecutorStats", "GetExecutorStats", "SyncVenue"]
 
-T = TypeVar("T")
+Request = Signal | ExitRequest  # what the executor acts on
 
 
 @dataclass(frozen=True, slots=True)
 class GetExecutorStats:
-    """Ask for ExecutorStats."""
+    """Ask for ExecutorStats (answered once nothing is out or held, or after
+    ``order_timeout``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +117,8 @@ class ExecutorStats:
 
 @dataclass(frozen=True, slots=True)
 class SyncVenue:
-    """Reconcile the ledger with the venue's fills now.
+    """Reconcile the ledger with the venue's fills now (once this executor's own orders
+    and fills out are answered).
 
     As an ask, the reply is the number of fills recovered (or the exception that stopped it).
     """
@@ -110,6 +127,13 @@ class SyncVenue:
 @dataclass(frozen=True, slots=True)
 class _RetrySync:
     """Timer: try the venue sync again after a failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """Timer: asks past their deadline, retries due, stats answers due (at ``at``)."""
+
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,24 +147,25 @@ class ExecutorState:
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
 
 
-def _split(items: list[T], take: Callable[[T], bool]) -> tuple[list[T], list[T]]:
-    """``items`` parted into those ``take`` picks and the rest, each in order, looking at
-    each item once (a future that completes meanwhile waits for the next look)."""
-    taken: list[T] = []
-    kept: list[T] = []
-    for item in items:
-        (taken if take(item) else kept).append(item)
-    return taken, kept
+Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync_last",
+               "sync_fills", "sync_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class _For:
+    """What an ask out was for: its kind and key (a client order id, a fill id)."""
+
+    kind: Kind
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class _Placing:
-    """An order sent to the exchange, its reply future, and what to do with the answer;
-    ``price``: the price it was sized at (its signal's), which an entry decided before the
-    reply counts it at (or the mark, if higher)."""
+    """An order sent to the exchange and what to do with its answer; ``price``: the price
+    it was sized at (its signal's), which an entry decided before the reply counts it at
+    (or the mark, if higher)."""
 
     order: PlaceOrder
-    future: ReplyFuture[Any] | None
     probe: bool
     reduces: bool
     exit_reason: str | None
@@ -148,8 +173,46 @@ class _Placing:
     sent_at: float = 0.0  # clock.now() when it was sent
 
 
+@dataclass(slots=True)
+class _Unrecorded:
+    """A fill the ledger has not acknowledged: failed tries, when the next is due, whether
+    one is out, whether it was alerted."""
+
+    fill: Fill
+    failures: int = 0
+    due: float = 0.0
+    out: bool = False
+    alerted: bool = False
+
+
+@dataclass(slots=True)
+class _Unknown:
+    """An order whose outcome is not known: looked up by client order id until it is;
+    ``reported``: its result went to the breaker (as a failure)."""
+
+    placing: _Placing
+    failures: int = 0
+    due: float = 0.0
+    out: bool = False
+    reported: bool = False
+
+
+@dataclass(slots=True)
+class _Sync:
+    """One venue sync under way."""
+
+    newest: float | None = None  # the ledger's newest fill time ("recent" only)
+    since: float | None = None
+    fills: list[Fill] = field(default_factory=list)
+    chunk: list[Fill] = field(default_factory=list)  # the batch out to the ledger
+    next: int = 0
+    recovered: list[Fill] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
 class ExecutorActor(SupervisedActor):
-    """Owns the orders it has sent in this incarnation and the fills still to record."""
+    """Owns the orders it has sent in this incarnation, the fills still to record, the
+    asks it has out and the signals held until those are answered."""
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -164,8 +227,12 @@ class ExecutorActor(SupervisedActor):
         # slippage, the price's move until it fills), so the next entry need not wait for
         # its reply.
         in_flight_margin_pct: Decimal = Field(Decimal("1.0"), ge=0, le=100)
-        order_timeout: float = Field(5.0, gt=0)
-        record_attempts: int = Field(5, ge=1)
+        order_timeout: float = Field(5.0, gt=0)  # seconds for any answer (then: look up)
+        record_attempts: int = Field(5, ge=1)  # tries before an unrecorded fill is alerted
+        retry_initial: float = Field(0.2, gt=0)  # seconds before the 1st retry (doubles)
+        retry_max: float = Field(2.0, gt=0)  # seconds between retries, at most
+        max_held: int = Field(1000, ge=1)  # signals held at once; more are skipped
+        stop_wait: float = Field(2.0, ge=0)  # seconds a stop waits for answers out
         venue_sync: Literal["recent", "full", "off"] = "recent"
         venue_sync_lookback: float = Field(86400.0, ge=0)  # venue seconds before the newest
         venue_sync_batch: int = Field(1000, ge=1)  # fills per RecordFills
@@ -178,33 +245,45 @@ class ExecutorActor(SupervisedActor):
 
     def __init__(self, settings: ExecutorActor.Settings | None = None) -> None:
         super().__init__()
-        self.settings = settings or ExecutorActor.Settings()
+        s = self.settings = settings or ExecutorActor.Settings()
+        self._limits = RiskLimits(s.risk_per_trade_pct, s.default_stop_pct,
+                                  s.max_position_pct, s.max_exposure_pct, s.min_notional,
+                                  s.in_flight_margin_pct)
+        self._retry = Backoff(initial=s.retry_initial, maximum=max(s.retry_max,
+                                                                   s.retry_initial),
+                              jitter=s.retry_initial / 2)
         self.sent: list[tuple[str, str, bool, str]] = []
         self.seen: set[str] = set()
         self.refused: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.filled = 0
         self.fills_recorded = 0
-        self.unrecorded: list[Fill] = []
-        # fills sent to the ledger whose acknowledgement has not been read yet
-        self.recording: list[tuple[Fill, ReplyFuture[Any]]] = []
-        # orders sent to the exchange whose reply has not been read yet
-        self.placing: list[_Placing] = []
-        self.unknown: dict[str, str] = {}  # client order id -> symbol: sent, outcome unknown
+        self.placing: dict[str, _Placing] = {}  # client order id -> order out, unanswered
+        self.recording: dict[str, Fill] = {}  # fill id -> fill out to the ledger
+        self.unrecorded: dict[str, _Unrecorded] = {}  # fill id -> fill a try failed for
+        self.unknown: dict[str, _Unknown] = {}  # client order id -> outcome unknown
+        self.checking: dict[str, Request] = {}  # client order id -> its duplicate check out
+        self.held: list[Request] = []  # signals waiting for an answer, in arrival order
         self.refused_fills: list[Fill] = []  # fills the ledger refused for good (alerted)
         self.exits: list[tuple[str, str]] = []
         self.recovered = 0
         self.synced = False
+        self._checked_new: set[str] = set()  # client order ids checked and found new
+        self._asks: PendingAsks[_For] | None = None
+        self._tick_at: float | None = None  # when the earliest _Tick scheduled is due
+        self._stats_waiters: list[tuple[float, pykka.Future[Any]]] = []
+        self._sync_waiters: list[pykka.Future[Any]] = []
+        self._sync: _Sync | None = None  # the venue sync under way
+        self._sync_wanted = False  # start one as soon as nothing of ours is out
         self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
         # signals at or before this time may have been sent by an earlier instance: check
         # them; until the start sync has set it, everything would be checked
         self._checked_through: float | None = None
         self._acted = -math.inf  # the newest signal time this instance acted on
         self._sync_pending = False
-        self._retrier: Retrier | None = None
 
     def on_start(self) -> None:
-        self._retrier = Retrier(attempts=self.settings.record_attempts, clock=self.ctx.clock)
+        self._asks = PendingAsks(self.ctx, self.settings.order_timeout)
         earlier = self.ctx.peek(self.ctx.name)
         if isinstance(earlier, ExecutorState):
             self._sync_from = earlier.unrecorded_since
@@ -213,143 +292,602 @@ class ExecutorActor(SupervisedActor):
             self._checked_through = math.inf  # nothing known of earlier processes
             self.synced = True
             return
-        try:
-            self._sync_venue()
-        except Exception as exc:
-            self._sync_failed(exc)
+        self._sync_wanted = True
+        self._progress()
 
     def on_stop(self) -> None:
-        if self.placing:
-            self._settle_orders()  # a clean stop leaves no order unanswered
-        if self.recording:
-            self._settle()  # nor a fill unacknowledged
+        self._finish_out()  # a clean stop leaves no order unanswered, no fill unacknowledged
+        self._end_waiters(None)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._end_waiters(exc_info[1] if isinstance(exc_info[1], Exception) else None)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Replied):  # an order's reply came: its fills go to the ledger
-            if self.placing:
-                self._settle_orders(only_answered=True)
-            return None
-        if isinstance(message, _RetrySync):
-            self._sync_pending = False
-            if self.synced:
-                return None
-        if isinstance(message, (SyncVenue, _RetrySync)):
-            try:
-                return self._sync_venue()
-            except Exception as exc:
-                self._sync_failed(exc)
-                if isinstance(message, SyncVenue) and self._reply_to is not None:
-                    raise
-                return None
-        if self.unrecorded or self.unknown:
-            self._record_pending()
         match message:
-            case Signal():
-                if self._ready(message.signal_id):
-                    self._on_signal(message)
-            case ExitRequest():
-                if self._ready(message.signal_id):
-                    self._on_exit(message)
+            case Replied():
+                assert self._asks is not None
+                ask = self._asks.take(message.token)
+                if ask is not None:
+                    self._answered(ask)
+            case Signal() | ExitRequest():
+                self._arrived(message)
+            case _Tick():
+                self._tick(message.at)
             case GetExecutorStats():
-                if self.placing:
-                    self._settle_orders()
-                if self.recording:
-                    self._settle()
-                return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
-                                     dict(self.skipped), self.fills_recorded,
-                                     len(self.unrecorded), tuple(self.sent), self.recovered,
-                                     self.synced, tuple(self.exits))
+                reply = self.defer_reply()
+                if reply is not None:
+                    due = self.ctx.clock.now() + self.settings.order_timeout
+                    self._stats_waiters.append((due, reply))
+            case SyncVenue():
+                reply = self.defer_reply()
+                if reply is not None:
+                    self._sync_waiters.append(reply)
+                self._sync_wanted = True
+            case _RetrySync():
+                self._sync_pending = False
+                if not self.synced:
+                    self._sync_wanted = True
             case _:
                 return super().on_receive(message)
+        self._progress()
         return None
 
-    # -- venue sync ----------------------------------------------------------------------------
-    def _ready(self, what: str) -> bool:
-        """No order before the ledger has every venue fill (it sizes and guards orders)."""
-        if self.synced:
+    # -- the loop: what to do after every message ----------------------------------------------
+    def _progress(self) -> None:
+        assert self._asks is not None
+        if self._sync_wanted and self._sync is None and not self._asks:
+            self._start_sync()
+        if self.held and self._sync is None and not self._sync_wanted:
+            self._release_held()
+        self._arm()
+        if self._stats_waiters:
+            self._answer_stats()
+
+    def _arm(self) -> None:
+        """Schedule a ``_Tick`` for the earliest deadline or retry due, unless one is."""
+        assert self._asks is not None
+        at = self._asks.next_deadline()
+        if self.unrecorded or self.unknown:
+            dues = [u.due for u in self.unrecorded.values() if not u.out]
+            dues += [u.due for u in self.unknown.values() if not u.out]
+            if at is not None:
+                dues.append(at)
+            at = min(dues, default=None)
+        if self._stats_waiters:
+            due = min(d for d, _ in self._stats_waiters)
+            at = due if at is None else min(at, due)
+        if at is None or (self._tick_at is not None and self._tick_at <= at):
+            return
+        self._tick_at = at
+        self.ctx.schedule(max(0.0, at - self.ctx.clock.now()), _Tick(at))
+
+    def _tick(self, at: float) -> None:
+        assert self._asks is not None
+        if self._tick_at == at:
+            self._tick_at = None
+        now = self.ctx.clock.now()
+        for ask in self._asks.take_expired(now):
+            self._ask_failed(ask.what, AskTimeout(self._target(ask.what), ask.what.kind,
+                                              self.settings.order_timeout))
+        for u in list(self.unrecorded.values()):
+            if not u.out and u.due <= now:
+                self._send_record(u.fill)
+        for coid, unknown in list(self.unknown.items()):
+            if not unknown.out and unknown.due <= now:
+                self._send_lookup(coid, unknown)
+
+    def _target(self, what: _For) -> str:
+        s = self.settings
+        return s.exchange if what.kind in ("order", "lookup", "at_venue", "sync_fills") \
+            else s.positions
+
+    def _idle(self) -> bool:
+        """Nothing out, nothing held, no fill within its first tries, no sync to run."""
+        return (not self._asks and not self.held and self._sync is None
+                and not self._sync_wanted
+                and all(u.failures >= self.settings.record_attempts
+                        for u in self.unrecorded.values()))
+
+    def _answer_stats(self) -> None:
+        if self._idle():
+            due, self._stats_waiters = self._stats_waiters, []
+        else:
+            now = self.ctx.clock.now()
+            due = [w for w in self._stats_waiters if w[0] <= now]
+            if not due:
+                return
+            self._stats_waiters = [w for w in self._stats_waiters if w[0] > now]
+        stats = self._stats()
+        for _, reply in due:
+            reply.set(stats)
+
+    def _stats(self) -> ExecutorStats:
+        return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
+                             dict(self.skipped), self.fills_recorded, len(self.unrecorded),
+                             tuple(self.sent), self.recovered, self.synced, tuple(self.exits))
+
+    def _end_waiters(self, exc: Exception | None) -> None:
+        """This instance ends: answer whoever still waits on it."""
+        stats, self._stats_waiters = self._stats_waiters, []
+        for _, reply in stats:
+            if exc is None:
+                reply.set(self._stats())
+            else:
+                reply.set_exception((type(exc), exc, exc.__traceback__))
+        self._fail_sync_waiters(exc or ActorNotRunning(self.ctx.name, "stopped"))
+
+    def _fail_sync_waiters(self, exc: Exception) -> None:
+        waiters, self._sync_waiters = self._sync_waiters, []
+        for reply in waiters:
+            reply.set_exception((type(exc), exc, exc.__traceback__))
+
+    def _finish_out(self) -> None:
+        """Wait (``stop_wait`` at most) for the orders and fills out, and act on their
+        answers; what is left the next start's venue sync finds at the venue."""
+        assert self._asks is not None
+        deadline = time.monotonic() + min(self.settings.stop_wait,
+                                          self.settings.order_timeout)
+        while True:
+            out = [a for a in self._asks if a.what.kind in ("order", "record")]
+            if not out:
+                return
+            for ask in out:
+                with suppress(Exception):  # an answer that is a failure is acted on below
+                    ask.future.get(timeout=max(0.0, deadline - time.monotonic()))
+                if not ask.future.done():
+                    log.warning("stopping with %d order(s) unanswered and %d fill(s) "
+                                "unacknowledged; the next start's venue sync records "
+                                "what the venue filled", len(self.placing),
+                                len(self.recording))
+                    return
+                if self._asks.take(ask.token) is not None:
+                    self._answered(ask)
+
+    # -- signals: act now, hold, or skip --------------------------------------------------------
+    def _arrived(self, request: Request) -> None:
+        if self._sync is not None or self._sync_wanted:
+            self._hold(request)  # the ledger is being reconciled with the venue
+            return
+        if not self.synced:
+            self._not_ready(request)
+            return
+        self._retry_stuck()
+        if self.held and any(r.symbol == request.symbol for r in self.held):
+            self._hold(request)  # behind an earlier one of its symbol
+            return
+        if self._consider(request):
+            self._hold(request)
+
+    def _consider(self, request: Request) -> bool:
+        """Act on ``request`` or skip it; True when it must wait (hold it)."""
+        symbol = request.symbol
+        if _is_sale(request) and self._sale_in_flight(symbol):
+            self._skip("sale already in flight")
+            return False
+        if self._busy(symbol) or (not _is_sale(request) and self._resolving()):
             return True
-        self._skip("venue not reconciled yet")
-        log.warning("not acting on %s: the ledger is not reconciled with the venue yet", what)
+        if isinstance(request, ExitRequest):
+            self._on_exit(request)
+        else:
+            self._on_signal(request)
         return False
 
-    def _sync_venue(self) -> int:
-        """Record every venue fill the ledger lacks; returns how many were recovered."""
-        s = self.settings
-        assert self._retrier is not None
-        # This instance's own orders and fills first: a fill it is still sending is not one
-        # the ledger lacks (it would be counted, and alerted, as recovered)
-        if self.placing:
-            self._settle_orders()
-        if self.recording:
-            self._settle()
-        since: float | None = None
-        newest: Any = None
-        if s.venue_sync == "recent":
-            newest = self.ctx.ask(s.positions, GetLastFillTime(), timeout=s.order_timeout)
-            if newest is not None:
-                since = float(newest) - s.venue_sync_lookback
-                if self._sync_from is not None:
-                    since = min(since, self._sync_from)
-        fills = self.ctx.ask(s.exchange, GetVenueFills(since), timeout=s.order_timeout)
-        if self._checked_through is None:  # the first instance of this process
-            times = [f.at for f in fills]
-            if s.venue_sync == "recent" and newest is not None:
-                times.append(float(newest))
-            self._checked_through = max(times) + s.duplicate_check_margin if times \
-                else -math.inf
-        recovered: list[Fill] = []
-        rejected: list[tuple[str, str]] = []
-        for start in range(0, len(fills), s.venue_sync_batch):
-            chunk = fills[start : start + s.venue_sync_batch]
-            reply = self._retrier.call(self.ctx.ask, s.positions, RecordFills(tuple(chunk)),
-                                       timeout=s.order_timeout)
-            assert isinstance(reply, FillsRecorded)
-            new = {r.fill_id for r in reply.recorded if not r.duplicate}
-            recovered.extend(f for f in chunk if f.fill_id in new)
-            rejected.extend(reply.rejected)
-        self.synced = True
-        self._sync_from = None
-        self.recovered += len(recovered)
-        self._publish_state()
-        where = "venue fill(s)" + ("" if since is None else f" since venue time {since:.0f}")
-        if recovered:
-            listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
-                               for f in recovered[:5])
-            more = f" and {len(recovered) - 5} more" if len(recovered) > 5 else ""
-            log.warning("venue sync: recorded %d fill(s) the ledger lacked (%s%s); %d %s "
-                        "checked", len(recovered), listed, more, len(fills), where)
-            self.ctx.try_tell(s.alerts, Alert(
-                "executor.venue_sync", "warning",
-                f"Recovered {len(recovered)} fill(s) the ledger lacked",
-                f"the venue had filled them but the ledger had no record (a crash between "
-                f"fill and record): {listed}{more}"))
-        else:
-            log.info("venue sync: the ledger has all %d %s", len(fills), where)
-        if rejected:
-            log.error("venue sync: the ledger refused %d venue fill(s): %s", len(rejected),
-                      "; ".join(f"{fid}: {why}" for fid, why in rejected[:5]))
-            self.ctx.try_tell(s.alerts, Alert(
-                "executor.venue_sync_rejected", "critical",
-                f"The ledger refused {len(rejected)} venue fill(s)",
-                "; ".join(f"{fid}: {why}" for fid, why in rejected[:5])))
-        return len(recovered)
+    def _hold(self, request: Request) -> None:
+        if len(self.held) >= self.settings.max_held:
+            self._skip("too many signals held")
+            log.warning("not acting on %s: %d signals are held already", request.signal_id,
+                        len(self.held))
+            return
+        self.held.append(request)
 
-    def _sync_failed(self, exc: Exception) -> None:
+    def _release_held(self) -> None:
+        """Act on the held signals that can go now, in order; a symbol's later signals
+        stay behind its first that must still wait."""
+        if not self.synced:  # the sync they waited for failed
+            held, self.held = self.held, []
+            for request in held:
+                self._not_ready(request)
+            return
+        while self.held:
+            held, self.held = self.held, []
+            kept: list[Request] = []
+            waiting: set[str] = set()
+            for request in held:
+                if request.symbol in waiting or self._consider(request):
+                    waiting.add(request.symbol)
+                    kept.append(request)
+            progress = len(kept) < len(held)
+            self.held = kept + self.held
+            if not progress:
+                return
+
+    def _not_ready(self, request: Request) -> None:
+        """No order before the ledger has every venue fill (it sizes and guards orders)."""
+        self._skip("venue not reconciled yet")
+        log.warning("not acting on %s: the ledger is not reconciled with the venue yet",
+                    request.signal_id)
+
+    def _busy(self, symbol: str) -> bool:
+        """Is something of ``symbol`` out (an order, a fill, a lookup, a duplicate check) or
+        a fill of it within its first tries? Its portfolio may change with the answer."""
+        attempts = self.settings.record_attempts
+        return (any(p.order.symbol == symbol for p in self.placing.values())
+                or any(f.symbol == symbol for f in self.recording.values())
+                or any(r.symbol == symbol for r in self.checking.values())
+                or any(u.out and u.placing.order.symbol == symbol
+                       for u in self.unknown.values())
+                or any(u.fill.symbol == symbol and (u.out or u.failures < attempts)
+                       for u in self.unrecorded.values()))
+
+    def _resolving(self) -> bool:
+        """Is an uncertain fill or order being resolved (a try or lookup out, or a fill
+        within its first tries)? An entry waits for that: it decides on the whole account."""
+        attempts = self.settings.record_attempts
+        return (any(u.out for u in self.unknown.values())
+                or any(u.out or u.failures < attempts for u in self.unrecorded.values()))
+
+    def _retry_stuck(self) -> None:
+        """A signal came: try the stuck fills and orders now (as they would be on a timer),
+        so a ledger or exchange that is back is seen before the signal is decided."""
+        if not self.unrecorded and not self.unknown:
+            return
+        attempts = self.settings.record_attempts
+        for u in list(self.unrecorded.values()):
+            if not u.out and u.failures >= attempts:
+                self._send_record(u.fill)
+        for coid, unknown in list(self.unknown.items()):
+            if not unknown.out:
+                self._send_lookup(coid, unknown)
+
+    def _sale_in_flight(self, symbol: str) -> bool:
+        """Is a sale of ``symbol`` sent and not yet in the ledger? Then another sale (a
+        strategy's and an exit's, or a repeat) is skipped at once: the first sells all that
+        was held. Answers already in are read first. Should it fail or fill in part, the
+        next sale signal or exit sells what remains; a sale unanswered for
+        ``order_timeout`` is looked up (see :meth:`_tick`)."""
+        if not self._has_sale(symbol):
+            return False
+        self._read_answered()
+        return self._has_sale(symbol)
+
+    def _has_sale(self, symbol: str) -> bool:
+        return (any(p.order.symbol == symbol and p.order.side is Side.SELL
+                    for p in self.placing.values())
+                or any(f.symbol == symbol and f.side is Side.SELL
+                       for f in self.recording.values()))
+
+    def _read_answered(self) -> None:
+        """Act on the orders and fills whose answers are in, before their ``Replied``."""
+        assert self._asks is not None
+        if self.placing or self.recording:
+            for ask in self._asks.take_answered(lambda w: w.kind in ("order", "record")):
+                self._answered(ask)
+
+    # -- deciding ------------------------------------------------------------------------------
+    def _snapshot(self) -> PortfolioSnapshot | None:
+        snap = self.ctx.peek(self.settings.positions)
+        return snap if isinstance(snap, PortfolioSnapshot) else None
+
+    def _skip(self, why: str) -> None:
+        self.skipped[why] += 1
+
+    def _on_signal(self, signal: Signal) -> None:
+        # a sell depends on its symbol's position only; a buy on the whole account
+        if signal.side is Side.SELL:
+            snap = self._snapshot()
+            held = snap.positions.get(signal.symbol) if snap is not None else None
+            if held is None or held.quantity <= 0:
+                self._skip("sell signal without a position")
+                return
+            self._order(signal, Side.SELL, held.quantity, reduces=True)
+            return
+        # An entry does not wait for other symbols' orders and fills: they are counted
+        # (conservatively: a fill the snapshot already has counts twice, an unanswered buy
+        # with in_flight_margin_pct on top, sales not at all) against cash, exposure and
+        # open positions. Answers already in are read first.
+        self._read_answered()
+        snap = self._snapshot()
+        if snap is None:
+            self._skip("no portfolio yet")
+            return
+        if signal.symbol in snap.positions:
+            self._skip("already holding")
+            return
+        writing = [f for f in self.recording.values() if f.side is Side.BUY]
+        unanswered = [InFlightBuy(p.order.symbol, p.order.quantity, p.price)
+                      for p in self.placing.values() if p.order.side is Side.BUY]
+        opening = ({f.symbol for f in writing} | {b.symbol for b in unanswered}) \
+            - snap.positions.keys()
+        if len(snap.positions) + len(opening) >= self.settings.max_open_positions:
+            self._skip("max open positions")
+            return
+        price = Decimal(repr(signal.price))
+        qty = size_entry(self._limits, price, signal.stop_distance, snap=snap,
+                         writing=writing, unanswered=unanswered)
+        if isinstance(qty, str):
+            self._skip(qty)
+            return
+        self._order(signal, Side.BUY, qty, reduces=False, price=price)
+
+    def _on_exit(self, request: ExitRequest) -> None:
+        snap = self._snapshot()
+        held = snap.positions.get(request.symbol) if snap is not None else None
+        if held is None or held.quantity <= 0:
+            self._skip("exit without a position")
+            return
+        self._order(request, Side.SELL, held.quantity, reduces=True,
+                    exit_reason=request.reason)
+
+    # -- sending -------------------------------------------------------------------------------
+    def _order(self, request: Request, side: Side, qty: Decimal, *, reduces: bool,
+               exit_reason: str | None = None, price: Decimal = ZERO) -> None:
         s = self.settings
-        self.synced = False
-        log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
-                  type(exc).__name__, exc, s.venue_sync_retry)
-        self.ctx.try_tell(s.alerts, Alert(
-            "executor.venue_sync_failed", "error", "Venue sync failed; not trading",
-            f"{type(exc).__name__}: {exc}"))
-        if not self._sync_pending:
-            self._sync_pending = True
-            self.ctx.schedule(s.venue_sync_retry, _RetrySync())
+        symbol = request.symbol
+        unsettled = self._unsettled_symbols()
+        if symbol in unsettled or (unsettled and not reduces):
+            # The portfolio does not show every fill yet: sizing and "already holding" could
+            # be wrong. No new risk anywhere, and nothing more for these symbols, until then.
+            self._skip("earlier fills or orders not settled yet")
+            return
+        coid = client_order_id(request.signal_id)
+        if coid in self.seen or coid in self.checking:
+            self._skip("signal already handled")
+            return
+        checked = self._checked_through
+        if (checked is None or request.at <= checked) and coid not in self._checked_new:
+            self._check(coid, request)  # an earlier instance may have sent it
+            return
+        # Only now ask the breaker: in HALF_OPEN the check takes a probe slot, which must go
+        # to an order that is really sent (and reported back with a ProbeResult).
+        permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
+            OrderIntent(symbol, reduces_exposure=reduces))
+        if not permission.allowed:
+            self.refused[permission.state.value] += 1
+            return
+        self.seen.add(coid)
+        self._checked_new.discard(coid)
+        self._acting_on(request.at)
+        order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
+        self.sent.append((coid, side.value, reduces, permission.state.value))
+        if exit_reason is not None:
+            self.exits.append((coid, exit_reason))
+        placing = _Placing(order, permission.probe, reduces, exit_reason, price,
+                           self.ctx.clock.now())
+        assert self._asks is not None
+        try:
+            self._asks.send(s.exchange, order, _For("order", coid))
+        except RuntimeErrorBase as exc:
+            log.warning("order %s not sent (%s); looking it up", coid, exc)
+            self._look_up(placing)
+            return
+        self.placing[coid] = placing
+
+    def _check(self, coid: str, request: Request) -> None:
+        """Is ``coid`` in the ledger, or at the exchange? Asked in turn; ``request`` is
+        acted on again once both say no (:meth:`_answered`)."""
+        assert self._asks is not None
+        try:
+            self._asks.send(self.settings.positions, HasOrder(coid), _For("in_ledger", coid))
+        except RuntimeErrorBase as exc:
+            self._unsure(coid, exc)
+            return
+        self.checking[coid] = request
+
+    def _unsure(self, coid: str, exc: Exception) -> None:
+        self.checking.pop(coid, None)
+        self.seen.add(coid)
+        self._skip(f"could not check for duplicates: {type(exc).__name__}")  # never risk one
+
+    # -- answers -------------------------------------------------------------------------------
+    def _answered(self, ask: PendingAsk[_For]) -> None:
+        try:
+            value = ask.future.get(timeout=0)
+        except Exception as exc:
+            self._ask_failed(ask.what, exc)
+            return
+        what = ask.what
+        match what.kind:
+            case "order":
+                placing = self.placing.pop(what.key, None)
+                if placing is None:
+                    return
+                if isinstance(value, OrderResult):
+                    self._settled(placing, value)
+                else:
+                    log.warning("no order result for %s (%r); looking it up", what.key, value)
+                    self._look_up(placing)
+            case "record":
+                self.recording.pop(what.key, None)
+                self.unrecorded.pop(what.key, None)
+                self.fills_recorded += 1
+                self._publish_state()
+            case "lookup":
+                self._looked_up(what.key, value)
+            case "in_ledger":
+                self._in_ledger(what.key, bool(value))
+            case "at_venue":
+                self._at_venue(what.key, value)
+            case "sync_last" | "sync_fills" | "sync_record":
+                self._sync_step(what.kind, value)
+
+    def _ask_failed(self, what: _For, exc: Exception) -> None:
+        match what.kind:
+            case "order":
+                placing = self.placing.pop(what.key, None)
+                if placing is not None:
+                    log.warning("no reply to order %s (%s: %s); looking it up", what.key,
+                                type(exc).__name__, exc)
+                    self._look_up(placing)
+            case "record":
+                fill = self.recording.pop(what.key, None)
+                u = self.unrecorded.get(what.key)
+                if fill is None and u is not None:
+                    fill = u.fill
+                if fill is not None:
+                    self._record_failed(fill, exc)
+            case "lookup":
+                unknown = self.unknown.get(what.key)
+                if unknown is not None:
+                    self._lookup_failed(what.key, unknown, exc)
+            case "in_ledger" | "at_venue":
+                self._unsure(what.key, exc)
+            case "sync_last" | "sync_fills" | "sync_record":
+                self._sync_failed(exc)
+
+    def _settled(self, placing: _Placing, result: OrderResult) -> None:
+        order = placing.order
+        ok = result.status == "filled"
+        self._report(placing, ok, result.reason)
+        if not ok:
+            log.warning("order %s for %s rejected: %s", order.client_order_id, order.symbol,
+                        result.reason)
+            return
+        self.filled += 1
+        for fill in result.fills:
+            log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity, fill.symbol,
+                     fill.price,
+                     placing.exit_reason or ("exit" if placing.reduces else "entry"))
+            self._send_record(fill)
+        self._publish_state()
+
+    def _report(self, placing: _Placing, ok: bool, reason: str) -> None:
+        s = self.settings
+        self.ctx.try_tell(s.breaker, ApiResult(ok, "place_order"))
+        if placing.probe:
+            self.ctx.try_tell(s.breaker, ProbeResult(ok, reason))
+
+    # -- lost replies: looked up by client order id, never resent ------------------------------
+    def _look_up(self, placing: _Placing) -> None:
+        coid = placing.order.client_order_id
+        unknown = self.unknown[coid] = _Unknown(placing)
+        self._send_lookup(coid, unknown)
+
+    def _send_lookup(self, coid: str, unknown: _Unknown) -> None:
+        assert self._asks is not None
+        try:
+            self._asks.send(self.settings.exchange, LookupOrder(coid), _For("lookup", coid))
+        except RuntimeErrorBase as exc:
+            self._lookup_failed(coid, unknown, exc)
+            return
+        unknown.out = True
+
+    def _looked_up(self, coid: str, found: Any) -> None:
+        unknown = self.unknown.pop(coid, None)
+        if unknown is None:
+            return
+        placing = unknown.placing
+        if isinstance(found, OrderResult):
+            if not unknown.reported:
+                self._settled(placing, found)
+                return
+            log.warning("order %s: found at the exchange (%s) after its outcome was unknown",
+                        coid, found.status)
+            for fill in found.fills:
+                self._send_record(fill)
+            self._publish_state()
+            return
+        if not unknown.reported:
+            self._report(placing, False, "not placed")
+        log.warning("order %s for %s was not placed (the exchange has no record of it)",
+                    coid, placing.order.symbol)
+
+    def _lookup_failed(self, coid: str, unknown: _Unknown, exc: Exception) -> None:
+        unknown.out = False
+        unknown.failures += 1
+        unknown.due = self.ctx.clock.now() + self._retry.delay(unknown.failures)
+        if not unknown.reported:
+            unknown.reported = True
+            self._report(unknown.placing, False, "no reply")
+            log.warning("order %s: outcome unknown, the lookup failed (%s: %s); no new risk "
+                        "until it is known", coid, type(exc).__name__, exc)
+
+    # -- duplicate checks ----------------------------------------------------------------------
+    def _in_ledger(self, coid: str, found: bool) -> None:
+        if found:
+            self.checking.pop(coid, None)
+            self.seen.add(coid)
+            self._skip("already in the ledger")
+            return
+        assert self._asks is not None
+        try:
+            self._asks.send(self.settings.exchange, LookupOrder(coid), _For("at_venue", coid))
+        except RuntimeErrorBase as exc:
+            self._unsure(coid, exc)
+
+    def _at_venue(self, coid: str, found: Any) -> None:
+        request = self.checking.pop(coid, None)
+        if request is None:
+            return
+        if isinstance(found, OrderResult):
+            self.seen.add(coid)
+            self._skip("already at the exchange")
+            for fill in found.fills:
+                self._send_record(fill)
+            return
+        self._checked_new.add(coid)
+        self.held.insert(0, request)  # new: acted on now, ahead of its symbol's later ones
+
+    # -- recording fills -----------------------------------------------------------------------
+    def _send_record(self, fill: Fill) -> None:
+        """Send ``fill`` to the ledger without waiting for its commit: the executor is free
+        for the next order while the ledger writes. Until it is acknowledged its symbol's
+        next decisions wait (held) and the fill counts as unrecorded in the state this
+        actor publishes, so a restart after a crash looks for it at the venue."""
+        assert self._asks is not None
+        u = self.unrecorded.get(fill.fill_id)
+        try:
+            self._asks.send(self.settings.positions, RecordFill(fill),
+                            _For("record", fill.fill_id))
+        except RuntimeErrorBase as exc:
+            self._record_failed(fill, exc)
+            return
+        if u is not None:
+            u.out = True
+        else:
+            self.recording[fill.fill_id] = fill
+
+    def _record_failed(self, fill: Fill, exc: Exception) -> None:
+        s = self.settings
+        if isinstance(exc, InvalidFill):  # the ledger refuses it: retrying cannot change that
+            self.unrecorded.pop(fill.fill_id, None)
+            self._refused(fill, exc)
+            self._publish_state()
+            return
+        u = self.unrecorded.get(fill.fill_id)
+        if u is None:
+            u = self.unrecorded[fill.fill_id] = _Unrecorded(fill)
+            log.warning("fill %s not acknowledged (%s: %s); sending it again", fill.fill_id,
+                        type(exc).__name__, exc)
+        u.out = False
+        u.failures += 1
+        u.due = self.ctx.clock.now() + self._retry.delay(u.failures)
+        if u.failures >= s.record_attempts and not u.alerted:
+            u.alerted = True
+            log.error("fill %s not recorded yet (%s); will retry", fill.fill_id, exc)
+            self.ctx.try_tell(s.alerts, Alert(
+                "executor.fill_unrecorded", "critical", "A fill could not be recorded yet",
+                f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
+        self._publish_state()
+
+    def _refused(self, fill: Fill, exc: InvalidFill) -> None:
+        self.refused_fills.append(fill)
+        log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            f"executor.fill_refused.{fill.fill_id}", "critical",
+            "The ledger refused a fill the venue made",
+            f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
+
+    def _unsettled_symbols(self) -> set[str]:
+        """Symbols with a fill not yet in the ledger or an order of unknown outcome."""
+        if not self.unrecorded and not self.unknown:
+            return set()
+        return ({u.fill.symbol for u in self.unrecorded.values()}
+                | {u.placing.order.symbol for u in self.unknown.values()})
 
     def _publish_state(self) -> None:
-        oldest = min((f.at for f in self.unrecorded), default=None)
+        oldest = min((u.fill.at for u in self.unrecorded.values()), default=None)
         if self.recording:
-            sending = min(f.at for f, _ in self.recording)
+            sending = min(f.at for f in self.recording.values())
             oldest = sending if oldest is None else min(oldest, sending)
         if self._sync_from is not None:
             oldest = self._sync_from if oldest is None else min(oldest, self._sync_from)
@@ -365,364 +903,108 @@ class ExecutorActor(SupervisedActor):
             self._acted = at
             self._publish_state()
 
-    # -- deciding ------------------------------------------------------------------------------
-    def _portfolio(self, symbol: str) -> PortfolioSnapshot | None:
-        """The position actor's snapshot for a decision about ``symbol`` alone (a sale):
-        any reply or acknowledgement still outstanding for that symbol is read first, so
-        the snapshot has every fill this executor made in it."""
-        if self.placing:
-            self._settle_orders(symbol=symbol)
-        if self.recording:
-            self._settle(symbol=symbol)
-        return self._snapshot()
-
-    def _entry_portfolio(self, symbol: str
-                         ) -> tuple[PortfolioSnapshot | None, list[Fill], list[_Placing]]:
-        """The snapshot for an entry in ``symbol``, the buy fills the ledger has not
-        acknowledged yet, and the buy orders the exchange has not answered yet (an entry
-        depends on the whole account).
-
-        Replies and acknowledgements already in are read first. An order or a fill of
-        ``symbol`` itself is waited for; those of other symbols are returned instead, to be
-        counted against cash, exposure and open positions (:meth:`_on_signal`), so an entry
-        need not wait for another symbol's order or commit. The count is conservative: a
-        fill the snapshot already has is counted twice (less cash, more exposure), an
-        unanswered buy counts with ``in_flight_margin_pct`` on top of its price, and
-        sales (they free cash and close positions) are not counted."""
-        if self.placing:
-            self._settle_orders(only_answered=True)
-            self._settle_orders(symbol=symbol)
-        if self.recording:
-            self._settle(only_acknowledged=True)
-            self._settle(symbol=symbol)
-        return (self._snapshot(), [f for f, _ in self.recording if f.side is Side.BUY],
-                [p for p in self.placing if p.order.side is Side.BUY])
-
-    def _snapshot(self) -> PortfolioSnapshot | None:
-        snap = self.ctx.peek(self.settings.positions)
-        return snap if isinstance(snap, PortfolioSnapshot) else None
-
-    def _skip(self, why: str) -> None:
-        self.skipped[why] += 1
-
-    def _sale_in_flight(self, symbol: str) -> bool:
-        """Is a sale of ``symbol`` sent and not yet in the ledger? Then another sale (a
-        strategy's and an exit's, or a repeat) is skipped at once: the first sells all that
-        was held. Waiting for it (an exchange round trip and a commit) only to find nothing
-        left would hold up every order behind; should it fail or fill in part, the next
-        sale signal or exit sells what remains. Replies and acknowledgements already in are
-        read first; a sale unanswered for ``order_timeout`` is waited out (then looked up)
-        instead, so a lost reply cannot block the symbol's sales."""
-        if self.placing:
-            self._settle_orders(only_answered=True)
-            now = self.ctx.clock.now()
-            for p in self.placing:
-                if p.order.symbol == symbol and p.order.side is Side.SELL:
-                    if now - p.sent_at < self.settings.order_timeout:
-                        return True
-                    self._settle_orders(symbol=symbol)
-                    break
-        if self.recording:
-            self._settle(only_acknowledged=True)
-        return any(f.symbol == symbol and f.side is Side.SELL for f, _ in self.recording)
-
-    def _on_signal(self, signal: Signal) -> None:
-        # a sell depends on its symbol's position only; a buy on the whole account
-        if signal.side is Side.SELL:
-            if self._sale_in_flight(signal.symbol):
-                self._skip("sale already in flight")
-                return
-            snap = self._portfolio(signal.symbol)
-            held = snap.positions.get(signal.symbol) if snap is not None else None
-            if held is None or held.quantity <= 0:
-                self._skip("sell signal without a position")
-                return
-            self._order(signal.signal_id, signal.symbol, Side.SELL, held.quantity, signal.at,
-                        reduces=True)
-            return
-        snap, writing, unanswered = self._entry_portfolio(signal.symbol)
-        if snap is None:
-            self._skip("no portfolio yet")
-            return
-        if signal.symbol in snap.positions:
-            self._skip("already holding")
-            return
-        opening = ({f.symbol for f in writing} | {p.order.symbol for p in unanswered}) \
-            - snap.positions.keys()
-        if len(snap.positions) + len(opening) >= self.settings.max_open_positions:
-            self._skip("max open positions")
-            return
-        price = Decimal(repr(signal.price))
-        qty = self._size(signal, price, snap, writing, unanswered)
-        if qty is None:
-            return
-        self._order(signal.signal_id, signal.symbol, Side.BUY, qty, signal.at, reduces=False,
-                    price=price)
-
-    def _on_exit(self, request: ExitRequest) -> None:
-        if self._sale_in_flight(request.symbol):
-            self._skip("sale already in flight")
-            return
-        snap = self._portfolio(request.symbol)
-        held = snap.positions.get(request.symbol) if snap is not None else None
-        if held is None or held.quantity <= 0:
-            self._skip("exit without a position")
-            return
-        self._order(request.signal_id, request.symbol, Side.SELL, held.quantity, request.at,
-                    reduces=True, exit_reason=request.reason)
-
-    def _size(self, signal: Signal, price: Decimal, snap: PortfolioSnapshot,
-              writing: list[Fill], unanswered: list[_Placing]) -> Decimal | None:
-        """Size an entry at ``price`` by risk, capped by position size, exposure and cash.
-
-        The buy fills in ``writing`` (not in the ledger yet) count as the snapshot will
-        once they are in, or worse: cash less their cost and fees; equity less their fees
-        and what they paid over the mark; exposure plus each at the higher of its fill
-        price and its mark. A buy order not answered yet counts at its price (or the mark,
-        if higher) plus ``in_flight_margin_pct``: all of it off cash and onto exposure, the
-        margin off equity."""
+    # -- venue sync ----------------------------------------------------------------------------
+    def _start_sync(self) -> None:
+        """Record every venue fill the ledger lacks: the ledger's newest fill time, the
+        venue's fills since a little before it, then those fills in batches."""
         s = self.settings
-        equity, cash, gross = snap.equity, snap.cash, snap.gross_exposure
-        for fill in writing:
-            mark = snap.marks.get(fill.symbol, fill.price)
-            cash -= fill.quantity * fill.price + fill.fee
-            equity -= fill.fee + max(ZERO, (fill.price - mark) * fill.quantity)
-            gross += max(fill.price, mark) * fill.quantity
-        if unanswered:
-            margin = 1 + s.in_flight_margin_pct / 100
-            for placing in unanswered:
-                mark = snap.marks.get(placing.order.symbol, placing.price)
-                notional = placing.order.quantity * max(placing.price, mark)
-                cost = notional * margin
-                cash -= cost
-                equity -= cost - notional
-                gross += cost
-        if price <= 0 or equity <= 0:
-            self._skip("no equity")
-            return None
-        stop = Decimal(repr(signal.stop_distance)) if signal.stop_distance > 0 else \
-            price * s.default_stop_pct / 100
-        qty = equity * s.risk_per_trade_pct / 100 / stop
-        notional_cap = min(
-            equity * s.max_position_pct / 100,
-            equity * s.max_exposure_pct / 100 - gross,
-            cash * Decimal("0.98"),
-        )
-        qty = min(qty, notional_cap / price).quantize(Decimal("0.00000001"), ROUND_DOWN)
-        if qty <= 0 or qty * price < s.min_notional:
-            self._skip("below minimum size or no headroom")
-            return None
-        return qty
-
-    # -- sending -------------------------------------------------------------------------------
-    def _order(self, signal_id: str, symbol: str, side: Side, qty: Decimal, at: float, *,
-               reduces: bool, exit_reason: str | None = None, price: Decimal = ZERO) -> None:
-        s = self.settings
-        unsettled = self._unsettled_symbols()
-        if symbol in unsettled or (unsettled and not reduces):
-            # The portfolio does not show every fill yet: sizing and "already holding" could
-            # be wrong. No new risk anywhere, and nothing more for these symbols, until then.
-            self._skip("earlier fills or orders not settled yet")
-            return
-        coid = client_order_id(signal_id)
-        if coid in self.seen:
-            self._skip("signal already handled")
-            return
-        checked = self._checked_through
-        if (checked is None or at <= checked) and self._known(coid):
-            self.seen.add(coid)
-            return  # an earlier instance may have sent it: it did
-        # Only now ask the breaker: in HALF_OPEN the check takes a probe slot, which must go
-        # to an order that is really sent (and reported back with a ProbeResult).
-        permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
-            OrderIntent(symbol, reduces_exposure=reduces))
-        if not permission.allowed:
-            self.refused[permission.state.value] += 1
-            return
-        self.seen.add(coid)
-        self._acting_on(at)
-        order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
-        self.sent.append((coid, side.value, reduces, permission.state.value))
-        if exit_reason is not None:
-            self.exits.append((coid, exit_reason))
-        try:
-            future = self.ctx.ask_notify(s.exchange, order, coid)
-        except RuntimeErrorBase as exc:
-            log.warning("order %s not sent (%s); looking it up", coid, exc)
-            self._settled(_Placing(order, None, permission.probe, reduces, exit_reason),
-                          self._look_up(order))
-            return
-        self.placing.append(_Placing(order, future, permission.probe, reduces, exit_reason,
-                                     price, self.ctx.clock.now()))
-
-    def _settle_orders(self, only_answered: bool = False, symbol: str | None = None) -> None:
-        """Read the exchange's replies to the orders sent by :meth:`_order` (a lost reply
-        is looked up by client order id, never resubmitted), then act on each: all of
-        them (or those of ``symbol``), waiting as needed, or ``only_answered`` (those
-        already in, as when a ``Replied`` says one came)."""
-        if only_answered or symbol is not None:
-            pending, waiting = _split(self.placing, (lambda p: p.future is not None
-                                                     and p.future.done()) if only_answered
-                                      else (lambda p: p.order.symbol == symbol))
-            if not pending:
-                return
-            self.placing = waiting
+        self._sync_wanted = False
+        self._sync = _Sync()
+        if s.venue_sync == "recent":
+            self._sync_ask(s.positions, GetLastFillTime(), "sync_last")
         else:
-            pending, self.placing = self.placing, []
-        for placing in pending:
-            assert placing.future is not None
-            try:
-                reply = placing.future.get(timeout=self.settings.order_timeout)
-                result = reply if isinstance(reply, OrderResult) else None
-            except Exception as exc:  # no answer, or the exchange failed on it: unknown
-                log.warning("no reply to order %s (%s: %s); looking it up",
-                            placing.order.client_order_id, type(exc).__name__, exc)
-                result = self._look_up(placing.order)
-            self._settled(placing, result)
+            self._sync_ask(s.exchange, GetVenueFills(None), "sync_fills")
 
-    def _settled(self, placing: _Placing, result: OrderResult | None) -> None:
-        s = self.settings
-        order = placing.order
-        ok = result is not None and result.status == "filled"
-        self.ctx.try_tell(s.breaker, ApiResult(ok, "place_order"))
-        if placing.probe:
-            self.ctx.try_tell(s.breaker, ProbeResult(ok, result.reason if result else "no reply"))
-        if result is None:
-            self.unknown[order.client_order_id] = order.symbol  # looked up before anything else
-            self._publish_state()
-            return
-        if not ok:
-            log.warning("order %s for %s rejected: %s", order.client_order_id, order.symbol,
-                        result.reason)
-            return
-        self.filled += 1
-        for fill in result.fills:
-            log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity, fill.symbol,
-                     fill.price,
-                     placing.exit_reason or ("exit" if placing.reduces else "entry"))
-            self._send_fill(fill)
-        self._publish_state()
-
-    def _send_fill(self, fill: Fill) -> None:
-        """Send ``fill`` to the ledger without waiting for its commit: the executor is free
-        for the next order while the ledger writes. The acknowledgement is read before the
-        next decision that depends on the fill (:meth:`_portfolio`), so none is ever made
-        on a portfolio that lacks it; until then the fill counts as unrecorded in the state
-        this actor publishes, so a restart after a crash looks for it at the venue."""
+    def _sync_ask(self, target: str, message: Any, kind: Kind) -> None:
+        assert self._asks is not None
         try:
-            future = self.ctx.ask_future(self.settings.positions, RecordFill(fill))
-        except RuntimeErrorBase:
-            self._record(fill)  # the ledger is not taking messages: the retrying way
-            return
-        self.recording.append((fill, future))
-
-    def _settle(self, only_acknowledged: bool = False, symbol: str | None = None) -> None:
-        """Read the ledger's acknowledgements of the fills sent by :meth:`_send_fill`: all
-        of them (or those of ``symbol``), waiting as needed, or ``only_acknowledged``
-        (those already in). A fill that failed goes the retrying way (:meth:`_record`)."""
-        if only_acknowledged or symbol is not None:
-            pending, waiting = _split(self.recording, (lambda e: e[1].done())
-                                      if only_acknowledged
-                                      else (lambda e: e[0].symbol == symbol))
-            if not pending:
-                return
-            self.recording = waiting
-        else:
-            pending, self.recording = self.recording, []
-        for fill, future in pending:
-            try:
-                future.get(timeout=self.settings.order_timeout)
-            except InvalidFill as exc:
-                self._refused(fill, exc)
-                continue
-            except Exception as exc:  # a timeout, or the ledger failed before the commit
-                log.warning("fill %s not acknowledged (%s: %s); sending it again",
-                            fill.fill_id, type(exc).__name__, exc)
-                self._record(fill)
-                continue
-            self.fills_recorded += 1
-        self._publish_state()
-
-    def _known(self, coid: str) -> bool:
-        """Could an earlier instance have sent it: is it in the ledger, or at the exchange?"""
-        s = self.settings
-        try:
-            if self.ctx.ask(s.positions, HasOrder(coid), timeout=s.order_timeout):
-                self._skip("already in the ledger")
-                return True
-            found = self.ctx.ask(s.exchange, LookupOrder(coid), timeout=s.order_timeout)
+            self._asks.send(target, message, _For(kind))
         except RuntimeErrorBase as exc:
-            self._skip(f"could not check for duplicates: {type(exc).__name__}")
-            return True  # unsure: never risk a duplicate order
-        if isinstance(found, OrderResult):
-            self._skip("already at the exchange")
-            for fill in found.fills:
-                self._record(fill)
-            return True
-        return False
+            self._sync_failed(exc)
 
-    def _look_up(self, order: PlaceOrder) -> OrderResult | None:
-        """What happened to ``order`` at the exchange (None: still unknown). Never resends."""
-        try:
-            found = self.ctx.ask(self.settings.exchange, LookupOrder(order.client_order_id),
-                                 timeout=self.settings.order_timeout)
-        except RuntimeErrorBase:
-            found = None
-        return found if isinstance(found, OrderResult) else None
-
-    # -- recording fills -----------------------------------------------------------------------
-    def _record(self, fill: Fill, *, retry: bool = True) -> None:
-        """Send ``fill`` to the ledger (with retries unless ``retry`` is False: a pending
-        fill is tried once per message, so the executor never stalls on a ledger that is
-        down)."""
-        assert self._retrier is not None
+    def _sync_step(self, kind: Kind, value: Any) -> None:
         s = self.settings
-        try:
-            if retry:
-                self._retrier.call(self.ctx.ask, s.positions, RecordFill(fill),
-                                   timeout=s.order_timeout)
-            else:
-                self.ctx.ask(s.positions, RecordFill(fill), timeout=s.order_timeout)
-            self.fills_recorded += 1
-        except InvalidFill as exc:  # the ledger refuses it: retrying cannot change that
-            self._refused(fill, exc)
-        except Exception as exc:
-            self.unrecorded.append(fill)
-            self._publish_state()
-            if not retry:
-                return  # still pending: already logged and alerted
-            log.error("fill %s not recorded yet (%s); will retry", fill.fill_id, exc)
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                "executor.fill_unrecorded", "critical", "A fill could not be recorded yet",
-                f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
+        sync = self._sync
+        if sync is None:
+            return
+        if kind == "sync_last":
+            if value is not None:
+                sync.newest = float(value)
+                sync.since = sync.newest - s.venue_sync_lookback
+                if self._sync_from is not None:
+                    sync.since = min(sync.since, self._sync_from)
+            self._sync_ask(s.exchange, GetVenueFills(sync.since), "sync_fills")
+            return
+        if kind == "sync_fills":
+            sync.fills = list(value)
+            if self._checked_through is None:  # the first instance of this process
+                times = [f.at for f in sync.fills]
+                if sync.newest is not None:
+                    times.append(sync.newest)
+                self._checked_through = max(times) + s.duplicate_check_margin if times \
+                    else -math.inf
+        else:
+            if not isinstance(value, FillsRecorded):
+                self._sync_failed(TypeError(f"RecordFills answered {type(value).__name__}"))
+                return
+            new = {r.fill_id for r in value.recorded if not r.duplicate}
+            sync.recovered.extend(f for f in sync.chunk if f.fill_id in new)
+            sync.rejected.extend(value.rejected)
+        if sync.next < len(sync.fills):
+            sync.chunk = sync.fills[sync.next : sync.next + s.venue_sync_batch]
+            sync.next += len(sync.chunk)
+            self._sync_ask(s.positions, RecordFills(tuple(sync.chunk)), "sync_record")
+            return
+        self._sync_done(sync)
 
-    def _refused(self, fill: Fill, exc: InvalidFill) -> None:
-        self.refused_fills.append(fill)
-        log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
-        self.ctx.try_tell(self.settings.alerts, Alert(
-            f"executor.fill_refused.{fill.fill_id}", "critical",
-            "The ledger refused a fill the venue made",
-            f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"))
+    def _sync_done(self, sync: _Sync) -> None:
+        s = self.settings
+        self._sync = None
+        self.synced = True
+        self._sync_from = None
+        recovered, rejected = sync.recovered, sync.rejected
+        self.recovered += len(recovered)
+        self._publish_state()
+        where = "venue fill(s)" + ("" if sync.since is None
+                                   else f" since venue time {sync.since:.0f}")
+        if recovered:
+            listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
+                               for f in recovered[:5])
+            more = f" and {len(recovered) - 5} more" if len(recovered) > 5 else ""
+            log.warning("venue sync: recorded %d fill(s) the ledger lacked (%s%s); %d %s "
+                        "checked", len(recovered), listed, more, len(sync.fills), where)
+            self.ctx.try_tell(s.alerts, Alert(
+                "executor.venue_sync", "warning",
+                f"Recovered {len(recovered)} fill(s) the ledger lacked",
+                f"the venue had filled them but the ledger had no record (a crash between "
+                f"fill and record): {listed}{more}"))
+        else:
+            log.info("venue sync: the ledger has all %d %s", len(sync.fills), where)
+        if rejected:
+            log.error("venue sync: the ledger refused %d venue fill(s): %s", len(rejected),
+                      "; ".join(f"{fid}: {why}" for fid, why in rejected[:5]))
+            self.ctx.try_tell(s.alerts, Alert(
+                "executor.venue_sync_rejected", "critical",
+                f"The ledger refused {len(rejected)} venue fill(s)",
+                "; ".join(f"{fid}: {why}" for fid, why in rejected[:5])))
+        waiters, self._sync_waiters = self._sync_waiters, []
+        for reply in waiters:
+            reply.set(len(recovered))
 
-    def _record_pending(self) -> None:
-        pending, self.unrecorded = self.unrecorded, []
-        for fill in pending:
-            self._record(fill, retry=False)
-        for coid in list(self.unknown):  # orders sent whose outcome is still unknown
-            try:
-                found = self.ctx.ask(self.settings.exchange, LookupOrder(coid),
-                                     timeout=self.settings.order_timeout)
-            except RuntimeErrorBase:
-                continue  # still unknown: ask again with the next message
-            del self.unknown[coid]
-            if isinstance(found, OrderResult):
-                for fill in found.fills:
-                    self._record(fill)
-        if not self.unrecorded:
-            self._publish_state()
+    def _sync_failed(self, exc: Exception) -> None:
+        s = self.settings
+        self._sync = None
+        self.synced = False
+        log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
+                  type(exc).__name__, exc, s.venue_sync_retry)
+        self.ctx.try_tell(s.alerts, Alert(
+            "executor.venue_sync_failed", "error", "Venue sync failed; not trading",
+            f"{type(exc).__name__}: {exc}"))
+        self._fail_sync_waiters(exc)
+        if not self._sync_pending:
+            self._sync_pending = True
+            self.ctx.schedule(s.venue_sync_retry, _RetrySync())
 
-    def _unsettled_symbols(self) -> set[str]:
-        """Symbols with a fill not yet in the ledger or an order of unknown outcome."""
-        if not self.unrecorded and not self.unknown:
-            return set()
-        return {f.symbol for f in self.unrecorded} | set(self.unknown.values())
+
+def _is_sale(request: Request) -> bool:
+    return isinstance(request, ExitRequest) or request.side is Side.SELL

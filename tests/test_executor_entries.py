@@ -93,18 +93,15 @@ class LosingExchange(PaperExchange):
 
 
 class ObservedExecutor(ExecutorActor):
-    """The executor, saying when it starts to wait for the ledger's acknowledgements."""
+    """The executor, saying when it holds a signal until an answer it depends on is in."""
 
     def __init__(self, settings: ExecutorActor.Settings, waiting: threading.Event) -> None:
         super().__init__(settings)
         self.waiting = waiting
 
-    def _settle(self, only_acknowledged: bool = False, symbol: str | None = None) -> None:
-        if not only_acknowledged and any(
-                not future.done() and symbol in (None, fill.symbol)
-                for fill, future in self.recording):
-            self.waiting.set()
-        super()._settle(only_acknowledged, symbol)
+    def _hold(self, request: Signal | ExitRequest) -> None:
+        self.waiting.set()
+        super()._hold(request)
 
 
 def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
@@ -252,9 +249,10 @@ def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Pa
         again = Signal("other:AAA/USDT:60:buy", "other", "AAA/USDT", Side.BUY, 100.0, 60.0,
                        "a test")
         _tell_while_aaa_is_unwritten(rt, holding, again)
-        assert waiting.wait(WAIT), "the second entry did not wait for the first fill"
+        assert waiting.wait(WAIT), "the second entry was not held for the first fill"
         release.set()
-        assert _skipped(rt).get("already holding") == 1
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())  # once all is in
+        assert stats.skipped.get("already holding") == 1, stats.skipped
         assert _placed(rt, again) is None
     finally:
         release.set()
@@ -315,7 +313,7 @@ def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wai
         # handled while AAA is unanswered: an executor waiting for the reply would not
         # answer this ask before the exchange is released
         assert _skipped(rt).get("max open positions") == 1
-        placing = rt.ask("executor", ProxyGetAttr(attr_path=("placing",)))
+        placing = list(rt.ask("executor", ProxyGetAttr(attr_path=("placing",))).values())
         assert [p.order.symbol for p in placing] == ["AAA/USDT", "BBB/USDT"]
         qty_a, qty_b = placing[0].order.quantity, placing[1].order.quantity
         assert qty_a == Decimal("6")  # 60 % of equity 1000 at 100
@@ -378,10 +376,10 @@ def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
     tmp_path: Path,
 ) -> None:
     """The exchange loses AAA's first sale (no reply, no record). An exit right behind it
-    is skipped (a sale is in flight); once the sale is ``order_timeout`` old (the clock is
-    the test's), the next exit waits it out and looks it up (the venue never had it), and
-    the one after sells: a lost reply holds the symbol's sales up for a while, not for
-    good."""
+    is skipped (a sale is in flight). Once the sale is ``order_timeout`` old (the clock is
+    the test's), the executor looks it up (the venue never had it); the next exit is held
+    until that answer and then sells, and the one after it finds the sale out (or done):
+    a lost reply holds the symbol's sales up for a while, not for good."""
     ledger = threading.Event()
     ledger.set()
     clock = ManualClock()
@@ -401,12 +399,15 @@ def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
         rt.tell("executor", exit_at(180))
         assert _skipped(rt).get("sale already in flight") == 1
         assert len(rt.ask("exchange", ProxyGetAttr(attr_path=("lost",)))) == 1
-        clock.advance(1.0)  # the sale is now order_timeout old
-        rt.tell("executor", exit_at(240))  # waits it out (0.5 s), looks it up: unknown
-        rt.tell("executor", exit_at(300))  # the lookup said never seen: this one sells
+        clock.advance(1.0)  # the sale is now order_timeout old: looked up
+        rt.tell("executor", exit_at(240))  # sells once the lookup said never placed
+        rt.tell("executor", exit_at(300))  # a sale is out (or done) by then: skipped
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert [reason for _, reason in stats.exits][-1:] == ["stop_loss"], stats
-        assert _skipped(rt).get("sale already in flight") == 1
+        assert stats.exits == ((client_order_id(exit_at(240).signal_id), "stop_loss"),), stats
+        assert [side for _, side, _, _ in stats.sent] == ["buy", "sell", "sell"]
+        skipped = stats.skipped
+        assert skipped["sale already in flight"] + skipped.get("exit without a position", 0) \
+            == 2, skipped
         snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
         assert snap.positions == {}
     finally:
