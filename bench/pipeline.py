@@ -155,7 +155,7 @@ def symbol_prices(count: int) -> dict[str, float]:
             for i in range(count)}
 
 
-SHARED: str | None = "pipeline"  # the shared thread of market, scanner, evaluator, exits
+SHARED: str | None = "pipeline"  # the shared thread (as in config.yaml)
 
 
 def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
@@ -222,7 +222,8 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
                 ChildSpec("market", factory=lambda: MarketActor(market), thread=SHARED),
                 ChildSpec("scanner", factory=lambda: ScannerActor(scanner), thread=SHARED),
                 ChildSpec("evaluator", factory=lambda: EvaluatorActor(evaluator), thread=SHARED),
-                ChildSpec("executor", factory=lambda: ExecutorActor(executor)),
+                ChildSpec("executor", factory=lambda: ExecutorActor(executor), thread=SHARED,
+                          urgent=SHARED is not None),
                 ChildSpec("exits", factory=lambda: ExitsActor(exits), thread=SHARED),
             ))),
     ))
