@@ -51,7 +51,7 @@ import math
 import time
 from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -62,7 +62,6 @@ from actors.book import ZERO
 from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
 from actors.breaker_messages import ApiResult, ProbeResult
 from actors.messages import Alert, Fill, InvalidFill, Side
-from actors.paper_exchange import GetVenueFills
 from actors.pipeline_messages import (
     ExitRequest,
     LookupOrder,
@@ -72,14 +71,12 @@ from actors.pipeline_messages import (
     client_order_id,
 )
 from actors.position_messages import (
-    FillsRecorded,
-    GetLastFillTime,
     HasOrder,
     PortfolioSnapshot,
     RecordFill,
-    RecordFills,
 )
 from actors.sizing import InFlightBuy, RiskLimits, size_entry
+from actors.venue_sync import Step, VenueSync
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.context import Replied
@@ -147,13 +144,13 @@ class ExecutorState:
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
 
 
-Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync_last",
-               "sync_fills", "sync_record"]
+Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync"]
 
 
 @dataclass(frozen=True, slots=True)
 class _For:
-    """What an ask out was for: its kind and key (a client order id, a fill id)."""
+    """What an ask out was for: its kind and key (a client order id, a fill id; for a
+    venue sync step, the actor asked)."""
 
     kind: Kind
     key: str = ""
@@ -195,19 +192,6 @@ class _Unknown:
     due: float = 0.0
     out: bool = False
     reported: bool = False
-
-
-@dataclass(slots=True)
-class _Sync:
-    """One venue sync under way."""
-
-    newest: float | None = None  # the ledger's newest fill time ("recent" only)
-    since: float | None = None
-    fills: list[Fill] = field(default_factory=list)
-    chunk: list[Fill] = field(default_factory=list)  # the batch out to the ledger
-    next: int = 0
-    recovered: list[Fill] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
 class ExecutorActor(SupervisedActor):
@@ -273,7 +257,7 @@ class ExecutorActor(SupervisedActor):
         self._tick_at: float | None = None  # when the earliest _Tick scheduled is due
         self._stats_waiters: list[tuple[float, pykka.Future[Any]]] = []
         self._sync_waiters: list[pykka.Future[Any]] = []
-        self._sync: _Sync | None = None  # the venue sync under way
+        self._sync: VenueSync | None = None  # the venue sync under way
         self._sync_wanted = False  # start one as soon as nothing of ours is out
         self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
         # signals at or before this time may have been sent by an earlier instance: check
@@ -378,8 +362,9 @@ class ExecutorActor(SupervisedActor):
 
     def _target(self, what: _For) -> str:
         s = self.settings
-        return s.exchange if what.kind in ("order", "lookup", "at_venue", "sync_fills") \
-            else s.positions
+        if what.kind == "sync":
+            return what.key
+        return s.exchange if what.kind in ("order", "lookup", "at_venue") else s.positions
 
     def _idle(self) -> bool:
         """Nothing out, nothing held, no fill within its first tries, no sync to run."""
@@ -697,18 +682,19 @@ class ExecutorActor(SupervisedActor):
                     log.warning("no order result for %s (%r); looking it up", what.key, value)
                     self._look_up(placing)
             case "record":
-                self.recording.pop(what.key, None)
-                self.unrecorded.pop(what.key, None)
-                self.fills_recorded += 1
-                self._publish_state()
+                sent = self.recording.pop(what.key, None)
+                retried = self.unrecorded.pop(what.key, None)
+                if sent is not None or retried is not None:
+                    self.fills_recorded += 1
+                    self._publish_state()
             case "lookup":
                 self._looked_up(what.key, value)
             case "in_ledger":
                 self._in_ledger(what.key, bool(value))
             case "at_venue":
                 self._at_venue(what.key, value)
-            case "sync_last" | "sync_fills" | "sync_record":
-                self._sync_step(what.kind, value)
+            case "sync":
+                self._sync_step(value)
 
     def _ask_failed(self, what: _For, exc: Exception) -> None:
         match what.kind:
@@ -731,7 +717,7 @@ class ExecutorActor(SupervisedActor):
                     self._lookup_failed(what.key, unknown, exc)
             case "in_ledger" | "at_venue":
                 self._unsure(what.key, exc)
-            case "sync_last" | "sync_fills" | "sync_record":
+            case "sync":
                 self._sync_failed(exc)
 
     def _settled(self, placing: _Placing, result: OrderResult) -> None:
@@ -905,68 +891,49 @@ class ExecutorActor(SupervisedActor):
 
     # -- venue sync ----------------------------------------------------------------------------
     def _start_sync(self) -> None:
-        """Record every venue fill the ledger lacks: the ledger's newest fill time, the
-        venue's fills since a little before it, then those fills in batches."""
+        """Record every venue fill the ledger lacks (:class:`~actors.venue_sync.VenueSync`
+        gives the steps)."""
         s = self.settings
         self._sync_wanted = False
-        self._sync = _Sync()
-        if s.venue_sync == "recent":
-            self._sync_ask(s.positions, GetLastFillTime(), "sync_last")
-        else:
-            self._sync_ask(s.exchange, GetVenueFills(None), "sync_fills")
+        self._sync = VenueSync(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch,
+                               reach_back=self._sync_from)
+        self._sync_ask(self._sync.start())
 
-    def _sync_ask(self, target: str, message: Any, kind: Kind) -> None:
+    def _sync_ask(self, step: Step) -> None:
         assert self._asks is not None
+        role, message = step
+        target = self.settings.positions if role == "ledger" else self.settings.exchange
         try:
-            self._asks.send(target, message, _For(kind))
+            self._asks.send(target, message, _For("sync", target))
         except RuntimeErrorBase as exc:
             self._sync_failed(exc)
 
-    def _sync_step(self, kind: Kind, value: Any) -> None:
-        s = self.settings
+    def _sync_step(self, value: Any) -> None:
         sync = self._sync
         if sync is None:
             return
-        if kind == "sync_last":
-            if value is not None:
-                sync.newest = float(value)
-                sync.since = sync.newest - s.venue_sync_lookback
-                if self._sync_from is not None:
-                    sync.since = min(sync.since, self._sync_from)
-            self._sync_ask(s.exchange, GetVenueFills(sync.since), "sync_fills")
+        try:
+            step = sync.answer(value)
+        except TypeError as exc:
+            self._sync_failed(exc)
             return
-        if kind == "sync_fills":
-            sync.fills = list(value)
-            if self._checked_through is None:  # the first instance of this process
-                times = [f.at for f in sync.fills]
-                if sync.newest is not None:
-                    times.append(sync.newest)
-                self._checked_through = max(times) + s.duplicate_check_margin if times \
-                    else -math.inf
+        if step is not None:
+            self._sync_ask(step)
         else:
-            if not isinstance(value, FillsRecorded):
-                self._sync_failed(TypeError(f"RecordFills answered {type(value).__name__}"))
-                return
-            new = {r.fill_id for r in value.recorded if not r.duplicate}
-            sync.recovered.extend(f for f in sync.chunk if f.fill_id in new)
-            sync.rejected.extend(value.rejected)
-        if sync.next < len(sync.fills):
-            sync.chunk = sync.fills[sync.next : sync.next + s.venue_sync_batch]
-            sync.next += len(sync.chunk)
-            self._sync_ask(s.positions, RecordFills(tuple(sync.chunk)), "sync_record")
-            return
-        self._sync_done(sync)
+            self._sync_done(sync)
 
-    def _sync_done(self, sync: _Sync) -> None:
+    def _sync_done(self, sync: VenueSync) -> None:
         s = self.settings
         self._sync = None
         self.synced = True
         self._sync_from = None
-        recovered, rejected = sync.recovered, sync.rejected
+        if self._checked_through is None:  # the first instance of this process
+            newest = sync.newest_fill_time()
+            self._checked_through = -math.inf if newest is None \
+                else newest + s.duplicate_check_margin
+        recovered, rejected, where = sync.recovered, sync.rejected, sync.scope()
         self.recovered += len(recovered)
         self._publish_state()
-        where = "venue fill(s)" + ("" if sync.since is None
-                                   else f" since venue time {sync.since:.0f}")
         if recovered:
             listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
                                for f in recovered[:5])

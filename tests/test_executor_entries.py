@@ -14,94 +14,37 @@ from __future__ import annotations
 import threading
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any
 
 from pykka.messages import ProxyGetAttr
 
 from actors.breaker import BreakerActor
 from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats, SyncVenue
-from actors.market import Bars
 from actors.messages import Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
 from actors.pipeline_messages import (
-    Bar,
     ExitRequest,
-    LookupOrder,
-    OrderResult,
-    PlaceOrder,
     Signal,
     client_order_id,
 )
-from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
+from actors.position_messages import GetPortfolio, PortfolioSnapshot
 from actors.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from supervisor.clock import Clock, ManualClock
 from tests.bot_helpers import wait_until
 from tests.breaker_helpers import breaker_settings
+from tests.executor_helpers import (
+    WAIT,
+    HeldExchange,
+    HeldPositions,
+    LosingExchange,
+    ObservedExecutor,
+    bars,
+    buy_signal,
+    placed,
+)
 from tests.standins import Sink
 
-WAIT = 10.0
 EIGHT = Decimal("0.00000001")
-
-
-class HeldPositions(PositionActor):
-    """The position actor, whose fills wait for ``release`` before they are written."""
-
-    def __init__(self, settings: PositionActor.Settings, release: threading.Event,
-                 holding: threading.Event) -> None:
-        super().__init__(settings)
-        self.release = release
-        self.holding = holding
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, RecordFill):
-            self.holding.set()
-            assert self.release.wait(WAIT), "the test never released the ledger"
-        return super().on_receive(message)
-
-
-class HeldExchange(PaperExchange):
-    """The paper exchange, whose orders wait for ``release`` before they are filled."""
-
-    def __init__(self, settings: PaperExchange.Settings, release: threading.Event,
-                 holding: threading.Event) -> None:
-        super().__init__(settings)
-        self.release = release
-        self.holding = holding
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, PlaceOrder):
-            self.holding.set()
-            assert self.release.wait(WAIT), "the test never released the exchange"
-        return super().on_receive(message)
-
-
-class LosingExchange(PaperExchange):
-    """The paper exchange, losing its first sale: never answered, never recorded (a reply
-    lost on the way and the order with it)."""
-
-    def __init__(self, settings: PaperExchange.Settings) -> None:
-        super().__init__(settings)
-        self.lost: list[str] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, PlaceOrder) and message.side is Side.SELL and not self.lost:
-            self.lost.append(message.client_order_id)
-            self.defer_reply()
-            return None
-        return super().on_receive(message)
-
-
-class ObservedExecutor(ExecutorActor):
-    """The executor, saying when it holds a signal until an answer it depends on is in."""
-
-    def __init__(self, settings: ExecutorActor.Settings, waiting: threading.Event) -> None:
-        super().__init__(settings)
-        self.waiting = waiting
-
-    def _hold(self, request: Signal | ExitRequest) -> None:
-        self.waiting.set()
-        super()._hold(request)
 
 
 def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
@@ -135,19 +78,6 @@ def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
     return rt
 
 
-def _buy(symbol: str, price: float) -> Signal:
-    return Signal(f"test:{symbol}:60:buy", "test", symbol, Side.BUY, price, 60.0, "a test")
-
-
-def _placed(rt: Runtime, signal: Signal) -> OrderResult | None:
-    found = rt.ask("exchange", LookupOrder(client_order_id(signal.signal_id)))
-    return found if isinstance(found, OrderResult) else None
-
-
-def _bars(*prices: tuple[str, float]) -> Bars:
-    return Bars(tuple(Bar(symbol, 60.0, p, p, p, p, 1e6) for symbol, p in prices))
-
-
 def _skipped(rt: Runtime) -> dict[str, int]:
     """The executor's skip counts, read without making it settle anything (an attribute
     read goes through its mailbox: every message told before has been handled)."""
@@ -160,15 +90,16 @@ def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_fo
     release, holding = threading.Event(), threading.Event()
     rt = _tree(tmp_path, release, holding)
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
-        a, b, c = _buy("AAA/USDT", 100.0), _buy("BBB/USDT", 50.0), _buy("CCC/USDT", 20.0)
+        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
+        a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
+                   buy_signal("CCC/USDT", 20.0))
         rt.tell("executor", a)
         assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
         # AAA's fill is being written (held until release). BBB is decided and sent
         # meanwhile: the wait below ends before the ledger is released.
         rt.tell("executor", b)
-        first = wait_until(lambda: _placed(rt, a), timeout=WAIT, what="AAA's order")
-        second = wait_until(lambda: _placed(rt, b), timeout=WAIT, what="BBB's order")
+        first = wait_until(lambda: placed(rt, a), timeout=WAIT, what="AAA's order")
+        second = wait_until(lambda: placed(rt, b), timeout=WAIT, what="BBB's order")
         # AAA: 60 % of equity 1000 at 100 -> 6. BBB: what is left once AAA's cost counts
         # (1000 - 600.3 notional - 0.6 fee, 98 % of it), not the 600 a stale cash of 1000
         # would allow.
@@ -180,7 +111,7 @@ def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_fo
         # yet), CCC is refused.
         rt.tell("executor", c)
         assert _skipped(rt).get("max open positions") == 1
-        assert _placed(rt, c) is None
+        assert placed(rt, c) is None
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.fills_recorded == 2 and stats.unrecorded == 0
@@ -202,13 +133,13 @@ def test_an_entry_counts_a_fill_in_flight_against_the_exposure_limit(tmp_path: P
     release, holding = threading.Event(), threading.Event()
     rt = _tree(tmp_path, release, holding, max_exposure_pct="70")
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
-        a, b = _buy("AAA/USDT", 100.0), _buy("BBB/USDT", 50.0)
+        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
+        a, b = buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0)
         rt.tell("executor", a)
         assert holding.wait(WAIT)
         rt.tell("executor", b)
-        first = wait_until(lambda: _placed(rt, a), timeout=WAIT, what="AAA's order")
-        second = wait_until(lambda: _placed(rt, b), timeout=WAIT, what="BBB's order")
+        first = wait_until(lambda: placed(rt, a), timeout=WAIT, what="AAA's order")
+        second = wait_until(lambda: placed(rt, b), timeout=WAIT, what="BBB's order")
         fill_a = first.fills[0]
         equity = Decimal(1000) - fill_a.fee
         room = equity * Decimal("0.70") - fill_a.quantity * fill_a.price
@@ -231,11 +162,11 @@ def _tell_while_aaa_is_unwritten(rt: Runtime, holding: threading.Event,
                                  signal: Signal) -> Signal:
     """Buy AAA/USDT at 100 (6 of it, see _tree), and tell ``signal`` to the executor while
     that fill is held at the ledger; returns the buy."""
-    rt.tell("exchange", _bars(("AAA/USDT", 100)))
-    buy = _buy("AAA/USDT", 100.0)
+    rt.tell("exchange", bars(("AAA/USDT", 100)))
+    buy = buy_signal("AAA/USDT", 100.0)
     rt.tell("executor", buy)
     assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
-    wait_until(lambda: _placed(rt, buy), timeout=WAIT, what="the entry")
+    wait_until(lambda: placed(rt, buy), timeout=WAIT, what="the entry")
     rt.tell("executor", signal)
     return buy
 
@@ -253,7 +184,7 @@ def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Pa
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())  # once all is in
         assert stats.skipped.get("already holding") == 1, stats.skipped
-        assert _placed(rt, again) is None
+        assert placed(rt, again) is None
     finally:
         release.set()
         rt.stop()
@@ -270,7 +201,7 @@ def test_a_sale_waits_for_its_entry_fill(tmp_path: Path) -> None:
         _tell_while_aaa_is_unwritten(rt, holding, sell)
         assert waiting.wait(WAIT), "the sale did not wait for the entry's fill"
         release.set()
-        sold = wait_until(lambda: _placed(rt, sell), timeout=WAIT, what="the sale")
+        sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
         assert sold.fills[0].quantity == Decimal("6")
     finally:
         release.set()
@@ -284,8 +215,8 @@ def test_a_venue_sync_does_not_count_this_executors_own_fill_in_flight(tmp_path:
     release.set()  # the ledger writes at once here
     rt = _tree(tmp_path, release, holding)
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100)))
-        rt.tell("executor", _buy("AAA/USDT", 100.0))
+        rt.tell("exchange", bars(("AAA/USDT", 100)))
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
         assert rt.ask("executor", SyncVenue()) == 0
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.recovered == 0 and stats.fills_recorded == 1, stats
@@ -304,8 +235,9 @@ def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wai
     release, holding = threading.Event(), threading.Event()
     rt = _tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
-        a, b, c = _buy("AAA/USDT", 100.0), _buy("BBB/USDT", 50.0), _buy("CCC/USDT", 20.0)
+        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
+        a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
+                   buy_signal("CCC/USDT", 20.0))
         rt.tell("executor", a)
         assert holding.wait(WAIT), "AAA's order never reached the exchange"
         rt.tell("executor", b)
@@ -329,7 +261,7 @@ def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wai
         snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
         assert set(snap.positions) == {"AAA/USDT", "BBB/USDT"}
         assert snap.cash > 0
-        assert _placed(rt, c) is None
+        assert placed(rt, c) is None
     finally:
         release.set()
         rt.stop()
@@ -347,8 +279,8 @@ def test_a_sale_with_a_sale_of_its_symbol_in_flight_is_skipped_without_waiting(
     release, holding = threading.Event(), threading.Event()
     rt = _tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100)))
-        buy = _buy("AAA/USDT", 100.0)
+        rt.tell("exchange", bars(("AAA/USDT", 100)))
+        buy = buy_signal("AAA/USDT", 100.0)
         release.set()  # the entry fills at once
         rt.tell("executor", buy)
         assert rt.ask("executor", GetExecutorStats()).fills_recorded == 1
@@ -391,8 +323,8 @@ def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
                            100.0, at)
 
     try:
-        rt.tell("exchange", _bars(("AAA/USDT", 100)))
-        rt.tell("executor", _buy("AAA/USDT", 100.0))
+        rt.tell("exchange", bars(("AAA/USDT", 100)))
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
         assert rt.ask("executor", GetExecutorStats()).fills_recorded == 1
         rt.tell("executor", Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL,
                                    100.0, 120.0, "a test"))

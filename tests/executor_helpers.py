@@ -1,0 +1,105 @@
+"""Stand-ins and small helpers for the executor's tests: the real position actor and paper
+exchange, made slow or lossy on purpose (a held write, a held order, a lost reply)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from actors.executor import ExecutorActor
+from actors.market import Bars
+from actors.messages import Side
+from actors.paper_exchange import PaperExchange
+from actors.pipeline_messages import (
+    Bar,
+    ExitRequest,
+    LookupOrder,
+    OrderResult,
+    PlaceOrder,
+    Signal,
+    client_order_id,
+)
+from actors.position_messages import RecordFill
+from actors.positions import PositionActor
+from supervisor import Runtime
+
+WAIT = 10.0
+
+
+class HeldPositions(PositionActor):
+    """The position actor, whose fills wait for ``release`` before they are written."""
+
+    def __init__(self, settings: PositionActor.Settings, release: threading.Event,
+                 holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.release = release
+        self.holding = holding
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RecordFill):
+            self.holding.set()
+            assert self.release.wait(WAIT), "the test never released the ledger"
+        return super().on_receive(message)
+
+
+class HeldExchange(PaperExchange):
+    """The paper exchange, whose orders wait for ``release`` before they are filled."""
+
+    def __init__(self, settings: PaperExchange.Settings, release: threading.Event,
+                 holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.release = release
+        self.holding = holding
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder):
+            self.holding.set()
+            assert self.release.wait(WAIT), "the test never released the exchange"
+        return super().on_receive(message)
+
+
+class LosingExchange(PaperExchange):
+    """The paper exchange, losing its first sale: never answered, never recorded (a reply
+    lost on the way and the order with it)."""
+
+    def __init__(self, settings: PaperExchange.Settings) -> None:
+        super().__init__(settings)
+        self.lost: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder) and message.side is Side.SELL and not self.lost:
+            self.lost.append(message.client_order_id)
+            self.defer_reply()
+            return None
+        return super().on_receive(message)
+
+
+def buy_signal(symbol: str, price: float) -> Signal:
+    """A test strategy's buy of ``symbol`` at ``price``, of bar time 60."""
+    return Signal(f"test:{symbol}:60:buy", "test", symbol, Side.BUY, price, 60.0, "a test")
+
+
+def placed(rt: Runtime, signal: Signal) -> OrderResult | None:
+    """What the exchange made of ``signal``'s order (None: it has no such order)."""
+    found = rt.ask("exchange", LookupOrder(client_order_id(signal.signal_id)))
+    return found if isinstance(found, OrderResult) else None
+
+
+def bars(*prices: tuple[str, float]) -> Bars:
+    """One bar (of time 60) per (symbol, price), to tell the exchange its prices."""
+    return Bars(tuple(Bar(symbol, 60.0, p, p, p, p, 1e6) for symbol, p in prices))
+
+
+
+
+class ObservedExecutor(ExecutorActor):
+    """The executor, saying (``holding``) when it holds a signal until an answer it depends
+    on is in."""
+
+    def __init__(self, settings: ExecutorActor.Settings, holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.holding = holding
+
+    def _hold(self, request: Signal | ExitRequest) -> None:
+        self.holding.set()
+        super()._hold(request)
