@@ -34,8 +34,8 @@ Rules it keeps:
   saying how to install it (``pip install 'botvisor[live]'``).
 
 A market order still open after ``fill_wait_attempts`` polls is answered with status
-``"open"`` and the fills so far (the executor then does not resubmit; the rest arrive with
-the next venue sync).
+``"open"`` and the fills so far (the executor records those, never resubmits, and looks the
+order up until it is done).
 """
 
 from __future__ import annotations

@@ -49,9 +49,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from bisect import insort
 from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -88,6 +89,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecutorActor", "ExecutorState", "ExecutorStats", "GetExecutorStats", "SyncVenue"]
 
 Request = Signal | ExitRequest  # what the executor acts on
+_TICK_LOST = 1.0  # seconds a _Tick may be overdue before it is taken as lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +186,16 @@ class _Unrecorded:
 
 @dataclass(slots=True)
 class _Unknown:
-    """An order whose outcome is not known: looked up by client order id until it is;
-    ``reported``: its result went to the breaker (as a failure)."""
+    """An order whose outcome is not known (or that is still open): looked up by client
+    order id until it is done; ``reported``: the breaker has heard of it; ``fills``: the
+    ids of its fills sent to the ledger so far."""
 
     placing: _Placing
     failures: int = 0
     due: float = 0.0
     out: bool = False
     reported: bool = False
+    fills: set[str] = field(default_factory=set)
 
 
 class ExecutorActor(SupervisedActor):
@@ -246,8 +250,10 @@ class ExecutorActor(SupervisedActor):
         self.recording: dict[str, Fill] = {}  # fill id -> fill out to the ledger
         self.unrecorded: dict[str, _Unrecorded] = {}  # fill id -> fill a try failed for
         self.unknown: dict[str, _Unknown] = {}  # client order id -> outcome unknown
-        self.checking: dict[str, Request] = {}  # client order id -> its duplicate check out
-        self.held: list[Request] = []  # signals waiting for an answer, in arrival order
+        # client order id -> (arrival number, request) whose duplicate check is out
+        self.checking: dict[str, tuple[int, Request]] = {}
+        self.held: list[tuple[int, Request]] = []  # waiting for an answer, by arrival
+        self._arrivals = 0  # signals and exit requests received by this instance
         self.refused_fills: list[Fill] = []  # fills the ledger refused for good (alerted)
         self.exits: list[tuple[str, str]] = []
         self.recovered = 0
@@ -256,7 +262,8 @@ class ExecutorActor(SupervisedActor):
         self._asks: PendingAsks[_For] | None = None
         self._tick_at: float | None = None  # when the earliest _Tick scheduled is due
         self._stats_waiters: list[tuple[float, pykka.Future[Any]]] = []
-        self._sync_waiters: list[pykka.Future[Any]] = []
+        self._sync_waiters: list[pykka.Future[Any]] = []  # for the next sync
+        self._sync_answering: list[pykka.Future[Any]] = []  # for the sync under way
         self._sync: VenueSync | None = None  # the venue sync under way
         self._sync_wanted = False  # start one as soon as nothing of ours is out
         self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
@@ -282,9 +289,28 @@ class ExecutorActor(SupervisedActor):
     def on_stop(self) -> None:
         self._finish_out()  # a clean stop leaves no order unanswered, no fill unacknowledged
         self._end_waiters(None)
+        self._pass_on_held()
 
     def on_failure(self, *exc_info: Any) -> None:
         self._end_waiters(exc_info[1] if isinstance(exc_info[1], Exception) else None)
+        self._pass_on_held()
+
+    def _pass_on_held(self) -> None:
+        """This instance ends with signals held or being checked: a replacement gets them
+        (told again, behind what already waits in the mailbox); with none to follow, they
+        are counted and logged as dropped."""
+        waiting = sorted([*self.held, *self.checking.values()], key=lambda e: e[0])
+        self.held, self.checking = [], {}
+        if not waiting:
+            return
+        if not self.ctx.stopping_for_good:
+            for _, request in waiting:
+                if not self.ctx.try_tell(self.ctx.name, request):
+                    self._skip("dropped at stop")
+            return
+        self.skipped["dropped at stop"] += len(waiting)
+        log.warning("stopping with %d signal(s) held; not acted on: %s", len(waiting),
+                    ", ".join(r.signal_id for _, r in waiting[:5]))
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -321,17 +347,21 @@ class ExecutorActor(SupervisedActor):
         assert self._asks is not None
         if self._sync_wanted and self._sync is None and not self._asks:
             self._start_sync()
-        if self.held and self._sync is None and not self._sync_wanted:
+        if self.held and not self._syncing():
             self._release_held()
         self._arm()
         if self._stats_waiters:
             self._answer_stats()
 
     def _arm(self) -> None:
-        """Schedule a ``_Tick`` for the earliest deadline or retry due, unless one is."""
+        """Schedule a ``_Tick`` for the earliest deadline or retry due, unless one is.
+
+        A tick overdue by more than ``_TICK_LOST`` seconds is taken as lost (a timer's tell
+        can be refused, e.g. by a full mailbox) and scheduled again: a tick too many does
+        no harm, a tick missing would leave every later deadline unnoticed."""
         assert self._asks is not None
         at = self._asks.next_deadline()
-        if self.unrecorded or self.unknown:
+        if (self.unrecorded or self.unknown) and not self._syncing():
             dues = [u.due for u in self.unrecorded.values() if not u.out]
             dues += [u.due for u in self.unknown.values() if not u.out]
             if at is not None:
@@ -340,10 +370,19 @@ class ExecutorActor(SupervisedActor):
         if self._stats_waiters:
             due = min(d for d, _ in self._stats_waiters)
             at = due if at is None else min(at, due)
-        if at is None or (self._tick_at is not None and self._tick_at <= at):
+        if at is None:
+            return
+        pending = self._tick_at
+        now = self.ctx.clock.now()
+        if pending is not None and pending <= at and now - pending < _TICK_LOST:
             return
         self._tick_at = at
-        self.ctx.schedule(max(0.0, at - self.ctx.clock.now()), _Tick(at))
+        self.ctx.schedule(max(0.0, at - now), _Tick(at))
+
+    def _syncing(self) -> bool:
+        """A venue sync runs or waits to: no retries meanwhile (it records the venue's
+        fills itself, and a retry out would keep it from starting)."""
+        return self._sync is not None or self._sync_wanted
 
     def _tick(self, at: float) -> None:
         assert self._asks is not None
@@ -351,8 +390,13 @@ class ExecutorActor(SupervisedActor):
             self._tick_at = None
         now = self.ctx.clock.now()
         for ask in self._asks.take_expired(now):
-            self._ask_failed(ask.what, AskTimeout(self._target(ask.what), ask.what.kind,
-                                              self.settings.order_timeout))
+            if ask.future.done():  # answered in time, its Replied still to come (or lost)
+                self._answered(ask)
+            else:
+                self._ask_failed(ask.what, AskTimeout(self._target(ask.what), ask.what.kind,
+                                                      self.settings.order_timeout))
+        if self._syncing():
+            return
         for u in list(self.unrecorded.values()):
             if not u.out and u.due <= now:
                 self._send_record(u.fill)
@@ -401,8 +445,12 @@ class ExecutorActor(SupervisedActor):
                 reply.set_exception((type(exc), exc, exc.__traceback__))
         self._fail_sync_waiters(exc or ActorNotRunning(self.ctx.name, "stopped"))
 
-    def _fail_sync_waiters(self, exc: Exception) -> None:
-        waiters, self._sync_waiters = self._sync_waiters, []
+    def _fail_sync_waiters(self, exc: Exception, *, queued: bool = True) -> None:
+        """Fail the asks waiting for the sync under way (and, if ``queued``, for the next)."""
+        waiters, self._sync_answering = self._sync_answering, []
+        if queued:
+            waiters += self._sync_waiters
+            self._sync_waiters = []
         for reply in waiters:
             reply.set_exception((type(exc), exc, exc.__traceback__))
 
@@ -430,57 +478,64 @@ class ExecutorActor(SupervisedActor):
 
     # -- signals: act now, hold, or skip --------------------------------------------------------
     def _arrived(self, request: Request) -> None:
-        if self._sync is not None or self._sync_wanted:
-            self._hold(request)  # the ledger is being reconciled with the venue
+        self._arrivals += 1
+        seq = self._arrivals
+        if self._syncing():
+            self._hold(seq, request)  # the ledger is being reconciled with the venue
             return
         if not self.synced:
             self._not_ready(request)
             return
         self._retry_stuck()
-        if self.held and any(r.symbol == request.symbol for r in self.held):
-            self._hold(request)  # behind an earlier one of its symbol
+        if self.held and any(r.symbol == request.symbol for _, r in self.held):
+            self._hold(seq, request)  # behind an earlier one of its symbol
             return
-        if self._consider(request):
-            self._hold(request)
+        if self._consider(seq, request):
+            self._hold(seq, request)
 
-    def _consider(self, request: Request) -> bool:
-        """Act on ``request`` or skip it; True when it must wait (hold it)."""
+    def _consider(self, seq: int, request: Request) -> bool:
+        """Act on ``request`` (arrival number ``seq``) or skip it; True when it must wait
+        (hold it). Answers already in are read first, so what is decided does not depend
+        on whether their ``Replied`` came before ``request`` or after."""
+        self._read_answered()
         symbol = request.symbol
-        if _is_sale(request) and self._sale_in_flight(symbol):
+        if _is_sale(request) and self._has_sale(symbol):
             self._skip("sale already in flight")
             return False
         if self._busy(symbol) or (not _is_sale(request) and self._resolving()):
             return True
         if isinstance(request, ExitRequest):
-            self._on_exit(request)
+            self._on_exit(request, seq)
         else:
-            self._on_signal(request)
+            self._on_signal(request, seq)
+        if self._checked_new:  # found new by a duplicate check: decided now, either way
+            self._checked_new.discard(client_order_id(request.signal_id))
         return False
 
-    def _hold(self, request: Request) -> None:
+    def _hold(self, seq: int, request: Request) -> None:
         if len(self.held) >= self.settings.max_held:
             self._skip("too many signals held")
             log.warning("not acting on %s: %d signals are held already", request.signal_id,
                         len(self.held))
             return
-        self.held.append(request)
+        self.held.append((seq, request))
 
     def _release_held(self) -> None:
         """Act on the held signals that can go now, in order; a symbol's later signals
         stay behind its first that must still wait."""
         if not self.synced:  # the sync they waited for failed
             held, self.held = self.held, []
-            for request in held:
+            for _, request in held:
                 self._not_ready(request)
             return
         while self.held:
             held, self.held = self.held, []
-            kept: list[Request] = []
+            kept: list[tuple[int, Request]] = []
             waiting: set[str] = set()
-            for request in held:
-                if request.symbol in waiting or self._consider(request):
+            for seq, request in held:
+                if request.symbol in waiting or self._consider(seq, request):
                     waiting.add(request.symbol)
-                    kept.append(request)
+                    kept.append((seq, request))
             progress = len(kept) < len(held)
             self.held = kept + self.held
             if not progress:
@@ -498,7 +553,7 @@ class ExecutorActor(SupervisedActor):
         attempts = self.settings.record_attempts
         return (any(p.order.symbol == symbol for p in self.placing.values())
                 or any(f.symbol == symbol for f in self.recording.values())
-                or any(r.symbol == symbol for r in self.checking.values())
+                or any(r.symbol == symbol for _, r in self.checking.values())
                 or any(u.out and u.placing.order.symbol == symbol
                        for u in self.unknown.values())
                 or any(u.fill.symbol == symbol and (u.out or u.failures < attempts)
@@ -524,18 +579,11 @@ class ExecutorActor(SupervisedActor):
             if not unknown.out:
                 self._send_lookup(coid, unknown)
 
-    def _sale_in_flight(self, symbol: str) -> bool:
+    def _has_sale(self, symbol: str) -> bool:
         """Is a sale of ``symbol`` sent and not yet in the ledger? Then another sale (a
         strategy's and an exit's, or a repeat) is skipped at once: the first sells all that
-        was held. Answers already in are read first. Should it fail or fill in part, the
-        next sale signal or exit sells what remains; a sale unanswered for
-        ``order_timeout`` is looked up (see :meth:`_tick`)."""
-        if not self._has_sale(symbol):
-            return False
-        self._read_answered()
-        return self._has_sale(symbol)
-
-    def _has_sale(self, symbol: str) -> bool:
+        was held. Should it fail or fill in part, the next sale signal or exit sells what
+        remains; a sale unanswered for ``order_timeout`` is looked up (see :meth:`_tick`)."""
         return (any(p.order.symbol == symbol and p.order.side is Side.SELL
                     for p in self.placing.values())
                 or any(f.symbol == symbol and f.side is Side.SELL
@@ -556,7 +604,7 @@ class ExecutorActor(SupervisedActor):
     def _skip(self, why: str) -> None:
         self.skipped[why] += 1
 
-    def _on_signal(self, signal: Signal) -> None:
+    def _on_signal(self, signal: Signal, seq: int) -> None:
         # a sell depends on its symbol's position only; a buy on the whole account
         if signal.side is Side.SELL:
             snap = self._snapshot()
@@ -564,13 +612,12 @@ class ExecutorActor(SupervisedActor):
             if held is None or held.quantity <= 0:
                 self._skip("sell signal without a position")
                 return
-            self._order(signal, Side.SELL, held.quantity, reduces=True)
+            self._order(signal, seq, Side.SELL, held.quantity, reduces=True)
             return
         # An entry does not wait for other symbols' orders and fills: they are counted
         # (conservatively: a fill the snapshot already has counts twice, an unanswered buy
         # with in_flight_margin_pct on top, sales not at all) against cash, exposure and
-        # open positions. Answers already in are read first.
-        self._read_answered()
+        # open positions.
         snap = self._snapshot()
         if snap is None:
             self._skip("no portfolio yet")
@@ -592,19 +639,19 @@ class ExecutorActor(SupervisedActor):
         if isinstance(qty, str):
             self._skip(qty)
             return
-        self._order(signal, Side.BUY, qty, reduces=False, price=price)
+        self._order(signal, seq, Side.BUY, qty, reduces=False, price=price)
 
-    def _on_exit(self, request: ExitRequest) -> None:
+    def _on_exit(self, request: ExitRequest, seq: int) -> None:
         snap = self._snapshot()
         held = snap.positions.get(request.symbol) if snap is not None else None
         if held is None or held.quantity <= 0:
             self._skip("exit without a position")
             return
-        self._order(request, Side.SELL, held.quantity, reduces=True,
+        self._order(request, seq, Side.SELL, held.quantity, reduces=True,
                     exit_reason=request.reason)
 
     # -- sending -------------------------------------------------------------------------------
-    def _order(self, request: Request, side: Side, qty: Decimal, *, reduces: bool,
+    def _order(self, request: Request, seq: int, side: Side, qty: Decimal, *, reduces: bool,
                exit_reason: str | None = None, price: Decimal = ZERO) -> None:
         s = self.settings
         symbol = request.symbol
@@ -620,7 +667,7 @@ class ExecutorActor(SupervisedActor):
             return
         checked = self._checked_through
         if (checked is None or request.at <= checked) and coid not in self._checked_new:
-            self._check(coid, request)  # an earlier instance may have sent it
+            self._check(coid, seq, request)  # an earlier instance may have sent it
             return
         # Only now ask the breaker: in HALF_OPEN the check takes a probe slot, which must go
         # to an order that is really sent (and reported back with a ProbeResult).
@@ -630,7 +677,6 @@ class ExecutorActor(SupervisedActor):
             self.refused[permission.state.value] += 1
             return
         self.seen.add(coid)
-        self._checked_new.discard(coid)
         self._acting_on(request.at)
         order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
         self.sent.append((coid, side.value, reduces, permission.state.value))
@@ -647,7 +693,7 @@ class ExecutorActor(SupervisedActor):
             return
         self.placing[coid] = placing
 
-    def _check(self, coid: str, request: Request) -> None:
+    def _check(self, coid: str, seq: int, request: Request) -> None:
         """Is ``coid`` in the ledger, or at the exchange? Asked in turn; ``request`` is
         acted on again once both say no (:meth:`_answered`)."""
         assert self._asks is not None
@@ -656,7 +702,7 @@ class ExecutorActor(SupervisedActor):
         except RuntimeErrorBase as exc:
             self._unsure(coid, exc)
             return
-        self.checking[coid] = request
+        self.checking[coid] = (seq, request)
 
     def _unsure(self, coid: str, exc: Exception) -> None:
         self.checking.pop(coid, None)
@@ -720,20 +766,39 @@ class ExecutorActor(SupervisedActor):
             case "sync":
                 self._sync_failed(exc)
 
-    def _settled(self, placing: _Placing, result: OrderResult) -> None:
+    def _settled(self, placing: _Placing, result: OrderResult,
+                 earlier: _Unknown | None = None) -> None:
+        """Act on what the exchange did with ``placing`` (``earlier``: what an earlier
+        lookup left of it). The breaker hears of the order once. Every fill listed is
+        recorded, whatever the status: an order still ``open`` has filled in part, and
+        stays an order of unknown outcome, looked up until it is done (no new risk
+        meanwhile)."""
         order = placing.order
-        ok = result.status == "filled"
-        self._report(placing, ok, result.reason)
-        if not ok:
-            log.warning("order %s for %s rejected: %s", order.client_order_id, order.symbol,
-                        result.reason)
-            return
-        self.filled += 1
+        coid = order.client_order_id
+        status = result.status
+        if earlier is None or not earlier.reported:
+            self._report(placing, status in ("filled", "open"), result.reason)
+        sent = earlier.fills if earlier is not None else set()
+        kind = placing.exit_reason or ("exit" if placing.reduces else "entry")
         for fill in result.fills:
-            log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity, fill.symbol,
-                     fill.price,
-                     placing.exit_reason or ("exit" if placing.reduces else "entry"))
-            self._send_record(fill)
+            if fill.fill_id not in sent:
+                sent.add(fill.fill_id)
+                log.info("filled %s %s %s @ %s (%s)", fill.side.value, fill.quantity,
+                         fill.symbol, fill.price, kind)
+                self._send_record(fill)
+        if status == "open":
+            failures = earlier.failures + 1 if earlier is not None else 1
+            if earlier is None:
+                log.warning("order %s for %s is still open at the exchange (%d fill(s) so "
+                            "far); looking it up until it is done", coid, order.symbol,
+                            len(result.fills))
+            self.unknown[coid] = _Unknown(
+                placing, failures, self.ctx.clock.now() + self._retry.delay(failures),
+                reported=True, fills=sent)
+        elif status == "filled":
+            self.filled += 1
+        else:
+            log.warning("order %s for %s rejected: %s", coid, order.symbol, result.reason)
         self._publish_state()
 
     def _report(self, placing: _Placing, ok: bool, reason: str) -> None:
@@ -745,8 +810,9 @@ class ExecutorActor(SupervisedActor):
     # -- lost replies: looked up by client order id, never resent ------------------------------
     def _look_up(self, placing: _Placing) -> None:
         coid = placing.order.client_order_id
-        unknown = self.unknown[coid] = _Unknown(placing)
-        self._send_lookup(coid, unknown)
+        unknown = self.unknown[coid] = _Unknown(placing, due=self.ctx.clock.now())
+        if not self._syncing():  # else once the sync is done (it must not wait for this)
+            self._send_lookup(coid, unknown)
 
     def _send_lookup(self, coid: str, unknown: _Unknown) -> None:
         assert self._asks is not None
@@ -763,14 +829,10 @@ class ExecutorActor(SupervisedActor):
             return
         placing = unknown.placing
         if isinstance(found, OrderResult):
-            if not unknown.reported:
-                self._settled(placing, found)
-                return
-            log.warning("order %s: found at the exchange (%s) after its outcome was unknown",
-                        coid, found.status)
-            for fill in found.fills:
-                self._send_record(fill)
-            self._publish_state()
+            if unknown.reported and found.status != "open":
+                log.warning("order %s: found at the exchange (%s) after its outcome was "
+                            "unknown", coid, found.status)
+            self._settled(placing, found, unknown)
             return
         if not unknown.reported:
             self._report(placing, False, "not placed")
@@ -801,8 +863,8 @@ class ExecutorActor(SupervisedActor):
             self._unsure(coid, exc)
 
     def _at_venue(self, coid: str, found: Any) -> None:
-        request = self.checking.pop(coid, None)
-        if request is None:
+        checked = self.checking.pop(coid, None)
+        if checked is None:
             return
         if isinstance(found, OrderResult):
             self.seen.add(coid)
@@ -811,7 +873,7 @@ class ExecutorActor(SupervisedActor):
                 self._send_record(fill)
             return
         self._checked_new.add(coid)
-        self.held.insert(0, request)  # new: acted on now, ahead of its symbol's later ones
+        insort(self.held, checked, key=lambda e: e[0])  # acted on in its arrival order
 
     # -- recording fills -----------------------------------------------------------------------
     def _send_record(self, fill: Fill) -> None:
@@ -895,6 +957,7 @@ class ExecutorActor(SupervisedActor):
         gives the steps)."""
         s = self.settings
         self._sync_wanted = False
+        self._sync_answering, self._sync_waiters = self._sync_waiters, []
         self._sync = VenueSync(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch,
                                reach_back=self._sync_from)
         self._sync_ask(self._sync.start())
@@ -954,7 +1017,7 @@ class ExecutorActor(SupervisedActor):
                 "executor.venue_sync_rejected", "critical",
                 f"The ledger refused {len(rejected)} venue fill(s)",
                 "; ".join(f"{fid}: {why}" for fid, why in rejected[:5])))
-        waiters, self._sync_waiters = self._sync_waiters, []
+        waiters, self._sync_answering = self._sync_answering, []
         for reply in waiters:
             reply.set(len(recovered))
 
@@ -967,7 +1030,7 @@ class ExecutorActor(SupervisedActor):
         self.ctx.try_tell(s.alerts, Alert(
             "executor.venue_sync_failed", "error", "Venue sync failed; not trading",
             f"{type(exc).__name__}: {exc}"))
-        self._fail_sync_waiters(exc)
+        self._fail_sync_waiters(exc, queued=False)  # a SyncVenue since gets its own try
         if not self._sync_pending:
             self._sync_pending = True
             self.ctx.schedule(s.venue_sync_retry, _RetrySync())

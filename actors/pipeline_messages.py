@@ -89,7 +89,7 @@ class OrderResult:
     """What the exchange did with an order."""
 
     client_order_id: str
-    status: str  # filled | rejected
+    status: str  # filled | rejected | open (filled in part so far: a live venue's)
     fills: tuple[Fill, ...] = field(default=())
     reason: str = ""
 

@@ -4,8 +4,12 @@ exchange, made slow or lossy on purpose (a held write, a held order, a lost repl
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from actors.breaker import BreakerActor
 from actors.executor import ExecutorActor
 from actors.market import Bars
 from actors.messages import Side
@@ -21,7 +25,10 @@ from actors.pipeline_messages import (
 )
 from actors.position_messages import RecordFill
 from actors.positions import PositionActor
-from supervisor import Runtime
+from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor.clock import Clock
+from tests.breaker_helpers import breaker_settings
+from tests.position_helpers import Inbox
 
 WAIT = 10.0
 
@@ -100,6 +107,59 @@ class ObservedExecutor(ExecutorActor):
         super().__init__(settings)
         self.holding = holding
 
-    def _hold(self, request: Signal | ExitRequest) -> None:
+    def _hold(self, seq: int, request: Signal | ExitRequest) -> None:
         self.holding.set()
-        super()._hold(request)
+        super()._hold(seq, request)
+
+
+class Mate(SupervisedActor):
+    """A thread-mate of the executor: answers "ping" with "pong"; "block" holds the
+    shared thread until ``unblock`` is set (a slow handler of another actor)."""
+
+    def __init__(self, blocked: threading.Event | None = None,
+                 unblock: threading.Event | None = None) -> None:
+        super().__init__()
+        self.blocked = blocked or threading.Event()
+        self.unblock = unblock or threading.Event()
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "block":
+            self.blocked.set()
+            assert self.unblock.wait(WAIT), "the test never unblocked the thread"
+            return None
+        return "pong"
+
+
+SHARED = "pipeline"
+
+
+def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], PositionActor],
+                *, exchange: Callable[[PaperExchange.Settings], SupervisedActor] = PaperExchange,
+                exchange_thread: str | None = SHARED, mate: Mate | None = None,
+                holding: threading.Event | None = None, clock: Clock | None = None,
+                executor_spec: dict[str, Any] | None = None, **executor: Any) -> Runtime:
+    """Executor, exchange and breaker on one shared thread with a thread-mate ("mate"), as
+    config.yaml places them (the exchange on a thread of its own with ``exchange_thread``
+    None); the ledger ("positions") on its own thread; ``executor`` settings over a test
+    account of 1,000."""
+    ledger = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
+                                    starting_cash=Decimal("1000"), sources=(),
+                                    reconcile_interval=3600)
+    settings = ExecutorActor.Settings.model_validate({
+        "risk_per_trade_pct": "100", "max_position_pct": "30", "max_exposure_pct": "100",
+        "max_open_positions": 3, "min_notional": "1", **executor})
+    venue = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
+    breaker = breaker_settings(tmp_path)
+    rt = Runtime(ask_timeout=WAIT, clock=clock)
+    rt.start(SupervisorSpec(children=(
+        ChildSpec("alerts", factory=Inbox),
+        ChildSpec("breaker", factory=lambda: BreakerActor(breaker), thread=SHARED),
+        ChildSpec("positions", factory=lambda: positions(ledger)),
+        ChildSpec("exchange", factory=lambda: exchange(venue), thread=exchange_thread,
+                  urgent=exchange_thread is not None),
+        ChildSpec("executor", factory=lambda: ObservedExecutor(settings,
+                                                               holding or threading.Event()),
+                  thread=SHARED, urgent=True, **(executor_spec or {})),
+        ChildSpec("mate", factory=lambda: mate or Mate(), thread=SHARED),
+    )))
+    return rt

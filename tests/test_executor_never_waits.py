@@ -11,36 +11,28 @@ runtime's shared thread. The retry test drives a :class:`ManualClock`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.breaker import BreakerActor
-from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats
+from actors.executor import ExecutorStats, GetExecutorStats
 from actors.messages import Alert, Side
-from actors.paper_exchange import PaperExchange
 from actors.pipeline_messages import Signal, client_order_id
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
-from supervisor.clock import Clock, ManualClock
+from supervisor.clock import ManualClock
 from supervisor.context import Replied
 from supervisor.pending_asks import PendingAsks
 from tests.bot_helpers import attr, wait_until
-from tests.breaker_helpers import breaker_settings
 from tests.executor_helpers import (
     WAIT,
     HeldPositions,
-    ObservedExecutor,
     bars,
     buy_signal,
     placed,
+    shared_tree,
 )
 from tests.fixture_actors import Echo
-from tests.position_helpers import Inbox
-
-SHARED = "pipeline"
 
 
 class FailingPositions(PositionActor):
@@ -62,32 +54,6 @@ class FailingPositions(PositionActor):
         return super().on_receive(message)
 
 
-def _tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], PositionActor], *,
-          holding: threading.Event | None = None, clock: Clock | None = None,
-          **executor: Any) -> Runtime:
-    """Executor, exchange and breaker on one shared thread with a thread-mate ("mate"), as
-    config.yaml places them; the ledger ("positions") on its own thread."""
-    ledger = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
-                                    starting_cash=Decimal("1000"), sources=(),
-                                    reconcile_interval=3600)
-    settings = ExecutorActor.Settings.model_validate({
-        "risk_per_trade_pct": "100", "max_position_pct": "60", "max_exposure_pct": "100",
-        "max_open_positions": 3, "min_notional": "1", **executor})
-    venue = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
-    breaker = breaker_settings(tmp_path)
-    rt = Runtime(ask_timeout=WAIT, clock=clock)
-    rt.start(SupervisorSpec(children=(
-        ChildSpec("alerts", factory=Inbox),
-        ChildSpec("breaker", factory=lambda: BreakerActor(breaker), thread=SHARED),
-        ChildSpec("positions", factory=lambda: positions(ledger)),
-        ChildSpec("exchange", factory=lambda: PaperExchange(venue), thread=SHARED,
-                  urgent=True),
-        ChildSpec("executor", factory=lambda: ObservedExecutor(settings,
-                                                               holding or threading.Event()),
-                  thread=SHARED, urgent=True),
-        ChildSpec("mate", factory=lambda: Echo(Echo.Settings(label="mate")), thread=SHARED),
-    )))
-    return rt
 
 
 def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: Path) -> None:
@@ -98,7 +64,7 @@ def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: P
     ask the exchange on the same thread (a blocking ask there could never be answered):
     the entry told again is found in the ledger and not sent."""
     release, written, holding = threading.Event(), threading.Event(), threading.Event()
-    rt = _tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
     try:
         rt.tell("exchange", bars(("AAA/USDT", 100)))
         buy = buy_signal("AAA/USDT", 100.0)
@@ -108,9 +74,9 @@ def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: P
         assert written.wait(WAIT), "the entry's fill never reached the ledger"
         rt.tell("executor", sell)
         assert holding.wait(WAIT), "the sale was not held for the entry's fill"
-        assert rt.ask("mate", "ping", timeout=WAIT) == ("mate", 1)  # the thread is free
+        assert rt.ask("mate", "ping", timeout=WAIT) == "pong"  # the thread is free
         assert placed(rt, sell) is None  # the exchange answers too: the sale is not out
-        assert [r.signal_id for r in attr(rt, "executor", "held")] == [sell.signal_id]
+        assert [r.signal_id for _, r in attr(rt, "executor", "held")] == [sell.signal_id]
         release.set()
         sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
         bought = placed(rt, buy)
@@ -143,7 +109,7 @@ def test_an_unacknowledged_fill_is_retried_on_the_clock_then_alerted_then_tried_
     is missing from the ledger. The ledger is back: the next signal retries the fill at
     once, and its entry goes out once the fill is in."""
     clock = ManualClock()
-    rt = _tree(tmp_path, lambda s: FailingPositions(s, failures=3), clock=clock,
+    rt = shared_tree(tmp_path, lambda s: FailingPositions(s, failures=3), clock=clock,
                record_attempts=3, retry_initial=0.2, retry_max=1.0)
     try:
         rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))

@@ -1,0 +1,339 @@
+"""The executor's timing without waiting, where messages race: a timer tick refused by a
+full mailbox, an answer that came in time but is read after its deadline, a failed write
+read before or after the next signal, lookups that keep failing while a venue sync waits
+to start, an order the venue reports still open, and signals held when the executor
+crashes.
+
+Real actors throughout (the executor, the breaker, the position actor, the paper exchange
+or a stand-in venue, a thread-mate that can hold the shared thread); time is the test's
+:class:`ManualClock` where deadlines matter. Races are made, not hoped for: the test holds
+the shared thread (``Mate``) while it lines messages up in the executor's mailbox.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from actors.executor import ExecutorStats, GetExecutorStats, SyncVenue
+from actors.messages import Fill, Side
+from actors.paper_exchange import GetVenueFills, PaperExchange
+from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder, Signal
+from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
+from actors.positions import PositionActor
+from supervisor import EventKind, EventRecorder, SupervisedActor
+from supervisor.clock import ManualClock
+from supervisor.errors import MailboxFull
+from tests.bot_helpers import attr, crash, venue_fills, wait_until
+from tests.executor_helpers import (
+    WAIT,
+    HeldExchange,
+    HeldPositions,
+    Mate,
+    bars,
+    buy_signal,
+    placed,
+    shared_tree,
+)
+
+
+class Unanswering(PaperExchange):
+    """The paper exchange, never answering an order (its reply lost, the order with it)."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder):
+            self.defer_reply()
+            return None
+        return super().on_receive(message)
+
+
+class Hanging(PaperExchange):
+    """The paper exchange, answering neither orders nor lookups (a venue that hangs);
+    its fill listing (the venue sync's) still answers."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder | LookupOrder):
+            self.defer_reply()
+            return None
+        return super().on_receive(message)
+
+
+class CountingHeldExchange(HeldExchange):
+    """A held exchange (orders wait for ``release``) that counts the lookups it gets."""
+
+    def __init__(self, settings: PaperExchange.Settings, release: threading.Event,
+                 holding: threading.Event) -> None:
+        super().__init__(settings, release, holding)
+        self.lookups = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, LookupOrder):
+            self.lookups += 1
+        return super().on_receive(message)
+
+
+class FailOnceHeld(PositionActor):
+    """The position actor, failing the first fill once ``release`` is set (a write that
+    takes a while, then fails); ``failed`` is set once that answer is out."""
+
+    def __init__(self, settings: PositionActor.Settings, release: threading.Event,
+                 holding: threading.Event, failed: threading.Event) -> None:
+        super().__init__(settings)
+        self.release, self.holding, self.failed = release, holding, failed
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RecordFill) and not self.failed.is_set():
+            self.holding.set()
+            assert self.release.wait(WAIT), "the test never released the ledger"
+            reply = self.defer_reply()
+            if reply is not None:
+                error = OSError("disk I/O error (on purpose)")
+                reply.set_exception((OSError, error, None))
+            self.failed.set()
+            return None
+        return super().on_receive(message)
+
+
+class PartialVenue(SupervisedActor):
+    """Plays a live venue whose market order fills in two parts: the order's answer and
+    the first lookup say ``open`` with the first part, the next lookup ``filled`` with
+    both (as the ccxt exchange answers an order still open after its polls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+        self.parts: dict[str, tuple[Fill, Fill]] = {}
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case PlaceOrder():
+                half = message.quantity / 2
+                self.parts[message.client_order_id] = tuple(  # type: ignore[assignment]
+                    Fill(f"{message.client_order_id}-{n}", message.client_order_id,
+                         message.symbol, message.side, half, Decimal("100"), Decimal(0),
+                         60.0 + n)
+                    for n in (1, 2))
+                return OrderResult(message.client_order_id, "open",
+                                   self.parts[message.client_order_id][:1], "still open")
+            case LookupOrder(coid):
+                self.lookups += 1
+                if self.lookups == 1:
+                    return OrderResult(coid, "open", self.parts[coid][:1], "still open")
+                return OrderResult(coid, "filled", self.parts[coid])
+            case GetVenueFills():
+                return []
+        return None
+
+
+def _synced(rt: Any) -> None:
+    wait_until(lambda: attr(rt, "executor", "synced"), timeout=WAIT, what="the venue sync")
+
+
+def test_a_tick_refused_by_a_full_mailbox_is_scheduled_again(tmp_path: Path) -> None:
+    """An order is never answered. While the shared thread is held, repeats of its
+    signal fill the executor's mailbox (limit 3), so the timer's tick at the order's
+    deadline is refused. Once the executor runs again it schedules a new tick: the order
+    is looked up (never placed), and the repeats are let go."""
+    clock = ManualClock()
+    blocked, unblock = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, PositionActor, exchange=Unanswering, clock=clock,
+                     mate=Mate(blocked, unblock), executor_spec={"mailbox_limit": 3})
+    try:
+        _synced(rt)
+        rt.tell("exchange", bars(("AAA/USDT", 100)))
+        buy = buy_signal("AAA/USDT", 100.0)
+        rt.tell("executor", buy)
+        wait_until(lambda: len(attr(rt, "executor", "placing")) == 1, timeout=WAIT,
+                   what="the order out")
+        rt.tell("mate", "block")
+        assert blocked.wait(WAIT)
+        told = 0
+        while rt.try_tell("executor", buy):
+            told += 1
+        assert told == 3
+        refused = rt.dead_letters
+        clock.advance(7.0)  # past the order's deadline: the tick's tell is refused
+        assert rt.dead_letters == refused + 1
+        unblock.set()
+
+        def looked_up() -> bool:
+            clock.advance(0.5)
+            try:
+                return not attr(rt, "executor", "placing") and not attr(rt, "executor", "held")
+            except MailboxFull:  # still taking in what was lined up
+                return False
+
+        wait_until(looked_up, timeout=WAIT, what="the order looked up")
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert len(stats.sent) == 1 and stats.skipped.get("signal already handled") == 3, stats
+        assert attr(rt, "executor", "unknown") == {}  # the venue never had it
+    finally:
+        unblock.set()
+        rt.stop()
+
+
+def test_an_answer_in_before_its_deadline_is_not_taken_for_a_timeout(tmp_path: Path) -> None:
+    """Two orders, sent a second apart, are answered after the first one's deadline has
+    queued a tick but before the second's; the executor reads that tick only after both
+    deadlines (the shared thread was held). Both answers came: nothing is looked up."""
+    clock = ManualClock()
+    release, holding = threading.Event(), threading.Event()
+    blocked, unblock = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, PositionActor,
+                     exchange=lambda s: CountingHeldExchange(s, release, holding),
+                     exchange_thread=None, clock=clock, mate=Mate(blocked, unblock))
+    try:
+        _synced(rt)
+        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+        assert holding.wait(WAIT), "AAA's order never reached the exchange"
+        clock.advance(1.0)
+        rt.tell("executor", buy_signal("BBB/USDT", 50.0))
+        wait_until(lambda: len(attr(rt, "executor", "placing")) == 2, timeout=WAIT,
+                   what="both orders out")
+        rt.tell("mate", "block")
+        assert blocked.wait(WAIT)
+        clock.advance(4.5)  # AAA's deadline: its tick waits behind the held thread
+        release.set()  # both orders filled and answered, after that tick
+        wait_until(lambda: len(venue_fills(tmp_path / "venue.db")) == 2, timeout=WAIT,
+                   what="both fills at the venue")
+        clock.advance(1.0)  # BBB's deadline passes too before the tick is read
+        unblock.set()
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert stats.filled == 2 and stats.fills_recorded == 2, stats
+        assert attr(rt, "exchange", "lookups") == 0
+    finally:
+        release.set()
+        unblock.set()
+        rt.stop()
+
+
+def test_an_entry_waits_for_a_failed_fill_even_when_the_failure_is_read_after_it(
+    tmp_path: Path,
+) -> None:
+    """AAA's fill fails at the ledger; BBB's entry is queued before that failure's notice.
+    The executor reads answers already in before it decides, so BBB waits for AAA's retry
+    (as it would had the notice come first) and is sent once AAA's fill is in."""
+    release, holding, failed = threading.Event(), threading.Event(), threading.Event()
+    blocked, unblock = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: FailOnceHeld(s, release, holding, failed),
+                     mate=Mate(blocked, unblock))
+    try:
+        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+        assert holding.wait(WAIT), "AAA's fill never reached the ledger"
+        rt.tell("mate", "block")
+        assert blocked.wait(WAIT)
+        bbb = buy_signal("BBB/USDT", 50.0)
+        rt.tell("executor", bbb)  # queued first...
+        release.set()  # ...then the failure's notice
+        assert failed.wait(WAIT)
+        unblock.set()
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert "earlier fills or orders not settled yet" not in stats.skipped, stats.skipped
+        assert stats.fills_recorded == 2 and stats.unrecorded == 0, stats
+        assert placed(rt, bbb) is not None
+    finally:
+        release.set()
+        unblock.set()
+        rt.stop()
+
+
+def test_a_venue_sync_starts_while_lookups_keep_failing(tmp_path: Path) -> None:
+    """The venue answers neither orders nor lookups. Two orders go out 2 s apart, so
+    their lookups' retries would keep an ask out at every moment. A venue sync asked for
+    meanwhile still starts (no retries while it waits) and answers."""
+    clock = ManualClock()
+    rt = shared_tree(tmp_path, PositionActor, exchange=Hanging, clock=clock)
+    try:
+        _synced(rt)
+        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+        wait_until(lambda: len(attr(rt, "executor", "placing")) == 1, timeout=WAIT,
+                   what="AAA out")
+        clock.advance(2.2)
+        rt.tell("executor", buy_signal("BBB/USDT", 50.0))
+        wait_until(lambda: len(attr(rt, "executor", "placing")) == 2, timeout=WAIT,
+                   what="BBB out")
+        sync: pykka.Future[Any] = rt.ask_future("executor", SyncVenue())
+
+        def answered() -> bool:
+            clock.advance(0.5)
+            return sync.done()
+
+        wait_until(answered, timeout=WAIT, what="the venue sync")
+        assert sync.get(timeout=0) == 0
+        assert len(attr(rt, "executor", "unknown")) == 2  # still unknown: no new risk
+    finally:
+        rt.stop()
+
+
+def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
+    tmp_path: Path,
+) -> None:
+    """The venue answers AAA's order "open" with its first part, and says so again at the
+    first lookup; the next lookup says "filled" with both parts. The first part goes to the
+    ledger at once; while the order is open no entry goes out (BBB is skipped); the second
+    part is recorded when the order is done, and no fill twice."""
+    clock = ManualClock()
+    venue: list[PartialVenue] = []
+
+    def partial(_: PaperExchange.Settings) -> PartialVenue:
+        venue.append(PartialVenue())
+        return venue[-1]
+
+    rt = shared_tree(tmp_path, PositionActor, exchange=partial, clock=clock)
+    try:
+        _synced(rt)
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+        wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
+                   what="the first part in the ledger")
+        assert set(attr(rt, "executor", "unknown")) == set(venue[0].parts)
+        rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # looks AAA up: still open
+        wait_until(lambda: attr(rt, "executor", "skipped").get(
+            "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
+
+        def done() -> bool:
+            clock.advance(0.5)
+            return attr(rt, "executor", "fills_recorded") == 2
+
+        wait_until(done, timeout=WAIT, what="the second part in the ledger")
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert stats.filled == 1 and stats.unrecorded == 0 and len(stats.sent) == 1, stats
+        assert attr(rt, "executor", "unknown") == {}
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        (parts,) = venue[0].parts.values()
+        assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+    finally:
+        rt.stop()
+
+
+def test_signals_held_when_the_executor_crashes_go_to_its_replacement(tmp_path: Path) -> None:
+    """A sale of AAA is held for AAA's entry fill (held at the ledger) when the executor
+    crashes. The replacement gets the sale, and sells what was bought once the fill is in."""
+    release, written, holding = threading.Event(), threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
+    recorder = EventRecorder(rt.events)
+    try:
+        rt.tell("exchange", bars(("AAA/USDT", 100)))
+        buy = buy_signal("AAA/USDT", 100.0)
+        sell = Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL, 100.0, 120.0,
+                      "a test")
+        rt.tell("executor", buy)
+        assert written.wait(WAIT), "the entry's fill never reached the ledger"
+        rt.tell("executor", sell)
+        assert holding.wait(WAIT), "the sale was not held"
+        crash(rt, "executor")
+        recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
+        release.set()
+        sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
+        bought = placed(rt, buy)
+        assert bought is not None and sold.fills[0].quantity == bought.fills[0].quantity
+    finally:
+        release.set()
+        recorder.close()
+        rt.stop()
