@@ -18,7 +18,14 @@ it waits. A signal that depends on something still out is *held* (kept in order,
 once that is answered): a sale or an entry of a symbol whose order, fill, lookup or check is
 out; an entry while an uncertain fill or order elsewhere is being resolved. A sale of a
 symbol whose sale is already out is skipped at once (the first sells all that was held).
-``GetExecutorStats`` is answered once nothing is out or held (or after ``order_timeout``).
+Answers already in are read before a signal is decided, so the decision does not depend on
+whether their ``Replied`` came first. Signals held when the executor stops go to its
+replacement. ``GetExecutorStats`` is answered once nothing is out or held (or after
+``order_timeout``).
+
+An order a live venue reports still ``open`` (filled in part) has the fills it lists
+recorded at once and is looked up until it is done; like an order whose outcome is
+unknown, it keeps new risk out until then.
 
 Venue sync: the process can die (or this actor crash) after the venue filled an order and
 before the ledger recorded the fill. So, on every start, before it acts on any signal, the
@@ -196,6 +203,7 @@ class _Unknown:
     out: bool = False
     reported: bool = False
     fills: set[str] = field(default_factory=set)
+    still_open: bool = False  # the venue said so: looked up on the timer only
 
 
 class ExecutorActor(SupervisedActor):
@@ -568,7 +576,9 @@ class ExecutorActor(SupervisedActor):
 
     def _retry_stuck(self) -> None:
         """A signal came: try the stuck fills and orders now (as they would be on a timer),
-        so a ledger or exchange that is back is seen before the signal is decided."""
+        so a ledger or exchange that is back is seen before the signal is decided. An
+        order the venue said is still open keeps to the timer (its backoff spares the
+        venue's rate limits)."""
         if not self.unrecorded and not self.unknown:
             return
         attempts = self.settings.record_attempts
@@ -576,7 +586,7 @@ class ExecutorActor(SupervisedActor):
             if not u.out and u.failures >= attempts:
                 self._send_record(u.fill)
         for coid, unknown in list(self.unknown.items()):
-            if not unknown.out:
+            if not unknown.out and not unknown.still_open:
                 self._send_lookup(coid, unknown)
 
     def _has_sale(self, symbol: str) -> bool:
@@ -794,7 +804,7 @@ class ExecutorActor(SupervisedActor):
                             len(result.fills))
             self.unknown[coid] = _Unknown(
                 placing, failures, self.ctx.clock.now() + self._retry.delay(failures),
-                reported=True, fills=sent)
+                reported=True, fills=sent, still_open=True)
         elif status == "filled":
             self.filled += 1
         else:

@@ -293,7 +293,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
         wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
                    what="the first part in the ledger")
         assert set(attr(rt, "executor", "unknown")) == set(venue[0].parts)
-        rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # looks AAA up: still open
+        rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # AAA is open: no new risk
         wait_until(lambda: attr(rt, "executor", "skipped").get(
             "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
 
