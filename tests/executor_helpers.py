@@ -27,6 +27,7 @@ from actors.position_messages import RecordFill
 from actors.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
 from supervisor.clock import Clock
+from tests.bot_helpers import wait_until
 from tests.breaker_helpers import breaker_settings
 from tests.position_helpers import Inbox
 
@@ -163,3 +164,25 @@ def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], Po
         ChildSpec("mate", factory=lambda: mate or Mate(), thread=SHARED),
     )))
     return rt
+
+
+def hold_a_sale_behind_its_entry(rt: Runtime, written: threading.Event,
+                                 holding: threading.Event) -> tuple[Signal, Signal]:
+    """Buy AAA/USDT at 100 and, once its fill is at the ledger (held there: ``written``),
+    tell a sale of AAA; returns (buy, sale) once the executor holds the sale."""
+    rt.tell("exchange", bars(("AAA/USDT", 100)))
+    buy = buy_signal("AAA/USDT", 100.0)
+    sell = Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL, 100.0, 120.0,
+                  "a test")
+    rt.tell("executor", buy)
+    assert written.wait(WAIT), "the entry's fill never reached the ledger"
+    rt.tell("executor", sell)
+    assert holding.wait(WAIT), "the sale was not held for the entry's fill"
+    return buy, sell
+
+
+def sold_what_was_bought(rt: Runtime, buy: Signal, sell: Signal) -> None:
+    """Wait for the sale's order and check it sold the entry's quantity."""
+    sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
+    bought = placed(rt, buy)
+    assert bought is not None and sold.fills[0].quantity == bought.fills[0].quantity

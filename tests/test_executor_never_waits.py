@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from actors.executor import ExecutorStats, GetExecutorStats
-from actors.messages import Alert, Side
-from actors.pipeline_messages import Signal, client_order_id
+from actors.messages import Alert
+from actors.pipeline_messages import client_order_id
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
@@ -29,8 +29,10 @@ from tests.executor_helpers import (
     HeldPositions,
     bars,
     buy_signal,
+    hold_a_sale_behind_its_entry,
     placed,
     shared_tree,
+    sold_what_was_bought,
 )
 from tests.fixture_actors import Echo
 
@@ -66,21 +68,12 @@ def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: P
     release, written, holding = threading.Event(), threading.Event(), threading.Event()
     rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
     try:
-        rt.tell("exchange", bars(("AAA/USDT", 100)))
-        buy = buy_signal("AAA/USDT", 100.0)
-        sell = Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL, 100.0, 120.0,
-                      "a test")
-        rt.tell("executor", buy)
-        assert written.wait(WAIT), "the entry's fill never reached the ledger"
-        rt.tell("executor", sell)
-        assert holding.wait(WAIT), "the sale was not held for the entry's fill"
+        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
         assert rt.ask("mate", "ping", timeout=WAIT) == "pong"  # the thread is free
         assert placed(rt, sell) is None  # the exchange answers too: the sale is not out
         assert [r.signal_id for _, r in attr(rt, "executor", "held")] == [sell.signal_id]
         release.set()
-        sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
-        bought = placed(rt, buy)
-        assert bought is not None and sold.fills[0].quantity == bought.fills[0].quantity
+        sold_what_was_bought(rt, buy, sell)
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.fills_recorded == 2 and stats.unrecorded == 0, stats
 

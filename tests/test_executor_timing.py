@@ -20,9 +20,9 @@ from typing import Any
 import pykka
 
 from actors.executor import ExecutorStats, GetExecutorStats, SyncVenue
-from actors.messages import Fill, Side
+from actors.messages import Fill
 from actors.paper_exchange import GetVenueFills, PaperExchange
-from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder, Signal
+from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import EventKind, EventRecorder, SupervisedActor
@@ -36,8 +36,10 @@ from tests.executor_helpers import (
     Mate,
     bars,
     buy_signal,
+    hold_a_sale_behind_its_entry,
     placed,
     shared_tree,
+    sold_what_was_bought,
 )
 
 
@@ -319,20 +321,11 @@ def test_signals_held_when_the_executor_crashes_go_to_its_replacement(tmp_path: 
     rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
     recorder = EventRecorder(rt.events)
     try:
-        rt.tell("exchange", bars(("AAA/USDT", 100)))
-        buy = buy_signal("AAA/USDT", 100.0)
-        sell = Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL, 100.0, 120.0,
-                      "a test")
-        rt.tell("executor", buy)
-        assert written.wait(WAIT), "the entry's fill never reached the ledger"
-        rt.tell("executor", sell)
-        assert holding.wait(WAIT), "the sale was not held"
+        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
         crash(rt, "executor")
         recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
         release.set()
-        sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
-        bought = placed(rt, buy)
-        assert bought is not None and sold.fills[0].quantity == bought.fills[0].quantity
+        sold_what_was_bought(rt, buy, sell)
     finally:
         release.set()
         recorder.close()
