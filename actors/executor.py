@@ -176,7 +176,6 @@ class _Placing:
     reduces: bool
     exit_reason: str | None
     price: Decimal = ZERO
-    sent_at: float = 0.0  # clock.now() when it was sent
 
 
 @dataclass(slots=True)
@@ -692,8 +691,7 @@ class ExecutorActor(SupervisedActor):
         self.sent.append((coid, side.value, reduces, permission.state.value))
         if exit_reason is not None:
             self.exits.append((coid, exit_reason))
-        placing = _Placing(order, permission.probe, reduces, exit_reason, price,
-                           self.ctx.clock.now())
+        placing = _Placing(order, permission.probe, reduces, exit_reason, price)
         assert self._asks is not None
         try:
             self._asks.send(s.exchange, order, _For("order", coid))
