@@ -18,14 +18,18 @@ it waits. A signal that depends on something still out is *held* (kept in order,
 once that is answered): a sale or an entry of a symbol whose order, fill, lookup or check is
 out; an entry while an uncertain fill or order elsewhere is being resolved. A sale of a
 symbol whose sale is already out is skipped at once (the first sells all that was held).
-Answers already in are read before a signal is decided, so the decision does not depend on
-whether their ``Replied`` came first. Signals held when the executor stops go to its
-replacement. ``GetExecutorStats`` is answered once nothing is out or held (or after
-``order_timeout``).
+The answers to orders and fills already in are read before a signal is decided, so the
+decision does not depend on whether their ``Replied`` came first. Signals held when the
+executor stops or crashes go to its replacement (``_Handoff``), ahead of what came after
+them; one whose decision raised is dropped (it may be the cause). ``GetExecutorStats`` is
+answered once nothing is out or held (or after ``order_timeout``).
 
 An order a live venue reports still ``open`` (filled in part) has the fills it lists
-recorded at once and is looked up until it is done; like an order whose outcome is
-unknown, it keeps new risk out until then.
+recorded at once and is looked up until it is done (alerted after ``open_alert_after``);
+like an order whose outcome is unknown, it keeps new risk out until then. Both kinds are
+published (``ExecutorState.unresolved``), so a replacement after a crash follows them. A
+new process does not know them: the venue sync at its start records what they had filled
+by then, and a duplicate check that finds one still open follows it.
 
 Venue sync: the process can die (or this actor crash) after the venue filled an order and
 before the ledger recorded the fill. So, on every start, before it acts on any signal, the
@@ -35,7 +39,9 @@ ledger's newest fill, or everything with ``venue_sync: full``) and records them 
 recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Fills this actor
 could not record yet are published (their oldest venue time), so a restarted executor
 reaches back far enough for them. Signals that come during a sync are held for it; until a
-sync has succeeded no order is sent, and a failed sync is retried on a timer.
+sync has succeeded no order is sent (exits included: the ledger they size from may lack
+fills), so when it fails the signals held for it are skipped ("venue not reconciled yet"),
+and the sync is retried on a timer. No retries run while a sync waits to start.
 
 Duplicate checks: asking the ledger (``HasOrder``) and the exchange (``LookupOrder``) before
 an order is needed only for a signal an earlier instance (of this process, or of an earlier
@@ -69,7 +75,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.book import ZERO
 from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
 from actors.breaker_messages import ApiResult, ProbeResult
-from actors.messages import Alert, Fill, InvalidFill, Side
+from actors.messages import Alert, Fill, FillRecorded, InvalidFill, Side
 from actors.pipeline_messages import (
     ExitRequest,
     LookupOrder,
@@ -96,7 +102,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecutorActor", "ExecutorState", "ExecutorStats", "GetExecutorStats", "SyncVenue"]
 
 Request = Signal | ExitRequest  # what the executor acts on
-_TICK_LOST = 1.0  # seconds a _Tick may be overdue before it is taken as lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,7 @@ class ExecutorStats:
     unrecorded: int
     sent: tuple[tuple[str, str, bool, str], ...]  # (client order id, side, reduces, state)
     recovered: int = 0  # venue fills the ledger lacked, recorded by venue syncs
-    venue_synced: bool = False  # a venue sync has succeeded in this incarnation
+    venue_synced: bool = False  # the last venue sync succeeded (orders may go out)
     exits: tuple[tuple[str, str], ...] = ()  # (client order id, reason) of exit orders sent
 
 
@@ -136,6 +141,13 @@ class _RetrySync:
 
 
 @dataclass(frozen=True, slots=True)
+class _Handoff:
+    """Told by an executor that ends to its replacement: the signals it held, in order."""
+
+    requests: tuple[Signal | ExitRequest, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Tick:
     """Timer: asks past their deadline, retries due, stats answers due (at ``at``)."""
 
@@ -147,10 +159,14 @@ class ExecutorState:
     """Published by the executor: the venue time of its oldest fill not yet in the ledger
     (None when there is none), so a restarted executor syncs from far enough back; and the
     newest signal time an instance may have sent an order for (``checked_through``: a
-    later signal is new, an earlier or equal one is checked against ledger and exchange)."""
+    later signal is new, an earlier or equal one is checked against ledger and exchange);
+    and the orders it has not seen the end of (``unresolved``)."""
 
     unrecorded_since: float | None
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
+    # orders sent whose outcome is not known yet, or that the venue said are still open
+    # (True): a replacement looks them up after its venue sync (no new risk until then)
+    unresolved: tuple[tuple[PlaceOrder, bool], ...] = ()
 
 
 Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync"]
@@ -203,6 +219,8 @@ class _Unknown:
     reported: bool = False
     fills: set[str] = field(default_factory=set)
     still_open: bool = False  # the venue said so: looked up on the timer only
+    open_since: float | None = None  # clock.now() when the venue first said so
+    alerted: bool = False
 
 
 class ExecutorActor(SupervisedActor):
@@ -228,6 +246,7 @@ class ExecutorActor(SupervisedActor):
         retry_max: float = Field(2.0, gt=0)  # seconds between retries, at most
         max_held: int = Field(1000, ge=1)  # signals held at once; more are skipped
         stop_wait: float = Field(2.0, ge=0)  # seconds a stop waits for answers out
+        open_alert_after: float = Field(60.0, gt=0)  # s an order may stay open unalerted
         venue_sync: Literal["recent", "full", "off"] = "recent"
         venue_sync_lookback: float = Field(86400.0, ge=0)  # venue seconds before the newest
         venue_sync_batch: int = Field(1000, ge=1)  # fills per RecordFills
@@ -286,6 +305,13 @@ class ExecutorActor(SupervisedActor):
         if isinstance(earlier, ExecutorState):
             self._sync_from = earlier.unrecorded_since
             self._checked_through = earlier.checked_through
+            now = self.ctx.clock.now()
+            for order, still_open in earlier.unresolved:  # looked up after the sync
+                coid = order.client_order_id
+                self.seen.add(coid)
+                self.unknown[coid] = _Unknown(
+                    _Placing(order, False, order.reduce_only, None), due=now, reported=True,
+                    still_open=still_open, open_since=now if still_open else None)
         if self.settings.venue_sync == "off":
             self._checked_through = math.inf  # nothing known of earlier processes
             self.synced = True
@@ -310,10 +336,9 @@ class ExecutorActor(SupervisedActor):
         self.held, self.checking = [], {}
         if not waiting:
             return
-        if not self.ctx.stopping_for_good:
-            for _, request in waiting:
-                if not self.ctx.try_tell(self.ctx.name, request):
-                    self._skip("dropped at stop")
+        self._checked_new.clear()
+        if not self.ctx.stopping_for_good and self.ctx.try_tell(
+                self.ctx.name, _Handoff(tuple(r for _, r in waiting))):
             return
         self.skipped["dropped at stop"] += len(waiting)
         log.warning("stopping with %d signal(s) held; not acted on: %s", len(waiting),
@@ -330,6 +355,11 @@ class ExecutorActor(SupervisedActor):
                 self._arrived(message)
             case _Tick():
                 self._tick(message.at)
+            case _Handoff():
+                # an earlier instance's: ahead of what this one has received itself
+                first = min((seq for seq, _ in self.held), default=self._arrivals + 1)
+                n = len(message.requests)
+                self.held[:0] = [(first - n + i, r) for i, r in enumerate(message.requests)]
             case GetExecutorStats():
                 reply = self.defer_reply()
                 if reply is not None:
@@ -361,11 +391,8 @@ class ExecutorActor(SupervisedActor):
             self._answer_stats()
 
     def _arm(self) -> None:
-        """Schedule a ``_Tick`` for the earliest deadline or retry due, unless one is.
-
-        A tick overdue by more than ``_TICK_LOST`` seconds is taken as lost (a timer's tell
-        can be refused, e.g. by a full mailbox) and scheduled again: a tick too many does
-        no harm, a tick missing would leave every later deadline unnoticed."""
+        """Schedule a ``_Tick`` for the earliest deadline or retry due, unless one is (a
+        timer's message is never lost to a full mailbox: see ``ActorContext.schedule``)."""
         assert self._asks is not None
         at = self._asks.next_deadline()
         if (self.unrecorded or self.unknown) and not self._syncing():
@@ -377,14 +404,10 @@ class ExecutorActor(SupervisedActor):
         if self._stats_waiters:
             due = min(d for d, _ in self._stats_waiters)
             at = due if at is None else min(at, due)
-        if at is None:
-            return
-        pending = self._tick_at
-        now = self.ctx.clock.now()
-        if pending is not None and pending <= at and now - pending < _TICK_LOST:
+        if at is None or (self._tick_at is not None and self._tick_at <= at):
             return
         self._tick_at = at
-        self.ctx.schedule(max(0.0, at - now), _Tick(at))
+        self.ctx.schedule(max(0.0, at - self.ctx.clock.now()), _Tick(at))
 
     def _syncing(self) -> bool:
         """A venue sync runs or waits to: no retries meanwhile (it records the venue's
@@ -508,10 +531,9 @@ class ExecutorActor(SupervisedActor):
         symbol = request.symbol
         if _is_sale(request) and self._has_sale(symbol):
             self._skip("sale already in flight")
-            return False
-        if self._busy(symbol) or (not _is_sale(request) and self._resolving()):
+        elif self._busy(symbol) or (not _is_sale(request) and self._resolving()):
             return True
-        if isinstance(request, ExitRequest):
+        elif isinstance(request, ExitRequest):
             self._on_exit(request, seq)
         else:
             self._on_signal(request, seq)
@@ -539,8 +561,16 @@ class ExecutorActor(SupervisedActor):
             held, self.held = self.held, []
             kept: list[tuple[int, Request]] = []
             waiting: set[str] = set()
-            for seq, request in held:
-                if request.symbol in waiting or self._consider(seq, request):
+            for i, (seq, request) in enumerate(held):
+                try:
+                    wait = request.symbol in waiting or self._consider(seq, request)
+                except BaseException:
+                    # the rest stay held (a replacement gets them); this one may be the
+                    # cause, so it is not passed on
+                    self.held = kept + held[i + 1 :] + self.held
+                    log.error("deciding %s raised; it is dropped", request.signal_id)
+                    raise
+                if wait:
                     waiting.add(request.symbol)
                     kept.append((seq, request))
             progress = len(kept) < len(held)
@@ -550,6 +580,8 @@ class ExecutorActor(SupervisedActor):
 
     def _not_ready(self, request: Request) -> None:
         """No order before the ledger has every venue fill (it sizes and guards orders)."""
+        if self._checked_new:
+            self._checked_new.discard(client_order_id(request.signal_id))
         self._skip("venue not reconciled yet")
         log.warning("not acting on %s: the ledger is not reconciled with the venue yet",
                     request.signal_id)
@@ -700,6 +732,7 @@ class ExecutorActor(SupervisedActor):
             self._look_up(placing)
             return
         self.placing[coid] = placing
+        self._publish_state()  # a replacement looks it up if this instance dies now
 
     def _check(self, coid: str, seq: int, request: Request) -> None:
         """Is ``coid`` in the ledger, or at the exchange? Asked in turn; ``request`` is
@@ -739,7 +772,8 @@ class ExecutorActor(SupervisedActor):
                 sent = self.recording.pop(what.key, None)
                 retried = self.unrecorded.pop(what.key, None)
                 if sent is not None or retried is not None:
-                    self.fills_recorded += 1
+                    if not (isinstance(value, FillRecorded) and value.duplicate):
+                        self.fills_recorded += 1  # (a fill it had already is not counted)
                     self._publish_state()
             case "lookup":
                 self._looked_up(what.key, value)
@@ -795,19 +829,39 @@ class ExecutorActor(SupervisedActor):
                          fill.symbol, fill.price, kind)
                 self._send_record(fill)
         if status == "open":
-            failures = earlier.failures + 1 if earlier is not None else 1
-            if earlier is None:
-                log.warning("order %s for %s is still open at the exchange (%d fill(s) so "
-                            "far); looking it up until it is done", coid, order.symbol,
-                            len(result.fills))
-            self.unknown[coid] = _Unknown(
-                placing, failures, self.ctx.clock.now() + self._retry.delay(failures),
-                reported=True, fills=sent, still_open=True)
+            self._still_open(placing, result, earlier, sent)
         elif status == "filled":
             self.filled += 1
         else:
             log.warning("order %s for %s rejected: %s", coid, order.symbol, result.reason)
         self._publish_state()
+
+    def _still_open(self, placing: _Placing, result: OrderResult, earlier: _Unknown | None,
+                    sent: set[str]) -> None:
+        """The venue has the order open: look it up on the timer until it is done; alert
+        once it has been open ``open_alert_after`` seconds (no new risk meanwhile)."""
+        s = self.settings
+        order = placing.order
+        coid = order.client_order_id
+        now = self.ctx.clock.now()
+        failures = earlier.failures + 1 if earlier is not None else 1
+        since = earlier.open_since if earlier is not None else None
+        if since is None:
+            since = now
+            log.warning("order %s for %s is still open at the exchange (%d fill(s) so far); "
+                        "looking it up until it is done", coid, order.symbol,
+                        len(result.fills))
+        alerted = earlier.alerted if earlier is not None else False
+        if not alerted and now - since >= s.open_alert_after:
+            alerted = True
+            self.ctx.try_tell(s.alerts, Alert(
+                f"executor.order_open.{coid}", "warning", "An order stays open at the venue",
+                f"{coid} {order.side.value} {order.quantity} {order.symbol}: open for "
+                f"{now - since:.0f}s, {len(sent)} fill(s) so far; no new entries until it "
+                f"is done"))
+        self.unknown[coid] = _Unknown(placing, failures, now + self._retry.delay(failures),
+                                      reported=True, fills=sent, still_open=True,
+                                      open_since=since, alerted=alerted)
 
     def _report(self, placing: _Placing, ok: bool, reason: str) -> None:
         s = self.settings
@@ -819,6 +873,7 @@ class ExecutorActor(SupervisedActor):
     def _look_up(self, placing: _Placing) -> None:
         coid = placing.order.client_order_id
         unknown = self.unknown[coid] = _Unknown(placing, due=self.ctx.clock.now())
+        self._publish_state()
         if not self._syncing():  # else once the sync is done (it must not wait for this)
             self._send_lookup(coid, unknown)
 
@@ -842,6 +897,12 @@ class ExecutorActor(SupervisedActor):
                             "unknown", coid, found.status)
             self._settled(placing, found, unknown)
             return
+        if unknown.still_open:  # it was open: "no such order" is a lookup gone wrong
+            self.unknown[coid] = unknown
+            self._lookup_failed(coid, unknown, LookupError(
+                f"the exchange had no order {coid}, which it had said was open"))
+            return
+        self._publish_state()
         if not unknown.reported:
             self._report(placing, False, "not placed")
         log.warning("order %s for %s was not placed (the exchange has no record of it)",
@@ -877,8 +938,17 @@ class ExecutorActor(SupervisedActor):
         if isinstance(found, OrderResult):
             self.seen.add(coid)
             self._skip("already at the exchange")
-            for fill in found.fills:
-                self._send_record(fill)
+            if found.status != "open":
+                for fill in found.fills:
+                    self._send_record(fill)
+                return
+            request = checked[1]  # an earlier instance's order, still open: follow it
+            sale = _is_sale(request)
+            quantity = sum((f.quantity for f in found.fills), ZERO)
+            placing = _Placing(PlaceOrder(coid, request.symbol,
+                                          Side.SELL if sale else Side.BUY, quantity,
+                                          reduce_only=sale), False, sale, None)
+            self._settled(placing, found, _Unknown(placing, reported=True))
             return
         self._checked_new.add(coid)
         insort(self.held, checked, key=lambda e: e[0])  # acted on in its arrival order
@@ -950,7 +1020,10 @@ class ExecutorActor(SupervisedActor):
         checked = self._checked_through
         if checked is not None:
             checked = max(checked, self._acted)
-        self.ctx.publish(ExecutorState(oldest, checked))
+        unresolved = tuple((u.placing.order, u.still_open) for u in self.unknown.values())
+        if self.placing:
+            unresolved += tuple((p.order, False) for p in self.placing.values())
+        self.ctx.publish(ExecutorState(oldest, checked, unresolved))
 
     def _acting_on(self, at: float) -> None:
         """About to send an order for a signal of time ``at``: publish the mark first, so an

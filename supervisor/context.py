@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from supervisor.clock import Clock, TimerHandle
-from supervisor.errors import WouldDeadlock
+from supervisor.errors import MailboxFull, RuntimeErrorBase, WouldDeadlock
 from supervisor.future import NotifyingFuture, ReplyFuture
 
 if TYPE_CHECKING:
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from supervisor.events import EventBus, SupervisionEvent
     from supervisor.runtime import Runtime
 
-__all__ = ["ActorContext", "Replied"]
+__all__ = ["TIMER_RETRY", "ActorContext", "Replied"]
+
+TIMER_RETRY = 0.1  # seconds between tries of a timer message a full mailbox refused
 
 M = TypeVar("M")
 
@@ -159,13 +161,22 @@ class ActorContext:
             name, message, NotifyingFuture(lambda: runtime.try_tell(own, Replied(token))))
 
     def schedule(self, delay: float, message: Any) -> TimerHandle:
-        """Tell this actor ``message`` after ``delay`` seconds, unless it has stopped by then."""
+        """Tell this actor ``message`` after ``delay`` seconds, unless it has stopped by then.
+
+        A timer's message is not lost to a full mailbox: it is told again every
+        ``TIMER_RETRY`` seconds until the mailbox takes it (the handle returned cancels the
+        first try only; a stop cancels them all)."""
         def fire() -> None:
             with self._timers_lock:
                 self._timers.discard(handle)
                 if self._closed:
                     return
-            self._runtime.try_tell(self._cell.name, message)
+            try:
+                self._runtime.tell(self._cell.name, message)
+            except MailboxFull:
+                self.schedule(TIMER_RETRY, message)
+            except RuntimeErrorBase:
+                self._runtime.count_dead_letters(1)
 
         handle = self.clock.call_later(delay, fire)
         with self._timers_lock:

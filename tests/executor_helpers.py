@@ -138,17 +138,18 @@ def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], Po
                 *, exchange: Callable[[PaperExchange.Settings], SupervisedActor] = PaperExchange,
                 exchange_thread: str | None = SHARED, mate: Mate | None = None,
                 holding: threading.Event | None = None, clock: Clock | None = None,
-                executor_spec: dict[str, Any] | None = None, **executor: Any) -> Runtime:
+                executor: type[ObservedExecutor] = ObservedExecutor,
+                executor_spec: dict[str, Any] | None = None, **settings: Any) -> Runtime:
     """Executor, exchange and breaker on one shared thread with a thread-mate ("mate"), as
     config.yaml places them (the exchange on a thread of its own with ``exchange_thread``
-    None); the ledger ("positions") on its own thread; ``executor`` settings over a test
-    account of 1,000."""
+    None); the ledger ("positions") on its own thread; the executor's ``settings`` over a
+    test account of 1,000."""
     ledger = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
                                     starting_cash=Decimal("1000"), sources=(),
                                     reconcile_interval=3600)
-    settings = ExecutorActor.Settings.model_validate({
+    validated = ExecutorActor.Settings.model_validate({
         "risk_per_trade_pct": "100", "max_position_pct": "30", "max_exposure_pct": "100",
-        "max_open_positions": 3, "min_notional": "1", **executor})
+        "max_open_positions": 3, "min_notional": "1", **settings})
     venue = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
     breaker = breaker_settings(tmp_path)
     rt = Runtime(ask_timeout=WAIT, clock=clock)
@@ -158,8 +159,8 @@ def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], Po
         ChildSpec("positions", factory=lambda: positions(ledger)),
         ChildSpec("exchange", factory=lambda: exchange(venue), thread=exchange_thread,
                   urgent=exchange_thread is not None),
-        ChildSpec("executor", factory=lambda: ObservedExecutor(settings,
-                                                               holding or threading.Event()),
+        ChildSpec("executor", factory=lambda: executor(validated,
+                                                       holding or threading.Event()),
                   thread=SHARED, urgent=True, **(executor_spec or {})),
         ChildSpec("mate", factory=lambda: mate or Mate(), thread=SHARED),
     )))

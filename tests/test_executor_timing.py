@@ -20,9 +20,9 @@ from typing import Any
 import pykka
 
 from actors.executor import ExecutorStats, GetExecutorStats, SyncVenue
-from actors.messages import Fill
+from actors.messages import Fill, Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
-from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder
+from actors.pipeline_messages import ExitRequest, LookupOrder, OrderResult, PlaceOrder, Signal
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import EventKind, EventRecorder, SupervisedActor
@@ -34,6 +34,7 @@ from tests.executor_helpers import (
     HeldExchange,
     HeldPositions,
     Mate,
+    ObservedExecutor,
     bars,
     buy_signal,
     hold_a_sale_behind_its_entry,
@@ -101,45 +102,62 @@ class FailOnceHeld(PositionActor):
 
 
 class PartialVenue(SupervisedActor):
-    """Plays a live venue whose market order fills in two parts: the order's answer and
-    the first lookup say ``open`` with the first part, the next lookup ``filled`` with
-    both (as the ccxt exchange answers an order still open after its polls)."""
+    """Plays a live venue whose market orders fill in two halves: the second only once
+    ``complete`` is set. Until then an order is answered, and looked up, as ``open`` with
+    the first half (as the ccxt exchange answers an order still open after its polls);
+    then as ``filled`` with both. Its fill listing (the venue sync's) says the same."""
 
-    def __init__(self) -> None:
+    def __init__(self, complete: threading.Event) -> None:
         super().__init__()
+        self.complete = complete
         self.lookups = 0
         self.parts: dict[str, tuple[Fill, Fill]] = {}
+
+    def _result(self, coid: str) -> OrderResult:
+        if self.complete.is_set():
+            return OrderResult(coid, "filled", self.parts[coid])
+        return OrderResult(coid, "open", self.parts[coid][:1], "still open")
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case PlaceOrder():
                 half = message.quantity / 2
-                self.parts[message.client_order_id] = tuple(  # type: ignore[assignment]
-                    Fill(f"{message.client_order_id}-{n}", message.client_order_id,
-                         message.symbol, message.side, half, Decimal("100"), Decimal(0),
-                         60.0 + n)
-                    for n in (1, 2))
-                return OrderResult(message.client_order_id, "open",
-                                   self.parts[message.client_order_id][:1], "still open")
+                coid = message.client_order_id
+                first, second = (Fill(f"{coid}-{n}", coid, message.symbol, message.side,
+                                      half, Decimal("100"), Decimal(0), 60.0 + n)
+                                 for n in (1, 2))
+                self.parts[coid] = (first, second)
+                return self._result(coid)
             case LookupOrder(coid):
                 self.lookups += 1
-                if self.lookups == 1:
-                    return OrderResult(coid, "open", self.parts[coid][:1], "still open")
-                return OrderResult(coid, "filled", self.parts[coid])
+                return self._result(coid) if coid in self.parts else None
             case GetVenueFills():
-                return []
+                return [f for coid in self.parts for f in self._result(coid).fills]
         return None
+
+
+class PoisonedExecutor(ObservedExecutor):
+    """The executor, raising (once) while it decides ``poison`` (a bug in a decision)."""
+
+    poison = "test:AAA/USDT:120:sell"
+    raised = threading.Event()
+
+    def _on_signal(self, signal: Signal, seq: int) -> None:
+        if signal.signal_id == self.poison and not self.raised.is_set():
+            self.raised.set()
+            raise RuntimeError("a bug in a decision (on purpose)")
+        super()._on_signal(signal, seq)
 
 
 def _synced(rt: Any) -> None:
     wait_until(lambda: attr(rt, "executor", "synced"), timeout=WAIT, what="the venue sync")
 
 
-def test_a_tick_refused_by_a_full_mailbox_is_scheduled_again(tmp_path: Path) -> None:
+def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
     """An order is never answered. While the shared thread is held, repeats of its
     signal fill the executor's mailbox (limit 3), so the timer's tick at the order's
-    deadline is refused. Once the executor runs again it schedules a new tick: the order
-    is looked up (never placed), and the repeats are let go."""
+    deadline is refused; it is told again once there is room. The order is looked up
+    (never placed), and the repeats are let go."""
     clock = ManualClock()
     blocked, unblock = threading.Event(), threading.Event()
     rt = shared_tree(tmp_path, PositionActor, exchange=Unanswering, clock=clock,
@@ -157,9 +175,9 @@ def test_a_tick_refused_by_a_full_mailbox_is_scheduled_again(tmp_path: Path) -> 
         while rt.try_tell("executor", buy):
             told += 1
         assert told == 3
-        refused = rt.dead_letters
-        clock.advance(7.0)  # past the order's deadline: the tick's tell is refused
-        assert rt.dead_letters == refused + 1
+        dead = rt.dead_letters
+        clock.advance(7.0)  # past the order's deadline: the tick's tell is refused...
+        assert rt.dead_letters == dead  # ...and kept to be told again
         unblock.set()
 
         def looked_up() -> bool:
@@ -274,36 +292,50 @@ def test_a_venue_sync_starts_while_lookups_keep_failing(tmp_path: Path) -> None:
         rt.stop()
 
 
+def _partial_venue(complete: threading.Event) -> tuple[list[PartialVenue], Any]:
+    venue: list[PartialVenue] = []
+
+    def factory(_: PaperExchange.Settings) -> PartialVenue:
+        venue.append(PartialVenue(complete))
+        return venue[-1]
+
+    return venue, factory
+
+
 def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
     tmp_path: Path,
 ) -> None:
-    """The venue answers AAA's order "open" with its first part, and says so again at the
-    first lookup; the next lookup says "filled" with both parts. The first part goes to the
-    ledger at once; while the order is open no entry goes out (BBB is skipped); the second
-    part is recorded when the order is done, and no fill twice."""
+    """The venue answers AAA's order "open" with its first half. That half goes to the
+    ledger at once; the order is looked up on the clock while it stays open, and no entry
+    goes out meanwhile (BBB is skipped). Once the venue has filled the rest, the next
+    lookup says so and the second half is recorded, no fill twice."""
     clock = ManualClock()
-    venue: list[PartialVenue] = []
-
-    def partial(_: PaperExchange.Settings) -> PartialVenue:
-        venue.append(PartialVenue())
-        return venue[-1]
-
-    rt = shared_tree(tmp_path, PositionActor, exchange=partial, clock=clock)
+    complete = threading.Event()
+    venue, factory = _partial_venue(complete)
+    rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
         _synced(rt)
         rt.tell("executor", buy_signal("AAA/USDT", 100.0))
         wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
-                   what="the first part in the ledger")
+                   what="the first half in the ledger")
         assert set(attr(rt, "executor", "unknown")) == set(venue[0].parts)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # AAA is open: no new risk
         wait_until(lambda: attr(rt, "executor", "skipped").get(
             "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
 
+        def looked_up_again() -> bool:
+            clock.advance(0.5)
+            return attr(rt, "exchange", "lookups") >= 2
+
+        wait_until(looked_up_again, timeout=WAIT, what="lookups while open")
+        assert attr(rt, "executor", "fills_recorded") == 1
+        complete.set()
+
         def done() -> bool:
             clock.advance(0.5)
             return attr(rt, "executor", "fills_recorded") == 2
 
-        wait_until(done, timeout=WAIT, what="the second part in the ledger")
+        wait_until(done, timeout=WAIT, what="the second half in the ledger")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.filled == 1 and stats.unrecorded == 0 and len(stats.sent) == 1, stats
         assert attr(rt, "executor", "unknown") == {}
@@ -311,6 +343,53 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
         (parts,) = venue[0].parts.values()
         assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
     finally:
+        rt.stop()
+
+
+def test_an_order_still_open_is_followed_by_the_executors_replacement(
+    tmp_path: Path,
+) -> None:
+    """AAA's order is open with its first half when the executor crashes. The replacement
+    takes the order over from the state its predecessor published: no entry goes out
+    while it is open, and the second half reaches the ledger once the venue fills it."""
+    clock = ManualClock()
+    complete = threading.Event()
+    venue, factory = _partial_venue(complete)
+    rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
+    recorder = EventRecorder(rt.events)
+    try:
+        _synced(rt)
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+        wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
+                   what="the first half in the ledger")
+        crash(rt, "executor")
+
+        def restarted() -> bool:
+            clock.advance(0.2)  # the restart's backoff runs on the test's clock
+            return bool(recorder.of(EventKind.RESTARTED, "executor"))
+
+        wait_until(restarted, timeout=WAIT, what="the executor's restart")
+        _synced(rt)
+        assert set(attr(rt, "executor", "unknown")) == set(venue[0].parts)
+        rt.tell("exchange", bars(("BBB/USDT", 50)))
+        bbb = Signal("test:BBB/USDT:120:buy", "test", "BBB/USDT", Side.BUY, 50.0, 120.0,
+                     "a test")
+        rt.tell("executor", bbb)
+        wait_until(lambda: attr(rt, "executor", "skipped").get(
+            "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
+        complete.set()
+
+        def done() -> bool:
+            clock.advance(0.5)
+            return attr(rt, "executor", "unknown") == {}
+
+        wait_until(done, timeout=WAIT, what="the order done")
+        rt.ask("executor", GetExecutorStats())  # every fill acknowledged
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        (parts,) = venue[0].parts.values()
+        assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+    finally:
+        recorder.close()
         rt.stop()
 
 
@@ -328,5 +407,62 @@ def test_signals_held_when_the_executor_crashes_go_to_its_replacement(tmp_path: 
         sold_what_was_bought(rt, buy, sell)
     finally:
         release.set()
+        recorder.close()
+        rt.stop()
+
+
+def test_a_signal_whose_decision_raises_costs_only_itself(tmp_path: Path) -> None:
+    """A sale and a stop-loss exit of AAA are held for AAA's entry fill. When the fill is
+    in, deciding the sale raises (a bug) and the executor crashes: the exit, held behind
+    it, goes to the replacement and sells."""
+    PoisonedExecutor.raised.clear()
+    release, written, holding = threading.Event(), threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding,
+                     executor=PoisonedExecutor)
+    recorder = EventRecorder(rt.events)
+    try:
+        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
+        stop = ExitRequest("exit:stop_loss:AAA/USDT:180", "AAA/USDT", "stop_loss", 90.0, 180.0)
+        rt.tell("executor", stop)
+        wait_until(lambda: len(attr(rt, "executor", "held")) == 2, timeout=WAIT,
+                   what="both held")
+        release.set()
+        assert PoisonedExecutor.raised.wait(WAIT)
+        recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
+        sold_what_was_bought(rt, buy, stop)
+        assert placed(rt, sell) is None  # the one that raised is not tried again
+    finally:
+        release.set()
+        recorder.close()
+        rt.stop()
+
+
+def test_held_signals_keep_their_order_across_a_restart(tmp_path: Path) -> None:
+    """A sale of AAA (bar 120) is held when the executor crashes, and a new buy of AAA
+    (bar 180) is already queued behind the crash. The replacement acts on them in the
+    order they came: it sells, then buys again (it ends long, as the strategy meant)."""
+    release, written, holding = threading.Event(), threading.Event(), threading.Event()
+    blocked, unblock = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding,
+                     mate=Mate(blocked, unblock))
+    recorder = EventRecorder(rt.events)
+    try:
+        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
+        rt.tell("mate", "block")
+        assert blocked.wait(WAIT)
+        crash(rt, "executor")
+        again = Signal("test:AAA/USDT:180:buy", "test", "AAA/USDT", Side.BUY, 100.0, 180.0,
+                       "a test")
+        rt.tell("executor", again)  # queued before the replacement is started
+        unblock.set()
+        recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
+        release.set()
+        sold_what_was_bought(rt, buy, sell)
+        wait_until(lambda: placed(rt, again), timeout=WAIT, what="the buy again")
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert "already holding" not in stats.skipped, stats.skipped
+    finally:
+        release.set()
+        unblock.set()
         recorder.close()
         rt.stop()
