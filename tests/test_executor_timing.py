@@ -22,7 +22,14 @@ import pykka
 from actors.executor import ExecutorStats, GetExecutorStats, SyncVenue
 from actors.messages import Fill, Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
-from actors.pipeline_messages import ExitRequest, LookupOrder, OrderResult, PlaceOrder, Signal
+from actors.pipeline_messages import (
+    ExitRequest,
+    LookupOrder,
+    OrderResult,
+    PlaceOrder,
+    Signal,
+    client_order_id,
+)
 from actors.position_messages import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.positions import PositionActor
 from supervisor import EventKind, EventRecorder, SupervisedActor
@@ -405,6 +412,8 @@ def test_signals_held_when_the_executor_crashes_go_to_its_replacement(tmp_path: 
         recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
         release.set()
         sold_what_was_bought(rt, buy, sell)
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert [coid for coid, *_ in stats.sent] == [client_order_id(sell.signal_id)]
     finally:
         release.set()
         recorder.close()
