@@ -2,7 +2,8 @@
 
 It answers what :class:`~actors.paper_exchange.PaperExchange` answers: ``PlaceOrder`` with an
 ``OrderResult``, ``LookupOrder`` with an ``OrderResult`` or None, ``GetVenueFills`` with the
-venue's fills, and it ignores the market's ``Bars``. It also answers ``GetTicker`` and
+venue's fills, ``GetOpenOrders`` with this bot's orders still open, and it ignores the
+market's ``Bars``. It also answers ``GetTicker`` and
 ``GetExchangeStats``.
 
 Rules it keeps:
@@ -55,7 +56,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from actors.market import Bars
 from actors.messages import Fill, Side, to_decimal
 from actors.paper_exchange import GetVenueFills
-from actors.pipeline_messages import LookupOrder, OrderResult, PlaceOrder
+from actors.pipeline_messages import (
+    GetOpenOrders,
+    LookupOrder,
+    OpenOrder,
+    OrderResult,
+    PlaceOrder,
+)
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity, class_name
@@ -383,6 +390,8 @@ class CcxtExchange(SupervisedActor):
                 return self._lookup(coid)
             case GetVenueFills(since):
                 return self._venue_fills(since)
+            case GetOpenOrders():
+                return self._open_orders()
             case GetTicker(symbol):
                 return self._ticker(symbol)
             case GetExchangeStats():
@@ -693,6 +702,22 @@ class CcxtExchange(SupervisedActor):
                     fills.append(fill)
         fills.sort(key=lambda f: (f.at, f.fill_id))
         return fills
+
+    def _open_orders(self) -> tuple[OpenOrder, ...]:
+        """This bot's orders (client order id with the prefix) the venue still has open, in
+        every configured symbol, with their fills so far."""
+        s = self.settings
+        ex = self._client()
+        found: list[OpenOrder] = []
+        for symbol in s.symbols:
+            for order in self._read("fetch_open_orders", ex.fetch_open_orders, symbol):
+                coid = str(order.get("clientOrderId") or "")
+                if not coid or not coid.startswith(s.client_order_prefix):
+                    continue
+                place = PlaceOrder(coid, symbol, Side(str(order.get("side"))),
+                                   to_decimal(order.get("amount"), "amount"))
+                found.append(OpenOrder(place, self._order_fills(coid, symbol, dict(order))))
+        return tuple(found)
 
     def _my_trades(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
         s = self.settings

@@ -27,9 +27,9 @@ answered once nothing is out or held (or after ``order_timeout``).
 An order a live venue reports still ``open`` (filled in part) has the fills it lists
 recorded at once and is looked up until it is done (alerted after ``open_alert_after``);
 like an order whose outcome is unknown, it keeps new risk out until then. Both kinds are
-published (``ExecutorState.unresolved``), so a replacement after a crash follows them. A
-new process does not know them: the venue sync at its start records what they had filled
-by then, and a duplicate check that finds one still open follows it.
+published (``ExecutorState.unresolved``), so a replacement after a crash follows them; a
+new process learns of those still open from the venue (``GetOpenOrders``, the last step of
+its venue sync), as does a duplicate check that finds one.
 
 Venue sync: the process can die (or this actor crash) after the venue filled an order and
 before the ledger recorded the fill. So, on every start, before it acts on any signal, the
@@ -79,6 +79,7 @@ from actors.messages import Alert, Fill, FillRecorded, InvalidFill, Side
 from actors.pipeline_messages import (
     ExitRequest,
     LookupOrder,
+    OpenOrder,
     OrderResult,
     PlaceOrder,
     Signal,
@@ -1077,6 +1078,7 @@ class ExecutorActor(SupervisedActor):
                 else newest + s.duplicate_check_margin
         recovered, rejected, where = sync.recovered, sync.rejected, sync.scope()
         self.recovered += len(recovered)
+        self._follow_open(sync.open_orders)
         self._publish_state()
         if recovered:
             listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
@@ -1101,6 +1103,24 @@ class ExecutorActor(SupervisedActor):
         waiters, self._sync_answering = self._sync_answering, []
         for reply in waiters:
             reply.set(len(recovered))
+
+    def _follow_open(self, orders: tuple[OpenOrder, ...]) -> None:
+        """Follow the orders the venue still has open that this instance does not know of
+        (an earlier process's): looked up until they are done, no new risk meanwhile."""
+        now = self.ctx.clock.now()
+        new = [o for o in orders if o.order.client_order_id not in self.unknown
+               and o.order.client_order_id not in self.placing]
+        for o in new:
+            coid = o.order.client_order_id
+            self.seen.add(coid)
+            self.unknown[coid] = _Unknown(
+                _Placing(o.order, False, o.order.reduce_only, None), due=now, reported=True,
+                fills={f.fill_id for f in o.fills}, still_open=True, open_since=now)
+        if new:
+            log.warning("venue sync: following %d order(s) the venue still has open: %s",
+                        len(new), ", ".join(f"{o.order.client_order_id} {o.order.side.value} "
+                                            f"{o.order.quantity} {o.order.symbol}"
+                                            for o in new[:5]))
 
     def _sync_failed(self, exc: Exception) -> None:
         s = self.settings

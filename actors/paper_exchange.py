@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.market import Bars, MarketCursor
 from actors.messages import Fill, Side
-from actors.pipeline_messages import Bar, LookupOrder, OrderResult, PlaceOrder
+from actors.pipeline_messages import Bar, GetOpenOrders, LookupOrder, OrderResult, PlaceOrder
 from actors.sqlite_writer import StatementWriter
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
@@ -115,6 +115,8 @@ class PaperExchange(SupervisedActor):
             case GetVenueFills(since):
                 self._query(partial(_fills, since=since))
                 return None
+            case GetOpenOrders():
+                return ()  # every order is filled or rejected at once
         return super().on_receive(message)
 
     def _query(self, read: Callable[[sqlite3.Connection], Any]) -> None:

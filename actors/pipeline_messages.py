@@ -12,7 +12,9 @@ __all__ = [
     "Bar",
     "Candidates",
     "ExitRequest",
+    "GetOpenOrders",
     "LookupOrder",
+    "OpenOrder",
     "OrderResult",
     "PlaceOrder",
     "Signal",
@@ -92,6 +94,20 @@ class OrderResult:
     status: str  # filled | rejected | open (filled in part so far: a live venue's)
     fills: tuple[Fill, ...] = field(default=())
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetOpenOrders:
+    """Ask the exchange for this bot's orders it still has open: a tuple of OpenOrder."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """An order the venue still has open (a market order filled in part), with its fills
+    so far."""
+
+    order: PlaceOrder
+    fills: tuple[Fill, ...] = ()
 
 
 def client_order_id(signal_id: str) -> str:

@@ -4,8 +4,10 @@ The executor runs it without waiting: it sends each step's message, and hands th
 to :meth:`VenueSync.answer`, which returns the next step (or None when the sync is done).
 The steps: the ledger's newest fill time (``recent`` only); the venue's fills since a
 little before it (or all of them); those fills to the ledger in batches (``RecordFills``,
-one transaction each; the ledger skips fill ids it has). A step's failure ends the sync;
-the executor retries it whole (every step is safe to repeat).
+one transaction each; the ledger skips fill ids it has); last, the orders the venue still
+has open (``GetOpenOrders``: their later fills are still to come, so the executor follows
+them). A step's failure ends the sync; the executor retries it whole (every step is safe
+to repeat).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal
 
 from actors.messages import Fill
 from actors.paper_exchange import GetVenueFills
+from actors.pipeline_messages import GetOpenOrders, OpenOrder
 from actors.position_messages import FillsRecorded, GetLastFillTime, RecordFills
 
 __all__ = ["Step", "VenueSync"]
@@ -36,7 +39,8 @@ class VenueSync:
     fills: list[Fill] = field(default_factory=list)
     recovered: list[Fill] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    _stage: Literal["last", "fills", "record"] = "last"
+    open_orders: tuple[OpenOrder, ...] = ()
+    _stage: Literal["last", "fills", "record", "open"] = "last"
     _chunk: tuple[Fill, ...] = ()
     _next: int = 0
 
@@ -58,6 +62,12 @@ class VenueSync:
                     self.since = min(self.since, self.reach_back)
             self._stage = "fills"
             return "venue", GetVenueFills(self.since)
+        if self._stage == "open":
+            if not isinstance(value, list | tuple) or not all(
+                    isinstance(o, OpenOrder) for o in value):
+                raise TypeError(f"GetOpenOrders answered {type(value).__name__}")
+            self.open_orders = tuple(value)
+            return None
         if self._stage == "fills":
             if not isinstance(value, list | tuple):
                 raise TypeError(f"GetVenueFills answered {type(value).__name__}")
@@ -69,7 +79,8 @@ class VenueSync:
             self.recovered.extend(f for f in self._chunk if f.fill_id in new)
             self.rejected.extend(value.rejected)
         if self._next >= len(self.fills):
-            return None
+            self._stage = "open"
+            return "venue", GetOpenOrders()
         self._stage = "record"
         self._chunk = tuple(self.fills[self._next : self._next + self.batch])
         self._next += len(self._chunk)

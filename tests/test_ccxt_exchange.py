@@ -54,7 +54,9 @@ from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats
 from actors.messages import Fill, Side
 from actors.paper_exchange import GetVenueFills
 from actors.pipeline_messages import (
+    GetOpenOrders,
     LookupOrder,
+    OpenOrder,
     OrderResult,
     PlaceOrder,
     Signal,
@@ -588,6 +590,19 @@ def test_venue_fills_page_through_trades_and_keep_only_this_bots_orders(
     # 6 trades in pages of 3 from a millisecond on: [a1 a2 m1] [m1 b1 b2] [b1 b2 c1] [c1]
     assert venue.count("GET /api/v3/myTrades") == 4
     assert rt.ask("exchange", GetVenueFills(b.time / 1000)) == [*b.fills(), *c.fills()]
+
+
+def test_open_orders_lists_this_bots_orders_still_open_with_their_fills_so_far(
+    venue: FakeBinance, runtimes: list[Runtime]
+) -> None:
+    rt = start_exchange(venue, runtimes)
+    still = venue.add_order("bv-open", "BUY", "0.003")  # filled in part, still open
+    still.status = "NEW"
+    venue.add_order("manual-8", "BUY", "0.001").status = "NEW"  # not this bot's
+    venue.add_order("bv-done", "SELL", "0.001")  # filled: not open
+    (listed,) = rt.ask("exchange", GetOpenOrders())
+    assert listed == OpenOrder(PlaceOrder("bv-open", SYMBOL, Side.BUY, Decimal("0.003")),
+                               still.fills())
 
 
 # -- the executor with this exchange ---------------------------------------------------------

@@ -13,6 +13,7 @@ the shared thread (``Mate``) while it lines messages up in the executor's mailbo
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from actors.messages import Fill, Side
 from actors.paper_exchange import GetVenueFills, PaperExchange
 from actors.pipeline_messages import (
     ExitRequest,
+    GetOpenOrders,
     LookupOrder,
+    OpenOrder,
     OrderResult,
     PlaceOrder,
     Signal,
@@ -108,22 +111,32 @@ class FailOnceHeld(PositionActor):
         return super().on_receive(message)
 
 
+@dataclass
+class VenueBook:
+    """What the stand-in venue has done: its orders and their two halves. The test keeps
+    it, so it outlives a runtime, as a real venue outlives the process."""
+
+    orders: dict[str, PlaceOrder] = field(default_factory=dict)
+    parts: dict[str, tuple[Fill, Fill]] = field(default_factory=dict)
+
+
 class PartialVenue(SupervisedActor):
     """Plays a live venue whose market orders fill in two halves: the second only once
-    ``complete`` is set. Until then an order is answered, and looked up, as ``open`` with
-    the first half (as the ccxt exchange answers an order still open after its polls);
-    then as ``filled`` with both. Its fill listing (the venue sync's) says the same."""
+    ``complete`` is set. Until then an order is answered, looked up and listed
+    (``GetOpenOrders``) as ``open`` with the first half (as the ccxt exchange answers an
+    order still open after its polls); then as ``filled`` with both. Its fill listing (the
+    venue sync's) says the same."""
 
-    def __init__(self, complete: threading.Event) -> None:
+    def __init__(self, complete: threading.Event, book: VenueBook) -> None:
         super().__init__()
         self.complete = complete
+        self.book = book
         self.lookups = 0
-        self.parts: dict[str, tuple[Fill, Fill]] = {}
 
     def _result(self, coid: str) -> OrderResult:
         if self.complete.is_set():
-            return OrderResult(coid, "filled", self.parts[coid])
-        return OrderResult(coid, "open", self.parts[coid][:1], "still open")
+            return OrderResult(coid, "filled", self.book.parts[coid])
+        return OrderResult(coid, "open", self.book.parts[coid][:1], "still open")
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -133,13 +146,19 @@ class PartialVenue(SupervisedActor):
                 first, second = (Fill(f"{coid}-{n}", coid, message.symbol, message.side,
                                       half, Decimal("100"), Decimal(0), 60.0 + n)
                                  for n in (1, 2))
-                self.parts[coid] = (first, second)
+                self.book.orders[coid] = message
+                self.book.parts[coid] = (first, second)
                 return self._result(coid)
             case LookupOrder(coid):
                 self.lookups += 1
-                return self._result(coid) if coid in self.parts else None
+                return self._result(coid) if coid in self.book.parts else None
             case GetVenueFills():
-                return [f for coid in self.parts for f in self._result(coid).fills]
+                return [f for coid in self.book.parts for f in self._result(coid).fills]
+            case GetOpenOrders():
+                if self.complete.is_set():
+                    return ()
+                return tuple(OpenOrder(order, self.book.parts[coid][:1])
+                             for coid, order in self.book.orders.items())
         return None
 
 
@@ -299,14 +318,14 @@ def test_a_venue_sync_starts_while_lookups_keep_failing(tmp_path: Path) -> None:
         rt.stop()
 
 
-def _partial_venue(complete: threading.Event) -> tuple[list[PartialVenue], Any]:
-    venue: list[PartialVenue] = []
+def _partial_venue(complete: threading.Event,
+                   book: VenueBook | None = None) -> tuple[VenueBook, Any]:
+    book = book or VenueBook()
 
     def factory(_: PaperExchange.Settings) -> PartialVenue:
-        venue.append(PartialVenue(complete))
-        return venue[-1]
+        return PartialVenue(complete, book)
 
-    return venue, factory
+    return book, factory
 
 
 def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
@@ -318,14 +337,14 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
     lookup says so and the second half is recorded, no fill twice."""
     clock = ManualClock()
     complete = threading.Event()
-    venue, factory = _partial_venue(complete)
+    book, factory = _partial_venue(complete)
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
         _synced(rt)
         rt.tell("executor", buy_signal("AAA/USDT", 100.0))
         wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
                    what="the first half in the ledger")
-        assert set(attr(rt, "executor", "unknown")) == set(venue[0].parts)
+        assert set(attr(rt, "executor", "unknown")) == set(book.parts)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # AAA is open: no new risk
         wait_until(lambda: attr(rt, "executor", "skipped").get(
             "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
@@ -347,7 +366,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
         assert stats.filled == 1 and stats.unrecorded == 0 and len(stats.sent) == 1, stats
         assert attr(rt, "executor", "unknown") == {}
         snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
-        (parts,) = venue[0].parts.values()
+        (parts,) = book.parts.values()
         assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
     finally:
         rt.stop()
@@ -361,7 +380,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
     while it is open, and the second half reaches the ledger once the venue fills it."""
     clock = ManualClock()
     complete = threading.Event()
-    venue, factory = _partial_venue(complete)
+    book, factory = _partial_venue(complete)
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     recorder = EventRecorder(rt.events)
     try:
@@ -377,7 +396,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
 
         wait_until(restarted, timeout=WAIT, what="the executor's restart")
         _synced(rt)
-        assert set(attr(rt, "executor", "unknown")) == set(venue[0].parts)
+        assert set(attr(rt, "executor", "unknown")) == set(book.parts)
         rt.tell("exchange", bars(("BBB/USDT", 50)))
         bbb = Signal("test:BBB/USDT:120:buy", "test", "BBB/USDT", Side.BUY, 50.0, 120.0,
                      "a test")
@@ -393,10 +412,49 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
         wait_until(done, timeout=WAIT, what="the order done")
         rt.ask("executor", GetExecutorStats())  # every fill acknowledged
         snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
-        (parts,) = venue[0].parts.values()
+        (parts,) = book.parts.values()
         assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
     finally:
         recorder.close()
+        rt.stop()
+
+
+def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> None:
+    """AAA's order is open with its first half when the whole tree stops (a new process
+    knows nothing of it). The new executor's venue sync asks the venue for its open
+    orders and follows AAA's: no entry while it is open, the second half recorded once
+    the venue fills it."""
+    clock = ManualClock()
+    complete = threading.Event()
+    book, factory = _partial_venue(complete)
+    rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
+    try:
+        _synced(rt)
+        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+        wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
+                   what="the first half in the ledger")
+    finally:
+        rt.stop()
+    rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
+    try:
+        _synced(rt)
+        assert set(attr(rt, "executor", "unknown")) == set(book.orders)
+        rt.tell("executor", buy_signal("BBB/USDT", 50.0))
+        wait_until(lambda: attr(rt, "executor", "skipped").get(
+            "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
+        complete.set()
+
+        def done() -> bool:
+            clock.advance(0.5)
+            return attr(rt, "executor", "unknown") == {}
+
+        wait_until(done, timeout=WAIT, what="the order done")
+        stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
+        assert stats.fills_recorded == 1 and stats.sent == (), stats  # the second half
+        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+        (parts,) = book.parts.values()
+        assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+    finally:
         rt.stop()
 
 
