@@ -328,6 +328,26 @@ def _partial_venue(complete: threading.Event,
     return book, factory
 
 
+def _buy_aaa_half_filled(rt: Any) -> None:
+    """Once synced, buy AAA at the partial venue; wait for its first half in the ledger."""
+    _synced(rt)
+    rt.tell("executor", buy_signal("AAA/USDT", 100.0))
+    wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
+               what="the first half in the ledger")
+
+
+def _wait_skipped_unsettled(rt: Any) -> None:
+    wait_until(lambda: attr(rt, "executor", "skipped").get(
+        "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="the skip")
+
+
+def _assert_whole_position(rt: Any, book: VenueBook) -> None:
+    """The ledger holds both halves of the venue's one order."""
+    snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
+    (parts,) = book.parts.values()
+    assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+
+
 def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
     tmp_path: Path,
 ) -> None:
@@ -340,14 +360,10 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
     book, factory = _partial_venue(complete)
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
-        _synced(rt)
-        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
-        wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
-                   what="the first half in the ledger")
+        _buy_aaa_half_filled(rt)
         assert set(attr(rt, "executor", "unknown")) == set(book.parts)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # AAA is open: no new risk
-        wait_until(lambda: attr(rt, "executor", "skipped").get(
-            "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
+        _wait_skipped_unsettled(rt)
 
         def looked_up_again() -> bool:
             clock.advance(0.5)
@@ -365,9 +381,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.filled == 1 and stats.unrecorded == 0 and len(stats.sent) == 1, stats
         assert attr(rt, "executor", "unknown") == {}
-        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
-        (parts,) = book.parts.values()
-        assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+        _assert_whole_position(rt, book)
     finally:
         rt.stop()
 
@@ -384,10 +398,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     recorder = EventRecorder(rt.events)
     try:
-        _synced(rt)
-        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
-        wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
-                   what="the first half in the ledger")
+        _buy_aaa_half_filled(rt)
         crash(rt, "executor")
 
         def restarted() -> bool:
@@ -401,8 +412,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
         bbb = Signal("test:BBB/USDT:120:buy", "test", "BBB/USDT", Side.BUY, 50.0, 120.0,
                      "a test")
         rt.tell("executor", bbb)
-        wait_until(lambda: attr(rt, "executor", "skipped").get(
-            "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
+        _wait_skipped_unsettled(rt)
         complete.set()
 
         def done() -> bool:
@@ -411,9 +421,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
 
         wait_until(done, timeout=WAIT, what="the order done")
         rt.ask("executor", GetExecutorStats())  # every fill acknowledged
-        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
-        (parts,) = book.parts.values()
-        assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+        _assert_whole_position(rt, book)
     finally:
         recorder.close()
         rt.stop()
@@ -429,10 +437,7 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
     book, factory = _partial_venue(complete)
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
-        _synced(rt)
-        rt.tell("executor", buy_signal("AAA/USDT", 100.0))
-        wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
-                   what="the first half in the ledger")
+        _buy_aaa_half_filled(rt)
     finally:
         rt.stop()
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
@@ -440,8 +445,7 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
         _synced(rt)
         assert set(attr(rt, "executor", "unknown")) == set(book.orders)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))
-        wait_until(lambda: attr(rt, "executor", "skipped").get(
-            "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="BBB skipped")
+        _wait_skipped_unsettled(rt)
         complete.set()
 
         def done() -> bool:
@@ -451,9 +455,7 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
         wait_until(done, timeout=WAIT, what="the order done")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.fills_recorded == 1 and stats.sent == (), stats  # the second half
-        snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
-        (parts,) = book.parts.values()
-        assert snap.positions["AAA/USDT"].quantity == parts[0].quantity + parts[1].quantity
+        _assert_whole_position(rt, book)
     finally:
         rt.stop()
 
