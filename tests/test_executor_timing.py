@@ -341,6 +341,17 @@ def _wait_skipped_unsettled(rt: Any) -> None:
         "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="the skip")
 
 
+def _venue_completes(rt: Any, clock: ManualClock, complete: threading.Event) -> None:
+    """The venue fills the rest; the clock moves until the executor has seen it done."""
+    complete.set()
+
+    def done() -> bool:
+        clock.advance(0.5)
+        return attr(rt, "executor", "unknown") == {}
+
+    wait_until(done, timeout=WAIT, what="the order done")
+
+
 def _assert_whole_position(rt: Any, book: VenueBook) -> None:
     """The ledger holds both halves of the venue's one order."""
     snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
@@ -413,13 +424,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
                      "a test")
         rt.tell("executor", bbb)
         _wait_skipped_unsettled(rt)
-        complete.set()
-
-        def done() -> bool:
-            clock.advance(0.5)
-            return attr(rt, "executor", "unknown") == {}
-
-        wait_until(done, timeout=WAIT, what="the order done")
+        _venue_completes(rt, clock, complete)
         rt.ask("executor", GetExecutorStats())  # every fill acknowledged
         _assert_whole_position(rt, book)
     finally:
@@ -446,13 +451,7 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
         assert set(attr(rt, "executor", "unknown")) == set(book.orders)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))
         _wait_skipped_unsettled(rt)
-        complete.set()
-
-        def done() -> bool:
-            clock.advance(0.5)
-            return attr(rt, "executor", "unknown") == {}
-
-        wait_until(done, timeout=WAIT, what="the order done")
+        _venue_completes(rt, clock, complete)
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.fills_recorded == 1 and stats.sent == (), stats  # the second half
         _assert_whole_position(rt, book)
