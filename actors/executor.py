@@ -175,8 +175,7 @@ Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync"]
 
 @dataclass(frozen=True, slots=True)
 class _For:
-    """What an ask out was for: its kind and key (a client order id, a fill id; for a
-    venue sync step, the actor asked)."""
+    """What an ask out was for: its kind and key (a client order id, a fill id)."""
 
     kind: Kind
     key: str = ""
@@ -331,8 +330,8 @@ class ExecutorActor(SupervisedActor):
 
     def _pass_on_held(self) -> None:
         """This instance ends with signals held or being checked: a replacement gets them
-        (told again, behind what already waits in the mailbox); with none to follow, they
-        are counted and logged as dropped."""
+        (one ``_Handoff``, which it puts ahead of what it received itself); with none to
+        follow, they are counted and logged as dropped."""
         waiting = sorted([*self.held, *self.checking.values()], key=lambda e: e[0])
         self.held, self.checking = [], {}
         if not waiting:
@@ -424,7 +423,7 @@ class ExecutorActor(SupervisedActor):
             if ask.future.done():  # answered in time, its Replied still to come (or lost)
                 self._answered(ask)
             else:
-                self._ask_failed(ask.what, AskTimeout(self._target(ask.what), ask.what.kind,
+                self._ask_failed(ask.what, AskTimeout(ask.target, type(ask.message).__name__,
                                                       self.settings.order_timeout))
         if self._syncing():
             return
@@ -434,12 +433,6 @@ class ExecutorActor(SupervisedActor):
         for coid, unknown in list(self.unknown.items()):
             if not unknown.out and unknown.due <= now:
                 self._send_lookup(coid, unknown)
-
-    def _target(self, what: _For) -> str:
-        s = self.settings
-        if what.kind == "sync":
-            return what.key
-        return s.exchange if what.kind in ("order", "lookup", "at_venue") else s.positions
 
     def _idle(self) -> bool:
         """Nothing out, nothing held, no fill within its first tries, no sync to run."""
@@ -1049,7 +1042,7 @@ class ExecutorActor(SupervisedActor):
         role, message = step
         target = self.settings.positions if role == "ledger" else self.settings.exchange
         try:
-            self._asks.send(target, message, _For("sync", target))
+            self._asks.send(target, message, _For("sync"))
         except RuntimeErrorBase as exc:
             self._sync_failed(exc)
 

@@ -26,12 +26,15 @@ W = TypeVar("W")
 
 @dataclass(frozen=True, slots=True)
 class PendingAsk(Generic[W]):
-    """One ask out: its token, its reply future, what it was for and when it is due."""
+    """One ask out: its token, its reply future, what it was for, when it is due, and
+    whom it asked what (for the error when it is not answered in time)."""
 
     token: tuple[int, int]
     future: ReplyFuture[Any]
     what: W
     deadline: float
+    target: str
+    message: Any
 
 
 class PendingAsks(Generic[W]):
@@ -54,7 +57,8 @@ class PendingAsks(Generic[W]):
         self._seq += 1
         token = (self._incarnation, self._seq)
         future = self._ctx.ask_notify(target, message, token)
-        ask = PendingAsk(token, future, what, self._ctx.clock.now() + self._timeout)
+        ask = PendingAsk(token, future, what, self._ctx.clock.now() + self._timeout, target,
+                         message)
         self._asks[token] = ask
         return ask
 

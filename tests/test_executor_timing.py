@@ -318,14 +318,15 @@ def test_a_venue_sync_starts_while_lookups_keep_failing(tmp_path: Path) -> None:
         rt.stop()
 
 
-def _partial_venue(complete: threading.Event,
-                   book: VenueBook | None = None) -> tuple[VenueBook, Any]:
-    book = book or VenueBook()
+def _partial_venue() -> tuple[ManualClock, threading.Event, VenueBook, Any]:
+    """The test's clock, the event that lets the venue fill the rest, the venue's book,
+    and a factory of partial venues over that book (one per runtime)."""
+    complete, book = threading.Event(), VenueBook()
 
     def factory(_: PaperExchange.Settings) -> PartialVenue:
         return PartialVenue(complete, book)
 
-    return book, factory
+    return ManualClock(), complete, book, factory
 
 
 def _buy_aaa_half_filled(rt: Any) -> None:
@@ -366,9 +367,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
     ledger at once; the order is looked up on the clock while it stays open, and no entry
     goes out meanwhile (BBB is skipped). Once the venue has filled the rest, the next
     lookup says so and the second half is recorded, no fill twice."""
-    clock = ManualClock()
-    complete = threading.Event()
-    book, factory = _partial_venue(complete)
+    clock, complete, book, factory = _partial_venue()
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
         _buy_aaa_half_filled(rt)
@@ -403,9 +402,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
     """AAA's order is open with its first half when the executor crashes. The replacement
     takes the order over from the state its predecessor published: no entry goes out
     while it is open, and the second half reaches the ledger once the venue fills it."""
-    clock = ManualClock()
-    complete = threading.Event()
-    book, factory = _partial_venue(complete)
+    clock, complete, book, factory = _partial_venue()
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     recorder = EventRecorder(rt.events)
     try:
@@ -437,9 +434,7 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
     knows nothing of it). The new executor's venue sync asks the venue for its open
     orders and follows AAA's: no entry while it is open, the second half recorded once
     the venue fills it."""
-    clock = ManualClock()
-    complete = threading.Event()
-    book, factory = _partial_venue(complete)
+    clock, complete, book, factory = _partial_venue()
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
         _buy_aaa_half_filled(rt)
