@@ -104,15 +104,16 @@ class Mailbox:
             self._scheduled = False
             return None
 
-    def listen(self, owner: object, listener: Callable[[], None]) -> None:
+    def listen(self, owner: object, listener: Callable[[], None]) -> bool:
         """Schedule ``owner`` (on a shared thread) through ``listener`` whenever there is
-        something to take, starting now."""
+        something to take, starting now; False (and nothing scheduled) if not the owner."""
         with self._lock:
             if self._owner is not owner:
-                return
+                return False
             self._listener = listener
             self._scheduled = True
         listener()
+        return True
 
     def _take_wake(self) -> Callable[[], None] | None:
         """With the lock held: the listener to call once it is released, so a scheduled

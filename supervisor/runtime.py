@@ -371,7 +371,11 @@ class Runtime:
         self._schedule_monitor()
 
     def check_hung(self) -> list[str]:
-        """Report every actor whose current handler has run past its deadline."""
+        """Report every actor whose current handler has run past its deadline.
+
+        The hung instance is given up before its supervisor hears of it: on a shared
+        thread the thread is abandoned first, so the replacement and the thread-mates run
+        on a fresh one (see :mod:`supervisor.dispatcher`)."""
         now = self.clock.now()
         reported = []
         for cell in list(self._cells.values()):
@@ -388,6 +392,9 @@ class Runtime:
             decision = cell.error_handler.classify(exc)
             if decision.directive is not Directive.RESUME:
                 cell.mailbox.detach(actor)  # the hung instance will never take another message
+                actor._give_up()  # ...nor reach its name again; its shared thread is abandoned
+            else:
+                actor._free_thread()  # resumed, but its thread-mates go on on a fresh thread
             cell.report_failure(actor, exc, decision, message, was_ask=False, hung=True)
             reported.append(cell.name)
         return reported
