@@ -330,7 +330,7 @@ class Runtime:
     def _child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
         if cell.parent is not None:
             try:
-                self.cell(cell.parent).mailbox.put(Envelope(report))
+                self.cell(cell.parent).mailbox.put_control(Envelope(report))  # never "full"
             except (UnknownActor, ActorNotRunning):
                 log.debug("report from %s dropped: its supervisor is gone", cell.name)
             return
@@ -367,8 +367,12 @@ class Runtime:
     def _monitor_tick(self) -> None:
         if self._stopped:
             return
-        self.check_hung()
-        self._schedule_monitor()
+        try:
+            self.check_hung()
+        except Exception:  # a bug; the monitor must go on all the same
+            log.exception("the hung-handler monitor failed; it goes on")
+        finally:
+            self._schedule_monitor()
 
     def check_hung(self) -> list[str]:
         """Report every actor whose current handler has run past its deadline.
