@@ -23,11 +23,15 @@ from supervisor import (
     Backoff,
     ChildInfo,
     ChildSpec,
+    Directive,
+    ErrorHandler,
     EventKind,
     EventRecorder,
     Intensity,
     ManualClock,
+    Rule,
     Runtime,
+    Severity,
     SupervisedActor,
     SupervisorSpec,
 )
@@ -137,11 +141,13 @@ class Tree:
     """A runtime with three mates a, b, c on one shared thread; always cleaned up."""
 
     def __init__(self, board: Board, *, start_timeout: float = 2.0,
-                 backoff: Backoff = IMMEDIATE) -> None:
+                 backoff: Backoff = IMMEDIATE, error_handler: ErrorHandler | None = None
+                 ) -> None:
         self.board = board
         self.clock = ManualClock()
         self.before = set(pykka.ActorRegistry.get_all())
-        self.rt = Runtime(clock=self.clock, ask_timeout=WAIT, monitor_interval=0.0)
+        self.rt = Runtime(clock=self.clock, ask_timeout=WAIT, monitor_interval=0.0,
+                          error_handler=error_handler)
         self.rec = EventRecorder(self.rt.events)
         self.rt.start(SupervisorSpec(
             intensity=Intensity(max_restarts=3, within_seconds=60),
@@ -342,3 +348,28 @@ def test_an_on_start_that_overran_and_came_back_is_not_left_registered() -> None
         rec.close()
     assert [r for r in pykka.ActorRegistry.get_all() if r not in before] == []
     assert board.event("stopped", "a", 2).wait(WAIT)  # the late instance ran its on_stop
+
+
+def test_a_hang_resumed_by_its_error_handler_still_frees_the_thread_mates() -> None:
+    """HandlerTimeout -> resume: the hung actor is kept (it goes on when its handler
+    returns), but its thread-mates do not wait for that: they go on on a fresh thread."""
+    board = Board()
+    resume = ErrorHandler({"supervisor.errors.HandlerTimeout":
+                           Rule(Severity.WARNING, Directive.RESUME)})
+    t = Tree(board, error_handler=resume)
+    try:
+        rt, rec = t.rt, t.rec
+        t.hang("a", 1)
+        rt.tell("a", Note("a1"))
+        rt.tell("b", Note("b1"))
+        assert t.declare_hung() == ["a"]
+        rec.wait_for(EventKind.RESUMED, "a", timeout=WAIT)
+        assert t.ask("b") == Snap("b", 1, ("b1",))
+        assert t.ask("c") == Snap("c", 1, ())
+        board.release.set()  # a comes back and goes on with what waited for it
+        assert t.ask("a") == Snap("a", 1, ("late", "a1"))
+        info = t.children()
+        assert (info["a"].restarts, info["b"].restarts, info["c"].restarts) == (0, 0, 0)
+        _no_supervision_of(rec, "b", "c")
+    finally:
+        t.close()
