@@ -54,16 +54,14 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._stopping = False
         self.abandoned = 0  # threads given up so far
-        self.thread = self._spawn()
+        with self._lock:
+            self.thread = self._spawn(f"botvisor:thread:{name}")
 
-    def _spawn(self) -> threading.Thread:
-        """Start the thread that is current from now on (the caller holds the lock, or
-        nobody else knows this dispatcher yet)."""
-        suffix = f"#{self.abandoned + 1}" if self.abandoned else ""
-        thread = threading.Thread(target=self._loop, name=f"botvisor:thread:{self.name}{suffix}",
-                                  daemon=True)
-        self.thread = thread
-        thread.start()
+    def _spawn(self, name: str) -> threading.Thread:
+        """A started thread to be the current one; the caller holds the lock (so the
+        thread takes no task before it is made current) and makes it current."""
+        thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        thread.start()  # may raise (no threads left): then nothing changes
         return thread
 
     def submit(self, task: Task, urgent: bool = False) -> None:
@@ -80,8 +78,14 @@ class Dispatcher:
         with self._lock:
             if thread is not self.thread or self._stopping:
                 return False
+            try:
+                fresh = self._spawn(f"botvisor:thread:{self.name}#{self.abandoned + 2}")
+            except RuntimeError:  # no thread to be had: the hung one stays current
+                log.exception("dispatcher %s: no fresh thread to replace %s", self.name,
+                              thread.name)
+                return False
+            self.thread = fresh
             self.abandoned += 1
-            fresh = self._spawn()
         self._tokens.put(True)  # wakes an idle abandoned thread (rare), so it can end
         log.warning("dispatcher %s: thread %s abandoned (a hung task); %s takes over",
                     self.name, thread.name, fresh.name)

@@ -167,10 +167,13 @@ class Supervisor(SupervisedActor):
         return cell
 
     def _tell_self(self, message: RestartDue | RetryPrimary) -> None:
-        """Queue an order to itself; a full mailbox does not refuse it (see put_control)."""
+        """Queue an order to itself; a full mailbox does not refuse it (see put_control).
+        An instance given up (its on_start overran) orders nothing: the mailbox is its
+        replacement's."""
         own = self._cell
         assert own is not None
-        own.mailbox.put_control(Envelope(message))
+        if not self._given_up:
+            own.mailbox.put_control(Envelope(message))
 
     def _all_specs(self) -> list[ChildSpec]:
         own = self._cell
