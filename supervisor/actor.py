@@ -139,6 +139,20 @@ class SupervisedActor(pykka.ThreadingActor):
             self._ctx._give_up()
         self._free_thread()
 
+    def _stop_overran(self, *, replaced: bool) -> None:
+        """Its stop took longer than its shutdown budget: the runtime waits no more. It
+        leaves pykka's registry; if a replacement follows (``replaced``) it is given up. On
+        a shared thread, the thread holding its stop back (its own turn, or the turn of a
+        thread-mate before it) is abandoned, so the mates' stops and turns go on. Any
+        thread."""
+        if replaced:
+            self._give_up()
+        else:
+            ActorRegistry.unregister(self.actor_ref)
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            dispatcher.abandon(self._step_thread or dispatcher.thread)
+
     def _free_thread(self) -> bool:
         """On a shared thread: abandon the thread running this instance's turn (a message
         or its on_start) right now, if it is the dispatcher's current one (True). Any

@@ -213,6 +213,7 @@ class Cell:
             if close and self.spec.drain_on_stop:
                 drained = self.mailbox.close(reason)  # whatever the budget did not cover
             if not finished:
+                actor._stop_overran(replaced=not close)
                 self.emit(
                     EventKind.SHUTDOWN_TIMEOUT,
                     Severity.ERROR,

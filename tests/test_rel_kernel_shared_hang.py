@@ -373,3 +373,33 @@ def test_a_hang_resumed_by_its_error_handler_still_frees_the_thread_mates() -> N
         _no_supervision_of(rec, "b", "c")
     finally:
         t.close()
+
+
+def test_a_stop_stuck_behind_a_hung_mate_does_not_hold_the_others_or_leave_it_registered(
+) -> None:
+    """No deadline caught the hang: the tree stops with a mate blocked. The stops after
+    it do not each wait out their budget behind it, and every on_stop runs."""
+    board = Board()
+    clock = ManualClock()
+    before = set(pykka.ActorRegistry.get_all())
+    rt = Runtime(clock=clock, ask_timeout=WAIT, monitor_interval=0.0)
+    rec = EventRecorder(rt.events)
+    try:
+        rt.start(SupervisorSpec(children=(
+            ChildSpec("first", factory=lambda: Mate(board), thread="pipeline", shutdown=WAIT),
+            ChildSpec("stuck", factory=lambda: Mate(board), thread="pipeline", shutdown=0.2),
+            ChildSpec("last", factory=lambda: Mate(board), thread="pipeline", shutdown=0.2),
+        )))
+        rt.tell("stuck", Hang())
+        assert board.event("hang_entered", "stuck", 1).wait(WAIT)
+        rt.stop()  # reverse order: last, stuck, first
+        assert board.event("stopped", "last", 1).wait(WAIT)
+        assert board.event("stopped", "first", 1).is_set()  # within its budget
+        assert [e.actor for e in rec.of(EventKind.SHUTDOWN_TIMEOUT)] == ["last", "stuck"]
+        assert not board.event("stopped", "stuck", 1).is_set()
+        assert [r for r in pykka.ActorRegistry.get_all() if r not in before] == []
+    finally:
+        board.release.set()
+        rt.stop()
+        rec.close()
+    assert board.event("stopped", "stuck", 1).wait(WAIT)  # back late: it stops then
