@@ -130,10 +130,12 @@ class SupervisedActor(pykka.ThreadingActor):
     def _give_up(self) -> None:
         """The runtime no longer waits for this instance (its handler hung, or its on_start
         overran): it leaves pykka's registry and its context closes (its timers are
-        cancelled, its snapshots ignored), so nothing it does if it ever comes back reaches
-        its name; its mailbox is already someone else's. On a shared thread, the thread it
-        blocks is abandoned, so its thread-mates go on on a fresh one. Any thread."""
+        cancelled, its snapshots and tells to itself ignored) and its ref refuses messages,
+        so nothing it does if it ever comes back reaches its name; its mailbox is already
+        someone else's. On a shared thread, the thread it blocks is abandoned, so its
+        thread-mates go on on a fresh one. Any thread."""
         self._given_up = True
+        self.actor_stopped.set()  # its own ref refuses it (it feeds the name's mailbox)
         ActorRegistry.unregister(self.actor_ref)
         if self._ctx is not None:
             self._ctx._give_up()
