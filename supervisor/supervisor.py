@@ -425,7 +425,7 @@ class Supervisor(SupervisedActor):
             return
         if cell.state is not ChildState.RUNNING:
             # The fallback itself is restarting (or stopped by hand): the retry is made as
-            # soon as it runs again (_started), not dropped.
+            # soon as it runs again (_child_started), not dropped.
             self._retry_due.add(cell.name)
             return
         cell.stop_instance(close=False, reason="trying the primary again")
