@@ -298,14 +298,14 @@ def test_a_hung_handler_that_returns_late_takes_no_more_messages_and_leaves_the_
 def test_an_on_start_that_overruns_on_a_shared_thread_frees_its_mates_and_unregisters() -> None:
     board = Board()
     board.block_start.add(("a", 2))
-    t = Tree(board, start_timeout=0.5)
+    t = Tree(board, start_timeout=1.0)
     try:
         rt, rec = t.rt, t.rec
         rt.tell("a", Boom())  # a's second incarnation hangs in on_start
         assert board.event("start_entered", "a", 2).wait(WAIT)
         rt.tell("b", Note("b1"))
         failed = rec.wait_for(EventKind.START_FAILED, "a", timeout=WAIT)
-        assert "did not finish within 0.5s" in (failed[0].error or "")
+        assert "did not finish within 1s" in (failed[0].error or "")
         rec.wait_for(EventKind.RESTARTED, "a", timeout=WAIT)
         assert t.ask("a").incarnation == 3
         assert t.ask("b") == Snap("b", 1, ("b1",))
@@ -334,7 +334,7 @@ def test_an_on_start_that_overran_and_came_back_is_not_left_registered() -> None
         rt.start(SupervisorSpec(
             backoff=Backoff(initial=1, multiplier=1, maximum=1, jitter=0),
             children=(ChildSpec("a", factory=lambda: Mate(board), thread="solo",
-                                start_timeout=0.5),),
+                                start_timeout=1.0),),
         ))
         rt.tell("a", Boom())
         rec.wait_for(EventKind.RESTARTING, "a", timeout=WAIT)
