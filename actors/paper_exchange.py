@@ -34,7 +34,7 @@ from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 
-__all__ = ["GetVenueFills", "PaperExchange"]
+__all__ = ["GetVenueFills", "GetVenueRecord", "PaperExchange", "VenueRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,22 @@ class GetVenueFills:
     or after venue time ``since`` (as ccxt's ``fetch_my_trades(since=...)`` does)."""
 
     since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetVenueRecord:
+    """Ask the venue how many of this bot's fills it has made in all: a
+    :class:`VenueRecord` (``fills`` None when the venue cannot count them cheaply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRecord:
+    """How many fills the venue ``venue`` (the name its fills carry) has made for this
+    bot, and where that record is kept (for messages)."""
+
+    venue: str
+    fills: int | None
+    where: str
 
 
 class PaperExchange(SupervisedActor):
@@ -114,6 +130,9 @@ class PaperExchange(SupervisedActor):
                 return None
             case GetVenueFills(since):
                 self._query(partial(_fills, since=since))
+                return None
+            case GetVenueRecord():
+                self._query(partial(_record, where=self.settings.database))
                 return None
             case GetOpenOrders():
                 return ()  # every order is filled or rejected at once
@@ -245,6 +264,12 @@ def _fills(db: sqlite3.Connection, since: float | None) -> list[Fill]:
         sql += " WHERE at >= ?"
         args = (since,)
     return [_fill(r) for r in db.execute(sql + " ORDER BY rowid", args).fetchall()]
+
+
+def _record(db: sqlite3.Connection, where: str) -> VenueRecord:
+    """How many fills the record holds."""
+    return VenueRecord("paper", int(db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]),
+                       where)
 
 
 def _lookup(db: sqlite3.Connection, coid: str) -> OrderResult | None:
