@@ -35,8 +35,14 @@ Venue sync: the process can die (or this actor crash) after the venue filled an 
 before the ledger recorded the fill. So, on every start, before it acts on any signal, the
 executor asks the exchange for its fills (``GetVenueFills``, since a little before the
 ledger's newest fill, or everything with ``venue_sync: full``) and records them in batches
-(``RecordFills``, one transaction each; the ledger skips fill ids it already has). What was
-recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Fills this actor
+(``RecordFills``, one transaction each; the ledger skips fill ids it already has); then
+the venue's count of its fills (``GetVenueRecord``): more than the ledger holds, and every
+venue fill is listed and recorded by id (venue time is no proof a fill is in the window).
+What was recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Lost
+state is a critical alert and a halt (``HaltTrading`` to the breaker; no order from this
+executor until the breaker has taken it): a ledger with no fill while the venue has some
+(the ledger was lost; the venue's fills are recorded again), or fills in the ledger the
+venue's record lacks (the venue's record was lost). Fills this actor
 could not record yet are published (their oldest venue time), so a restarted executor
 reaches back far enough for them. Signals that come during a sync are held for it; until a
 sync has succeeded no order is sent (exits included: the ledger they size from may lack

@@ -8,6 +8,11 @@ It owns the SQLite ledger of record. Fills are group-committed: the fills waitin
 mailbox are written in one transaction, and each sender's reply is sent only after that
 commit, so an acknowledged fill survives ``kill -9``. Fills are deduplicated by fill id.
 Queries are answered from memory, after any staged fills are committed.
+
+A fill the venue made is never refused: when it makes the book impossible (see
+:mod:`actors.ledger`) it is recorded, the breaker is asked to halt (HALTED before the
+sender hears back) and a critical alert is sent. On start it tells the breaker whether
+the ledger has history (``LedgerHistory``), for a breaker that lost its own state.
 """
 
 from __future__ import annotations

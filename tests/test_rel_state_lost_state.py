@@ -209,12 +209,15 @@ def test_breaker_state_lost_while_open_comes_back_open_and_alerts(
 
 
 # -- ledger.db -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["delete", "empty"])
 def test_a_lost_ledger_is_rebuilt_from_the_venue_alerted_and_halts(
-        tmp_path: Path, alert_server: tuple[int, AlertInbox]) -> None:
+        tmp_path: Path, alert_server: tuple[int, AlertInbox], damage: str) -> None:
     port, inbox = alert_server
     config = bot_config(tmp_path, port)
     first_run(config)
     delete(tmp_path / "ledger.db")
+    if damage == "empty":
+        (tmp_path / "ledger.db").write_bytes(b"")
     rt = start_tree(config)
     try:
         synced(rt)
