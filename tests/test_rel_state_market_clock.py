@@ -11,12 +11,16 @@ steps (``max_steps``) and has no crash bar; everything else is as shipped.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-from actors.market import MarketCursor
-from supervisor import EventKind, EventRecorder
+from actors.market import FeedBars, MarketCursor
+from actors.messages import Fill, Side
+from actors.pipeline_messages import Bar, OrderResult, PlaceOrder
+from supervisor import EventKind, EventRecorder, Runtime
 from tests.bot_helpers import (
     MARKET_START,
+    bar_time,
     market_stats,
     redirect_state,
     settings,
@@ -81,3 +85,35 @@ def test_a_damaged_market_clock_stops_the_market_and_names_the_file(tmp_path: Pa
     finally:
         recorder.close()
         rt.stop()
+
+
+def _buy(rt: Runtime, coid: str) -> Fill:
+    result = rt.ask("exchange", PlaceOrder(coid, "BTC/USDT", Side.BUY, Decimal("0.001")))
+    assert isinstance(result, OrderResult) and result.status == "filled", result
+    return result.fills[0]
+
+
+def test_venue_time_does_not_run_backwards_when_the_market_clock_is_lost(
+        tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    rt = start_tree(config)
+    try:
+        wait_until(lambda: market_stats(rt).finished, timeout=WAIT, what="the market's steps")
+        price = 30_000.0
+        rt.tell("market", FeedBars((Bar("BTC/USDT", bar_time(500), price, price, price,
+                                        price, 100.0),)))
+        wait_until(lambda: market_stats(rt).last_at == bar_time(500), timeout=WAIT,
+                   what="the fed bar")
+        before = _buy(rt, "bv-before")
+    finally:
+        rt.stop()
+    assert before.at == bar_time(500)
+    (tmp_path / "market_clock.json").unlink()
+    rt = start_tree(config)
+    try:
+        wait_until(lambda: market_stats(rt).finished, timeout=WAIT, what="the market's steps")
+        assert market_stats(rt).last_at == bar_time(STEPS - 1)  # the market starts again
+        after = _buy(rt, "bv-after")
+    finally:
+        rt.stop()
+    assert after.at >= before.at, (before.at, after.at)
