@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS fills (
     recorded_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
+CREATE INDEX IF NOT EXISTS fills_at ON fills (at);
 CREATE TABLE IF NOT EXISTS positions (
     symbol TEXT PRIMARY KEY,
     quantity TEXT NOT NULL,
@@ -293,7 +294,8 @@ class Ledger:
 
     def _judge(self, events: list[LedgerEvent], newest_before: float | None) -> tuple[str, ...]:
         """What is impossible about the book after ``events`` were recorded: its state
-        now, and, when one of them is late, the fills replayed in venue order."""
+        now, and, when one of them is late, the fills from its venue time on, replayed in
+        venue order."""
         book = self.book
         found: list[str] = []
         if book.cash < 0:
@@ -303,27 +305,35 @@ class Ledger:
             found.extend(f"{p.quantity} {s} held after more was sold than held"
                          for s, p in sorted(book.positions.items())
                          if s in touched and p.quantity < 0)
-        late = newest_before is not None and any(e.fill.at < newest_before for e in events)
-        if late and not found:
-            problem = self._venue_order_problem()
-            if problem is not None:
-                found.append(problem)
+        if not found and newest_before is not None:
+            late = [e.fill.at for e in events if e.fill.at < newest_before]
+            if late:
+                problem = self._venue_order_problem(min(late))
+                if problem is not None:
+                    found.append(problem)
         return tuple(found)
 
-    def _venue_order_problem(self) -> str | None:
-        """Replay every fill in venue order from the starting cash: the first step that is
-        impossible, or None. Corrections (adjustments) are not fills, so with any recorded
-        only the book as it is now is judged."""
-        if self.db.execute("SELECT 1 FROM adjustments LIMIT 1").fetchone() is not None:
-            return None
-        cash = self.starting_cash
+    def _venue_order_problem(self, since: float) -> str | None:
+        """Replay the fills at or after venue time ``since`` in venue order (``at``, then
+        ``seq``): the first step that is impossible, or None. The state before them is the
+        book's now less what they did (sums do not depend on order), so only they are read
+        (an index on ``at``): a fill late by a moment costs a few rows."""
+        rows = [(fid, sym, Decimal(q) if side == "buy" else -Decimal(q), Decimal(pr),
+                 Decimal(fee), at)
+                for fid, sym, side, q, pr, fee, at in self.db.execute(
+                    "SELECT fill_id, symbol, side, quantity, price, fee, at FROM fills "
+                    "WHERE at >= ? ORDER BY at, seq", (since,))]
+        book = self.book
+        cash = book.cash + sum((d * pr + fee for _, _, d, pr, fee, _ in rows), ZERO)
         held: dict[str, Decimal] = {}
-        for fill_id, symbol, side, qty, price, fee, at in self.db.execute(
-                "SELECT fill_id, symbol, side, quantity, price, fee, at FROM fills "
-                "ORDER BY at, seq"):
-            delta = Decimal(qty) if side == "buy" else -Decimal(qty)
-            cash -= delta * Decimal(price) + Decimal(fee)
-            held[symbol] = held.get(symbol, ZERO) + delta
+        for _, sym, d, _, _, _ in rows:
+            held[sym] = held.get(sym, ZERO) - d
+        for sym in held:
+            position = book.positions.get(sym)
+            held[sym] += position.quantity if position is not None else ZERO
+        for fill_id, symbol, delta, price, fee, at in rows:
+            cash -= delta * price + fee
+            held[symbol] += delta
             if cash < 0:
                 return f"in venue order, cash is {cash} after fill {fill_id} (venue time {at})"
             if held[symbol] < 0 and not self.allow_short:
