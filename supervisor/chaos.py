@@ -210,6 +210,7 @@ class ChaosPlan:
         self.model = model
         self.seed = seed
         self._released = threading.Event()
+        self._paused = False
         self._lock = threading.Lock()
         self._counts: dict[str, dict[str, int]] = {}
         self._injectors: dict[str, ActorChaos] = {}
@@ -239,6 +240,13 @@ class ChaosPlan:
     def release(self) -> None:
         """End every hang and slow-down now, and make later ones return at once (stop)."""
         self._released.set()
+
+    def pause(self) -> None:
+        """Inject nothing more (and draw nothing) until :meth:`resume`."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
 
     # -- what happened -----------------------------------------------------------------------
     def counts(self) -> dict[str, dict[str, int]]:
@@ -297,8 +305,9 @@ class ActorChaos:
     def decide(self, message_type: type, deadline: float | None) -> str | None:
         """Draw this message's fault: ``raise:Name``, ``hang``, ``slow`` or None.
 
-        Draws only for eligible messages (so skipped ones do not move the stream)."""
-        if not self.eligible(message_type):
+        Draws only for eligible messages (so skipped ones do not move the stream), and
+        not while the plan is paused."""
+        if self.plan._paused or not self.eligible(message_type):
             return None
         u = self._rng.random()
         for _cls, name, p in self._raises:
@@ -341,7 +350,7 @@ class ActorChaos:
         EROFS, as configured), as a full, failing or read-only disk would. Cheap: one
         draw from the actor's I/O stream."""
         p = self.faults.io_error
-        if not p:
+        if not p or self.plan._paused:
             return
         with self._io_lock:
             hit = self._io_rng.random() < p
