@@ -29,7 +29,8 @@ and what ``tests/test_rel_chaos_load.py`` calls (short). It builds the tree from
 
 After ``ticks`` steps the faults are paused (:meth:`ChaosPlan.pause`), the pipeline is
 drained, the sources are given time to catch up with the ledger, the tree is checked to
-be up, it is stopped, and the state files are audited (see :func:`audit`).
+be up, it is stopped, and the state files are audited (:func:`audit`: the offline
+auditor ``actors.audit``, plus a breaker check by market time).
 """
 
 from __future__ import annotations
@@ -40,23 +41,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from actors.audit import audit_state
 from actors.breaker_gate import BreakerGate
 from actors.executor import ExecutorStats, GetExecutorStats
 from actors.market import Bars, MarketCursor
-from actors.sources import (
-    PaperWalletSource,
-    PositionsLogSource,
-    SourceActor,
-    SourceSettings,
-    TradeManagerSource,
-)
 from supervisor.actor import SupervisedActor
 from supervisor.config import load_config
 from supervisor.events import EventKind, EventRecorder
@@ -74,9 +67,6 @@ STATE_FILES = {  # child -> (settings key, file name in the state directory)
     "positions_log": ("path", "positions.log"),
     "exchange": ("database", "paper_exchange.db"),
 }
-SOURCES: dict[str, type[SourceActor]] = {
-    "trade_manager": TradeManagerSource, "paper_wallet": PaperWalletSource,
-    "positions_log": PositionsLogSource}
 OWN_THREAD_HANGERS = ("positions", "alerts", "events")
 SLACK_BARS = 3  # bars between the tape seeing a state and the executor acting on it
 POLL = 0.01
@@ -156,7 +146,7 @@ def chaos_config(ticks: int, seed: int, state: Path, *, speed: float = 60_000.0,
 
 
 # -- the run -------------------------------------------------------------------------------
-def _wait(check: Callable[[], T | None], timeout: float, what: str) -> T:
+def _wait(check: Callable[[], T | None], timeout: float, what: str, poll: float = POLL) -> T:
     deadline = time.monotonic() + timeout
     pause = threading.Event()
     while True:
@@ -168,7 +158,7 @@ def _wait(check: Callable[[], T | None], timeout: float, what: str) -> T:
             return found
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        pause.wait(POLL)
+        pause.wait(poll)
 
 
 def _steps(rt: Runtime) -> int:
@@ -213,7 +203,7 @@ def run_chaos_load(ticks: int, seed: int, workdir: Path | str, *, speed: float =
         if not rt.wait(0):
             _wait(lambda: isinstance(rt.ask("executor", GetExecutorStats(), timeout=30),
                                      ExecutorStats), 60, "the executor (nothing out)")
-            _wait(lambda: _sources_caught_up(state), 60, "the sources to catch up")
+            _wait(lambda: _caught_up(path, work), 60, "the sources to catch up", poll=0.2)
             tape = _wait(lambda: rt.ask("tape", "tape", timeout=30), 30, "the tape")
             tree_up = _wait(lambda: _all_running(rt), 30, "every actor running")
     except TimeoutError as exc:
@@ -223,7 +213,7 @@ def run_chaos_load(ticks: int, seed: int, workdir: Path | str, *, speed: float =
         steps = _steps(rt)
         rt.stop()
     seconds = time.monotonic() - started
-    found, fills, orders = audit(state, tape)
+    found, fills, orders = audit(path, work, tape)
     violations.extend(found)
     if exit_code is not None and exit_code == 0:
         violations.append("the tree ended by itself with status 0 under chaos")
@@ -249,124 +239,53 @@ def _all_running(rt: Runtime) -> bool:
 
 
 # -- the audit -----------------------------------------------------------------------------
-def _read(path: Path, sql: str) -> list[tuple[Any, ...]]:
+def _caught_up(config: Path, work: Path) -> bool:
+    """No source lags the ledger (the auditor's notes say which would)."""
+    return not any("lags the ledger" in note for note in audit_state(config, work).notes)
+
+
+def audit(config: Path, work: Path, tape: list[tuple[float, str]]
+          ) -> tuple[list[str], int, int]:
+    """Check the invariants on the state files a run of ``config`` left: (violations,
+    fills checked, orders checked).
+
+    :func:`actors.audit.audit_state` does the checks on the files (ledger = venue exactly
+    once, unique client order ids, sources vs the ledger, fills inside a long OPEN stretch
+    by wall clock); to it this adds the breaker check by market time, which at 1,000 bars
+    a second is the sharper one: ``tape`` is (bar time, breaker state) per market step,
+    and no buy may have filled at a bar around which the breaker was OPEN or HALTED for
+    ``SLACK_BARS`` bars on either side."""
+    report = audit_state(config, work)
+    violations = list(report.violations)
+    violations.extend(f"state missing: {m}" for m in report.missing)
+    violations.extend(_buys_while_open(_venue_buys(config), tape))
+    return violations, report.fills_checked, report.orders_checked
+
+
+def _venue_buys(config: Path) -> list[tuple[str, float]]:
+    """(fill id, bar time) of every buy in the paper exchange's record."""
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    path = Path(_node(raw, "exchange")["settings"]["database"])
+    if not path.exists():
+        return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        return db.execute(sql).fetchall()
+        rows = db.execute("SELECT fill_id, at FROM fills WHERE side = 'buy' ORDER BY rowid")
+        return [(str(f), float(at)) for f, at in rows.fetchall()]
     finally:
         db.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Ledger:
-    seq: int
-    positions: dict[str, tuple[Decimal, Decimal]]
-    cash: Decimal
-
-
-def _ledger(path: Path) -> _Ledger:
-    seq = max(int(_read(path, "SELECT COALESCE(MAX(seq), 0) FROM fills")[0][0]),
-              int(_read(path, "SELECT COALESCE(MAX(seq), 0) FROM adjustments")[0][0]))
-    positions = {str(s): (Decimal(q), Decimal(p)) for s, q, p in _read(
-        path, "SELECT symbol, quantity, avg_price FROM positions") if Decimal(q) != 0}
-    cash = Decimal(dict(_read(path, "SELECT key, value FROM account"))["cash"])
-    return _Ledger(seq, positions, cash)
-
-
-def _source_states(state: Path) -> dict[str, Any]:
-    out = {}
-    for name, cls in SOURCES.items():
-        file = state / STATE_FILES[name][1]
-        source = cls(SourceSettings(path=str(file)))
-        out[name] = source, source.load()
-    return out
-
-
-def _source_problems(state: Path) -> list[str]:
-    """How each source differs from the ledger (empty: every source reconciles)."""
-    ledger = _ledger(state / "ledger.db")
-    problems = []
-    for name, (source, loaded) in _source_states(state).items():
-        if loaded.last_seq != ledger.seq:
-            problems.append(f"{name} applied ledger events up to {loaded.last_seq}, "
-                            f"the ledger has {ledger.seq}")
-        held = {s: (p.quantity, p.avg_price) for s, p in loaded.book.positions.items()
-                if p.quantity != 0}
-        if {s: q for s, (q, _) in held.items()} != \
-                {s: q for s, (q, _) in ledger.positions.items()}:
-            problems.append(f"{name} holds {held}, the ledger {ledger.positions}")
-        if source.keeps_cash and loaded.book.cash != ledger.cash:
-            problems.append(f"{name} has cash {loaded.book.cash}, the ledger {ledger.cash}")
-    return problems
-
-
-def _sources_caught_up(state: Path) -> bool:
-    return not _source_problems(state)
-
-
-def audit(state: Path, tape: list[tuple[float, str]]) -> tuple[list[str], int, int]:
-    """Check the invariants on the state files after a run: (violations, fills checked,
-    orders checked). ``tape``: (bar time, breaker state) per market step."""
-    violations: list[str] = []
-    venue_db, ledger_db = state / "paper_exchange.db", state / "ledger.db"
-    if not venue_db.exists() or not ledger_db.exists():
-        return [f"state file missing: {p.name}" for p in (venue_db, ledger_db)
-                if not p.exists()], 0, 0
-    cols = "fill_id, client_order_id, symbol, side, quantity, price, fee, at"
-    venue = _read(venue_db, f"SELECT {cols} FROM fills ORDER BY rowid")
-    ledger = _read(ledger_db, f"SELECT {cols} FROM fills ORDER BY seq")
-    orders = _read(venue_db, "SELECT client_order_id, side FROM orders ORDER BY rowid")
-    # 1. ledger fills = venue fills, exactly once, by fill id
-    ids = [r[0] for r in ledger]
-    dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(ids) != len(set(ids)) else []
-    if dupes:
-        violations.append(f"fill id(s) recorded twice in the ledger: {dupes[:5]}")
-    by_id = {r[0]: r for r in ledger}
-    venue_ids = {r[0] for r in venue}
-    missing = [r[0] for r in venue if r[0] not in by_id]
-    if missing:
-        violations.append(f"{len(missing)} venue fill(s) missing from the ledger: {missing[:5]}")
-    extra = sorted(set(by_id) - venue_ids)
-    if extra:
-        violations.append(f"{len(extra)} ledger fill(s) the venue never made: {extra[:5]}")
-    differ = [r[0] for r in venue if r[0] in by_id and _fill(by_id[r[0]]) != _fill(r)]
-    if differ:
-        violations.append(f"fill(s) recorded differently from the venue: {differ[:5]}")
-    # 2. no two orders share a client order id (the venue's, and the ledger's fills' orders)
-    coids = [c for c, _ in orders]
-    if len(coids) != len(set(coids)):
-        violations.append("two venue orders share a client order id")
-    strays = sorted({r[1] for r in ledger} - set(coids))
-    if strays:
-        violations.append(f"ledger fills of orders the venue never had: {strays[:5]}")
-    # 3. no exposure-increasing order while the breaker was OPEN (or HALTED): no buy
-    # filled at a bar where the breaker had been open for SLACK_BARS bars around it
-    violations.extend(_buys_while_open(venue, tape))
-    # 4. every source reconciles with the ledger
-    violations.extend(_source_problems(state))
-    return violations, len(venue), len(orders)
-
-
-def _fill(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    fid, coid, sym, side, qty, price, fee, at = row
-    return (fid, coid, sym, side, Decimal(str(qty)), Decimal(str(price)), Decimal(str(fee)),
-            float(at))
-
-
-def _buys_while_open(venue: list[tuple[Any, ...]], tape: list[tuple[float, str]]
+def _buys_while_open(buys: list[tuple[str, float]], tape: list[tuple[float, str]]
                      ) -> list[str]:
-    if not tape:
-        return []
     at_index = {at: i for i, (at, _s) in enumerate(tape)}
     blocked = [s in ("open", "halted") for _at, s in tape]
     out = []
-    for row in venue:
-        if row[3] != "buy":
-            continue
-        i = at_index.get(float(row[7]))
+    for fill_id, at in buys:
+        i = at_index.get(at)
         if i is None:
             continue
         window = blocked[max(0, i - SLACK_BARS): i + SLACK_BARS + 1]
         if window and all(window):
-            out.append(f"buy {row[0]} filled at bar {i} while the breaker was open")
+            out.append(f"buy {fill_id} filled at market step {i} while the breaker was open")
     return out

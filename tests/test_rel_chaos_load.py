@@ -17,12 +17,13 @@ import pytest
 from actors.chaos_load import audit, run_chaos_load
 
 TICKS = 2000
+MARKET_START = 1_767_225_600.0  # the synthetic market's first bar (2026-01-01T00:00:00Z)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     work = tmp_path_factory.mktemp("chaos-load")
-    return run_chaos_load(TICKS, seed=2, workdir=work), work / "state"
+    return run_chaos_load(TICKS, seed=2, workdir=work), work
 
 
 def test_every_invariant_holds_under_faults_in_every_actor(
@@ -46,59 +47,48 @@ def test_every_invariant_holds_under_faults_in_every_actor(
     assert result["breaker_states"].get("open", 0) > 0, result["breaker_states"]
 
 
-def _copy(state: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "state"
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(state, target)
+def _copy(work: Path, tmp_path: Path) -> Path:
+    """A copy of the run's directory, its config pointing at the copied state files."""
+    target = tmp_path / "run"
+    shutil.copytree(work, target)
+    config = target / "chaos-config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(str(work), str(target)),
+                      encoding="utf-8")
     return target
 
 
 def _tape(state: Path, breaker: str) -> list[tuple[float, str]]:
+    """A tape of every market step up to past the last fill, all in one breaker state."""
     db = sqlite3.connect(state / "paper_exchange.db")
     try:
-        bars = sorted({float(r[0]) for r in db.execute("SELECT at FROM fills")})
+        last = max(float(r[0]) for r in db.execute("SELECT at FROM fills"))
     finally:
         db.close()
-    start = bars[0] - 600.0
-    return [(start + 60.0 * i, breaker) for i in range(int((bars[-1] - start) / 60) + 20)]
+    return [(MARKET_START + 60.0 * i, breaker)
+            for i in range(int((last - MARKET_START) / 60) + 20)]
 
 
-def test_the_audit_sees_a_lost_or_doubled_fill(run: tuple[dict[str, Any], Path],
-                                               tmp_path: Path) -> None:
-    _result, state = run
-    damaged = _copy(state, tmp_path)
-    db = sqlite3.connect(damaged / "ledger.db")
+def test_the_audit_is_the_offline_auditor_on_the_run_files(
+        run: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    _result, work = run
+    damaged = _copy(work, tmp_path)
+    db = sqlite3.connect(damaged / "state" / "ledger.db")
     try:
         db.execute("DELETE FROM fills WHERE seq = (SELECT MAX(seq) FROM fills)")
         db.commit()
     finally:
         db.close()
-    violations, fills, _orders = audit(damaged, [])
+    violations, fills, _orders = audit(damaged / "chaos-config.yaml", damaged, [])
     assert fills > 0
-    assert any("missing from the ledger" in v for v in violations), violations
-    extra = _copy(state, tmp_path / "extra")
-    db = sqlite3.connect(extra / "ledger.db")
-    try:
-        db.execute("INSERT INTO fills SELECT MAX(seq) + 1, 'made-up', client_order_id, symbol, "
-                   "side, quantity, price, fee, at, venue, recorded_at FROM fills")
-        db.commit()
-    finally:
-        db.close()
-    violations, _fills, _orders = audit(extra, [])
-    assert any("the venue never made: ['made-up']" in v for v in violations), violations
+    assert any("lacks exchange fill" in v for v in violations), violations
 
 
-def test_the_audit_sees_a_buy_while_open_and_a_stale_source(
-        run: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
-    _result, state = run
-    # the same files, with a tape saying the breaker was open at every bar: the run's
-    # entries become entries while OPEN
-    violations, _f, _o = audit(state, _tape(state, "open"))
+def test_the_breaker_check_by_market_time_sees_a_buy_while_open(
+        run: tuple[dict[str, Any], Path]) -> None:
+    _result, work = run
+    config, state = work / "chaos-config.yaml", work / "state"
+    # the run's own files, with a tape saying the breaker was open at every step: the
+    # run's entries become entries while OPEN
+    violations, _f, _o = audit(config, work, _tape(state, "open"))
     assert any("while the breaker was open" in v for v in violations), violations
-    assert audit(state, _tape(state, "closed"))[0] == []
-    # a source that lost its last update no longer reconciles
-    damaged = _copy(state, tmp_path)
-    (damaged / "positions.log").write_bytes(
-        b"".join((damaged / "positions.log").read_bytes().splitlines(keepends=True)[:-1]))
-    violations, _f, _o = audit(damaged, [])
-    assert any(v.startswith("positions_log") for v in violations), violations
+    assert audit(config, work, _tape(state, "closed"))[0] == []
