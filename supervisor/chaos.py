@@ -56,7 +56,7 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -67,6 +67,7 @@ __all__ = [
     "ChaosPlan",
     "InjectedFault",
     "InjectedHang",
+    "WriteFaults",
     "resolve_exception",
 ]
 
@@ -82,6 +83,16 @@ class InjectedFault(Exception):
 
 class InjectedHang(InjectedFault):
     """Raised by a handler chaos hung, once its hang is over: the message is dropped."""
+
+
+class WriteFaults(Protocol):
+    """What a writer of state files needs from chaos (an :class:`ActorChaos` is one):
+    storage helpers and SQLite writers take ``faults: WriteFaults | None`` (the actor's
+    ``ctx.chaos``) and call ``faults.before_write(path)`` before they write, when not None."""
+
+    def before_write(self, path: str | os.PathLike[str]) -> None:
+        """Raise OSError as a full, failing or read-only disk would, or return."""
+        ...
 
 
 def resolve_exception(name: str) -> type[BaseException]:
