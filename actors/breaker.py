@@ -50,6 +50,7 @@ from actors.breaker_triggers import (
     VolatilityTrigger,
 )
 from actors.messages import BreakerTransition, HaltTrading
+from actors.storage import open_database
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
@@ -192,7 +193,7 @@ class BreakerActor(SupervisedActor):
     def on_start(self) -> None:
         path = Path(self.settings.database)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None)
+        db = open_database(path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # self._synchronous says so from __init__
         db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), "
