@@ -305,3 +305,24 @@ def test_alerts_held_in_memory_are_bounded_and_counted(
         assert stats.fallback_pending == 3 and stats.fallback_dropped == 2
     finally:
         rt.stop()
+
+
+def test_a_fatal_signal_in_a_run_still_leaves_its_cause_on_stderr(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """Should a memory-mapped file ever raise SIGBUS again (a kernel and filesystem this
+    machine does not reproduce it on), the journal gets the signal and every thread's
+    stack, not silence. The signal is sent from outside: the same handler runs."""
+    config = _trading_config(tmp_path, tmp_path / "state")
+    bot = bot_process("run", "--config", str(config), cwd=tmp_path)
+    try:
+        bot.wait_for_line(r"tree is up", timeout=WAIT)
+        bot.signal(signal.SIGBUS)
+        code = bot.wait(timeout=WAIT)
+    finally:
+        if bot.proc.poll() is None:
+            bot.kill()
+    text = "\n".join(bot.lines)
+    assert code == -signal.SIGBUS
+    assert "Fatal Python error: Bus error" in text, text[-3000:]
+    assert 'File "' in text  # the stacks of the threads
