@@ -308,6 +308,7 @@ class AlertsActor(SupervisedActor):
         self.fallback_dropped = 0
         self._held: deque[str] = deque()  # fallback lines not written yet, oldest first
         self._retry_scheduled = False
+        self._torn = False  # the fallback file ends in a line cut short by a failed write
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -553,13 +554,27 @@ class AlertsActor(SupervisedActor):
         path = self.settings.fallback_file
         if not path or not self._held:
             return True
-        lines = "".join(self._held)
         try:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("a", encoding="utf-8") as fh:
-                fh.write(lines)
-                fh.flush()
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if self._torn:  # an earlier attempt stopped mid-line: end that line first
+                    os.write(fd, b"\n")
+                    self._torn = False
+                while self._held:
+                    line = self._held[0].encode("utf-8")
+                    done = 0
+                    while done < len(line):
+                        try:
+                            done += os.write(fd, line[done:])
+                        except OSError:
+                            self._torn = done > 0
+                            raise
+                    self._held.popleft()  # only a line written whole leaves memory
+                    self.fallback_written += 1
+            finally:
+                os.close(fd)
         except OSError as exc:
             self.fallback_errors += 1
             log.error("alerts: cannot append to the fallback file %s: %s; %d alert(s) held "
@@ -567,8 +582,6 @@ class AlertsActor(SupervisedActor):
                       exc.strerror or type(exc).__name__, len(self._held),
                       self.settings.fallback_retry_seconds)
             return False
-        self.fallback_written += len(self._held)
-        self._held.clear()
         return True
 
     def _schedule_retry(self) -> None:

@@ -19,6 +19,7 @@ on (the breaker's consecutive-loss limit is raised) so that writes keep coming.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
@@ -326,3 +327,37 @@ def test_a_fatal_signal_in_a_run_still_leaves_its_cause_on_stderr(
     assert code == -signal.SIGBUS
     assert "Fatal Python error: Bus error" in text, text[-3000:]
     assert 'File "' in text  # the stacks of the threads
+
+
+def test_an_alert_cut_short_by_a_full_disk_is_written_whole_later(
+    tmp_path: Path, mounts: Mounts
+) -> None:
+    """The disk fills half-way through a fallback line: the line stays held, and once
+    there is room it is written whole on a line of its own (the cut fragment cannot run
+    into it)."""
+    state = mounts.tmpfs(tmp_path / "state", "64k")
+    fallback = state / "alerts-fallback.jsonl"
+    fallback.write_bytes(b"#" * 4000 + b"\n")  # most of one page: the next line crosses it
+    filler = _fill_up(state)
+    alerts = AlertsActor.Settings(
+        fallback_file=str(fallback), routes={"error": ["ops"]},  # type: ignore[arg-type]
+        fallback_retry_seconds=30, shutdown_severity=None,
+    )
+    clock = ManualClock()
+    rt = Runtime(clock=clock, ask_timeout=10)
+    rt.start(SupervisorSpec(children=(ChildSpec("alerts", factory=lambda: AlertsActor(alerts)),)))
+    try:
+        rt.tell("alerts", Alert("disk.cut", "error", "Cut short", "x" * 400))
+        assert rt.ask("alerts", GetAlertStats()).fallback_pending == 1
+        assert len(fallback.read_bytes()) > 4001  # part of the line did go in
+        filler.unlink()
+        clock.advance(30)
+        stats = rt.ask("alerts", GetAlertStats())
+        assert stats.fallback_pending == 0 and stats.fallback_written == 1
+    finally:
+        rt.stop()
+    lines = fallback.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-1])["title"] == "Cut short"
+    assert lines[-2].startswith('{"at"')  # the fragment, on its own line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines[-2])
