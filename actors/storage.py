@@ -5,7 +5,10 @@
   first that the file's directory is writable and has room (:data:`MIN_FREE_BYTES`), and
   the connection it returns turns SQLite's I/O failures (``disk I/O error``, ``database or
   disk is full``, ``attempt to write a readonly database``, ``unable to open database
-  file``) into :class:`DatabaseIOError`, which names the file and carries an errno.
+  file``) into :class:`DatabaseIOError`, which names the file and carries an errno, and
+  a damaged file (``database disk image is malformed``, ``file is not a database``, what
+  SQLite also reports when a failing disk returns EIO on reads) into
+  :class:`DatabaseDamaged`, which names it too.
 
 Both failure kinds are :class:`supervisor.errors.StorageFailure` (an ``OSError``), which the
 error handler's default rules classify as critical (restart with backoff): a full,
@@ -27,6 +30,7 @@ from supervisor.errors import StorageFailure
 
 __all__ = [
     "MIN_FREE_BYTES",
+    "DatabaseDamaged",
     "DatabaseIOError",
     "StorageFailure",
     "append_durably",
@@ -55,6 +59,13 @@ class DatabaseIOError(StorageFailure, sqlite3.OperationalError):
     """SQLite could not read or write its file; ``filename`` names it, ``errno`` says why."""
 
 
+class DatabaseDamaged(StorageFailure, sqlite3.DatabaseError):
+    """SQLite finds its file damaged (or a failing disk makes it look so); names the file."""
+
+
+_SQLITE_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
 def check_writable(path: Path | str, *, min_free: int = MIN_FREE_BYTES) -> None:
     """Raise :class:`DatabaseIOError` if the directory of ``path`` exists but is read-only
     or has less than ``min_free`` bytes free (a missing directory is the caller's to make).
@@ -79,13 +90,20 @@ def check_writable(path: Path | str, *, min_free: int = MIN_FREE_BYTES) -> None:
 
 
 def _io_error(path: str, exc: sqlite3.Error) -> BaseException:
-    """``exc`` as a :class:`DatabaseIOError` if it is an I/O failure, else ``exc``."""
-    if isinstance(exc, DatabaseIOError):
+    """``exc`` as a :class:`DatabaseIOError` (an I/O failure) or a
+    :class:`DatabaseDamaged` (a damaged file) naming ``path``; else ``exc`` itself."""
+    if isinstance(exc, StorageFailure):
         return exc
     code = getattr(exc, "sqlite_errorcode", None)
-    if not isinstance(code, int) or (number := _SQLITE_IO.get(code & 0xFF)) is None:
+    if not isinstance(code, int):
         return exc
-    error = DatabaseIOError(number, str(exc), path)
+    error: DatabaseIOError | DatabaseDamaged
+    if code & 0xFF in _SQLITE_DAMAGED:
+        error = DatabaseDamaged(errno.EIO, str(exc), path)
+    elif (number := _SQLITE_IO.get(code & 0xFF)) is not None:
+        error = DatabaseIOError(number, str(exc), path)
+    else:
+        return exc
     error.sqlite_errorcode = code
     error.sqlite_errorname = str(getattr(exc, "sqlite_errorname", ""))
     return error

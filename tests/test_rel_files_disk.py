@@ -34,7 +34,13 @@ import pytest
 
 from actors.alerts import AlertsActor, AlertStats, GetAlertStats
 from actors.messages import Alert
-from actors.storage import DatabaseIOError, StorageFailure, atomic_write, open_database
+from actors.storage import (
+    DatabaseDamaged,
+    DatabaseIOError,
+    StorageFailure,
+    atomic_write,
+    open_database,
+)
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from supervisor.clock import ManualClock
 from supervisor.error_handler import Directive, ErrorHandler, Severity
@@ -244,6 +250,18 @@ def test_storage_failures_name_the_file_and_are_classified_critical(
     assert written.value.errno == errno.ENOSPC
     assert written.value.filename == str(state / "wallet.yaml")
     assert handler.classify(written.value).severity is Severity.CRITICAL
+
+
+def test_a_damaged_database_file_is_named_and_classified_critical(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    path.write_bytes(b"this is not a database, it was overwritten " * 200)
+    db = open_database(path)
+    with pytest.raises(DatabaseDamaged) as raised:
+        db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    assert raised.value.filename == str(path)
+    assert isinstance(raised.value, sqlite3.DatabaseError)
+    assert ErrorHandler().classify(raised.value).severity is Severity.CRITICAL
 
 
 def test_alerts_with_a_full_disk_are_held_logged_and_written_later(
