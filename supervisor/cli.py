@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import signal
@@ -93,7 +94,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     setup_logging(config.runtime.log_level, config.runtime.log_format)
     # A fatal signal (SIGBUS from a memory-mapped file on a failing disk, SIGSEGV) still
     # leaves its cause on stderr, with every thread's stack, instead of nothing.
-    faulthandler.enable(all_threads=True)
+    with contextlib.suppress(ValueError, OSError):  # a stderr with no file descriptor
+        faulthandler.enable(all_threads=True)
     for note in config.notes:
         log.info("config: %s", note)
     runtime = Runtime(
