@@ -17,6 +17,13 @@ and the actor waits for them at most ``timeout_seconds``; a failure, a timeout, 
 exception from apprise, or a route with no channel is counted and the alert is appended to
 the fallback file. The actor stops with a last alert ("botvisor stopping"). URLs are only
 ever shown masked.
+
+When the fallback file cannot be written either (a full or read-only disk), the alert is
+not lost: it has been logged at its severity already (stderr reaches the journal), and it
+is held in memory (at most ``fallback_memory``; past that the oldest go, counted) and
+written, in order, ahead of the next fallback line or when a retry every
+``fallback_retry_seconds`` succeeds. ``fallback_pending`` and ``fallback_dropped`` in the
+stats count them.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -155,8 +163,10 @@ class AlertStats:
     ``suppressed``: repeats within the cooldown; ``folded``: past a burst limit;
     ``summaries``: burst summaries delivered. ``logged_only``: alerts whose severity routes
     nowhere (or with ``enabled: false``). ``fallback_written``: lines appended to the
-    fallback file; ``fallback_errors``: lines that could not be. ``errors``: unexpected
-    exceptions caught in the actor.
+    fallback file; ``fallback_errors``: failed attempts to write it. ``fallback_pending``:
+    alerts held in memory because the fallback file could not be written (written later,
+    in order); ``fallback_dropped``: held alerts given up past ``fallback_memory`` (each was
+    logged). ``errors``: unexpected exceptions caught in the actor.
     """
 
     enabled: bool
@@ -172,6 +182,8 @@ class AlertStats:
     fallback_errors: int
     errors: int
     channels: tuple[ChannelStatus, ...]
+    fallback_pending: int = 0
+    fallback_dropped: int = 0
 
     def metrics(self) -> dict[str, float]:
         """Gauges for the metrics endpoint (counts since this instance started)."""
@@ -180,6 +192,8 @@ class AlertStats:
             "alerts_failed": float(self.failed),
             "alerts_suppressed": float(self.suppressed + self.folded),
             "alerts_fallback_written": float(self.fallback_written),
+            "alerts_fallback_pending": float(self.fallback_pending),
+            "alerts_fallback_dropped": float(self.fallback_dropped),
         }
 
 
@@ -187,6 +201,11 @@ class AlertStats:
 class _CloseWindow:
     key: str
     opened: float
+
+
+@dataclass(frozen=True, slots=True)
+class _RetryFallback:
+    """Try again to write the alerts held in memory to the fallback file."""
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -230,6 +249,10 @@ class AlertsActor(SupervisedActor):
         burst: BurstModel | None = BurstModel()
         timeout_seconds: float = Field(10.0, gt=0, le=300)
         fallback_file: str | None = "state/alerts-fallback.jsonl"
+        # alerts held in memory while the fallback file cannot be written, and how often
+        # to try writing them again
+        fallback_memory: int = Field(1000, ge=1)
+        fallback_retry_seconds: float = Field(30.0, gt=0)
         events: dict[EventKind, SeverityName | None] = Field(
             default_factory=lambda: dict(DEFAULT_EVENT_SEVERITIES)
         )
@@ -282,6 +305,10 @@ class AlertsActor(SupervisedActor):
         self.received = self.dropped = self.sent = self.failed = 0
         self.suppressed = self.folded = self.summaries = self.logged_only = 0
         self.fallback_written = self.fallback_errors = self.errors = 0
+        self.fallback_dropped = 0
+        self._held: deque[str] = deque()  # fallback lines not written yet, oldest first
+        self._retry_scheduled = False
+        self._torn = False  # the fallback file ends in a line cut short by a failed write
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -317,6 +344,10 @@ class AlertsActor(SupervisedActor):
             if self.ctx.stopping_for_good:
                 self._shutdown_alert()
         finally:
+            if self._held and not self._write_held():
+                log.error("alerts: %d alert(s) could not be written to the fallback file %s "
+                          "before stopping (each is in the log above)", len(self._held),
+                          self.settings.fallback_file)
             self._publish()
 
     def _shutdown_alert(self) -> None:
@@ -359,6 +390,10 @@ class AlertsActor(SupervisedActor):
             if summary is not None:
                 self.summaries += 1
                 self._deliver(summary.key, summary.severity, summary.title, summary.body)
+        elif isinstance(message, _RetryFallback):
+            self._retry_scheduled = False
+            if self._held and not self._write_held():
+                self._schedule_retry()
         elif isinstance(message, GetAlertStats):
             return self._stats()
         elif isinstance(message, TestAlert):
@@ -507,16 +542,52 @@ class AlertsActor(SupervisedActor):
             "reason": reason,
             "failed": failures,
         }
+        self._held.append(json.dumps(record, ensure_ascii=False) + "\n")
+        if len(self._held) > self.settings.fallback_memory:
+            self._held.popleft()
+            self.fallback_dropped += 1
+        if not self._write_held():
+            self._schedule_retry()
+
+    def _write_held(self) -> bool:
+        """Append every held line to the fallback file, oldest first; True if all are."""
+        path = self.settings.fallback_file
+        if not path or not self._held:
+            return True
         try:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.fallback_written += 1
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if self._torn:  # an earlier attempt stopped mid-line: end that line first
+                    os.write(fd, b"\n")
+                    self._torn = False
+                while self._held:
+                    line = self._held[0].encode("utf-8")
+                    done = 0
+                    while done < len(line):
+                        try:
+                            done += os.write(fd, line[done:])
+                        except OSError:
+                            self._torn = done > 0
+                            raise
+                    self._held.popleft()  # only a line written whole leaves memory
+                    self.fallback_written += 1
+            finally:
+                os.close(fd)
         except OSError as exc:
             self.fallback_errors += 1
-            log.error("alerts: cannot append to the fallback file %s: %s", path,
-                      exc.strerror or type(exc).__name__)
+            log.error("alerts: cannot append to the fallback file %s: %s; %d alert(s) held "
+                      "in memory (each is in the log), trying again in %gs", path,
+                      exc.strerror or type(exc).__name__, len(self._held),
+                      self.settings.fallback_retry_seconds)
+            return False
+        return True
+
+    def _schedule_retry(self) -> None:
+        if not self._retry_scheduled:
+            self._retry_scheduled = True
+            self.ctx.schedule(self.settings.fallback_retry_seconds, _RetryFallback())
 
     # -- asks ----------------------------------------------------------------------------------
     def _test(self, message: TestAlert) -> tuple[ChannelTestResult, ...]:
@@ -540,7 +611,8 @@ class AlertsActor(SupervisedActor):
                 "enabled": stats.enabled, "received": stats.received, "sent": stats.sent,
                 "failed": stats.failed, "suppressed": stats.suppressed,
                 "folded": stats.folded, "fallback_written": stats.fallback_written,
-                "errors": stats.errors,
+                "fallback_pending": stats.fallback_pending,
+                "fallback_dropped": stats.fallback_dropped, "errors": stats.errors,
                 "channels": [{"name": c.name, "url": c.url, "ready": c.ready,
                               "problem": c.problem, "sent": c.sent, "failed": c.failed}
                              for c in stats.channels],
@@ -562,6 +634,8 @@ class AlertsActor(SupervisedActor):
             fallback_written=self.fallback_written,
             fallback_errors=self.fallback_errors,
             errors=self.errors,
+            fallback_pending=len(self._held),
+            fallback_dropped=self.fallback_dropped,
             channels=tuple(
                 ChannelStatus(c.name, c.url, c.source, c.tags, c.ready, c.problem, c.sent,
                               c.failed, c.last_ok, c.last_error, c.busy)

@@ -60,6 +60,7 @@ from actors.breaker_triggers import (
 )
 from actors.messages import Alert, BreakerTransition, HaltTrading
 from actors.position_messages import PortfolioSnapshot
+from actors.storage import open_database
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
@@ -216,6 +217,8 @@ class BreakerActor(SupervisedActor):
                 self._restore(json.loads(row))
         except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
             self._close_db()
+            if isinstance(exc, sqlite3.OperationalError):  # a disk that fails, not a damaged
+                raise                                       # file: keep it, crash, retry
             aside = _move_aside(path, self.ctx.clock.wall())
             lost = f"damaged ({type(exc).__name__}: {exc}; moved to {aside})"
             log.error("breaker state %s is %s", path, lost)
@@ -249,7 +252,7 @@ class BreakerActor(SupervisedActor):
 
     def _open(self, path: Path) -> str | None:
         """Open (or create) the state file; its state record, if it has one."""
-        db = sqlite3.connect(path, isolation_level=None)
+        db = open_database(path, isolation_level=None)
         self._db = db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # self._synchronous says so from __init__

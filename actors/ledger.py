@@ -27,6 +27,7 @@ from typing import Any
 
 from actors.book import ZERO, Position, PositionBook
 from actors.messages import Fill, FillRecorded, Side
+from actors.storage import open_database
 from supervisor.fast_init import fast_init
 
 __all__ = ["Ledger", "LedgerEvent", "Rejected"]
@@ -179,7 +180,7 @@ class Ledger:
     # -- opening -----------------------------------------------------------------------------
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        db = open_database(self.path, isolation_level=None, check_same_thread=True)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")

@@ -30,6 +30,7 @@ from actors.market import Bars, MarketCursor
 from actors.messages import Fill, Side
 from actors.pipeline_messages import Bar, GetOpenOrders, LookupOrder, OrderResult, PlaceOrder
 from actors.sqlite_writer import StatementWriter
+from actors.storage import open_database
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
@@ -211,7 +212,7 @@ class PaperExchange(SupervisedActor):
 
 def _create_schema(path: Path) -> float:
     """Create the record's tables if need be; the venue time of its newest fill."""
-    db = sqlite3.connect(path, isolation_level=None)
+    db = open_database(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS orders (client_order_id TEXT PRIMARY KEY, "

@@ -9,12 +9,20 @@ replay after a crash is idempotent (events at or below it are skipped). It tells
 position actor ``SourceHello(last_seq)`` when it starts, and the position actor sends what
 it missed. A gap in the sequence (a lost event) makes it ask again. State files are written
 atomically; writes are batched while more events wait in the mailbox.
+
+A store that cannot be read back (truncated, garbled, empty, the wrong shape, or a garbled
+line inside ``positions.log``) is damage, not an empty state and not a reason to fail: the
+source moves the file aside as ``<name>.damaged-<UTC time>`` (never deleted), logs and
+alerts a warning naming it, and rebuilds itself from the ledger (``SourceHello(0)``: the
+position actor replays every fill, or resets it). A torn *last* line of ``positions.log``
+is what a crash mid-append leaves, and is dropped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from actors.book import PositionBook
 from actors.ledger import LedgerEvent
-from actors.messages import fill_from_json, fill_to_json
+from actors.messages import Alert, fill_from_json, fill_to_json
 from actors.position_messages import (
     GetView,
     PositionView,
@@ -41,6 +49,7 @@ from supervisor import SupervisedActor
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DamagedStore",
     "PaperWalletSource",
     "PositionsLogSource",
     "SourceActor",
@@ -58,6 +67,22 @@ class SourceSettings(BaseModel):
     starting_cash: Decimal = Decimal("10000")
     quote_currency: str = "USDT"
     keep_trades: int = 500
+    alerts: str = "alerts"  # where the warning about a damaged store goes
+
+
+class DamagedStore(ValueError):
+    """A source's own file exists but cannot be read back as a state of this source."""
+
+
+# What reading a damaged store can raise (beside DamagedStore): bad JSON/YAML, bad numbers,
+# wrong shapes (a list where a mapping belongs), bad bytes.
+_DAMAGE = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, yaml.YAMLError)
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DamagedStore(f"{what} is a {type(value).__name__}, not a mapping")
+    return value
 
 
 @dataclass
@@ -83,6 +108,7 @@ class SourceActor(SupervisedActor):
         self._dirty = False
         self.applied = 0
         self.gaps = 0
+        self.damaged: str | None = None  # where a damaged store was moved aside
 
     # -- format, per subclass ------------------------------------------------------------------
     @abstractmethod
@@ -95,9 +121,41 @@ class SourceActor(SupervisedActor):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def on_start(self) -> None:
-        self.state = self.load()
         self._pending: list[LedgerEvent] = []
+        try:
+            self.state = self.load()
+        except _DAMAGE as exc:
+            self._set_aside(exc)
         self.ctx.try_tell(self.settings.positions, SourceHello(self.ctx.name, self.state.last_seq))
+
+    def _set_aside(self, exc: BaseException) -> None:
+        """The store is damaged: keep it aside, warn naming it, start empty (the ledger
+        then replays everything into a fresh store)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.ctx.clock.wall()))
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{n}")
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        try:
+            self.path.rename(aside)
+            kept = f"kept as {aside}"
+        except OSError as err:  # cannot move it: it is overwritten by the rebuilt state
+            kept = f"could not be moved aside ({err.strerror or err}); it will be replaced"
+        text = (f"{self.ctx.name}: {self.path} is damaged ({reason}); {kept}; rebuilding "
+                "it from the ledger")
+        log.warning("%s", text)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            f"source.damaged.{self.ctx.name}", "warning",
+            f"{self.ctx.name}: damaged {self.path.name} rebuilt from the ledger", text))
+        self.damaged = str(aside)
+        self.reset_store()
+        self.state = SourceState(
+            book=PositionBook(self.settings.starting_cash, allow_short=True))
+
+    def reset_store(self) -> None:
+        """Forget whatever ``load`` kept besides the state (a subclass's extras)."""
 
     def on_stop(self) -> None:
         self._flush()
@@ -175,26 +233,57 @@ class SourceActor(SupervisedActor):
 
     def _state_from(self, data: dict[str, Any], cash: Decimal) -> SourceState:
         book = PositionBook(cash, allow_short=True)
-        for symbol, pos in (data.get("positions") or {}).items():
-            book.set_position(symbol, Decimal(str(pos["quantity"])),
-                              Decimal(str(pos["avg_price"])), float(pos.get("updated_at", 0)))
-        return SourceState(int(data.get("last_seq", 0)), book, float(data.get("updated_at", 0)))
+        positions = data.get("positions")
+        for symbol, raw in _mapping(positions if positions is not None else {},
+                                    "positions").items():
+            pos = _mapping(raw, f"position {symbol!r}")
+            quantity = Decimal(str(pos["quantity"]))
+            avg_price = Decimal(str(pos["avg_price"]))
+            if not (quantity.is_finite() and avg_price.is_finite()):
+                raise DamagedStore(f"position {symbol!r} is not a finite number")
+            book.set_position(str(symbol), quantity, avg_price,
+                              float(pos.get("updated_at", 0)))
+        last_seq = data["last_seq"]
+        if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+            raise DamagedStore(f"last_seq is {last_seq!r}, not a sequence number")
+        return SourceState(last_seq, book, float(data.get("updated_at", 0)))
+
+    def _read_whole(self) -> str | None:
+        """The store's text (None when there is none); an empty one is damage: our own
+        writes replace the file atomically and never leave it empty."""
+        if not self.path.exists():
+            return None
+        text = self.path.read_bytes().decode("utf-8")
+        if not text.strip():
+            raise DamagedStore("the file is empty")
+        return text
 
 
 class TradeManagerSource(SourceActor):
     """Owns ``trade_manager.json``: open positions, recent trades and orders by client id."""
 
     keeps_cash = False
+    _trades: list[dict[str, Any]]
+    _orders: dict[str, dict[str, Any]]
 
     def load(self) -> SourceState:
-        self._trades: list[dict[str, Any]] = []
-        self._orders: dict[str, dict[str, Any]] = {}
-        if not self.path.exists():
+        self.reset_store()
+        text = self._read_whole()
+        if text is None:
             return SourceState(book=PositionBook(self.settings.starting_cash, allow_short=True))
-        data = json.loads(self.path.read_text(encoding="utf-8"))
-        self._trades = list(data.get("trades", []))
-        self._orders = dict(data.get("orders", {}))
-        return self._state_from(data, self.settings.starting_cash)
+        data = _mapping(json.loads(text), "the file")
+        trades = data.get("trades", [])
+        if not isinstance(trades, list):
+            raise DamagedStore(f"trades is a {type(trades).__name__}, not a list")
+        orders = _mapping(data.get("orders", {}), "orders")
+        state = self._state_from(data, self.settings.starting_cash)
+        self._trades = list(trades)
+        self._orders = dict(orders)
+        return state
+
+    def reset_store(self) -> None:
+        self._trades = []
+        self._orders = {}
 
     def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
         for event in new_events:
@@ -224,12 +313,20 @@ class PaperWalletSource(SourceActor):
     """Owns ``paper_wallet.yaml``: the cash balance and the holdings."""
 
     def load(self) -> SourceState:
-        if not self.path.exists():
+        text = self._read_whole()
+        if text is None:
             return SourceState(book=PositionBook(self.settings.starting_cash, allow_short=True))
-        data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        balance = (data.get("balance") or {}).get(self.settings.quote_currency)
+        if not text.endswith("\n"):  # yaml.safe_dump ends every file with one
+            raise DamagedStore("the file is truncated (no final newline)")
+        data = _mapping(yaml.safe_load(text), "the file")
+        missing = [k for k in ("balance", "holdings", "last_seq") if k not in data]
+        if missing:
+            raise DamagedStore(f"missing {', '.join(missing)}")
+        balance = _mapping(data["balance"], "balance").get(self.settings.quote_currency)
         cash = Decimal(str(balance)) if balance is not None else self.settings.starting_cash
-        return self._state_from({**data, "positions": data.get("holdings")}, cash)
+        if not cash.is_finite():
+            raise DamagedStore(f"balance {balance!r} is not a finite number")
+        return self._state_from({**data, "positions": data["holdings"]}, cash)
 
     def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:
         data = {
@@ -255,17 +352,22 @@ class PositionsLogSource(SourceActor):
                         len(raw) - len(good))
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(good))
-        for line in good.splitlines():
+        for number, line in enumerate(good.splitlines(), 1):
             if not line.strip():
                 continue
-            entry = json.loads(line)
-            if entry["type"] == "reset":
-                state = self._state_from(entry, Decimal(entry["cash"]))
-            elif int(entry["seq"]) == state.last_seq + 1:
-                fill = fill_from_json(entry["fill"])
-                state.book.apply(fill, check=False)
-                state.last_seq = int(entry["seq"])
-                state.updated_at = max(state.updated_at, fill.at)
+            try:
+                entry = _mapping(json.loads(line), "the entry")
+                if entry["type"] == "reset":
+                    state = self._state_from(entry, Decimal(entry["cash"]))
+                elif entry["type"] != "fill":
+                    raise DamagedStore(f"unknown entry type {entry['type']!r}")
+                elif int(entry["seq"]) == state.last_seq + 1:
+                    fill = fill_from_json(entry["fill"])
+                    state.book.apply(fill, check=False)
+                    state.last_seq = int(entry["seq"])
+                    state.updated_at = max(state.updated_at, fill.at)
+            except _DAMAGE as exc:
+                raise DamagedStore(f"line {number}: {type(exc).__name__}: {exc}") from exc
         return state
 
     def save(self, new_events: list[LedgerEvent], reset: ResetTo | None) -> None:

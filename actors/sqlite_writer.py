@@ -28,6 +28,8 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
+from actors.storage import open_database
+
 __all__ = ["Answer", "Done", "StatementWriter", "WriterStopped"]
 
 log = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ class StatementWriter:
 
     def _run(self) -> None:
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+            db = open_database(self.path, isolation_level=None, timeout=self.busy_timeout)
             for pragma in self.pragmas:
                 db.execute(pragma)
         except BaseException as exc:

@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import Literal
 
+from actors.storage import open_database
+
 __all__ = ["Checkpointer"]
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            db = open_database(self.path, isolation_level=None, min_free=0)
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         except sqlite3.Error as exc:
             log.error("checkpointer for %s could not open it (%s); the writer checkpoints "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -111,6 +113,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, config: BotConfig, spec: SupervisorSpec) -> int:
     setup_logging(config.runtime.log_level, config.runtime.log_format)
+    # A fatal signal (SIGBUS from a memory-mapped file on a failing disk, SIGSEGV) still
+    # leaves its cause on stderr, with every thread's stack, instead of nothing.
+    with contextlib.suppress(ValueError, OSError):  # a stderr with no file descriptor
+        faulthandler.enable(all_threads=True)
     for note in config.notes:
         log.info("config: %s", note)
     runtime = Runtime(

@@ -87,6 +87,14 @@ DEFAULT_RULES: Mapping[str, Rule] = {
     "NotImplementedError": Rule(_E, Directive.RESTART),
     "RecursionError": Rule(_E, Directive.RESTART),
     "OSError": Rule(_E, Directive.RESTART),
+    # The state directory is read-only, full or failing (the file and errno are named):
+    # nothing more can be recorded there; restart with backoff, and say so loudly.
+    "supervisor.errors.StorageFailure": Rule(_C, Directive.RESTART),
+    # SQLite: a failed statement leaves the connection suspect; a damaged database file
+    # (SQLITE_CORRUPT, SQLITE_NOTADB) is worse than a failed statement.
+    "sqlite3.OperationalError": Rule(_E, Directive.RESTART),
+    "sqlite3.IntegrityError": Rule(_E, Directive.RESTART),
+    "sqlite3.DatabaseError": Rule(_C, Directive.RESTART),
     # Runtime conditions.
     "supervisor.errors.HandlerTimeout": Rule(_E, Directive.RESTART),
     "supervisor.errors.StartFailed": Rule(_E, Directive.RESTART),

@@ -12,6 +12,7 @@ __all__ = [
     "RestartIntensityExceeded",
     "RuntimeErrorBase",
     "StartFailed",
+    "StorageFailure",
     "UnknownActor",
     "WouldDeadlock",
 ]
@@ -112,3 +113,9 @@ class ActorCrashed(RuntimeErrorBase):
 
 class RateLimited(RuntimeErrorBase):
     """A remote service asked us to slow down; safe to retry after a wait."""
+
+
+class StorageFailure(RuntimeErrorBase, OSError):
+    """The state directory cannot hold what an actor must write: read-only, full, or an I/O
+    error. An ``OSError`` whose ``errno`` (EROFS, ENOSPC, EIO) and ``filename`` name the
+    cause and the file; classified as a critical failure (restart with backoff)."""

@@ -449,7 +449,9 @@ class Supervisor(SupervisedActor):
         own = self._cell
         if own is not None:
             own.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
-        self._stop_children(close=False)
+        # The root has no parent to restart it: the process ends, so its children stop for
+        # good (and the alerts actor sends its shutdown alert).
+        self._stop_children(close=own is None or own.parent is None)
         raise RestartIntensityExceeded(
             self.name, self.spec.intensity.max_restarts, self.spec.intensity.within_seconds
         )
