@@ -56,8 +56,14 @@ def apply_translators(
     """Run every translator over ``raw``; problems and notes are collected from all."""
     problems: list[tuple[str, str]] = []
     notes: list[str] = []
-    for _name, translate in translators if translators is not None else installed_translators():
-        result = translate(raw)
+    for name, translate in translators if translators is not None else installed_translators():
+        try:
+            result = translate(raw)
+        except Exception as exc:  # a plug-in's bug is a config error, never a traceback
+            log.debug("config translator %s failed", name, exc_info=True)
+            problems.append((f"(config translator {name})",
+                             f"failed on this file: {type(exc).__name__}: {exc}"))
+            continue
         raw = result.raw
         problems.extend(result.problems)
         notes.extend(result.notes)
