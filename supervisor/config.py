@@ -68,6 +68,7 @@ __all__ = [
 ACTOR_PACKAGES_GROUP = "botvisor.actor_packages"
 MAX_DEPTH = 64  # nesting levels a config file may have (the shipped one uses 8)
 MAX_VALUES = 100_000  # values a config may hold once its aliases are expanded
+MAX_NUMBER = 10**9  # the largest count or number of seconds the runtime's sections take
 
 
 class ConfigError(Exception):
@@ -88,18 +89,18 @@ class _Model(BaseModel):
 class IntensityModel(_Model):
     """``intensity``: at most ``max_restarts`` restarts in ``within_seconds``."""
 
-    max_restarts: int = Field(5, ge=0)
-    within_seconds: float = Field(60.0, gt=0)
+    max_restarts: int = Field(5, ge=0, le=MAX_NUMBER)
+    within_seconds: float = Field(60.0, gt=0, le=MAX_NUMBER)
 
 
 class BackoffModel(_Model):
     """``backoff``: delays between restarts of a failing child."""
 
-    initial: float = Field(0.1, ge=0)
-    maximum: float = Field(30.0, ge=0)
-    multiplier: float = Field(2.0, ge=1)
-    jitter: float = Field(0.1, ge=0)
-    reset_after: float = Field(60.0, ge=0)
+    initial: float = Field(0.1, ge=0, le=MAX_NUMBER)
+    maximum: float = Field(30.0, ge=0, le=MAX_NUMBER)
+    multiplier: float = Field(2.0, ge=1, le=MAX_NUMBER)
+    jitter: float = Field(0.1, ge=0, le=MAX_NUMBER)
+    reset_after: float = Field(60.0, ge=0, le=MAX_NUMBER)
 
 
 class RuleModel(_Model):
@@ -115,8 +116,8 @@ class FallbackModel(_Model):
 
     actor: str
     settings: dict[str, Any] = Field(default_factory=dict)
-    after: int = Field(3, ge=1)
-    retry_primary_after: float | None = Field(60.0, gt=0)
+    after: int = Field(3, ge=1, le=MAX_NUMBER)
+    retry_primary_after: float | None = Field(60.0, gt=0, le=MAX_NUMBER)
     description: str = ""
 
 
@@ -127,10 +128,10 @@ class NodeModel(_Model):
     actor: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
-    shutdown: float = Field(5.0, ge=0)
-    start_timeout: float = Field(10.0, gt=0)
-    handler_deadline: float | None = Field(None, gt=0)
-    mailbox_limit: int | None = Field(100_000, ge=1)
+    shutdown: float = Field(5.0, ge=0, le=MAX_NUMBER)
+    start_timeout: float = Field(10.0, gt=0, le=MAX_NUMBER)
+    handler_deadline: float | None = Field(None, gt=0, le=MAX_NUMBER)
+    mailbox_limit: int | None = Field(100_000, ge=1, le=MAX_NUMBER)
     fallback: FallbackModel | None = None
     drain_on_stop: bool = False
     thread: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -148,7 +149,7 @@ class TreeModel(_Model):
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
     intensity: IntensityModel = IntensityModel()
     backoff: BackoffModel = BackoffModel()
-    shutdown: float = Field(5.0, ge=0)
+    shutdown: float = Field(5.0, ge=0, le=MAX_NUMBER)
     children: list[NodeModel] = Field(default_factory=list)
 
 
@@ -156,11 +157,11 @@ class RuntimeModel(_Model):
     """``runtime``: process-wide settings."""
 
     name: str = "root"
-    ask_timeout: float = Field(5.0, gt=0)
-    monitor_interval: float = Field(0.5, gt=0)
+    ask_timeout: float = Field(5.0, gt=0, le=MAX_NUMBER)
+    monitor_interval: float = Field(0.5, gt=0, le=MAX_NUMBER)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
-    event_history: int = Field(1000, ge=10)
+    event_history: int = Field(1000, ge=10, le=MAX_NUMBER)
     # Once the tree is up, move every object alive into the collector's permanent
     # generation (see supervisor.gc_freeze): full collections then stop pausing every
     # thread for tens of milliseconds.
@@ -195,9 +196,11 @@ class RuntimeModel(_Model):
 class HealthModel(_Model):
     """``health``: when the tree counts as unhealthy (the systemd watchdog stops then)."""
 
-    down_grace: float = Field(30.0, ge=0)  # seconds a permanent child may be down
-    max_restarts: int = Field(5, ge=0)  # more restarts of one child than this in the
-    restart_window: float = Field(300.0, gt=0)  # window is a crash loop
+    # Seconds a permanent child may be down; more restarts of one child than max_restarts
+    # in restart_window is a crash loop.
+    down_grace: float = Field(30.0, ge=0, le=MAX_NUMBER)
+    max_restarts: int = Field(5, ge=0, le=MAX_NUMBER)
+    restart_window: float = Field(300.0, gt=0, le=MAX_NUMBER)
 
 
 class MetricsModel(_Model):
@@ -231,9 +234,14 @@ class ControlModel(_Model):
         "breaker.state", "breaker.reason", "positions.equity", "positions.cash",
         "positions.realized_pnl", "positions.unrealized_pnl", "positions.open_positions",
     )
-    max_clients: int = Field(64, ge=1, le=1024)  # connections served at once; more are refused
-    idle_timeout: float = Field(60.0, gt=0)  # seconds a connection may wait between requests
-    command_timeout: float = Field(30.0, gt=0)  # seconds for an actor to answer, or a reload
+    # Connections served at once; a new one beyond evicts the one idle longest.
+    max_clients: int = Field(64, ge=1, le=1024)
+    # Seconds a connection may wait between requests, and a new one has to send its first
+    # whole request line.
+    idle_timeout: float = Field(60.0, gt=0, le=86400)
+    request_timeout: float = Field(5.0, gt=0, le=3600)
+    # Seconds for an actor to answer, or a reload.
+    command_timeout: float = Field(30.0, gt=0, le=86400)
 
     @field_validator("targets")
     @classmethod
