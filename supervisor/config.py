@@ -9,13 +9,13 @@ that declares a pydantic ``Settings`` model gets its ``settings`` validated at l
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +33,7 @@ from pydantic import (
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.config_translators import GROUP as TRANSLATORS_GROUP
-from supervisor.config_translators import apply_translators
+from supervisor.config_translators import apply_translators, entry_point_values
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity
 from supervisor.logs import printable
 from supervisor.session import SessionService
@@ -317,8 +317,8 @@ def trusted_packages() -> frozenset[str]:
     the packages of ``botvisor.config_translators``)."""
     names = {"supervisor"}
     for group in (ACTOR_PACKAGES_GROUP, TRANSLATORS_GROUP):
-        for ep in entry_points(group=group):
-            names.add(ep.value.partition(":")[0].split(".")[0].strip())
+        for value in entry_point_values(group):
+            names.add(value.partition(":")[0].split(".")[0].strip())
     return frozenset(n for n in names if n)
 
 
@@ -457,17 +457,133 @@ class _Loader(yaml.SafeLoader):
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
-    def construct_yaml_int(self, node: Any) -> int:
+
+
+def _construct_int(loader: yaml.constructor.SafeConstructor, node: Any) -> int:
+    """PyYAML's int, with text too long to convert a YAML error at the node."""
+    try:
+        value: int = loader.construct_yaml_int(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"not a usable integer ({str(exc).split(':')[0]})",
+            node.start_mark) from None
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)  # type: ignore[type-var]
+
+if yaml.__with_libyaml__:
+    class _CLoader(yaml.CSafeLoader):
+        """libyaml's safe loader; the depth and duplicate keys are checked before it
+        composes and constructs (:func:`_check_depth`, :func:`_node_problems`)."""
+
+    _CLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)  # type: ignore[type-var]
+
+
+_CONTAINER_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CONTAINER_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, *_CONTAINER_START)
+
+
+def _check_depth(text: str, loader_class: Any = None) -> None:
+    """Raise _TooDeep, naming the key path, when the YAML nests deeper than MAX_DEPTH.
+
+    Reads only the parser's events (libyaml's when installed, fast and not recursive), so
+    that the composer, which recurses, never sees a document that deep. libyaml refuses
+    1,000 levels itself, before its events reach that deep: the pure-Python parser (not
+    recursive either) then finds where.
+    """
+    if loader_class is None:
+        if not yaml.__with_libyaml__:
+            return  # the pure-Python _Loader checks the depth as it composes
         try:
-            value: int = super().construct_yaml_int(node)
-        except ValueError as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"not a usable integer ({str(exc).split(':')[0]})",
-                node.start_mark) from None
-        return value
+            _check_depth(text, yaml.CSafeLoader)
+        except yaml.YAMLError as exc:
+            if "nesting depth" not in str(exc):
+                raise
+            cut = _flow_too_deep(text)
+            if cut is not None:  # the pure-Python parser is quadratic in flow depth: only
+                with contextlib.suppress(yaml.YAMLError):  # up to the level too many
+                    _check_depth(text[: cut + 1], yaml.SafeLoader)
+            raise
+        return
+    # per open container: [is a mapping, nodes seen in it, last key, path part]
+    stack: list[list[Any]] = []
+    for event in yaml.parse(text, Loader=loader_class):
+        if isinstance(event, _NODE_EVENTS):
+            part = ""
+            if stack:
+                top = stack[-1]
+                if top[0]:  # a mapping: keys and values alternate
+                    if top[1] % 2 == 0:
+                        top[2] = getattr(event, "value", "?")
+                    else:
+                        part = f".{top[2]}"
+                else:
+                    part = f"[{top[1]}]"
+                top[1] += 1
+            if isinstance(event, _CONTAINER_START):
+                stack.append([isinstance(event, yaml.MappingStartEvent), 0, None, part])
+                if len(stack) > MAX_DEPTH:
+                    where = "".join(str(entry[3]) for entry in stack[:8]).lstrip(".")
+                    mark = event.start_mark
+                    raise _TooDeep(where + "...", mark.line + 1 if mark else 0)
+        elif isinstance(event, _CONTAINER_END):
+            stack.pop()
 
 
-_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+def _read_yaml(text: str, source: str) -> Any:
+    """The document in ``text`` (None when empty), checked for depth, duplicate keys and
+    integers too long before it is constructed; YAML errors and _TooDeep propagate."""
+    _check_depth(text)
+    loader = _fast_loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problems = _node_problems(node)
+        if problems:
+            raise ConfigError(source, problems)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """Where flow brackets (``[``, ``{``, outside quotes and comments) first open more than
+    MAX_DEPTH levels, roughly as YAML reads them; None if nowhere."""
+    depth = 0
+    quote = ""
+    i, end = 0, len(text)
+    while i < end:
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'" and depth:
+            quote = ch
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            newline = text.find("\n", i)
+            i = end if newline < 0 else newline
+            continue
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return i
+        elif ch in "]}" and depth:
+            depth -= 1
+        i += 1
+    return None
+
+
+def _fast_loader(text: str) -> Any:
+    """libyaml's safe loader (refusing integers too long to convert) when installed, else
+    the pure-Python _Loader."""
+    if yaml.__with_libyaml__:
+        return _CLoader(text)
+    return _Loader(text)
 
 
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -546,26 +662,23 @@ def load_config(path: str | Path, *, imports: Imports = RUN_IMPORTS
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ConfigError(source, [(f"line {line}, column {column}",
                                     f"not UTF-8 text (byte 0x{data[exc.start]:02x})")]) from None
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        if node is not None:
-            problems = _node_problems(node)
-            if problems:
-                raise ConfigError(source, problems)
-        raw = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [(where, f"not valid YAML: {reason}")]) from None
+        raw = _read_yaml(text, source)
     except _TooDeep as exc:
         raise ConfigError(source, [(printable(exc.where), f"nested more than {MAX_DEPTH} "
                                    f"levels deep (line {exc.line})")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError(source, [(f"line {line}", f"not valid YAML: the character "
+                                                    f"#x{code:04x} is not allowed")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        reason = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+        raise ConfigError(source, [(where, f"not valid YAML: {reason}")]) from None
     except RecursionError:
         raise ConfigError(source, [("(file)", "nested too deeply")]) from None
-    finally:
-        loader.dispose()
     if raw is None:
         raise ConfigError(source, [("(file)", "is empty: a config needs at least "
                                               "tree.children")])
@@ -606,7 +719,7 @@ def parse_config(raw: Any, source: str = "<config>", *, imports: Imports = RUN_I
 def _problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for err in exc.errors():
-        key = prefix + _loc(err["loc"])
+        key = (prefix + _loc(err["loc"])).rstrip(".")
         msg = printable(err["msg"], 300)
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
