@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.breaker_messages import MarketSamples
-from actors.market_data import DEFAULT_SYMBOLS, BadBar, CsvReplay, SyntheticMarket, check_bar
+from actors.market_data import (
+    DEFAULT_SYMBOLS,
+    BadBar,
+    CsvReplay,
+    SyntheticMarket,
+    check_bar,
+    check_csv_dir,
+)
 from actors.messages import Alert
 from actors.pipeline_messages import Bar
 from actors.position_messages import MarkPrices
@@ -138,6 +145,12 @@ class MarketActor(SupervisedActor):
         # feed at its first bar); a new position is written every clock_lease steps
         clock_file: str | None = "state/market_clock.json"
         clock_lease: int = Field(100, ge=1)
+
+        @model_validator(mode="after")
+        def _csv_needs_a_directory(self) -> MarketActor.Settings:
+            if self.source == "csv":
+                check_csv_dir(self.csv_dir)
+            return self
 
     def __init__(self, settings: MarketActor.Settings | None = None) -> None:
         super().__init__()

@@ -59,7 +59,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from supervisor.errors import HandlerTimeout
 
@@ -141,9 +148,15 @@ class ActorFaultsModel(_Model):
 
     @field_validator("raises")
     @classmethod
-    def _known_exceptions(cls, value: dict[str, float]) -> dict[str, float]:
+    def _known_exceptions(cls, value: dict[str, float], info: ValidationInfo
+                          ) -> dict[str, float]:
+        # check-config passes the imports it allows (context "imports", with may_import):
+        # a class of a module it may not run is checked when the bot runs
+        imports = (info.context or {}).get("imports")
         for name, probability in value.items():
-            resolve_exception(name)
+            module_name = name.rpartition(".")[0]
+            if imports is None or not module_name or imports.may_import(f"{module_name}:_"):
+                resolve_exception(name)
             if not 0 <= probability <= 1:
                 raise ValueError(f"{name}: a probability must be between 0 and 1")
         return value

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from supervisor.config import BotConfig, ConfigError, load_config
+from supervisor.config import BotConfig, ConfigError, Imports, load_config, trusted_packages
 from supervisor.control import ControlServer
 from supervisor.health import HealthPolicy
 from supervisor.logs import setup_logging
 from supervisor.metrics import MetricsService
-from supervisor.operator_cli import add_operator_commands
+from supervisor.operator_cli import add_operator_commands, seconds
 from supervisor.reload import ConfigReloader
 from supervisor.runtime import Runtime
 from supervisor.sd_notify import SystemdService
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the tree in the foreground until SIGINT/SIGTERM")
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
-    run.add_argument("--duration", type=float, default=None,
+    run.add_argument("--duration", type=seconds, default=None,
                      help="stop by itself after this many seconds")
     run.add_argument("--report", default=None, metavar="PATH",
                      help="write an HTML report of the run here when it ends")
@@ -70,8 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str) -> tuple[object, object] | None:
+    """The config at ``path`` checked without running code outside the trusted packages
+    (see :class:`~supervisor.config.Imports`); None once the problems are printed."""
     try:
-        return load_config(path)
+        return load_config(path, imports=Imports(execute=False, trusted=trusted_packages()))
     except ConfigError as exc:
         print(f"botvisor: {exc}", file=sys.stderr)
         return None
