@@ -66,6 +66,7 @@ STATE_FILES = {  # child -> (settings key, file name in the state directory)
     "paper_wallet": ("path", "paper_wallet.yaml"),
     "positions_log": ("path", "positions.log"),
     "exchange": ("database", "paper_exchange.db"),
+    "market": ("clock_file", "market_clock.json"),
 }
 OWN_THREAD_HANGERS = ("positions", "alerts", "events")
 SLACK_BARS = 3  # bars between the tape seeing a state and the executor acting on it

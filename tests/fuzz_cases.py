@@ -617,7 +617,7 @@ def _market_actor_run(folder: Path, items: int, good: int) -> str | None:
     try:
         market = MarketActor.Settings(source="csv", csv_dir=str(folder), subscribers=("tape",),
                                       positions="sink", breaker="sink", alerts="sink",
-                                      speed=1e9, crash_at_bar=None)
+                                      speed=1e9, crash_at_bar=None, clock_file=None)
     except ValueError as exc:  # no *.csv: impossible here
         return f"the market settings were refused: {exc}"
     rt = Runtime(ask_timeout=10.0, monitor_interval=0)
