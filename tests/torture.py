@@ -247,11 +247,30 @@ class Outcome:
     faults: int = 0  # faults injected other than kills
     kills: int = 0
     runs: int = 0
-    recoveries: list[float] = field(default_factory=list)
+    recoveries: list[float] = field(default_factory=list)  # start to serving, each run
+    after_kill: list[float] = field(default_factory=list)  # those of runs after a SIGKILL
     exit_codes: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what went wrong beyond the audit
-    audit: AuditReport | None = None
+    audit: AuditReport | None = None  # the last audit
+    fills_checked: int = 0  # over every audit made (after each kill, and the last)
+    orders_checked: int = 0
     output: str = ""  # the last run's stderr
+
+    def audit_of(self, rig: Rig) -> AuditReport:
+        report = self.audit = rig.audit()
+        self.fills_checked += report.fills_checked
+        self.orders_checked += report.orders_checked
+        return report
+
+    @property
+    def violations(self) -> int:
+        """Invariant violations: the last audit's (unless the bot refused and said why),
+        and every problem beyond it; 0 when ``ok``."""
+        if self.ok:
+            return 0
+        audit = 0 if self.audit is None or self.refused_and_said_why else len(
+            self.audit.violations) + len(self.audit.missing)
+        return max(1, audit + len(self.problems))
 
     @property
     def refused_and_said_why(self) -> bool:
@@ -301,50 +320,67 @@ def _finish(rig: Rig, outcome: Outcome, *, trade: bool = True) -> Outcome:
     outcome.output = bot.output
     if code != 0:
         outcome.problems.append(f"the last run exited {code}")
-    outcome.audit = rig.audit()
+    outcome.audit_of(rig)
     if not traded and outcome.audit.refused_to_trade is None:
         outcome.problems.append(f"the last run made no fill within {TRADE_TIMEOUT}s and the "
                                 "state says no refusal")
     return outcome
 
 
-def warm_up(rig: Rig) -> None:
-    """One short run that trades a little and stops cleanly: state for the faults to hit."""
+def warm_up(rig: Rig) -> float:
+    """One short run that trades a little and stops cleanly: state for the faults to hit.
+    Returns its start-up time (start to serving from no state: the baseline of recovery)."""
     bot = Bot(rig)
-    bot.wait_serving()
+    took = bot.wait_serving()
     wait_for(lambda: rig.venue_fill_count() >= 3, START_TIMEOUT, "three fills", bot)
     code = bot.stop()
     assert code == 0, bot.tail()
+    return took
 
 
 # -- the scenarios -----------------------------------------------------------------------------
 def kill_storm(rig: Rig, *, kills: int, seed: int, early: float = 0.25,
-               max_wait: float = 1.5) -> Outcome:
+               max_wait: float = 1.5, deadline: float | None = None,
+               progress: Callable[[], None] | None = None) -> Outcome:
     """``kills`` runs each killed with SIGKILL at a random moment: a share ``early`` during
     start-up (before serving), the rest 0..``max_wait`` s after serving. After each kill the
     audit may find only venue fills the ledger lacks (the next start's venue sync records
-    them); the last, clean run must leave everything agreeing."""
+    them); the last, clean run must leave everything agreeing. Stops killing at
+    ``deadline`` (time.monotonic()); ``progress`` is called after each kill."""
     rng = random.Random(seed)
     outcome = Outcome("kill_storm")
+    killed = False  # the run before this one was killed
     for number in range(kills):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         bot = Bot(rig)
         outcome.runs += 1
         if rng.random() < early:
             time.sleep(rng.uniform(0.05, 1.0))  # a random moment of start-up
         else:
             try:
-                outcome.recoveries.append(bot.wait_serving())
+                took = bot.wait_serving()
             except AssertionError as exc:
                 outcome.problems.append(f"run {number}: {exc}")
                 bot.kill()
                 break
+            outcome.recoveries.append(took)
+            if killed:
+                outcome.after_kill.append(took)
             time.sleep(rng.uniform(0, max_wait))  # a random moment of trading
         outcome.exit_codes.append(bot.kill())
         outcome.kills += 1
-        report = rig.audit()
+        killed = True
+        report = outcome.audit_of(rig)
         bad = [v for v in report.violations if "lacks exchange fill" not in v]
         outcome.problems += [f"after kill {number}: {v}" for v in bad + report.missing]
-    return _finish(rig, outcome)
+        if progress is not None:
+            progress()
+    served = len(outcome.recoveries)
+    _finish(rig, outcome)
+    if killed and len(outcome.recoveries) > served:
+        outcome.after_kill.append(outcome.recoveries[-1])  # the last run's, after a kill
+    return outcome
 
 
 def stop_and_continue(rig: Rig, *, pauses: int, seed: int, max_pause: float = 2.0) -> Outcome:
