@@ -17,7 +17,8 @@ never creates, locks or modifies anything in the state directory. It checks:
   a source behind the ledger is *lagging* (a note: it catches up at the next start), not
   wrong;
 * no exposure-increasing fill was recorded while the breaker had been OPEN or HALTED for
-  longer than ``order_slack`` seconds (see :func:`audit_state` on what this check lacks).
+  longer than ``order_slack`` seconds, nor more than ``half_open_max_calls`` of them in
+  one HALF_OPEN stretch (see :func:`audit_state` on what this check lacks).
 
 Missing or damaged state is never "clean": a missing file is listed in ``missing``, a
 damaged one is a violation. ``python -m actors.audit --config FILE [--dir DIR] [--json]``
@@ -89,6 +90,7 @@ class _Layout:
     ledger_path: Path
     exchange: Path | None  # None: no paper exchange (a live venue keeps its own record)
     breaker: Path | None
+    probes: int  # exposure-increasing orders a HALF_OPEN stretch lets through
     sources: dict[str, tuple[type[SourceActor], SourceSettings, Path]]
 
 
@@ -121,6 +123,7 @@ def _layout(config_path: Path, base: Path) -> _Layout:
 
     ledger: PositionActor.Settings | None = None
     exchange = breaker = None
+    probes = 1
     for node in nodes.values():
         cls = cls_of(node)
         if cls is None:
@@ -131,6 +134,7 @@ def _layout(config_path: Path, base: Path) -> _Layout:
             exchange = resolve(PaperExchange.Settings.model_validate(node.settings).database)
         elif node.actor == _BREAKER_CLASS or cls.__name__ == "BreakerActor":
             breaker = resolve(str(node.settings.get("database", "state/breaker.db")))
+            probes = int(node.settings.get("half_open_max_calls", 1))
     if ledger is None:
         raise AuditInputError(f"{config_path}: the tree has no position actor (no ledger)")
     sources: dict[str, tuple[type[SourceActor], SourceSettings, Path]] = {}
@@ -141,7 +145,7 @@ def _layout(config_path: Path, base: Path) -> _Layout:
             raise AuditInputError(f"{config_path}: source {name!r} is not a source actor")
         src = SourceSettings.model_validate(found.settings)
         sources[name] = (cls, src, resolve(src.path))
-    return _Layout(ledger, resolve(ledger.database), exchange, breaker, sources)
+    return _Layout(ledger, resolve(ledger.database), exchange, breaker, probes, sources)
 
 
 # -- reading without touching ----------------------------------------------------------------
@@ -254,6 +258,7 @@ class _Interval:
     state: str
     start: float
     reason: str
+    added: int = 0  # exposure-increasing fills recorded in it
 
 
 def _breaker(db: sqlite3.Connection, path: Path, report: AuditReport) -> list[_Interval]:
@@ -313,7 +318,7 @@ def _snapshot(book: PositionBook) -> PositionBook:
 
 def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path,
             intervals: list[_Interval] | None, *, wanted: set[int], slack: float,
-            report: AuditReport) -> tuple[PositionBook, dict[int, PositionBook], int]:
+            probes: int, report: AuditReport) -> tuple[PositionBook, dict[int, PositionBook], int]:
     """Replay the ledger's fills and adjustments in seq order through a PositionBook.
 
     Returns the final book, the book at each seq in ``wanted``, and the last seq. An
@@ -344,7 +349,7 @@ def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path
             delta = fill.quantity if fill.side is Side.BUY else -fill.quantity
             if intervals and abs(before + delta) > abs(before):
                 _check_gate(fill, float(recorded_at), intervals, slack, path=path,
-                            report=report)
+                            report=report, probes=probes)
             try:
                 book.apply(fill)
             except InvalidFill as exc:
@@ -367,9 +372,18 @@ def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path
 
 
 def _check_gate(fill: Fill, recorded_at: float, intervals: list[_Interval], slack: float, *,
-                path: Path, report: AuditReport) -> None:
+                path: Path, report: AuditReport, probes: int) -> None:
     state = _state_at(intervals, recorded_at)
-    if state is None or state.state not in ("open", "halted"):
+    if state is None:
+        return
+    if state.state == "half_open":
+        state.added += 1
+        if state.added > probes:
+            report.violations.append(
+                f"{path}: fill {fill.fill_id} (order {fill.client_order_id}) adds exposure "
+                f"as probe {state.added} of a HALF_OPEN breaker that allows {probes}")
+        return
+    if state.state not in ("open", "halted"):
         return
     if recorded_at - state.start > slack:
         when = datetime.fromtimestamp(recorded_at, UTC)
@@ -499,7 +513,8 @@ def _audit(layout: _Layout, exchange: sqlite3.Connection | None,
                                      f"({type(exc).__name__}: {exc})")
     wanted = {state.last_seq for _, state, _ in states.values()}
     replayed, at_seq, last = _replay(ledger_db, layout.ledger, layout.ledger_path, intervals,
-                                     wanted=wanted, slack=slack, report=report)
+                                     wanted=wanted, slack=slack, probes=layout.probes,
+                                     report=report)
     ledger = Ledger(into / "ledger.db", starting_cash=layout.ledger.starting_cash,
                     allow_short=layout.ledger.allow_short)
     ledger_db.close()  # the Ledger opens the copy itself

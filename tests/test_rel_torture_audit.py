@@ -138,6 +138,30 @@ def test_an_exposure_increasing_fill_inside_an_open_breaker_is_named(state: Path
                for v in report.violations), report.violations
 
 
+def _transition(frm: str, to: str) -> str:
+    return json.dumps({"from": frm, "to": to, "reason": f"{frm} -> {to}", "by": "breaker",
+                       "figures": []})
+
+
+def test_more_probes_than_half_open_allows_are_named(state: Path) -> None:
+    ledger = state / "state" / "ledger.db"
+    db = sqlite3.connect(ledger)
+    buys = db.execute("SELECT fill_id, recorded_at FROM fills WHERE side = 'buy' "
+                      "ORDER BY seq LIMIT 2").fetchall()
+    db.close()
+    (_, first), (second_id, second) = buys
+    sql(state / "state" / "breaker.db", "DELETE FROM transitions",
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)", (first - 60,
+                                                                 _transition("closed", "open"))),
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)", (first - 0.5, _transition(
+            "open", "half_open"))),
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)", (second + 0.001, _transition(
+            "half_open", "closed"))))
+    report = audit(state)  # the shipped half_open_max_calls is 1
+    assert any(f"fill {second_id}" in v and "probe 2 of a HALF_OPEN breaker that allows 1" in v
+               for v in report.violations), report.violations
+
+
 def test_a_halted_breaker_is_reported_as_refusing_to_trade(state: Path) -> None:
     breaker = state / "state" / "breaker.db"
     (record,) = one(breaker, "SELECT record FROM state WHERE id = 1")
