@@ -51,8 +51,8 @@ from tests import torture  # noqa: E402
 TARGETS = {"faults_injected": 10_000, "kills": 100, "violations": 0, "recovery_p99_s": 3.0}
 FUZZERS = ("fuzz_configs", "fuzz_control", "fuzz_market")
 # where the input helper's fuzzers may live (the first module that has the function wins)
-FUZZ_MODULES = ("tests.fuzz", "tests.fuzzing", "tests.fuzzers", "supervisor.fuzz",
-                "actors.fuzz", "bench.fuzz")
+FUZZ_MODULES = ("tests.fuzz_cases", "tests.fuzz", "tests.fuzzing", "tests.fuzzers",
+                "supervisor.fuzz", "actors.fuzz", "bench.fuzz")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -227,8 +227,12 @@ def fuzz_section(cases: int, seed: int, progress: Progress) -> dict[str, Any]:
 
 
 def _fuzz_figures(result: Any, asked: int) -> tuple[int, list[str]]:
-    """(cases tried, failures) from what a fuzzer returned: a dict (``cases``/``tried``,
-    ``failures``/``violations`` as a list or a count), a number of cases, or None."""
+    """(cases tried, failures) from what a fuzzer returned: a ``(cases, failures)`` pair
+    (tests/fuzz_cases.py), a dict (``cases``/``tried``, ``failures``/``violations`` as a
+    list or a count), or a number of cases."""
+    if isinstance(result, tuple) and len(result) == 2:
+        tried, bad = result
+        return int(tried), [str(b) for b in bad]
     if isinstance(result, dict):
         tried = int(result.get("cases", result.get("tried", asked)))
         bad = result.get("failures", result.get("violations", []))
