@@ -215,7 +215,10 @@ class SupervisedActor(pykka.ThreadingActor):
         self._busy_message = message
         reply_to = self._reply_to = envelope.reply_to
         self._busy_since = started = now()
+        chaos = cell.chaos
         try:
+            if chaos is not None:  # fault injection (supervisor.chaos); None when off
+                chaos.inject(message, cell.spec.handler_deadline)
             if isinstance(message, _PYKKA_MESSAGES):
                 response = self._handle_receive(message)  # proxies: pykka's own way
             else:

@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="stop by itself after this many seconds")
     run.add_argument("--report", default=None, metavar="PATH",
                      help="write an HTML report of the run here when it ends")
+    run.add_argument("--chaos", action="store_true",
+                     help="inject faults (the config's chaos: section, or its defaults)")
+    run.add_argument("--chaos-seed", type=int, default=None, metavar="N",
+                     help="seed of the injected faults (implies --chaos)")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
@@ -84,6 +88,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("botvisor: --duration must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.chaos_seed is not None and not 0 <= args.chaos_seed < 2**63:
+        print("botvisor: --chaos-seed must be between 0 and 2**63 - 1", file=sys.stderr)
+        return EXIT_USAGE
     try:
         config, spec = load_config(args.config)
     except ConfigError as exc:
@@ -97,7 +104,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ask_timeout=config.runtime.ask_timeout,
         monitor_interval=config.runtime.monitor_interval,
         event_history=config.runtime.event_history,
+        chaos=config.chaos_plan(force=args.chaos or args.chaos_seed is not None,
+                                seed=args.chaos_seed),
     )
+    if runtime.chaos is not None:
+        log.warning("chaos: fault injection is ON (seed %d): faults will be injected "
+                    "into the tree", runtime.chaos.seed)
     path = Path(args.config).resolve()
     session = RunSession(config, spec, runtime, config_path=path, duration=args.duration,
                          reloader=ConfigReloader(path))

@@ -25,6 +25,7 @@ from pydantic import (
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import Backoff
+from supervisor.chaos import ChaosModel, ChaosPlan
 from supervisor.config_translators import apply_translators
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity
 from supervisor.session import SessionService
@@ -230,6 +231,7 @@ class BotConfig(_Model):
     control: ControlModel = ControlModel()
     errors: dict[str, RuleModel] = Field(default_factory=dict)
     tree: TreeModel = TreeModel()
+    chaos: ChaosModel = ChaosModel()  # fault injection, off unless enabled (or --chaos)
 
     _notes: list[str] = PrivateAttr(default_factory=list)
 
@@ -237,6 +239,13 @@ class BotConfig(_Model):
     def notes(self) -> list[str]:
         """What config translators changed (old keys moved to their new homes)."""
         return list(self._notes)
+
+    def chaos_plan(self, *, force: bool = False, seed: int | None = None) -> ChaosPlan | None:
+        """The fault plan for the runtime: None unless ``chaos.enabled`` or ``force``
+        (``--chaos``); ``seed`` (``--chaos-seed``) overrides the section's."""
+        if not (self.chaos.enabled or force):
+            return None
+        return self.chaos.plan(seed=seed)
 
     def error_handler(self) -> ErrorHandler:
         return ErrorHandler(
@@ -302,9 +311,23 @@ def parse_config(raw: Any, source: str = "<config>") -> tuple[BotConfig, Supervi
     config._notes.extend(translated.notes)
     problems: list[tuple[str, str]] = []
     spec = build_tree(config, problems)
+    if not problems:
+        problems.extend(config.chaos.problems([config.runtime.name, *spec.all_ids()],
+                                              _deadlines(spec)))
     if problems:
         raise ConfigError(source, problems)
     return config, spec
+
+
+def _deadlines(spec: SupervisorSpec) -> dict[str, float | None]:
+    """Every worker's handler deadline, by name (for the chaos section's checks)."""
+    out: dict[str, float | None] = {}
+    for child in spec.children:
+        if child.supervisor is not None:
+            out.update(_deadlines(child.supervisor))
+        else:
+            out[child.id] = child.handler_deadline
+    return out
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pykka
 
     from supervisor.cell import Cell
+    from supervisor.chaos import ActorChaos
     from supervisor.events import EventBus, SupervisionEvent
     from supervisor.runtime import Runtime
 
@@ -69,6 +70,12 @@ class ActorContext:
     @property
     def runtime(self) -> Runtime:
         return self._runtime
+
+    @property
+    def chaos(self) -> ActorChaos | None:
+        """This actor's fault injector (None when nothing is injected into it): storage
+        calls ``chaos.before_write(path)`` before writing state (see supervisor.chaos)."""
+        return self._cell.chaos
 
     @property
     def stopping_for_good(self) -> bool:

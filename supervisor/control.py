@@ -460,6 +460,7 @@ class ControlServer(SessionService):
             "config": str(session.config_path) if session else None,
             "socket": str(self.path),
             "snapshot": self._snapshot_summary(),
+            "chaos": runtime.chaos.summary() if runtime.chaos else {"enabled": False},
         }
 
     def _snapshot_summary(self) -> dict[str, Any]:

@@ -309,6 +309,11 @@ def _render_status(console: Console, r: Mapping[str, Any]) -> int:
         elif field.endswith("state"):
             shown = _styled(value)
         table.add_row(key, shown)
+    chaos = r.get("chaos") or {}
+    if chaos.get("enabled"):
+        table.add_row("chaos", Text(f"ON, seed {chaos.get('seed')}, "
+                                    f"{chaos.get('faults_injected', 0)} fault(s) injected",
+                                    style="bold yellow"))
     if r.get("config"):
         table.add_row("config", str(r["config"]))
     console.print(table)

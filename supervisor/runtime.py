@@ -11,6 +11,7 @@ from typing import Any
 import pykka
 
 from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
+from supervisor.chaos import ChaosPlan
 from supervisor.clock import Clock, SystemClock, TimerHandle
 from supervisor.dispatcher import Dispatcher
 from supervisor.error_handler import Directive, ErrorHandler, Severity
@@ -70,8 +71,9 @@ class TreeNode:
 
 class Runtime:
     """Owns one actor system: every named cell and its mailbox, the clock, the event bus,
-    the default error handler, the hung-handler monitor, the root supervisor, and the
-    secret masker (``secrets``) with the log filters it installed.
+    the default error handler, the hung-handler monitor, the root supervisor, the
+    secret masker (``secrets``) with the log filters it installed, and the fault plan
+    (``chaos``, None unless fault injection is on).
 
     Actors and callers address children by name: ``tell``, ``ask``. A message sent while
     its target restarts waits in the target's mailbox and reaches the replacement; a
@@ -86,6 +88,7 @@ class Runtime:
         ask_timeout: float = 5.0,
         monitor_interval: float = 0.25,
         event_history: int = 1000,
+        chaos: ChaosPlan | None = None,
     ) -> None:
         if ask_timeout <= 0:
             raise ValueError("ask_timeout must be > 0: every ask has a timeout")
@@ -94,6 +97,8 @@ class Runtime:
         self.error_handler = error_handler or ErrorHandler()
         self.ask_timeout = ask_timeout
         self.monitor_interval = monitor_interval
+        # Fault injection (supervisor.chaos): None when off; each cell takes its injector.
+        self.chaos = chaos
         self._cells: dict[str, Cell] = {}
         self._root: Cell | None = None
         self._done = threading.Event()
@@ -435,6 +440,8 @@ class Runtime:
             if self._stopped:
                 return
             self._stopped = True
+        if self.chaos is not None:
+            self.chaos.release()  # hangs and slow-downs end, so the tree can stop in time
         if self._monitor is not None:
             self._monitor.cancel()
         root = self._root
