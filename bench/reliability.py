@@ -3,9 +3,10 @@
 Three sections, each a function that reports ``available: false`` (with why) when the part
 it calls is not in this tree, so the table always prints:
 
-1. **chaos**: ``actors.chaos_load.run_chaos_load(ticks, seed, workdir)``: the full tree
-   paper-trading at high speed with faults injected into every actor, run again with new
-   seeds until ``--faults`` faults were injected (or the time budget ran out). Each run's
+1. **chaos**: ``actors.chaos_load.run_chaos_load(ticks, seed, workdir, rate=...)``: the
+   full tree paper-trading at high speed with faults injected into every actor (``--fault-
+   rate`` per message, 0.01 by default), run again with new seeds until ``--faults``
+   faults were injected (or a third of the time budget ran out). Each run's
    own invariant check is counted, and the offline auditor (``actors.audit``) reads what
    it left as well.
 2. **torture**: the scenarios of ``tests/torture.py`` against ``botvisor run`` as a real
@@ -91,8 +92,9 @@ class Progress:
 
 # -- 1. chaos ----------------------------------------------------------------------------------
 def chaos_section(faults: int, ticks: int, seed: int, workdir: Path, *, deadline: float,
-                  progress: Progress) -> dict[str, Any]:
-    """Chaos runs until ``faults`` faults were injected (or the deadline)."""
+                  progress: Progress, rate: float | None = None) -> dict[str, Any]:
+    """Chaos runs until ``faults`` faults were injected (or the deadline); ``rate``: the
+    chance per message of a fault (None: the chaos load's default)."""
     try:
         run_chaos_load = importlib.import_module("actors.chaos_load").run_chaos_load
     except (ImportError, AttributeError) as exc:
@@ -108,7 +110,8 @@ def chaos_section(faults: int, ticks: int, seed: int, workdir: Path, *, deadline
                 out["cut_short"] = True
                 break
             work = workdir / f"chaos-{out['runs']}"
-            result = run_chaos_load(ticks, seed + out["runs"], work)
+            extra = {} if rate is None else {"rate": rate}
+            result = run_chaos_load(ticks, seed + out["runs"], work, **extra)
             out["runs"] += 1
             for key in ("faults_injected", "restarts", "escalations", "hung",
                         "fills_checked", "orders_checked"):
@@ -251,18 +254,18 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     deadline = began + opts.budget_seconds
     with tempfile.TemporaryDirectory(prefix="botvisor-reliability-", dir=opts.dir) as tmp:
         work = Path(tmp)
-        # the time budget is shared out: chaos a third, torture the rest, fuzz after
+        # the time budget is shared out: chaos a third, then fuzz, torture the rest
         sections: dict[str, dict[str, Any]] = {}
         if "chaos" not in opts.skip:
             sections["chaos"] = chaos_section(opts.faults, opts.ticks, opts.seed, work,
                                               deadline=began + opts.budget_seconds / 3,
-                                              progress=progress)
+                                              progress=progress, rate=opts.fault_rate)
+        if "fuzz" not in opts.skip:
+            sections["fuzz"] = fuzz_section(opts.fuzz, opts.seed, progress)
         if "torture" not in opts.skip:
             sections["torture"] = torture_section(opts.kills, opts.pauses, opts.seed, work,
                                                   deadline=deadline, progress=progress,
                                                   mounts=not opts.no_mounts)
-        if "fuzz" not in opts.skip:
-            sections["fuzz"] = fuzz_section(opts.fuzz, opts.seed, progress)
     return summarise(sections, opts, time.monotonic() - began)
 
 
@@ -303,7 +306,7 @@ def summarise(sections: dict[str, dict[str, Any]], opts: argparse.Namespace,
         "baseline_start_p99_s": percentile(baseline, 99),
         "targets": TARGETS,
         "scale": {"kills": opts.kills, "faults": opts.faults, "fuzz": opts.fuzz,
-                  "ticks": opts.ticks, "seed": opts.seed,
+                  "ticks": opts.ticks, "seed": opts.seed, "fault_rate": opts.fault_rate,
                   "budget_seconds": opts.budget_seconds},
         "sections": sections,
         "elapsed_s": round(elapsed, 1),
@@ -391,6 +394,8 @@ def main() -> None:
     parser.add_argument("--fuzz", type=int, default=None, help="cases per fuzzer (default 300)")
     parser.add_argument("--ticks", type=int, default=None,
                         help="market steps per chaos run (default 2000)")
+    parser.add_argument("--fault-rate", type=float, default=0.01,
+                        help="chaos: chance of a fault per message (default 0.01)")
     parser.add_argument("--pauses", type=int, default=3, help="SIGSTOP/SIGCONT pairs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--budget-seconds", type=float, default=270.0,
