@@ -86,7 +86,7 @@ def test_deleted_or_damaged_state_is_rebuilt_or_refused(rig: Rig, filename: str,
 
 def test_a_read_only_state_directory_is_an_io_failure_not_a_signal(rig: Rig) -> None:
     try:
-        outcome = torture.read_only_state(rig, hold=1.5)
+        outcome = torture.read_only_state(rig, hold=1.0)
     except torture.MountUnavailable as exc:
         pytest.skip(f"mount not permitted: {exc}")
     check(outcome)
@@ -94,7 +94,7 @@ def test_a_read_only_state_directory_is_an_io_failure_not_a_signal(rig: Rig) -> 
 
 def test_a_full_disk_is_an_io_failure_and_nothing_acknowledged_is_lost(rig: Rig) -> None:
     try:
-        outcome = torture.full_disk(rig, hold=1.5)
+        outcome = torture.full_disk(rig, hold=1.0)
     except torture.MountUnavailable as exc:
         pytest.skip(f"mount not permitted: {exc}")
     check(outcome)

@@ -516,19 +516,44 @@ def _no_fatal_signal(code: int, bot: Bot, outcome: Outcome, what: str) -> None:
 
 
 def read_only_state(rig: Rig, *, hold: float = 2.0) -> Outcome:
-    """The state directory read-only (a tmpfs remounted ``ro``; a mount with files open for
-    writing cannot be, so the bot is stopped first) when a run starts: an I/O failure the
-    bot logs (naming the read-only state) and then exits from non-zero or runs on without
-    trading, never a signal; once writable again a run recovers and everything agrees."""
-    outcome = Outcome("read_only_state", faults=1)
+    """The state directory made read-only twice: under a running bot (a read-only bind
+    mount over it, so every file opened from then on is read-only: the kernel refuses to
+    remount a filesystem read-only while files are open on it for writing), and before a
+    run starts (the tmpfs itself remounted ``ro``). Each is an I/O failure the bot logs,
+    naming the read-only state, and survives or exits from non-zero: never a signal. Once
+    writable again a run recovers and everything agrees."""
+    outcome = Outcome("read_only_state", faults=2)
     with tmpfs_state(rig, "64m") as state:
+        bot = Bot(rig)
+        outcome.runs += 1
+        bound = False
+        try:
+            outcome.recoveries.append(bot.wait_serving())
+            for args in (["--bind", str(state), str(state)],
+                         ["-o", "remount,ro,bind", str(state)]):
+                subprocess.run(["mount", *args], check=True, capture_output=True)
+                bound = True
+            end = time.monotonic() + hold
+            while time.monotonic() < end and bot.alive():
+                time.sleep(POLL)
+        except AssertionError as exc:
+            outcome.problems.append(str(exc))
+        finally:
+            code = bot.stop() if bot.alive() else bot.wait()
+            if bound:
+                subprocess.run(["umount", str(state)], capture_output=True, check=False)
+        outcome.exit_codes.append(code)
+        _no_fatal_signal(code, bot, outcome, "state read-only under a running bot")
+        _said_read_only(bot, outcome, "under a running bot")
+
         subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True,
                        capture_output=True)
         bot = Bot(rig)
         outcome.runs += 1
-        try:
-            with contextlib.suppress(AssertionError):  # it may well never serve
-                bot.wait_serving(START_TIMEOUT)
+        try:  # it may well never serve: wait for it to say why, or to end
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: _read_only_said(bot), START_TIMEOUT / 4,
+                         "a word of the read-only state", bot)
             end = time.monotonic() + hold
             while time.monotonic() < end and bot.alive():
                 time.sleep(POLL)
@@ -537,12 +562,20 @@ def read_only_state(rig: Rig, *, hold: float = 2.0) -> Outcome:
             subprocess.run(["mount", "-o", "remount,rw", str(state)], capture_output=True,
                            check=False)
         outcome.exit_codes.append(code)
-        _no_fatal_signal(code, bot, outcome, "read-only state")
-        said = bot.output.lower()
-        if "read-only" not in said and "readonly" not in said:
-            outcome.problems.append("the read-only state directory was never reported:\n"
-                                    + bot.tail(15))
+        _no_fatal_signal(code, bot, outcome, "state read-only at start")
+        _said_read_only(bot, outcome, "at start")
     return _finish(rig, outcome)
+
+
+def _read_only_said(bot: Bot) -> bool:
+    said = bot.output.lower()
+    return "read-only" in said or "readonly" in said
+
+
+def _said_read_only(bot: Bot, outcome: Outcome, when: str) -> None:
+    if not _read_only_said(bot):
+        outcome.problems.append(f"the read-only state directory ({when}) was never "
+                                f"reported:\n{bot.tail(15)}")
 
 
 def full_disk(rig: Rig, *, hold: float = 2.0, size: str = "16m") -> Outcome:
