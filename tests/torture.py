@@ -465,18 +465,25 @@ def _damage(path: Path, how: str) -> None:
         raise ValueError(how)
 
 
-def damaged_state(rig: Rig, *, filename: str, how: str) -> Outcome:
-    """A state file deleted or damaged between runs (the bot stopped), then a run. A
-    projection must be rebuilt from the ledger with a warning naming the file; lost
-    ledger, breaker or venue state must make the bot refuse to trade and say why."""
-    outcome = Outcome(f"damaged_state:{filename}:{how}", faults=1)
-    path = rig.state / filename
-    assert path.exists(), f"{path} to damage does not exist"
-    _damage(path, how)
-    outcome = _finish(rig, outcome, trade=filename in SOURCE_FILES)
-    named = re.compile(rf"(WARNING|ERROR|CRITICAL).*{re.escape(filename)}")
-    if not any(named.search(line) for line in outcome.output.splitlines()):
-        outcome.problems.append(f"no warning naming {filename} in the run's output")
+def damaged_state(rig: Rig, *, filename: str = "", how: str = "",
+                  damages: tuple[tuple[str, str], ...] = ()) -> Outcome:
+    """State files deleted or damaged between runs (the bot stopped): ``filename`` with
+    ``how``, and/or every (file, how) of ``damages``; then a run. A projection must be
+    rebuilt from the ledger with a warning naming the file; lost ledger, breaker or venue
+    state must be named too, and the bot then refuse to trade and say why."""
+    todo = ((filename, how),) if filename else ()
+    todo += damages
+    outcome = Outcome("damaged_state:" + ",".join(f"{f}:{h}" for f, h in todo),
+                      faults=len(todo))
+    for name, kind in todo:
+        path = rig.state / name
+        assert path.exists(), f"{path} to damage does not exist"
+        _damage(path, kind)
+    outcome = _finish(rig, outcome, trade=all(name in SOURCE_FILES for name, _ in todo))
+    for name, _ in todo:
+        named = re.compile(rf"(WARNING|ERROR|CRITICAL).*{re.escape(name)}")
+        if not any(named.search(line) for line in outcome.output.splitlines()):
+            outcome.problems.append(f"no warning naming {name} in the run's output")
     return outcome
 
 
