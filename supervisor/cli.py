@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from supervisor.config import ConfigError, load_config
+from supervisor.config import BotConfig, ConfigError, load_config
 from supervisor.control import ControlServer
 from supervisor.health import HealthPolicy
 from supervisor.logs import setup_logging
@@ -20,6 +20,8 @@ from supervisor.reload import ConfigReloader
 from supervisor.runtime import Runtime
 from supervisor.sd_notify import SystemdService
 from supervisor.session import RunSession, SessionService
+from supervisor.spec import SupervisorSpec
+from supervisor.state_lock import StateLock, StateLocked
 
 log = logging.getLogger("botvisor")
 
@@ -96,6 +98,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"botvisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:  # before anything opens a state file: one bot per state directory
+        lock = StateLock.acquire(Path(config.runtime.state_dir))
+    except StateLocked as exc:
+        print(f"botvisor: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return _run_locked(args, config, spec)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, config: BotConfig, spec: SupervisorSpec) -> int:
     setup_logging(config.runtime.log_level, config.runtime.log_format)
     for note in config.notes:
         log.info("config: %s", note)

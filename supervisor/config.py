@@ -140,6 +140,9 @@ class RuntimeModel(_Model):
     # run's options (``report``: the --report path or None): the live view, the end-of-run
     # summary and the report. None: no observer.
     observer: str | None = None
+    # The directory the bot's state lives in: `botvisor run` holds an exclusive lock on it
+    # (state_dir/botvisor.lock) for as long as it runs, so two bots never share one.
+    state_dir: str = Field("state", min_length=1)
 
     @field_validator("observer")
     @classmethod
