@@ -53,8 +53,6 @@ def test_sigstop_and_sigcont_lose_nothing(rig: Rig) -> None:
     check(torture.stop_and_continue(rig, pauses=2, seed=5, max_pause=1.5))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 1: a second instance on the same state "
-                   "directory trades instead of exiting 1 naming the lock's holder")
 def test_a_second_instance_is_refused_and_the_first_trades_on(rig: Rig) -> None:
     check(torture.second_instance(rig))
 
