@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -91,6 +92,7 @@ class _Layout:
     exchange: Path | None  # None: no paper exchange (a live venue keeps its own record)
     breaker: Path | None
     probes: int  # exposure-increasing orders a HALF_OPEN stretch lets through
+    lock: Path | None  # the state directory's lock file (runtime.state_dir), if configured
     sources: dict[str, tuple[type[SourceActor], SourceSettings, Path]]
 
 
@@ -145,7 +147,9 @@ def _layout(config_path: Path, base: Path) -> _Layout:
             raise AuditInputError(f"{config_path}: source {name!r} is not a source actor")
         src = SourceSettings.model_validate(found.settings)
         sources[name] = (cls, src, resolve(src.path))
-    return _Layout(ledger, resolve(ledger.database), exchange, breaker, probes, sources)
+    state_dir = getattr(config.runtime, "state_dir", None)
+    lock = resolve(state_dir) / "botvisor.lock" if isinstance(state_dir, str) else None
+    return _Layout(ledger, resolve(ledger.database), exchange, breaker, probes, lock, sources)
 
 
 # -- reading without touching ----------------------------------------------------------------
@@ -471,7 +475,24 @@ def audit_state(config_path: Path, base_dir: Path | None = None, *,
                     db.close()
     if layout.exchange is None:
         report.notes.append("no paper exchange in the tree: venue fills not cross-checked")
+    holder = _running_holder(layout.lock)
+    if holder is not None:
+        report.notes.append(f"{layout.lock}: names pid {holder}, which is running: the audit "
+                            "read the state of a live bot (a snapshot, not its last word)")
     return report
+
+
+def _running_holder(lock: Path | None) -> int | None:
+    """The pid the lock file names, if that process exists. The lock itself is never
+    taken: even a shared lock for a moment could make a bot starting then refuse to."""
+    if lock is None:
+        return None
+    try:
+        pid = int(lock.read_text(encoding="utf-8").split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
 
 
 def _audit(layout: _Layout, exchange: sqlite3.Connection | None,

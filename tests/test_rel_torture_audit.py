@@ -246,3 +246,21 @@ def test_the_command_exits_0_clean_1_violations_2_bad_input(state: Path) -> None
     bad = _cli("--config", "nope.yaml", cwd=state)
     assert bad.returncode == 2
     assert "nope.yaml" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_live_bot_is_noted_and_its_lock_never_taken(state: Path) -> None:
+    """The lock file names a running process (here this test's own, as a live bot's
+    would): the report says the state was read from a live bot."""
+    import fcntl
+    import os
+
+    lock = state / "state" / "botvisor.lock"
+    lock.write_text(f"{os.getpid()}\n")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held as a bot holds it
+        report = audit(state)
+    finally:
+        os.close(fd)
+    assert report.clean
+    assert any(f"names pid {os.getpid()}, which is running" in n for n in report.notes)
