@@ -41,6 +41,7 @@ from actors.alert_routing import (
     guard_logs,
 )
 from actors.messages import Alert, BreakerTransition, Fill, RecordedFills
+from actors.settings_types import StatePath
 from supervisor.actor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
 from supervisor.error_handler import Severity
@@ -229,7 +230,7 @@ class AlertsActor(SupervisedActor):
         cooldown_seconds: float = Field(300.0, ge=0)
         burst: BurstModel | None = BurstModel()
         timeout_seconds: float = Field(10.0, gt=0, le=300)
-        fallback_file: str | None = "state/alerts-fallback.jsonl"
+        fallback_file: StatePath | None = "state/alerts-fallback.jsonl"
         events: dict[EventKind, SeverityName | None] = Field(
             default_factory=lambda: dict(DEFAULT_EVENT_SEVERITIES)
         )

@@ -50,6 +50,7 @@ from actors.breaker_triggers import (
     VolatilityTrigger,
 )
 from actors.messages import BreakerTransition, HaltTrading
+from actors.settings_types import StatePath
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
@@ -140,7 +141,7 @@ class BreakerActor(SupervisedActor):
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
-        database: str = "state/breaker.db"
+        database: StatePath = "state/breaker.db"
         recovery_timeout: float = Field(300.0, gt=0)
         max_recovery_timeout: float = Field(3600.0, gt=0)
         timeout_multiplier: float = Field(2.0, ge=1)

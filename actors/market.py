@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.breaker_messages import MarketSamples
-from actors.market_data import BadBar, CsvReplay, SyntheticMarket, check_bar
+from actors.market_data import BadBar, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
 from actors.messages import Alert
 from actors.pipeline_messages import Bar
 from actors.position_messages import MarkPrices
@@ -106,6 +106,12 @@ class MarketActor(SupervisedActor):
         marks_interval: float = Field(0.05, ge=0)
         breaker: str = "breaker"
         alerts: str = "alerts"
+
+        @model_validator(mode="after")
+        def _csv_needs_a_directory(self) -> MarketActor.Settings:
+            if self.source == "csv":
+                check_csv_dir(self.csv_dir)
+            return self
 
     def __init__(self, settings: MarketActor.Settings | None = None) -> None:
         super().__init__()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from actors.pipeline_messages import Bar
 
-__all__ = ["BadBar", "CsvReplay", "SyntheticMarket", "check_bar", "parse_csv_row"]
+__all__ = ["BadBar", "CsvReplay", "SyntheticMarket", "check_bar", "check_csv_dir",
+           "parse_csv_row"]
 
 DEFAULT_SYMBOLS = {
     "BTC/USDT": 30000.0, "ETH/USDT": 2000.0, "SOL/USDT": 50.0,
@@ -56,9 +57,13 @@ def check_bar(bar: Bar, last_at: float | None) -> None:
               "volume": bar.volume, "at": bar.at}
     for name, value in values.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise BadBar("not_a_number", f"{bar.symbol} {name}={value!r}")
-        if not math.isfinite(value):
-            raise BadBar("not_finite", f"{bar.symbol} {name}={value!r}")
+            raise BadBar("not_a_number", f"{bar.symbol} {name}={_short(value)}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
+            raise BadBar("not_finite", f"{bar.symbol} {name}={_short(value)}")
     for name in ("open", "high", "low", "close"):
         if values[name] <= 0:
             raise BadBar("non_positive_price", f"{bar.symbol} {name}={values[name]!r}")
@@ -145,17 +150,42 @@ class SyntheticMarket:
         return Bar(symbol, at, price, high, low, close, volume)
 
 
+def _short(value: object) -> str:
+    """``value`` for a rejection's detail: its repr, cut to 60 characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_csv_dir(csv_dir: str | None) -> None:
+    """Refuse (ValueError) a CSV replay directory that is unset, missing or has no
+    ``*.csv`` file: the market could not start with it."""
+    if not csv_dir or not csv_dir.strip():
+        raise ValueError("source 'csv' needs csv_dir (a folder of SYMBOL.csv files)")
+    directory = Path(csv_dir)
+    try:
+        if not directory.is_dir():
+            raise ValueError(f"csv_dir {csv_dir!r} is not a directory")
+        if not any(directory.glob("*.csv")):
+            raise ValueError(f"csv_dir {csv_dir!r} has no *.csv files")
+    except OSError as exc:
+        raise ValueError(f"csv_dir {csv_dir!r} cannot be read: {exc.strerror or exc}"
+                         ) from None
+
+
 def parse_csv_row(symbol: str, row: dict[str, str]) -> Bar:
     """A Bar from one CSV row; missing or non-numeric fields raise BadBar."""
     values = {}
     for name in ("timestamp", "open", "high", "low", "close", "volume"):
         raw = row.get(name)
-        if raw is None or raw.strip() == "":
+        if not isinstance(raw, str) or raw.strip() == "":
             raise BadBar("missing_field", f"{symbol} {name}")
         try:
             values[name] = float(raw)
         except ValueError:
-            raise BadBar("not_a_number", f"{symbol} {name}={raw!r}") from None
+            raise BadBar("not_a_number", f"{symbol} {name}={_short(raw)}") from None
     return Bar(symbol, values["timestamp"] / 1000.0, values["open"], values["high"],
                values["low"], values["close"], values["volume"])
 
@@ -163,7 +193,9 @@ def parse_csv_row(symbol: str, row: dict[str, str]) -> Bar:
 class CsvReplay:
     """Owns open CSV readers, one per symbol file; yields bars in time order across files.
 
-    A row that cannot be parsed is yielded as the BadBar it raises, so the caller counts it.
+    A row that cannot be parsed is yielded as the BadBar it raises, so the caller counts it;
+    so is one the csv module cannot read (a field over its size limit, say). Bytes that
+    are not UTF-8 read as U+FFFD, so the row they are in is refused as not a number.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -178,7 +210,8 @@ class CsvReplay:
         handles = []
         try:
             for symbol, path in self.files.items():
-                handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115
+                handle = open(path, newline="", encoding="utf-8",  # noqa: SIM115
+                              errors="replace")
                 handles.append(handle)
                 readers[symbol] = csv.DictReader(handle)
             heads: dict[str, Bar | BadBar | None] = {s: self._next(s, r)
@@ -200,6 +233,8 @@ class CsvReplay:
             row = next(reader)
         except StopIteration:
             return None
+        except csv.Error as exc:
+            return BadBar("unreadable_row", f"{symbol} line {reader.line_num}: {exc}")
         try:
             return parse_csv_row(symbol, row)
         except BadBar as exc:

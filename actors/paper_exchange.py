@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.market import Bars, MarketCursor
 from actors.messages import Fill, Side
 from actors.pipeline_messages import Bar, GetOpenOrders, LookupOrder, OrderResult, PlaceOrder
+from actors.settings_types import StatePath
 from actors.sqlite_writer import StatementWriter
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
@@ -51,7 +52,7 @@ class PaperExchange(SupervisedActor):
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
-        database: str = "state/paper_exchange.db"
+        database: StatePath = "state/paper_exchange.db"
         fee_bps: Decimal = Field(Decimal("10"), ge=0)
         slippage_bps: Decimal = Field(Decimal("5"), ge=0)
         quantity_places: int = Field(8, ge=0)

@@ -40,6 +40,7 @@ from actors.position_messages import (
     SourceHello,
 )
 from actors.reconcile import Reconciler, ReconcileReport
+from actors.settings_types import StatePath
 from actors.valuation import Valuation, Valuer
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
@@ -59,7 +60,7 @@ class PositionActor(SupervisedActor):
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
-        database: str = "state/ledger.db"
+        database: StatePath = "state/ledger.db"
         starting_cash: Decimal = Field(Decimal("10000"), ge=0)
         allow_short: bool = False
         max_batch: int = Field(1024, ge=1)

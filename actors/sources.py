@@ -35,6 +35,7 @@ from actors.position_messages import (
     SourceHello,
     SourceView,
 )
+from actors.settings_types import StatePath
 from actors.storage import append_durably, atomic_write
 from supervisor import SupervisedActor
 
@@ -53,7 +54,7 @@ class SourceSettings(BaseModel):
     """Where a source keeps its store, and which actor is the ledger."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    path: str
+    path: StatePath
     positions: str = "positions"
     starting_cash: Decimal = Decimal("10000")
     quote_currency: str = "USDT"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from supervisor.config import BotConfig, ConfigError, load_config
+from supervisor.config import BotConfig, ConfigError, Imports, load_config, trusted_packages
 from supervisor.control import ControlServer
 from supervisor.health import HealthPolicy
 from supervisor.logs import setup_logging
@@ -68,8 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str) -> tuple[object, object] | None:
+    """The config at ``path`` checked without running code outside the trusted packages
+    (see :class:`~supervisor.config.Imports`); None once the problems are printed."""
     try:
-        return load_config(path)
+        return load_config(path, imports=Imports(execute=False, trusted=trusted_packages()))
     except ConfigError as exc:
         print(f"botvisor: {exc}", file=sys.stderr)
         return None

@@ -14,15 +14,17 @@ moved where. Translators run in name order.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GROUP", "Translation", "Translator", "apply_translators", "installed_translators"]
+__all__ = ["GROUP", "Translation", "Translator", "apply_translators", "entry_point_values",
+           "installed_translators"]
 
 GROUP = "botvisor.config_translators"
 
@@ -39,10 +41,22 @@ class Translation:
 Translator = Callable[[dict[str, Any]], Translation]
 
 
+@functools.cache
+def _entry_points(group: str) -> tuple[EntryPoint, ...]:
+    # What is installed does not change under a running process, and reading every
+    # distribution's metadata costs milliseconds per config load: read once, keep.
+    return tuple(sorted(entry_points(group=group), key=lambda e: e.name))
+
+
+def entry_point_values(group: str) -> tuple[str, ...]:
+    """The object references (``module:attr``) of the entry points in ``group``, by name."""
+    return tuple(ep.value for ep in _entry_points(group))
+
+
 def installed_translators() -> list[tuple[str, Translator]]:
     """The translators installed as entry points, by name."""
     found: list[tuple[str, Translator]] = []
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    for ep in _entry_points(GROUP):
         try:
             found.append((ep.name, ep.load()))
         except Exception as exc:  # a broken plug-in must not hide the user's real problem
@@ -56,8 +70,14 @@ def apply_translators(
     """Run every translator over ``raw``; problems and notes are collected from all."""
     problems: list[tuple[str, str]] = []
     notes: list[str] = []
-    for _name, translate in translators if translators is not None else installed_translators():
-        result = translate(raw)
+    for name, translate in translators if translators is not None else installed_translators():
+        try:
+            result = translate(raw)
+        except Exception as exc:  # a plug-in's bug is a config error, never a traceback
+            log.debug("config translator %s failed", name, exc_info=True)
+            problems.append((f"(config translator {name})",
+                             f"failed on this file: {type(exc).__name__}: {exc}"))
+            continue
         raw = result.raw
         problems.extend(result.problems)
         notes.extend(result.notes)

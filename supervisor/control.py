@@ -8,9 +8,16 @@ directory 0700 when the server creates it) and checks every peer's uid with
 one a live bot still answers on is not (this server then logs why and does not serve).
 The file is removed when the run stops.
 
-Every connection gets its own thread, up to ``control.max_clients`` at once (more are told
-so and closed), so a slow or silent client holds only its own thread, and only for
-``control.idle_timeout``. Requests on one connection are served in order. Nothing here
+Every connection gets its own thread, up to ``control.max_clients`` at once, so a slow or
+silent client holds only its own thread. A connection must send its first whole request
+line within ``control.request_timeout``, and each later one within ``control.idle_timeout``
+of the previous reply (a request dribbled a byte at a time is cut off too); it is told why
+when it is closed. When every slot is taken, a new connection evicts the one idle longest
+(waiting for a request, or following events), so the operator always gets in; only when
+every connection is in the middle of a command is the new one told to try again. Requests
+on one connection are served in order; every request line gets exactly one reply, a
+malformed, over-long, too deep or unknown one an error saying what is wrong. Text from a
+request (actor names, words, reasons) is escaped before it reaches the log or a reply. Nothing here
 blocks an actor: views are read from the runtime without asking anyone, the dynamic child
 commands go to the child's supervisor, and operator commands are asked of the actor named
 in ``control.targets`` as an :class:`~supervisor.control_protocol.OperatorCommand`, with
@@ -49,10 +56,11 @@ import socket
 import stat
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +85,7 @@ from supervisor.errors import (
     UnknownActor,
 )
 from supervisor.events import SupervisionEvent
+from supervisor.logs import printable
 from supervisor.session import SessionService
 
 if TYPE_CHECKING:
@@ -97,6 +106,29 @@ __all__ = [
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 _STOP_BUDGET = 2.0  # seconds close() waits for the server's threads
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_MAX_NAME = 200  # characters in an actor's name from a request
+_MAX_REASON = 500  # characters of an operator's --reason passed on
+# The fields each built-in command takes in "args" (a forwarded group: _FORWARD_ARGS).
+_ARGS: dict[str, frozenset[str]] = {
+    "ping": frozenset(), "status": frozenset(), "tree": frozenset(), "reload": frozenset(),
+    "stop": frozenset({"name"}), "start": frozenset({"name"}), "restart": frozenset({"name"}),
+    "events": frozenset({"limit", "actor", "follow"}),
+}
+_FORWARD_ARGS = frozenset({"command", "args", "reason"})
+
+
+@dataclass(eq=False)
+class _Conn:
+    """One open connection, as the server tracks it (under its lock): when it was last
+    active, and whether it is serving a command (never evicted then) or following."""
+
+    sock: socket.socket
+    thread: threading.Thread | None = None
+    last_active: float = field(default_factory=time.monotonic)
+    busy: bool = False
+    following: bool = False
+    evicted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +220,8 @@ class ControlServer(SessionService):
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._inode: tuple[int, int] | None = None
         self._made_dir = False
-        self._slots = threading.BoundedSemaphore(1)
         self._lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
+        self._conns: dict[socket.socket, _Conn] = {}  # open and not evicted
         self._threads: set[threading.Thread] = set()
         self._accept_thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -244,7 +275,6 @@ class ControlServer(SessionService):
         self.path = Path(path)
         self.runtime = runtime
         self.session = session
-        self._slots = threading.BoundedSemaphore(self.settings.max_clients)
         self._listener = self._bind(self.path)
         self._wake = socket.socketpair()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="control-accept",
@@ -336,33 +366,53 @@ class ControlServer(SessionService):
     def _admit(self, conn: socket.socket) -> None:
         settings = self.settings
         assert settings is not None
-        if not self._slots.acquire(blocking=False):
-            try:
-                conn.settimeout(1.0)
-                conn.sendall(encode(_error(
-                    f"too many control connections ({settings.max_clients}); try again",
-                    EXIT_ERROR)))
-            except OSError:
-                pass
-            conn.close()
-            return
+        victim: _Conn | None = None
         with self._lock:
             if self._closing.is_set():
-                self._slots.release()
                 conn.close()
                 return
-            self._serial += 1
-            thread = threading.Thread(target=self._serve_conn, args=(conn,),
-                                      name=f"control-{self._serial}", daemon=True)
-            self._conns.add(conn)
-            self._threads.add(thread)
-        thread.start()
+            if len(self._conns) >= settings.max_clients:
+                victim = self._evictable()
+                if victim is None:
+                    refused = True
+                else:
+                    refused = False
+                    victim.evicted = True
+                    del self._conns[victim.sock]
+            else:
+                refused = False
+            if not refused:
+                self._serial += 1
+                entry = _Conn(conn)
+                entry.thread = threading.Thread(target=self._serve_conn, args=(entry,),
+                                                name=f"control-{self._serial}", daemon=True)
+                self._conns[conn] = entry
+                self._threads.add(entry.thread)
+        if victim is not None:
+            log.info("control: closing the connection idle longest to let a new one in")
+            _tell_and_close(victim.sock, _error(
+                f"closed: this connection was idle and all {settings.max_clients} control "
+                "connections were taken", EXIT_ERROR), close=False)
+        if refused:
+            _tell_and_close(conn, _error(
+                f"too many control connections ({settings.max_clients}), all in the middle "
+                "of a command; try again", EXIT_ERROR))
+            return
+        assert entry.thread is not None
+        entry.thread.start()
 
-    def _serve_conn(self, conn: socket.socket) -> None:
+    def _evictable(self) -> _Conn | None:
+        """The connection to close for a new one (lock held): not serving a command; one
+        waiting for a request before one following events; the longest idle first."""
+        idle = [c for c in self._conns.values() if not c.busy]
+        return min(idle, key=lambda c: (c.following, c.last_active), default=None)
+
+    def _serve_conn(self, entry: _Conn) -> None:
         settings = self.settings
         assert settings is not None
+        conn = entry.sock
         try:
-            conn.settimeout(settings.idle_timeout)
+            conn.settimeout(settings.request_timeout)
             try:
                 peer = peer_credentials(conn)
                 check_peer(peer, self.allowed_uid)
@@ -372,43 +422,90 @@ class ControlServer(SessionService):
                 return
             who = operator_name(peer.uid)
             reader = LineReader(conn, MAX_REQUEST_BYTES)
+            wait = settings.request_timeout  # for the first request; then idle_timeout
             while not self._closing.is_set():
-                line = reader.next()
+                try:
+                    line = reader.next(deadline=time.monotonic() + wait)
+                except TimeoutError:
+                    if not entry.evicted:
+                        _tell_and_close(conn, _error(
+                            f"no complete request line within {wait:g}s; closing",
+                            EXIT_USAGE))
+                    return
                 if line is None:
                     return
-                reply = self.handle(line, who)
-                follower: _Follower | None = getattr(self._local, "follower", None)
-                self._local.follower = None
-                try:
-                    self._send(conn, reply)
-                    if follower is not None:
-                        self._stream_events(conn, follower)
+                conn.settimeout(settings.idle_timeout)  # for the reply (or the stream)
+                with self._lock:
+                    if entry.evicted:
                         return
+                    entry.busy = True
+                try:
+                    reply = self.handle(line, who)
+                    follower: _Follower | None = getattr(self._local, "follower", None)
+                    self._local.follower = None
+                    try:
+                        self._send(conn, reply)
+                        if follower is not None:
+                            with self._lock:
+                                entry.busy, entry.following = False, True
+                            self._stream_events(conn, follower)
+                            return
+                    finally:
+                        if follower is not None:
+                            follower.close()
                 finally:
-                    if follower is not None:
-                        follower.close()
+                    with self._lock:
+                        entry.busy = False
+                        entry.last_active = time.monotonic()
+                wait = settings.idle_timeout
         except OSError as exc:  # the client went away, timed out, or the server is closing
             log.debug("control: connection ended: %s", exc)
+        except Exception as exc:  # never a thread's traceback on stderr; the client is told
+            log.error("control: serving a connection failed: %s: %s", type(exc).__name__,
+                      printable(exc))
+            log.debug("control: the failure", exc_info=True)
+            with contextlib.suppress(OSError):
+                conn.sendall(encode(_error(f"internal error: {type(exc).__name__}",
+                                           EXIT_ERROR)))
         finally:
             with self._lock:
-                self._conns.discard(conn)
+                if self._conns.get(conn) is entry:
+                    del self._conns[conn]
                 self._threads.discard(threading.current_thread())
             conn.close()
-            self._slots.release()
 
     # -- one request -------------------------------------------------------------------------
     def handle(self, line: bytes | object, who: str) -> dict[str, Any]:
-        """The reply to one request line (``TOO_LONG`` for a line over the limit)."""
+        """The reply to one request line (``TOO_LONG`` for a line over the limit); never
+        raises."""
+        try:
+            return self._handle(line, who)
+        except Exception as exc:
+            log.error("control: a request failed: %s: %s", type(exc).__name__, printable(exc))
+            log.debug("control: the failure", exc_info=True)
+            return _error(f"internal error: {type(exc).__name__}: {exc}", EXIT_ERROR)
+
+    def _handle(self, line: bytes | object, who: str) -> dict[str, Any]:
         if not isinstance(line, bytes):
             return _error(f"request too long (more than {MAX_REQUEST_BYTES} bytes)",
                           EXIT_USAGE)
         try:
             request = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except UnicodeDecodeError:
+            return _error("malformed request: not UTF-8 text", EXIT_USAGE)
+        except RecursionError:
+            return _error("malformed request: nested too deeply", EXIT_USAGE)
+        except json.JSONDecodeError as exc:
             return _error(f"malformed request: not JSON ({exc})", EXIT_USAGE)
+        except ValueError as exc:  # an integer over Python's limit for converting text
+            return _error(f"malformed request: {str(exc).split(':')[0]}", EXIT_USAGE)
         if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
             return _error('malformed request: expected {"cmd": "...", "args": {...}}',
                           EXIT_USAGE)
+        unknown = sorted(str(k) for k in request if k not in ("cmd", "args"))
+        if unknown:
+            return _error(f"malformed request: unknown field(s) {_names(unknown)}; "
+                          'expected {"cmd": "...", "args": {...}}', EXIT_USAGE)
         cmd: str = request["cmd"]
         args = request.get("args", {})
         if not isinstance(args, dict):
@@ -422,19 +519,28 @@ class ControlServer(SessionService):
         except (ActorNotRunning, AskTimeout, RuntimeErrorBase) as exc:
             return _error(str(exc), EXIT_ERROR)
         except Exception as exc:
-            log.exception("control: %s failed", cmd)
+            log.error("control: %s failed: %s: %s", printable(cmd, 40), type(exc).__name__,
+                      printable(exc))
+            log.debug("control: the failure", exc_info=True)
             return _error(f"internal error: {type(exc).__name__}: {exc}", EXIT_ERROR)
 
     def _dispatch(self, cmd: str, args: dict[str, Any], who: str) -> Any:
         settings = self.settings
         assert settings is not None
         handler = self._commands.get(cmd)
+        allowed = _ARGS.get(cmd, _FORWARD_ARGS)
+        if handler is not None or cmd in settings.targets:
+            unknown = sorted(str(k) for k in args if k not in allowed)
+            if unknown:
+                raise ControlError(f"{cmd}: unknown field(s) in args {_names(unknown)}; "
+                                   f"it takes {_names(sorted(allowed)) or 'none'}", EXIT_USAGE)
         if handler is not None:
             return handler(args, who)
         if cmd in settings.targets:
             return self._forward(cmd, args, who)
         known = sorted([*self._commands, *settings.targets])
-        raise ControlError(f"unknown command {cmd!r}; known: {', '.join(known)}", EXIT_USAGE)
+        raise ControlError(f"unknown command '{printable(cmd, 40)}'; known: "
+                           f"{', '.join(known)}", EXIT_USAGE)
 
     # -- views -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -526,11 +632,13 @@ class ControlServer(SessionService):
         actor = args.get("actor")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 10_000:
             raise ControlError("'limit' must be an integer from 0 to 10000", EXIT_USAGE)
-        if actor is not None and not isinstance(actor, str):
-            raise ControlError("'actor' must be a name", EXIT_USAGE)
+        if actor is not None:
+            actor = _actor_name(actor, "actor")
         if actor is not None and not self._rt().has(actor):
             raise ControlError(f"unknown actor {actor!r}", EXIT_UNKNOWN_ACTOR)
-        follow = bool(args.get("follow", False))
+        follow = args.get("follow", False)
+        if not isinstance(follow, bool):
+            raise ControlError("'follow' must be true or false", EXIT_USAGE)
         follower = _Follower(self._rt(), actor) if follow else None
         recent = [e for e in self._rt().events.recent() if actor is None or e.actor == actor]
         if follower is not None:
@@ -596,16 +704,18 @@ class ControlServer(SessionService):
             raise ControlError(f"{group}: 'args' must be a list of strings", EXIT_USAGE)
         if not isinstance(reason, str):
             raise ControlError(f"{group}: 'reason' must be a string", EXIT_USAGE)
+        reason = printable(reason, _MAX_REASON)  # it goes on into records and alerts
         message = OperatorCommand(command, tuple(words), who, reason)
         if command != "status":
-            log.warning("control: %s: %s %s%s", who, group, " ".join([command, *words]),
+            log.warning("control: %s: %s %s%s", who, group,
+                        printable(" ".join([command, *words])),
                         f" ({reason})" if reason else "")
         try:
             reply = self._rt().ask(actor, message, timeout=settings.command_timeout)
         except (UnknownActor, ActorNotRunning, AskTimeout):
             raise
         except Exception as exc:  # the actor's handler raised (and its supervisor was told)
-            raise ControlError(f"{actor} failed handling {group} {command}: "
+            raise ControlError(f"{actor} failed handling {group} {printable(command, 40)}: "
                                f"{type(exc).__name__}: {exc}") from None
         if reply is None:
             raise ControlError(f"actor {actor!r} does not answer operator commands")
@@ -729,11 +839,35 @@ def event_json(event: SupervisionEvent) -> dict[str, Any]:
 
 
 def _name(args: dict[str, Any]) -> str:
-    name = args.get("name")
-    if not isinstance(name, str) or not name:
-        raise ControlError("'name' must be an actor's name", EXIT_USAGE)
-    return name
+    return _actor_name(args.get("name"), "name")
+
+
+def _actor_name(value: Any, field_name: str) -> str:
+    """``value`` if it can be an actor's name (as the config allows them), else a
+    ControlError that shows it escaped."""
+    if not isinstance(value, str) or not value:
+        raise ControlError(f"'{field_name}' must be an actor's name", EXIT_USAGE)
+    if len(value) > _MAX_NAME or not _NAME_CHARS.issuperset(value):
+        raise ControlError(f"'{field_name}' must be an actor's name (letters, digits, '_', "
+                           f"'.', '-'), not '{printable(value, 60)}'", EXIT_USAGE)
+    return value
+
+
+def _names(items: list[str]) -> str:
+    return ", ".join(f"'{printable(i, 40)}'" for i in items[:10])
+
+
+def _tell_and_close(conn: socket.socket, reply: dict[str, Any], *, close: bool = True) -> None:
+    """Send ``reply`` if the socket takes it at once (never waits on a client that does
+    not read), then shut the connection down; ``close``: and close it (not when another
+    thread still uses it: that thread sees the end and closes it)."""
+    with contextlib.suppress(OSError):
+        conn.send(encode(reply), socket.MSG_DONTWAIT)
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    if close:
+        conn.close()
 
 
 def _error(message: str, code: int) -> dict[str, Any]:
-    return {"ok": False, "error": message, "code": code}
+    return {"ok": False, "error": printable(message, 2000), "code": code}

@@ -25,6 +25,7 @@ import enum
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -136,7 +137,7 @@ def to_jsonable(value: Any) -> Any:
 def encode(message: Mapping[str, Any]) -> bytes:
     """One protocol line: compact JSON and a newline (never a newline inside)."""
     return json.dumps(to_jsonable(message), separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8") + b"\n"
+                      ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
 
 
 class LineReader:
@@ -144,7 +145,9 @@ class LineReader:
 
     :meth:`next` returns the next line (without its newline), ``None`` at the end of the
     stream, or :data:`TOO_LONG` once for a line over the limit (the rest of that line is
-    skipped, so the next call returns the line after it). Socket timeouts propagate.
+    skipped, so the next call returns the line after it). Socket timeouts propagate; with a
+    ``deadline`` (``time.monotonic()``), so does a line not complete by then, however the
+    bytes trickle in.
     """
 
     def __init__(self, sock: socket.socket, limit: int) -> None:
@@ -153,7 +156,7 @@ class LineReader:
         self._buf = bytearray()
         self._skipping = False  # inside an over-long line already reported
 
-    def next(self) -> bytes | object | None:
+    def next(self, deadline: float | None = None) -> bytes | object | None:
         while True:
             newline = self._buf.find(b"\n")
             if newline >= 0:
@@ -168,6 +171,11 @@ class LineReader:
                 if not self._skipping:
                     self._skipping = True
                     return TOO_LONG
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no complete line by the deadline")
+                self.sock.settimeout(left)
             chunk = self.sock.recv(65536)
             if not chunk:
                 return None

@@ -7,7 +7,32 @@ import logging
 import sys
 import time
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "printable", "setup_logging"]
+
+
+def printable(value: object, limit: int = 200) -> str:
+    """``value`` as text safe for one log line or error message, whoever wrote it.
+
+    Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned
+    characters, and line or paragraph separators, are shown as ``\\x..``/``\\u....``
+    escapes (so applying it twice changes nothing more); more than ``limit`` characters are
+    cut, saying how many more there were.
+    """
+    text = value if isinstance(value, str) else str(value)
+    extra = len(text) - limit
+    if extra > 0:
+        text = text[:limit]
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else
+                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    if extra > 0:
+        out.append(f"... ({extra} more characters)")
+    return "".join(out)
 
 
 class JsonFormatter(logging.Formatter):

@@ -38,6 +38,7 @@ from supervisor.control_protocol import (
     ControlError,
     socket_path,
 )
+from supervisor.logs import printable
 
 __all__ = ["add_operator_commands", "run_events_command", "run_operator_command"]
 
@@ -155,8 +156,8 @@ def _print_event(args: Args, event: Mapping[str, Any]) -> None:
         print(json.dumps(event, ensure_ascii=False), flush=True)
         return
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("at") or 0)))
-    print(f"{when} {str(event.get('severity', '')).upper():8} {event.get('text', '')}",
-          flush=True)
+    print(f"{when} {str(event.get('severity', '')).upper():8} "
+          f"{printable(event.get('text', ''), 4000)}", flush=True)
 
 
 def run_operator_command(args: Args) -> int:
@@ -212,8 +213,8 @@ def _fail(args: Args, message: str, code: int, reply: Mapping[str, Any] | None =
         print(json.dumps(dict(reply) if reply is not None else
                          {"ok": False, "error": message, "code": code}, indent=2,
                          ensure_ascii=False))
-    else:
-        print(f"botvisor: {message}", file=sys.stderr)
+    else:  # the bot's text, escaped: an actor name or reason cannot drive the terminal
+        print(f"botvisor: {printable(message, 4000)}", file=sys.stderr)
     return code
 
 

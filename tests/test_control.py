@@ -432,7 +432,7 @@ def test_fifty_clients_at_once_while_a_silent_one_waits(bot: Bot) -> None:
     silent.close()
 
 
-def test_connections_beyond_max_clients_are_told_so(tmp_path: Path) -> None:
+def test_a_connection_beyond_max_clients_evicts_the_one_idle_longest(tmp_path: Path) -> None:
     path = tmp_path / "ctl.sock"
     runtime = _plain_runtime()
     server = ControlServer(ControlModel(max_clients=2), path=path)
@@ -442,8 +442,11 @@ def test_connections_beyond_max_clients_are_told_so(tmp_path: Path) -> None:
         assert first.roundtrip(b'{"cmd": "ping"}\n')["ok"] is True
         assert second.roundtrip(b'{"cmd": "ping"}\n')["ok"] is True
         third = Conn(path)
-        busy = third.reply()  # told at once, without sending anything
-        assert busy["code"] == EXIT_ERROR and "too many" in busy["error"]
+        assert third.roundtrip(b'{"cmd": "ping"}\n')["ok"] is True  # the newcomer gets in
+        evicted = first.reply()  # the one idle longest is told, and closed
+        assert evicted["code"] == EXIT_ERROR and "idle" in evicted["error"]
+        assert first.reader.next() is None
+        assert second.roundtrip(b'{"cmd": "ping"}\n')["ok"] is True
         third.close()
         first.close()
         # The slot comes back once the server sees the first client gone.
