@@ -92,3 +92,14 @@ def test_the_breaker_check_by_market_time_sees_a_buy_while_open(
     violations, _f, _o = audit(config, work, _tape(state, "open"))
     assert any("while the breaker was open" in v for v in violations), violations
     assert audit(config, work, _tape(state, "closed"))[0] == []
+
+
+def test_with_the_shipped_intensity_it_ends_non_zero_with_nothing_lost(tmp_path: Path) -> None:
+    """The shipped tree allows 5 restarts a minute at the root: under faults in every actor
+    it gives up (exit status 1, as systemd would see it), and what it acknowledged is all
+    on disk and agrees (the audit runs on the files it left)."""
+    result = run_chaos_load(TICKS, seed=1, workdir=tmp_path, max_restarts=None)
+    assert result["exit_code"] == 1 and result["escalations"] >= 1, result
+    assert result["steps"] < TICKS
+    assert result["violations"] == []
+    assert result["fills_checked"] > 0
