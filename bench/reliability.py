@@ -220,8 +220,10 @@ def fuzz_section(cases: int, seed: int, progress: Progress) -> dict[str, Any]:
                 advance(1)
                 continue
             out["available"] = True
-            result = fuzz(cases, seed)
-            tried, failures = _fuzz_figures(result, cases)
+            try:
+                tried, failures = _fuzz_figures(fuzz(cases, seed), cases)
+            except Exception as exc:  # a fuzzer that cannot run is a finding, not a crash
+                tried, failures = 0, [f"the fuzzer raised {type(exc).__name__}: {exc}"]
             out["kinds"][name] = {"cases": tried, "failures": len(failures)}
             out["cases"] += tried
             out["violations"] += [f"{name}: {f}" for f in failures]

@@ -23,7 +23,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_json_has_every_figure_and_missing_parts_say_so() -> None:
-    done = bench("--json", "--skip", "torture", "--faults", "0", "--fuzz", "3")
+    done = bench("--json", "--skip", "torture", "--faults", "0", "--fuzz", "10")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     for key in KEYS:
@@ -39,7 +39,7 @@ def test_json_has_every_figure_and_missing_parts_say_so() -> None:
 
 
 def test_the_table_prints_targets_beside_the_figures() -> None:
-    done = bench("--skip", "torture", "--skip", "chaos", "--fuzz", "3")
+    done = bench("--skip", "torture", "--skip", "chaos", "--fuzz", "10")
     assert done.returncode == 0, done.stderr
     for words in ("faults injected", ">= 10,000", "kills survived", ">= 100",
                   "invariant violations", "recovery after kill p99", "<= 3 s",
