@@ -8,6 +8,13 @@ one bad probe opens it again. OPEN refuses only orders that add exposure; HALTED
 or an emergency reset of the ledger) refuses every order. Every transition is persisted
 before it is published, so an OPEN breaker stays OPEN across restarts, and is sent to the
 alerts actor with its reason and figures.
+
+Missing state never reads as CLOSED: with no ``breaker.db`` (or a damaged one, which is
+moved aside), the breaker starts OPEN and held ("state unknown") until the ledger says
+whether it has history (:class:`~actors.breaker_messages.LedgerHistory`, or the position
+actor's published snapshot). No history: a new deployment, CLOSED. History: the state was
+lost, so it stays OPEN (exits pass, no new exposure) until an operator closes it, with a
+critical alert. OPEN rather than HALTED: stop-losses keep protecting what is held.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +39,7 @@ from actors.breaker_messages import (
     ForceClose,
     ForceOpen,
     GetBreakerStatus,
+    LedgerHistory,
     MarketSamples,
     PriceSample,
     ProbeResult,
@@ -49,11 +58,13 @@ from actors.breaker_triggers import (
     Trip,
     VolatilityTrigger,
 )
-from actors.messages import BreakerTransition, HaltTrading
+from actors.messages import Alert, BreakerTransition, HaltTrading
+from actors.position_messages import PortfolioSnapshot
 from actors.settings_types import StatePath
 from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.control_protocol import OperatorCommand
+from supervisor.errors import UnknownActor
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +145,8 @@ class _Persisted:
     figures: tuple[tuple[str, str], ...] = ()
     trip_times: tuple[float, ...] = ()
     peak: str | None = None
+    # the state was lost (how, e.g. "missing"): held OPEN until the ledger answers
+    pending: str | None = None
 
 
 class BreakerActor(SupervisedActor):
@@ -149,6 +162,9 @@ class BreakerActor(SupervisedActor):
         half_open_max_calls: int = Field(1, ge=1)
         success_threshold: int = Field(1, ge=1)
         alerts: str = "alerts"
+        # The position actor: with no state file of its own, the breaker stays OPEN until it
+        # says whether the ledger has history. None: no ledger to ask (no state is CLOSED)
+        ledger: str | None = "positions"
         drawdown: DrawdownSettings = DrawdownSettings()
         daily_loss: DailyLossSettings = DailyLossSettings()
         api_errors: ApiErrorSettings = ApiErrorSettings()
@@ -193,21 +209,35 @@ class BreakerActor(SupervisedActor):
     def on_start(self) -> None:
         path = Path(self.settings.database)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # self._synchronous says so from __init__
-        db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                   "record TEXT NOT NULL)")
-        db.execute("CREATE TABLE IF NOT EXISTS transitions (id INTEGER PRIMARY KEY "
-                   "AUTOINCREMENT, at REAL NOT NULL, record TEXT NOT NULL)")
-        self._db = db
-        self._checkpointer = Checkpointer(path, synchronous="full", name="breaker").start(db)
-        row = db.execute("SELECT record FROM state WHERE id = 1").fetchone()
+        existed = path.exists()
+        lost: str | None = None
+        try:
+            row = self._open(path)
+            if row is not None:
+                self._restore(json.loads(row))
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+            self._close_db()
+            aside = _move_aside(path, self.ctx.clock.wall())
+            lost = f"damaged ({type(exc).__name__}: {exc}; moved to {aside})"
+            log.error("breaker state %s is %s", path, lost)
+            row = self._open(path)
+        db = self._db
+        assert db is not None
         if row is None:
-            self.p.since = self.ctx.clock.wall()
+            lost = lost or ("missing" if not existed else "empty")
+            self.p = _Persisted(since=self.ctx.clock.wall())
+            if self.settings.ledger is not None or lost.startswith("damaged"):
+                self.p.state, self.p.manual, self.p.pending = BreakerState.OPEN, True, lost
+                self.p.reason = (f"state unknown: {path} {lost}; held open until the "
+                                 "ledger says whether it has history")
             self._save()
-        else:
-            self._restore(json.loads(row[0]))
+        if self.p.pending is not None and self.settings.ledger is not None:
+            with suppress(UnknownActor):  # not started yet: it tells us when it opens
+                snap = self.ctx.peek(self.settings.ledger)
+                if isinstance(snap, PortfolioSnapshot):
+                    self._settle(LedgerHistory(snap.seq))
+        elif self.p.pending is not None:  # damaged, and no ledger to ask: an operator must
+            self._settle(LedgerHistory(-1))
         self.transitions = int(db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0])
         self._publish()
         if self.p.state is BreakerState.OPEN and not self.p.manual:
@@ -217,6 +247,48 @@ class BreakerActor(SupervisedActor):
             self._process.cpu_percent(None)  # prime: the first reading is always 0
             self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
         log.info("breaker %s (%s)", self.p.state.value, self.p.reason)
+
+    def _open(self, path: Path) -> str | None:
+        """Open (or create) the state file; its state record, if it has one."""
+        db = sqlite3.connect(path, isolation_level=None)
+        self._db = db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # self._synchronous says so from __init__
+        db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                   "record TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS transitions (id INTEGER PRIMARY KEY "
+                   "AUTOINCREMENT, at REAL NOT NULL, record TEXT NOT NULL)")
+        self._checkpointer = Checkpointer(path, synchronous="full", name="breaker").start(db)
+        row = db.execute("SELECT record FROM state WHERE id = 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def _settle(self, history: LedgerHistory) -> None:
+        """The ledger answered: decide the state a breaker with lost state starts in."""
+        lost = self.p.pending
+        if lost is None or self.p.state is not BreakerState.OPEN:
+            return
+        where = history.database or "the ledger"
+        if history.seq == 0:  # a new deployment: nothing to protect, nothing was lost
+            self.p = _Persisted(reason=f"initial state (no breaker state: {lost}; "
+                                       f"{where} has no history)",
+                                since=self.ctx.clock.wall())
+            self._save()
+            self._publish()
+            log.info("breaker closed: no breaker state and no ledger history (a new "
+                     "deployment)")
+            if lost.startswith("damaged"):
+                self.ctx.try_tell(self.settings.alerts, Alert(
+                    "breaker.state_lost", "warning", "Breaker state damaged",
+                    f"{self.settings.database} was {lost}; the ledger has no history, so "
+                    "the breaker starts closed"))
+            return
+        history_text = ("has history" if history.seq > 0 else "could not be asked")
+        reason = (f"breaker state lost ({self.settings.database} {lost}) while {where} "
+                  f"{history_text}: held open (exits only) until an operator closes it "
+                  "(botvisor breaker close)")
+        self._transition(BreakerState.OPEN, reason, manual=True)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            "breaker.state_lost", "critical", "Breaker state lost: held open", reason))
 
     def on_stop(self) -> None:
         self._close_db()
@@ -265,6 +337,8 @@ class BreakerActor(SupervisedActor):
                 self._rearm_all()
                 self._transition(BreakerState.CLOSED, f"forced closed: {why}", by=by)
                 return self.status()
+            case LedgerHistory():
+                self._settle(message)
             case HaltTrading(reason, by):
                 self._transition(BreakerState.HALTED, f"halted: {reason}", by=by, manual=True)
                 return self.status()
@@ -402,6 +476,7 @@ class BreakerActor(SupervisedActor):
         wall = self.ctx.clock.wall()
         self.p.state, self.p.reason, self.p.by = state, reason, by
         self.p.since, self.p.manual, self.p.figures = wall, manual, figures
+        self.p.pending = None  # a transition decides the state
         if state is not BreakerState.OPEN:
             self.p.recovery_at = None
             self._token += 1  # cancels a pending recovery
@@ -435,6 +510,7 @@ class BreakerActor(SupervisedActor):
             "manual": p.manual, "recovery_at": p.recovery_at, "figures": list(p.figures),
             "trip_times": list(p.trip_times), "peak": str(peak) if peak is not None else None,
             "day": day, "day_start_equity": str(start) if start is not None else None,
+            "pending": p.pending,
         }
         # A transition is fsynced before it counts (synchronous=FULL). The running memory
         # alone (a new equity peak, a new day: with every fill, on the pipeline's thread) is
@@ -465,6 +541,7 @@ class BreakerActor(SupervisedActor):
             since=record["since"], manual=record["manual"], recovery_at=record["recovery_at"],
             figures=tuple((str(k), str(v)) for k, v in record["figures"]),
             trip_times=tuple(record["trip_times"]), peak=record.get("peak"),
+            pending=record.get("pending"),
         )
         if self.drawdown is not None and self.p.peak is not None:
             self.drawdown.peak = Decimal(self.p.peak)
@@ -525,3 +602,13 @@ class BreakerActor(SupervisedActor):
 @dataclass(frozen=True, slots=True)
 class _Recover:
     token: int
+
+
+def _move_aside(path: Path, wall: float) -> Path:
+    """Rename a damaged state file (and its WAL files) out of the way; its new name."""
+    aside = path.with_name(f"{path.name}.damaged-{int(wall)}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.replace(Path(f"{aside}{suffix}"))
+    return aside

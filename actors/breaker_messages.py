@@ -14,6 +14,7 @@ __all__ = [
     "ForceClose",
     "ForceOpen",
     "GetBreakerStatus",
+    "LedgerHistory",
     "MarketSamples",
     "PriceSample",
     "ProbeResult",
@@ -81,6 +82,16 @@ class ProbeResult:
 
     ok: bool
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHistory:
+    """The position actor opened its ledger: its event ``seq`` (0: no fill, no correction
+    ever). A breaker that found no state of its own decides from it whether this is a new
+    deployment (CLOSED) or lost state (held OPEN, alerted)."""
+
+    seq: int
+    database: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.market import Bars
 from actors.messages import Fill, Side, to_decimal
-from actors.paper_exchange import GetVenueFills
+from actors.paper_exchange import GetVenueFills, GetVenueRecord, VenueRecord
 from actors.pipeline_messages import (
     GetOpenOrders,
     LookupOrder,
@@ -390,6 +390,9 @@ class CcxtExchange(SupervisedActor):
                 return self._lookup(coid)
             case GetVenueFills(since):
                 return self._venue_fills(since)
+            case GetVenueRecord():  # counting every trade costs a full listing: not known
+                return VenueRecord(self.settings.exchange, None,
+                                   f"the {self.settings.exchange} account")
             case GetOpenOrders():
                 return self._open_orders()
             case GetTicker(symbol):

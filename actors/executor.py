@@ -35,8 +35,14 @@ Venue sync: the process can die (or this actor crash) after the venue filled an 
 before the ledger recorded the fill. So, on every start, before it acts on any signal, the
 executor asks the exchange for its fills (``GetVenueFills``, since a little before the
 ledger's newest fill, or everything with ``venue_sync: full``) and records them in batches
-(``RecordFills``, one transaction each; the ledger skips fill ids it already has). What was
-recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Fills this actor
+(``RecordFills``, one transaction each; the ledger skips fill ids it already has); then
+the venue's count of its fills (``GetVenueRecord``): more than the ledger holds, and every
+venue fill is listed and recorded by id (venue time is no proof a fill is in the window).
+What was recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Lost
+state is a critical alert and a halt (``HaltTrading`` to the breaker; no order from this
+executor until the breaker has taken it): a ledger with no fill while the venue has some
+(the ledger was lost; the venue's fills are recorded again), or fills in the ledger the
+venue's record lacks (the venue's record was lost). Fills this actor
 could not record yet are published (their oldest venue time), so a restarted executor
 reaches back far enough for them. Signals that come during a sync are held for it; until a
 sync has succeeded no order is sent (exits included: the ledger they size from may lack
@@ -73,9 +79,9 @@ import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.book import ZERO
-from actors.breaker_gate import OrderIntent, Permission, gate_or_unknown
+from actors.breaker_gate import BreakerState, OrderIntent, Permission, gate_or_unknown
 from actors.breaker_messages import ApiResult, ProbeResult
-from actors.messages import Alert, Fill, FillRecorded, InvalidFill, Side
+from actors.messages import Alert, Fill, FillRecorded, HaltTrading, InvalidFill, Side
 from actors.pipeline_messages import (
     ExitRequest,
     LookupOrder,
@@ -170,7 +176,7 @@ class ExecutorState:
     unresolved: tuple[tuple[PlaceOrder, bool], ...] = ()
 
 
-Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync"]
+Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync", "halt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +304,9 @@ class ExecutorActor(SupervisedActor):
         self._checked_through: float | None = None
         self._acted = -math.inf  # the newest signal time this instance acted on
         self._sync_pending = False
+        # a venue sync found lost state and asked the breaker to halt: no order at all
+        # until the breaker has answered (it is HALTED then; an operator resets it)
+        self._halt_pending: str | None = None
 
     def on_start(self) -> None:
         self._asks = PendingAsks(self.ctx, self.settings.order_timeout)
@@ -704,6 +713,9 @@ class ExecutorActor(SupervisedActor):
         if (checked is None or request.at <= checked) and coid not in self._checked_new:
             self._check(coid, seq, request)  # an earlier instance may have sent it
             return
+        if self._halt_pending is not None:  # the breaker has not taken the halt yet
+            self.refused[BreakerState.HALTED.value] += 1
+            return
         # Only now ask the breaker: in HALF_OPEN the check takes a probe slot, which must go
         # to an order that is really sent (and reported back with a ProbeResult).
         permission: Permission = gate_or_unknown(self.ctx.peek(s.breaker)).check(
@@ -777,6 +789,8 @@ class ExecutorActor(SupervisedActor):
                 self._at_venue(what.key, value)
             case "sync":
                 self._sync_step(value)
+            case "halt":
+                self._halt_pending = None  # the breaker is HALTED (its gate refuses)
 
     def _ask_failed(self, what: _For, exc: Exception) -> None:
         match what.kind:
@@ -801,6 +815,9 @@ class ExecutorActor(SupervisedActor):
                 self._unsure(what.key, exc)
             case "sync":
                 self._sync_failed(exc)
+            case "halt":  # still no order from this instance: the halt stands here
+                log.error("the breaker did not take the halt (%s: %s); this executor sends "
+                          "no order", type(exc).__name__, exc)
 
     def _settled(self, placing: _Placing, result: OrderResult,
                  earlier: _Unknown | None = None) -> None:
@@ -1086,6 +1103,7 @@ class ExecutorActor(SupervisedActor):
                 f"fill and record): {listed}{more}"))
         else:
             log.info("venue sync: the ledger has all %d %s", len(sync.fills), where)
+        self._lost_state(sync)
         if rejected:
             log.error("venue sync: the ledger refused %d venue fill(s): %s", len(rejected),
                       "; ".join(f"{fid}: {why}" for fid, why in rejected[:5]))
@@ -1096,6 +1114,38 @@ class ExecutorActor(SupervisedActor):
         waiters, self._sync_answering = self._sync_answering, []
         for reply in waiters:
             reply.set(len(recovered))
+
+    def _lost_state(self, sync: VenueSync) -> None:
+        """The ledger or the venue's record was lost (what the sync's counts say): a
+        critical alert, and trading halts until an operator acts (the venue's fills are
+        recorded already: they are facts)."""
+        summary, record = sync.summary, sync.record
+        ledger = summary.database if summary is not None and summary.database else "the ledger"
+        venue = record.where if record is not None else "the venue"
+        found: list[str] = []
+        if sync.ledger_empty:
+            count = record.fills if record is not None and record.fills else len(sync.fills)
+            found.append(
+                f"the ledger {ledger} had no fill while the venue ({venue}) has {count} of "
+                "this bot's fills: the ledger was lost or replaced. The venue's fills are "
+                "recorded again; its corrections and conflict history are gone")
+        if sync.phantom:
+            found.append(
+                f"the venue's record {venue} lacks {sync.phantom} fill(s) that the ledger "
+                f"{ledger} has: the venue's record was lost or replaced")
+        if not found:
+            return
+        reason = "; ".join(found) + ". Check, then `botvisor breaker close`"
+        log.critical("venue sync: %s; trading halted", reason)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            "executor.lost_state", "critical", "State lost: trading halted", reason))
+        self._halt_pending = reason
+        assert self._asks is not None
+        try:
+            self._asks.send(self.settings.breaker, HaltTrading(reason, by="executor"),
+                            _For("halt"))
+        except RuntimeErrorBase as exc:
+            self._ask_failed(_For("halt"), exc)
 
     def _follow_open(self, orders: tuple[OpenOrder, ...]) -> None:
         """Follow the orders the venue still has open that this instance does not know of

@@ -5,6 +5,13 @@ Tables: ``fills`` (the append-only event log; ``seq`` orders it, ``fill_id`` is 
 that change them, so start-up reads them instead of replaying every fill), ``adjustments``
 (corrections made by conflict resolution) and ``conflicts`` (the audit trail).
 Amounts are stored as decimal text; nothing is ever summed as a float.
+
+A fill the venue made is a fact: it is always recorded (once, by fill id), even when it
+makes the book impossible (cash below zero, more sold than held without shorting). Then
+:attr:`Ledger.impossible` says why, for the position actor to halt trading and alert. A
+late fill (venue time before the ledger's newest) is judged at its venue-time place: the
+fills are replayed in venue order (``at``, then ``seq``) and every step must be possible.
+It still takes the next ``seq`` (the sources apply events in ``seq`` order).
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from actors.book import Position, PositionBook
-from actors.messages import Fill, FillRecorded, InvalidFill, Side
+from actors.book import ZERO, Position, PositionBook
+from actors.messages import Fill, FillRecorded, Side
 from supervisor.fast_init import fast_init
 
 __all__ = ["Ledger", "LedgerEvent", "Rejected"]
@@ -39,6 +46,7 @@ CREATE TABLE IF NOT EXISTS fills (
     recorded_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
+CREATE INDEX IF NOT EXISTS fills_at ON fills (at);
 CREATE TABLE IF NOT EXISTS positions (
     symbol TEXT PRIMARY KEY,
     quantity TEXT NOT NULL,
@@ -164,6 +172,9 @@ class Ledger:
         self.book = PositionBook(starting_cash, allow_short=allow_short)
         self.seq = 0
         self.changed_at = 0.0  # time of the last change to the book (venue or wall time)
+        self.newest_fill_at: float | None = None  # venue time of the newest fill recorded
+        # why the book is impossible after the last record() (empty: it is possible)
+        self.impossible: tuple[str, ...] = ()
 
     # -- opening -----------------------------------------------------------------------------
     def open(self) -> None:
@@ -216,6 +227,7 @@ class Ledger:
             "(SELECT COALESCE(MAX(at), 0) FROM adjustments)"
         ).fetchone()
         self.changed_at = max(float(times[0]), float(times[1]))
+        self.newest_fill_at = self.last_fill_at()
 
     # -- writing -----------------------------------------------------------------------------
     class _Tx:
@@ -267,13 +279,67 @@ class Ledger:
         rare), the transaction is rolled back and the batch is written again knowing which
         ids are already there, so the common case pays no lookup per fill.
         On a database error nothing is recorded and the in-memory book is as before.
+        A fill is never refused for what it does to the book: afterwards
+        :attr:`impossible` lists what is impossible about the book (see the module doc).
         """
         batch = list(fills)
+        before = self.newest_fill_at
         try:
-            return self._record(batch, now, {}, complete=False)
+            results, events = self._record(batch, now, {}, complete=False)
         except sqlite3.IntegrityError:
             known = self._known_ids({f.fill_id for f in batch})
-            return self._record(batch, now, known, complete=True)
+            results, events = self._record(batch, now, known, complete=True)
+        self.impossible = self._judge(events, before) if events else ()
+        return results, events
+
+    def _judge(self, events: list[LedgerEvent], newest_before: float | None) -> tuple[str, ...]:
+        """What is impossible about the book after ``events`` were recorded: its state
+        now, and, when one of them is late, the fills from its venue time on, replayed in
+        venue order."""
+        book = self.book
+        found: list[str] = []
+        if book.cash < 0:
+            found.append(f"cash is {book.cash} after fill {events[-1].fill.fill_id}")
+        if not self.allow_short:
+            touched = {e.fill.symbol for e in events}
+            found.extend(f"{p.quantity} {s} held after more was sold than held"
+                         for s, p in sorted(book.positions.items())
+                         if s in touched and p.quantity < 0)
+        if not found and newest_before is not None:
+            late = [e.fill.at for e in events if e.fill.at < newest_before]
+            if late:
+                problem = self._venue_order_problem(min(late))
+                if problem is not None:
+                    found.append(problem)
+        return tuple(found)
+
+    def _venue_order_problem(self, since: float) -> str | None:
+        """Replay the fills at or after venue time ``since`` in venue order (``at``, then
+        ``seq``): the first step that is impossible, or None. The state before them is the
+        book's now less what they did (sums do not depend on order), so only they are read
+        (an index on ``at``): a fill late by a moment costs a few rows."""
+        rows = [(fid, sym, Decimal(q) if side == "buy" else -Decimal(q), Decimal(pr),
+                 Decimal(fee), at)
+                for fid, sym, side, q, pr, fee, at in self.db.execute(
+                    "SELECT fill_id, symbol, side, quantity, price, fee, at FROM fills "
+                    "WHERE at >= ? ORDER BY at, seq", (since,))]
+        book = self.book
+        cash = book.cash + sum((d * pr + fee for _, _, d, pr, fee, _ in rows), ZERO)
+        held: dict[str, Decimal] = {}
+        for _, sym, d, _, _, _ in rows:
+            held[sym] = held.get(sym, ZERO) - d
+        for sym in held:
+            position = book.positions.get(sym)
+            held[sym] += position.quantity if position is not None else ZERO
+        for fill_id, symbol, delta, price, fee, at in rows:
+            cash -= delta * price + fee
+            held[symbol] += delta
+            if cash < 0:
+                return f"in venue order, cash is {cash} after fill {fill_id} (venue time {at})"
+            if held[symbol] < 0 and not self.allow_short:
+                return (f"in venue order, fill {fill_id} (venue time {at}) sells more "
+                        f"{symbol} than held")
+        return None
 
     def _record(
         self, batch: list[Fill], now: float, known: dict[str, int], *, complete: bool
@@ -296,17 +362,7 @@ class Ledger:
                     if prior is not None:
                         results.append(FillRecorded(fill_id, prior, duplicate=True))
                         continue
-                    try:
-                        apply(fill)
-                    except InvalidFill as exc:
-                        # a fill already recorded can look invalid now (the cash it took is
-                        # gone): only the ledger can say which it is
-                        prior = None if complete else self._known_ids({fill_id}).get(fill_id)
-                        if prior is not None:
-                            results.append(FillRecorded(fill_id, prior, duplicate=True))
-                        else:
-                            results.append(Rejected(fill_id, str(exc)))
-                        continue
+                    apply(fill, check=False)  # a fact: judged afterwards, never refused
                     seq += 1
                     rows.append((seq, fill_id, fill.client_order_id, fill.symbol,
                                  _SIDE_TEXT[fill.side],
@@ -326,7 +382,10 @@ class Ledger:
         book.release()
         self.seq = seq
         if events:
-            self.changed_at = max(self.changed_at, *(e.fill.at for e in events))
+            newest = max(e.fill.at for e in events)
+            self.changed_at = max(self.changed_at, newest)
+            if self.newest_fill_at is None or newest > self.newest_fill_at:
+                self.newest_fill_at = newest
         return results, events
 
     def _known_ids(self, ids: set[str]) -> dict[str, int]:
@@ -424,6 +483,11 @@ class Ledger:
 
     def fill_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
+
+    def fill_counts(self) -> dict[str, int]:
+        """How many fills each venue made, by venue name."""
+        return {str(v): int(n) for v, n in self.db.execute(
+            "SELECT venue, COUNT(*) FROM fills GROUP BY venue")}
 
 
 def _fill(row: tuple[Any, ...]) -> Fill:

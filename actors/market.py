@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.breaker_messages import MarketSamples
-from actors.market_data import BadBar, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
+from actors.market_data import (
+    DEFAULT_SYMBOLS,
+    BadBar,
+    CsvReplay,
+    SyntheticMarket,
+    check_bar,
+    check_csv_dir,
+)
 from actors.messages import Alert
 from actors.pipeline_messages import Bar
 from actors.position_messages import MarkPrices
+from actors.storage import atomic_write
 from supervisor import SupervisedActor
 
 log = logging.getLogger(__name__)
 
 _MAX_FEED_RUN = 256  # FeedBars merged into one emission at most
 
-__all__ = ["Bars", "FeedBars", "GetMarketStats", "MarketActor", "MarketStats"]
+__all__ = ["Bars", "ClockError", "FeedBars", "GetMarketStats", "MarketActor", "MarketOrigin",
+           "MarketStats"]
+
+
+class ClockError(RuntimeError):
+    """The market clock file cannot be read or written; the message names the file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +88,37 @@ class _FlushMarks:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketOrigin:
+    """Where this process's feed started: the synthetic market's bar index and the closes
+    it started from (or the CSV steps skipped). Read from the clock file at a process's
+    first start; an in-process restart rebuilds the same feed from it."""
+
+    index: int = 0
+    closes: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MarketCursor:
     """Where the feed is, and the last bar of each symbol: published so a restarted market
     resumes instead of replaying, and so the paper exchange can price an order at the
-    market's latest price without a message per bar."""
+    market's latest price without a message per bar. ``steps`` counts from ``origin``."""
 
     steps: int
     last: dict[str, Bar]
+    origin: MarketOrigin = MarketOrigin()
 
 
 class MarketActor(SupervisedActor):
-    """Owns the feed (synthetic or CSV replay), its pacing, and the per-symbol last times."""
+    """Owns the feed (synthetic or CSV replay), its pacing, the per-symbol last times, and
+    the market clock file.
+
+    The clock file keeps the feed's position across processes, so market (and so venue)
+    time never runs backwards after a restart: before the feed passes the position last
+    written, a new one ``clock_lease`` steps ahead is written (atomically). A new process
+    resumes at that position (a jump of at most ``clock_lease`` bars), the synthetic
+    market from the closes written with it. No file: the feed starts at its first bar (a
+    warning is logged); a file that cannot be read fails the start, naming the file.
+    """
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,6 +141,10 @@ class MarketActor(SupervisedActor):
         marks_interval: float = Field(0.05, ge=0)
         breaker: str = "breaker"
         alerts: str = "alerts"
+        # The feed's position across processes (None: none kept, each process starts the
+        # feed at its first bar); a new position is written every clock_lease steps
+        clock_file: str | None = "state/market_clock.json"
+        clock_lease: int = Field(100, ge=1)
 
         @model_validator(mode="after")
         def _csv_needs_a_directory(self) -> MarketActor.Settings:
@@ -125,6 +164,8 @@ class MarketActor(SupervisedActor):
         self._marks: dict[str, tuple[float, float]] = {}  # symbol -> (close, at), not sent
         self._marks_sent = -math.inf
         self._marks_timer = False
+        self._origin = MarketOrigin()
+        self._leased = 0  # the position (origin index + steps) the clock file allows
 
     def on_start(self) -> None:
         s = self.settings
@@ -132,17 +173,79 @@ class MarketActor(SupervisedActor):
         skip = 0
         if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
             skip, self.last, self.steps = cursor.steps, dict(cursor.last), cursor.steps
+            self._origin = cursor.origin
+        else:  # this process's first start: where the last process's clock got to
+            self._origin = self._read_clock()
+        self._leased = self._origin.index + skip
         if s.source == "csv":
             if not s.csv_dir:
                 raise ValueError("market.settings.csv_dir is required for source 'csv'")
             self._feed = _csv_steps(CsvReplay(s.csv_dir))
+            skip += self._origin.index
         else:
-            market = SyntheticMarket(s.symbols, seed=s.seed, bar_seconds=s.bar_seconds,
-                                     crash_at_bar=s.crash_at_bar)
+            symbols = dict(s.symbols or DEFAULT_SYMBOLS)
+            symbols.update((k, v) for k, v in self._origin.closes if k in symbols)
+            market = SyntheticMarket(symbols, seed=s.seed + self._origin.index,
+                                     bar_seconds=s.bar_seconds, crash_at_bar=s.crash_at_bar)
+            market.index = self._origin.index
             self._feed = _synthetic_steps(market)
         for _ in range(skip):
             next(self._feed, None)
         self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
+
+    # -- the clock file ------------------------------------------------------------------------
+    def _clock_path(self) -> Path | None:
+        return None if self.settings.clock_file is None else Path(self.settings.clock_file)
+
+    def _read_clock(self) -> MarketOrigin:
+        """Where the last process's feed may have got to (its last lease), or the start."""
+        path = self._clock_path()
+        if path is None:
+            return MarketOrigin()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            log.warning("no market clock file %s: the %s market starts at its first bar",
+                        path, self.settings.source)
+            return MarketOrigin()
+        except OSError as exc:
+            raise ClockError(f"market clock file {path}: cannot read it: "
+                             f"{exc.strerror or exc}") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            if data.get("source") != self.settings.source:
+                log.warning("market clock file %s was written for source %r: the %s "
+                            "feed starts at its first bar", path, data.get("source"),
+                            self.settings.source)
+                return MarketOrigin()
+            index = int(data["index"])
+            closes = tuple((str(k), float(v)) for k, v in dict(data.get("closes", {})).items())
+            if index < 0 or not all(math.isfinite(v) and v > 0 for _, v in closes):
+                raise ValueError("a negative position or a bad price")
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            raise ClockError(
+                f"market clock file {path} is damaged ({type(exc).__name__}: {exc}); "
+                "market time must not run backwards, so the market does not start: restore "
+                "the file, or delete it to start the market at its first bar") from None
+        log.info("market clock %s: the %s feed resumes at step %d", path,
+                 self.settings.source, index)
+        return MarketOrigin(index, closes)
+
+    def _renew_lease(self) -> None:
+        """Before the feed passes the position the clock file allows, move it ahead."""
+        path = self._clock_path()
+        if path is None:
+            return
+        position = self._origin.index + self.steps
+        lease = position + self.settings.clock_lease
+        record = {"version": 1, "source": self.settings.source, "index": lease,
+                  "closes": {k: b.close for k, b in sorted(self.last.items())}}
+        try:
+            atomic_write(path, json.dumps(record).encode("utf-8"))
+        except OSError as exc:
+            raise ClockError(f"market clock file {path}: cannot write it: "
+                             f"{exc.strerror or exc}") from None
+        self._leased = lease
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -171,6 +274,8 @@ class MarketActor(SupervisedActor):
             self.finished = True
             log.info("market feed finished after %d steps", self.steps)
             return
+        if self._origin.index + self.steps >= self._leased:
+            self._renew_lease()
         self.steps += 1
         self._emit(step)
         self.ctx.schedule(s.bar_seconds / s.speed, _Tick(self.ctx.incarnation))
@@ -205,7 +310,7 @@ class MarketActor(SupervisedActor):
                 continue
             last[item.symbol] = item
             good.append(item)
-        self.ctx.publish(MarketCursor(self.steps, dict(self.last)))
+        self.ctx.publish(MarketCursor(self.steps, dict(self.last), self._origin))
         if not good:
             return
         self.bars += len(good)

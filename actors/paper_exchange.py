@@ -35,7 +35,7 @@ from actors.wal_checkpoint import Checkpointer
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 
-__all__ = ["GetVenueFills", "PaperExchange"]
+__all__ = ["GetVenueFills", "GetVenueRecord", "PaperExchange", "VenueRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,22 @@ class GetVenueFills:
     or after venue time ``since`` (as ccxt's ``fetch_my_trades(since=...)`` does)."""
 
     since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetVenueRecord:
+    """Ask the venue how many of this bot's fills it has made in all: a
+    :class:`VenueRecord` (``fills`` None when the venue cannot count them cheaply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRecord:
+    """How many fills the venue ``venue`` (the name its fills carry) has made for this
+    bot, and where that record is kept (for messages)."""
+
+    venue: str
+    fills: int | None
+    where: str
 
 
 class PaperExchange(SupervisedActor):
@@ -75,11 +91,12 @@ class PaperExchange(SupervisedActor):
         self.prices: dict[str, Bar] = {}  # the last bar of each symbol
         self._writer: StatementWriter | None = None  # every write and read of the record
         self._checkpointer: Checkpointer | None = None
+        self._newest_at = float("-inf")  # the venue time of the newest fill in the record
 
     def on_start(self) -> None:
         path = Path(self.settings.database)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _create_schema(path)
+        self._newest_at = _create_schema(path)
         sync = self.settings.synchronous
         checkpointer = Checkpointer(path, synchronous=sync,
                                     interval=self.settings.checkpoint_interval,
@@ -115,6 +132,9 @@ class PaperExchange(SupervisedActor):
                 return None
             case GetVenueFills(since):
                 self._query(partial(_fills, since=since))
+                return None
+            case GetVenueRecord():
+                self._query(partial(_record, where=self.settings.database))
                 return None
             case GetOpenOrders():
                 return ()  # every order is filled or rejected at once
@@ -160,7 +180,10 @@ class PaperExchange(SupervisedActor):
                          str(order.quantity), reason),
                         OrderResult(order.client_order_id, "rejected", (), reason))
             return
-        last, at = Decimal(repr(quote.close)), quote.at
+        # A venue's clock never runs backwards: a fill is stamped no earlier than the
+        # record's newest (a market restarted behind it, a bar told late)
+        last, at = Decimal(repr(quote.close)), max(quote.at, self._newest_at)
+        self._newest_at = at
         slip = s.slippage_bps / Decimal(10_000)
         price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)
         price = price.quantize(Decimal(1).scaleb(-s.price_places))
@@ -187,7 +210,8 @@ class PaperExchange(SupervisedActor):
             raise
 
 
-def _create_schema(path: Path) -> None:
+def _create_schema(path: Path) -> float:
+    """Create the record's tables if need be; the venue time of its newest fill."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -203,8 +227,10 @@ def _create_schema(path: Path) -> None:
         db.execute("CREATE TRIGGER IF NOT EXISTS fill_records_its_order AFTER INSERT ON fills "
                    "BEGIN INSERT INTO orders VALUES (NEW.client_order_id, NEW.symbol, NEW.side, "
                    "NEW.quantity, 'filled', ''); END")
+        newest = db.execute("SELECT MAX(at) FROM fills").fetchone()[0]
     finally:
         db.close()
+    return float("-inf") if newest is None else float(newest)
 
 
 def _answer(reply: pykka.Future[Any] | None, result: OrderResult,
@@ -246,6 +272,12 @@ def _fills(db: sqlite3.Connection, since: float | None) -> list[Fill]:
         sql += " WHERE at >= ?"
         args = (since,)
     return [_fill(r) for r in db.execute(sql + " ORDER BY rowid", args).fetchall()]
+
+
+def _record(db: sqlite3.Connection, where: str) -> VenueRecord:
+    """How many fills the record holds."""
+    return VenueRecord("paper", int(db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]),
+                       where)
 
 
 def _lookup(db: sqlite3.Connection, coid: str) -> OrderResult | None:

@@ -12,10 +12,12 @@ from supervisor.fast_init import fast_init
 __all__ = [
     "FillsRecorded",
     "GetLastFillTime",
+    "GetLedgerSummary",
     "GetPortfolio",
     "GetTrades",
     "GetView",
     "HasOrder",
+    "LedgerSummary",
     "MarkPrices",
     "PortfolioSnapshot",
     "PositionView",
@@ -68,6 +70,26 @@ class GetLastFillTime:
     venue when None); the reply is None when the ledger has no such fill."""
 
     venue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetLedgerSummary:
+    """Ask what the ledger holds, for a venue sync: a :class:`LedgerSummary`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """The venue time of the ledger's newest fill (None: no fill), how many fills it has
+    from each venue, its event ``seq`` (fills and corrections), and its file."""
+
+    newest: float | None
+    fills: dict[str, int]
+    seq: int
+    database: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.fills.values())
 
 
 @dataclass(frozen=True, slots=True)

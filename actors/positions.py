@@ -8,6 +8,11 @@ It owns the SQLite ledger of record. Fills are group-committed: the fills waitin
 mailbox are written in one transaction, and each sender's reply is sent only after that
 commit, so an acknowledged fill survives ``kill -9``. Fills are deduplicated by fill id.
 Queries are answered from memory, after any staged fills are committed.
+
+A fill the venue made is never refused: when it makes the book impossible (see
+:mod:`actors.ledger`) it is recorded, the breaker is asked to halt (HALTED before the
+sender hears back) and a critical alert is sent. On start it tells the breaker whether
+the ledger has history (``LedgerHistory``), for a breaker that lost its own state.
 """
 
 from __future__ import annotations
@@ -20,15 +25,25 @@ import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.book import ZERO
-from actors.breaker_messages import EquitySample, TradeClosed
+from actors.breaker_messages import EquitySample, LedgerHistory, TradeClosed
 from actors.ledger import Ledger, Rejected
-from actors.messages import Fill, FillRecorded, InvalidFill, MarkPrice, RecordedFills
+from actors.messages import (
+    Alert,
+    Fill,
+    FillRecorded,
+    HaltTrading,
+    InvalidFill,
+    MarkPrice,
+    RecordedFills,
+)
 from actors.position_messages import (
     FillsRecorded,
     GetLastFillTime,
+    GetLedgerSummary,
     GetPortfolio,
     GetTrades,
     HasOrder,
+    LedgerSummary,
     MarkPrices,
     PortfolioSnapshot,
     PositionView,
@@ -106,6 +121,13 @@ class PositionActor(SupervisedActor):
         )
         self.ctx.schedule(self.settings.reconcile_interval, Reconcile("timer"))
         self.ctx.publish(self.snapshot())
+        # a breaker that lost its own state decides from this whether the ledger has history
+        self.ctx.try_tell(self.settings.breaker,
+                          LedgerHistory(self.ledger.seq, self.settings.database))
+        if self.ledger.book.cash < 0 or any(
+                p.quantity < 0 for p in self.ledger.book.positions.values()):
+            log.error("ledger %s: the book is impossible (cash %s); trading was halted when "
+                      "it became so", self.settings.database, self.ledger.book.cash)
 
     def on_stop(self) -> None:
         self._commit()
@@ -157,6 +179,9 @@ class PositionActor(SupervisedActor):
                 return self._record_batch(fills)
             case GetLastFillTime(venue):
                 return self.ledger.last_fill_at(venue)
+            case GetLedgerSummary():
+                return LedgerSummary(self.ledger.newest_fill_at, self.ledger.fill_counts(),
+                                     self.ledger.seq, self.settings.database)
             case GetPortfolio():
                 return self.snapshot()
             case OperatorCommand():
@@ -212,6 +237,8 @@ class PositionActor(SupervisedActor):
         the snapshot after its reply sees its own fill."""
         results, events = self.ledger.record(fills, self.ctx.clock.wall())
         self.commits += 1
+        if self.ledger.impossible:
+            self._halt_impossible(events[-1].fill if events else None)
         if events:
             update = SourceEvents(tuple(events))
             for source in self.settings.sources:
@@ -225,6 +252,24 @@ class PositionActor(SupervisedActor):
                                   RecordedFills(tuple(e.fill for e in events)))
         self._publish(equity=bool(events))
         return results
+
+    def _halt_impossible(self, last: Fill | None) -> None:
+        """The venue's fills make the book impossible: they are recorded (facts), and
+        trading halts until an operator acts. The breaker is asked, so it is HALTED before
+        the sender of these fills hears back; if it cannot answer, it is told."""
+        why = "; ".join(self.ledger.impossible)
+        reason = (f"the venue's fills make the ledger's book impossible ({why}); recorded "
+                  "as facts; check the venue and the ledger, then `botvisor breaker close`")
+        log.critical("ledger %s: %s", self.settings.database, reason)
+        halt = HaltTrading(reason, by="positions")
+        try:
+            self.ctx.ask(self.settings.breaker, halt, timeout=2.0)
+        except Exception:  # a breaker that cannot answer now still gets the message
+            self.ctx.try_tell(self.settings.breaker, halt)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            "positions.impossible_book", "critical",
+            "Venue fills make the book impossible: trading halted",
+            reason + (f" (last fill {last.fill_id})" if last is not None else "")))
 
     def _marked(self) -> None:
         """New prices: an equity sample and a snapshot, at most once per interval."""

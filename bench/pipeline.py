@@ -184,7 +184,8 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
     exchange = PaperExchange.Settings(database=str(directory / "paper_exchange.db"))
     market = MarketActor.Settings(
         symbols=symbols, seed=SEED, crash_at_bar=None, bar_seconds=60.0, speed=60_000.0,
-        max_steps=1)  # one step from its own timer, then only what the bench feeds
+        max_steps=1, clock_file=str(directory / "market_clock.json"))  # one step from its
+        # own timer, then only what the bench feeds
     scanner = ScannerActor.Settings(
         window_bars=10, cycle_bars=scanner_cycle, top=max(1, len(symbols) // 3),
         min_quote_volume=0.0, min_volatility_pct=0.0, max_volatility_pct=1000.0)

@@ -11,7 +11,10 @@ module implements one:
 * every failure, from a ``tell`` or an ``ask`` (and ``BaseException`` alike), is
   classified by the supervisor's error handler; the ask's caller gets the exception, and
   the supervisor gets a report and applies the directive;
-* the time each handler starts is recorded, so the runtime can report hung handlers;
+* the time each handler starts is recorded, so the runtime can report hung handlers; a
+  hung instance is *given up* (:meth:`SupervisedActor._give_up`): whatever its handler
+  does when it comes back can no longer reach its name (no message, no timer, no
+  snapshot), and on a shared thread the thread it blocks is abandoned;
 * the actor reaches others by name through :attr:`SupervisedActor.ctx`.
 """
 
@@ -70,6 +73,8 @@ class SupervisedActor(pykka.ThreadingActor):
         self._started: pykka.ThreadingFuture[BaseException | None] = pykka.ThreadingFuture()
         self._dispatcher: Dispatcher | None = None  # a shared thread, or None: its own
         self._ended = threading.Event()  # set when this instance has finished (shared thread)
+        self._step_thread: threading.Thread | None = None  # shared: running its turn now
+        self._given_up = False  # hung or overran its start; replaced (see _give_up)
 
     # -- what subclasses use -----------------------------------------------------------------
     @property
@@ -122,10 +127,48 @@ class SupervisedActor(pykka.ThreadingActor):
         result: BaseException | None = self._started.get(timeout=timeout)
         return result
 
+    def _give_up(self) -> None:
+        """The runtime no longer waits for this instance (its handler hung, or its on_start
+        overran): it leaves pykka's registry and its context closes (its timers are
+        cancelled, its snapshots and tells to itself ignored) and its ref refuses messages,
+        so nothing it does if it ever comes back reaches its name; its mailbox is already
+        someone else's. On a shared thread, the thread it blocks is abandoned, so its
+        thread-mates go on on a fresh one. Any thread."""
+        self._given_up = True
+        self.actor_stopped.set()  # its own ref refuses it (it feeds the name's mailbox)
+        ActorRegistry.unregister(self.actor_ref)
+        if self._ctx is not None:
+            self._ctx._give_up()
+        self._free_thread()
+
+    def _stop_overran(self, *, replaced: bool) -> None:
+        """Its stop took longer than its shutdown budget: the runtime waits no more. It
+        leaves pykka's registry; if a replacement follows (``replaced``) it is given up. On
+        a shared thread, the thread holding its stop back (its own turn, or the turn of a
+        thread-mate before it) is abandoned, so the mates' stops and turns go on. Any
+        thread."""
+        if replaced:
+            self._give_up()
+        else:
+            ActorRegistry.unregister(self.actor_ref)
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            dispatcher.abandon(self._step_thread or dispatcher.thread)
+
+    def _free_thread(self) -> bool:
+        """On a shared thread: abandon the thread running this instance's turn (a message
+        or its on_start) right now, if it is the dispatcher's current one (True). Any
+        thread."""
+        dispatcher, thread = self._dispatcher, self._step_thread
+        if dispatcher is None or thread is None:
+            return False
+        return dispatcher.abandon(thread)
+
     def _join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the instance to end; True when it has."""
         if self._dispatcher is not None:
-            if threading.current_thread() is self._dispatcher.thread:
+            me = threading.current_thread()
+            if me is self._dispatcher.thread or me is self._step_thread:
                 return self._ended.is_set()  # cannot wait for itself
             return self._ended.wait(timeout)
         thread = self._thread
@@ -163,15 +206,25 @@ class SupervisedActor(pykka.ThreadingActor):
     def _start_shared(self) -> None:
         cell = self._cell
         assert cell is not None
+        if self._given_up or cell.mailbox.owner is not self:
+            self._finish()  # its start timed out before its turn came: it never starts
+            self._ended.set()
+            return
+        self._step_thread = threading.current_thread()
         try:
             self.on_start()
         except BaseException as exc:
+            self._step_thread = None
             self._finish()
             self._started.set(exc)
             self._ended.set()
             return
+        self._step_thread = None
         self._started.set(None)
-        cell.mailbox.listen(self, self._schedule)
+        if not cell.mailbox.listen(self, self._schedule):  # given up while it started
+            self._finish()
+            self._call_hook(self.on_stop)
+            self._ended.set()
 
     def _schedule(self) -> None:
         assert self._dispatcher is not None and self._cell is not None
@@ -180,6 +233,13 @@ class SupervisedActor(pykka.ThreadingActor):
     def _step(self) -> None:
         """Handle what waits for this instance, a few messages at a time: then its
         thread-mates get their turn and this instance is scheduled again."""
+        self._step_thread = threading.current_thread()
+        try:
+            self._take_turn()
+        finally:
+            self._step_thread = None
+
+    def _take_turn(self) -> None:
         cell = self._cell
         assert cell is not None
         mailbox = cell.mailbox
@@ -245,13 +305,18 @@ class SupervisedActor(pykka.ThreadingActor):
         exc: BaseException,
     ) -> bool:
         """Handle a handler's exception; True when the actor keeps running (resume)."""
-        decision = cell.error_handler.classify(exc)
         if reply_to is not None:
             err: BaseException = exc
             if not isinstance(exc, Exception):
                 err = ActorCrashed(cell.name, exc)
                 err.__cause__ = exc
             reply_to.set_exception(exc_info=(type(err), err, err.__traceback__))
+        if self._given_up:  # reported as hung and replaced already: nothing to decide
+            log.warning("%s (given up as hung) failed when it came back: %r", cell.name, exc)
+            self._finish()
+            self._call_hook(self.on_failure, type(exc), exc, exc.__traceback__)
+            return False
+        decision = cell.error_handler.classify(exc)
         if decision.severity >= Severity.ERROR:
             log.log(
                 int(decision.severity),

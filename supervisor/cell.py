@@ -175,12 +175,16 @@ class Cell:
         self.mailbox.attach(actor)
         actor._launch(self, ActorContext(self.runtime, self, actor))
         budget = self.start_budget
+        timed_out = False
         try:
             error = actor._wait_started(budget)
         except pykka.Timeout:
+            timed_out = True
             error = StartFailed(self.name, f"on_start did not finish within {budget:g}s")
         if error is not None:
             self.mailbox.detach(actor)
+            if timed_out:  # still in on_start, or its turn not yet come (shared thread)
+                actor._give_up()  # unregistered now; a shared thread it blocks is abandoned
             self.actor = None
             self.state = ChildState.RESTARTING
             self.last_error = f"{type(error).__name__}: {error}"
@@ -211,6 +215,7 @@ class Cell:
             if close and self.spec.drain_on_stop:
                 drained = self.mailbox.close(reason)  # whatever the budget did not cover
             if not finished:
+                actor._stop_overran(replaced=not close)
                 self.emit(
                     EventKind.SHUTDOWN_TIMEOUT,
                     Severity.ERROR,

@@ -39,7 +39,8 @@ class ActorContext:
 
     Actors reach each other by name (``tell``/``ask``), never by a stored ref, so a
     restarted actor is found again. Timers scheduled with :meth:`schedule` belong to this
-    instance: they are cancelled when it stops, so a replacement never inherits them.
+    instance: they are cancelled when it stops, so a replacement never inherits them. An
+    instance given up as hung (:meth:`_give_up`) no longer publishes for its name either.
     """
 
     def __init__(self, runtime: Runtime, cell: Cell, owner: object) -> None:
@@ -50,6 +51,7 @@ class ActorContext:
         self._timers: set[TimerHandle] = set()
         self._timers_lock = threading.Lock()
         self._closed = False
+        self._given_up = False  # replaced while still running: nothing it does is its name's
 
     @property
     def name(self) -> str:
@@ -93,7 +95,7 @@ class ActorContext:
         adds nothing. It ends when the child stops for good.
         """
         cell = self._cell
-        if key in cell.subscriptions:
+        if key in cell.subscriptions or self._given_up:
             return
         name, runtime = cell.name, self._runtime
 
@@ -127,20 +129,31 @@ class ActorContext:
 
         For state read on hot paths (e.g. "may I trade?") where an ask would cost too much.
         The actor stays the only writer; readers get whole snapshots, never a half-update.
-        The last snapshot stays readable while the actor restarts.
+        The last snapshot stays readable while the actor restarts. An instance given up as
+        hung publishes nothing: the name's snapshot is its replacement's.
         """
-        self._cell.published = snapshot
+        if not self._given_up:
+            self._cell.published = snapshot
 
     def peek(self, name: str) -> Any:
         """The snapshot ``name`` last published (None if it never did)."""
         return self._runtime.peek(name)
 
     def tell(self, name: str, message: Any) -> None:
-        """Queue ``message`` for ``name``; raises UnknownActor/ActorNotRunning/MailboxFull."""
+        """Queue ``message`` for ``name``; raises UnknownActor/ActorNotRunning/MailboxFull.
+
+        From an instance given up as hung, a message to its own name (its replacement's
+        now) is a dead letter."""
+        if self._given_up and name == self._cell.name:
+            self._runtime.count_dead_letters(1)
+            return
         self._runtime.tell(name, message)
 
     def try_tell(self, name: str, message: Any) -> bool:
         """Like :meth:`tell`, but a refused message is counted as a dead letter, not raised."""
+        if self._given_up and name == self._cell.name:
+            self._runtime.count_dead_letters(1)
+            return False
         return self._runtime.try_tell(name, message)
 
     def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
@@ -192,6 +205,12 @@ class ActorContext:
             else:
                 self._timers.add(handle)
         return handle
+
+    def _give_up(self) -> None:
+        """This instance was replaced while its handler still ran: close it, and ignore
+        what it publishes or subscribes from now on."""
+        self._given_up = True
+        self._close()
 
     def _close(self) -> None:
         with self._timers_lock:

@@ -6,10 +6,14 @@ tell (never ask each other and never block) can share a thread instead: a messag
 them is a queue append, not a wake-up. Each keeps its own mailbox, supervision, restarts
 and failure isolation; a child joins one with ``thread: <name>`` in its spec.
 
-The price: actors on one thread run one at a time, so a slow or blocked handler holds
-back its thread-mates (a hung one is still reported by its ``handler_deadline``, but its
-replacement runs on the same thread). An ask from one thread-mate to another would wait
-for itself; the runtime refuses it at once (:class:`~supervisor.errors.WouldDeadlock`).
+The price: actors on one thread run one at a time, so a slow handler holds back its
+thread-mates. A *hung* one (past its ``handler_deadline``, or an ``on_start`` past its
+start timeout) does not: the runtime **abandons** the thread it blocks (:meth:`abandon`)
+and a fresh thread of the same name takes over every waiting turn and all later ones, the
+hung actor's replacement included. The mates keep their mailboxes, state and order; the
+abandoned thread never takes another task, and ends if its handler ever returns. An ask
+from one thread-mate to another would wait for itself; the runtime refuses it at once
+(:class:`~supervisor.errors.WouldDeadlock`).
 
 Turns are taken in order, except that an *urgent* actor's turn (``urgent: true`` in its
 spec) goes before the waiting turns of the others: for a short handler on a latency path
@@ -33,19 +37,32 @@ Task = Callable[[], None]
 
 
 class Dispatcher:
-    """Owns one daemon thread and the queues of tasks (actor steps) it runs: the urgent
-    ones first, each queue in order."""
+    """Owns the queues of tasks (actor steps) of one named shared thread, the daemon thread
+    that runs them (urgent ones first, each queue in order), and the threads it abandoned.
+
+    Only the *current* thread takes tasks: a task is taken, under the lock, by a thread
+    that is still current, so an abandoned thread never starts another one.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._urgent: deque[Task] = deque()
         self._normal: deque[Task] = deque()
-        # one token per task submitted (None: stop); a task is queued before its token,
-        # so a token taken always finds a task waiting
-        self._tokens: SimpleQueue[bool | None] = SimpleQueue()
-        self.thread = threading.Thread(target=self._loop, name=f"botvisor:thread:{name}",
-                                       daemon=True)
-        self.thread.start()
+        # Wake-ups: one per task submitted, one per stop and per abandon. A token carries
+        # no task: the thread that takes one looks at the queues under the lock.
+        self._tokens: SimpleQueue[bool] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.abandoned = 0  # threads given up so far
+        with self._lock:
+            self.thread = self._spawn(f"botvisor:thread:{name}")
+
+    def _spawn(self, name: str) -> threading.Thread:
+        """A started thread to be the current one; the caller holds the lock (so the
+        thread takes no task before it is made current) and makes it current."""
+        thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        thread.start()  # may raise (no threads left): then nothing changes
+        return thread
 
     def submit(self, task: Task, urgent: bool = False) -> None:
         """Run ``task`` on this thread after the tasks already waiting (after the urgent
@@ -53,19 +70,62 @@ class Dispatcher:
         (self._urgent if urgent else self._normal).append(task)
         self._tokens.put(True)
 
+    def abandon(self, thread: threading.Thread) -> bool:
+        """Give up ``thread`` (blocked in a hung task) if it is still the current one: a
+        fresh thread takes over every waiting task and all later ones. The abandoned thread
+        never takes another task; if its task ever returns, it ends. False if ``thread``
+        was not current (already abandoned, or stopping)."""
+        with self._lock:
+            if thread is not self.thread or self._stopping:
+                return False
+            try:
+                fresh = self._spawn(f"botvisor:thread:{self.name}#{self.abandoned + 2}")
+            except RuntimeError:  # no thread to be had: the hung one stays current
+                log.exception("dispatcher %s: no fresh thread to replace %s", self.name,
+                              thread.name)
+                return False
+            self.thread = fresh
+            self.abandoned += 1
+        self._tokens.put(True)  # wakes an idle abandoned thread (rare), so it can end
+        log.warning("dispatcher %s: thread %s abandoned (a hung task); %s takes over",
+                    self.name, thread.name, fresh.name)
+        return True
+
     def stop(self, timeout: float) -> bool:
         """End the thread once the waiting tasks are done; True if it ended in time."""
-        self._tokens.put(None)
-        if self.thread is threading.current_thread():
+        with self._lock:
+            self._stopping = True
+            thread = self.thread
+        self._tokens.put(True)
+        if thread is threading.current_thread():
             return False
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def _loop(self) -> None:
-        tokens, urgent, normal = self._tokens, self._urgent, self._normal
-        while tokens.get() is not None:
-            task = urgent.popleft() if urgent else normal.popleft()
+        me = threading.current_thread()
+        tokens, urgent, normal, lock = self._tokens, self._urgent, self._normal, self._lock
+        while True:
+            tokens.get()
+            lock.acquire()
+            if self.thread is not me:  # abandoned while idle: this wake-up was not ours
+                lock.release()
+                tokens.put(True)
+                return
+            if urgent:
+                task = urgent.popleft()
+            elif normal:
+                task = normal.popleft()
+            else:
+                stopping = self._stopping
+                lock.release()
+                if stopping:
+                    return
+                continue  # a wake-up whose task a previous turn already ran
+            lock.release()
             try:
                 task()
             except BaseException:  # steps handle their actors' failures; this is a bug
                 log.exception("dispatcher %s: a task raised", self.name)
+            if self.thread is not me:  # abandoned while it ran: it takes nothing more
+                return

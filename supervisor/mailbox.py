@@ -68,6 +68,20 @@ class Mailbox:
         if wake is not None:
             wake()
 
+    def put_control(self, envelope: Envelope[Any], /) -> None:
+        """Like :meth:`put`, but never refused for the size limit: for supervision traffic
+        (a child's failure report, a supervisor's order to itself to restart it), which
+        must get through or the failed child is never restarted. Refused once closed."""
+        with self._lock:
+            if self._closed is not None:
+                raise ActorNotRunning(self.name, self._closed)
+            self._items.append(envelope)
+            if self._waiting:
+                self._cond.notify()
+            wake = self._take_wake()
+        if wake is not None:
+            wake()
+
     # -- the owning actor ------------------------------------------------------------------
     def take(self, owner: object) -> Envelope[Any]:
         """Next envelope for ``owner``; blocks while empty; :class:`Detached` if not owner."""
@@ -104,15 +118,16 @@ class Mailbox:
             self._scheduled = False
             return None
 
-    def listen(self, owner: object, listener: Callable[[], None]) -> None:
+    def listen(self, owner: object, listener: Callable[[], None]) -> bool:
         """Schedule ``owner`` (on a shared thread) through ``listener`` whenever there is
-        something to take, starting now."""
+        something to take, starting now; False (and nothing scheduled) if not the owner."""
         with self._lock:
             if self._owner is not owner:
-                return
+                return False
             self._listener = listener
             self._scheduled = True
         listener()
+        return True
 
     def _take_wake(self) -> Callable[[], None] | None:
         """With the lock held: the listener to call once it is released, so a scheduled

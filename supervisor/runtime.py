@@ -335,7 +335,7 @@ class Runtime:
     def _child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
         if cell.parent is not None:
             try:
-                self.cell(cell.parent).mailbox.put(Envelope(report))
+                self.cell(cell.parent).mailbox.put_control(Envelope(report))  # never "full"
             except (UnknownActor, ActorNotRunning):
                 log.debug("report from %s dropped: its supervisor is gone", cell.name)
             return
@@ -372,11 +372,19 @@ class Runtime:
     def _monitor_tick(self) -> None:
         if self._stopped:
             return
-        self.check_hung()
-        self._schedule_monitor()
+        try:
+            self.check_hung()
+        except Exception:  # a bug; the monitor must go on all the same
+            log.exception("the hung-handler monitor failed; it goes on")
+        finally:
+            self._schedule_monitor()
 
     def check_hung(self) -> list[str]:
-        """Report every actor whose current handler has run past its deadline."""
+        """Report every actor whose current handler has run past its deadline.
+
+        The hung instance is given up before its supervisor hears of it: on a shared
+        thread the thread is abandoned first, so the replacement and the thread-mates run
+        on a fresh one (see :mod:`supervisor.dispatcher`)."""
         now = self.clock.now()
         reported = []
         for cell in list(self._cells.values()):
@@ -393,6 +401,9 @@ class Runtime:
             decision = cell.error_handler.classify(exc)
             if decision.directive is not Directive.RESUME:
                 cell.mailbox.detach(actor)  # the hung instance will never take another message
+                actor._give_up()  # ...nor reach its name again; its shared thread is abandoned
+            else:
+                actor._free_thread()  # resumed, but its thread-mates go on on a fresh thread
             cell.report_failure(actor, exc, decision, message, was_ask=False, hung=True)
             reported.append(cell.name)
         return reported

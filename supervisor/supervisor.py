@@ -20,6 +20,7 @@ from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import RestartIntensityExceeded, RuntimeErrorBase, StartFailed
 from supervisor.events import EventKind
+from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
 
 if TYPE_CHECKING:
@@ -52,10 +53,11 @@ class RestartDue:
 
 @dataclass(frozen=True, slots=True)
 class RetryPrimary:
-    """Timer message: try the primary of a child running its fallback."""
+    """Timer message: try the primary of a child running its fallback (``attempt`` tells
+    the retry armed last from one it replaced)."""
 
     child: str
-    incarnation: int
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,12 @@ class Supervisor(SupervisedActor):
         self._order: list[str] = []
         self._window = IntensityWindow(spec.intensity.max_restarts, spec.intensity.within_seconds)
         self._primary_tries = itertools.count(1)
+        # Primary retries of children on their fallback: the attempt armed for each (a
+        # timer, or a message already sent), and those that fell due while the fallback was
+        # not running (made as soon as it runs again). They belong to this instance, as its
+        # timers do; a new instance arms them again when it starts a fallback.
+        self._retry_armed: dict[str, int] = {}
+        self._retry_due: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -157,6 +165,15 @@ class Supervisor(SupervisedActor):
         if cell is None or cell.incarnation != incarnation or cell.actor is None:
             return None
         return cell
+
+    def _tell_self(self, message: RestartDue | RetryPrimary) -> None:
+        """Queue an order to itself; a full mailbox does not refuse it (see put_control).
+        An instance given up (its on_start overran) orders nothing: the mailbox is its
+        replacement's."""
+        own = self._cell
+        assert own is not None
+        if not self._given_up:
+            own.mailbox.put_control(Envelope(message))
 
     def _all_specs(self) -> list[ChildSpec]:
         own = self._cell
@@ -224,6 +241,7 @@ class Supervisor(SupervisedActor):
                 continue
             error = cell.start_instance()
             if error is None:
+                self._child_started(cell)
                 kind = EventKind.RESTARTED if cell.incarnation > 1 else EventKind.STARTED
                 reason = "fallback in place of the primary" if cell.using_fallback else ""
                 cell.emit(kind, Severity.INFO, reason=reason)
@@ -309,7 +327,7 @@ class Supervisor(SupervisedActor):
         if not cell.spec.restart.restarts_after(abnormal=abnormal):
             self._finish_child(cell, f"{cell.spec.restart.value} child, not restarted")
             if pending:
-                self.ctx.tell(self.name, RestartDue(tuple(pending)))
+                self._tell_self(RestartDue(tuple(pending)))
             return
         now = self.ctx.clock.now()
         if not self._window.record(now):
@@ -348,7 +366,7 @@ class Supervisor(SupervisedActor):
         )
         due = RestartDue(tuple(group))
         if delay <= 0:
-            self.ctx.tell(self.name, due)
+            self._tell_self(due)
         else:
             self.ctx.schedule(delay, due)
 
@@ -378,19 +396,38 @@ class Supervisor(SupervisedActor):
             f"{fallback.description or 'fallback'}",
         )
         cell.consecutive_failures = 0
-        if fallback.retry_primary_after is not None:
-            self.ctx.schedule(
-                fallback.retry_primary_after, RetryPrimary(cell.name, next(self._primary_tries))
-            )
         return True
 
+    def _child_started(self, cell: Cell) -> None:
+        """``cell`` has just started (by any path). A fallback gets its primary retry: the
+        one that fell due while it was not running is made now; else one is armed, unless
+        one already is (a retry that finds the fallback restarting waits for it to run, so
+        it is never dropped; see _on_retry_primary)."""
+        fallback = cell.spec.fallback
+        if not cell.using_fallback or fallback is None or fallback.retry_primary_after is None:
+            return
+        name = cell.name
+        if name in self._retry_due:
+            self._retry_due.discard(name)
+            attempt = self._retry_armed[name] = next(self._primary_tries)
+            self._tell_self(RetryPrimary(name, attempt))
+        elif name not in self._retry_armed:
+            attempt = self._retry_armed[name] = next(self._primary_tries)
+            self.ctx.schedule(fallback.retry_primary_after, RetryPrimary(name, attempt))
+
     def _on_retry_primary(self, msg: RetryPrimary) -> None:
+        if self._retry_armed.get(msg.child) != msg.attempt:
+            return  # a retry this instance did not arm last (replaced by a newer one)
+        del self._retry_armed[msg.child]
         cell = self._cell_of(msg.child)
         fallback = cell.spec.fallback if cell is not None else None
         if cell is None or fallback is None or not cell.using_fallback:
             return
         if cell.state is not ChildState.RUNNING:
-            return  # the fallback itself is restarting; its own path goes on
+            # The fallback itself is restarting (or stopped by hand): the retry is made as
+            # soon as it runs again (_child_started), not dropped.
+            self._retry_due.add(cell.name)
+            return
         cell.stop_instance(close=False, reason="trying the primary again")
         cell.using_fallback = False
         error = cell.start_instance()
@@ -402,14 +439,11 @@ class Supervisor(SupervisedActor):
         cell.using_fallback = True
         error = cell.start_instance()
         if error is None:
+            self._child_started(cell)  # the next retry
             cell.emit(EventKind.RESTARTED, Severity.INFO, reason="fallback in place of the primary")
         else:
             cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
             self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
-        if fallback.retry_primary_after is not None:
-            self.ctx.schedule(
-                fallback.retry_primary_after, RetryPrimary(cell.name, next(self._primary_tries))
-            )
 
     def _escalate(self, reason: str) -> None:
         own = self._cell
@@ -449,6 +483,8 @@ class Supervisor(SupervisedActor):
                 cell.state = ChildState.STOPPED
 
     def _forget(self, child: str) -> None:
+        self._retry_armed.pop(child, None)
+        self._retry_due.discard(child)
         if child in self._order:
             self._order.remove(child)
         own = self._cell
@@ -513,6 +549,7 @@ class Supervisor(SupervisedActor):
             cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
             self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
             return Refused(StartFailed(child, f"{type(error).__name__}: {error}"))
+        self._child_started(cell)
         cell.emit(EventKind.RESTARTED, Severity.INFO, reason="restarted on request")
         return self._info(cell)
 
@@ -534,6 +571,7 @@ class Supervisor(SupervisedActor):
             cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
             self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
             return Refused(StartFailed(spec.id, f"{type(error).__name__}: {error}"))
+        self._child_started(cell)
         cell.emit(EventKind.RESTARTED, Severity.INFO, reason="restarted with new settings")
         return self._info(cell)
 

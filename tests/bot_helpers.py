@@ -86,6 +86,7 @@ STATE_FILES: Mapping[str, tuple[str, str]] = MappingProxyType({
     "paper_wallet": ("path", "paper_wallet.yaml"),
     "positions_log": ("path", "positions.log"),
     "exchange": ("database", "paper_exchange.db"),
+    "market": ("clock_file", "market_clock.json"),
 })
 
 

@@ -19,7 +19,9 @@ ALL_OFF: dict[str, Any] = {
 
 
 def breaker_settings(directory: Path, **overrides: Any) -> BreakerActor.Settings:
-    data: dict[str, Any] = {"database": str(directory / "breaker.db"), **ALL_OFF}
+    # no ledger in these trees: a breaker with no state file starts CLOSED
+    data: dict[str, Any] = {"database": str(directory / "breaker.db"), "ledger": None,
+                            **ALL_OFF}
     data.update(overrides)
     return BreakerActor.Settings.model_validate(data)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from actors.ledger import Ledger, Rejected
+from actors.ledger import Ledger
 from actors.messages import Fill, FillRecorded, Side
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
 from supervisor.context import Replied
@@ -223,18 +223,22 @@ def test_a_batch_the_database_refuses_leaves_the_book_and_the_file_as_they_were(
         ledger.close()
 
 
-def test_a_rejected_fill_in_a_batch_changes_nothing_and_the_rest_is_recorded(
+def test_a_fill_that_makes_the_book_impossible_is_recorded_and_said_so(
         tmp_path: Path) -> None:
+    """A venue fill is a fact: recorded even when the book cannot afford it (the position
+    actor then halts trading: tests/test_rel_state_venue_facts.py)."""
     ledger = Ledger(tmp_path / "l.db", starting_cash=Decimal("150"))
     ledger.open()
     try:
         results, _ = ledger.record([_fill(1), _fill(2), _fill(3, side="sell", qty="2")],
                                    now=1.0)
-        assert isinstance(results[1], Rejected)  # 100 + 100 > 150: refused, not recorded
-        assert isinstance(results[2], Rejected)  # selling 2 with 1 held, no shorting
-        assert ledger.book.cash == Decimal("50")
-        assert ledger.book.positions["BTC/USDT"].quantity == Decimal("1")
-        assert ledger.fill_count() == 1
+        assert all(isinstance(r, FillRecorded) for r in results)  # 100 + 100 > 150
+        assert ledger.book.cash == Decimal("150")  # -100 -100 +200
+        assert "BTC/USDT" not in ledger.book.positions
+        assert ledger.fill_count() == 3
+        assert ledger.impossible == ()  # in venue order too: the sale came last
+        results, _ = ledger.record([_fill(4, side="sell", qty="1")], now=2.0)
+        assert ledger.impossible and "sold than held" in ledger.impossible[0]
     finally:
         ledger.close()
 
@@ -320,6 +324,8 @@ def test_a_resent_fill_the_book_could_no_longer_afford_is_a_duplicate_not_a_reje
         results, events = ledger.record([big], now=2.0)
         assert results == [FillRecorded("f-0", 1, True)] and events == []
         results, _ = ledger.record([_fill(9, qty="100"), big], now=3.0)  # and in a batch
-        assert isinstance(results[0], Rejected) and results[1] == FillRecorded("f-0", 1, True)
+        # the big buy is a fact (recorded, the book impossible); the resent one a duplicate
+        assert results == [FillRecorded("f-9", 2, False), FillRecorded("f-0", 1, True)]
+        assert ledger.impossible and "cash is" in ledger.impossible[0]
     finally:
         ledger.close()

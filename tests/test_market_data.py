@@ -95,7 +95,8 @@ def test_csv_rows_with_missing_or_broken_fields_are_yielded_as_bad_bars(tmp_path
 # -- the market actor -----------------------------------------------------------------------
 def _market_tree() -> Runtime:
     market = MarketActor.Settings(max_steps=1, subscribers=("tape",), positions="sink",
-                                  breaker="sink", alerts="alerts", crash_at_bar=None)
+                                  breaker="sink", alerts="alerts", crash_at_bar=None,
+                                  clock_file=None)
     rt = Runtime(ask_timeout=WAIT)
     rt.start(SupervisorSpec(children=(
         ChildSpec("tape", factory=Inbox),
@@ -150,7 +151,7 @@ def test_marks_reach_the_position_actor_coalesced_and_none_is_left_behind() -> N
     clock = ManualClock()
     market = MarketActor.Settings(max_steps=1, subscribers=(), positions="sink",
                                   breaker="other", alerts="other", crash_at_bar=None,
-                                  marks_interval=0.05)
+                                  marks_interval=0.05, clock_file=None)
     rt = Runtime(ask_timeout=WAIT, clock=clock)
     rt.start(SupervisorSpec(children=(
         ChildSpec("sink", factory=Inbox),

@@ -132,7 +132,7 @@ def test_orders_are_priced_at_the_markets_published_bars(tmp_path: Path) -> None
     published bar (plus slippage); a bar told to it directly counts when it is newer."""
     market = MarketActor.Settings(symbols={"BTC/USDT": 100.0}, max_steps=1,
                                   crash_at_bar=None, subscribers=(), positions="sink",
-                                  breaker="sink", alerts="sink")
+                                  breaker="sink", alerts="sink", clock_file=None)
     exchange = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
     rt = Runtime(ask_timeout=WAIT)
     rt.start(SupervisorSpec(children=(
