@@ -273,7 +273,10 @@ def _breaker(db: sqlite3.Connection, path: Path, report: AuditReport) -> list[_I
         for at, record in db.execute("SELECT at, record FROM transitions ORDER BY id"):
             rec = json.loads(record)
             if not intervals:
-                intervals.append(_Interval(str(rec["from"]), float("-inf"), "before history"))
+                # before its first transition the breaker's state is not known: a breaker
+                # whose file was lost starts afresh (possibly OPEN) with no history, so
+                # "from" says nothing of the time before the file was made
+                intervals.append(_Interval("unknown", float("-inf"), "before its history"))
             intervals.append(_Interval(str(rec["to"]), float(at), str(rec.get("reason", ""))))
         state = json.loads(row[0]) if row is not None else None
     except (ValueError, KeyError, TypeError) as exc:
@@ -378,7 +381,7 @@ def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path
 def _check_gate(fill: Fill, recorded_at: float, intervals: list[_Interval], slack: float, *,
                 path: Path, report: AuditReport, probes: int) -> None:
     state = _state_at(intervals, recorded_at)
-    if state is None:
+    if state is None or state.state == "unknown":
         return
     if state.state == "half_open":
         state.added += 1

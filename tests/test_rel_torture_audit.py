@@ -162,6 +162,20 @@ def test_more_probes_than_half_open_allows_are_named(state: Path) -> None:
                for v in report.violations), report.violations
 
 
+def test_fills_older_than_a_recreated_breakers_history_are_not_judged_by_it(
+        state: Path) -> None:
+    """A breaker whose file was lost starts afresh (held OPEN) with no history: its first
+    transition's "from" says nothing of the fills made before the file was."""
+    ledger = state / "state" / "ledger.db"
+    (last,) = one(ledger, "SELECT MAX(recorded_at) FROM fills")
+    assert isinstance(last, float)
+    sql(state / "state" / "breaker.db", "DELETE FROM transitions",
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)",
+         (last + 10, _transition("open", "half_open"))))
+    report = audit(state)
+    assert not [v for v in report.violations if "adds exposure" in v], report.violations
+
+
 def test_a_halted_breaker_is_reported_as_refusing_to_trade(state: Path) -> None:
     breaker = state / "state" / "breaker.db"
     (record,) = one(breaker, "SELECT record FROM state WHERE id = 1")

@@ -57,10 +57,6 @@ def test_a_second_instance_is_refused_and_the_first_trades_on(rig: Rig) -> None:
     check(torture.second_instance(rig))
 
 
-def _xfail(item: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue 15 item {item}")
-
-
 @pytest.mark.xfail(strict=True, reason="issue 15 item 4: a damaged projection is not "
                    "rebuilt from the ledger (nor named)")
 def test_damaged_projections_are_rebuilt_from_the_ledger_and_named(rig: Rig) -> None:
@@ -72,13 +68,7 @@ def test_damaged_projections_are_rebuilt_from_the_ledger_and_named(rig: Rig) -> 
 
 
 @pytest.mark.parametrize(("filename", "how"), [
-    pytest.param("breaker.db", "delete", marks=_xfail(
-        "3: a deleted breaker.db comes back CLOSED, silently")),
-    pytest.param("ledger.db", "delete", marks=_xfail(
-        "3: a deleted ledger starts afresh without a critical alert")),
-    pytest.param("paper_exchange.db", "delete", marks=_xfail(
-        "3: a deleted exchange record leaves ledger fills the venue never made, unwarned")),
-])
+    ("breaker.db", "delete"), ("ledger.db", "delete"), ("paper_exchange.db", "delete")])
 def test_lost_state_is_named_and_then_agrees_or_the_bot_refuses(rig: Rig, filename: str,
                                                                 how: str) -> None:
     """The run after the loss names the file in a warning, and then the state agrees or
