@@ -30,8 +30,9 @@ The ``chaos:`` section of ``config.yaml``::
   (resume, restart, ...) and an ask's caller gets it.
 * ``hang`` applies only to children with a ``handler_deadline``; the handler waits
   ``handler_deadline + hang_margin`` seconds (interrupted when the runtime stops), so the
-  hung-handler monitor reports it, then raises :class:`InjectedHang` (the message is
-  dropped, as a handler that never returned would drop it).
+  hung-handler monitor reports it, then raises :class:`InjectedHang`, a
+  ``HandlerTimeout`` (the message is dropped, as a handler that never returned would
+  drop it).
 * ``slow`` sleeps ``slow_seconds`` (interruptible too) and then handles the message.
 * One draw per eligible message decides among raise/hang/slow, so the probabilities of one
   actor must add up to at most 1.
@@ -60,6 +61,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from supervisor.errors import HandlerTimeout
+
 __all__ = [
     "ActorChaos",
     "ActorFaultsModel",
@@ -81,8 +84,9 @@ class InjectedFault(Exception):
     """Marker base of the faults chaos raises that are not a named exception class."""
 
 
-class InjectedHang(InjectedFault):
-    """Raised by a handler chaos hung, once its hang is over: the message is dropped."""
+class InjectedHang(HandlerTimeout, InjectedFault):
+    """Raised by a handler chaos hung, once its hang is over: the message is dropped. A
+    :class:`HandlerTimeout`, so the ``HandlerTimeout`` rule classifies it."""
 
 
 class WriteFaults(Protocol):
@@ -350,8 +354,8 @@ class ActorChaos:
             seconds = deadline + self.plan.model.hang_margin
             self.plan._count(self.name, kind, f"{what} for {seconds:g}s")
             self.plan._released.wait(seconds)
-            raise InjectedHang(f"chaos: {self.name} hung {seconds:g}s handling "
-                               f"{type(message).__name__}")
+            raise InjectedHang(self.name, f"{type(message).__name__} (chaos: a hang)",
+                               seconds, deadline)
         cls = next(c for c, n, _p in self._raises if f"raise:{n}" == kind)
         self.plan._count(self.name, kind, what)
         raise cls(f"chaos: injected into {self.name} handling {type(message).__name__}")

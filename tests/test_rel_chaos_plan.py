@@ -12,6 +12,7 @@ import pytest
 
 from supervisor.chaos import ChaosModel, ChaosPlan, InjectedHang
 from supervisor.config import ConfigError, parse_config
+from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity
 from tests.bot_helpers import shipped_config, wait_until
 
 
@@ -223,3 +224,11 @@ def test_off_by_default_and_on_with_force() -> None:
 def test_bad_chaos_sections_name_the_key(chaos: dict[str, Any], key: str, reason: str) -> None:
     problems = _problems(chaos)
     assert any(k == key and reason in r for k, r in problems), problems
+
+
+def test_an_injected_hang_is_classified_by_the_handler_timeout_rule() -> None:
+    hang = InjectedHang("w", "Tick (chaos: a hang)", 2.5, 2.0)
+    assert ErrorHandler().classify(hang).matched == "supervisor.errors.HandlerTimeout"
+    resumed = ErrorHandler({"supervisor.errors.HandlerTimeout":
+                            Rule(Severity.WARNING, Directive.RESUME)})
+    assert resumed.classify(hang).directive is Directive.RESUME
