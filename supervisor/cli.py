@@ -15,7 +15,7 @@ from supervisor.control import ControlServer
 from supervisor.health import HealthPolicy
 from supervisor.logs import setup_logging
 from supervisor.metrics import MetricsService
-from supervisor.operator_cli import add_operator_commands
+from supervisor.operator_cli import add_operator_commands, seconds
 from supervisor.reload import ConfigReloader
 from supervisor.runtime import Runtime
 from supervisor.sd_notify import SystemdService
@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the tree in the foreground until SIGINT/SIGTERM")
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
-    run.add_argument("--duration", type=float, default=None,
+    run.add_argument("--duration", type=seconds, default=None,
                      help="stop by itself after this many seconds")
     run.add_argument("--report", default=None, metavar="PATH",
                      help="write an HTML report of the run here when it ends")

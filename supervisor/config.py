@@ -681,9 +681,11 @@ def load_config(path: str | Path, *, imports: Imports = RUN_IMPORTS
                                    f"levels deep (line {exc.line})")]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        raise ConfigError(source, [(f"line {line}", f"not valid YAML: the character "
-                                                    f"#x{code:04x} is not allowed")]) from None
+        raise ConfigError(source, [(f"line {line}, column {column}",
+                                    f"not valid YAML: the character #x{code:04x} is not "
+                                    "allowed")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

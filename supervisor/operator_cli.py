@@ -40,7 +40,7 @@ from supervisor.control_protocol import (
 )
 from supervisor.logs import printable
 
-__all__ = ["add_operator_commands", "run_events_command", "run_operator_command"]
+__all__ = ["add_operator_commands", "run_events_command", "run_operator_command", "seconds"]
 
 DEFAULT_CONFIG = "config.yaml"
 _STATE_STYLES = {
@@ -63,6 +63,21 @@ class _Operation:
     render: Render
 
 
+MAX_SECONDS = 10**8  # about three years: more than any timer or socket timeout takes
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, > 0 and at most MAX_SECONDS (``nan``,
+    ``inf`` and ``1e300`` would reach a timer or a socket timeout and fail there)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_SECONDS:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 and at most {MAX_SECONDS}")
+    return value
+
+
 def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the operator's subcommands on the ``botvisor`` parser's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
@@ -73,7 +88,7 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     where.add_argument("--socket", default=None, metavar="PATH",
                        help="the control socket itself")
     common.add_argument("--json", action="store_true", help="print the reply as JSON")
-    common.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    common.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
                         help="give up waiting for the bot after S seconds (default: %(default)g)")
 
     def add(name: str, help_text: str, op: _Operation) -> argparse.ArgumentParser:

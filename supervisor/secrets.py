@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 import threading
 import traceback
 from collections.abc import Iterable, Mapping
@@ -23,6 +25,7 @@ from urllib.parse import unquote
 
 __all__ = [
     "MASK",
+    "MAX_SECRET_BYTES",
     "MIN_SECRET",
     "SecretError",
     "SecretMasker",
@@ -33,6 +36,7 @@ __all__ = [
 
 MASK = "***"
 MIN_SECRET = 6  # shorter URL fragments are not masked in free text (URLs always are)
+MAX_SECRET_BYTES = 64 * 1024  # a secret file larger than this is refused, not read
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _HOST = re.compile(
@@ -92,10 +96,19 @@ def read_secret(
         raise SecretError(what, source,
                           f"{source}: environment variable {missing[0]} is not set")
     try:
-        value = path.read_text(encoding="utf-8").strip()
+        with open(path, "rb", buffering=0) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise SecretError(what, source, f"{path} is not a regular file")
+            data = handle.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
         raise SecretError(what, source, f"cannot read {path}: "
                           f"{exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise SecretError(what, source, f"{path} is larger than {MAX_SECRET_BYTES} bytes")
+    try:
+        value = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretError(what, source, f"{path} is not UTF-8 text") from None
     if not value:
         raise SecretError(what, source, f"{path} is empty")
     return value, source

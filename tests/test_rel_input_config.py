@@ -218,3 +218,21 @@ def test_aliases_that_expand_without_end_are_refused(
     path.write_text("\n".join(f"x-{line}" for line in lines) +
                     f"\ntree:\n  children:\n    - {{name: e, actor: '{ECHO}'}}\n")
     _refused(path, capsys, "aliases are expanded")
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--config", "/nonexistent/config.yaml", "--duration", "nan"],
+    ["run", "--config", "/nonexistent/config.yaml", "--duration", "inf"],
+    ["status", "--socket", "/nonexistent/botvisor.sock", "--timeout", "inf"],
+    ["status", "--socket", "/nonexistent/botvisor.sock", "--timeout", "nan"],
+    ["events", "--socket", "/nonexistent/botvisor.sock", "--timeout", "1e300"],
+])
+def test_seconds_on_the_command_line_must_be_finite(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--duration nan` used to start a bot that never stopped by itself; `--timeout inf`
+    ended in an OverflowError's traceback."""
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    _out, err = capsys.readouterr()
+    assert caught.value.code == 2
+    assert "must be > 0" in err and "Traceback" not in err
