@@ -84,6 +84,9 @@ def test_a_read_only_state_directory_is_an_io_failure_not_a_signal(rig: Rig) -> 
     check(outcome)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 15 item 5: on a full disk the breaker takes "
+                   "'database or disk is full' for damage, moves breaker.db aside and so loses "
+                   "its state (held OPEN until an operator closes it)")
 def test_a_full_disk_is_an_io_failure_and_nothing_acknowledged_is_lost(rig: Rig) -> None:
     try:
         outcome = torture.full_disk(rig, hold=1.0)

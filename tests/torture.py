@@ -610,6 +610,10 @@ def full_disk(rig: Rig, *, hold: float = 2.0, size: str = "16m") -> Outcome:
         code = bot.stop() if bot.alive() else bot.wait()
         outcome.exit_codes.append(code)
         _no_fatal_signal(code, bot, outcome, "full disk")
+        # a full disk is not damage: no state file may be moved aside (and so lost) for it
+        aside = sorted(p.name for p in state.iterdir() if ".damaged" in p.name)
+        if aside:
+            outcome.problems.append(f"a full disk was taken for damage: moved aside {aside}")
     return _finish(rig, outcome)
 
 
