@@ -17,7 +17,8 @@ never creates, locks or modifies anything in the state directory. It checks:
   a source behind the ledger is *lagging* (a note: it catches up at the next start), not
   wrong;
 * no exposure-increasing fill was recorded while the breaker had been OPEN or HALTED for
-  longer than ``order_slack`` seconds (see :func:`audit_state` on what this check lacks).
+  longer than ``order_slack`` seconds, nor more than ``half_open_max_calls`` of them in
+  one HALF_OPEN stretch (see :func:`audit_state` on what this check lacks).
 
 Missing or damaged state is never "clean": a missing file is listed in ``missing``, a
 damaged one is a violation. ``python -m actors.audit --config FILE [--dir DIR] [--json]``
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -89,6 +91,8 @@ class _Layout:
     ledger_path: Path
     exchange: Path | None  # None: no paper exchange (a live venue keeps its own record)
     breaker: Path | None
+    probes: int  # exposure-increasing orders a HALF_OPEN stretch lets through
+    lock: Path | None  # the state directory's lock file (runtime.state_dir), if configured
     sources: dict[str, tuple[type[SourceActor], SourceSettings, Path]]
 
 
@@ -121,6 +125,7 @@ def _layout(config_path: Path, base: Path) -> _Layout:
 
     ledger: PositionActor.Settings | None = None
     exchange = breaker = None
+    probes = 1
     for node in nodes.values():
         cls = cls_of(node)
         if cls is None:
@@ -131,6 +136,7 @@ def _layout(config_path: Path, base: Path) -> _Layout:
             exchange = resolve(PaperExchange.Settings.model_validate(node.settings).database)
         elif node.actor == _BREAKER_CLASS or cls.__name__ == "BreakerActor":
             breaker = resolve(str(node.settings.get("database", "state/breaker.db")))
+            probes = int(node.settings.get("half_open_max_calls", 1))
     if ledger is None:
         raise AuditInputError(f"{config_path}: the tree has no position actor (no ledger)")
     sources: dict[str, tuple[type[SourceActor], SourceSettings, Path]] = {}
@@ -141,7 +147,9 @@ def _layout(config_path: Path, base: Path) -> _Layout:
             raise AuditInputError(f"{config_path}: source {name!r} is not a source actor")
         src = SourceSettings.model_validate(found.settings)
         sources[name] = (cls, src, resolve(src.path))
-    return _Layout(ledger, resolve(ledger.database), exchange, breaker, sources)
+    state_dir = getattr(config.runtime, "state_dir", None)
+    lock = resolve(state_dir) / "botvisor.lock" if isinstance(state_dir, str) else None
+    return _Layout(ledger, resolve(ledger.database), exchange, breaker, probes, lock, sources)
 
 
 # -- reading without touching ----------------------------------------------------------------
@@ -254,6 +262,7 @@ class _Interval:
     state: str
     start: float
     reason: str
+    added: int = 0  # exposure-increasing fills recorded in it
 
 
 def _breaker(db: sqlite3.Connection, path: Path, report: AuditReport) -> list[_Interval]:
@@ -264,7 +273,10 @@ def _breaker(db: sqlite3.Connection, path: Path, report: AuditReport) -> list[_I
         for at, record in db.execute("SELECT at, record FROM transitions ORDER BY id"):
             rec = json.loads(record)
             if not intervals:
-                intervals.append(_Interval(str(rec["from"]), float("-inf"), "before history"))
+                # before its first transition the breaker's state is not known: a breaker
+                # whose file was lost starts afresh (possibly OPEN) with no history, so
+                # "from" says nothing of the time before the file was made
+                intervals.append(_Interval("unknown", float("-inf"), "before its history"))
             intervals.append(_Interval(str(rec["to"]), float(at), str(rec.get("reason", ""))))
         state = json.loads(row[0]) if row is not None else None
     except (ValueError, KeyError, TypeError) as exc:
@@ -313,7 +325,7 @@ def _snapshot(book: PositionBook) -> PositionBook:
 
 def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path,
             intervals: list[_Interval] | None, *, wanted: set[int], slack: float,
-            report: AuditReport) -> tuple[PositionBook, dict[int, PositionBook], int]:
+            probes: int, report: AuditReport) -> tuple[PositionBook, dict[int, PositionBook], int]:
     """Replay the ledger's fills and adjustments in seq order through a PositionBook.
 
     Returns the final book, the book at each seq in ``wanted``, and the last seq. An
@@ -344,7 +356,7 @@ def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path
             delta = fill.quantity if fill.side is Side.BUY else -fill.quantity
             if intervals and abs(before + delta) > abs(before):
                 _check_gate(fill, float(recorded_at), intervals, slack, path=path,
-                            report=report)
+                            report=report, probes=probes)
             try:
                 book.apply(fill)
             except InvalidFill as exc:
@@ -367,9 +379,18 @@ def _replay(db: sqlite3.Connection, settings: PositionActor.Settings, path: Path
 
 
 def _check_gate(fill: Fill, recorded_at: float, intervals: list[_Interval], slack: float, *,
-                path: Path, report: AuditReport) -> None:
+                path: Path, report: AuditReport, probes: int) -> None:
     state = _state_at(intervals, recorded_at)
-    if state is None or state.state not in ("open", "halted"):
+    if state is None or state.state == "unknown":
+        return
+    if state.state == "half_open":
+        state.added += 1
+        if state.added > probes:
+            report.violations.append(
+                f"{path}: fill {fill.fill_id} (order {fill.client_order_id}) adds exposure "
+                f"as probe {state.added} of a HALF_OPEN breaker that allows {probes}")
+        return
+    if state.state not in ("open", "halted"):
         return
     if recorded_at - state.start > slack:
         when = datetime.fromtimestamp(recorded_at, UTC)
@@ -457,7 +478,24 @@ def audit_state(config_path: Path, base_dir: Path | None = None, *,
                     db.close()
     if layout.exchange is None:
         report.notes.append("no paper exchange in the tree: venue fills not cross-checked")
+    holder = _running_holder(layout.lock)
+    if holder is not None:
+        report.notes.append(f"{layout.lock}: names pid {holder}, which is running: the audit "
+                            "read the state of a live bot (a snapshot, not its last word)")
     return report
+
+
+def _running_holder(lock: Path | None) -> int | None:
+    """The pid the lock file names, if that process exists. The lock itself is never
+    taken: even a shared lock for a moment could make a bot starting then refuse to."""
+    if lock is None:
+        return None
+    try:
+        pid = int(lock.read_text(encoding="utf-8").split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
 
 
 def _audit(layout: _Layout, exchange: sqlite3.Connection | None,
@@ -499,7 +537,8 @@ def _audit(layout: _Layout, exchange: sqlite3.Connection | None,
                                      f"({type(exc).__name__}: {exc})")
     wanted = {state.last_seq for _, state, _ in states.values()}
     replayed, at_seq, last = _replay(ledger_db, layout.ledger, layout.ledger_path, intervals,
-                                     wanted=wanted, slack=slack, report=report)
+                                     wanted=wanted, slack=slack, probes=layout.probes,
+                                     report=report)
     ledger = Ledger(into / "ledger.db", starting_cash=layout.ledger.starting_cash,
                     allow_short=layout.ledger.allow_short)
     ledger_db.close()  # the Ledger opens the copy itself

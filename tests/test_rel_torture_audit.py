@@ -138,6 +138,44 @@ def test_an_exposure_increasing_fill_inside_an_open_breaker_is_named(state: Path
                for v in report.violations), report.violations
 
 
+def _transition(frm: str, to: str) -> str:
+    return json.dumps({"from": frm, "to": to, "reason": f"{frm} -> {to}", "by": "breaker",
+                       "figures": []})
+
+
+def test_more_probes_than_half_open_allows_are_named(state: Path) -> None:
+    ledger = state / "state" / "ledger.db"
+    db = sqlite3.connect(ledger)
+    buys = db.execute("SELECT fill_id, recorded_at FROM fills WHERE side = 'buy' "
+                      "ORDER BY seq LIMIT 2").fetchall()
+    db.close()
+    (_, first), (second_id, second) = buys
+    sql(state / "state" / "breaker.db", "DELETE FROM transitions",
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)", (first - 60,
+                                                                 _transition("closed", "open"))),
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)", (first - 0.5, _transition(
+            "open", "half_open"))),
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)", (second + 0.001, _transition(
+            "half_open", "closed"))))
+    report = audit(state)  # the shipped half_open_max_calls is 1
+    assert any(f"fill {second_id}" in v and "probe 2 of a HALF_OPEN breaker that allows 1" in v
+               for v in report.violations), report.violations
+
+
+def test_fills_older_than_a_recreated_breakers_history_are_not_judged_by_it(
+        state: Path) -> None:
+    """A breaker whose file was lost starts afresh (held OPEN) with no history: its first
+    transition's "from" says nothing of the fills made before the file was."""
+    ledger = state / "state" / "ledger.db"
+    (last,) = one(ledger, "SELECT MAX(recorded_at) FROM fills")
+    assert isinstance(last, float)
+    sql(state / "state" / "breaker.db", "DELETE FROM transitions",
+        ("INSERT INTO transitions (at, record) VALUES (?, ?)",
+         (last + 10, _transition("open", "half_open"))))
+    report = audit(state)
+    assert not [v for v in report.violations if "adds exposure" in v], report.violations
+
+
 def test_a_halted_breaker_is_reported_as_refusing_to_trade(state: Path) -> None:
     breaker = state / "state" / "breaker.db"
     (record,) = one(breaker, "SELECT record FROM state WHERE id = 1")
@@ -222,3 +260,21 @@ def test_the_command_exits_0_clean_1_violations_2_bad_input(state: Path) -> None
     bad = _cli("--config", "nope.yaml", cwd=state)
     assert bad.returncode == 2
     assert "nope.yaml" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_live_bot_is_noted_and_its_lock_never_taken(state: Path) -> None:
+    """The lock file names a running process (here this test's own, as a live bot's
+    would): the report says the state was read from a live bot."""
+    import fcntl
+    import os
+
+    lock = state / "state" / "botvisor.lock"
+    lock.write_text(f"{os.getpid()}\n")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held as a bot holds it
+        report = audit(state)
+    finally:
+        os.close(fd)
+    assert report.clean
+    assert any(f"names pid {os.getpid()}, which is running" in n for n in report.notes)

@@ -53,40 +53,30 @@ def test_sigstop_and_sigcont_lose_nothing(rig: Rig) -> None:
     check(torture.stop_and_continue(rig, pauses=2, seed=5, max_pause=1.5))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 1: a second instance on the same state "
-                   "directory trades instead of exiting 1 naming the lock's holder")
 def test_a_second_instance_is_refused_and_the_first_trades_on(rig: Rig) -> None:
     check(torture.second_instance(rig))
 
 
-def _xfail(item: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue 15 item {item}")
-
-
-PROJECTION = "4: a damaged projection is not rebuilt from the ledger (nor named)"
+def test_damaged_projections_are_rebuilt_from_the_ledger_and_named(rig: Rig) -> None:
+    """All three at once (one run): a truncated trade_manager.json, a garbled
+    paper_wallet.yaml, a garbled middle line of positions.log."""
+    check(torture.damaged_state(rig, damages=(
+        ("trade_manager.json", "truncate"), ("paper_wallet.yaml", "garble"),
+        ("positions.log", "garble_middle_line"))))
 
 
 @pytest.mark.parametrize(("filename", "how"), [
-    pytest.param("trade_manager.json", "truncate", marks=_xfail(PROJECTION)),
-    pytest.param("paper_wallet.yaml", "garble", marks=_xfail(PROJECTION)),
-    pytest.param("positions.log", "garble_middle_line", marks=_xfail(PROJECTION)),
-    pytest.param("breaker.db", "delete", marks=_xfail(
-        "3: a deleted breaker.db comes back CLOSED, silently")),
-    pytest.param("ledger.db", "delete", marks=_xfail(
-        "3: a deleted ledger starts afresh without a critical alert")),
-    pytest.param("paper_exchange.db", "delete", marks=_xfail(
-        "3: a deleted exchange record leaves ledger fills the venue never made, unwarned")),
-])
-def test_deleted_or_damaged_state_is_rebuilt_or_refused(rig: Rig, filename: str,
-                                                        how: str) -> None:
-    """The run after the damage names the file in a warning, and then the state agrees
-    (a projection rebuilt from the ledger) or the bot refuses to trade and says why."""
+    ("breaker.db", "delete"), ("ledger.db", "delete"), ("paper_exchange.db", "delete")])
+def test_lost_state_is_named_and_then_agrees_or_the_bot_refuses(rig: Rig, filename: str,
+                                                                how: str) -> None:
+    """The run after the loss names the file in a warning, and then the state agrees or
+    the bot refuses to trade and says why."""
     check(torture.damaged_state(rig, filename=filename, how=how))
 
 
 def test_a_read_only_state_directory_is_an_io_failure_not_a_signal(rig: Rig) -> None:
     try:
-        outcome = torture.read_only_state(rig, hold=1.5)
+        outcome = torture.read_only_state(rig, hold=1.0)
     except torture.MountUnavailable as exc:
         pytest.skip(f"mount not permitted: {exc}")
     check(outcome)
@@ -94,7 +84,7 @@ def test_a_read_only_state_directory_is_an_io_failure_not_a_signal(rig: Rig) -> 
 
 def test_a_full_disk_is_an_io_failure_and_nothing_acknowledged_is_lost(rig: Rig) -> None:
     try:
-        outcome = torture.full_disk(rig, hold=1.5)
+        outcome = torture.full_disk(rig, hold=1.0)
     except torture.MountUnavailable as exc:
         pytest.skip(f"mount not permitted: {exc}")
     check(outcome)

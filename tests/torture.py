@@ -247,11 +247,30 @@ class Outcome:
     faults: int = 0  # faults injected other than kills
     kills: int = 0
     runs: int = 0
-    recoveries: list[float] = field(default_factory=list)
+    recoveries: list[float] = field(default_factory=list)  # start to serving, each run
+    after_kill: list[float] = field(default_factory=list)  # those of runs after a SIGKILL
     exit_codes: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what went wrong beyond the audit
-    audit: AuditReport | None = None
+    audit: AuditReport | None = None  # the last audit
+    fills_checked: int = 0  # over every audit made (after each kill, and the last)
+    orders_checked: int = 0
     output: str = ""  # the last run's stderr
+
+    def audit_of(self, rig: Rig) -> AuditReport:
+        report = self.audit = rig.audit()
+        self.fills_checked += report.fills_checked
+        self.orders_checked += report.orders_checked
+        return report
+
+    @property
+    def violations(self) -> int:
+        """Invariant violations: the last audit's (unless the bot refused and said why),
+        and every problem beyond it; 0 when ``ok``."""
+        if self.ok:
+            return 0
+        audit = 0 if self.audit is None or self.refused_and_said_why else len(
+            self.audit.violations) + len(self.audit.missing)
+        return max(1, audit + len(self.problems))
 
     @property
     def refused_and_said_why(self) -> bool:
@@ -301,50 +320,67 @@ def _finish(rig: Rig, outcome: Outcome, *, trade: bool = True) -> Outcome:
     outcome.output = bot.output
     if code != 0:
         outcome.problems.append(f"the last run exited {code}")
-    outcome.audit = rig.audit()
+    outcome.audit_of(rig)
     if not traded and outcome.audit.refused_to_trade is None:
         outcome.problems.append(f"the last run made no fill within {TRADE_TIMEOUT}s and the "
                                 "state says no refusal")
     return outcome
 
 
-def warm_up(rig: Rig) -> None:
-    """One short run that trades a little and stops cleanly: state for the faults to hit."""
+def warm_up(rig: Rig) -> float:
+    """One short run that trades a little and stops cleanly: state for the faults to hit.
+    Returns its start-up time (start to serving from no state: the baseline of recovery)."""
     bot = Bot(rig)
-    bot.wait_serving()
+    took = bot.wait_serving()
     wait_for(lambda: rig.venue_fill_count() >= 3, START_TIMEOUT, "three fills", bot)
     code = bot.stop()
     assert code == 0, bot.tail()
+    return took
 
 
 # -- the scenarios -----------------------------------------------------------------------------
 def kill_storm(rig: Rig, *, kills: int, seed: int, early: float = 0.25,
-               max_wait: float = 1.5) -> Outcome:
+               max_wait: float = 1.5, deadline: float | None = None,
+               progress: Callable[[], None] | None = None) -> Outcome:
     """``kills`` runs each killed with SIGKILL at a random moment: a share ``early`` during
     start-up (before serving), the rest 0..``max_wait`` s after serving. After each kill the
     audit may find only venue fills the ledger lacks (the next start's venue sync records
-    them); the last, clean run must leave everything agreeing."""
+    them); the last, clean run must leave everything agreeing. Stops killing at
+    ``deadline`` (time.monotonic()); ``progress`` is called after each kill."""
     rng = random.Random(seed)
     outcome = Outcome("kill_storm")
+    killed = False  # the run before this one was killed
     for number in range(kills):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         bot = Bot(rig)
         outcome.runs += 1
         if rng.random() < early:
             time.sleep(rng.uniform(0.05, 1.0))  # a random moment of start-up
         else:
             try:
-                outcome.recoveries.append(bot.wait_serving())
+                took = bot.wait_serving()
             except AssertionError as exc:
                 outcome.problems.append(f"run {number}: {exc}")
                 bot.kill()
                 break
+            outcome.recoveries.append(took)
+            if killed:
+                outcome.after_kill.append(took)
             time.sleep(rng.uniform(0, max_wait))  # a random moment of trading
         outcome.exit_codes.append(bot.kill())
         outcome.kills += 1
-        report = rig.audit()
+        killed = True
+        report = outcome.audit_of(rig)
         bad = [v for v in report.violations if "lacks exchange fill" not in v]
         outcome.problems += [f"after kill {number}: {v}" for v in bad + report.missing]
-    return _finish(rig, outcome)
+        if progress is not None:
+            progress()
+    served = len(outcome.recoveries)
+    _finish(rig, outcome)
+    if killed and len(outcome.recoveries) > served:
+        outcome.after_kill.append(outcome.recoveries[-1])  # the last run's, after a kill
+    return outcome
 
 
 def stop_and_continue(rig: Rig, *, pauses: int, seed: int, max_pause: float = 2.0) -> Outcome:
@@ -429,18 +465,25 @@ def _damage(path: Path, how: str) -> None:
         raise ValueError(how)
 
 
-def damaged_state(rig: Rig, *, filename: str, how: str) -> Outcome:
-    """A state file deleted or damaged between runs (the bot stopped), then a run. A
-    projection must be rebuilt from the ledger with a warning naming the file; lost
-    ledger, breaker or venue state must make the bot refuse to trade and say why."""
-    outcome = Outcome(f"damaged_state:{filename}:{how}", faults=1)
-    path = rig.state / filename
-    assert path.exists(), f"{path} to damage does not exist"
-    _damage(path, how)
-    outcome = _finish(rig, outcome, trade=filename in SOURCE_FILES)
-    named = re.compile(rf"(WARNING|ERROR|CRITICAL).*{re.escape(filename)}")
-    if not any(named.search(line) for line in outcome.output.splitlines()):
-        outcome.problems.append(f"no warning naming {filename} in the run's output")
+def damaged_state(rig: Rig, *, filename: str = "", how: str = "",
+                  damages: tuple[tuple[str, str], ...] = ()) -> Outcome:
+    """State files deleted or damaged between runs (the bot stopped): ``filename`` with
+    ``how``, and/or every (file, how) of ``damages``; then a run. A projection must be
+    rebuilt from the ledger with a warning naming the file; lost ledger, breaker or venue
+    state must be named too, and the bot then refuse to trade and say why."""
+    todo = ((filename, how),) if filename else ()
+    todo += damages
+    outcome = Outcome("damaged_state:" + ",".join(f"{f}:{h}" for f, h in todo),
+                      faults=len(todo))
+    for name, kind in todo:
+        path = rig.state / name
+        assert path.exists(), f"{path} to damage does not exist"
+        _damage(path, kind)
+    outcome = _finish(rig, outcome, trade=all(name in SOURCE_FILES for name, _ in todo))
+    for name, _ in todo:
+        named = re.compile(rf"(WARNING|ERROR|CRITICAL).*{re.escape(name)}")
+        if not any(named.search(line) for line in outcome.output.splitlines()):
+            outcome.problems.append(f"no warning naming {name} in the run's output")
     return outcome
 
 
@@ -480,19 +523,44 @@ def _no_fatal_signal(code: int, bot: Bot, outcome: Outcome, what: str) -> None:
 
 
 def read_only_state(rig: Rig, *, hold: float = 2.0) -> Outcome:
-    """The state directory read-only (a tmpfs remounted ``ro``; a mount with files open for
-    writing cannot be, so the bot is stopped first) when a run starts: an I/O failure the
-    bot logs (naming the read-only state) and then exits from non-zero or runs on without
-    trading, never a signal; once writable again a run recovers and everything agrees."""
-    outcome = Outcome("read_only_state", faults=1)
+    """The state directory made read-only twice: under a running bot (a read-only bind
+    mount over it, so every file opened from then on is read-only: the kernel refuses to
+    remount a filesystem read-only while files are open on it for writing), and before a
+    run starts (the tmpfs itself remounted ``ro``). Each is an I/O failure the bot logs,
+    naming the read-only state, and survives or exits from non-zero: never a signal. Once
+    writable again a run recovers and everything agrees."""
+    outcome = Outcome("read_only_state", faults=2)
     with tmpfs_state(rig, "64m") as state:
+        bot = Bot(rig)
+        outcome.runs += 1
+        bound = False
+        try:
+            outcome.recoveries.append(bot.wait_serving())
+            for args in (["--bind", str(state), str(state)],
+                         ["-o", "remount,ro,bind", str(state)]):
+                subprocess.run(["mount", *args], check=True, capture_output=True)
+                bound = True
+            end = time.monotonic() + hold
+            while time.monotonic() < end and bot.alive():
+                time.sleep(POLL)
+        except AssertionError as exc:
+            outcome.problems.append(str(exc))
+        finally:
+            code = bot.stop() if bot.alive() else bot.wait()
+            if bound:
+                subprocess.run(["umount", str(state)], capture_output=True, check=False)
+        outcome.exit_codes.append(code)
+        _no_fatal_signal(code, bot, outcome, "state read-only under a running bot")
+        _said_read_only(bot, outcome, "under a running bot")
+
         subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True,
                        capture_output=True)
         bot = Bot(rig)
         outcome.runs += 1
-        try:
-            with contextlib.suppress(AssertionError):  # it may well never serve
-                bot.wait_serving(START_TIMEOUT)
+        try:  # it may well never serve: wait for it to say why, or to end
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: _read_only_said(bot), START_TIMEOUT / 4,
+                         "a word of the read-only state", bot)
             end = time.monotonic() + hold
             while time.monotonic() < end and bot.alive():
                 time.sleep(POLL)
@@ -501,12 +569,20 @@ def read_only_state(rig: Rig, *, hold: float = 2.0) -> Outcome:
             subprocess.run(["mount", "-o", "remount,rw", str(state)], capture_output=True,
                            check=False)
         outcome.exit_codes.append(code)
-        _no_fatal_signal(code, bot, outcome, "read-only state")
-        said = bot.output.lower()
-        if "read-only" not in said and "readonly" not in said:
-            outcome.problems.append("the read-only state directory was never reported:\n"
-                                    + bot.tail(15))
+        _no_fatal_signal(code, bot, outcome, "state read-only at start")
+        _said_read_only(bot, outcome, "at start")
     return _finish(rig, outcome)
+
+
+def _read_only_said(bot: Bot) -> bool:
+    said = bot.output.lower()
+    return "read-only" in said or "readonly" in said
+
+
+def _said_read_only(bot: Bot, outcome: Outcome, when: str) -> None:
+    if not _read_only_said(bot):
+        outcome.problems.append(f"the read-only state directory ({when}) was never "
+                                f"reported:\n{bot.tail(15)}")
 
 
 def full_disk(rig: Rig, *, hold: float = 2.0, size: str = "16m") -> Outcome:
@@ -534,6 +610,10 @@ def full_disk(rig: Rig, *, hold: float = 2.0, size: str = "16m") -> Outcome:
         code = bot.stop() if bot.alive() else bot.wait()
         outcome.exit_codes.append(code)
         _no_fatal_signal(code, bot, outcome, "full disk")
+        # a full disk is not damage: no state file may be moved aside (and so lost) for it
+        aside = sorted(p.name for p in state.iterdir() if ".damaged" in p.name)
+        if aside:
+            outcome.problems.append(f"a full disk was taken for damage: moved aside {aside}")
     return _finish(rig, outcome)
 
 
