@@ -15,11 +15,7 @@ reach the server when the breaker opens and when an actor is restarted.
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,8 @@ from actors.market import FeedBars
 from actors.pipeline_messages import Bar
 from actors.position_messages import PortfolioSnapshot
 from supervisor import EventKind, EventRecorder, Runtime
+from tests.alert_server import AlertInbox
+from tests.alert_server import alert_server as serve_alerts
 from tests.bot_helpers import (
     assert_ledger_matches_venue,
     bar_time,
@@ -55,55 +53,10 @@ STOP_LOSS_PCT = 3.0  # exits.stop_loss_pct as shipped
 
 
 # -- the HTTP side -----------------------------------------------------------------------------
-@dataclass
-class Inbox:
-    """What the HTTP server received: the JSON body of every POST."""
-
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def add(self, body: dict[str, Any]) -> None:
-        with self.cond:
-            self.bodies.append(body)
-            self.cond.notify_all()
-
-    def wait_for(self, what: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        with self.cond:
-            if not self.cond.wait_for(lambda: any(match(b) for b in self.bodies),
-                                      timeout=WAIT):
-                titles = [b.get("title") for b in self.bodies]
-                pytest.fail(f"no alert for {what} reached the server; it got {titles}")
-            return next(b for b in self.bodies if match(b))
-
-    def titles(self) -> list[str]:
-        with self.cond:
-            return [str(b.get("title", "")) for b in self.bodies]
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            inbox.add(json.loads(self.rfile.read(length) or b"{}"))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(httpd.server_address[1]), inbox
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+def server() -> Iterator[tuple[int, AlertInbox]]:
+    with serve_alerts() as served:
+        yield served
 
 
 # -- prices ------------------------------------------------------------------------------------
@@ -138,7 +91,7 @@ def _position(rt: Runtime) -> Any:
 
 
 def test_alerts_reach_the_server_and_stop_losses_fill_while_the_breaker_is_open(
-    tmp_path: Path, server: tuple[int, Inbox]
+    tmp_path: Path, server: tuple[int, AlertInbox]
 ) -> None:
     port, inbox = server
     raw = shipped_config()

@@ -216,7 +216,7 @@ def test_off_by_default_and_on_with_force() -> None:
     ({"actors": {"nobody": {"slow": 0.1}}}, "chaos.actors.nobody", "no actor named 'nobody'"),
     ({"actors": {"pipeline": {"slow": 0.1}}}, "chaos.actors.pipeline",
      "a supervisor is never faulted"),
-    ({"actors": {"scanner": {"hang": 0.1}}}, "chaos.actors.scanner.hang",
+    ({"actors": {"paper_wallet": {"hang": 0.1}}}, "chaos.actors.paper_wallet.hang",
      "needs the child's handler_deadline"),
     ({"seed": -1}, "chaos.seed", "greater than or equal to 0"),
     ({"sede": 1}, "chaos.sede", "unknown key"),

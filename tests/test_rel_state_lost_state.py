@@ -20,12 +20,8 @@ stops after a few steps and has no crash bar; a tape child records the breaker's
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,8 @@ from actors.messages import Side
 from actors.pipeline_messages import OrderResult, PlaceOrder
 from actors.position_messages import RecordFill
 from supervisor import Runtime
+from tests.alert_server import AlertInbox
+from tests.alert_server import alert_server as serve_alerts
 from tests.bot_helpers import (
     assert_ledger_matches_venue,
     executor_stats,
@@ -55,55 +53,10 @@ WAIT = 20.0
 
 
 # -- the HTTP side -----------------------------------------------------------------------------
-@dataclass
-class AlertInbox:
-    """The JSON body of every POST the alert server received."""
-
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def add(self, body: dict[str, Any]) -> None:
-        with self.cond:
-            self.bodies.append(body)
-            self.cond.notify_all()
-
-    def wait_for(self, what: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        with self.cond:
-            if not self.cond.wait_for(lambda: any(match(b) for b in self.bodies),
-                                      timeout=WAIT):
-                titles = [b.get("title") for b in self.bodies]
-                pytest.fail(f"no alert for {what} reached the server; it got {titles}")
-            return next(b for b in self.bodies if match(b))
-
-    def titles(self) -> list[str]:
-        with self.cond:
-            return [str(b.get("title", "")) for b in self.bodies]
-
-
 @pytest.fixture
 def alert_server() -> Iterator[tuple[int, AlertInbox]]:
-    inbox = AlertInbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            inbox.add(json.loads(self.rfile.read(length) or b"{}"))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(httpd.server_address[1]), inbox
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serve_alerts() as served:
+        yield served
 
 
 def critical(title: str) -> Callable[[dict[str, Any]], bool]:
