@@ -22,8 +22,9 @@ and what ``tests/test_rel_chaos_load.py`` calls (short). It builds the tree from
   restart) and slows down, at ``rate`` per message each; positions, alerts and events
   also hang, at ``hang_rate`` (default ``2 * rate``; shared-thread hangs only with
   ``hang_shared``: recovering a hung thread-mate is the kernel's shared-thread work);
-  state-write faults at ``rate``
-  wherever storage calls ``ctx.chaos.before_write``;
+  state-write faults (ENOSPC, EIO, EROFS) at ``io_rate`` (default ten times ``rate``)
+  per write, in the sources' files, the market clock, the ledger's commits and the
+  exchange's record;
 * a :class:`BreakerTape` child records the breaker's state at every market step (it is
   an observer, not the bot: no faults are injected into it).
 
@@ -110,6 +111,7 @@ def _node(raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 def chaos_config(ticks: int, seed: int, state: Path, *, speed: float = 60_000.0,
                  rate: float = 0.002, hang_rate: float | None = None,
+                 io_rate: float | None = None,
                  max_restarts: int | None = 100_000, hang_shared: bool = False
                  ) -> dict[str, Any]:
     """The copy of ``config.yaml`` described in the module docstring, as data."""
@@ -135,7 +137,9 @@ def chaos_config(ticks: int, seed: int, state: Path, *, speed: float = 60_000.0,
     for name in hangers:
         _node(raw, name)["handler_deadline"] = 1.0
     every = {"raise": {"RuntimeError": rate, "ConnectionError": rate}, "slow": rate,
-             "slow_seconds": 0.005, "io_error": rate, "hang": 0.0}
+             "slow_seconds": 0.005, "hang": 0.0,
+             # a state write is rarer than a message: ten times the rate, so a run meets some
+             "io_error": min(10 * rate, 0.5) if io_rate is None else io_rate}
     actors: dict[str, Any] = {"*": every, "tape": {"raise": {}, "slow": 0.0, "io_error": 0.0}}
     for name in hangers:
         actors[name] = {"hang": 2 * rate if hang_rate is None else hang_rate}
@@ -169,6 +173,7 @@ def _steps(rt: Runtime) -> int:
 
 def run_chaos_load(ticks: int, seed: int, workdir: Path | str, *, speed: float = 60_000.0,
                    rate: float = 0.002, hang_rate: float | None = None,
+                   io_rate: float | None = None,
                    max_restarts: int | None = 100_000, hang_shared: bool = False,
                    timeout: float | None = None) -> dict[str, Any]:
     """Run the chaos load (module docstring) in this process; what happened and what broke.
@@ -183,7 +188,7 @@ def run_chaos_load(ticks: int, seed: int, workdir: Path | str, *, speed: float =
     state.mkdir(parents=True, exist_ok=True)
     path = work / "chaos-config.yaml"
     raw = chaos_config(ticks, seed, state, speed=speed, rate=rate, hang_rate=hang_rate,
-                       max_restarts=max_restarts, hang_shared=hang_shared)
+                       io_rate=io_rate, max_restarts=max_restarts, hang_shared=hang_shared)
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     config, spec = load_config(path)
     plan = config.chaos_plan()

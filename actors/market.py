@@ -241,7 +241,7 @@ class MarketActor(SupervisedActor):
         record = {"version": 1, "source": self.settings.source, "index": lease,
                   "closes": {k: b.close for k, b in sorted(self.last.items())}}
         try:
-            atomic_write(path, json.dumps(record).encode("utf-8"))
+            atomic_write(path, json.dumps(record).encode("utf-8"), self.ctx.chaos)
         except OSError as exc:
             raise ClockError(f"market clock file {path}: cannot write it: "
                              f"{exc.strerror or exc}") from None

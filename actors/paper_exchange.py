@@ -203,6 +203,8 @@ class PaperExchange(SupervisedActor):
         ``result`` once it is committed (see :func:`_answer`). The order is priced before
         the reply is taken over, so a failure up to here is answered by the runtime."""
         assert self._writer is not None
+        if self.ctx.chaos is not None:  # rehearsal: the record's disk fails (nothing is sent)
+            self.ctx.chaos.before_write(self.settings.database)
         reply = self.defer_reply()
         try:
             self._writer.submit(sql, params, partial(_answer, reply, result))

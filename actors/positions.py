@@ -235,6 +235,8 @@ class PositionActor(SupervisedActor):
         """Record ``fills`` in one transaction, then tell the sources and the breaker and
         publish the new snapshot: all before any sender hears back, so a sender that reads
         the snapshot after its reply sees its own fill."""
+        if self.ctx.chaos is not None:  # rehearsal: the ledger's disk fails before the commit
+            self.ctx.chaos.before_write(self.settings.database)
         results, events = self.ledger.record(fills, self.ctx.clock.wall())
         self.commits += 1
         if self.ledger.impossible:

@@ -307,7 +307,7 @@ class TradeManagerSource(SourceActor):
             "orders": self._orders,
             "trades": self._trades,
         }
-        atomic_write(self.path, json.dumps(data, indent=1).encode())
+        atomic_write(self.path, json.dumps(data, indent=1).encode(), self.ctx.chaos)
 
 
 class PaperWalletSource(SourceActor):
@@ -336,7 +336,7 @@ class PaperWalletSource(SourceActor):
             "balance": {self.settings.quote_currency: str(self.state.book.cash)},
             "holdings": self._positions_json(),
         }
-        atomic_write(self.path, yaml.safe_dump(data, sort_keys=True).encode())
+        atomic_write(self.path, yaml.safe_dump(data, sort_keys=True).encode(), self.ctx.chaos)
 
 
 class PositionsLogSource(SourceActor):
@@ -382,4 +382,4 @@ class PositionsLogSource(SourceActor):
             lines.append({"type": "fill", "seq": event.seq, "fill": fill_to_json(event.fill)})
         if lines:
             payload = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-            append_durably(self.path, payload.encode())
+            append_durably(self.path, payload.encode(), self.ctx.chaos)

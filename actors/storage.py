@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from supervisor.chaos import WriteFaults
 from supervisor.errors import StorageFailure
 
 __all__ = [
@@ -171,14 +172,17 @@ def _state_failure(path: Path, exc: OSError) -> OSError:
     return StorageFailure(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, faults: WriteFaults | None = None) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole.
 
     Temporary file in the same directory, fsync, rename over the target, fsync the directory.
     A full, read-only or failing directory raises :class:`StorageFailure` naming ``path``
-    (the old file is then untouched).
+    (the old file is then untouched). ``faults`` (the writer's ``ctx.chaos``) may fail the
+    write first, as such a directory would.
     """
     try:
+        if faults is not None:
+            faults.before_write(path)
         _atomic_write(path, data)
     except OSError as exc:
         raise _state_failure(path, exc) from exc
@@ -202,10 +206,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def append_durably(path: Path, data: bytes) -> None:
+def append_durably(path: Path, data: bytes, faults: WriteFaults | None = None) -> None:
     """Append ``data`` and fsync; a crash may leave a torn last line, which readers drop.
-    A full, read-only or failing directory raises :class:`StorageFailure` naming ``path``."""
+    A full, read-only or failing directory raises :class:`StorageFailure` naming ``path``;
+    ``faults`` as for :func:`atomic_write`."""
     try:
+        if faults is not None:
+            faults.before_write(path)
         _append_durably(path, data)
     except OSError as exc:
         raise _state_failure(path, exc) from exc
