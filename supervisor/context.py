@@ -198,8 +198,10 @@ class ActorContext:
             except RuntimeErrorBase:
                 self._runtime.count_dead_letters(1)
 
-        handle = self.clock.call_later(delay, fire)
+        # the lock is held until ``handle`` is bound and kept: a clock thread that fires the
+        # timer at once (a delay of 0) waits in ``fire`` for it instead of failing on it
         with self._timers_lock:
+            handle = self.clock.call_later(delay, fire)
             if self._closed:
                 handle.cancel()
             else:

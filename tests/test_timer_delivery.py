@@ -70,3 +70,45 @@ def test_a_timer_message_refused_by_a_full_mailbox_is_told_again() -> None:
     finally:
         release.set()
         rt.stop()
+
+
+class EagerClock(ManualClock):
+    """A clock whose timer thread fires a timer before ``call_later`` has returned (as a
+    real clock thread may for a delay of 0): the callback runs on a thread of its own, and
+    ``call_later`` returns once it is done or after a moment."""
+
+    def call_later(self, delay: float, callback: Any) -> Any:
+        handle = super().call_later(delay, lambda: None)
+        fired = threading.Thread(target=callback, name="eager-clock")
+        fired.start()
+        fired.join(timeout=0.5)
+        return handle
+
+
+class Arms(SupervisedActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "arm":
+            self.ctx.schedule(0.0, "wake")
+        elif message == "got":
+            return list(self.got)
+        else:
+            self.got.append(message)
+        return None
+
+
+def test_a_timer_that_fires_before_schedule_returns_is_delivered() -> None:
+    """Found by the reliability bench: the clock's thread ran a 0 s timer before
+    ``schedule`` had bound its handle, the callback failed (NameError) and the message
+    (the market's next tick) was lost for good."""
+    rt = Runtime(clock=EagerClock(), monitor_interval=0)
+    try:
+        rt.start(SupervisorSpec(children=(ChildSpec("arms", factory=Arms),)))
+        rt.tell("arms", "arm")
+        wait_until(lambda: rt.ask("arms", "got") == ["wake"] or None, timeout=WAIT,
+                   what="the timer's message")
+    finally:
+        rt.stop()
