@@ -48,6 +48,7 @@ from tests.bot_helpers import (
     assert_ledger_matches_venue,
     count_rows,
     ledger_fills,
+    node,
     redirect_state,
     settings,
     shipped_config,
@@ -136,9 +137,15 @@ def _fill_up(directory: Path) -> Path:
     return filler
 
 
-def _trading_config(tmp_path: Path, state: Path) -> Path:
-    """The shipped config with every state file in ``state``, trading on through losses."""
+def _trading_config(tmp_path: Path, state: Path, *, short_backoff: bool = False) -> Path:
+    """The shipped config with every state file in ``state``, trading on through losses;
+    ``short_backoff``: restarts at most 0.2 s apart, so restarts that cannot help run out
+    (and the process gives up) within the test's wait rather than after minutes."""
     raw = shipped_config()
+    if short_backoff:
+        for name in ("ledger", "pipeline"):
+            node(raw, name)["backoff"]["maximum"] = 0.2
+        raw["tree"]["backoff"]["maximum"] = 0.2
     redirect_state(raw, state)
     settings(raw, "market")["speed"] = 6000  # 100 bars a second: fills come quickly
     settings(raw, "breaker")["consecutive_losses"] = {"max_losses": 10_000}
@@ -202,7 +209,7 @@ def test_a_state_directory_turned_read_only_while_running_is_a_logged_failure(
 ) -> None:
     state = tmp_path / "state"
     device = mounts.ext4(state)
-    config = _trading_config(tmp_path, state)
+    config = _trading_config(tmp_path, state, short_backoff=True)
     bot = bot_process("run", "--config", str(config), cwd=tmp_path)
     try:
         bot.wait_for_line(r"tree is up", timeout=WAIT)
