@@ -41,7 +41,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +51,7 @@ from actors.audit import audit_state
 from actors.breaker_gate import BreakerGate
 from actors.executor import ExecutorStats, GetExecutorStats
 from actors.market import Bars, MarketCursor
+from actors.raw_config import child_node, walk_children
 from supervisor.actor import SupervisedActor
 from supervisor.config import load_config
 from supervisor.events import EventKind, EventRecorder
@@ -96,19 +97,6 @@ class BreakerTape(SupervisedActor):
 
 
 # -- the config ----------------------------------------------------------------------------
-def _walk(children: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for child in children:
-        yield child
-        yield from _walk(child.get("children") or [])
-
-
-def _node(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    for child in _walk(raw["tree"]["children"]):
-        if child["name"] == name:
-            return child
-    raise KeyError(f"no child named {name!r} in the config")
-
-
 def chaos_config(ticks: int, seed: int, state: Path, *, speed: float = 60_000.0,
                  rate: float = 0.002, hang_rate: float | None = None,
                  io_rate: float | None = None,
@@ -117,25 +105,25 @@ def chaos_config(ticks: int, seed: int, state: Path, *, speed: float = 60_000.0,
     """The copy of ``config.yaml`` described in the module docstring, as data."""
     raw: dict[str, Any] = copy.deepcopy(yaml.safe_load(SHIPPED.read_text(encoding="utf-8")))
     for name, (key, filename) in STATE_FILES.items():
-        _node(raw, name).setdefault("settings", {})[key] = str(state / filename)
-    market = _node(raw, "market")["settings"]
+        child_node(raw, name).setdefault("settings", {})[key] = str(state / filename)
+    market = child_node(raw, "market")["settings"]
     market.update(speed=speed, max_steps=ticks)
     market["subscribers"] = [*market.get("subscribers", ["scanner", "exits"]), "tape"]
-    _node(raw, "breaker")["settings"].update(recovery_timeout=1.0, max_recovery_timeout=4.0)
+    child_node(raw, "breaker")["settings"].update(recovery_timeout=1.0, max_recovery_timeout=4.0)
     raw["tree"]["children"].insert(0, {"name": "tape", "actor": "actors.chaos_load:BreakerTape"})
     backoff = {"initial": 0.01, "maximum": 0.1, "multiplier": 2, "jitter": 0.01,
                "reset_after": 1}
     if max_restarts is not None:
         intensity = {"max_restarts": max_restarts, "within_seconds": 60}
-        for sup in [raw["tree"], *(c for c in _walk(raw["tree"]["children"])
+        for sup in [raw["tree"], *(c for c in walk_children(raw["tree"]["children"])
                                    if "children" in c)]:
             sup["intensity"] = dict(intensity)
             sup["backoff"] = dict(backoff)
-    hangers = [n["name"] for n in _walk(raw["tree"]["children"])
+    hangers = [n["name"] for n in walk_children(raw["tree"]["children"])
                if "actor" in n and (n["name"] in OWN_THREAD_HANGERS
                                     or (hang_shared and n.get("thread")))]
     for name in hangers:
-        _node(raw, name)["handler_deadline"] = 1.0
+        child_node(raw, name)["handler_deadline"] = 1.0
     every = {"raise": {"RuntimeError": rate, "ConnectionError": rate}, "slow": rate,
              "slow_seconds": 0.005, "hang": 0.0,
              # a state write is rarer than a message: ten times the rate, so a run meets some
@@ -278,7 +266,7 @@ def _settled(rt: Runtime) -> bool:
 def _venue_buys(config: Path) -> list[tuple[str, float]]:
     """(fill id, bar time) of every buy in the paper exchange's record."""
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
-    path = Path(_node(raw, "exchange")["settings"]["database"])
+    path = Path(child_node(raw, "exchange")["settings"]["database"])
     if not path.exists():
         return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)

@@ -24,7 +24,7 @@ import copy
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +37,7 @@ from pykka.messages import ProxyCall, ProxyGetAttr
 from actors.breaker_gate import BreakerGate
 from actors.executor import ExecutorStats, GetExecutorStats
 from actors.market import Bars, GetMarketStats, MarketStats
+from actors.raw_config import child_node
 from supervisor import Runtime, SupervisedActor
 from supervisor.config import load_config
 
@@ -57,18 +58,7 @@ def shipped_config() -> dict[str, Any]:
     return copy.deepcopy(raw)
 
 
-def _walk(children: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for child in children:
-        yield child
-        yield from _walk(child.get("children") or [])
-
-
-def node(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    """The child called ``name`` anywhere in the tree of ``raw``."""
-    for child in _walk(raw["tree"]["children"]):
-        if child["name"] == name:
-            return child
-    raise KeyError(f"no child named {name!r} in the config")
+node = child_node  # the child called ``name`` anywhere in the tree of ``raw``
 
 
 def settings(raw: dict[str, Any], name: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from actors.audit import AuditReport, audit_state
+from actors.raw_config import child_node
 from supervisor.control_protocol import ControlClient, ControlError, socket_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,18 +58,9 @@ class MountUnavailable(Exception):
 
 
 # -- the rig -----------------------------------------------------------------------------------
-def _walk(children: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for child in children:
-        yield child
-        yield from _walk(child.get("children") or [])
-
-
 def _settings(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    for child in _walk(raw["tree"]["children"]):
-        if child["name"] == name:
-            found: dict[str, Any] = child.setdefault("settings", {})
-            return found
-    raise KeyError(name)
+    found: dict[str, Any] = child_node(raw, name).setdefault("settings", {})
+    return found
 
 
 @dataclass
