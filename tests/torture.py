@@ -161,6 +161,11 @@ class Bot:
                     return at
         return None
 
+    def hold(self, seconds: float) -> None:
+        """Let the run go on for ``seconds``, or until it ends by itself."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=seconds)
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -532,9 +537,7 @@ def read_only_state(rig: Rig, *, hold: float = 2.0) -> Outcome:
                          ["-o", "remount,ro,bind", str(state)]):
                 subprocess.run(["mount", *args], check=True, capture_output=True)
                 bound = True
-            end = time.monotonic() + hold
-            while time.monotonic() < end and bot.alive():
-                time.sleep(POLL)
+            bot.hold(hold)
         except AssertionError as exc:
             outcome.problems.append(str(exc))
         finally:
@@ -553,9 +556,7 @@ def read_only_state(rig: Rig, *, hold: float = 2.0) -> Outcome:
             with contextlib.suppress(AssertionError):
                 wait_for(lambda: _read_only_said(bot), START_TIMEOUT / 4,
                          "a word of the read-only state", bot)
-            end = time.monotonic() + hold
-            while time.monotonic() < end and bot.alive():
-                time.sleep(POLL)
+            bot.hold(hold)
         finally:
             code = bot.stop() if bot.alive() else bot.wait()
             subprocess.run(["mount", "-o", "remount,rw", str(state)], capture_output=True,
@@ -592,9 +593,7 @@ def full_disk(rig: Rig, *, hold: float = 2.0, size: str = "16m") -> Outcome:
                 block = b"\0" * 65536
                 while True:
                     handle.write(block)
-            end = time.monotonic() + hold
-            while time.monotonic() < end and bot.alive():
-                time.sleep(POLL)
+            bot.hold(hold)
         except AssertionError as exc:
             outcome.problems.append(str(exc))
         finally:
