@@ -148,6 +148,7 @@ class _Persisted:
     peak: str | None = None
     # the state was lost (how, e.g. "missing"): held OPEN until the ledger answers
     pending: str | None = None
+    successes: int = 0  # good probes in this HALF_OPEN period
 
 
 class BreakerActor(SupervisedActor):
@@ -198,7 +199,6 @@ class BreakerActor(SupervisedActor):
         self.resources = (ResourceTrigger(r.max_rss_mb, r.max_cpu_percent, r.sustain_samples)
                           if r.enabled else None)
         self.p = _Persisted()
-        self.successes = 0
         self.transitions = 0
         self._token = 0
         self._db: sqlite3.Connection | None = None
@@ -242,6 +242,8 @@ class BreakerActor(SupervisedActor):
         elif self.p.pending is not None:  # damaged, and no ledger to ask: an operator must
             self._settle(LedgerHistory(-1))
         self.transitions = int(db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0])
+        if self.p.state is BreakerState.HALF_OPEN and not self._same_period():
+            self._reopen_half_open()
         self._publish()
         if self.p.state is BreakerState.OPEN and not self.p.manual:
             self._schedule_recovery()
@@ -250,6 +252,21 @@ class BreakerActor(SupervisedActor):
             self._process.cpu_percent(None)  # prime: the first reading is always 0
             self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
         log.info("breaker %s (%s)", self.p.state.value, self.p.reason)
+
+    def _same_period(self) -> bool:
+        """Whether this process published the HALF_OPEN period the record holds (a restart
+        of the actor): its gate knows the probe slots already handed out."""
+        gate = self.ctx.peek(self.ctx.name)
+        return (isinstance(gate, BreakerGate) and gate.state is BreakerState.HALF_OPEN
+                and gate.since == self.p.since)
+
+    def _reopen_half_open(self) -> None:
+        """A new process found the breaker HALF_OPEN: how many probes the last one sent
+        is not known (its gate is gone), so a fresh period could let more through. Open
+        again; the recovery timeout brings a new HALF_OPEN period with a full count."""
+        self.p.recovery_at = self.ctx.clock.wall() + self.settings.recovery_timeout
+        self._transition(BreakerState.OPEN, "restarted in half-open: the probes already sent "
+                         "are not known; open again until the recovery timeout")
 
     def _open(self, path: Path) -> str | None:
         """Open (or create) the state file; its state record, if it has one."""
@@ -400,10 +417,12 @@ class BreakerActor(SupervisedActor):
         if not ok:
             self._trip(Trip("probe", f"probe order failed: {detail}", (("detail", detail),)))
             return
-        self.successes += 1
-        if self.successes >= self.settings.success_threshold:
+        self.p.successes += 1
+        if self.p.successes >= self.settings.success_threshold:
             self._transition(BreakerState.CLOSED,
-                             f"{self.successes} successful probe(s) in half-open")
+                             f"{self.p.successes} successful probe(s) in half-open")
+        else:
+            self._save()
 
     # -- the state machine -------------------------------------------------------------------
     def _maybe_trip(self, trip: Trip | None) -> None:
@@ -447,7 +466,6 @@ class BreakerActor(SupervisedActor):
         for trigger in (self.drawdown, self.api, self.losses):
             if trigger is not None:
                 trigger.rearm()
-        self.successes = 0
         self._transition(BreakerState.HALF_OPEN,
                          f"recovery timeout passed; {self.settings.half_open_max_calls} "
                          "probe order(s) allowed")
@@ -483,8 +501,7 @@ class BreakerActor(SupervisedActor):
         if state is not BreakerState.OPEN:
             self.p.recovery_at = None
             self._token += 1  # cancels a pending recovery
-        if state is BreakerState.CLOSED:
-            self.successes = 0
+        self.p.successes = 0  # a new state, a new count of good probes
         self.transitions += 1
         event = BreakerTransition(previous.value, state.value, reason, figures, by, wall)
         self._save(event)
@@ -495,7 +512,8 @@ class BreakerActor(SupervisedActor):
     # -- persistence and publishing ----------------------------------------------------------
     def _publish(self) -> None:
         probes = self.settings.half_open_max_calls if self.p.state is BreakerState.HALF_OPEN else 0
-        self.ctx.publish(BreakerGate(self.p.state, self.p.reason, self.p.since, probes))
+        self.ctx.publish(BreakerGate(self.p.state, self.p.reason, self.p.since, probes)
+                         .continuing(self.ctx.peek(self.ctx.name)))
 
     def _memory(self) -> tuple[Decimal | None, str | None, Decimal | None]:
         """What the equity triggers remember: the peak, and the day with its start equity."""
@@ -513,7 +531,7 @@ class BreakerActor(SupervisedActor):
             "manual": p.manual, "recovery_at": p.recovery_at, "figures": list(p.figures),
             "trip_times": list(p.trip_times), "peak": str(peak) if peak is not None else None,
             "day": day, "day_start_equity": str(start) if start is not None else None,
-            "pending": p.pending,
+            "pending": p.pending, "successes": p.successes,
         }
         # A transition is fsynced before it counts (synchronous=FULL). The running memory
         # alone (a new equity peak, a new day: with every fill, on the pipeline's thread) is
@@ -544,7 +562,7 @@ class BreakerActor(SupervisedActor):
             since=record["since"], manual=record["manual"], recovery_at=record["recovery_at"],
             figures=tuple((str(k), str(v)) for k, v in record["figures"]),
             trip_times=tuple(record["trip_times"]), peak=record.get("peak"),
-            pending=record.get("pending"),
+            pending=record.get("pending"), successes=int(record.get("successes") or 0),
         )
         if self.drawdown is not None and self.p.peak is not None:
             self.drawdown.peak = Decimal(self.p.peak)

@@ -9,6 +9,7 @@ most ``probes`` exposure-increasing orders pass per HALF_OPEN period.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 from dataclasses import dataclass, field
@@ -55,6 +56,23 @@ class BreakerGate:
     since: float = 0.0
     probes: int = 0
     _slots: itertools.count[int] = field(default_factory=itertools.count, compare=False)
+
+    def continuing(self, previous: object) -> BreakerGate:
+        """This gate, sharing ``previous``'s probe slots when both are the same HALF_OPEN
+        period (same ``since``): a republish, or a restart of the breaker actor, must not
+        hand out a fresh set of probes.
+
+        >>> g = BreakerGate(BreakerState.HALF_OPEN, since=5.0, probes=1)
+        >>> g.check(OrderIntent("X", False)).allowed
+        True
+        >>> again = BreakerGate(BreakerState.HALF_OPEN, "republished", 5.0, 1).continuing(g)
+        >>> again.check(OrderIntent("X", False)).allowed
+        False
+        """
+        if (isinstance(previous, BreakerGate) and self.state is BreakerState.HALF_OPEN
+                and previous.state is BreakerState.HALF_OPEN and previous.since == self.since):
+            return dataclasses.replace(self, _slots=previous._slots)
+        return self
 
     def metrics(self) -> dict[str, float]:
         """Gauges for the metrics endpoint: the state as a number (see STATE_NUMBERS)."""

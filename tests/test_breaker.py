@@ -347,3 +347,61 @@ def test_the_days_loss_and_the_peak_survive_a_restart(tmp_path: Path, how: str) 
         assert _status(rt).state is BreakerState.OPEN
     finally:
         rt.stop()
+
+
+def _half_open(rt: Runtime, clock: ManualClock) -> None:
+    rt.tell("breaker", ApiResult(False))
+    rt.tell("breaker", ApiResult(False))
+    assert _status(rt).state is BreakerState.OPEN
+    clock.advance(30)
+    assert _status(rt).state is BreakerState.HALF_OPEN
+
+
+def test_a_restart_of_the_breaker_in_half_open_hands_out_no_new_probes(tmp_path: Path) -> None:
+    """A HALF_OPEN period allows ``half_open_max_calls`` probes in all: the breaker actor
+    restarting (a crash, a reload) in that period must not publish a gate with a fresh set
+    of probe slots while the first probe is still out."""
+    clock = ManualClock()
+    rt = start_breaker(breaker_settings(tmp_path, recovery_timeout=30, half_open_max_calls=1,
+                                        success_threshold=2,
+                                        api_errors={"max_consecutive": 2}), clock)
+    try:
+        _half_open(rt, clock)
+        assert gate(rt).check(OPENING).allowed  # the one probe
+        rt.restart_child("breaker")
+        assert _status(rt).state is BreakerState.HALF_OPEN  # the same period goes on
+        assert not gate(rt).check(OPENING).allowed  # no second probe
+        assert gate(rt).check(REDUCING).allowed
+        rt.tell("breaker", ProbeResult(True, "filled"))
+        rt.restart_child("breaker")  # the good probe is remembered across a restart
+        assert _status(rt).state is BreakerState.HALF_OPEN
+    finally:
+        rt.stop()
+
+
+def test_a_new_process_finding_half_open_opens_again_until_the_recovery_timeout(
+    tmp_path: Path,
+) -> None:
+    """The gate that counted the last process's probes is gone with it: a new process does
+    not start a fresh HALF_OPEN count in the old period, it opens again."""
+    clock = ManualClock()
+    settings_ = breaker_settings(tmp_path, recovery_timeout=30, half_open_max_calls=1,
+                                 api_errors={"max_consecutive": 2})
+    rt = start_breaker(settings_, clock)
+    try:
+        _half_open(rt, clock)
+        assert gate(rt).check(OPENING).allowed  # the probe, then the process dies
+    finally:
+        rt.stop()
+    rt = start_breaker(settings_, clock)
+    try:
+        status = _status(rt)
+        assert status.state is BreakerState.OPEN
+        assert "restarted in half-open" in status.reason
+        assert not gate(rt).check(OPENING).allowed
+        clock.advance(30)
+        assert _status(rt).state is BreakerState.HALF_OPEN  # a new period, one new probe
+        assert gate(rt).check(OPENING).allowed
+        assert not gate(rt).check(OPENING).allowed
+    finally:
+        rt.stop()
