@@ -84,25 +84,25 @@ from typing import Any
 import psutil
 from pykka.messages import ProxyGetAttr
 
-from actors.breaker import BreakerActor
-from actors.breaker_gate import BreakerGate
-from actors.evaluator import EvaluatorActor
-from actors.executor import ExecutorActor, ExecutorStats, GetExecutorStats
-from actors.exits import ExitsActor
-from actors.market import FeedBars, GetMarketStats, MarketActor, MarketStats
-from actors.market_data import SyntheticMarket
-from actors.paper_exchange import PaperExchange
-from actors.pipeline_messages import Bar, PlaceOrder, client_order_id
-from actors.positions import PositionActor
-from actors.scanner import ScannerActor
-from actors.sources import (
+from actors.execution.contract import Bar, PlaceOrder, client_order_id
+from actors.execution.executor import ExecutorActor, ExecutorStats, GetExecutorStats
+from actors.execution.exits import ExitsActor
+from actors.market.data import SyntheticMarket
+from actors.market.feed import FeedBars, GetMarketStats, MarketActor, MarketStats
+from actors.market.scanner import ScannerActor
+from actors.portfolio.positions import PositionActor
+from actors.portfolio.sources import (
     PaperWalletSource,
     PositionsLogSource,
     SourceSettings,
     TradeManagerSource,
 )
+from actors.risk.breaker import BreakerActor
+from actors.risk.gate import BreakerGate
+from actors.strategies.evaluator import EvaluatorActor
+from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, Strategy, SupervisedActor, SupervisorSpec
-from supervisor.gc_freeze import freeze_startup_objects
+from supervisor.host.gc_freeze import freeze_startup_objects
 
 TARGETS = {"tick_to_order_p99_ms": "<= 2 at 1,000 ticks/s, 100 symbols",
            "sustained_ticks_per_s": ">= 10,000"}

@@ -52,12 +52,12 @@ from typing import Any
 
 import psutil
 
-from actors.ledger import Ledger
-from actors.messages import Fill, FillRecorded, Side
-from actors.position_messages import GetPortfolio, PortfolioSnapshot, Reconcile, RecordFill
-from actors.positions import PositionActor
-from actors.reconcile import ReconcileReport
-from actors.sources import (
+from actors.common.messages import Fill, FillRecorded, Side
+from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, Reconcile, RecordFill
+from actors.portfolio.ledger import Ledger
+from actors.portfolio.positions import PositionActor
+from actors.portfolio.reconcile import ReconcileReport
+from actors.portfolio.sources import (
     PaperWalletSource,
     PositionsLogSource,
     SourceSettings,

@@ -3,13 +3,13 @@
 Three sections, each a function that reports ``available: false`` (with why) when the part
 it calls is not in this tree, so the table always prints:
 
-1. **chaos**: ``actors.chaos_load.run_chaos_load(ticks, seed, workdir, rate=...)``: the
+1. **chaos**: ``actors.reliability.chaos_load.run_chaos_load(ticks, seed, workdir, rate=...)``: the
    full tree paper-trading at high speed with faults injected into every actor (``--fault-
    rate`` per message, 0.01 by default), run again with new seeds until ``--faults``
    faults were injected (or a quarter of the time budget ran out). Each run's
-   own invariant check is counted, and the offline auditor (``actors.audit``) reads what
+   own invariant check is counted, and the offline auditor (``actors.reliability.audit``) reads what
    it left as well.
-2. **torture**: the scenarios of ``tests/torture.py`` against ``botvisor run`` as a real
+2. **torture**: the scenarios of ``tests/support/torture.py`` against ``botvisor run`` as a real
    subprocess: ``--kills`` SIGKILLs at random moments (a quarter of them during start-up),
    SIGSTOP/SIGCONT, a second instance beside a running one, each state file deleted or
    damaged between runs, a read-only and a full state directory (tmpfs; skipped when
@@ -47,14 +47,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from actors.audit import AuditInputError, audit_state  # noqa: E402
-from tests import torture  # noqa: E402
+from actors.reliability.audit import AuditInputError, audit_state  # noqa: E402
+from tests.support import torture  # noqa: E402
 
 TARGETS = {"faults_injected": 10_000, "kills": 100, "violations": 0, "recovery_p99_s": 3.0}
 FUZZERS = ("fuzz_configs", "fuzz_control", "fuzz_market")
-# where the input helper's fuzzers may live (the first module that has the function wins)
-FUZZ_MODULES = ("tests.fuzz_cases", "tests.fuzz", "tests.fuzzing", "tests.fuzzers",
-                "supervisor.fuzz", "actors.fuzz", "bench.fuzz")
+FUZZ_MODULES = ("tests.support.fuzz_cases",)  # where the fuzzers live
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -97,9 +95,9 @@ def chaos_section(faults: int, ticks: int, seed: int, workdir: Path, *, deadline
     """Chaos runs until ``faults`` faults were injected (or the deadline); ``rate``: the
     chance per message of a fault (None: the chaos load's default)."""
     try:
-        run_chaos_load = importlib.import_module("actors.chaos_load").run_chaos_load
+        run_chaos_load = importlib.import_module("actors.reliability.chaos_load").run_chaos_load
     except (ImportError, AttributeError) as exc:
-        return {"available": False, "why": f"actors.chaos_load.run_chaos_load: {exc}"}
+        return {"available": False, "why": f"actors.reliability.chaos_load.run_chaos_load: {exc}"}
     out: dict[str, Any] = {"available": True, "runs": 0, "faults_injected": 0, "restarts": 0,
                            "escalations": 0, "hung": 0, "fills_checked": 0,
                            "orders_checked": 0, "violations": [], "cut_short": False,
@@ -145,7 +143,7 @@ def _audit_chaos(work: Path) -> list[str]:
 # -- 2. torture --------------------------------------------------------------------------------
 def torture_section(kills: int, pauses: int, seed: int, workdir: Path, *, deadline: float,
                     progress: Progress, mounts: bool = True) -> dict[str, Any]:
-    """Every scenario of tests/torture.py, each on a freshly warmed state directory."""
+    """Every scenario of tests/support/torture.py, each on a freshly warmed state directory."""
     scenarios: list[tuple[str, Callable[[torture.Rig], torture.Outcome]]] = [
         ("stop_and_continue", lambda rig: torture.stop_and_continue(
             rig, pauses=pauses, seed=seed)),
@@ -235,7 +233,7 @@ def fuzz_section(cases: int, seed: int, progress: Progress) -> dict[str, Any]:
 
 def _fuzz_figures(result: Any, asked: int) -> tuple[int, list[str]]:
     """(cases tried, failures) from what a fuzzer returned: a ``(cases, failures)`` pair
-    (tests/fuzz_cases.py), a dict (``cases``/``tried``, ``failures``/``violations`` as a
+    (tests/support/fuzz_cases.py), a dict (``cases``/``tried``, ``failures``/``violations`` as a
     list or a count), or a number of cases."""
     if isinstance(result, tuple) and len(result) == 2:
         tried, bad = result

@@ -277,7 +277,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self._busy_since = started = now()
         chaos = cell.chaos
         try:
-            if chaos is not None:  # fault injection (supervisor.chaos); None when off
+            if chaos is not None:  # fault injection (supervisor.host.chaos); None when off
                 chaos.inject(message, cell.spec.handler_deadline)
             if isinstance(message, _PYKKA_MESSAGES):
                 response = self._handle_receive(message)  # proxies: pykka's own way

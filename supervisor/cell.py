@@ -91,7 +91,7 @@ class Cell:
         self.replaced_children: dict[str, ChildSpec] = {}  # new specs from a reload; kept too
         self.latency = HandlerLatency()  # handler durations, across incarnations
         self.published: Any = None  # the actor's latest published snapshot (immutable)
-        plan = runtime.chaos  # fault injection (supervisor.chaos): None when off
+        plan = runtime.chaos  # fault injection (supervisor.host.chaos): None when off
         self.chaos = plan.injector(spec.id, is_supervisor=spec.is_supervisor) if plan else None
         # Event subscriptions that belong to the name, not to one instance (see
         # ActorContext.subscribe_events); ended when the child stops for good.

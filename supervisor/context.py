@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import pykka
 
     from supervisor.cell import Cell
-    from supervisor.chaos import ActorChaos
     from supervisor.events import EventBus, SupervisionEvent
+    from supervisor.host.chaos import ActorChaos
     from supervisor.runtime import Runtime
 
 __all__ = ["TIMER_RETRY", "ActorContext", "Replied"]
@@ -76,7 +76,7 @@ class ActorContext:
     @property
     def chaos(self) -> ActorChaos | None:
         """This actor's fault injector (None when nothing is injected into it): storage
-        calls ``chaos.before_write(path)`` before writing state (see supervisor.chaos)."""
+        calls ``chaos.before_write(path)`` before writing state (see supervisor.host.chaos)."""
         return self._cell.chaos
 
     @property

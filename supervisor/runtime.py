@@ -11,7 +11,6 @@ from typing import Any
 import pykka
 
 from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
-from supervisor.chaos import ChaosPlan
 from supervisor.clock import Clock, SystemClock, TimerHandle
 from supervisor.dispatcher import Dispatcher
 from supervisor.error_handler import Directive, ErrorHandler, Severity
@@ -25,8 +24,9 @@ from supervisor.errors import (
 )
 from supervisor.events import EventBus, EventKind
 from supervisor.future import ReplyFuture
+from supervisor.host.chaos import ChaosPlan
+from supervisor.host.secrets import SecretMasker
 from supervisor.mailbox import Envelope
-from supervisor.secrets import SecretMasker
 from supervisor.spec import ChildSpec, SupervisorSpec
 from supervisor.supervisor import (
     ChildInfo,
@@ -97,7 +97,7 @@ class Runtime:
         self.error_handler = error_handler or ErrorHandler()
         self.ask_timeout = ask_timeout
         self.monitor_interval = monitor_interval
-        # Fault injection (supervisor.chaos): None when off; each cell takes its injector.
+        # Fault injection (supervisor.host.chaos): None when off; each cell takes its injector.
         self.chaos = chaos
         self._cells: dict[str, Cell] = {}
         self._root: Cell | None = None

@@ -26,7 +26,7 @@ class BotProcess:
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.cli", *args],
+            [sys.executable, "-m", "supervisor.host.cli", *args],
             cwd=cwd or REPO,
             env=full_env,
             stdout=subprocess.PIPE,

@@ -1,0 +1,122 @@
+"""The exits actor (sale): stop-loss, take-profit, trailing stop and time stop.
+
+It watches every open position against each bar and asks the executor to close it when a
+rule fires. Exits only reduce exposure, so they pass while the breaker is OPEN: a tripped
+breaker never leaves a position unprotected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.execution.contract import Bar, ExitRequest
+from actors.market.feed import Bars
+from actors.portfolio.contract import PortfolioSnapshot
+from supervisor import SupervisedActor
+
+__all__ = ["ExitWatches", "ExitsActor"]
+
+
+class _Watch(NamedTuple):
+    """One open position's watch: its entry, open time, high-water mark and last request.
+    A tuple, so the watches are published as they are (``ExitWatches``)."""
+
+    symbol: str
+    entry: float
+    opened_at: float
+    high: float
+    requested_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitWatches:
+    """Published by the exits actor: each watched position's entry, open time, high-water
+    mark and last request, so a restarted exits actor keeps its time and trailing stops."""
+
+    watches: tuple[tuple[str, float, float, float, float | None], ...]
+
+
+class ExitsActor(SupervisedActor):
+    """Owns the watch state of each open position: entry, high-water mark, last request."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        stop_loss_pct: float = Field(3.0, gt=0)
+        take_profit_pct: float = Field(6.0, gt=0)
+        trailing_pct: float = Field(2.0, gt=0)
+        trailing_activation_pct: float = Field(1.5, ge=0)
+        time_stop_seconds: float | None = Field(6 * 3600.0, gt=0)  # market time
+        repeat_after_seconds: float = Field(300.0, gt=0)  # re-ask if the position stays
+        executor: str = "executor"
+        positions: str = "positions"
+
+    def __init__(self, settings: ExitsActor.Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or ExitsActor.Settings()
+        self.watch: dict[str, _Watch] = {}  # published as they are (a copy of the values)
+        self.requests: dict[str, int] = {}
+        self._seq: int | None = None  # the ledger seq the watches were last pruned at
+
+    def on_start(self) -> None:
+        earlier = self.ctx.peek(self.ctx.name)
+        if isinstance(earlier, ExitWatches):  # a restart: the stops keep their references
+            self.watch = {row[0]: _Watch(*row) for row in earlier.watches}
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Bars):
+            snap = self.ctx.peek(self.settings.positions)
+            if isinstance(snap, PortfolioSnapshot):
+                self._on_bars(message.bars, snap)
+            return None
+        return super().on_receive(message)
+
+    def _on_bars(self, bars: tuple[Bar, ...], snap: PortfolioSnapshot) -> None:
+        watches = self.watch
+        positions = snap.positions
+        changed = False
+        if snap.seq != self._seq:  # positions change only with the ledger's seq
+            self._seq = snap.seq
+            for symbol in [s for s in watches if s not in positions]:
+                del watches[symbol]
+                changed = True
+        for bar in bars:
+            symbol = bar.symbol
+            pos = positions.get(symbol)
+            if pos is None or pos.quantity <= 0:
+                continue
+            entry = float(pos.avg_price)
+            watch = was = watches.get(symbol)
+            if watch is None or watch.entry != entry:
+                watch = _Watch(symbol, entry, bar.at, entry)
+            if bar.high > watch.high:
+                watch = watch._replace(high=bar.high)
+            reason = self._rule(bar, watch)
+            if reason is not None and (
+                    watch.requested_at is None
+                    or bar.at - watch.requested_at >= self.settings.repeat_after_seconds):
+                watch = watch._replace(requested_at=bar.at)
+                self.requests[reason] = self.requests.get(reason, 0) + 1
+                self.ctx.try_tell(self.settings.executor, ExitRequest(
+                    f"exit:{reason}:{symbol}:{int(bar.at)}", symbol, reason, bar.close,
+                    bar.at))
+            if watch is not was:
+                watches[symbol] = watch
+                changed = True
+        if changed:
+            self.ctx.publish(ExitWatches(tuple(watches.values())))
+
+    def _rule(self, bar: Bar, watch: _Watch) -> str | None:
+        s = self.settings
+        if bar.low <= watch.entry * (1 - s.stop_loss_pct / 100):
+            return "stop_loss"
+        if bar.high >= watch.entry * (1 + s.take_profit_pct / 100):
+            return "take_profit"
+        activated = watch.high >= watch.entry * (1 + s.trailing_activation_pct / 100)
+        if activated and bar.low <= watch.high * (1 - s.trailing_pct / 100):
+            return "trailing_stop"
+        if s.time_stop_seconds is not None and bar.at - watch.opened_at >= s.time_stop_seconds:
+            return "time_stop"
+        return None

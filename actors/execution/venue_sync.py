@@ -1,0 +1,147 @@
+"""One venue sync as a state machine: which ask comes next, and what the ledger lacked.
+
+The executor runs it without waiting: it sends each step's message, and hands the answer
+to :meth:`VenueSync.answer`, which returns the next step (or None when the sync is done).
+The steps:
+
+1. ``GetLedgerSummary``: the ledger's newest fill time and its fills per venue;
+2. ``GetVenueFills``: the venue's fills since a little before the ledger's newest
+   (``recent``), or all of them (``full``, or an empty ledger);
+3. those fills to the ledger in batches, in venue order (``RecordFills``, one transaction
+   each; the ledger skips fill ids it has);
+4. ``GetVenueRecord``: how many fills the venue has made in all. When it has more than the
+   ledger now holds of it, a fill fell outside the window (venue time is no proof): all its
+   fills are listed and recorded by id (steps 2 and 3 again, once). When it has fewer, the
+   ledger holds fills the venue never made (``phantom``: its record was lost);
+5. ``GetOpenOrders``: the orders the venue still has open (their later fills are still to
+   come, so the executor follows them).
+
+A step's failure ends the sync; the executor retries it whole (every step is safe to
+repeat). The findings the executor acts on: ``recovered``, ``rejected``, ``ledger_empty``
+(the ledger had no fill while the venue had some: it was lost) and ``phantom``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from actors.common.messages import Fill
+from actors.execution.contract import GetOpenOrders, OpenOrder
+from actors.portfolio.contract import FillsRecorded, GetLedgerSummary, LedgerSummary, RecordFills
+from actors.venues.paper_exchange import GetVenueFills, GetVenueRecord, VenueRecord
+
+__all__ = ["Step", "VenueSync"]
+
+Step = tuple[Literal["ledger", "venue"], Any]  # where the next ask goes, and its message
+
+
+@dataclass
+class VenueSync:
+    """Owns one venue sync's progress and findings: the fills the venue listed, those the
+    ledger lacked (``recovered``) and those it refused (``rejected``), and what the
+    counts say (``ledger_empty``, ``phantom``)."""
+
+    mode: Literal["recent", "full", "off"]
+    lookback: float  # venue seconds before the ledger's newest fill ("recent")
+    batch: int  # fills per RecordFills
+    reach_back: float | None = None  # an earlier instance's oldest unrecorded fill
+    newest: float | None = None  # the ledger's newest fill time
+    since: float | None = None  # the venue fills asked for start here (None: all)
+    fills: list[Fill] = field(default_factory=list)
+    recovered: list[Fill] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    open_orders: tuple[OpenOrder, ...] = ()
+    summary: LedgerSummary | None = None  # the ledger before this sync
+    record: VenueRecord | None = None  # the venue's count
+    listed_all: bool = False  # every venue fill was listed (not only a window)
+    phantom: int = 0  # fills the ledger has of this venue that the venue does not
+    _stage: Literal["summary", "fills", "record", "count", "open"] = "summary"
+    _chunk: tuple[Fill, ...] = ()
+    _next: int = 0
+
+    @property
+    def ledger_empty(self) -> bool:
+        """The ledger had no fill at all while the venue had this bot's fills."""
+        return (self.summary is not None and self.summary.total == 0
+                and (bool(self.recovered) or bool(self.record and self.record.fills)))
+
+    def start(self) -> Step:
+        self._stage = "summary"
+        return "ledger", GetLedgerSummary()
+
+    def answer(self, value: Any) -> Step | None:
+        """Take the answer to the last step: the next step, or None when the sync is done.
+        Raises TypeError for an answer of the wrong kind."""
+        if self._stage == "summary":
+            if not isinstance(value, LedgerSummary):
+                raise TypeError(f"GetLedgerSummary answered {type(value).__name__}")
+            self.summary = value
+            self.newest = value.newest
+            if self.mode == "recent" and value.newest is not None:
+                self.since = value.newest - self.lookback
+                if self.reach_back is not None:
+                    self.since = min(self.since, self.reach_back)
+            return self._list(self.since)
+        if self._stage == "open":
+            if not isinstance(value, list | tuple) or not all(
+                    isinstance(o, OpenOrder) for o in value):
+                raise TypeError(f"GetOpenOrders answered {type(value).__name__}")
+            self.open_orders = tuple(value)
+            return None
+        if self._stage == "count":
+            if value is None:  # a venue that keeps no count: the window is all there is
+                self._stage = "open"
+                return "venue", GetOpenOrders()
+            if not isinstance(value, VenueRecord):
+                raise TypeError(f"GetVenueRecord answered {type(value).__name__}")
+            return self._counted(value)
+        if self._stage == "fills":
+            if not isinstance(value, list | tuple):
+                raise TypeError(f"GetVenueFills answered {type(value).__name__}")
+            self.fills = list(value)
+            self._next = 0
+        else:
+            if not isinstance(value, FillsRecorded):
+                raise TypeError(f"RecordFills answered {type(value).__name__}")
+            new = {r.fill_id for r in value.recorded if not r.duplicate}
+            self.recovered.extend(f for f in self._chunk if f.fill_id in new)
+            self.rejected.extend(value.rejected)
+        if self._next >= len(self.fills):
+            self._stage = "count"
+            return "venue", GetVenueRecord()
+        self._stage = "record"
+        self._chunk = tuple(self.fills[self._next : self._next + self.batch])
+        self._next += len(self._chunk)
+        return "ledger", RecordFills(self._chunk)
+
+    def _list(self, since: float | None) -> Step:
+        self._stage = "fills"
+        self.listed_all = self.listed_all or since is None
+        return "venue", GetVenueFills(since)
+
+    def _counted(self, record: VenueRecord) -> Step:
+        """Compare the venue's count with what the ledger holds of it now."""
+        self.record = record
+        assert self.summary is not None
+        held = self.summary.fills.get(record.venue, 0) + sum(
+            1 for f in self.recovered if f.venue == record.venue)
+        if record.fills is not None:
+            if record.fills > held and not self.listed_all:
+                self.since = None  # a fill outside the window: list them all, by id
+                return self._list(None)
+            self.phantom = max(0, held - record.fills)
+        self._stage = "open"
+        return "venue", GetOpenOrders()
+
+    def newest_fill_time(self) -> float | None:
+        """The newest fill time the venue listed or the ledger had (None: no fill at all)."""
+        times = [f.at for f in self.fills]
+        if self.newest is not None:
+            times.append(self.newest)
+        return max(times, default=None)
+
+    def scope(self) -> str:
+        """What was checked, for the log: "venue fill(s)[ since venue time T]"."""
+        return "venue fill(s)" + ("" if self.since is None else
+                                  f" since venue time {self.since:.0f}")

@@ -1,0 +1,378 @@
+"""The market data actor: paces bars from a source and fans them out; rejects bad data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from actors.common.messages import Alert
+from actors.common.storage import atomic_write
+from actors.execution.contract import Bar
+from actors.market.data import (
+    DEFAULT_SYMBOLS,
+    BadBar,
+    CsvReplay,
+    SyntheticMarket,
+    check_bar,
+    check_csv_dir,
+)
+from actors.portfolio.contract import MarkPrices
+from actors.risk.contract import MarketSamples
+from supervisor import SupervisedActor
+
+log = logging.getLogger(__name__)
+
+_MAX_FEED_RUN = 256  # FeedBars merged into one emission at most
+
+__all__ = ["Bars", "ClockError", "FeedBars", "GetMarketStats", "MarketActor", "MarketOrigin",
+           "MarketStats"]
+
+
+class ClockError(RuntimeError):
+    """The market clock file cannot be read or written; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """The bars of one market step (one per symbol), as subscribers receive them."""
+
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBars:
+    """Push bars from outside (a test, a bench, another feed) through validation."""
+
+    bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetMarketStats:
+    """Ask for MarketStats."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStats:
+    """How many bars went out, how many were rejected and why, and where the feed is."""
+
+    steps: int
+    bars: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    finished: bool = False
+    last_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """Timer: emit the next step. It names the instance that scheduled it: a tick already
+    queued when that instance crashed is ignored by its replacement, which starts its own
+    chain (two chains would run the market at twice its pace)."""
+
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _FlushMarks:
+    """Timer: send the prices held back by ``marks_interval`` (see ``_Tick`` for why it
+    names the instance)."""
+
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarketOrigin:
+    """Where this process's feed started: the synthetic market's bar index and the closes
+    it started from (or the CSV steps skipped). Read from the clock file at a process's
+    first start; an in-process restart rebuilds the same feed from it."""
+
+    index: int = 0
+    closes: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MarketCursor:
+    """Where the feed is, and the last bar of each symbol: published so a restarted market
+    resumes instead of replaying, and so the paper exchange can price an order at the
+    market's latest price without a message per bar. ``steps`` counts from ``origin``."""
+
+    steps: int
+    last: dict[str, Bar]
+    origin: MarketOrigin = MarketOrigin()
+
+
+class MarketActor(SupervisedActor):
+    """Owns the feed (synthetic or CSV replay), its pacing, the per-symbol last times, and
+    the market clock file.
+
+    The clock file keeps the feed's position across processes, so market (and so venue)
+    time never runs backwards after a restart: before the feed passes the position last
+    written, a new one ``clock_lease`` steps ahead is written (atomically). A new process
+    resumes at that position (a jump of at most ``clock_lease`` bars), the synthetic
+    market from the closes written with it. No file: the feed starts at its first bar (a
+    warning is logged); a file that cannot be read fails the start, naming the file.
+    """
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        source: Literal["synthetic", "csv"] = "synthetic"
+        csv_dir: str | None = None
+        seed: int = 7
+        symbols: dict[str, float] | None = None
+        bar_seconds: float = Field(60.0, gt=0)
+        speed: float = Field(600.0, gt=0)  # market seconds per real second
+        crash_at_bar: int | None = Field(600, ge=0)
+        max_steps: int | None = Field(None, ge=1)
+        # Bars go to these; the paper exchange reads the latest bars this actor publishes
+        # (MarketCursor) instead of a message per step
+        subscribers: tuple[str, ...] = ("scanner", "exits")
+        positions: str = "positions"
+        # The position actor gets the latest price of each symbol at most this often (real
+        # seconds; 0: with every step). It marks the portfolio with them and samples equity
+        # at most once a second, so coalescing costs nothing there and saves the position
+        # actor a wake-up per step when bars come fast.
+        marks_interval: float = Field(0.05, ge=0)
+        breaker: str = "breaker"
+        alerts: str = "alerts"
+        # The feed's position across processes (None: none kept, each process starts the
+        # feed at its first bar); a new position is written every clock_lease steps
+        clock_file: str | None = "state/market_clock.json"
+        clock_lease: int = Field(100, ge=1)
+
+        @model_validator(mode="after")
+        def _csv_needs_a_directory(self) -> MarketActor.Settings:
+            if self.source == "csv":
+                check_csv_dir(self.csv_dir)
+            return self
+
+    def __init__(self, settings: MarketActor.Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or MarketActor.Settings()
+        self.steps = 0
+        self.bars = 0
+        self.rejected: Counter[str] = Counter()
+        self.last: dict[str, Bar] = {}  # the last good bar of each symbol
+        self.finished = False
+        self._feed: Iterator[list[Bar | BadBar]] | None = None
+        self._marks: dict[str, tuple[float, float]] = {}  # symbol -> (close, at), not sent
+        self._marks_sent = -math.inf
+        self._marks_timer = False
+        self._origin = MarketOrigin()
+        self._leased = 0  # the position (origin index + steps) the clock file allows
+
+    def on_start(self) -> None:
+        s = self.settings
+        cursor = self.ctx.peek(self.ctx.name)
+        skip = 0
+        if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
+            skip, self.last, self.steps = cursor.steps, dict(cursor.last), cursor.steps
+            self._origin = cursor.origin
+        else:  # this process's first start: where the last process's clock got to
+            self._origin = self._read_clock()
+        self._leased = self._origin.index + skip
+        if s.source == "csv":
+            if not s.csv_dir:
+                raise ValueError("market.settings.csv_dir is required for source 'csv'")
+            self._feed = _csv_steps(CsvReplay(s.csv_dir))
+            skip += self._origin.index
+        else:
+            symbols = dict(s.symbols or DEFAULT_SYMBOLS)
+            symbols.update((k, v) for k, v in self._origin.closes if k in symbols)
+            market = SyntheticMarket(symbols, seed=s.seed + self._origin.index,
+                                     bar_seconds=s.bar_seconds, crash_at_bar=s.crash_at_bar)
+            market.index = self._origin.index
+            self._feed = _synthetic_steps(market)
+        for _ in range(skip):
+            next(self._feed, None)
+        self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
+
+    # -- the clock file ------------------------------------------------------------------------
+    def _clock_path(self) -> Path | None:
+        return None if self.settings.clock_file is None else Path(self.settings.clock_file)
+
+    def _read_clock(self) -> MarketOrigin:
+        """Where the last process's feed may have got to (its last lease), or the start."""
+        path = self._clock_path()
+        if path is None:
+            return MarketOrigin()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            log.warning("no market clock file %s: the %s market starts at its first bar",
+                        path, self.settings.source)
+            return MarketOrigin()
+        except OSError as exc:
+            raise ClockError(f"market clock file {path}: cannot read it: "
+                             f"{exc.strerror or exc}") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            if data.get("source") != self.settings.source:
+                log.warning("market clock file %s was written for source %r: the %s "
+                            "feed starts at its first bar", path, data.get("source"),
+                            self.settings.source)
+                return MarketOrigin()
+            index = int(data["index"])
+            closes = tuple((str(k), float(v)) for k, v in dict(data.get("closes", {})).items())
+            if index < 0 or not all(math.isfinite(v) and v > 0 for _, v in closes):
+                raise ValueError("a negative position or a bad price")
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            raise ClockError(
+                f"market clock file {path} is damaged ({type(exc).__name__}: {exc}); "
+                "market time must not run backwards, so the market does not start: restore "
+                "the file, or delete it to start the market at its first bar") from None
+        log.info("market clock %s: the %s feed resumes at step %d", path,
+                 self.settings.source, index)
+        return MarketOrigin(index, closes)
+
+    def _renew_lease(self) -> None:
+        """Before the feed passes the position the clock file allows, move it ahead."""
+        path = self._clock_path()
+        if path is None:
+            return
+        position = self._origin.index + self.steps
+        lease = position + self.settings.clock_lease
+        record = {"version": 1, "source": self.settings.source, "index": lease,
+                  "closes": {k: b.close for k, b in sorted(self.last.items())}}
+        try:
+            atomic_write(path, json.dumps(record).encode("utf-8"), self.ctx.chaos)
+        except OSError as exc:
+            raise ClockError(f"market clock file {path}: cannot write it: "
+                             f"{exc.strerror or exc}") from None
+        self._leased = lease
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case _Tick(incarnation):
+                if incarnation == self.ctx.incarnation:
+                    self._tick()
+            case _FlushMarks(incarnation):
+                if incarnation == self.ctx.incarnation:
+                    self._marks_timer = False
+                    self._send_marks(force=True)
+            case FeedBars():
+                self._feed_run(message)
+            case GetMarketStats():
+                return MarketStats(self.steps, self.bars, dict(self.rejected), self.finished,
+                                   max((b.at for b in self.last.values()), default=None))
+            case _:
+                return super().on_receive(message)
+        return None
+
+    def _tick(self) -> None:
+        s = self.settings
+        if self._feed is None or self.finished:
+            return
+        step = next(self._feed, None)
+        if step is None or (s.max_steps is not None and self.steps >= s.max_steps):
+            self.finished = True
+            log.info("market feed finished after %d steps", self.steps)
+            return
+        if self._origin.index + self.steps >= self._leased:
+            self._renew_lease()
+        self.steps += 1
+        self._emit(step)
+        self.ctx.schedule(s.bar_seconds / s.speed, _Tick(self.ctx.incarnation))
+
+    def _feed_run(self, first: FeedBars) -> None:
+        """Emit ``first`` and the FeedBars queued right behind it, in order, merging
+        consecutive feeds while no symbol repeats: bars fed faster than they are handled
+        go out as one message per subscriber instead of one per feed, and a ``Bars``
+        still holds at most one bar per symbol (one market step)."""
+        group: list[Bar | BadBar] = list(first.bars)
+        symbols = {b.symbol for b in first.bars}
+        for feed, _ in self.ctx.take_run(FeedBars, _MAX_FEED_RUN):
+            incoming = {b.symbol for b in feed.bars}
+            if incoming & symbols or len(incoming) < len(feed.bars):
+                self._emit(group)
+                group, symbols = [], set()
+            group.extend(feed.bars)
+            symbols |= incoming
+        self._emit(group)
+
+    def _emit(self, items: list[Bar | BadBar]) -> None:
+        good: list[Bar] = []
+        last = self.last
+        for item in items:
+            try:
+                if isinstance(item, BadBar):
+                    raise item
+                before = last.get(item.symbol)
+                check_bar(item, None if before is None else before.at)
+            except BadBar as bad:
+                self._reject(bad)
+                continue
+            last[item.symbol] = item
+            good.append(item)
+        self.ctx.publish(MarketCursor(self.steps, dict(self.last), self._origin))
+        if not good:
+            return
+        self.bars += len(good)
+        batch = Bars(tuple(good))
+        for name in self.settings.subscribers:
+            self.ctx.try_tell(name, batch)
+        # one message each to the position actor and the breaker, however many bars
+        marks = self._marks
+        for b in good:
+            marks[b.symbol] = (b.close, b.at)
+        self._send_marks()
+        self.ctx.try_tell(self.settings.breaker, MarketSamples(
+            tuple((b.symbol, b.close, b.at, b.volume * b.close) for b in good)))
+
+    def _send_marks(self, *, force: bool = False) -> None:
+        """Tell the position actor the latest prices, unless it was told less than
+        ``marks_interval`` ago (then a timer sends them when the interval is up)."""
+        if not self._marks:
+            return
+        now = self.ctx.clock.now()
+        wait = self.settings.marks_interval - (now - self._marks_sent)
+        if wait > 0 and not force:
+            if not self._marks_timer:
+                self._marks_timer = True
+                self.ctx.schedule(wait, _FlushMarks(self.ctx.incarnation))
+            return
+        self.ctx.try_tell(self.settings.positions, MarkPrices(
+            tuple((symbol, close, at) for symbol, (close, at) in self._marks.items())))
+        self._marks = {}
+        self._marks_sent = now
+
+    def on_stop(self) -> None:
+        self._send_marks(force=True)
+
+    def _reject(self, bad: BadBar) -> None:
+        self.rejected[bad.reason] += 1
+        count = self.rejected[bad.reason]
+        log.warning("rejected bar (%s), %d so far", bad, count)
+        if count in (1, 10, 100, 1000):
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                key=f"market.bad_data.{bad.reason}", severity="warning",
+                title=f"Bad market data rejected: {bad.reason}",
+                body=f"{bad} ({count} rejected so far)"))
+
+
+def _synthetic_steps(market: SyntheticMarket) -> Iterator[list[Bar | BadBar]]:
+    while True:
+        yield list(market.step())
+
+
+def _csv_steps(replay: CsvReplay) -> Iterator[list[Bar | BadBar]]:
+    """Group the replay into steps: all bars sharing a timestamp (bad rows alone)."""
+    pending: list[Bar | BadBar] = []
+    at: float | None = None
+    for item in replay:
+        if isinstance(item, BadBar):
+            yield [item]
+            continue
+        if at is not None and item.at != at and pending:
+            yield pending
+            pending = []
+        at = item.at
+        pending.append(item)
+    if pending:
+        yield pending

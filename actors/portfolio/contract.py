@@ -1,0 +1,208 @@
+"""Messages to and from the position actor and its sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from actors.common.messages import Fill, FillRecorded
+from actors.portfolio.ledger import LedgerEvent
+from supervisor.fast_init import fast_init
+
+__all__ = [
+    "FillsRecorded",
+    "GetLastFillTime",
+    "GetLedgerSummary",
+    "GetPortfolio",
+    "GetTrades",
+    "GetView",
+    "HasOrder",
+    "LedgerSummary",
+    "MarkPrices",
+    "PortfolioSnapshot",
+    "PositionView",
+    "Reconcile",
+    "RecordFill",
+    "RecordFills",
+    "ResetTo",
+    "SourceEvents",
+    "SourceHello",
+    "SourceView",
+]
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class RecordFill:
+    """Ask the position actor to record a fill; the reply comes after it is on disk."""
+
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFills:
+    """Ask the position actor to record many fills in one transaction (one fsync).
+
+    For bulk work such as reconciling with the venue after a crash: duplicates (by fill id)
+    are acknowledged and not recorded again, fills the ledger refuses are listed, and the
+    reply (a :class:`FillsRecorded`) comes only after the new ones are on disk.
+    """
+
+    fills: tuple[Fill, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FillsRecorded:
+    """Reply to RecordFills: one FillRecorded per accepted fill, in order, and the refused."""
+
+    recorded: tuple[FillRecorded, ...]
+    rejected: tuple[tuple[str, str], ...] = ()  # (fill id, reason)
+
+    @property
+    def new(self) -> int:
+        """How many fills this batch added to the ledger (not already there)."""
+        return sum(1 for r in self.recorded if not r.duplicate)
+
+
+@dataclass(frozen=True, slots=True)
+class GetLastFillTime:
+    """Ask for the venue time of the newest fill in the ledger (from ``venue``, or from any
+    venue when None); the reply is None when the ledger has no such fill."""
+
+    venue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetLedgerSummary:
+    """Ask what the ledger holds, for a venue sync: a :class:`LedgerSummary`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """The venue time of the ledger's newest fill (None: no fill), how many fills it has
+    from each venue, its event ``seq`` (fills and corrections), and its file."""
+
+    newest: float | None
+    fills: dict[str, int]
+    seq: int
+    database: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.fills.values())
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrices:
+    """The latest prices of many symbols in one message (one market emit), in order: each is
+    ``(symbol, price, at)``, taken as ``MarkPrice(symbol, Decimal(repr(price)), at)`` would
+    be. The position actor converts the float (its shortest repr, exactly) to a Decimal."""
+
+    prices: tuple[tuple[str, float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetPortfolio:
+    """Ask for a PortfolioSnapshot (served from memory; never waits for the disk)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetTrades:
+    """Ask for the last ``limit`` recorded fills, oldest first."""
+
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HasOrder:
+    """Ask whether any fill of this client order id is in the ledger."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Ask the position actor to reconcile its sources now; replies a ReconcileReport."""
+
+    reason: str = "on demand"
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """One symbol's position as some store sees it."""
+
+    quantity: Decimal
+    avg_price: Decimal
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioSnapshot:
+    """Everything the breaker and the CLI need, as of ledger event ``seq``."""
+
+    seq: int
+    cash: Decimal
+    starting_cash: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    gross_exposure: Decimal
+    positions: dict[str, PositionView] = field(default_factory=dict)
+    exposure_by_symbol: dict[str, Decimal] = field(default_factory=dict)
+    marks: dict[str, Decimal] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Gauges for the metrics endpoint (see supervisor.host.metrics)."""
+        return {
+            "equity": float(self.equity),
+            "cash": float(self.cash),
+            "open_positions": float(len(self.positions)),
+            "gross_exposure": float(self.gross_exposure),
+            "realized_pnl": float(self.realized_pnl),
+            "unrealized_pnl": float(self.unrealized_pnl),
+            "fees_paid": float(self.fees),
+        }
+
+
+# -- between the position actor and its sources -----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SourceHello:
+    """A source tells the position actor it started, having applied up to ``last_seq``."""
+
+    source: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvents:
+    """Ledger events for a source to apply, in seq order."""
+
+    events: tuple[LedgerEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetTo:
+    """Replace the source's whole state with the ledger's, as of ``seq``."""
+
+    seq: int
+    cash: Decimal
+    positions: dict[str, PositionView]
+    reason: str
+    updated_at: float = 0.0  # the time of the state's last change
+
+
+@dataclass(frozen=True, slots=True)
+class GetView:
+    """Ask a source for its SourceView."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A source's own view of the positions (and cash, if it keeps one)."""
+
+    source: str
+    last_seq: int
+    positions: dict[str, PositionView]
+    cash: Decimal | None
+    updated_at: float = 0.0  # time of the store's last change

@@ -1,0 +1,371 @@
+"""The position actor: the single writer of position state.
+
+It publishes a PortfolioSnapshot after every commit (and, throttled, on new prices) so
+the executor and exits read positions without a message.
+
+Every write (a fill, a correction) goes through this actor's mailbox, so no lock is needed.
+It owns the SQLite ledger of record. Fills are group-committed: the fills waiting in the
+mailbox are written in one transaction, and each sender's reply is sent only after that
+commit, so an acknowledged fill survives ``kill -9``. Fills are deduplicated by fill id.
+Queries are answered from memory, after any staged fills are committed.
+
+A fill the venue made is never refused: when it makes the book impossible (see
+:mod:`actors.portfolio.ledger`) it is recorded, the breaker is asked to halt (HALTED before the
+sender hears back) and a critical alert is sent. On start it tells the breaker whether
+the ledger has history (``LedgerHistory``), for a breaker that lost its own state.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any, Literal
+
+import pykka
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.common.messages import (
+    Alert,
+    Fill,
+    FillRecorded,
+    HaltTrading,
+    InvalidFill,
+    MarkPrice,
+    RecordedFills,
+)
+from actors.common.settings_types import StatePath
+from actors.common.wal_checkpoint import Checkpointer
+from actors.portfolio.book import ZERO
+from actors.portfolio.contract import (
+    FillsRecorded,
+    GetLastFillTime,
+    GetLedgerSummary,
+    GetPortfolio,
+    GetTrades,
+    HasOrder,
+    LedgerSummary,
+    MarkPrices,
+    PortfolioSnapshot,
+    PositionView,
+    Reconcile,
+    RecordFill,
+    RecordFills,
+    ResetTo,
+    SourceEvents,
+    SourceHello,
+)
+from actors.portfolio.ledger import Ledger, Rejected
+from actors.portfolio.reconcile import Reconciler, ReconcileReport
+from actors.portfolio.valuation import Valuation, Valuer
+from actors.risk.contract import EquitySample, LedgerHistory, TradeClosed
+from supervisor import SupervisedActor
+from supervisor.host.control_protocol import OperatorCommand
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PositionActor"]
+
+Strategy = Literal[
+    "trade_manager_priority", "paper_wallet_priority", "merge", "most_recent", "emergency_reset"
+]
+
+
+class PositionActor(SupervisedActor):
+    """Owns the ledger (SQLite), the in-memory book that mirrors it, and the mark prices."""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        database: StatePath = "state/ledger.db"
+        starting_cash: Decimal = Field(Decimal("10000"), ge=0)
+        allow_short: bool = False
+        max_batch: int = Field(1024, ge=1)
+        sources: tuple[str, ...] = ("trade_manager", "paper_wallet", "positions_log")
+        reconcile_interval: float = Field(5.0, gt=0)
+        conflict_strategy: Strategy = "merge"
+        max_conflict_history: int = Field(100, ge=1)
+        price_tolerance: Decimal = Field(Decimal("0.000001"), ge=0)
+        breaker: str = "breaker"
+        alerts: str = "alerts"
+        equity_interval: float = Field(1.0, gt=0)  # at most one equity sample per interval
+        # WAL checkpoints run on a thread of their own every this many seconds, not inside
+        # a fill's commit (see actors.common.wal_checkpoint)
+        checkpoint_interval: float = Field(1.0, gt=0)
+
+    def __init__(self, settings: PositionActor.Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or PositionActor.Settings()
+        self.ledger = Ledger(
+            self.settings.database,
+            starting_cash=self.settings.starting_cash,
+            allow_short=self.settings.allow_short,
+        )
+        self._staged: list[tuple[RecordFill, pykka.Future[Any] | None]] = []
+        self.marks: dict[str, Decimal] = {}
+        self.commits = 0
+        self._reconciler: Reconciler | None = None
+        self._last_sample = float("-inf")
+        self._valuer = Valuer()
+        self._checkpointer: Checkpointer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_start(self) -> None:
+        self.ledger.open()
+        self._checkpointer = Checkpointer(self.settings.database, synchronous="full",
+                                          interval=self.settings.checkpoint_interval,
+                                          name="ledger").start(self.ledger.db)
+        self._reconciler = Reconciler(self, self.settings)
+        log.info(
+            "ledger %s open at seq %d: %d open positions, cash %s",
+            self.settings.database, self.ledger.seq, len(self.ledger.book.positions),
+            self.ledger.book.cash,
+        )
+        self.ctx.schedule(self.settings.reconcile_interval, Reconcile("timer"))
+        self.ctx.publish(self.snapshot())
+        # a breaker that lost its own state decides from this whether the ledger has history
+        self.ctx.try_tell(self.settings.breaker,
+                          LedgerHistory(self.ledger.seq, self.settings.database))
+        if self.ledger.book.cash < 0 or any(
+                p.quantity < 0 for p in self.ledger.book.positions.values()):
+            log.error("ledger %s: the book is impossible (cash %s); trading was halted when "
+                      "it became so", self.settings.database, self.ledger.book.cash)
+
+    def on_stop(self) -> None:
+        self._commit()
+        self._close()
+
+    def _close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.ledger.close()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        err = RuntimeError("position actor failed before this fill was committed; resend it")
+        for _, reply in self._staged:
+            if reply is not None:
+                reply.set_exception(exc_info=(type(err), err, None))
+        self._staged.clear()
+        self._close()
+
+    # -- messages ----------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RecordFill):
+            staged = self._staged
+            staged.append((message, self.defer_reply()))
+            room = self.settings.max_batch - len(staged)
+            if room > 0:  # the fills queued right behind this one join it, in one step
+                staged.extend(self.ctx.take_run(RecordFill, room))
+            if self.ctx.pending() == 0 or len(staged) >= self.settings.max_batch:
+                self._commit()
+            return None
+        if isinstance(message, MarkPrices):
+            self._commit()  # as for a MarkPrice, below
+            marks = self.marks
+            for symbol, price, _ in message.prices:
+                marks[symbol] = Decimal(repr(price))
+            self._marked()
+            return None
+        if isinstance(message, MarkPrice):
+            # A price ends a run of fills: commit what is staged now. Otherwise a fill staged
+            # while this price was waiting behind it would stay uncommitted, its sender
+            # blocked, until some other kind of message happened to arrive.
+            self._commit()
+            self.marks[message.symbol] = message.price
+            self._marked()
+            return None
+        self._commit()  # everything else sees only committed state
+        match message:
+            case RecordFills(fills):
+                return self._record_batch(fills)
+            case GetLastFillTime(venue):
+                return self.ledger.last_fill_at(venue)
+            case GetLedgerSummary():
+                return LedgerSummary(self.ledger.newest_fill_at, self.ledger.fill_counts(),
+                                     self.ledger.seq, self.settings.database)
+            case GetPortfolio():
+                return self.snapshot()
+            case OperatorCommand():
+                return self._operator(message)
+            case GetTrades(limit):
+                return self.ledger.trades(limit)
+            case HasOrder(coid):
+                return self.ledger.has_order(coid)
+            case SourceHello(source, last_seq):
+                self._replay(source, last_seq)
+                return None
+            case Reconcile(reason):
+                report = self.reconcile(reason)
+                if reason == "timer":
+                    self.ctx.schedule(self.settings.reconcile_interval, Reconcile("timer"))
+                return report
+        return super().on_receive(message)
+
+    # -- writing -----------------------------------------------------------------------------
+    def _commit(self) -> None:
+        if not self._staged:
+            return
+        batch, self._staged = self._staged, []
+        try:
+            results = self._write([message.fill for message, _ in batch])
+        except Exception as exc:
+            for _, reply in batch:
+                if reply is not None:
+                    reply.set_exception(exc_info=(type(exc), exc, exc.__traceback__))
+            raise
+        for (_, reply), result in zip(batch, results, strict=True):
+            if reply is None:
+                if isinstance(result, Rejected):
+                    log.warning("fill %s rejected: %s", result.fill_id, result.reason)
+                continue
+            if isinstance(result, FillRecorded):
+                reply.set(result)
+            else:
+                err = InvalidFill(result.reason)
+                reply.set_exception(exc_info=(InvalidFill, err, None))
+
+    def _record_batch(self, fills: tuple[Fill, ...]) -> FillsRecorded:
+        """RecordFills: the whole batch in one transaction; answered once it is on disk."""
+        results = self._write(list(fills))
+        rejected = tuple((r.fill_id, r.reason) for r in results if isinstance(r, Rejected))
+        for fill_id, reason in rejected:
+            log.warning("fill %s rejected: %s", fill_id, reason)
+        return FillsRecorded(tuple(r for r in results if isinstance(r, FillRecorded)), rejected)
+
+    def _write(self, fills: list[Fill]) -> list[FillRecorded | Rejected]:
+        """Record ``fills`` in one transaction, then tell the sources and the breaker and
+        publish the new snapshot: all before any sender hears back, so a sender that reads
+        the snapshot after its reply sees its own fill."""
+        if self.ctx.chaos is not None:  # rehearsal: the ledger's disk fails before the commit
+            self.ctx.chaos.before_write(self.settings.database)
+        results, events = self.ledger.record(fills, self.ctx.clock.wall())
+        self.commits += 1
+        if self.ledger.impossible:
+            self._halt_impossible(events[-1].fill if events else None)
+        if events:
+            update = SourceEvents(tuple(events))
+            for source in self.settings.sources:
+                self.ctx.try_tell(source, update)
+            for event in events:
+                if event.realized != 0:
+                    self.ctx.try_tell(self.settings.breaker,
+                                      TradeClosed(event.fill.symbol, event.realized))
+            if self.settings.alerts:  # one message per commit: fill alerts cost no fsync
+                self.ctx.try_tell(self.settings.alerts,
+                                  RecordedFills(tuple(e.fill for e in events)))
+        self._publish(equity=bool(events))
+        return results
+
+    def _halt_impossible(self, last: Fill | None) -> None:
+        """The venue's fills make the book impossible: they are recorded (facts), and
+        trading halts until an operator acts. The breaker is asked, so it is HALTED before
+        the sender of these fills hears back; if it cannot answer, it is told."""
+        why = "; ".join(self.ledger.impossible)
+        reason = (f"the venue's fills make the ledger's book impossible ({why}); recorded "
+                  "as facts; check the venue and the ledger, then `botvisor breaker close`")
+        log.critical("ledger %s: %s", self.settings.database, reason)
+        halt = HaltTrading(reason, by="positions")
+        try:
+            self.ctx.ask(self.settings.breaker, halt, timeout=2.0)
+        except Exception:  # a breaker that cannot answer now still gets the message
+            self.ctx.try_tell(self.settings.breaker, halt)
+        self.ctx.try_tell(self.settings.alerts, Alert(
+            "positions.impossible_book", "critical",
+            "Venue fills make the book impossible: trading halted",
+            reason + (f" (last fill {last.fill_id})" if last is not None else "")))
+
+    def _marked(self) -> None:
+        """New prices: an equity sample and a snapshot, at most once per interval."""
+        if self.ctx.clock.now() - self._last_sample >= self.settings.equity_interval:
+            self._publish(equity=True)
+
+    def _publish(self, *, equity: bool) -> None:
+        """Publish the snapshot and, with ``equity``, tell the breaker the account's equity
+        and exposure: both from one valuation of the book."""
+        valued = self._valuer.value(self.ledger.book.positions, self.marks)
+        if equity:
+            self._last_sample = self.ctx.clock.now()
+            self.ctx.try_tell(self.settings.breaker, EquitySample(
+                self.ledger.book.cash + valued.market_value, valued.gross_exposure,
+                valued.exposure))
+        self.ctx.publish(self.snapshot(valued))
+
+    # -- reading -----------------------------------------------------------------------------
+    def snapshot(self, valued: Valuation | None = None) -> PortfolioSnapshot:
+        book = self.ledger.book
+        if valued is None:
+            valued = self._valuer.value(book.positions, self.marks)
+        return PortfolioSnapshot(
+            seq=self.ledger.seq,
+            cash=book.cash,
+            starting_cash=self.ledger.starting_cash,
+            equity=book.cash + valued.market_value,
+            realized_pnl=book.realized_pnl,
+            unrealized_pnl=valued.unrealized,
+            fees=book.fees,
+            gross_exposure=valued.gross_exposure,
+            positions=valued.positions,
+            exposure_by_symbol=valued.exposure,
+            marks=dict(self.marks),
+        )
+
+    def _operator(self, command: OperatorCommand) -> dict[str, Any]:
+        """`botvisor positions`: balances, PnL, equity and open positions, as JSON data
+        (amounts as exact decimal strings)."""
+        if command.command not in ("show", "status"):
+            return {"error": f"positions: unknown command {command.command!r} (show)",
+                    "code": 2}
+        snap = self.snapshot()
+        rows = []
+        for symbol, view in sorted(snap.positions.items()):
+            mark = snap.marks.get(symbol)
+            rows.append({
+                "symbol": symbol, "quantity": str(view.quantity),
+                "avg_price": str(view.avg_price),
+                "mark": str(mark) if mark is not None else None,
+                "exposure": str(snap.exposure_by_symbol.get(symbol, ZERO)),
+                "unrealized_pnl": (str((mark - view.avg_price) * view.quantity)
+                                   if mark is not None else None),
+                "updated_at": view.updated_at,
+            })
+        return {
+            "seq": snap.seq, "starting_cash": str(snap.starting_cash), "cash": str(snap.cash),
+            "equity": str(snap.equity), "realized_pnl": str(snap.realized_pnl),
+            "unrealized_pnl": str(snap.unrealized_pnl), "fees": str(snap.fees),
+            "gross_exposure": str(snap.gross_exposure), "positions": rows,
+        }
+
+    def ledger_state(self, reason: str) -> ResetTo:
+        book = self.ledger.book
+        return ResetTo(
+            self.ledger.seq,
+            book.cash,
+            {s: PositionView(p.quantity, p.avg_price, p.updated_at)
+             for s, p in book.positions.items()},
+            reason,
+            self.ledger.changed_at,
+        )
+
+    # -- sources -----------------------------------------------------------------------------
+    def _replay(self, source: str, last_seq: int) -> None:
+        """Bring a (re)started source up to date: the fills it missed, or a full reset."""
+        if last_seq > self.ledger.seq or self._adjusted_since(last_seq):
+            self.ctx.try_tell(source, self.ledger_state("source out of step with the ledger"))
+            return
+        batch: list[Any] = []
+        for event in self.ledger.fills_since(last_seq):
+            batch.append(event)
+            if len(batch) >= 5000:
+                self.ctx.try_tell(source, SourceEvents(tuple(batch)))
+                batch = []
+        if batch:
+            self.ctx.try_tell(source, SourceEvents(tuple(batch)))
+
+    def _adjusted_since(self, seq: int) -> bool:
+        row = self.ledger.db.execute(
+            "SELECT 1 FROM adjustments WHERE seq > ? LIMIT 1", (seq,)
+        ).fetchone()
+        return row is not None
+
+    def reconcile(self, reason: str) -> ReconcileReport:
+        assert self._reconciler is not None
+        return self._reconciler.run(reason)

@@ -1,0 +1,556 @@
+"""What a user sees during and after ``botvisor run``: live view, summary, HTML report.
+
+:class:`TradingObserver` is a :class:`~supervisor.host.session.SessionService` named in the
+config (``runtime.observer: actors.run.observer:TradingObserver``), so the generic runtime
+never imports it. It only reads the tree; it never sends an order or changes a state.
+
+While the tree runs (``tick``, on the main thread) it samples what the actors publish:
+the position actor's :class:`PortfolioSnapshot` (equity, cash, positions; the time each
+ledger seq was first seen, which dates the fills on the run's wall-clock axis), the
+breaker's :class:`BreakerGate` (every change of ``since`` is a transition; a trip holds the
+breaker OPEN for its recovery timeout, far longer than a tick) and the alerts actor's
+:class:`AlertStats`. Supervision events (restarts, crashes, escalations, fallbacks) come
+from the runtime's event bus, subscribed in ``start``. The executor's refusal counters are
+asked for every few seconds without blocking (a future checked on the next tick).
+
+On a terminal it draws a ``rich`` live view about twice a second (log lines are routed
+above it); otherwise it prints one plain status line every ``status_every`` seconds. When
+the run stops (``--duration``, SIGINT/SIGTERM, or the tree ending) it asks the position
+actor for the run's fills and the final portfolio, prints a summary, and with ``--report``
+writes one self-contained HTML page (see :mod:`actors.run.report`); the data
+behind both is a :class:`~actors.run.record.RunRecord`.
+
+Counters that an actor keeps per instance (alerts, executor) are summed across restarts by
+spotting when they go down (a new instance), so what a crashed instance counted between its
+last sample and its crash can be missing; the summary says so when it happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+import pykka
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from actors.alerts.alerts import AlertStats
+from actors.execution.executor import ExecutorStats, GetExecutorStats
+from actors.portfolio.contract import GetPortfolio, GetTrades, PortfolioSnapshot
+from actors.portfolio.ledger import LedgerEvent
+from actors.risk.contract import BreakerStatus, GetBreakerStatus
+from actors.risk.gate import BreakerGate
+from actors.run.record import (
+    BreakerMark,
+    EquityPoint,
+    RunRecord,
+    RunSummary,
+    SupervisionMark,
+    TradeMark,
+    alert_counts,
+    build_summary,
+    format_duration,
+    format_money,
+    open_positions,
+    replay_trades,
+)
+from actors.run.report import write_report
+from supervisor.events import EventKind, Subscription, SupervisionEvent
+from supervisor.host.session import RunSession, SessionService
+from supervisor.runtime import Runtime, TreeNode
+
+log = logging.getLogger("botvisor.observer")
+
+__all__ = ["TradingObserver"]
+
+ZERO = Decimal(0)
+MARK_KINDS = (EventKind.RESTARTED, EventKind.ESCALATED, EventKind.FELL_BACK)
+FAILURE_KINDS = (EventKind.CRASHED, EventKind.HUNG, EventKind.START_FAILED)
+
+
+def _counts(node: TreeNode | None) -> Counter[str]:
+    if node is None:
+        return Counter()
+    return Counter(n.state for n in node.walk())
+
+
+# -- the service ------------------------------------------------------------------------------
+@dataclass
+class _Samples:
+    """What the observer has collected so far (main thread, except ``events``)."""
+
+    start: PortfolioSnapshot | None = None
+    last: PortfolioSnapshot | None = None
+    end: PortfolioSnapshot | None = None
+    equity: list[EquityPoint] = field(default_factory=list)
+    seq_times: list[tuple[int, float]] = field(default_factory=list)
+    peak: float = 0.0
+    max_dd_pct: float = 0.0
+    max_dd: float = 0.0
+    last_point_at: float = float("-inf")
+    breaker: list[BreakerMark] = field(default_factory=list)
+    gate: BreakerGate | None = None
+    breaker_start: str = "unknown"
+    breaker_transitions_at_start: int | None = None
+    breaker_transitions_at_end: int | None = None
+    alerts: AlertStats | None = None
+    alerts_banked: Counter[str] = field(default_factory=Counter)
+    executor: ExecutorStats | None = None
+    refused_banked: Counter[str] = field(default_factory=Counter)
+    executor_incarnation: int = 0
+    trades: list[TradeMark] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class TradingObserver(SessionService):
+    """Owns the live view, the end-of-run summary and the report of one ``botvisor run``.
+
+    ``report``: where to write the HTML page (None: no page). ``live``: force the rich live
+    view on or off (default: when ``out`` is a terminal). ``console`` and ``out`` are where
+    the live view / summary and the plain lines go (default: stdout).
+    """
+
+    name = "observer"
+
+    def __init__(
+        self,
+        report: str | Path | None = None,
+        *,
+        live: bool | None = None,
+        console: Console | None = None,
+        out: TextIO | None = None,
+        status_every: float = 10.0,
+        refresh_every: float = 0.5,
+        sample_every: float = 0.2,
+        max_points: int = 4000,
+        max_trades: int = 10_000,
+        poll_every: float = 0.5,
+        positions: str = "positions",
+        breaker: str = "breaker",
+        alerts: str = "alerts",
+        executor: str = "executor",
+    ) -> None:
+        self.report = Path(report) if report is not None else None
+        self.out: TextIO = out if out is not None else sys.stdout
+        self.console = console or Console(file=self.out)
+        self.live_enabled = live if live is not None else (
+            self.console.is_terminal and not self.console.is_dumb_terminal)
+        self.status_every = status_every
+        self.refresh_every = refresh_every
+        self.sample_every = sample_every
+        self.max_points = max_points
+        self.max_trades = max_trades
+        self.poll_every = poll_every
+        self.names = {"positions": positions, "breaker": breaker, "alerts": alerts,
+                      "executor": executor}
+        self.samples = _Samples()
+        self.record: RunRecord | None = None
+        self._session: RunSession | None = None
+        self._events: list[SupervisionMark] = []
+        self._last_failure: dict[str, str] = {}
+        self._events_lock = threading.Lock()
+        self._sub: Subscription | None = None
+        self._live: Live | None = None
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._started_at = 0.0
+        self._last_status = float("-inf")
+        self._last_refresh = float("-inf")
+        self._last_poll = float("-inf")
+        self._poll: pykka.Future[Any] | None = None
+        self._stop_reason = "the tree ended"
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def start(self, session: RunSession) -> None:
+        self._session = session
+        runtime = session.runtime
+        self._started_at = runtime.clock.wall()
+        self._sub = runtime.events.subscribe(self._on_event)
+        s = self.samples
+        snap = self._peek(self.names["positions"])
+        if isinstance(snap, PortfolioSnapshot):
+            s.start = snap
+        gate = self._peek(self.names["breaker"])
+        if isinstance(gate, BreakerGate):
+            s.gate = gate
+            s.breaker_start = gate.state.value
+        status = self._ask(self.names["breaker"], GetBreakerStatus(), 2.0)
+        if isinstance(status, BreakerStatus):
+            s.breaker_transitions_at_start = status.transitions
+        self._sample(runtime.clock.now())
+        if self.live_enabled:
+            self._start_live()
+
+    def tick(self, now: float) -> None:
+        self._sample(now)
+        self._poll_executor(now)
+        if self._live is not None:
+            if now - self._last_refresh >= self.refresh_every:
+                self._last_refresh = now
+                self._live.update(self.render_live(), refresh=True)
+        elif now - self._last_status >= self.status_every:
+            self._last_status = now
+            self._print(self.status_line())
+
+    def stopping(self, reason: str) -> None:
+        self._stop_reason = reason
+        runtime = self._runtime()
+        self._sample(runtime.clock.now(), force=True)
+        self._stop_live()
+        self._collect_end()
+
+    def stopped(self, exit_code: int) -> None:
+        record = self.build_record(exit_code)
+        self.print_summary(record.summary)
+        if self.report is not None:
+            write_report(record, self.report)
+            self._print(f"report written to {self.report}")
+
+    def stop(self) -> None:
+        if self._sub is not None:
+            self._sub.cancel()
+            self._sub = None
+        self._stop_live()
+
+    # -- collecting -----------------------------------------------------------------------------
+    def _runtime(self) -> Runtime:
+        assert self._session is not None, "the observer has not been started"
+        return self._session.runtime
+
+    def _peek(self, name: str) -> Any:
+        runtime = self._runtime()
+        return runtime.peek(name) if runtime.has(name) else None
+
+    def _ask(self, name: str, message: Any, timeout: float) -> Any:
+        runtime = self._runtime()
+        if not runtime.has(name):
+            return None
+        try:
+            return runtime.ask(name, message, timeout=timeout)
+        except Exception as exc:  # the tree may be ending; the observer makes do
+            log.debug("observer: %s did not answer %s: %s", name, type(message).__name__, exc)
+            return None
+
+    def _on_event(self, event: SupervisionEvent) -> None:
+        """Event bus subscriber (any thread): keep restarts, escalations and fallbacks."""
+        if event.kind in FAILURE_KINDS:
+            with self._events_lock:
+                self._last_failure[event.actor] = event.error or event.reason
+            return
+        if event.kind not in MARK_KINDS:
+            return
+        with self._events_lock:
+            cause = self._last_failure.pop(event.actor, "")
+            detail = "; ".join(p for p in (event.reason, event.error, cause) if p)
+            if event.kind is EventKind.RESTARTED and not detail:
+                detail = "restarted with its group"
+            self._events.append(SupervisionMark(event.at, event.kind.value, event.actor,
+                                                detail))
+
+    def supervision(self) -> list[SupervisionMark]:
+        with self._events_lock:
+            return list(self._events)
+
+    def _sample(self, now: float, *, force: bool = False) -> None:
+        runtime = self._runtime()
+        wall = runtime.clock.wall()
+        s = self.samples
+        snap = self._peek(self.names["positions"])
+        if isinstance(snap, PortfolioSnapshot):
+            if s.start is None:
+                s.start = snap
+            s.last = snap
+            if not s.seq_times or snap.seq > s.seq_times[-1][0]:
+                s.seq_times.append((snap.seq, wall))
+            equity = float(snap.equity)
+            s.peak = max(s.peak, equity)
+            dd = s.peak - equity
+            dd_pct = dd / s.peak * 100 if s.peak > 0 else 0.0
+            if dd_pct > s.max_dd_pct:
+                s.max_dd_pct, s.max_dd = dd_pct, dd
+            if force or now - s.last_point_at >= self.sample_every * 0.9:
+                s.last_point_at = now
+                s.equity.append(EquityPoint(wall, equity, dd_pct))
+                if len(s.equity) > self.max_points:  # halve the resolution, keep the ends
+                    s.equity = [*s.equity[:-1:2], s.equity[-1]]
+                    self.sample_every *= 2
+        gate = self._peek(self.names["breaker"])
+        if isinstance(gate, BreakerGate):
+            old = s.gate
+            if old is None:
+                s.breaker_start = gate.state.value
+            elif gate.since != old.since or gate.state is not old.state:
+                s.breaker.append(BreakerMark(gate.since or wall, old.state.value,
+                                             gate.state.value, gate.reason))
+            s.gate = gate
+        stats = self._peek(self.names["alerts"])
+        if isinstance(stats, AlertStats):
+            prev = s.alerts
+            if prev is not None and (stats.received < prev.received or stats.sent < prev.sent):
+                s.alerts_banked.update(alert_counts(prev))  # a new instance counts afresh
+            s.alerts = stats
+
+    def _poll_executor(self, now: float) -> None:
+        """Ask the executor for its counters without blocking: send, then read a tick later."""
+        if self._poll is not None:
+            try:
+                reply = self._poll.get(timeout=0)
+            except pykka.Timeout:
+                return
+            except Exception:
+                reply = None
+            self._poll = None
+            if isinstance(reply, ExecutorStats):
+                self._take_executor(reply)
+        name = self.names["executor"]
+        runtime = self._runtime()
+        if now - self._last_poll < self.poll_every or not runtime.has(name):
+            return
+        self._last_poll = now
+        try:
+            self._poll = runtime.ask_future(name, GetExecutorStats())
+        except Exception:
+            self._poll = None
+
+    def _take_executor(self, stats: ExecutorStats) -> None:
+        """Keep the executor's latest counters; bank the previous instance's on a restart."""
+        s = self.samples
+        cell = self._runtime().cell_or_none(self.names["executor"])
+        incarnation = cell.incarnation if cell is not None else s.executor_incarnation
+        prev = s.executor
+        if prev is not None and (incarnation != s.executor_incarnation
+                                 or stats.orders < prev.orders
+                                 or sum(stats.refused.values()) < sum(prev.refused.values())):
+            s.refused_banked.update(prev.refused)  # a new instance counts afresh
+        s.executor, s.executor_incarnation = stats, incarnation
+
+    def _collect_end(self) -> None:
+        s = self.samples
+        timeout = min(5.0, self._runtime().ask_timeout)
+        snap = self._ask(self.names["positions"], GetPortfolio(), timeout)
+        s.end = snap if isinstance(snap, PortfolioSnapshot) else s.last
+        if s.end is not None and (not s.seq_times or s.end.seq > s.seq_times[-1][0]):
+            s.seq_times.append((s.end.seq, self._runtime().clock.wall()))
+        start_seq = s.start.seq if s.start is not None else 0
+        events: list[LedgerEvent] = []
+        if s.end is not None and s.end.seq > start_seq:
+            limit = s.end.seq - start_seq  # seq counts fills and adjustments: enough
+            if limit > self.max_trades:
+                s.notes.append(f"the report marks only the last {self.max_trades} fills")
+                limit = self.max_trades
+            reply = self._ask(self.names["positions"], GetTrades(limit), timeout)
+            if isinstance(reply, list):
+                events = [e for e in reply if isinstance(e, LedgerEvent) and e.seq > start_seq]
+            else:
+                s.notes.append("the position actor did not list the run's fills")
+        s.trades = replay_trades(s.start, events, s.seq_times, self._runtime().clock.wall())
+        if s.end is not None and s.start is not None and len(s.trades) == s.end.seq - s.start.seq:
+            replayed = sum((t.realized for t in s.trades), ZERO)
+            if replayed != s.end.realized_pnl - s.start.realized_pnl:
+                s.notes.append("realised PnL per fill was recomputed from the fills and "
+                               "differs from the ledger's total (adjustments?)")
+        stats = self._ask(self.names["executor"], GetExecutorStats(), 2.0)
+        if isinstance(stats, ExecutorStats):
+            self._take_executor(stats)
+        status = self._ask(self.names["breaker"], GetBreakerStatus(), 2.0)
+        if isinstance(status, BreakerStatus):
+            s.breaker_transitions_at_end = status.transitions
+            self._sample(self._runtime().clock.now(), force=True)
+
+    # -- results --------------------------------------------------------------------------------
+    def build_record(self, exit_code: int | None = None) -> RunRecord:
+        """Fold the samples into the run's :class:`RunRecord` (kept in ``self.record``)."""
+        s = self.samples
+        runtime = self._runtime()
+        ended = runtime.clock.wall()
+        notes = list(s.notes)
+        if (s.breaker_transitions_at_start is not None
+                and s.breaker_transitions_at_end is not None):
+            made = s.breaker_transitions_at_end - s.breaker_transitions_at_start
+            if made > len(s.breaker):
+                notes.append(f"the breaker made {made} transitions; {len(s.breaker)} were "
+                             "seen (some were quicker than a tick)")
+        supervision = self.supervision()
+        if any(m.actor == self.names["executor"] and m.kind == EventKind.RESTARTED.value
+               for m in supervision):
+            notes.append("the executor restarted: orders it refused after the observer's "
+                         f"last look (every {self.poll_every:g} s) before a crash are missing")
+        refused = Counter(s.refused_banked)
+        if s.executor is not None:
+            refused.update(s.executor.refused)
+        summary = build_summary(
+            started_at=self._started_at, ended_at=ended, stop_reason=self._stop_reason,
+            exit_code=exit_code, start=s.start, end=s.end or s.last, trades=s.trades,
+            equity=s.equity, max_drawdown=(s.max_dd_pct, s.max_dd), breaker=s.breaker,
+            breaker_start=s.breaker_start,
+            breaker_end=s.gate.state.value if s.gate is not None else "unknown",
+            supervision=supervision, alerts=s.alerts, alerts_banked=s.alerts_banked,
+            refused=refused, notes=notes,
+        )
+        title = "botvisor run"
+        if self._session is not None:
+            title = f"botvisor run - {self._session.config_path.name}"
+        self.record = RunRecord(title, summary, tuple(s.equity), tuple(s.trades),
+                                tuple(s.breaker), tuple(supervision),
+                                tuple(open_positions(s.end or s.last)))
+        return self.record
+
+    def print_summary(self, summary: RunSummary) -> None:
+        """The summary: a table on a terminal, plain ``label: value`` lines otherwise."""
+        rows = summary.rows()
+        if self.console.is_terminal:
+            table = Table(title="botvisor run summary", show_header=False, title_justify="left")
+            table.add_column(style="bold")
+            table.add_column()
+            for label, value in rows:
+                table.add_row(label, value)
+            self.console.print(table)
+            for note in summary.notes:
+                self.console.print(f"note: {note}", style="dim")
+            return
+        width = max(len(label) for label, _ in rows)
+        lines = ["== botvisor run summary =="]
+        lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
+        lines += [f"note: {note}" for note in summary.notes]
+        self._print("\n".join(lines))
+
+    # -- the live view and status lines --------------------------------------------------------
+    def status_line(self) -> str:
+        """One plain line: elapsed, equity, PnL, positions, breaker, restarts, alerts."""
+        s = self.samples
+        runtime = self._runtime()
+        elapsed = format_duration(runtime.clock.wall() - self._started_at)
+        parts = [f"[{elapsed}]"]
+        snap = s.last
+        if snap is not None:
+            base = s.start.equity if s.start is not None else snap.starting_cash
+            pnl = snap.equity - base
+            held = ", ".join(sorted(snap.positions)) or "-"
+            parts.append(f"equity {format_money(snap.equity)} pnl {format_money(pnl, sign=True)} "
+                         f"dd {s.max_dd_pct:.2f}% open {len(snap.positions)} ({held})")
+        if s.gate is not None:
+            parts.append(f"breaker {s.gate.state.value}"
+                         + (f" ({s.gate.reason})" if s.gate.state.value != "closed" else ""))
+        restarts = Counter(m.actor for m in self.supervision()
+                           if m.kind == EventKind.RESTARTED.value)
+        parts.append("restarts " + (", ".join(f"{a} {n}" for a, n in sorted(restarts.items()))
+                                    or "0"))
+        counts = _counts(runtime.tree())
+        if counts.get("running", 0) != sum(counts.values()):
+            parts.append("tree " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        if s.alerts is not None:
+            raised = Counter(s.alerts_banked)
+            raised.update(alert_counts(s.alerts))
+            parts.append(f"alerts {raised['received']} raised, {raised['sent']} sent")
+        return " | ".join(parts)
+
+    def render_live(self) -> RenderableType:
+        """The live view: tree health, account, positions, breaker, restarts, alerts."""
+        s = self.samples
+        runtime = self._runtime()
+        tree = runtime.tree()
+        counts = _counts(tree)
+        head = Text()
+        head.append("botvisor run ", style="bold")
+        head.append(f"{format_duration(runtime.clock.wall() - self._started_at)}  ")
+        head.append(f"tree: {counts.get('running', 0)} running", style="green")
+        for state in ("starting", "restarting", "stopped", "terminated"):
+            if counts.get(state):
+                head.append(f", {counts[state]} {state}",
+                            style="yellow" if state in ("starting", "restarting") else "red")
+        parts: list[RenderableType] = [head]
+        if tree is not None:
+            unwell = [n for n in tree.walk() if n.state != "running"]
+            if unwell:
+                parts.append(Text("  " + ", ".join(f"{n.name}: {n.state}" for n in unwell),
+                                  style="yellow"))
+        snap = s.last
+        if snap is not None:
+            base = s.start.equity if s.start is not None else snap.starting_cash
+            pnl = snap.equity - base
+            ret = float(pnl / base * 100) if base > 0 else 0.0
+            realized = snap.realized_pnl - (s.start.realized_pnl if s.start else ZERO)
+            parts.append(Text(
+                f"equity {format_money(snap.equity)}  cash {format_money(snap.cash)}  "
+                f"pnl {format_money(pnl, sign=True)} ({ret:+.2f}%)  "
+                f"realised {format_money(realized, sign=True)}  max dd {s.max_dd_pct:.2f}%"))
+            held = open_positions(snap)
+            if not held:
+                parts.append(Text("open positions: none"))
+            else:
+                table = Table(title=f"open positions ({len(held)})", title_justify="left")
+                for col in ("symbol", "qty", "entry", "mark", "unrealised"):
+                    table.add_column(col, justify="left" if col == "symbol" else "right")
+                for pos in held:
+                    table.add_row(pos.symbol, f"{pos.quantity:f}", f"{float(pos.entry):,.4f}",
+                                  f"{float(pos.mark):,.4f}",
+                                  Text(format_money(pos.unrealized, sign=True),
+                                       style="green" if pos.unrealized >= 0 else "red"))
+                parts.append(table)
+        if s.gate is not None:
+            style = {"closed": "green", "half_open": "yellow"}.get(s.gate.state.value, "red")
+            line = Text("breaker ")
+            line.append(s.gate.state.value.upper(), style=f"bold {style}")
+            line.append(f"  {s.gate.reason}")
+            trips = sum(1 for b in s.breaker if b.trip)
+            line.append(f"  (trips this run: {trips})")
+            parts.append(line)
+        restarts = Counter(m.actor for m in self.supervision()
+                           if m.kind == EventKind.RESTARTED.value)
+        parts.append(Text("restarts: " + (", ".join(f"{a} {n}"
+                                                     for a, n in sorted(restarts.items()))
+                                          or "none")))
+        refused = Counter(s.refused_banked)
+        if s.executor is not None:
+            refused.update(s.executor.refused)
+        if s.alerts is not None:
+            b = Counter(s.alerts_banked)
+            b.update(alert_counts(s.alerts))
+            parts.append(Text(
+                f"alerts: {b['received']} raised, {b['sent']} sent, {b['failed']} failed, "
+                f"{b['fallback_written']} to fallback file, {b['suppressed']} suppressed   "
+                f"orders refused by breaker: {sum(refused.values())}"))
+        return Group(*parts)
+
+    def _start_live(self) -> None:
+        redirect = self.console.file is sys.stdout
+        self._live = Live(self.render_live(), console=self.console, auto_refresh=False,
+                          redirect_stdout=redirect, redirect_stderr=redirect)
+        self._live.start(refresh=True)
+        if redirect and _is_terminal(sys.__stderr__):
+            # Log records go to stderr: on the same terminal they would tear the live view,
+            # so while it shows, the handlers write through rich's proxy (above the view).
+            for handler in logging.getLogger().handlers:
+                if (isinstance(handler, logging.StreamHandler)
+                        and handler.stream is sys.__stderr__):
+                    self._handlers.append((handler, handler.setStream(sys.stderr)))
+
+    def _stop_live(self) -> None:
+        if self._live is None:
+            return
+        live, self._live = self._live, None
+        live.update(self.render_live(), refresh=True)
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._handlers.clear()
+        live.stop()
+
+    def _print(self, text: str) -> None:
+        try:
+            print(text, file=self.out, flush=True)
+        except (OSError, ValueError):  # a closed pipe must not break the run
+            log.debug("observer: could not write to its output")
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,189 @@
+"""Stand-ins and small helpers for the executor's tests: the real position actor and paper
+exchange, made slow or lossy on purpose (a held write, a held order, a lost reply)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from actors.common.messages import Side
+from actors.execution.contract import (
+    Bar,
+    ExitRequest,
+    LookupOrder,
+    OrderResult,
+    PlaceOrder,
+    Signal,
+    client_order_id,
+)
+from actors.execution.executor import ExecutorActor
+from actors.market.feed import Bars
+from actors.portfolio.contract import RecordFill
+from actors.portfolio.positions import PositionActor
+from actors.risk.breaker import BreakerActor
+from actors.venues.paper_exchange import PaperExchange
+from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
+from supervisor.clock import Clock
+from tests.support.bot_helpers import wait_until
+from tests.support.breaker_helpers import breaker_settings
+from tests.support.position_helpers import Inbox
+
+WAIT = 10.0
+
+
+class HeldPositions(PositionActor):
+    """The position actor, whose fills wait for ``release`` before they are written."""
+
+    def __init__(self, settings: PositionActor.Settings, release: threading.Event,
+                 holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.release = release
+        self.holding = holding
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RecordFill):
+            self.holding.set()
+            assert self.release.wait(WAIT), "the test never released the ledger"
+        return super().on_receive(message)
+
+
+class HeldExchange(PaperExchange):
+    """The paper exchange, whose orders wait for ``release`` before they are filled."""
+
+    def __init__(self, settings: PaperExchange.Settings, release: threading.Event,
+                 holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.release = release
+        self.holding = holding
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder):
+            self.holding.set()
+            assert self.release.wait(WAIT), "the test never released the exchange"
+        return super().on_receive(message)
+
+
+class LosingExchange(PaperExchange):
+    """The paper exchange, losing its first sale: never answered, never recorded (a reply
+    lost on the way and the order with it)."""
+
+    def __init__(self, settings: PaperExchange.Settings) -> None:
+        super().__init__(settings)
+        self.lost: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PlaceOrder) and message.side is Side.SELL and not self.lost:
+            self.lost.append(message.client_order_id)
+            self.defer_reply()
+            return None
+        return super().on_receive(message)
+
+
+def buy_signal(symbol: str, price: float) -> Signal:
+    """A test strategy's buy of ``symbol`` at ``price``, of bar time 60."""
+    return Signal(f"test:{symbol}:60:buy", "test", symbol, Side.BUY, price, 60.0, "a test")
+
+
+def placed(rt: Runtime, signal: Signal) -> OrderResult | None:
+    """What the exchange made of ``signal``'s order (None: it has no such order)."""
+    found = rt.ask("exchange", LookupOrder(client_order_id(signal.signal_id)))
+    return found if isinstance(found, OrderResult) else None
+
+
+def bars(*prices: tuple[str, float]) -> Bars:
+    """One bar (of time 60) per (symbol, price), to tell the exchange its prices."""
+    return Bars(tuple(Bar(symbol, 60.0, p, p, p, p, 1e6) for symbol, p in prices))
+
+
+
+
+class ObservedExecutor(ExecutorActor):
+    """The executor, saying (``holding``) when it holds a signal until an answer it depends
+    on is in."""
+
+    def __init__(self, settings: ExecutorActor.Settings, holding: threading.Event) -> None:
+        super().__init__(settings)
+        self.holding = holding
+
+    def _hold(self, seq: int, request: Signal | ExitRequest) -> None:
+        self.holding.set()
+        super()._hold(seq, request)
+
+
+class Mate(SupervisedActor):
+    """A thread-mate of the executor: answers "ping" with "pong"; "block" holds the
+    shared thread until ``unblock`` is set (a slow handler of another actor)."""
+
+    def __init__(self, blocked: threading.Event | None = None,
+                 unblock: threading.Event | None = None) -> None:
+        super().__init__()
+        self.blocked = blocked or threading.Event()
+        self.unblock = unblock or threading.Event()
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "block":
+            self.blocked.set()
+            assert self.unblock.wait(WAIT), "the test never unblocked the thread"
+            return None
+        return "pong"
+
+
+SHARED = "pipeline"
+
+
+def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], PositionActor],
+                *, exchange: Callable[[PaperExchange.Settings], SupervisedActor] = PaperExchange,
+                exchange_thread: str | None = SHARED, mate: Mate | None = None,
+                holding: threading.Event | None = None, clock: Clock | None = None,
+                executor: type[ObservedExecutor] = ObservedExecutor,
+                executor_spec: dict[str, Any] | None = None, **settings: Any) -> Runtime:
+    """Executor, exchange and breaker on one shared thread with a thread-mate ("mate"), as
+    config.yaml places them (the exchange on a thread of its own with ``exchange_thread``
+    None); the ledger ("positions") on its own thread; the executor's ``settings`` over a
+    test account of 1,000."""
+    ledger = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
+                                    starting_cash=Decimal("1000"), sources=(),
+                                    reconcile_interval=3600)
+    validated = ExecutorActor.Settings.model_validate({
+        "risk_per_trade_pct": "100", "max_position_pct": "30", "max_exposure_pct": "100",
+        "max_open_positions": 3, "min_notional": "1", **settings})
+    venue = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
+    breaker = breaker_settings(tmp_path)
+    rt = Runtime(ask_timeout=WAIT, clock=clock)
+    rt.start(SupervisorSpec(children=(
+        ChildSpec("alerts", factory=Inbox),
+        ChildSpec("breaker", factory=lambda: BreakerActor(breaker), thread=SHARED),
+        ChildSpec("positions", factory=lambda: positions(ledger)),
+        ChildSpec("exchange", factory=lambda: exchange(venue), thread=exchange_thread,
+                  urgent=exchange_thread is not None),
+        ChildSpec("executor", factory=lambda: executor(validated,
+                                                       holding or threading.Event()),
+                  thread=SHARED, urgent=True, **(executor_spec or {})),
+        ChildSpec("mate", factory=lambda: mate or Mate(), thread=SHARED),
+    )))
+    return rt
+
+
+def hold_a_sale_behind_its_entry(rt: Runtime, written: threading.Event,
+                                 holding: threading.Event) -> tuple[Signal, Signal]:
+    """Buy AAA/USDT at 100 and, once its fill is at the ledger (held there: ``written``),
+    tell a sale of AAA; returns (buy, sale) once the executor holds the sale."""
+    rt.tell("exchange", bars(("AAA/USDT", 100)))
+    buy = buy_signal("AAA/USDT", 100.0)
+    sell = Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL, 100.0, 120.0,
+                  "a test")
+    rt.tell("executor", buy)
+    assert written.wait(WAIT), "the entry's fill never reached the ledger"
+    rt.tell("executor", sell)
+    assert holding.wait(WAIT), "the sale was not held for the entry's fill"
+    return buy, sell
+
+
+def sold_what_was_bought(rt: Runtime, buy: Signal, sell: Signal) -> None:
+    """Wait for the sale's order and check it sold the entry's quantity."""
+    sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
+    bought = placed(rt, buy)
+    assert bought is not None and sold.fills[0].quantity == bought.fills[0].quantity
