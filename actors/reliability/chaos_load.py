@@ -196,6 +196,9 @@ def run_chaos_load(ticks: int, seed: int, workdir: Path | str, *, speed: float =
         _wait(lambda: _steps(rt) >= ticks or rt.wait(0), limit, f"{ticks} market steps")
         plan.pause()  # the faults stop; now the tree must heal and the state agree
         if not rt.wait(0):
+            hangs = sum(per.get("hang", 0) for per in plan.counts().values())
+            _wait(lambda: len(events.of(EventKind.HUNG)) >= hangs, 30,
+                  f"each of the {hangs} injected hang(s) to be detected")
             _wait(lambda: _settled(rt), 60,
                   "the executor (nothing out, every fill the venue made recorded)")
             _wait(lambda: _caught_up(path, work), 60, "the sources to catch up", poll=0.2)
