@@ -3,8 +3,9 @@
 A settings field that names a peer (a ``str``, ``str | None`` for an optional peer, or a
 tuple of names) carries a :class:`Peer` marker::
 
-    executor: Annotated[str, Peer(accepts=(Signal,))] = "executor"
-    positions: Annotated[str, Peer(publishes=PortfolioSnapshot)] = "positions"
+    worker: Annotated[str, Peer(accepts=(Job,))] = "worker"
+    board: Annotated[str | None, Peer(publishes=Scores)] = "board"
+    listeners: Annotated[tuple[str, ...], Peer(accepts=(Tick,))] = ()
 
 and an actor class says what it is with two class attributes: ``accepts``, the message
 types its handler takes, and ``publishes``, the type of the snapshot peers read with
@@ -32,7 +33,7 @@ class Peer:
             raise ValueError("a Peer needs what the peer accepts or publishes")
 
     def describe(self) -> str:
-        """What the peer must do, in words: ``accept Signal; publish Snapshot``."""
+        """What the peer must do, in words: ``accept Job; publish Scores``."""
         parts = []
         if self.accepts:
             parts.append("accept " + ", ".join(t.__name__ for t in self.accepts))
