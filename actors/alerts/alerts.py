@@ -239,6 +239,11 @@ class AlertsActor(SupervisedActor):
     restarts it with fresh counters while the rest of the tree carries on.
     """
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        Alert, SupervisionEvent, BreakerTransition, Fill, RecordedFills, GetAlertStats,
+        TestAlert, OperatorCommand)
+    publishes: ClassVar[type] = AlertStats
+
     class Settings(BaseModel):
         """The ``settings`` of an alerts child in ``config.yaml``."""
 

@@ -73,7 +73,7 @@ from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,6 +81,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.common.messages import Alert, Fill, FillRecorded, HaltTrading, InvalidFill, Side
 from actors.execution.contract import (
     ExitRequest,
+    GetOpenOrders,
     LookupOrder,
     OpenOrder,
     OrderResult,
@@ -92,16 +93,19 @@ from actors.execution.sizing import InFlightBuy, RiskLimits, size_entry
 from actors.execution.venue_sync import Step, VenueSync
 from actors.portfolio.book import ZERO
 from actors.portfolio.contract import (
+    GetLedgerSummary,
     HasOrder,
     PortfolioSnapshot,
     RecordFill,
+    RecordFills,
 )
 from actors.risk.contract import ApiResult, ProbeResult
-from actors.risk.gate import BreakerState, OrderIntent, Permission, gate_or_unknown
+from actors.risk.gate import BreakerGate, BreakerState, OrderIntent, Permission, gate_or_unknown
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.context import Replied
 from supervisor.errors import ActorNotRunning, AskTimeout, RuntimeErrorBase
+from supervisor.peers import Peer
 from supervisor.pending_asks import PendingAsk, PendingAsks
 
 log = logging.getLogger(__name__)
@@ -233,6 +237,10 @@ class ExecutorActor(SupervisedActor):
     """Owns the orders it has sent in this incarnation, the fills still to record, the
     asks it has out and the signals held until those are answered."""
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        Signal, ExitRequest, GetExecutorStats, SyncVenue)
+    publishes: ClassVar[type] = ExecutorState
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         risk_per_trade_pct: Decimal = Field(Decimal("1.0"), gt=0, le=100)
@@ -258,10 +266,14 @@ class ExecutorActor(SupervisedActor):
         venue_sync_batch: int = Field(1000, ge=1)  # fills per RecordFills
         venue_sync_retry: float = Field(1.0, gt=0)  # seconds between failed syncs
         duplicate_check_margin: float = Field(3600.0, ge=0)  # venue s, see the docstring
-        positions: str = "positions"
-        breaker: str = "breaker"
-        exchange: str = "exchange"
-        alerts: str = "alerts"
+        positions: Annotated[str, Peer(accepts=(HasOrder, RecordFill, RecordFills,
+                                                GetLedgerSummary),
+                                       publishes=PortfolioSnapshot)] = "positions"
+        breaker: Annotated[str, Peer(accepts=(ApiResult, ProbeResult, HaltTrading),
+                                     publishes=BreakerGate)] = "breaker"
+        exchange: Annotated[str, Peer(accepts=(PlaceOrder, LookupOrder,
+                                               GetOpenOrders))] = "exchange"
+        alerts: Annotated[str, Peer(accepts=(Alert,))] = "alerts"
 
     def __init__(self, settings: ExecutorActor.Settings | None = None) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ breaker never leaves a position unprotected.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from actors.execution.contract import Bar, ExitRequest
 from actors.market.feed import Bars
 from actors.portfolio.contract import PortfolioSnapshot
 from supervisor import SupervisedActor
+from supervisor.peers import Peer
 
 __all__ = ["ExitWatches", "ExitsActor"]
 
@@ -42,6 +43,10 @@ class ExitWatches:
 class ExitsActor(SupervisedActor):
     """Owns the watch state of each open position: entry, high-water mark, last request."""
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        Bars,)
+    publishes: ClassVar[type] = ExitWatches
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         stop_loss_pct: float = Field(3.0, gt=0)
@@ -50,8 +55,8 @@ class ExitsActor(SupervisedActor):
         trailing_activation_pct: float = Field(1.5, ge=0)
         time_stop_seconds: float | None = Field(6 * 3600.0, gt=0)  # market time
         repeat_after_seconds: float = Field(300.0, gt=0)  # re-ask if the position stays
-        executor: str = "executor"
-        positions: str = "positions"
+        executor: Annotated[str, Peer(accepts=(ExitRequest,))] = "executor"
+        positions: Annotated[str, Peer(publishes=PortfolioSnapshot)] = "positions"
 
     def __init__(self, settings: ExitsActor.Settings | None = None) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,6 +27,7 @@ from actors.market.data import (
 from actors.portfolio.contract import MarkPrices
 from actors.risk.contract import MarketSamples
 from supervisor import SupervisedActor
+from supervisor.peers import Peer
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ class MarketActor(SupervisedActor):
     warning is logged); a file that cannot be read fails the start, naming the file.
     """
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        FeedBars, GetMarketStats)
+    publishes: ClassVar[type] = MarketCursor
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         source: Literal["synthetic", "csv"] = "synthetic"
@@ -132,15 +137,15 @@ class MarketActor(SupervisedActor):
         max_steps: int | None = Field(None, ge=1)
         # Bars go to these; the paper exchange reads the latest bars this actor publishes
         # (MarketCursor) instead of a message per step
-        subscribers: tuple[str, ...] = ("scanner", "exits")
-        positions: str = "positions"
+        subscribers: Annotated[tuple[str, ...], Peer(accepts=(Bars,))] = ("scanner", "exits")
+        positions: Annotated[str, Peer(accepts=(MarkPrices,))] = "positions"
         # The position actor gets the latest price of each symbol at most this often (real
         # seconds; 0: with every step). It marks the portfolio with them and samples equity
         # at most once a second, so coalescing costs nothing there and saves the position
         # actor a wake-up per step when bars come fast.
         marks_interval: float = Field(0.05, ge=0)
-        breaker: str = "breaker"
-        alerts: str = "alerts"
+        breaker: Annotated[str, Peer(accepts=(MarketSamples,))] = "breaker"
+        alerts: Annotated[str, Peer(accepts=(Alert,))] = "alerts"
         # The feed's position across processes (None: none kept, each process starts the
         # feed at its first bar); a new position is written every clock_lease steps
         clock_file: str | None = "state/market_clock.json"

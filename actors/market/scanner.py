@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.execution.contract import Bar, Candidates
 from actors.market.feed import Bars
 from supervisor import SupervisedActor
+from supervisor.peers import Peer
 
 __all__ = ["ScannedBars", "ScannerActor"]
 
@@ -60,6 +61,9 @@ class _Window:
 class ScannerActor(SupervisedActor):
     """Owns rolling per-symbol statistics and the current candidate list."""
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        Bars,)
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         window_bars: int = Field(60, ge=2)
@@ -70,7 +74,7 @@ class ScannerActor(SupervisedActor):
         max_volatility_pct: float = Field(5.0, gt=0)
         min_price: float = Field(0.0, ge=0)
         max_price: float | None = None
-        evaluator: str = "evaluator"
+        evaluator: Annotated[str, Peer(accepts=(ScannedBars,))] = "evaluator"
 
     def __init__(self, settings: ScannerActor.Settings | None = None) -> None:
         super().__init__()

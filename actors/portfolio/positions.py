@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +60,7 @@ from actors.portfolio.valuation import Valuation, Valuer
 from actors.risk.contract import EquitySample, LedgerHistory, TradeClosed
 from supervisor import SupervisedActor
 from supervisor.host.control_protocol import OperatorCommand
+from supervisor.peers import Peer
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,26 @@ Strategy = Literal[
 class PositionActor(SupervisedActor):
     """Owns the ledger (SQLite), the in-memory book that mirrors it, and the mark prices."""
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        RecordFill, RecordFills, MarkPrices, MarkPrice, GetLastFillTime, GetLedgerSummary,
+        GetPortfolio, OperatorCommand, GetTrades, HasOrder, SourceHello, Reconcile)
+    publishes: ClassVar[type] = PortfolioSnapshot
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         database: StatePath = "state/ledger.db"
         starting_cash: Decimal = Field(Decimal("10000"), ge=0)
         allow_short: bool = False
         max_batch: int = Field(1024, ge=1)
-        sources: tuple[str, ...] = ("trade_manager", "paper_wallet", "positions_log")
+        sources: Annotated[tuple[str, ...], Peer(accepts=(SourceEvents, ResetTo))] = (
+            "trade_manager", "paper_wallet", "positions_log")
         reconcile_interval: float = Field(5.0, gt=0)
         conflict_strategy: Strategy = "merge"
         max_conflict_history: int = Field(100, ge=1)
         price_tolerance: Decimal = Field(Decimal("0.000001"), ge=0)
-        breaker: str = "breaker"
-        alerts: str = "alerts"
+        breaker: Annotated[str, Peer(accepts=(LedgerHistory, TradeClosed, EquitySample,
+                                              HaltTrading))] = "breaker"
+        alerts: Annotated[str, Peer(accepts=(Alert, RecordedFills))] = "alerts"
         equity_interval: float = Field(1.0, gt=0)  # at most one equity sample per interval
         # WAL checkpoints run on a thread of their own every this many seconds, not inside
         # a fill's commit (see actors.common.wal_checkpoint)

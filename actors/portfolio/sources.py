@@ -27,7 +27,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +46,7 @@ from actors.portfolio.contract import (
 )
 from actors.portfolio.ledger import LedgerEvent
 from supervisor import SupervisedActor
+from supervisor.peers import Peer
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,12 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     path: StatePath
-    positions: str = "positions"
+    positions: Annotated[str, Peer(accepts=(SourceHello,))] = "positions"
     starting_cash: Decimal = Decimal("10000")
     quote_currency: str = "USDT"
     keep_trades: int = 500
-    alerts: str = "alerts"  # where the warning about a damaged store goes
+    # where the warning about a damaged store goes
+    alerts: Annotated[str, Peer(accepts=(Alert,))] = "alerts"
 
 
 class DamagedStore(ValueError):
@@ -97,6 +99,9 @@ class SourceState:
 
 class SourceActor(SupervisedActor):
     """Owns one projection of the ledger and its file; subclasses choose the format."""
+
+    accepts: ClassVar[tuple[type, ...]] = (
+        SourceEvents, ResetTo, GetView)
 
     Settings = SourceSettings
     keeps_cash = True

@@ -26,7 +26,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +66,7 @@ from actors.risk.triggers import (
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 from supervisor.host.control_protocol import OperatorCommand
+from supervisor.peers import Peer
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,12 @@ class _Persisted:
 class BreakerActor(SupervisedActor):
     """Owns the breaker state machine, its triggers, and ``breaker.db``."""
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        MarketSamples, EquitySample, TradeClosed, ApiResult, PriceSample, VolumeSample,
+        ProbeResult, ForceOpen, ForceClose, LedgerHistory, HaltTrading, GetBreakerStatus,
+        OperatorCommand)
+    publishes: ClassVar[type] = BreakerGate
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         database: StatePath = "state/breaker.db"
@@ -163,10 +170,10 @@ class BreakerActor(SupervisedActor):
         trip_memory_seconds: float = Field(86400.0, gt=0)
         half_open_max_calls: int = Field(1, ge=1)
         success_threshold: int = Field(1, ge=1)
-        alerts: str = "alerts"
+        alerts: Annotated[str, Peer(accepts=(Alert, BreakerTransition))] = "alerts"
         # The position actor: with no state file of its own, the breaker stays OPEN until it
         # says whether the ledger has history. None: no ledger to ask (no state is CLOSED)
-        ledger: str | None = "positions"
+        ledger: Annotated[str | None, Peer(publishes=PortfolioSnapshot)] = "positions"
         drawdown: DrawdownSettings = DrawdownSettings()
         daily_loss: DailyLossSettings = DailyLossSettings()
         api_errors: ApiErrorSettings = ApiErrorSettings()

@@ -14,7 +14,7 @@ a fill that lands even later still has an owner that can sell it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ from actors.market.scanner import ScannedBars
 from actors.portfolio.contract import PortfolioSnapshot
 from actors.strategies.builtin import MeanReversion, MomentumBreakout, Strategy
 from supervisor import SupervisedActor
+from supervisor.peers import Peer
 
 __all__ = ["EvaluatorActor", "EvaluatorOwners"]
 
@@ -74,13 +75,17 @@ class EvaluatorActor(SupervisedActor):
     have failed); a position that changed (filled in part) is sold at once.
     """
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        ScannedBars,)
+    publishes: ClassVar[type] = EvaluatorOwners
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         momentum: MomentumSettings = MomentumSettings()
         mean_reversion: MeanReversionSettings = MeanReversionSettings()
         entry_timeout_bars: int = Field(20, ge=1)  # a pending entry lapses after this
-        executor: str = "executor"
-        positions: str = "positions"
+        executor: Annotated[str, Peer(accepts=(Signal,))] = "executor"
+        positions: Annotated[str, Peer(publishes=PortfolioSnapshot)] = "positions"
 
     def __init__(self, settings: EvaluatorActor.Settings | None = None) -> None:
         super().__init__()

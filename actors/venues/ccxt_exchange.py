@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -257,6 +257,10 @@ class _ScrubbingLog(logging.LoggerAdapter[logging.Logger]):
 class CcxtExchange(SupervisedActor):
     """Owns one ccxt client (its session and loaded markets), the credentials it signs with,
     and the orders it created or found in this incarnation (client order id -> result)."""
+
+    accepts: ClassVar[tuple[type, ...]] = (
+        Bars, PlaceOrder, LookupOrder, GetVenueFills, GetVenueRecord, GetOpenOrders, GetTicker,
+        GetExchangeStats)
 
     class Settings(BaseModel):
         """Which venue, where its credentials are, and how patient to be with it.

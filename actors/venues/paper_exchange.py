@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +36,7 @@ from actors.market.feed import Bars, MarketCursor
 from actors.portfolio.sqlite_writer import StatementWriter
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
+from supervisor.peers import Peer
 
 __all__ = ["GetVenueFills", "GetVenueRecord", "PaperExchange", "VenueRecord"]
 
@@ -68,6 +69,9 @@ class PaperExchange(SupervisedActor):
     """Owns the venue's order and fill record (SQLite) and the bars told to it directly;
     it prices orders at the newer of those and the market's published latest bars."""
 
+    accepts: ClassVar[tuple[type, ...]] = (
+        Bars, PlaceOrder, LookupOrder, GetVenueFills, GetVenueRecord, GetOpenOrders)
+
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         database: StatePath = "state/paper_exchange.db"
@@ -85,7 +89,7 @@ class PaperExchange(SupervisedActor):
         checkpoint_interval: float = Field(1.0, gt=0)
         # The market actor whose published latest bars price the orders (besides any Bars
         # told to this actor directly: the newer bar of a symbol counts); None: only those
-        market: str | None = "market"
+        market: Annotated[str | None, Peer(publishes=MarketCursor)] = "market"
 
     def __init__(self, settings: PaperExchange.Settings | None = None) -> None:
         super().__init__()

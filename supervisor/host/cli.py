@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from supervisor.host.config import BotConfig, ConfigError, Imports, load_config, trusted_packages
+from supervisor.host.config import (
+    BotConfig,
+    ConfigError,
+    Imports,
+    load_config,
+    observers,
+    trusted_packages,
+)
 from supervisor.host.control import ControlServer
 from supervisor.host.health import HealthPolicy
 from supervisor.host.logs import setup_logging
@@ -153,7 +160,7 @@ def _services(session: RunSession, args: argparse.Namespace) -> list[SessionServ
     if session.config.metrics.enabled:
         services.append(MetricsService(session.config.metrics.host, session.config.metrics.port))
     services.append(ControlServer())  # the operator's control socket (control: section)
-    services.extend(session.config.runtime.observers(report=args.report))  # live view, summary
+    services.extend(observers(session.config.runtime, report=args.report))  # live view, summary
     health = session.config.health
     policy = HealthPolicy(down_grace=health.down_grace, max_restarts=health.max_restarts,
                           restart_window=health.restart_window)

@@ -24,7 +24,7 @@ from supervisor.errors import StartFailed
 from supervisor.host.gc_freeze import freeze_startup_objects
 
 if TYPE_CHECKING:
-    from supervisor.host.config import BotConfig
+    from supervisor.host.config_models import BotConfig
     from supervisor.runtime import Runtime
     from supervisor.spec import SupervisorSpec
 

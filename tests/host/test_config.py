@@ -163,3 +163,24 @@ def test_health_thresholds_are_validated_and_reach_the_watchdog() -> None:
     policy = systemd[0].policy
     assert policy is not None
     assert (policy.down_grace, policy.max_restarts, policy.restart_window) == (7, 2, 42)
+
+
+def test_the_config_module_keeps_its_names_after_the_split() -> None:
+    from supervisor.host import (
+        config,
+        config_build,
+        config_errors,
+        config_imports,
+        config_models,
+        config_yaml,
+    )
+
+    names = ["ACTOR_PACKAGES_GROUP", "MAX_DEPTH", "MAX_VALUES", "BotConfig", "ConfigError",
+             "ControlModel", "Imports", "NodeModel", "build_tree", "load_config",
+             "parse_config", "trusted_packages"]
+    assert set(names) <= set(config.__all__)
+    homes = (config_build, config_errors, config_imports, config_models, config_yaml)
+    for name in config.__all__:
+        value = getattr(config, name)
+        if name not in ("load_config", "parse_config"):  # the two the module defines itself
+            assert any(getattr(home, name, None) is value for home in homes), name

@@ -19,7 +19,7 @@ from actors.portfolio.contract import PortfolioSnapshot
 from actors.risk.gate import BreakerGate, BreakerState
 from actors.run.observer import TradingObserver
 from supervisor import EventKind, EventRecorder, Runtime
-from supervisor.host.config import ConfigError, load_config, parse_config
+from supervisor.host.config import ConfigError, load_config, observers, parse_config
 from supervisor.host.session import RunSession
 from tests.conftest import BotProcess
 from tests.support.bot_helpers import (
@@ -239,9 +239,9 @@ def test_sigterm_prints_the_summary_too(bot_process: type[BotProcess], tmp_path:
 
 def test_observer_key_is_validated_and_optional() -> None:
     config, _ = parse_config({"runtime": {"observer": OBSERVER}})
-    services = config.runtime.observers(report=None)
+    services = observers(config.runtime, report=None)
     assert [type(s) for s in services] == [TradingObserver]
-    assert parse_config({})[0].runtime.observers(report="x.html") == []
+    assert observers(parse_config({})[0].runtime, report="x.html") == []
     for bad in ("actors.run.observer", "actors.no_such_module:X",
                 "actors.run.observer:replay_trades"):
         with pytest.raises(ConfigError) as err:
