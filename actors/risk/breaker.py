@@ -31,27 +31,24 @@ from typing import Any
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.common.messages import Alert, BreakerTransition, HaltTrading
+from actors.common.messages import Alert, HaltTrading
 from actors.common.settings_types import StatePath
 from actors.common.storage import open_database
 from actors.common.wal_checkpoint import Checkpointer
-from actors.portfolio.contract import PortfolioSnapshot
+from actors.market.contract import MarketSamples, PriceSample, VolumeSample
+from actors.portfolio.contract import EquitySample, LedgerHistory, PortfolioSnapshot, TradeClosed
 from actors.risk.contract import (
     ApiResult,
+    BreakerGate,
+    BreakerState,
     BreakerStatus,
-    EquitySample,
+    BreakerTransition,
     ForceClose,
     ForceOpen,
     GetBreakerStatus,
-    LedgerHistory,
-    MarketSamples,
-    PriceSample,
     ProbeResult,
     SampleResources,
-    TradeClosed,
-    VolumeSample,
 )
-from actors.risk.gate import BreakerGate, BreakerState
 from actors.risk.triggers import (
     ApiErrorTrigger,
     ConsecutiveLossTrigger,

@@ -39,18 +39,11 @@ import pytest
 import yaml
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import (
-    GetOpenOrders,
-    LookupOrder,
-    OpenOrder,
-    OrderResult,
-    PlaceOrder,
-    Signal,
-    client_order_id,
-)
-from actors.execution.executor import ExecutorActor, ExecutorStats, GetExecutorStats
+from actors.execution.contract import ExecutorStats, GetExecutorStats, client_order_id
+from actors.execution.executor import ExecutorActor
 from actors.portfolio.contract import GetPortfolio, HasOrder, PortfolioSnapshot
-from actors.risk.gate import BreakerGate, BreakerState
+from actors.risk.contract import BreakerGate, BreakerState
+from actors.strategies.contract import Signal
 from actors.venues.ccxt_exchange import (
     CcxtExchange,
     CredentialsError,
@@ -62,7 +55,14 @@ from actors.venues.ccxt_exchange import (
     VenueUnavailable,
     resolve_credentials,
 )
-from actors.venues.paper_exchange import GetVenueFills
+from actors.venues.contract import (
+    GetOpenOrders,
+    GetVenueFills,
+    LookupOrder,
+    OpenOrder,
+    OrderResult,
+    PlaceOrder,
+)
 from supervisor import (
     Backoff,
     ChildSpec,

@@ -15,9 +15,10 @@ import pytest
 from pykka.messages import ProxyGetAttr
 
 from actors.common.messages import Side
-from actors.execution.contract import Bar, LookupOrder, OrderResult, PlaceOrder
-from actors.market.feed import Bars, GetMarketStats, MarketActor, MarketCursor
-from actors.venues.paper_exchange import GetVenueFills, PaperExchange
+from actors.market.contract import Bar, Bars, GetMarketStats, MarketCursor
+from actors.market.feed import MarketActor
+from actors.venues.contract import GetVenueFills, LookupOrder, OrderResult, PlaceOrder
+from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.bot_helpers import wait_until
 from tests.support.standins import Sink
