@@ -3,11 +3,12 @@
 Inputs, all by ``tell`` (nobody on a trading path asks this actor anything):
 
 * :class:`~actors.common.messages.Alert` from any actor; its ``key`` groups repeats;
-* :class:`~actors.common.messages.BreakerTransition` from the circuit breaker;
+* :class:`~actors.risk.contract.BreakerTransition` from the circuit breaker;
 * :class:`~actors.common.messages.Fill` (key ``fill``), when an actor reports fills here;
 * every :class:`~supervisor.events.SupervisionEvent`, by its own subscription;
-* the asks :class:`TestAlert` (one test message to every channel, per-channel results) and
-  :class:`GetAlertStats` (counters; also published, so ``runtime.peek`` reads them lock-free).
+* the asks :class:`~actors.alerts.contract.TestAlert` (one test message to every channel,
+  per-channel results) and :class:`~actors.alerts.contract.GetAlertStats` (counters; also
+  published, so ``runtime.peek`` reads them lock-free).
 
 Each input becomes an alert with a severity (configurable per event kind, breaker state and
 key prefix). An alert is always logged; :class:`~actors.alerts.routing.AlertGate` drops

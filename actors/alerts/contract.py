@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-# -- messages ----------------------------------------------------------------------------------
 __all__ = [
     "AlertStats",
     "ChannelStatus",

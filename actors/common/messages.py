@@ -1,4 +1,7 @@
-"""Trading messages shared between actors: small, immutable, validated at construction."""
+"""The vocabulary every context shares: a venue's ``Fill`` and its ``Side``, ``Alert`` (any
+context may tell the alerts actor) and ``HaltTrading`` (any may ask the circuit breaker to
+halt). Small, immutable, validated at construction; each context's own messages are in its
+``contract`` module."""
 
 from __future__ import annotations
 

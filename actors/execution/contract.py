@@ -1,4 +1,7 @@
-"""Messages of the trading pipeline: bars, candidates, signals, orders, exits."""
+"""The execution context's contract: what the executor accepts besides a strategy's
+``Signal`` (an ``ExitRequest`` from the exits actor, ``GetExecutorStats``), what it answers,
+and the client order id it derives from a signal (the same signal, the same order at the
+venue). What it sends a venue is the venues' contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Messages to and from the position actor and its sources."""
+"""The portfolio's contract: what the position actor (the single writer of the ledger)
+accepts and answers, what it publishes (``PortfolioSnapshot``) and tells the circuit
+breaker (``EquitySample``, ``TradeClosed``, ``LedgerHistory``) and the alerts actor
+(``RecordedFills``), and the messages between it and its sources. ``replay_fills`` is the
+ledger's accounting for a reader that replays fills (the run's report)."""
 
 from __future__ import annotations
 
@@ -207,6 +211,7 @@ class SourceView:
     updated_at: float = 0.0  # time of the store's last change
 
 
+# -- replies and facts the position actor sends ------------------------------------------------
 @fast_init
 @dataclass(frozen=True, slots=True)
 class FillRecorded:

@@ -11,7 +11,7 @@ alerts actor with its reason and figures.
 
 Missing state never reads as CLOSED: with no ``breaker.db`` (or a damaged one, which is
 moved aside), the breaker starts OPEN and held ("state unknown") until the ledger says
-whether it has history (:class:`~actors.risk.contract.LedgerHistory`, or the position
+whether it has history (:class:`~actors.portfolio.contract.LedgerHistory`, or the position
 actor's published snapshot). No history: a new deployment, CLOSED. History: the state was
 lost, so it stays OPEN (exits pass, no new exposure) until an operator closes it, with a
 critical alert. OPEN rather than HALTED: stop-losses keep protecting what is held.

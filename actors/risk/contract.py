@@ -1,4 +1,14 @@
-"""Messages to the circuit breaker: the real measurements its triggers are computed from."""
+"""The risk context's contract: what the circuit breaker accepts besides the measurements
+other contexts send it (their own contracts' ``EquitySample``, ``MarketSamples``, ...),
+what it sends (``BreakerTransition``) and the gate it publishes, which the executor reads
+before every order.
+
+The gate is cheap, lock-free and immutable: the breaker publishes a new
+:class:`BreakerGate` on every transition; the executor reads the current gate by name and
+calls :meth:`BreakerGate.check` before every order (no message, no I/O). HALF_OPEN probe
+slots are handed out by an ``itertools.count`` shared by that one gate (atomic in CPython),
+so at most ``probes`` exposure-increasing orders pass per HALF_OPEN period.
+"""
 
 from __future__ import annotations
 
@@ -95,6 +105,7 @@ class BreakerTransition:
     at: float = 0.0
 
 
+# -- the gate -----------------------------------------------------------------------------------
 class BreakerState(enum.StrEnum):
     """CLOSED trades; OPEN lets only exposure-reducing orders through; HALF_OPEN also lets a
     few probes through; HALTED lets nothing through."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-# -- what a run leaves behind ----------------------------------------------------------------
 __all__ = [
     "BreakerMark",
     "EquityPoint",

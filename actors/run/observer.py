@@ -18,7 +18,7 @@ above it); otherwise it prints one plain status line every ``status_every`` seco
 the run stops (``--duration``, SIGINT/SIGTERM, or the tree ending) it asks the position
 actor for the run's fills and the final portfolio, prints a summary, and with ``--report``
 writes one self-contained HTML page (see :mod:`actors.run.report`); the data
-behind both is a :class:`~actors.run.record.RunRecord`.
+behind both is a :class:`~actors.run.contract.RunRecord`.
 
 Counters that an actor keeps per instance (alerts, executor) are summed across restarts by
 spotting when they go down (a new instance), so what a crashed instance counted between its
