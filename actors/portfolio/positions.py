@@ -13,6 +13,10 @@ A fill the venue made is never refused: when it makes the book impossible (see
 :mod:`actors.portfolio.ledger`) it is recorded, the breaker is asked to halt (HALTED before the
 sender hears back) and a critical alert is sent. On start it tells the breaker whether
 the ledger has history (``LedgerHistory``), for a breaker that lost its own state.
+
+A reconciliation never holds this actor up: the sources' views are gathered as their replies
+come in (:mod:`actors.portfolio.gathering`), fills keep being recorded meanwhile, and the
+pure :class:`~actors.portfolio.reconcile.Reconciler` decides once every view is in.
 """
 
 from __future__ import annotations
