@@ -58,11 +58,11 @@ from actors.portfolio.contract import (
     GetPortfolio,
     PortfolioSnapshot,
     Reconcile,
+    ReconcileReport,
     RecordFill,
 )
 from actors.portfolio.ledger import Ledger
 from actors.portfolio.positions import PositionActor
-from actors.portfolio.reconcile import ReconcileReport
 from actors.portfolio.sources import (
     PaperWalletSource,
     PositionsLogSource,

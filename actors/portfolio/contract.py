@@ -15,6 +15,7 @@ from actors.portfolio.book import Position, PositionBook
 from supervisor.fast_init import fast_init
 
 __all__ = [
+    "Conflict",
     "EquitySample",
     "FillRecorded",
     "FillsRecorded",
@@ -31,6 +32,7 @@ __all__ = [
     "PortfolioSnapshot",
     "PositionView",
     "Reconcile",
+    "ReconcileReport",
     "RecordFill",
     "RecordFills",
     "RecordedFills",
@@ -209,6 +211,36 @@ class SourceView:
     positions: dict[str, PositionView]
     cash: Decimal | None
     updated_at: float = 0.0  # time of the store's last change
+
+
+# -- reconciliation's report ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One disagreement between a source and the ledger."""
+
+    source: str
+    kind: str
+    symbol: str | None
+    ledger_value: str | None
+    source_value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What one reconciliation found and did."""
+
+    reason: str
+    seq: int
+    checked: tuple[str, ...]
+    unavailable: tuple[str, ...]
+    conflicts: tuple[Conflict, ...]
+    actions: tuple[str, ...]
+    strategy: str
+
+    @property
+    def clean(self) -> bool:
+        return not self.conflicts
+
 
 
 # -- replies and facts the position actor sends ------------------------------------------------

@@ -35,6 +35,7 @@ from actors.common.wal_checkpoint import Checkpointer
 from actors.market.contract import MarkPrices
 from actors.portfolio.book import ZERO
 from actors.portfolio.contract import (
+    Conflict,
     EquitySample,
     FillRecorded,
     FillsRecorded,
@@ -49,6 +50,7 @@ from actors.portfolio.contract import (
     PortfolioSnapshot,
     PositionView,
     Reconcile,
+    ReconcileReport,
     RecordedFills,
     RecordFill,
     RecordFills,
@@ -59,13 +61,7 @@ from actors.portfolio.contract import (
 )
 from actors.portfolio.gathering import Round, RoundDue, ViewGathering
 from actors.portfolio.ledger import Ledger, Rejected
-from actors.portfolio.reconcile import (
-    Conflict,
-    LedgerState,
-    Reconciler,
-    ReconcileReport,
-    Resolution,
-)
+from actors.portfolio.reconcile import LedgerState, Reconciler, Resolution
 from actors.portfolio.valuation import Valuation, Valuer
 from supervisor import SupervisedActor
 from supervisor.context import Replied

@@ -35,43 +35,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from actors.common.messages import Alert
-from actors.portfolio.contract import PositionView, SourceView
+from actors.portfolio.contract import Conflict, PositionView, SourceView
 
-__all__ = ["Conflict", "LedgerState", "ReconcileReport", "Reconciler", "Resolution"]
+__all__ = ["LedgerState", "Reconciler", "Resolution"]
 
 LEDGER = "ledger"
 PRIORITY_SOURCE = {
     "trade_manager_priority": "trade_manager",
     "paper_wallet_priority": "paper_wallet",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    """One disagreement between a source and the ledger."""
-
-    source: str
-    kind: str
-    symbol: str | None
-    ledger_value: str | None
-    source_value: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileReport:
-    """What one reconciliation found and did."""
-
-    reason: str
-    seq: int
-    checked: tuple[str, ...]
-    unavailable: tuple[str, ...]
-    conflicts: tuple[Conflict, ...]
-    actions: tuple[str, ...]
-    strategy: str
-
-    @property
-    def clean(self) -> bool:
-        return not self.conflicts
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,13 @@ from actors.portfolio.contract import (
     GetView,
     PositionView,
     Reconcile,
+    ReconcileReport,
     RecordFill,
     ResetTo,
     SourceView,
 )
 from actors.portfolio.positions import PositionActor
-from actors.portfolio.reconcile import LedgerState, Reconciler, ReconcileReport
+from actors.portfolio.reconcile import LedgerState, Reconciler
 from actors.portfolio.sources import PaperWalletSource, SourceSettings, TradeManagerSource
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.position_helpers import Inbox
