@@ -24,9 +24,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from actors.portfolio.contract import TradeClosed
 from actors.risk.breaker import BreakerActor
-from actors.risk.contract import ForceClose, ForceOpen, GetBreakerStatus, TradeClosed
-from actors.risk.gate import BreakerGate, OrderIntent
+from actors.risk.contract import BreakerGate, ForceClose, ForceOpen, GetBreakerStatus, OrderIntent
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
 
 

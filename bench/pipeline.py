@@ -84,11 +84,12 @@ from typing import Any
 import psutil
 from pykka.messages import ProxyGetAttr
 
-from actors.execution.contract import Bar, PlaceOrder, client_order_id
-from actors.execution.executor import ExecutorActor, ExecutorStats, GetExecutorStats
+from actors.execution.contract import ExecutorStats, GetExecutorStats, client_order_id
+from actors.execution.executor import ExecutorActor
 from actors.execution.exits import ExitsActor
+from actors.market.contract import Bar, FeedBars, GetMarketStats, MarketStats
 from actors.market.data import SyntheticMarket
-from actors.market.feed import FeedBars, GetMarketStats, MarketActor, MarketStats
+from actors.market.feed import MarketActor
 from actors.market.scanner import ScannerActor
 from actors.portfolio.positions import PositionActor
 from actors.portfolio.sources import (
@@ -98,8 +99,9 @@ from actors.portfolio.sources import (
     TradeManagerSource,
 )
 from actors.risk.breaker import BreakerActor
-from actors.risk.gate import BreakerGate
+from actors.risk.contract import BreakerGate
 from actors.strategies.evaluator import EvaluatorActor
+from actors.venues.contract import PlaceOrder
 from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, Strategy, SupervisedActor, SupervisorSpec
 from supervisor.host.gc_freeze import freeze_startup_objects

@@ -52,11 +52,17 @@ from typing import Any
 
 import psutil
 
-from actors.common.messages import Fill, FillRecorded, Side
-from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, Reconcile, RecordFill
+from actors.common.messages import Fill, Side
+from actors.portfolio.contract import (
+    FillRecorded,
+    GetPortfolio,
+    PortfolioSnapshot,
+    Reconcile,
+    ReconcileReport,
+    RecordFill,
+)
 from actors.portfolio.ledger import Ledger
 from actors.portfolio.positions import PositionActor
-from actors.portfolio.reconcile import ReconcileReport
 from actors.portfolio.sources import (
     PaperWalletSource,
     PositionsLogSource,

@@ -1,4 +1,7 @@
-"""Trading messages shared between actors: small, immutable, validated at construction."""
+"""The vocabulary every context shares: a venue's ``Fill`` and its ``Side``, ``Alert`` (any
+context may tell the alerts actor) and ``HaltTrading`` (any may ask the circuit breaker to
+halt). Small, immutable, validated at construction; each context's own messages are in its
+``contract`` module."""
 
 from __future__ import annotations
 
@@ -11,13 +14,9 @@ from supervisor.fast_init import fast_init
 
 __all__ = [
     "Alert",
-    "BreakerTransition",
     "Fill",
-    "FillRecorded",
     "HaltTrading",
     "InvalidFill",
-    "MarkPrice",
-    "RecordedFills",
     "Side",
     "fill_from_json",
     "fill_to_json",
@@ -90,33 +89,6 @@ class Fill:
         return self.quantity if self.side is Side.BUY else -self.quantity
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
-class FillRecorded:
-    """Reply to RecordFill: the fill is on disk (``seq`` is its ledger event number)."""
-
-    fill_id: str
-    seq: int
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedFills:
-    """Fills just committed to the ledger, in ledger order (the position actor tells the
-    alerts actor, once per commit)."""
-
-    fills: tuple[Fill, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MarkPrice:
-    """Latest price of a symbol, for unrealised PnL, equity and exposure."""
-
-    symbol: str
-    price: Decimal
-    at: float = 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class Alert:
     """Something a person should hear about; ``key`` groups repeats for de-duplication."""
@@ -163,13 +135,3 @@ def fill_from_json(data: dict[str, object]) -> Fill:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerTransition:
-    """The circuit breaker changed state: from, to, why, and the figures that caused it."""
-
-    previous: str
-    state: str  # closed | open | half_open | halted
-    reason: str
-    figures: tuple[tuple[str, str], ...] = ()
-    by: str = "breaker"
-    at: float = 0.0

@@ -1,60 +1,19 @@
-"""Messages of the trading pipeline: bars, candidates, signals, orders, exits."""
+"""The execution context's contract: what the executor accepts besides a strategy's
+``Signal`` (an ``ExitRequest`` from the exits actor, ``GetExecutorStats``), what it answers,
+and the client order id it derives from a signal (the same signal, the same order at the
+venue). What it sends a venue is the venues' contract."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from decimal import Decimal
-
-from actors.common.messages import Fill, Side
+from dataclasses import dataclass
 
 __all__ = [
-    "Bar",
-    "Candidates",
+    "ExecutorStats",
     "ExitRequest",
-    "GetOpenOrders",
-    "LookupOrder",
-    "OpenOrder",
-    "OrderResult",
-    "PlaceOrder",
-    "Signal",
+    "GetExecutorStats",
     "client_order_id",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One OHLCV bar of a symbol (the shape ccxt's fetch_ohlcv returns), ``at`` in seconds."""
-
-    symbol: str
-    at: float
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    """The scanner's ranked symbols for this cycle, best first."""
-
-    symbols: tuple[str, ...]
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A strategy's decision to enter or leave; ``signal_id`` is deterministic."""
-
-    signal_id: str
-    strategy: str
-    symbol: str
-    side: Side
-    price: float
-    at: float
-    reason: str
-    stop_distance: float = 0.0  # price distance to the planned stop, for sizing
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,48 +27,28 @@ class ExitRequest:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceOrder:
-    """A market order to the exchange; ``client_order_id`` makes it idempotent there."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: Decimal
-    reduce_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class LookupOrder:
-    """Ask the exchange for an order by client order id (None if it never saw it)."""
-
-    client_order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class OrderResult:
-    """What the exchange did with an order."""
-
-    client_order_id: str
-    status: str  # filled | rejected | open (filled in part so far: a live venue's)
-    fills: tuple[Fill, ...] = field(default=())
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GetOpenOrders:
-    """Ask the exchange for this bot's orders it still has open: a tuple of OpenOrder."""
-
-
-@dataclass(frozen=True, slots=True)
-class OpenOrder:
-    """An order the venue still has open (a market order filled in part), with its fills
-    so far."""
-
-    order: PlaceOrder
-    fills: tuple[Fill, ...] = ()
-
-
 def client_order_id(signal_id: str) -> str:
     """A client order id derived from the signal: the same signal always maps to it."""
     return "bv-" + hashlib.sha256(signal_id.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class GetExecutorStats:
+    """Ask for ExecutorStats (answered once nothing is out or held, or after
+    ``order_timeout``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorStats:
+    """What the executor did: orders sent, refused, skipped, fills recorded."""
+
+    orders: int
+    filled: int
+    refused: dict[str, int]
+    skipped: dict[str, int]
+    fills_recorded: int
+    unrecorded: int
+    sent: tuple[tuple[str, str, bool, str], ...]  # (client order id, side, reduces, state)
+    recovered: int = 0  # venue fills the ledger lacked, recorded by venue syncs
+    venue_synced: bool = False  # the last venue sync succeeded (orders may go out)
+    exits: tuple[tuple[str, str], ...] = ()  # (client order id, reason) of exit orders sent

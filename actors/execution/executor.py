@@ -78,29 +78,35 @@ from typing import Annotated, Any, ClassVar, Literal
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.common.messages import Alert, Fill, FillRecorded, HaltTrading, InvalidFill, Side
-from actors.execution.contract import (
-    ExitRequest,
-    GetOpenOrders,
-    LookupOrder,
-    OpenOrder,
-    OrderResult,
-    PlaceOrder,
-    Signal,
-    client_order_id,
-)
+from actors.common.messages import Alert, Fill, HaltTrading, InvalidFill, Side
+from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
 from actors.execution.sizing import InFlightBuy, RiskLimits, size_entry
 from actors.execution.venue_sync import Step, VenueSync
-from actors.portfolio.book import ZERO
 from actors.portfolio.contract import (
+    FillRecorded,
     GetLedgerSummary,
     HasOrder,
     PortfolioSnapshot,
     RecordFill,
     RecordFills,
 )
-from actors.risk.contract import ApiResult, ProbeResult
-from actors.risk.gate import BreakerGate, BreakerState, OrderIntent, Permission, gate_or_unknown
+from actors.risk.contract import (
+    ApiResult,
+    BreakerGate,
+    BreakerState,
+    OrderIntent,
+    Permission,
+    ProbeResult,
+    gate_or_unknown,
+)
+from actors.strategies.contract import Signal
+from actors.venues.contract import (
+    GetOpenOrders,
+    LookupOrder,
+    OpenOrder,
+    OrderResult,
+    PlaceOrder,
+)
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.context import Replied
@@ -110,31 +116,15 @@ from supervisor.pending_asks import PendingAsk, PendingAsks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutorActor", "ExecutorState", "ExecutorStats", "GetExecutorStats", "SyncVenue"]
+__all__ = [
+    "ExecutorActor",
+    "ExecutorState",
+    "SyncVenue",
+]
+
+ZERO = Decimal(0)
 
 Request = Signal | ExitRequest  # what the executor acts on
-
-
-@dataclass(frozen=True, slots=True)
-class GetExecutorStats:
-    """Ask for ExecutorStats (answered once nothing is out or held, or after
-    ``order_timeout``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutorStats:
-    """What the executor did: orders sent, refused, skipped, fills recorded."""
-
-    orders: int
-    filled: int
-    refused: dict[str, int]
-    skipped: dict[str, int]
-    fills_recorded: int
-    unrecorded: int
-    sent: tuple[tuple[str, str, bool, str], ...]  # (client order id, side, reduces, state)
-    recovered: int = 0  # venue fills the ledger lacked, recorded by venue syncs
-    venue_synced: bool = False  # the last venue sync succeeded (orders may go out)
-    exits: tuple[tuple[str, str], ...] = ()  # (client order id, reason) of exit orders sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.execution.contract import Bar, ExitRequest
-from actors.market.feed import Bars
+from actors.execution.contract import ExitRequest
+from actors.market.contract import Bar, Bars
 from actors.portfolio.contract import PortfolioSnapshot
 from supervisor import SupervisedActor
 from supervisor.peers import Peer

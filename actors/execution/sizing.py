@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from actors.common.messages import Fill
-from actors.portfolio.book import ZERO
 from actors.portfolio.contract import PortfolioSnapshot
 
 __all__ = ["InFlightBuy", "RiskLimits", "size_entry"]
+
+ZERO = Decimal(0)
 
 _QUANTUM = Decimal("0.00000001")
 

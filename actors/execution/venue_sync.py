@@ -27,9 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from actors.common.messages import Fill
-from actors.execution.contract import GetOpenOrders, OpenOrder
 from actors.portfolio.contract import FillsRecorded, GetLedgerSummary, LedgerSummary, RecordFills
-from actors.venues.paper_exchange import GetVenueFills, GetVenueRecord, VenueRecord
+from actors.venues.contract import (
+    GetOpenOrders,
+    GetVenueFills,
+    GetVenueRecord,
+    OpenOrder,
+    VenueRecord,
+)
 
 __all__ = ["Step", "VenueSync"]
 

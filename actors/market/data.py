@@ -20,23 +20,20 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from actors.execution.contract import Bar
+from actors.market.contract import BadBar, Bar
 
-__all__ = ["BadBar", "CsvReplay", "SyntheticMarket", "check_bar", "check_csv_dir",
-           "parse_csv_row"]
+__all__ = [
+    "CsvReplay",
+    "SyntheticMarket",
+    "check_bar",
+    "check_csv_dir",
+    "parse_csv_row",
+]
 
 DEFAULT_SYMBOLS = {
     "BTC/USDT": 30000.0, "ETH/USDT": 2000.0, "SOL/USDT": 50.0,
     "ADA/USDT": 0.5, "XRP/USDT": 0.6, "DOGE/USDT": 0.08,
 }
-
-
-class BadBar(ValueError):
-    """A bar that must not reach the strategies; ``reason`` is a short category."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 _INF = math.inf
@@ -123,6 +120,11 @@ class SyntheticMarket:
         bars = [self._bar(symbol, at) for symbol in self.symbols]
         self.index += 1
         return bars
+
+    def steps(self) -> Iterator[list[Bar | BadBar]]:
+        """The :class:`~actors.market.contract.MarketSource` view: one step after another."""
+        while True:
+            yield list(self.step())
 
     def _bar(self, symbol: str, at: float) -> Bar:
         rng = self._rng[symbol]
@@ -226,6 +228,22 @@ class CsvReplay:
         finally:
             for handle in handles:
                 handle.close()
+
+    def steps(self) -> Iterator[list[Bar | BadBar]]:
+        """The replay grouped into steps: all bars sharing a timestamp (bad rows alone)."""
+        pending: list[Bar | BadBar] = []
+        at: float | None = None
+        for item in self:
+            if isinstance(item, BadBar):
+                yield [item]
+                continue
+            if at is not None and item.at != at and pending:
+                yield pending
+                pending = []
+            at = item.at
+            pending.append(item)
+        if pending:
+            yield pending
 
     @staticmethod
     def _next(symbol: str, reader: csv.DictReader[str]) -> Bar | BadBar | None:

@@ -6,8 +6,8 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -15,17 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.common.messages import Alert
 from actors.common.storage import atomic_write
-from actors.execution.contract import Bar
-from actors.market.data import (
-    DEFAULT_SYMBOLS,
+from actors.market.contract import (
     BadBar,
-    CsvReplay,
-    SyntheticMarket,
-    check_bar,
-    check_csv_dir,
+    Bar,
+    Bars,
+    FeedBars,
+    GetMarketStats,
+    MarketCursor,
+    MarketOrigin,
+    MarketSamples,
+    MarketSource,
+    MarketStats,
+    MarkPrices,
 )
-from actors.portfolio.contract import MarkPrices
-from actors.risk.contract import MarketSamples
+from actors.market.data import DEFAULT_SYMBOLS, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
@@ -33,42 +36,14 @@ log = logging.getLogger(__name__)
 
 _MAX_FEED_RUN = 256  # FeedBars merged into one emission at most
 
-__all__ = ["Bars", "ClockError", "FeedBars", "GetMarketStats", "MarketActor", "MarketOrigin",
-           "MarketStats"]
+__all__ = [
+    "ClockError",
+    "MarketActor",
+]
 
 
 class ClockError(RuntimeError):
     """The market clock file cannot be read or written; the message names the file."""
-
-
-@dataclass(frozen=True, slots=True)
-class Bars:
-    """The bars of one market step (one per symbol), as subscribers receive them."""
-
-    bars: tuple[Bar, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FeedBars:
-    """Push bars from outside (a test, a bench, another feed) through validation."""
-
-    bars: tuple[Bar, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class GetMarketStats:
-    """Ask for MarketStats."""
-
-
-@dataclass(frozen=True, slots=True)
-class MarketStats:
-    """How many bars went out, how many were rejected and why, and where the feed is."""
-
-    steps: int
-    bars: int
-    rejected: dict[str, int] = field(default_factory=dict)
-    finished: bool = False
-    last_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,27 +61,6 @@ class _FlushMarks:
     names the instance)."""
 
     incarnation: int
-
-
-@dataclass(frozen=True, slots=True)
-class MarketOrigin:
-    """Where this process's feed started: the synthetic market's bar index and the closes
-    it started from (or the CSV steps skipped). Read from the clock file at a process's
-    first start; an in-process restart rebuilds the same feed from it."""
-
-    index: int = 0
-    closes: tuple[tuple[str, float], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MarketCursor:
-    """Where the feed is, and the last bar of each symbol: published so a restarted market
-    resumes instead of replaying, and so the paper exchange can price an order at the
-    market's latest price without a message per bar. ``steps`` counts from ``origin``."""
-
-    steps: int
-    last: dict[str, Bar]
-    origin: MarketOrigin = MarketOrigin()
 
 
 class MarketActor(SupervisedActor):
@@ -165,7 +119,7 @@ class MarketActor(SupervisedActor):
         self.rejected: Counter[str] = Counter()
         self.last: dict[str, Bar] = {}  # the last good bar of each symbol
         self.finished = False
-        self._feed: Iterator[list[Bar | BadBar]] | None = None
+        self._feed: Iterator[Sequence[Bar | BadBar]] | None = None
         self._marks: dict[str, tuple[float, float]] = {}  # symbol -> (close, at), not sent
         self._marks_sent = -math.inf
         self._marks_timer = False
@@ -185,7 +139,7 @@ class MarketActor(SupervisedActor):
         if s.source == "csv":
             if not s.csv_dir:
                 raise ValueError("market.settings.csv_dir is required for source 'csv'")
-            self._feed = _csv_steps(CsvReplay(s.csv_dir))
+            source: MarketSource = CsvReplay(s.csv_dir)
             skip += self._origin.index
         else:
             symbols = dict(s.symbols or DEFAULT_SYMBOLS)
@@ -193,7 +147,8 @@ class MarketActor(SupervisedActor):
             market = SyntheticMarket(symbols, seed=s.seed + self._origin.index,
                                      bar_seconds=s.bar_seconds, crash_at_bar=s.crash_at_bar)
             market.index = self._origin.index
-            self._feed = _synthetic_steps(market)
+            source = market
+        self._feed = iter(source.steps())
         for _ in range(skip):
             next(self._feed, None)
         self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
@@ -301,7 +256,7 @@ class MarketActor(SupervisedActor):
             symbols |= incoming
         self._emit(group)
 
-    def _emit(self, items: list[Bar | BadBar]) -> None:
+    def _emit(self, items: Sequence[Bar | BadBar]) -> None:
         good: list[Bar] = []
         last = self.last
         for item in items:
@@ -360,24 +315,3 @@ class MarketActor(SupervisedActor):
                 title=f"Bad market data rejected: {bad.reason}",
                 body=f"{bad} ({count} rejected so far)"))
 
-
-def _synthetic_steps(market: SyntheticMarket) -> Iterator[list[Bar | BadBar]]:
-    while True:
-        yield list(market.step())
-
-
-def _csv_steps(replay: CsvReplay) -> Iterator[list[Bar | BadBar]]:
-    """Group the replay into steps: all bars sharing a timestamp (bad rows alone)."""
-    pending: list[Bar | BadBar] = []
-    at: float | None = None
-    for item in replay:
-        if isinstance(item, BadBar):
-            yield [item]
-            continue
-        if at is not None and item.at != at and pending:
-            yield pending
-            pending = []
-        at = item.at
-        pending.append(item)
-    if pending:
-        yield pending

@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.execution.contract import Bar, Candidates
-from actors.market.feed import Bars
+from actors.market.contract import Bar, Bars, Candidates, ScannedBars
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
-__all__ = ["ScannedBars", "ScannerActor"]
-
-
-@dataclass(frozen=True, slots=True)
-class ScannedBars:
-    """Bars passed on to the evaluator, with the symbols it may open positions in."""
-
-    bars: tuple[Bar, ...]
-    candidates: frozenset[str]
+__all__ = [
+    "ScannerActor",
+]
 
 
 class _Window:

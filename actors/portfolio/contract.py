@@ -1,15 +1,23 @@
-"""Messages to and from the position actor and its sources."""
+"""The portfolio's contract: what the position actor (the single writer of the ledger)
+accepts and answers, what it publishes (``PortfolioSnapshot``) and tells the circuit
+breaker (``EquitySample``, ``TradeClosed``, ``LedgerHistory``) and the alerts actor
+(``RecordedFills``), and the messages between it and its sources. ``replay_fills`` is the
+ledger's accounting for a reader that replays fills (the run's report)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from actors.common.messages import Fill, FillRecorded
-from actors.portfolio.ledger import LedgerEvent
+from actors.common.messages import Fill
+from actors.portfolio.book import Position, PositionBook
 from supervisor.fast_init import fast_init
 
 __all__ = [
+    "Conflict",
+    "EquitySample",
+    "FillRecorded",
     "FillsRecorded",
     "GetLastFillTime",
     "GetLedgerSummary",
@@ -17,17 +25,23 @@ __all__ = [
     "GetTrades",
     "GetView",
     "HasOrder",
+    "LedgerEvent",
+    "LedgerHistory",
     "LedgerSummary",
-    "MarkPrices",
+    "MarkPrice",
     "PortfolioSnapshot",
     "PositionView",
     "Reconcile",
+    "ReconcileReport",
     "RecordFill",
     "RecordFills",
+    "RecordedFills",
     "ResetTo",
     "SourceEvents",
     "SourceHello",
     "SourceView",
+    "TradeClosed",
+    "replay_fills",
 ]
 
 
@@ -90,15 +104,6 @@ class LedgerSummary:
     @property
     def total(self) -> int:
         return sum(self.fills.values())
-
-
-@dataclass(frozen=True, slots=True)
-class MarkPrices:
-    """The latest prices of many symbols in one message (one market emit), in order: each is
-    ``(symbol, price, at)``, taken as ``MarkPrice(symbol, Decimal(repr(price)), at)`` would
-    be. The position actor converts the float (its shortest repr, exactly) to a Decimal."""
-
-    prices: tuple[tuple[str, float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,3 +211,115 @@ class SourceView:
     positions: dict[str, PositionView]
     cash: Decimal | None
     updated_at: float = 0.0  # time of the store's last change
+
+
+# -- reconciliation's report ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One disagreement between a source and the ledger."""
+
+    source: str
+    kind: str
+    symbol: str | None
+    ledger_value: str | None
+    source_value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What one reconciliation found and did."""
+
+    reason: str
+    seq: int
+    checked: tuple[str, ...]
+    unavailable: tuple[str, ...]
+    conflicts: tuple[Conflict, ...]
+    actions: tuple[str, ...]
+    strategy: str
+
+    @property
+    def clean(self) -> bool:
+        return not self.conflicts
+
+
+
+# -- replies and facts the position actor sends ------------------------------------------------
+@fast_init
+@dataclass(frozen=True, slots=True)
+class FillRecorded:
+    """Reply to RecordFill: the fill is on disk (``seq`` is its ledger event number)."""
+
+    fill_id: str
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFills:
+    """Fills just committed to the ledger, in ledger order (the position actor tells the
+    alerts actor, once per commit)."""
+
+    fills: tuple[Fill, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """Latest price of a symbol, for unrealised PnL, equity and exposure."""
+
+    symbol: str
+    price: Decimal
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EquitySample:
+    """The account as the position actor sees it now."""
+
+    equity: Decimal
+    gross_exposure: Decimal
+    exposure_by_symbol: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeClosed:
+    """A fill that realised profit or loss (closing or reducing a position)."""
+
+    symbol: str
+    pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHistory:
+    """The position actor opened its ledger: its event ``seq`` (0: no fill, no correction
+    ever). A breaker that found no state of its own decides from it whether this is a new
+    deployment (CLOSED) or lost state (held OPEN, alerted)."""
+
+    seq: int
+    database: str = ""
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """A recorded fill with its ledger sequence number, as sources receive it."""
+
+    seq: int
+    fill: Fill
+    realized: Decimal = Decimal(0)  # PnL this fill realised (0 when it opened or added)
+
+
+def replay_fills(
+    cash: Decimal, positions: Mapping[str, PositionView], events: Iterable[LedgerEvent]
+) -> Iterator[tuple[LedgerEvent, Decimal, bool]]:
+    """The ledger's average-cost accounting over ``events`` from a book of ``cash`` and
+    ``positions``: each event with the PnL it realised and whether it traded against the
+    position held (reduced or closed it)."""
+    book = PositionBook(cash, allow_short=True)
+    for symbol, view in positions.items():
+        book.positions[symbol] = Position(symbol, view.quantity, view.avg_price)
+    for event in events:
+        fill = event.fill
+        held = book.positions.get(fill.symbol)
+        closes = held is not None and (held.quantity > 0) != (fill.signed_quantity > 0)
+        book.apply(fill, check=False)
+        yield event, book.last_realized, closes

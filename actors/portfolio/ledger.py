@@ -25,12 +25,16 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from actors.common.messages import Fill, FillRecorded, Side
+from actors.common.messages import Fill, Side
 from actors.common.storage import open_database
 from actors.portfolio.book import ZERO, Position, PositionBook
+from actors.portfolio.contract import FillRecorded, LedgerEvent
 from supervisor.fast_init import fast_init
 
-__all__ = ["Ledger", "LedgerEvent", "Rejected"]
+__all__ = [
+    "Ledger",
+    "Rejected",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fills (
@@ -135,16 +139,6 @@ _UPSERT_ACCOUNT = _Statements(
 )
 _DELETE_POSITIONS = _Statements("DELETE FROM positions WHERE symbol IN ({})", 1)
 _KNOWN_IDS = _Statements("SELECT fill_id, seq FROM fills WHERE fill_id IN ({})", 1)
-
-
-@fast_init
-@dataclass(frozen=True, slots=True)
-class LedgerEvent:
-    """A recorded fill with its ledger sequence number, as sources receive it."""
-
-    seq: int
-    fill: Fill
-    realized: Decimal = Decimal(0)  # PnL this fill realised (0 when it opened or added)
 
 
 @fast_init

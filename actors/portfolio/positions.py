@@ -13,58 +13,67 @@ A fill the venue made is never refused: when it makes the book impossible (see
 :mod:`actors.portfolio.ledger`) it is recorded, the breaker is asked to halt (HALTED before the
 sender hears back) and a critical alert is sent. On start it tells the breaker whether
 the ledger has history (``LedgerHistory``), for a breaker that lost its own state.
+
+A reconciliation never holds this actor up: the sources' views are gathered as their replies
+come in (:mod:`actors.portfolio.gathering`), fills keep being recorded meanwhile, and the
+pure :class:`~actors.portfolio.reconcile.Reconciler` decides once every view is in.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.common.messages import (
-    Alert,
-    Fill,
-    FillRecorded,
-    HaltTrading,
-    InvalidFill,
-    MarkPrice,
-    RecordedFills,
-)
+from actors.common.messages import Alert, Fill, HaltTrading, InvalidFill
 from actors.common.settings_types import StatePath
 from actors.common.wal_checkpoint import Checkpointer
+from actors.market.contract import MarkPrices
 from actors.portfolio.book import ZERO
 from actors.portfolio.contract import (
+    Conflict,
+    EquitySample,
+    FillRecorded,
     FillsRecorded,
     GetLastFillTime,
     GetLedgerSummary,
     GetPortfolio,
     GetTrades,
     HasOrder,
+    LedgerHistory,
     LedgerSummary,
-    MarkPrices,
+    MarkPrice,
     PortfolioSnapshot,
     PositionView,
     Reconcile,
+    ReconcileReport,
+    RecordedFills,
     RecordFill,
     RecordFills,
     ResetTo,
     SourceEvents,
     SourceHello,
+    TradeClosed,
 )
+from actors.portfolio.gathering import Round, RoundDue, ViewGathering
 from actors.portfolio.ledger import Ledger, Rejected
-from actors.portfolio.reconcile import Reconciler, ReconcileReport
+from actors.portfolio.reconcile import LedgerState, Reconciler, Resolution
 from actors.portfolio.valuation import Valuation, Valuer
-from actors.risk.contract import EquitySample, LedgerHistory, TradeClosed
 from supervisor import SupervisedActor
+from supervisor.context import Replied
 from supervisor.host.control_protocol import OperatorCommand
 from supervisor.peers import Peer
 
 log = logging.getLogger(__name__)
 
 __all__ = ["PositionActor"]
+
+SOURCE_TIMEOUT = 5.0  # a source that has not answered a reconciliation's ask by then is unavailable
+MOVED_TRIES = 3  # rounds asked again while conflicts meet a ledger that moved meanwhile
 
 Strategy = Literal[
     "trade_manager_priority", "paper_wallet_priority", "merge", "most_recent", "emergency_reset"
@@ -110,7 +119,9 @@ class PositionActor(SupervisedActor):
         self._staged: list[tuple[RecordFill, pykka.Future[Any] | None]] = []
         self.marks: dict[str, Decimal] = {}
         self.commits = 0
-        self._reconciler: Reconciler | None = None
+        self._reconciler = Reconciler(self.settings.conflict_strategy,
+                                      self.settings.price_tolerance)
+        self._gathering: ViewGathering | None = None
         self._last_sample = float("-inf")
         self._valuer = Valuer()
         self._checkpointer: Checkpointer | None = None
@@ -121,7 +132,7 @@ class PositionActor(SupervisedActor):
         self._checkpointer = Checkpointer(self.settings.database, synchronous="full",
                                           interval=self.settings.checkpoint_interval,
                                           name="ledger").start(self.ledger.db)
-        self._reconciler = Reconciler(self, self.settings)
+        self._gathering = ViewGathering(self.ctx, self.settings.sources, SOURCE_TIMEOUT)
         log.info(
             "ledger %s open at seq %d: %d open positions, cash %s",
             self.settings.database, self.ledger.seq, len(self.ledger.book.positions),
@@ -139,7 +150,12 @@ class PositionActor(SupervisedActor):
 
     def on_stop(self) -> None:
         self._commit()
+        self._fail_rounds(RuntimeError("position actor stopped before the reconciliation ended"))
         self._close()
+
+    def _fail_rounds(self, error: BaseException) -> None:
+        if self._gathering is not None:
+            self._gathering.fail(error)
 
     def _close(self) -> None:
         if self._checkpointer is not None:
@@ -153,6 +169,7 @@ class PositionActor(SupervisedActor):
             if reply is not None:
                 reply.set_exception(exc_info=(type(err), err, None))
         self._staged.clear()
+        self._fail_rounds(err)
         self._close()
 
     # -- messages ----------------------------------------------------------------------------
@@ -202,10 +219,18 @@ class PositionActor(SupervisedActor):
                 self._replay(source, last_seq)
                 return None
             case Reconcile(reason):
-                report = self.reconcile(reason)
-                if reason == "timer":
-                    self.ctx.schedule(self.settings.reconcile_interval, Reconcile("timer"))
-                return report
+                assert self._gathering is not None
+                self._reconcile(self._gathering.request(reason, self.defer_reply(),
+                                                        self.ledger_view()))
+                return None
+            case Replied(token):
+                assert self._gathering is not None
+                self._reconcile(self._gathering.replied(token))
+                return None
+            case RoundDue(number):
+                assert self._gathering is not None
+                self._reconcile(self._gathering.due(number))
+                return None
         return super().on_receive(message)
 
     # -- writing -----------------------------------------------------------------------------
@@ -342,16 +367,17 @@ class PositionActor(SupervisedActor):
             "gross_exposure": str(snap.gross_exposure), "positions": rows,
         }
 
-    def ledger_state(self, reason: str) -> ResetTo:
+    def ledger_view(self) -> LedgerState:
         book = self.ledger.book
-        return ResetTo(
-            self.ledger.seq,
-            book.cash,
+        return LedgerState(
+            self.ledger.seq, book.cash,
             {s: PositionView(p.quantity, p.avg_price, p.updated_at)
              for s, p in book.positions.items()},
-            reason,
-            self.ledger.changed_at,
-        )
+            self.ledger.changed_at)
+
+    def ledger_state(self, reason: str) -> ResetTo:
+        view = self.ledger_view()
+        return ResetTo(view.seq, view.cash, dict(view.positions), reason, view.changed_at)
 
     # -- sources -----------------------------------------------------------------------------
     def _replay(self, source: str, last_seq: int) -> None:
@@ -374,6 +400,66 @@ class PositionActor(SupervisedActor):
         ).fetchone()
         return row is not None
 
-    def reconcile(self, reason: str) -> ReconcileReport:
-        assert self._reconciler is not None
-        return self._reconciler.run(reason)
+    # -- reconciliation ----------------------------------------------------------------------
+    def _reconcile(self, done: Round | None) -> None:
+        """A round's views are in: decide (the pure Reconciler), apply, answer; then the
+        round that waited, if any."""
+        while done is not None:
+            assert self._gathering is not None
+            rules, ledger = self._reconciler, self.ledger_view()
+            conflicts = rules.detect_all(done.views, done.ledger)
+            actions: list[str] = []
+            if conflicts and ledger.seq != done.ledger.seq:  # fills came in meanwhile
+                if done.attempt < MOVED_TRIES:
+                    done = self._gathering.again(done, ledger)
+                    continue
+                actions = ["the ledger moved while the views were gathered: "
+                           "left to the next reconciliation"]
+            elif conflicts:
+                actions = self._apply(rules.resolve(done.views, ledger))
+                state = self.ledger_state(f"reconciliation ({rules.strategy})")
+                for source in rules.to_reset(done.views, self.ledger_view()):
+                    self.ctx.try_tell(source, state)
+                    actions.append(f"reset {source} to the ledger")
+                self._record(conflicts, actions, done.reason)
+            report = ReconcileReport(
+                done.reason, self.ledger.seq, tuple(done.views), tuple(done.unavailable),
+                tuple(conflicts), tuple(actions), rules.strategy)
+            for reply in done.replies:
+                if reply is not None:
+                    reply.set(report)
+            if "timer" in done.reasons:
+                self.ctx.schedule(self.settings.reconcile_interval, Reconcile("timer"))
+            done = self._gathering.next_round(self.ledger_view())
+
+    def _apply(self, resolution: Resolution) -> list[str]:
+        strategy, ledger = self._reconciler.strategy, self.ledger
+        now = self.ctx.clock.wall()
+        actions: list[str] = []
+        if resolution.halt:
+            self.ctx.try_tell(
+                self.settings.breaker,
+                HaltTrading("emergency reset of the ledger's sources", by="positions"),
+            )
+            actions.append("halted trading through the breaker")
+        for symbol, value, winner in resolution.positions:
+            qty, avg = value if value is not None else (Decimal(0), Decimal(0))
+            ledger.adjust_position(symbol, qty, avg, f"{strategy}: {winner} wins", now)
+            flat = "flat" if value is None else f"{value[0]} @ {value[1]}"
+            actions.append(f"ledger {symbol} set to {flat} from {winner}")
+        if resolution.cash is not None:
+            cash, winner = resolution.cash
+            ledger.adjust_cash(cash, f"{strategy}: {winner} wins", now)
+            actions.append(f"ledger cash set to {cash} from {winner}")
+        return actions
+
+    def _record(self, conflicts: list[Conflict], actions: list[str], reason: str) -> None:
+        strategy = self._reconciler.strategy
+        now = self.ctx.clock.wall()
+        for conflict in conflicts:
+            record: dict[str, Any] = asdict(conflict)
+            record.update(strategy=strategy, actions=actions, reason=reason, at=now)
+            self.ledger.save_conflict(record, now, self.settings.max_conflict_history)
+        alert, summary = self._reconciler.alert(conflicts, actions)
+        self.ctx.try_tell(self.settings.alerts, alert)
+        log.warning("reconciliation (%s) found %s; %s", reason, summary, "; ".join(actions))

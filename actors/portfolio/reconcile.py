@@ -21,26 +21,23 @@ Strategies, for each conflicting symbol (and for cash):
 After the winner is applied to the ledger, every source that still differs from it is
 reset to the ledger's state. Each conflict is persisted (bounded by
 ``max_conflict_history``) and alerted.
+
+:class:`Reconciler` is pure: it decides from a :class:`LedgerState` and the sources'
+views. The position actor gathers the views without blocking, applies the decision to its
+ledger and tells the sources and the breaker.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
 
-from actors.common.messages import Alert, HaltTrading
-from actors.portfolio.contract import GetView, PositionView, SourceView
-from supervisor.errors import RuntimeErrorBase
+from actors.common.messages import Alert
+from actors.portfolio.contract import Conflict, PositionView, SourceView
 
-if TYPE_CHECKING:
-    from actors.portfolio.positions import PositionActor
-
-log = logging.getLogger(__name__)
-
-__all__ = ["Conflict", "ReconcileReport", "Reconciler"]
+__all__ = ["LedgerState", "Reconciler", "Resolution"]
 
 LEDGER = "ledger"
 PRIORITY_SOURCE = {
@@ -50,85 +47,41 @@ PRIORITY_SOURCE = {
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
-    """One disagreement between a source and the ledger."""
+class LedgerState:
+    """What the reconciler reads of the ledger: its seq, cash, positions and the time of
+    its last change."""
 
-    source: str
-    kind: str
-    symbol: str | None
-    ledger_value: str | None
-    source_value: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileReport:
-    """What one reconciliation found and did."""
-
-    reason: str
     seq: int
-    checked: tuple[str, ...]
-    unavailable: tuple[str, ...]
-    conflicts: tuple[Conflict, ...]
-    actions: tuple[str, ...]
-    strategy: str
-
-    @property
-    def clean(self) -> bool:
-        return not self.conflicts
+    cash: Decimal
+    positions: Mapping[str, PositionView]
+    changed_at: float = 0.0
 
 
 Value = tuple[Decimal, Decimal] | None  # (quantity, avg price), None when flat
 
 
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What to do to the ledger: halt trading (``emergency_reset``), or set positions
+    (symbol, value, winner) and the cash (value, winner) to the winners' values."""
+
+    halt: bool
+    positions: tuple[tuple[str, Value, str], ...] = ()
+    cash: tuple[Decimal, str] | None = None
+
+
 class Reconciler:
-    """Owns the comparison and resolution rules; runs inside the position actor's thread."""
+    """Owns the comparison and resolution rules; pure over the ledger's state and the
+    sources' views."""
 
-    def __init__(self, actor: PositionActor, settings: PositionActor.Settings) -> None:
-        self.actor = actor
-        self.settings = settings
-        self.runs = 0
-
-    # -- the run -------------------------------------------------------------------------------
-    def run(self, reason: str) -> ReconcileReport:
-        self.runs += 1
-        actor, ledger = self.actor, self.actor.ledger
-        views: dict[str, SourceView] = {}
-        unavailable: list[str] = []
-        for source in self.settings.sources:
-            try:
-                view = actor.ctx.ask(source, GetView(), timeout=5.0)
-            except RuntimeErrorBase as exc:
-                unavailable.append(source)
-                log.debug("reconcile: %s unavailable: %s", source, exc)
-                continue
-            views[source] = view
-        conflicts = [c for src, view in views.items() for c in self._detect(src, view)]
-        strategy = self.settings.conflict_strategy
-        actions: list[str] = []
-        if conflicts:
-            actions = self._resolve(strategy, views)
-            self._record(conflicts, strategy, actions, reason)
-        return ReconcileReport(
-            reason, ledger.seq, tuple(views), tuple(unavailable), tuple(conflicts),
-            tuple(actions), strategy,
-        )
+    def __init__(self, strategy: str, price_tolerance: Decimal) -> None:
+        self.strategy = strategy
+        self.price_tolerance = price_tolerance
 
     # -- detection -----------------------------------------------------------------------------
-    def _ledger_views(self) -> dict[str, PositionView]:
-        return {
-            s: PositionView(p.quantity, p.avg_price, p.updated_at)
-            for s, p in self.actor.ledger.book.positions.items()
-        }
-
-    def _same_price(self, a: Decimal, b: Decimal) -> bool:
-        if a == b:
-            return True
-        scale = max(abs(a), abs(b))
-        return abs(a - b) <= scale * self.settings.price_tolerance
-
-    def _detect(self, source: str, view: SourceView) -> list[Conflict]:
-        ledger = self.actor.ledger
-        mine = self._ledger_views()
+    def detect(self, source: str, view: SourceView, ledger: LedgerState) -> list[Conflict]:
+        """Where ``source``'s ``view`` disagrees with ``ledger``."""
+        mine = ledger.positions
         found: list[Conflict] = []
         if view.last_seq != ledger.seq:
             found.append(Conflict(source, "stale", None, str(ledger.seq), str(view.last_seq)))
@@ -145,46 +98,46 @@ class Reconciler:
                 elif not self._same_price(a.avg_price, b.avg_price):
                     found.append(Conflict(source, "price", symbol, str(a.avg_price),
                                           str(b.avg_price)))
-        if view.cash is not None and view.cash != ledger.book.cash:
-            found.append(Conflict(source, "balance", None, str(ledger.book.cash), str(view.cash)))
+        if view.cash is not None and view.cash != ledger.cash:
+            found.append(Conflict(source, "balance", None, str(ledger.cash), str(view.cash)))
         return found
 
+    def detect_all(self, views: Mapping[str, SourceView], ledger: LedgerState) -> list[Conflict]:
+        return [c for src, view in views.items() for c in self.detect(src, view, ledger)]
+
+    def _same_price(self, a: Decimal, b: Decimal) -> bool:
+        if a == b:
+            return True
+        scale = max(abs(a), abs(b))
+        return abs(a - b) <= scale * self.price_tolerance
+
     # -- resolution ----------------------------------------------------------------------------
-    def _resolve(self, strategy: str, views: dict[str, SourceView]) -> list[str]:
-        actor, ledger = self.actor, self.actor.ledger
-        now = actor.ctx.clock.wall()
-        actions: list[str] = []
+    def resolve(self, views: Mapping[str, SourceView], ledger: LedgerState) -> Resolution:
+        """The winners' values where they differ from the ledger's (see the module)."""
+        strategy = self.strategy
         if strategy == "emergency_reset":
-            actor.ctx.try_tell(
-                self.settings.breaker,
-                HaltTrading("emergency reset of the ledger's sources", by="positions"),
-            )
-            actions.append("halted trading through the breaker")
-        else:
-            mine = self._ledger_views()
-            symbols = sorted(set(mine).union(*(v.positions for v in views.values())))
-            for symbol in symbols:
-                winner, value = self._winner(strategy, symbol, mine, views)
-                current = _value(mine.get(symbol))
-                if winner != LEDGER and not self._same(value, current):
-                    qty, avg = value if value is not None else (Decimal(0), Decimal(0))
-                    ledger.adjust_position(symbol, qty, avg, f"{strategy}: {winner} wins", now)
-                    actions.append(f"ledger {symbol} set to {_fmt_value(value)} from {winner}")
-            cash_winner, cash = self._cash_winner(strategy, views)
-            if cash_winner != LEDGER and cash is not None and cash != ledger.book.cash:
-                ledger.adjust_cash(cash, f"{strategy}: {cash_winner} wins", now)
-                actions.append(f"ledger cash set to {cash} from {cash_winner}")
-        state = actor.ledger_state(f"reconciliation ({strategy})")
-        for source, view in views.items():
-            if self._detect(source, view):
-                actor.ctx.try_tell(source, state)
-                actions.append(f"reset {source} to the ledger")
-        return actions
+            return Resolution(halt=True)
+        mine = ledger.positions
+        changes: list[tuple[str, Value, str]] = []
+        symbols = sorted(set(mine).union(*(v.positions for v in views.values())))
+        for symbol in symbols:
+            winner, value = self._winner(symbol, ledger, views)
+            if winner != LEDGER and not self._same(value, _value(mine.get(symbol))):
+                changes.append((symbol, value, winner))
+        cash_winner, cash = self._cash_winner(views, ledger)
+        chosen = None
+        if cash_winner != LEDGER and cash is not None and cash != ledger.cash:
+            chosen = (cash, cash_winner)
+        return Resolution(False, tuple(changes), chosen)
+
+    def to_reset(self, views: Mapping[str, SourceView], ledger: LedgerState) -> list[str]:
+        """The sources that still differ from ``ledger`` (after the resolution)."""
+        return [source for source, view in views.items() if self.detect(source, view, ledger)]
 
     def _winner(
-        self, strategy: str, symbol: str, mine: dict[str, PositionView],
-        views: dict[str, SourceView],
+        self, symbol: str, ledger: LedgerState, views: Mapping[str, SourceView],
     ) -> tuple[str, Value]:
+        strategy, mine = self.strategy, ledger.positions
         ledger_value = _value(mine.get(symbol))
         if strategy in PRIORITY_SOURCE:
             source = PRIORITY_SOURCE[strategy]
@@ -210,7 +163,7 @@ class Reconciler:
         if strategy == "most_recent":
             led = mine.get(symbol)
             best_name, best_val = LEDGER, ledger_value
-            best_time = led.updated_at if led else self.actor.ledger.changed_at
+            best_time = led.updated_at if led else ledger.changed_at
             for name, view in views.items():
                 pos = view.positions.get(symbol)
                 when = pos.updated_at if pos else view_updated_at(view)
@@ -220,23 +173,24 @@ class Reconciler:
         return LEDGER, ledger_value
 
     def _cash_winner(
-        self, strategy: str, views: dict[str, SourceView]
+        self, views: Mapping[str, SourceView], ledger: LedgerState
     ) -> tuple[str, Decimal | None]:
+        strategy = self.strategy
         cash_views = {n: v.cash for n, v in views.items() if v.cash is not None}
         if strategy in PRIORITY_SOURCE:
             source = PRIORITY_SOURCE[strategy]
             if source in cash_views:
                 return source, cash_views[source]
         if strategy == "merge":
-            votes = Counter([self.actor.ledger.book.cash, *cash_views.values()])
+            votes = Counter([ledger.cash, *cash_views.values()])
             best = max(votes.values())
-            if votes[self.actor.ledger.book.cash] == best:
+            if votes[ledger.cash] == best:
                 return LEDGER, None
             value = next(v for v, n in votes.items() if n == best)
             name = next(n for n, v in cash_views.items() if v == value)
             return name, value
         if strategy == "most_recent":
-            latest = self.actor.ledger.changed_at
+            latest = ledger.changed_at
             chosen: tuple[str, Decimal | None] = (LEDGER, None)
             for name, view in views.items():
                 if view.cash is not None and view_updated_at(view) > latest:
@@ -258,29 +212,19 @@ class Reconciler:
         return a[0] == b[0] and self._same_price(a[1], b[1])
 
     # -- the record ----------------------------------------------------------------------------
-    def _record(
-        self, conflicts: list[Conflict], strategy: str, actions: list[str], reason: str
-    ) -> None:
-        actor = self.actor
-        now = actor.ctx.clock.wall()
-        for conflict in conflicts:
-            record: dict[str, Any] = asdict(conflict)
-            record.update(strategy=strategy, actions=actions, reason=reason, at=now)
-            actor.ledger.save_conflict(record, now, self.settings.max_conflict_history)
+    def alert(self, conflicts: list[Conflict], actions: list[str]) -> tuple[Alert, str]:
+        """The alert for ``conflicts`` resolved by ``actions``, and its one-line summary."""
+        strategy = self.strategy
         severity = "critical" if strategy == "emergency_reset" else "error"
         kinds = Counter(f"{c.source}:{c.kind}" for c in conflicts)
         summary = ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
-        actor.ctx.try_tell(
-            self.settings.alerts,
-            Alert(
-                key=f"positions.conflict.{strategy}",
-                severity=severity,
-                title=f"Position conflicts resolved by {strategy}",
-                body=f"{len(conflicts)} conflict(s): {summary}. Actions: "
-                + ("; ".join(actions) or "none"),
-            ),
-        )
-        log.warning("reconciliation (%s) found %s; %s", reason, summary, "; ".join(actions))
+        return Alert(
+            key=f"positions.conflict.{strategy}",
+            severity=severity,
+            title=f"Position conflicts resolved by {strategy}",
+            body=f"{len(conflicts)} conflict(s): {summary}. Actions: "
+            + ("; ".join(actions) or "none"),
+        ), summary
 
 
 def view_updated_at(view: SourceView) -> float:
@@ -293,7 +237,3 @@ def _value(view: PositionView | None) -> Value:
 
 def _fmt(view: PositionView) -> str:
     return f"{view.quantity} @ {view.avg_price}"
-
-
-def _fmt_value(value: Value) -> str:
-    return "flat" if value is None else f"{value[0]} @ {value[1]}"

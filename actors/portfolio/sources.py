@@ -38,13 +38,13 @@ from actors.common.storage import append_durably, atomic_write
 from actors.portfolio.book import PositionBook
 from actors.portfolio.contract import (
     GetView,
+    LedgerEvent,
     PositionView,
     ResetTo,
     SourceEvents,
     SourceHello,
     SourceView,
 )
-from actors.portfolio.ledger import LedgerEvent
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 

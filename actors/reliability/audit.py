@@ -50,7 +50,7 @@ from actors.portfolio.book import Position, PositionBook
 from actors.portfolio.contract import PositionView, SourceView
 from actors.portfolio.ledger import Ledger
 from actors.portfolio.positions import PositionActor
-from actors.portfolio.reconcile import Reconciler
+from actors.portfolio.reconcile import LedgerState, Reconciler
 from actors.portfolio.sources import SourceActor, SourceSettings, SourceState
 from actors.venues.paper_exchange import PaperExchange
 
@@ -305,19 +305,6 @@ def _state_at(intervals: list[_Interval], when: float) -> _Interval | None:
     return current
 
 
-class _LedgerAt:
-    """What the reconciler reads of a ledger: its seq and its book (here, at a past seq)."""
-
-    def __init__(self, seq: int, book: PositionBook) -> None:
-        self.seq = seq
-        self.book = book
-
-
-class _Holder:
-    def __init__(self, ledger: _LedgerAt) -> None:
-        self.ledger = ledger
-
-
 def _snapshot(book: PositionBook) -> PositionBook:
     copy = PositionBook(book.cash, allow_short=book.allow_short)
     copy.positions = dict(book.positions)
@@ -561,9 +548,11 @@ def _audit(layout: _Layout, exchange: sqlite3.Connection | None,
             report.violations.append(f"{path}: source {name} is at seq {state.last_seq}, "
                                      "which the ledger never had")
             continue
-        holder = _Holder(_LedgerAt(state.last_seq, book))
-        reconciler = Reconciler(cast(PositionActor, holder), layout.ledger)
-        for c in reconciler._detect(name, _view(name, cls, state)):
+        ledger_at = LedgerState(state.last_seq, book.cash, {
+            s: PositionView(p.quantity, p.avg_price, p.updated_at)
+            for s, p in book.positions.items()})
+        reconciler = Reconciler(layout.ledger.conflict_strategy, layout.ledger.price_tolerance)
+        for c in reconciler.detect(name, _view(name, cls, state), ledger_at):
             report.violations.append(
                 f"{path}: source {name} disagrees with the ledger at seq {state.last_seq}: "
                 f"{c.kind} {c.symbol or ''} ledger={c.ledger_value} source={c.source_value}")

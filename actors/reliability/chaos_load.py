@@ -48,10 +48,10 @@ from typing import Any, TypeVar
 import yaml
 
 from actors.common.raw_config import child_node, walk_children
-from actors.execution.executor import ExecutorStats, GetExecutorStats
-from actors.market.feed import Bars, MarketCursor
+from actors.execution.contract import ExecutorStats, GetExecutorStats
+from actors.market.contract import Bars, MarketCursor
 from actors.reliability.audit import audit_state
-from actors.risk.gate import BreakerGate
+from actors.risk.contract import BreakerGate
 from supervisor.actor import SupervisedActor
 from supervisor.events import EventKind, EventRecorder
 from supervisor.host.config import load_config

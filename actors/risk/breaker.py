@@ -11,7 +11,7 @@ alerts actor with its reason and figures.
 
 Missing state never reads as CLOSED: with no ``breaker.db`` (or a damaged one, which is
 moved aside), the breaker starts OPEN and held ("state unknown") until the ledger says
-whether it has history (:class:`~actors.risk.contract.LedgerHistory`, or the position
+whether it has history (:class:`~actors.portfolio.contract.LedgerHistory`, or the position
 actor's published snapshot). No history: a new deployment, CLOSED. History: the state was
 lost, so it stays OPEN (exits pass, no new exposure) until an operator closes it, with a
 critical alert. OPEN rather than HALTED: stop-losses keep protecting what is held.
@@ -31,27 +31,24 @@ from typing import Annotated, Any, ClassVar
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.common.messages import Alert, BreakerTransition, HaltTrading
+from actors.common.messages import Alert, HaltTrading
 from actors.common.settings_types import StatePath
 from actors.common.storage import open_database
 from actors.common.wal_checkpoint import Checkpointer
-from actors.portfolio.contract import PortfolioSnapshot
+from actors.market.contract import MarketSamples, PriceSample, VolumeSample
+from actors.portfolio.contract import EquitySample, LedgerHistory, PortfolioSnapshot, TradeClosed
 from actors.risk.contract import (
     ApiResult,
+    BreakerGate,
+    BreakerState,
     BreakerStatus,
-    EquitySample,
+    BreakerTransition,
     ForceClose,
     ForceOpen,
     GetBreakerStatus,
-    LedgerHistory,
-    MarketSamples,
-    PriceSample,
     ProbeResult,
     SampleResources,
-    TradeClosed,
-    VolumeSample,
 )
-from actors.risk.gate import BreakerGate, BreakerState
 from actors.risk.triggers import (
     ApiErrorTrigger,
     ConsecutiveLossTrigger,

@@ -1,44 +1,38 @@
-"""Messages to the circuit breaker: the real measurements its triggers are computed from."""
+"""The risk context's contract: what the circuit breaker accepts besides the measurements
+other contexts send it (their own contracts' ``EquitySample``, ``MarketSamples``, ...),
+what it sends (``BreakerTransition``) and the gate it publishes, which the executor reads
+before every order.
+
+The gate is cheap, lock-free and immutable: the breaker publishes a new
+:class:`BreakerGate` on every transition; the executor reads the current gate by name and
+calls :meth:`BreakerGate.check` before every order (no message, no I/O). HALF_OPEN probe
+slots are handed out by an ``itertools.count`` shared by that one gate (atomic in CPython),
+so at most ``probes`` exposure-increasing orders pass per HALF_OPEN period.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import itertools
 from dataclasses import dataclass, field
-from decimal import Decimal
-
-from actors.risk.gate import BreakerState
+from types import MappingProxyType
 
 __all__ = [
     "ApiResult",
+    "BreakerGate",
+    "BreakerState",
     "BreakerStatus",
-    "EquitySample",
+    "BreakerTransition",
     "ForceClose",
     "ForceOpen",
     "GetBreakerStatus",
-    "LedgerHistory",
-    "MarketSamples",
-    "PriceSample",
+    "OrderIntent",
+    "Permission",
     "ProbeResult",
     "SampleResources",
-    "TradeClosed",
-    "VolumeSample",
+    "gate_or_unknown",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class EquitySample:
-    """The account as the position actor sees it now."""
-
-    equity: Decimal
-    gross_exposure: Decimal
-    exposure_by_symbol: dict[str, Decimal] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TradeClosed:
-    """A fill that realised profit or loss (closing or reducing a position)."""
-
-    symbol: str
-    pnl: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,48 +44,11 @@ class ApiResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PriceSample:
-    """A traded price at market time ``at``, for realised volatility over market time."""
-
-    symbol: str
-    price: float
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeSample:
-    """Traded volume (quote currency) of one market-data bar, for the liquidity floor."""
-
-    symbol: str
-    volume: float
-
-
-@dataclass(frozen=True, slots=True)
-class MarketSamples:
-    """The samples of one market emit in one message, in bar order: each is ``(symbol,
-    price, at, quote volume)``, taken exactly as a PriceSample(symbol, price, at) followed by
-    a VolumeSample(symbol, quote volume) would be (volatility over market time, the
-    liquidity floor per bar)."""
-
-    samples: tuple[tuple[str, float, float, float], ...]
-
-
-@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """The outcome of a HALF_OPEN probe order the executor was allowed to send."""
 
     ok: bool
     detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerHistory:
-    """The position actor opened its ledger: its event ``seq`` (0: no fill, no correction
-    ever). A breaker that found no state of its own decides from it whether this is a new
-    deployment (CLOSED) or lost state (held OPEN, alerted)."""
-
-    seq: int
-    database: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +91,106 @@ class BreakerStatus:
     figures: tuple[tuple[str, str], ...]
     measures: dict[str, str]
     transitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    """The circuit breaker changed state: from, to, why, and the figures that caused it."""
+
+    previous: str
+    state: str  # closed | open | half_open | halted
+    reason: str
+    figures: tuple[tuple[str, str], ...] = ()
+    by: str = "breaker"
+    at: float = 0.0
+
+
+# -- the gate -----------------------------------------------------------------------------------
+class BreakerState(enum.StrEnum):
+    """CLOSED trades; OPEN lets only exposure-reducing orders through; HALF_OPEN also lets a
+    few probes through; HALTED lets nothing through."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What the executor is about to send. ``reduces_exposure`` is true only for orders that
+    can only shrink a position (exits, stop-losses, take-profits)."""
+
+    symbol: str
+    reduces_exposure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """The breaker's answer; ``probe`` marks a HALF_OPEN trial order to report back on."""
+
+    allowed: bool
+    state: BreakerState
+    reason: str
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerGate:
+    """One immutable breaker state, as published by the breaker actor."""
+
+    state: BreakerState
+    reason: str = ""
+    since: float = 0.0
+    probes: int = 0
+    _slots: itertools.count[int] = field(default_factory=itertools.count, compare=False)
+
+    def continuing(self, previous: object) -> BreakerGate:
+        """This gate, sharing ``previous``'s probe slots when both are the same HALF_OPEN
+        period (same ``since``): a republish, or a restart of the breaker actor, must not
+        hand out a fresh set of probes.
+
+        >>> g = BreakerGate(BreakerState.HALF_OPEN, since=5.0, probes=1)
+        >>> g.check(OrderIntent("X", False)).allowed
+        True
+        >>> again = BreakerGate(BreakerState.HALF_OPEN, "republished", 5.0, 1).continuing(g)
+        >>> again.check(OrderIntent("X", False)).allowed
+        False
+        """
+        if (isinstance(previous, BreakerGate) and self.state is BreakerState.HALF_OPEN
+                and previous.state is BreakerState.HALF_OPEN and previous.since == self.since):
+            return dataclasses.replace(self, _slots=previous._slots)
+        return self
+
+    def metrics(self) -> dict[str, float]:
+        """Gauges for the metrics endpoint: the state as a number (see STATE_NUMBERS)."""
+        return {"breaker_state": float(STATE_NUMBERS[self.state])}
+
+    def check(self, intent: OrderIntent) -> Permission:
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return Permission(True, state, "closed")
+        if state is BreakerState.HALTED:
+            return Permission(False, state, f"halted: {self.reason}")
+        if intent.reduces_exposure:
+            return Permission(True, state, "reduces exposure")
+        if state is BreakerState.HALF_OPEN and next(self._slots) < self.probes:
+            return Permission(True, state, "half-open probe", probe=True)
+        return Permission(False, state, f"{state.value}: {self.reason}")
+
+
+# breaker_state on the metrics endpoint: higher means less trading allowed.
+STATE_NUMBERS = MappingProxyType({
+    BreakerState.CLOSED: 0,
+    BreakerState.HALF_OPEN: 1,
+    BreakerState.OPEN: 2,
+    BreakerState.HALTED: 3,
+})
+
+
+UNKNOWN = BreakerGate(BreakerState.OPEN, "no circuit breaker has published a state yet")
+
+
+def gate_or_unknown(gate: object) -> BreakerGate:
+    """The gate to check: the published one, or a fail-safe OPEN gate when there is none."""
+    return gate if isinstance(gate, BreakerGate) else UNKNOWN

@@ -18,7 +18,7 @@ above it); otherwise it prints one plain status line every ``status_every`` seco
 the run stops (``--duration``, SIGINT/SIGTERM, or the tree ending) it asks the position
 actor for the run's fills and the final portfolio, prints a summary, and with ``--report``
 writes one self-contained HTML page (see :mod:`actors.run.report`); the data
-behind both is a :class:`~actors.run.record.RunRecord`.
+behind both is a :class:`~actors.run.contract.RunRecord`.
 
 Counters that an actor keeps per instance (alerts, executor) are summed across restarts by
 spotting when they go down (a new instance), so what a crashed instance counted between its
@@ -42,23 +42,23 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from actors.alerts.alerts import AlertStats
-from actors.execution.executor import ExecutorStats, GetExecutorStats
-from actors.portfolio.contract import GetPortfolio, GetTrades, PortfolioSnapshot
-from actors.portfolio.ledger import LedgerEvent
-from actors.risk.contract import BreakerStatus, GetBreakerStatus
-from actors.risk.gate import BreakerGate
-from actors.run.record import (
+from actors.alerts.contract import AlertStats
+from actors.execution.contract import ExecutorStats, GetExecutorStats
+from actors.portfolio.contract import GetPortfolio, GetTrades, LedgerEvent, PortfolioSnapshot
+from actors.risk.contract import BreakerGate, BreakerStatus, GetBreakerStatus
+from actors.run.contract import (
     BreakerMark,
     EquityPoint,
     RunRecord,
     RunSummary,
     SupervisionMark,
     TradeMark,
-    alert_counts,
-    build_summary,
     format_duration,
     format_money,
+)
+from actors.run.record import (
+    alert_counts,
+    build_summary,
     open_positions,
     replay_trades,
 )

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.run.record import EquityPoint, RunRecord, TradeMark
+from actors.run.contract import EquityPoint, RunRecord, TradeMark
 
 __all__ = ["render_html", "write_report"]
 

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Protocol
 
 from actors.common.messages import Side
-from actors.execution.contract import Bar
+from actors.market.contract import Bar
+from actors.strategies.contract import Verdict
 
-__all__ = ["MeanReversion", "MomentumBreakout", "Strategy", "Verdict"]
-
-Verdict = tuple[Side, str, float] | None  # side, reason, stop distance
-
-
-class Strategy(Protocol):
-    """A strategy sees every bar of one symbol and may say buy or sell."""
-
-    name: str
-
-    def on_bar(self, bar: Bar, holding: bool) -> Verdict: ...
+__all__ = [
+    "MeanReversion",
+    "MomentumBreakout",
+]
 
 
 class MomentumBreakout:

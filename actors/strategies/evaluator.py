@@ -18,10 +18,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.execution.contract import Signal
-from actors.market.scanner import ScannedBars
+from actors.market.contract import ScannedBars
 from actors.portfolio.contract import PortfolioSnapshot
-from actors.strategies.builtin import MeanReversion, MomentumBreakout, Strategy
+from actors.strategies.builtin import MeanReversion, MomentumBreakout
+from actors.strategies.contract import Signal, Strategy
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 

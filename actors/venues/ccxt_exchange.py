@@ -54,15 +54,17 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.common.messages import Fill, Side, to_decimal
-from actors.execution.contract import (
+from actors.market.contract import Bars
+from actors.venues.contract import (
     GetOpenOrders,
+    GetVenueFills,
+    GetVenueRecord,
     LookupOrder,
     OpenOrder,
     OrderResult,
     PlaceOrder,
+    VenueRecord,
 )
-from actors.market.feed import Bars
-from actors.venues.paper_exchange import GetVenueFills, GetVenueRecord, VenueRecord
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity, class_name

@@ -6,7 +6,7 @@ find out instead of resubmitting. Its SQLite record of fills is the venue's side
 story, against which the ledger can be checked.
 
 The record is written by a thread of its own
-(:class:`~actors.portfolio.sqlite_writer.StatementWriter`):
+(:class:`~actors.common.sqlite_writer.StatementWriter`):
 the exchange prices an order on its actor's thread (shared with the pipeline), hands the
 statement over and goes on; an order is answered once its record is committed, so the
 executor never hears of a fill the venue's record lacks. Lookups and fill listings wait
@@ -18,7 +18,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import partial
 from pathlib import Path
@@ -29,40 +28,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.common.messages import Fill, Side
 from actors.common.settings_types import StatePath
+from actors.common.sqlite_writer import StatementWriter
 from actors.common.storage import open_database
 from actors.common.wal_checkpoint import Checkpointer
-from actors.execution.contract import Bar, GetOpenOrders, LookupOrder, OrderResult, PlaceOrder
-from actors.market.feed import Bars, MarketCursor
-from actors.portfolio.sqlite_writer import StatementWriter
+from actors.market.contract import Bar, Bars, MarketCursor
+from actors.venues.contract import (
+    GetOpenOrders,
+    GetVenueFills,
+    GetVenueRecord,
+    LookupOrder,
+    OrderResult,
+    PlaceOrder,
+    VenueRecord,
+)
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 from supervisor.peers import Peer
 
-__all__ = ["GetVenueFills", "GetVenueRecord", "PaperExchange", "VenueRecord"]
-
-
-@dataclass(frozen=True, slots=True)
-class GetVenueFills:
-    """Ask the paper exchange for the fills it made, oldest first: all of them, or those at
-    or after venue time ``since`` (as ccxt's ``fetch_my_trades(since=...)`` does)."""
-
-    since: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GetVenueRecord:
-    """Ask the venue how many of this bot's fills it has made in all: a
-    :class:`VenueRecord` (``fills`` None when the venue cannot count them cheaply)."""
-
-
-@dataclass(frozen=True, slots=True)
-class VenueRecord:
-    """How many fills the venue ``venue`` (the name its fills carry) has made for this
-    bot, and where that record is kept (for messages)."""
-
-    venue: str
-    fills: int | None
-    where: str
+__all__ = [
+    "PaperExchange",
+]
 
 
 class PaperExchange(SupervisedActor):

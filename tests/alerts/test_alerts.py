@@ -22,15 +22,11 @@ from typing import Any
 import apprise
 import pytest
 
-from actors.alerts.alerts import (
-    AlertsActor,
-    AlertStats,
-    ChannelTestResult,
-    GetAlertStats,
-    TestAlert,
-)
+from actors.alerts.alerts import AlertsActor
+from actors.alerts.contract import AlertStats, ChannelTestResult, GetAlertStats, TestAlert
 from actors.alerts.routing import AlertGate, Verdict
-from actors.common.messages import Alert, BreakerTransition, Fill, Side
+from actors.common.messages import Alert, Fill, Side
+from actors.risk.contract import BreakerTransition
 from supervisor import (
     Backoff,
     ChildSpec,

@@ -21,11 +21,9 @@ from typing import Any
 
 import pytest
 
-from actors.execution.contract import Bar
-from actors.market.feed import FeedBars
+from actors.market.contract import Bar, FeedBars
 from actors.portfolio.contract import PortfolioSnapshot
-from actors.risk.contract import ForceOpen
-from actors.risk.gate import BreakerState
+from actors.risk.contract import BreakerState, ForceOpen
 from supervisor import EventKind, EventRecorder, Runtime
 from tests.support.alert_server import AlertInbox
 from tests.support.alert_server import alert_server as serve_alerts

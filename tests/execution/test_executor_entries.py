@@ -18,16 +18,14 @@ from pathlib import Path
 from pykka.messages import ProxyGetAttr
 
 from actors.common.messages import Side
-from actors.execution.contract import (
-    ExitRequest,
-    Signal,
-    client_order_id,
-)
-from actors.execution.executor import ExecutorActor, ExecutorStats, GetExecutorStats, SyncVenue
+from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.executor import ExecutorActor, SyncVenue
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot
 from actors.portfolio.positions import PositionActor
 from actors.risk.breaker import BreakerActor
-from actors.venues.paper_exchange import GetVenueFills, PaperExchange
+from actors.strategies.contract import Signal
+from actors.venues.contract import GetVenueFills
+from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from supervisor.clock import Clock, ManualClock
 from tests.support.bot_helpers import wait_until

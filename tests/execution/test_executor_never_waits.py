@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.common.messages import Alert
-from actors.execution.contract import client_order_id
-from actors.execution.executor import ExecutorStats, GetExecutorStats
+from actors.execution.contract import ExecutorStats, GetExecutorStats, client_order_id
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.portfolio.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec

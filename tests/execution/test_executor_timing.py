@@ -21,20 +21,20 @@ from typing import Any
 import pykka
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import (
-    ExitRequest,
+from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.executor import SyncVenue
+from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
+from actors.portfolio.positions import PositionActor
+from actors.strategies.contract import Signal
+from actors.venues.contract import (
     GetOpenOrders,
+    GetVenueFills,
     LookupOrder,
     OpenOrder,
     OrderResult,
     PlaceOrder,
-    Signal,
-    client_order_id,
 )
-from actors.execution.executor import ExecutorStats, GetExecutorStats, SyncVenue
-from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
-from actors.portfolio.positions import PositionActor
-from actors.venues.paper_exchange import GetVenueFills, PaperExchange
+from actors.venues.paper_exchange import PaperExchange
 from supervisor import EventKind, EventRecorder, SupervisedActor
 from supervisor.clock import ManualClock
 from supervisor.errors import MailboxFull

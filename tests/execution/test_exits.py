@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pykka.messages import ProxyGetAttr
 
-from actors.execution.contract import Bar, ExitRequest
+from actors.execution.contract import ExitRequest
 from actors.execution.exits import ExitsActor, ExitWatches
-from actors.market.feed import Bars
+from actors.market.contract import Bar, Bars
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.standins import Collector, Ledger, Publish, snapshot
 

@@ -10,8 +10,7 @@ from typing import Any
 import yaml
 
 from actors.risk.breaker import BreakerActor
-from actors.risk.contract import ApiResult, GetBreakerStatus
-from actors.risk.gate import OrderIntent
+from actors.risk.contract import ApiResult, GetBreakerStatus, OrderIntent
 from supervisor import Runtime
 from supervisor.host.config import ConfigError, parse_config
 from supervisor.spec import ChildSpec, SupervisorSpec

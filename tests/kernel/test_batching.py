@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from actors.common.messages import Fill, FillRecorded, Side
+from actors.common.messages import Fill, Side
+from actors.portfolio.contract import FillRecorded
 from actors.portfolio.ledger import Ledger
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
 from supervisor.context import Replied

@@ -15,10 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.common.messages import Alert
-from actors.execution.contract import Bar
-from actors.market.data import BadBar, CsvReplay, check_bar
-from actors.market.feed import Bars, FeedBars, GetMarketStats, MarketActor, MarketStats
-from actors.portfolio.contract import MarkPrices
+from actors.market.contract import (
+    BadBar,
+    Bar,
+    Bars,
+    FeedBars,
+    GetMarketStats,
+    MarketStats,
+    MarkPrices,
+)
+from actors.market.data import CsvReplay, check_bar
+from actors.market.feed import MarketActor
 from supervisor import ChildSpec, ManualClock, Runtime, SupervisorSpec
 from tests.support.bot_helpers import wait_until
 from tests.support.position_helpers import Inbox

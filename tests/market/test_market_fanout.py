@@ -14,17 +14,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from actors.common.messages import Fill, MarkPrice, Side
+from actors.common.messages import Fill, Side
+from actors.market.contract import MarketSamples, MarkPrices, PriceSample, VolumeSample
 from actors.market.data import SyntheticMarket
-from actors.portfolio.contract import GetPortfolio, MarkPrices, PortfolioSnapshot, RecordFill
-from actors.risk.contract import (
-    BreakerStatus,
-    GetBreakerStatus,
-    MarketSamples,
-    PriceSample,
-    VolumeSample,
-)
-from actors.risk.gate import BreakerState
+from actors.portfolio.contract import GetPortfolio, MarkPrice, PortfolioSnapshot, RecordFill
+from actors.risk.contract import BreakerState, BreakerStatus, GetBreakerStatus
 from tests.support.breaker_helpers import breaker_settings, start_breaker
 from tests.support.position_helpers import start_ledger
 

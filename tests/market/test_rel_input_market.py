@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.execution.contract import Bar
-from actors.market.data import BadBar, CsvReplay, check_bar
+from actors.market.contract import BadBar, Bar
+from actors.market.data import CsvReplay, check_bar
 from tests.support.fuzz_cases import _market_actor_run
 
 

@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import Bar, OrderResult, PlaceOrder
-from actors.market.feed import FeedBars, MarketCursor
+from actors.market.contract import Bar, FeedBars, MarketCursor
+from actors.venues.contract import OrderResult, PlaceOrder
 from supervisor import EventKind, EventRecorder, Runtime
 from tests.support.bot_helpers import (
     MARKET_START,

@@ -9,9 +9,8 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.execution.contract import Bar
-from actors.market.feed import Bars
-from actors.market.scanner import ScannedBars, ScannerActor, _Window
+from actors.market.contract import Bar, Bars, ScannedBars
+from actors.market.scanner import ScannerActor, _Window
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.position_helpers import Inbox
 

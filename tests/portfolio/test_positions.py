@@ -13,9 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.common.messages import Fill, FillRecorded, HaltTrading, InvalidFill, MarkPrice, Side
+from actors.common.messages import Fill, HaltTrading, InvalidFill, Side
 from actors.portfolio.book import PositionBook
-from actors.portfolio.contract import GetPortfolio, GetTrades, HasOrder, RecordFill
+from actors.portfolio.contract import (
+    FillRecorded,
+    GetPortfolio,
+    GetTrades,
+    HasOrder,
+    MarkPrice,
+    RecordFill,
+)
 from actors.portfolio.ledger import Ledger
 from tests.support.position_helpers import GatedPositions, start_ledger
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.alerts.alerts import AlertsActor, AlertStats, GetAlertStats
+from actors.alerts.alerts import AlertsActor
+from actors.alerts.contract import AlertStats, GetAlertStats
 from actors.common.messages import Fill, Side
-from actors.portfolio.contract import GetView, Reconcile, RecordFill, SourceView
-from actors.portfolio.reconcile import ReconcileReport
+from actors.portfolio.contract import GetView, Reconcile, ReconcileReport, RecordFill, SourceView
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from supervisor.runtime import TreeNode
 from tests.support.position_helpers import Inbox, ledger_spec

@@ -28,10 +28,15 @@ from typing import Any
 import pytest
 
 from actors.common.messages import Side
-from actors.execution.contract import OrderResult, PlaceOrder
 from actors.portfolio.contract import RecordFill
-from actors.risk.contract import BreakerStatus, ForceClose, ForceOpen, GetBreakerStatus
-from actors.risk.gate import BreakerState
+from actors.risk.contract import (
+    BreakerState,
+    BreakerStatus,
+    ForceClose,
+    ForceOpen,
+    GetBreakerStatus,
+)
+from actors.venues.contract import OrderResult, PlaceOrder
 from supervisor import Runtime
 from tests.support.alert_server import AlertInbox
 from tests.support.alert_server import alert_server as serve_alerts

@@ -19,11 +19,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import Bar, OrderResult, PlaceOrder
-from actors.market.feed import FeedBars
+from actors.market.contract import Bar, FeedBars
 from actors.portfolio.contract import RecordFill
 from actors.portfolio.ledger import Ledger
-from actors.risk.gate import BreakerState
+from actors.risk.contract import BreakerState
+from actors.venues.contract import OrderResult, PlaceOrder
 from supervisor import Runtime
 from tests.portfolio.test_rel_state_lost_state import (
     WAIT,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.portfolio.sqlite_writer import StatementWriter, WriterStopped
+from actors.common.sqlite_writer import StatementWriter, WriterStopped
 
 INSERT = "INSERT INTO t VALUES (?, ?)"
 

@@ -15,19 +15,19 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from actors.common.messages import BreakerTransition, Fill, HaltTrading, Side
-from actors.portfolio.contract import RecordFill
+from actors.common.messages import Fill, HaltTrading, Side
+from actors.portfolio.contract import EquitySample, RecordFill, TradeClosed
 from actors.risk.contract import (
     ApiResult,
-    EquitySample,
+    BreakerState,
+    BreakerTransition,
     ForceClose,
     ForceOpen,
     GetBreakerStatus,
+    OrderIntent,
     ProbeResult,
     SampleResources,
-    TradeClosed,
 )
-from actors.risk.gate import BreakerState, OrderIntent
 from supervisor import ManualClock, Runtime
 from tests.support.breaker_helpers import breaker_settings, gate, start_breaker
 from tests.support.position_helpers import start_ledger

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from actors.common.messages import Side
-from actors.execution.contract import OrderResult, PlaceOrder, Signal, client_order_id
-from actors.market.feed import MarketCursor
+from actors.execution.contract import client_order_id
+from actors.market.contract import MarketCursor
 from actors.portfolio.contract import HasOrder
-from actors.risk.contract import GetBreakerStatus
-from actors.risk.gate import BreakerState
-from actors.venues.paper_exchange import GetVenueFills
+from actors.risk.contract import BreakerState, GetBreakerStatus
+from actors.strategies.contract import Signal
+from actors.venues.contract import GetVenueFills, OrderResult, PlaceOrder
 from supervisor import EventKind, EventRecorder, Runtime
 from tests.support.bot_helpers import (
     STATE_FILES,

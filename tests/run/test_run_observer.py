@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from actors.portfolio.contract import PortfolioSnapshot
-from actors.risk.gate import BreakerGate, BreakerState
+from actors.risk.contract import BreakerGate, BreakerState
 from actors.run.observer import TradingObserver
 from supervisor import EventKind, EventRecorder, Runtime
 from supervisor.host.config import ConfigError, load_config, observers, parse_config

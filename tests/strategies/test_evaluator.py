@@ -22,8 +22,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from actors.execution.contract import Bar, client_order_id
-from actors.market.feed import FeedBars
+from actors.execution.contract import client_order_id
+from actors.market.contract import Bar, FeedBars
 from actors.portfolio.contract import PortfolioSnapshot
 from actors.risk.contract import ForceClose, ForceOpen
 from supervisor import Runtime

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pykka.messages import ProxyGetAttr
 
 from actors.common.messages import Side
-from actors.execution.contract import Bar, Signal
-from actors.market.scanner import ScannedBars
+from actors.market.contract import Bar, ScannedBars
+from actors.strategies.contract import Signal
 from actors.strategies.evaluator import EvaluatorActor
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.standins import Collector, Ledger, Publish, snapshot

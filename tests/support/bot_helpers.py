@@ -35,9 +35,9 @@ import yaml
 from pykka.messages import ProxyCall, ProxyGetAttr
 
 from actors.common.raw_config import child_node
-from actors.execution.executor import ExecutorStats, GetExecutorStats
-from actors.market.feed import Bars, GetMarketStats, MarketStats
-from actors.risk.gate import BreakerGate
+from actors.execution.contract import ExecutorStats, GetExecutorStats
+from actors.market.contract import Bars, GetMarketStats, MarketStats
+from actors.risk.contract import BreakerGate
 from supervisor import Runtime, SupervisedActor
 from supervisor.host.config import load_config
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.risk.breaker import BreakerActor
-from actors.risk.gate import BreakerGate
+from actors.risk.contract import BreakerGate
 from supervisor import Backoff, ChildSpec, ManualClock, Runtime, SupervisorSpec
 from tests.support.position_helpers import Inbox
 

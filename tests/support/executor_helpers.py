@@ -10,20 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from actors.common.messages import Side
-from actors.execution.contract import (
-    Bar,
-    ExitRequest,
-    LookupOrder,
-    OrderResult,
-    PlaceOrder,
-    Signal,
-    client_order_id,
-)
+from actors.execution.contract import ExitRequest, client_order_id
 from actors.execution.executor import ExecutorActor
-from actors.market.feed import Bars
+from actors.market.contract import Bar, Bars
 from actors.portfolio.contract import RecordFill
 from actors.portfolio.positions import PositionActor
 from actors.risk.breaker import BreakerActor
+from actors.strategies.contract import Signal
+from actors.venues.contract import LookupOrder, OrderResult, PlaceOrder
 from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
 from supervisor.clock import Clock

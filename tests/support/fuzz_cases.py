@@ -514,8 +514,8 @@ def usable(bar: Any, last_at: float | None) -> bool:
 
 
 def _check_one_bar(case: tuple[tuple[Any, ...], float | None]) -> str | None:
-    from actors.execution.contract import Bar
-    from actors.market.data import BadBar, check_bar
+    from actors.market.contract import BadBar, Bar
+    from actors.market.data import check_bar
 
     (o, h, lo, c, v, at), last = case
     bar = Bar("FUZZ/USDT", at, o, h, lo, c, v)
@@ -575,8 +575,8 @@ class _CsvChecker:
         self.serial = 0
 
     def __call__(self, data: bytes) -> str | None:
-        from actors.execution.contract import Bar
-        from actors.market.data import BadBar, CsvReplay, check_bar
+        from actors.market.contract import BadBar, Bar
+        from actors.market.data import CsvReplay, check_bar
 
         self.serial += 1
         folder = self.directory / f"csv{self.serial}"
@@ -609,7 +609,8 @@ class _CsvChecker:
 def _market_actor_run(folder: Path, items: int, good: int) -> str | None:
     """The CSV replay in a real MarketActor: every item is passed on or counted as
     rejected, and the subscriber sees only good bars, in time order."""
-    from actors.market.feed import Bars, GetMarketStats, MarketActor, MarketStats
+    from actors.market.contract import Bars, GetMarketStats, MarketStats
+    from actors.market.feed import MarketActor
     from supervisor import ChildSpec, Runtime, SupervisorSpec
     from tests.support.bot_helpers import wait_until
     from tests.support.position_helpers import Inbox

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.alerts.alerts import AlertsActor, AlertStats, GetAlertStats
+from actors.alerts.alerts import AlertsActor
+from actors.alerts.contract import AlertStats, GetAlertStats
 from actors.common.messages import Alert
 from actors.common.storage import (
     DatabaseDamaged,

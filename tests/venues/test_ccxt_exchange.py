@@ -39,18 +39,11 @@ import pytest
 import yaml
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import (
-    GetOpenOrders,
-    LookupOrder,
-    OpenOrder,
-    OrderResult,
-    PlaceOrder,
-    Signal,
-    client_order_id,
-)
-from actors.execution.executor import ExecutorActor, ExecutorStats, GetExecutorStats
+from actors.execution.contract import ExecutorStats, GetExecutorStats, client_order_id
+from actors.execution.executor import ExecutorActor
 from actors.portfolio.contract import GetPortfolio, HasOrder, PortfolioSnapshot
-from actors.risk.gate import BreakerGate, BreakerState
+from actors.risk.contract import BreakerGate, BreakerState
+from actors.strategies.contract import Signal
 from actors.venues.ccxt_exchange import (
     CcxtExchange,
     CredentialsError,
@@ -62,7 +55,14 @@ from actors.venues.ccxt_exchange import (
     VenueUnavailable,
     resolve_credentials,
 )
-from actors.venues.paper_exchange import GetVenueFills
+from actors.venues.contract import (
+    GetOpenOrders,
+    GetVenueFills,
+    LookupOrder,
+    OpenOrder,
+    OrderResult,
+    PlaceOrder,
+)
 from supervisor import (
     Backoff,
     ChildSpec,
@@ -74,6 +74,7 @@ from supervisor import (
 from supervisor.host.config import ConfigError, parse_config
 from tests.support.bot_helpers import wait_until
 from tests.support.position_helpers import Inbox, ledger_spec
+from tests.support.venue_contract import assert_answers_as_a_venue
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "bvTestKey-7c1e9a55d2b4"  # must reach the server, and nothing else
@@ -733,3 +734,11 @@ def test_the_documented_example_is_a_valid_config() -> None:
     assert block is not None, "docs/live-exchange.md has no yaml example"
     _, spec = parse_config(yaml.safe_load(block.group(1)), "docs/live-exchange.md")
     assert "exchange" in spec.all_ids()
+
+
+def test_the_ccxt_exchange_answers_as_the_venue_contract_says(
+    venue: FakeBinance, runtimes: list[Runtime]
+) -> None:
+    rt = start_exchange(venue, runtimes)
+    assert_answers_as_a_venue(rt, "exchange",
+                              PlaceOrder("bv-contract", SYMBOL, Side.BUY, Decimal("0.00345")))

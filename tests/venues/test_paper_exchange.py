@@ -15,12 +15,14 @@ import pytest
 from pykka.messages import ProxyGetAttr
 
 from actors.common.messages import Side
-from actors.execution.contract import Bar, LookupOrder, OrderResult, PlaceOrder
-from actors.market.feed import Bars, GetMarketStats, MarketActor, MarketCursor
-from actors.venues.paper_exchange import GetVenueFills, PaperExchange
+from actors.market.contract import Bar, Bars, GetMarketStats, MarketCursor
+from actors.market.feed import MarketActor
+from actors.venues.contract import GetVenueFills, LookupOrder, OrderResult, PlaceOrder
+from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.bot_helpers import wait_until
 from tests.support.standins import Sink
+from tests.support.venue_contract import assert_answers_as_a_venue
 
 WAIT = 10.0
 
@@ -153,5 +155,15 @@ def test_orders_are_priced_at_the_markets_published_bars(tmp_path: Path) -> None
         rt.tell("exchange", Bars((Bar("BTC/USDT", bar.at + 60, 150, 151, 149, 150, 5),)))
         second = rt.ask("exchange", PlaceOrder("sig-2", "BTC/USDT", Side.BUY, Decimal(1)))
         assert second.fills[0].price == Decimal("150.075")
+    finally:
+        rt.stop()
+
+
+def test_the_paper_exchange_answers_as_the_venue_contract_says(tmp_path: Path) -> None:
+    rt = _exchange(tmp_path / "venue.db")
+    try:
+        rt.tell("exchange", Bars((Bar("BTC/USDT", 60.0, 100, 101, 99, 100, 5),)))
+        assert_answers_as_a_venue(rt, "exchange",
+                                  PlaceOrder("sig-1", "BTC/USDT", Side.BUY, Decimal("0.5")))
     finally:
         rt.stop()
