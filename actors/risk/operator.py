@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from rich.console import Console
@@ -25,8 +26,8 @@ class BreakerCommand(ForwardedCommand):
     help = "open, close or halt the circuit breaker by hand, or show it"
     target = "breaker"
     status_fields = ("state", "reason")
-    state_styles: ClassVar[Mapping[str, str]] = {
-        "closed": "green", "half_open": "yellow", "open": "red", "halted": "bold red"}
+    state_styles: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "closed": "green", "half_open": "yellow", "open": "red", "halted": "bold red"})
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("action", choices=("open", "close", "halt", "status"))

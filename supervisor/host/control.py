@@ -1,14 +1,13 @@
 """The control socket's server: how ``botvisor status``, ``stop NAME`` and the plug-ins'
-verbs reach a running bot (the protocol is in :mod:`supervisor.host.control_protocol`, one
-request's handling in :mod:`supervisor.host.control_requests`, the commands in
-:mod:`supervisor.host.control_commands`).
+verbs reach a running bot. The protocol is in :mod:`supervisor.host.control_protocol`, the
+socket file and peer checks in :mod:`supervisor.host.control_socket`, one request's handling
+in :mod:`supervisor.host.control_requests`, the commands in
+:mod:`supervisor.host.control_commands`.
 
-:class:`ControlServer` is a :class:`~supervisor.host.session.SessionService`. It binds a unix
-stream socket private to the bot's user (created with umask 0177, then chmod 0600; its
-directory 0700 when the server creates it) and checks every peer's uid with
-``SO_PEERCRED``. A socket file left over from an earlier run is replaced; one a live bot
-still answers on is not (this server then logs why and does not serve). The file is removed
-when the run stops.
+:class:`ControlServer` is a :class:`~supervisor.host.session.SessionService`. It serves a
+unix socket private to the bot's user, refuses any peer of another uid, and removes the
+socket file when the run stops (a live bot's socket is never replaced: this server then
+logs why and does not serve).
 
 Every connection gets its own thread, up to ``control.max_clients`` at once, so a slow or
 silent client holds only its own thread. A connection must send its first whole request
@@ -25,12 +24,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pwd
 import select
 import selectors
 import socket
-import stat
-import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -50,6 +46,13 @@ from supervisor.host.control_protocol import (
     socket_path,
 )
 from supervisor.host.control_requests import RequestHandler, error_reply
+from supervisor.host.control_socket import (
+    BoundSocket,
+    bind_private,
+    check_peer,
+    operator_name,
+    peer_credentials,
+)
 from supervisor.host.logs import printable
 from supervisor.host.operator_plugins import (
     ForwardedCommand,
@@ -65,16 +68,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("botvisor")
 
-__all__ = [
-    "ControlServer",
-    "PeerCredentials",
-    "check_peer",
-    "operator_name",
-    "peer_credentials",
-]
+__all__ = ["ControlServer"]
 
-_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-_SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 _STOP_BUDGET = 2.0  # seconds close() waits for the server's threads
 
 
@@ -89,38 +84,6 @@ class _Conn:
     busy: bool = False
     following: bool = False
     evicted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class PeerCredentials:
-    """Who is at the other end of a unix socket, as the kernel reports it."""
-
-    pid: int
-    uid: int
-    gid: int
-
-
-def peer_credentials(conn: socket.socket) -> PeerCredentials:
-    """The connected peer's pid, uid and gid (``SO_PEERCRED``)."""
-    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    pid, uid, gid = _UCRED.unpack(raw)
-    return PeerCredentials(pid, uid, gid)
-
-
-def check_peer(peer: PeerCredentials, allowed_uid: int) -> None:
-    """Refuse (ControlError, exit status 1) any peer whose uid is not ``allowed_uid``."""
-    if peer.uid != allowed_uid:
-        raise ControlError(
-            f"permission denied: the control socket accepts only uid {allowed_uid} "
-            f"(the bot's user); this connection is from uid {peer.uid}", EXIT_ERROR)
-
-
-def operator_name(uid: int) -> str:
-    """``cli:<user name>`` for ``uid`` (``cli:uid<N>`` when the name is unknown)."""
-    try:
-        return f"cli:{pwd.getpwuid(uid).pw_name}"
-    except KeyError:
-        return f"cli:uid{uid}"
 
 
 class ControlServer(SessionService):
@@ -151,8 +114,7 @@ class ControlServer(SessionService):
         self.session: RunSession | None = None
         self._listener: socket.socket | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._inode: tuple[int, int] | None = None
-        self._made_dir = False
+        self._bound: BoundSocket | None = None
         self._lock = threading.Lock()
         self._conns: dict[socket.socket, _Conn] = {}  # open and not evicted
         self._threads: set[threading.Thread] = set()
@@ -206,74 +168,14 @@ class ControlServer(SessionService):
             runtime, settings, socket=self.path, targets=targets_of(settings, plugins),
             status_fields=status_fields_of(settings, plugins), session=session)
         self._requests = RequestHandler(self._commands)
-        self._listener = self._bind(self.path)
+        self._bound = bind_private(self.path)
+        self._listener = self._bound.sock
         self._wake = socket.socketpair()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="control-accept",
                                                daemon=True)
         self._accept_thread.start()
         log.info("control socket on %s", self.path)
         return self.path
-
-    def _bind(self, path: Path) -> socket.socket:
-        if len(os.fsencode(str(path))) > _SUN_PATH_MAX:
-            raise ControlError(f"control socket path is too long for a unix socket "
-                               f"({_SUN_PATH_MAX} bytes at most): {path}")
-        directory = path.parent
-        if not directory.exists():
-            try:
-                directory.mkdir(parents=True, mode=0o700)
-                os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-            except OSError as exc:
-                raise ControlError(f"cannot create {directory}: {exc.strerror}") from None
-            self._made_dir = True
-        self._clear_stale(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)  # no window in which the socket is open to others
-        try:
-            sock.bind(str(path))
-        except OSError as exc:
-            sock.close()
-            raise ControlError(f"cannot bind the control socket {path}: "
-                               f"{exc.strerror or exc}") from None
-        finally:
-            os.umask(old_umask)
-        try:
-            os.chmod(path, 0o600)
-            st = os.stat(path)
-            self._inode = (st.st_dev, st.st_ino)
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise ControlError(f"cannot set up the control socket {path}: "
-                               f"{exc.strerror or exc}") from None
-        return sock
-
-    @staticmethod
-    def _clear_stale(path: Path) -> None:
-        """Remove a socket left by an earlier run; refuse if a live bot answers on it."""
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise ControlError(f"{path} exists and is not a socket; not replacing it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(2.0)
-        try:
-            probe.connect(str(path))
-        except (ConnectionRefusedError, FileNotFoundError):
-            log.info("control: replacing %s, left over from a run that did not clean up", path)
-        except OSError as exc:
-            raise ControlError(f"cannot tell whether a bot still serves {path}: "
-                               f"{exc.strerror or exc}") from None
-        else:
-            raise ControlError(f"another botvisor is already serving {path}; "
-                               "not replacing its socket")
-        finally:
-            probe.close()
-        log.warning("control: replacing the stale socket %s", path)
-        path.unlink(missing_ok=True)
 
     def _accept_loop(self) -> None:
         listener, wake = self._listener, self._wake
@@ -396,7 +298,7 @@ class ControlServer(SessionService):
             log.debug("control: the failure", exc_info=True)
             with contextlib.suppress(OSError):
                 conn.sendall(encode(error_reply(f"internal error: {type(exc).__name__}",
-                                           EXIT_ERROR)))
+                                                EXIT_ERROR)))
         finally:
             with self._lock:
                 if self._conns.get(conn) is entry:
@@ -457,7 +359,8 @@ class ControlServer(SessionService):
             self._accept_thread.join(_STOP_BUDGET)
         if listener is not None:
             listener.close()
-            self._remove_socket()
+            if self._bound is not None:
+                self._bound.remove_file()
         with self._lock:
             conns = list(self._conns)
             threads = list(self._threads)
@@ -469,22 +372,6 @@ class ControlServer(SessionService):
         if wake is not None:
             wake[0].close()
             wake[1].close()
-
-    def _remove_socket(self) -> None:
-        path = self.path
-        if path is None or self._inode is None:
-            return
-        try:
-            st = os.stat(path)
-            if (st.st_dev, st.st_ino) == self._inode:  # ours, not a newer bot's
-                path.unlink()
-        except OSError:
-            pass
-        if self._made_dir:
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()  # only if empty
-
-
 
 def _peer_gone(conn: socket.socket) -> bool:
     """True when the client has closed its end (a follower never sends anything more)."""

@@ -180,10 +180,15 @@ def run_operator_command(args: Args) -> int:
     """Send the subcommand's request, show the reply; the exit status."""
     op: _Operation = args.operation
     try:
+        request = op.request(args)
+    except Exception as exc:  # a plug-in's bug: say so, no traceback
+        return _fail(args, f"the {op.cmd} command could not build its request "
+                           f"({type(exc).__name__}: {exc})", EXIT_ERROR)
+    try:
         if args.timeout <= 0:
             raise ControlError("--timeout must be > 0", EXIT_USAGE)
         client = ControlClient(_socket_of(args), timeout=args.timeout)
-        reply = client.request(op.cmd, op.request(args))
+        reply = client.request(op.cmd, request)
     except ControlError as exc:
         return _fail(args, exc.message, exc.code)
     if not reply["ok"]:

@@ -21,6 +21,7 @@ import abc
 import argparse
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from supervisor.host.control_protocol import EXIT_OK, EXIT_USAGE, ControlError
@@ -71,7 +72,7 @@ class ForwardedCommand(abc.ABC):
     help: ClassVar[str]
     target: ClassVar[str]
     status_fields: ClassVar[tuple[str, ...]] = ()
-    state_styles: ClassVar[Mapping[str, str]] = {}
+    state_styles: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the verb's own arguments (none by default)."""
