@@ -25,6 +25,7 @@ from supervisor.host.health import HealthPolicy
 from supervisor.host.logs import setup_logging
 from supervisor.host.metrics import MetricsService
 from supervisor.host.operator_cli import add_operator_commands, seconds
+from supervisor.host.operator_plugins import PluginError
 from supervisor.host.reload import ConfigReloader
 from supervisor.host.sd_notify import SystemdService
 from supervisor.host.session import RunSession, SessionService
@@ -41,7 +42,11 @@ DEFAULT_CONFIG = "config.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    try:
+        parser = _parser()
+    except PluginError as exc:  # a broken install: named, no traceback
+        print(f"botvisor: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -158,15 +158,12 @@ class ControlModel(_Model):
 
     enabled: bool = True  # serve the control socket during `botvisor run`
     # Operator command group -> the actor that answers it with an OperatorCommand:
-    # `botvisor breaker open` asks the actor named by targets.breaker.
-    targets: dict[str, str] = Field(default_factory=lambda: {
-        "breaker": "breaker", "positions": "positions", "alerts": "alerts"})
+    # `botvisor NAME ...` asks the actor named by targets.NAME. Not set: each installed
+    # operator command plug-in's own target (supervisor/host/operator_plugins.py).
+    targets: dict[str, str] = Field(default_factory=dict)
     # What `botvisor status` shows from the actors' published snapshots, as "actor.field";
-    # a missing actor or field is left out.
-    status_fields: tuple[str, ...] = (
-        "breaker.state", "breaker.reason", "positions.equity", "positions.cash",
-        "positions.realized_pnl", "positions.unrealized_pnl", "positions.open_positions",
-    )
+    # a missing actor or field is left out. Not set: the fields the plug-ins name.
+    status_fields: tuple[str, ...] = ()
     # Connections served at once; a new one beyond evicts the one idle longest.
     max_clients: int = Field(64, ge=1, le=1024)
     # Seconds a connection may wait between requests, and a new one has to send its first

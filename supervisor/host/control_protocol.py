@@ -12,9 +12,9 @@ is the exit status the CLI should end with (:data:`EXIT_ERROR`, :data:`EXIT_USAG
 :data:`EXIT_UNKNOWN_ACTOR`; :data:`EXIT_NOT_RUNNING` is the client's own, when nothing
 answers). A connection may carry any number of requests, one at a time.
 
-:class:`OperatorCommand` is the one message the runtime sends to bot actors on an operator's
-behalf (``botvisor breaker open``, ``botvisor positions``...): the runtime stays generic and
-the actors answer with a JSON-able dict, or ``{"error": "...", "code": N}``.
+:class:`OperatorCommand` is the one message the runtime sends to an application's actors on
+an operator's behalf (the verbs plug-ins register, ``botvisor NAME ACTION``): the runtime
+stays generic and the actors answer with a JSON-able dict, or ``{"error": "...", "code": N}``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ TOO_LONG = object()  # LineReader's marker for a line over its limit
 class OperatorCommand:
     """A command an operator sent to an actor through the control socket.
 
-    ``command`` is the verb (``"open"``, ``"status"``, ``"test"``...), ``args`` any further
+    ``command`` is the action (``"status"``, ``"show"``...), ``args`` any further
     words, ``who`` the operator as the server saw them (``"cli:<user>"``, from the peer's
     uid, never from the client's say-so) and ``reason`` the ``--reason`` text, if any.
 

@@ -4,8 +4,8 @@ Everything is read at scrape time from what the runtime already keeps, so metric
 nothing between scrapes: per actor the state, restarts, mailbox depth and handler-latency
 histogram; dead letters; and, from any actor's published snapshot that has a
 ``metrics()`` method returning ``{name: number}``, one gauge per name labelled with the
-actor (the trading actors publish equity, open positions, breaker state, alerts sent and
-suppressed this way). The runtime knows nothing of what those names mean.
+actor (an application's actors publish their own figures this way). The runtime knows
+nothing of what those names mean.
 """
 
 from __future__ import annotations

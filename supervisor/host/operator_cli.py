@@ -1,6 +1,7 @@
 """The operator's commands: ``botvisor status``, ``tree``, ``stop NAME``, ``start NAME``,
-``restart NAME``, ``breaker open|close|halt|status``, ``positions``, ``alerts test|status``,
-``reload`` and ``events [--follow]``, each talking to the running bot over its control socket.
+``restart NAME``, ``reload`` and ``events [--follow]``, and the verbs installed plug-ins
+register (:mod:`supervisor.host.operator_plugins`), each talking to the running bot over
+its control socket.
 
 Each takes ``--config PATH`` (the socket is found by the server's rule, see
 :func:`~supervisor.host.control_protocol.socket_path`) or ``--socket PATH``, and ``--json``
@@ -17,14 +18,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -39,28 +38,33 @@ from supervisor.host.control_protocol import (
     socket_path,
 )
 from supervisor.host.logs import printable
+from supervisor.host.operator_plugins import ForwardedCommand, installed_commands
+from supervisor.host.operator_render import console as _console
+from supervisor.host.operator_render import duration, number, pairs, styled
 
 __all__ = ["add_operator_commands", "run_events_command", "run_operator_command", "seconds"]
 
 DEFAULT_CONFIG = "config.yaml"
-_STATE_STYLES = {
-    "running": "green", "starting": "cyan", "restarting": "yellow",
-    "stopped": "red", "terminated": "magenta",
-    "closed": "green", "half_open": "yellow", "open": "red", "halted": "bold red",
-}
 
 Args = argparse.Namespace
 Request = Callable[[Args], dict[str, Any]]
 Render = Callable[[Console, Any], int]
+Status = Callable[[Any], int]
+
+
+def _ok(_result: Any) -> int:
+    return EXIT_OK
 
 
 @dataclass(frozen=True, slots=True)
 class _Operation:
-    """One subcommand: the request it sends and how its result is shown."""
+    """One subcommand: the request it sends, how its result is shown, and the exit status
+    its result means."""
 
     cmd: str
     request: Request
     render: Render
+    exit_status: Status = _ok
 
 
 MAX_SECONDS = 10**8  # about three years: more than any timer or socket timeout takes
@@ -78,8 +82,12 @@ def seconds(text: str) -> float:
     return value
 
 
-def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the operator's subcommands on the ``botvisor`` parser's subparsers."""
+def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                          commands: Sequence[ForwardedCommand] | None = None) -> None:
+    """Register the operator's subcommands on the ``botvisor`` parser's subparsers: the
+    runtime's own and ``commands`` (default: the installed plug-ins'; PluginError names a
+    broken one)."""
+    plugins = installed_commands() if commands is None else list(commands)
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group()
     where.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH",
@@ -97,7 +105,7 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         return parser
 
     add("status", "the running bot in a few lines",
-        _Operation("status", lambda a: {}, _render_status))
+        _Operation("status", lambda a: {}, lambda c, r: _render_status(c, r, plugins)))
     add("tree", "every actor with its state, restarts, uptime and mailbox depth",
         _Operation("tree", lambda a: {}, _render_tree))
     for name, help_text in (
@@ -110,18 +118,11 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     ):
         parser = add(name, help_text, _Operation(name, _named, _render_child))
         parser.add_argument("name", help="the actor's name, as `botvisor tree` shows it")
-    breaker = add("breaker", "open, close or halt the circuit breaker by hand, or show it",
-                  _Operation("breaker", _forwarded, _render_breaker))
-    breaker.add_argument("action", choices=("open", "close", "halt", "status"))
-    breaker.add_argument("--reason", default="", metavar="TEXT",
-                         help="why (recorded with the transition and sent with its alert)")
-    add("positions", "open positions, balances, PnL and equity",
-        _Operation("positions", lambda a: {"command": "show"}, _render_positions))
-    alerts = add("alerts", "send a test alert to every channel, or show the alert counters",
-                 _Operation("alerts", _forwarded, _render_alerts))
-    alerts.add_argument("action", choices=("test", "status"))
+    for plugin in plugins:
+        plugin.add_arguments(add(plugin.name, plugin.help, _Operation(
+            plugin.name, plugin.request, plugin.render, plugin.exit_status)))
     add("reload", "re-read the config file; apply what can change without a restart",
-        _Operation("reload", lambda a: {}, _render_reload))
+        _Operation("reload", lambda a: {}, _render_reload, _reload_status))
     events = sub.add_parser(
         "events", parents=[common],
         help="the latest supervision events; --follow streams new ones until Ctrl-C",
@@ -179,10 +180,15 @@ def run_operator_command(args: Args) -> int:
     """Send the subcommand's request, show the reply; the exit status."""
     op: _Operation = args.operation
     try:
+        request = op.request(args)
+    except Exception as exc:  # a plug-in's bug: say so, no traceback
+        return _fail(args, f"the {op.cmd} command could not build its request "
+                           f"({type(exc).__name__}: {exc})", EXIT_ERROR)
+    try:
         if args.timeout <= 0:
             raise ControlError("--timeout must be > 0", EXIT_USAGE)
         client = ControlClient(_socket_of(args), timeout=args.timeout)
-        reply = client.request(op.cmd, op.request(args))
+        reply = client.request(op.cmd, request)
     except ControlError as exc:
         return _fail(args, exc.message, exc.code)
     if not reply["ok"]:
@@ -190,19 +196,12 @@ def run_operator_command(args: Args) -> int:
     result = reply.get("result")
     if args.json:
         print(json.dumps(reply, indent=2, ensure_ascii=False))
-        return _exit_status_of(op.cmd, result)
+        return op.exit_status(result)
     try:
         return op.render(_console(), result)
     except Exception as exc:  # a reply from another version: say so, no traceback
         return _fail(args, f"unexpected reply from the bot ({type(exc).__name__}: {exc}); "
                            "try --json", EXIT_ERROR)
-
-
-def _console() -> Console:
-    """Colours only on a terminal (rich's own check; NO_COLOR is honoured); piped output is
-    not wrapped at 80 columns, so that every line stays greppable."""
-    wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
-    return Console(highlight=False, width=None if wide else 160)
 
 
 def _socket_of(args: Args) -> Path:
@@ -233,13 +232,9 @@ def _fail(args: Args, message: str, code: int, reply: Mapping[str, Any] | None =
     return code
 
 
-def _exit_status_of(cmd: str, result: Any) -> int:
-    """A result can still mean failure: a test alert that a channel did not deliver."""
-    if cmd == "alerts" and isinstance(result, Mapping):
-        channels = result.get("channels") or []
-        if "received" not in result and any(not c.get("ok") for c in channels):
-            return EXIT_ERROR
-    if cmd == "reload" and isinstance(result, Mapping) and any(
+def _reload_status(result: Any) -> int:
+    """A reload that failed is an error, though the bot answered."""
+    if isinstance(result, Mapping) and any(
             str(item).startswith("reload failed") for item in result.get("not_applied") or []):
         return EXIT_ERROR
     return EXIT_OK
@@ -250,80 +245,27 @@ def _named(args: Args) -> dict[str, Any]:
     return {"name": args.name}
 
 
-def _forwarded(args: Args) -> dict[str, Any]:
-    request: dict[str, Any] = {"command": args.action}
-    reason = getattr(args, "reason", "")
-    if reason:
-        request["reason"] = reason
-    return request
-
-
-# -- formatting --------------------------------------------------------------------------------
-def _styled(value: Any) -> Text:
-    text = str(value)
-    return Text(text, style=_STATE_STYLES.get(text, ""))
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{seconds:.1f}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
-
-
-def _when(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
-def _money(value: Any) -> str:
-    try:
-        return f"{Decimal(str(value)):,.2f}"
-    except (InvalidOperation, ValueError):
-        return str(value)
-
-
-def _number(value: Any) -> str:
-    try:
-        return f"{Decimal(str(value)).normalize():f}"
-    except (InvalidOperation, ValueError):
-        return str(value)
-
-
-def _pairs(title: str | None = None) -> Table:
-    table = Table(show_header=False, box=None, title=title, title_justify="left",
-                  pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
-    return table
-
-
 # -- renderers ---------------------------------------------------------------------------------
-def _render_status(console: Console, r: Mapping[str, Any]) -> int:
-    head = Text.assemble("botvisor ", _styled(r["state"]),
-                         f"  (root {r['root']}, up {_duration(r['uptime'])}, pid {r['pid']})")
+def _render_status(console: Console, r: Mapping[str, Any],
+                   plugins: Sequence[ForwardedCommand]) -> int:
+    styles = {word: style for p in plugins for word, style in p.state_styles.items()}
+    head = Text.assemble("botvisor ", styled(r["state"]),
+                         f"  (root {r['root']}, up {duration(r['uptime'])}, pid {r['pid']})")
     if r.get("stopping"):
         head.append("  stopping", style="yellow")
     console.print(head)
-    table = _pairs()
+    table = pairs()
     states = ", ".join(f"{n} {s}" for s, n in sorted(r["by_state"].items()))
     table.add_row("actors", f"{r['actors']} ({states})")
     table.add_row("restarts", str(r["restarts"]))
     table.add_row("dead letters", str(r["dead_letters"]))
     for key, value in r.get("snapshot", {}).items():
         field = key.split(".", 1)[1]
-        shown: str | Text = _number(value) if isinstance(value, int | float) else str(value)
-        if field.endswith(("equity", "cash", "pnl")):
-            shown = _money(value)
-        elif field.endswith("state"):
-            shown = _styled(value)
+        shown = next((f for p in plugins if (f := p.format_status(field, value)) is not None),
+                     None)
+        if shown is None:
+            shown = styled(value, styles) if field.endswith("state") else \
+                number(value) if isinstance(value, int | float) else str(value)
         table.add_row(key, shown)
     chaos = r.get("chaos") or {}
     if chaos.get("enabled"):
@@ -337,17 +279,17 @@ def _render_status(console: Console, r: Mapping[str, Any]) -> int:
 
 
 def _node_label(node: Mapping[str, Any]) -> Text:
-    label = Text.assemble((node["name"], "bold"), "  ", _styled(node["state"]))
+    label = Text.assemble((node["name"], "bold"), "  ", styled(node["state"]))
     if node["kind"] == "supervisor":
         label.append("  supervisor", style="dim")
     label.append(f"  restarts {node['restarts']}")
-    label.append(f"  up {_duration(node['uptime'])}")
+    label.append(f"  up {duration(node['uptime'])}")
     label.append(f"  mailbox {node['mailbox']}")
     label.append(f"  #{node['incarnation']}", style="dim")
     if node.get("fallback_active"):
         label.append("  on fallback", style="yellow")
     if node.get("busy_for") and node["busy_for"] > 1.0:
-        label.append(f"  busy {_duration(node['busy_for'])}", style="yellow")
+        label.append(f"  busy {duration(node['busy_for'])}", style="yellow")
     if node.get("last_error") and node["state"] != "running":
         label.append(f"  last error: {node['last_error']}", style="red")
     return label
@@ -365,84 +307,12 @@ def _render_tree(console: Console, root: Mapping[str, Any]) -> int:
 
 
 def _render_child(console: Console, info: Mapping[str, Any]) -> int:
-    line = Text.assemble((info["id"], "bold"), ": ", _styled(info["state"]),
+    line = Text.assemble((info["id"], "bold"), ": ", styled(info["state"]),
                          f"  (restarts {info['restarts']}, incarnation {info['incarnation']})")
     if info["state"] == "terminated":
         line.append(f"  not restarted until `botvisor start {info['id']}`", style="dim")
     console.print(line)
     return EXIT_OK
-
-
-def _render_breaker(console: Console, r: Mapping[str, Any]) -> int:
-    console.print(Text.assemble("breaker ", _styled(r["state"])))
-    table = _pairs()
-    table.add_row("reason", str(r["reason"]))
-    table.add_row("by", str(r["by"]))
-    table.add_row("since", _when(r.get("since")))
-    table.add_row("manual", "yes (stays until closed by hand)" if r.get("manual") else "no")
-    if r.get("recovery_at"):
-        table.add_row("half-open at", _when(r["recovery_at"]))
-    table.add_row("trips recently", str(r.get("trips_recently", 0)))
-    table.add_row("transitions", str(r.get("transitions", 0)))
-    for key, value in (r.get("figures") or {}).items():
-        table.add_row(f"figure {key}", str(value))
-    for key, value in (r.get("measures") or {}).items():
-        table.add_row(f"measure {key}", str(value))
-    console.print(table)
-    return EXIT_OK
-
-
-def _render_positions(console: Console, r: Mapping[str, Any]) -> int:
-    table = _pairs()
-    for key, label in (("equity", "equity"), ("cash", "cash"),
-                       ("starting_cash", "starting cash"), ("realized_pnl", "realized PnL"),
-                       ("unrealized_pnl", "unrealized PnL"), ("fees", "fees paid"),
-                       ("gross_exposure", "gross exposure")):
-        table.add_row(label, _money(r[key]))
-    console.print(table)
-    rows = r.get("positions") or []
-    if not rows:
-        console.print("no open positions")
-        return EXIT_OK
-    positions = Table(title=f"{len(rows)} open position(s)", title_justify="left")
-    for column in ("symbol", "quantity", "avg price", "mark", "exposure", "unrealized PnL"):
-        positions.add_column(column, justify="left" if column == "symbol" else "right",
-                             overflow="fold")
-    for p in rows:
-        positions.add_row(p["symbol"], _number(p["quantity"]), _number(p["avg_price"]),
-                          _number(p["mark"]) if p.get("mark") is not None else "-",
-                          _money(p["exposure"]),
-                          _money(p["unrealized_pnl"]) if p.get("unrealized_pnl") is not None
-                          else "-")
-    console.print(positions)
-    return EXIT_OK
-
-
-def _render_alerts(console: Console, r: Mapping[str, Any]) -> int:
-    channels = r.get("channels") or []
-    if "received" in r:  # status
-        table = _pairs("alerts" + ("" if r.get("enabled", True) else " (disabled)"))
-        for key in ("received", "sent", "failed", "suppressed", "folded",
-                    "fallback_written", "errors"):
-            table.add_row(key.replace("_", " "), str(r.get(key, 0)))
-        console.print(table)
-        for c in channels:
-            state = "ready" if c.get("ready") else f"not ready: {c.get('problem')}"
-            console.print(f"  {c['name']} {c['url']}: {state}, sent {c['sent']}, "
-                          f"failed {c['failed']}")
-        return EXIT_OK
-    if not channels:
-        console.print("no alert channels configured: alerts go to the log and the "
-                      "fallback file only")
-        return EXIT_OK
-    table = Table(title="test alert", title_justify="left")
-    for column in ("channel", "result", "url", "error"):
-        table.add_column(column, overflow="fold")
-    for c in channels:
-        table.add_row(c["name"], Text("delivered", style="green") if c["ok"]
-                      else Text("failed", style="red"), c["url"], c.get("error") or "")
-    console.print(table)
-    return _exit_status_of("alerts", r)
 
 
 def _render_reload(console: Console, r: Mapping[str, Any]) -> int:
@@ -455,4 +325,4 @@ def _render_reload(console: Console, r: Mapping[str, Any]) -> int:
     for item in pending:
         console.print(Text.assemble(("not applied ", "yellow"), item,
                                     (" (needs a restart)", "dim")))
-    return _exit_status_of("reload", r)
+    return _reload_status(r)

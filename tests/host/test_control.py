@@ -34,7 +34,7 @@ from supervisor import (
 )
 from supervisor.errors import ActorNotRunning
 from supervisor.host.config import ConfigError, ControlModel, load_config, parse_config
-from supervisor.host.control import ControlServer, check_peer, peer_credentials
+from supervisor.host.control import ControlServer
 from supervisor.host.control_protocol import (
     EXIT_ERROR,
     EXIT_NOT_RUNNING,
@@ -47,6 +47,7 @@ from supervisor.host.control_protocol import (
     OperatorCommand,
     socket_path,
 )
+from supervisor.host.control_socket import check_peer, peer_credentials
 from supervisor.host.reload import ConfigReloader
 from supervisor.host.session import RunSession, SessionService
 from tests.support.fixture_actors import Echo
