@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import IntensityWindow
-from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
+from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed, ChildState
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import RestartIntensityExceeded, RuntimeErrorBase, StartFailed
 from supervisor.events import EventKind
@@ -25,8 +25,6 @@ from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from supervisor.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +127,15 @@ class Refused:
 
 
 class Supervisor(SupervisedActor):
-    """Owns the lifecycle of its children and its restart intensity window."""
+    """Owns the lifecycle of its children and its restart intensity window.
 
-    def __init__(self, spec: SupervisorSpec) -> None:
+    Built by the runtime for the cell ``own`` of a child whose spec is ``spec`` (the cell
+    outlives the instance: its extra and replaced children are kept there)."""
+
+    def __init__(self, spec: SupervisorSpec, own: Cell) -> None:
         super().__init__()
         self.spec = spec
+        self._own = own
         self._order: list[str] = []
         self._window = IntensityWindow(spec.intensity.max_restarts, spec.intensity.within_seconds)
         self._primary_tries = itertools.count(1)
@@ -150,8 +152,8 @@ class Supervisor(SupervisedActor):
         return self.ctx.name
 
     @property
-    def runtime(self) -> Runtime:
-        return self.ctx.runtime
+    def runtime(self) -> CellRuntime:
+        return self._own.runtime
 
     def _handler(self) -> ErrorHandler:
         return self.spec.error_handler or self.runtime.error_handler
@@ -170,15 +172,11 @@ class Supervisor(SupervisedActor):
         """Queue an order to itself; a full mailbox does not refuse it (see put_control).
         An instance given up (its on_start overran) orders nothing: the mailbox is its
         replacement's."""
-        own = self._cell
-        assert own is not None
-        if not self._given_up:
-            own.mailbox.put_control(Envelope(message))
+        if not self.ctx.given_up:
+            self._own.mailbox.put_control(Envelope(message))
 
     def _all_specs(self) -> list[ChildSpec]:
-        own = self._cell
-        if own is None:
-            return list(self.spec.children)
+        own = self._own
         replaced = own.replaced_children
         return [replaced.get(c.id, c) for c in (*self.spec.children, *own.extra_children)]
 
@@ -186,13 +184,12 @@ class Supervisor(SupervisedActor):
     def on_start(self) -> None:
         handler = self._handler()
         for child in self._all_specs():
-            self.runtime._adopt(child, parent=self.name, handler=handler)
+            self.runtime.adopt(child, parent=self.name, handler=handler)
             self._order.append(child.id)
         self._start_group(list(self._order), initial=True)
 
     def on_stop(self) -> None:
-        own = self._cell
-        self._stop_children(close=own.closing if own is not None else True)
+        self._stop_children(close=self._own.closing)
 
     def on_failure(
         self,
@@ -446,12 +443,11 @@ class Supervisor(SupervisedActor):
             self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
 
     def _escalate(self, reason: str) -> None:
-        own = self._cell
-        if own is not None:
-            own.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
+        own = self._own
+        own.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
         # The root has no parent to restart it: the process ends, so its children stop for
         # good (and the alerts actor sends its shutdown alert).
-        self._stop_children(close=own is None or own.parent is None)
+        self._stop_children(close=own.parent is None)
         raise RestartIntensityExceeded(
             self.name, self.spec.intensity.max_restarts, self.spec.intensity.within_seconds
         )
@@ -489,10 +485,9 @@ class Supervisor(SupervisedActor):
         self._retry_due.discard(child)
         if child in self._order:
             self._order.remove(child)
-        own = self._cell
-        if own is not None:
-            own.extra_children = [c for c in own.extra_children if c.id != child]
-        self.runtime._forget(child)
+        own = self._own
+        own.extra_children = [c for c in own.extra_children if c.id != child]
+        self.runtime.forget(child)
 
     # -- dynamic children --------------------------------------------------------------------
     def _start_child(self, spec: ChildSpec) -> Refused | ChildInfo:
@@ -500,17 +495,15 @@ class Supervisor(SupervisedActor):
         for name in names:
             if self.runtime.has(name) or names.count(name) > 1:
                 return Refused(_DuplicateName(name))
-        cell = self.runtime._adopt(spec, parent=self.name, handler=self._handler())
+        cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler())
         self._order.append(spec.id)
         error = cell.start_instance()
         if error is not None:
             self._order.remove(spec.id)
-            self.runtime._forget(spec.id)
+            self.runtime.forget(spec.id)
             cell.fail_drained(cell.mailbox.close("failed to start"), "failed to start")
             return Refused(StartFailed(spec.id, f"{type(error).__name__}: {error}"))
-        own = self._cell
-        if own is not None:
-            own.extra_children.append(spec)
+        self._own.extra_children.append(spec)
         cell.emit(EventKind.STARTED, Severity.INFO, reason="started on request")
         return self._info(cell)
 
@@ -557,8 +550,8 @@ class Supervisor(SupervisedActor):
 
     def _replace_child(self, spec: ChildSpec) -> Refused | ChildInfo:
         cell = self._cell_of(spec.id)
-        own = self._cell
-        if cell is None or own is None:
+        own = self._own
+        if cell is None:
             return Refused(_NotMine(spec.id, self.name))
         if spec.is_supervisor or cell.spec.is_supervisor:
             return Refused(_NotAWorker(spec.id))

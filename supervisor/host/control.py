@@ -72,6 +72,7 @@ from supervisor.errors import (
     UnknownActor,
 )
 from supervisor.events import SupervisionEvent
+from supervisor.host.chaos import ChaosPlan
 from supervisor.host.config import ControlModel
 from supervisor.host.control_protocol import (
     EXIT_ERROR,
@@ -86,6 +87,7 @@ from supervisor.host.control_protocol import (
     to_jsonable,
 )
 from supervisor.host.logs import printable
+from supervisor.host.secrets import secrets_of
 from supervisor.host.session import SessionService
 
 if TYPE_CHECKING:
@@ -566,7 +568,8 @@ class ControlServer(SessionService):
             "config": str(session.config_path) if session else None,
             "socket": str(self.path),
             "snapshot": self._snapshot_summary(),
-            "chaos": runtime.chaos.summary() if runtime.chaos else {"enabled": False},
+            "chaos": runtime.chaos.summary() if isinstance(runtime.chaos, ChaosPlan)
+            else {"enabled": False},
         }
 
     def _snapshot_summary(self) -> dict[str, Any]:
@@ -670,7 +673,7 @@ class ControlServer(SessionService):
         """One reply line, with every known secret masked (errors and reasons can carry
         one: an exception's text, say)."""
         line = encode(reply).decode("utf-8")
-        conn.sendall(self._rt().secrets.scrub(line).encode("utf-8"))
+        conn.sendall(secrets_of(self._rt()).scrub(line).encode("utf-8"))
 
     def _reload(self, _args: dict[str, Any], who: str) -> dict[str, Any]:
         session = self.session
