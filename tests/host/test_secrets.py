@@ -240,7 +240,8 @@ def test_a_registered_secret_never_reaches_a_root_handler(
 def test_records_without_secrets_are_left_alone(collector: Collector) -> None:
     log = logging.getLogger(LOGGER)
     with start(ChildSpec("leaky", factory=lambda: Leaky(SECRET))) as rt:
-        assert secrets_of(rt) in collector.filters
+        [masker] = collector.filters  # installed when the actor registered its secret
+        assert masker is secrets_of(rt)
         try:
             raise KeyError("nothing secret")
         except KeyError:
@@ -301,3 +302,33 @@ def test_guarded_loggers_mask_urls_and_secrets_even_without_propagation() -> Non
     ]
     assert secrets_of(rt).masks_urls_of("tests.secrets.guarded.child")
     assert not secrets_of(rt).masks_urls_of("tests.secrets.guardedness")
+
+
+def test_a_run_masks_the_root_handlers_from_the_start_and_unmasks_them_at_its_end(
+    collector: Collector, tmp_path: Path
+) -> None:
+    from supervisor.host.config import parse_config
+    from supervisor.host.session import RunSession, SessionService
+
+    config, spec = parse_config({
+        "runtime": {"state_dir": str(tmp_path)},
+        "tree": {"children": [{"name": "echo", "actor": "tests.support.fixture_actors:Echo"}]},
+    })
+    runtime = Runtime(monitor_interval=0)
+    session = RunSession(config, spec, runtime, config_path=tmp_path / "bot.yaml")
+    seen: list[Any] = []
+
+    class Look(SessionService):
+        """Looks at the root's handler once the tree is up, before anyone asked for secrets."""
+
+        def start(self, session: RunSession) -> None:
+            seen.extend(collector.filters)
+            secrets_of(session.runtime).add([SECRET])
+            logging.getLogger(LOGGER).warning("from the run: %s", SECRET)
+            session.request_stop("seen")
+
+    session.services.append(Look())
+    assert session.run() == 0
+    assert seen == [secrets_of(runtime)]
+    assert collector.filters == []
+    assert f"WARNING {LOGGER}: from the run: {MASK}" in collector.lines
