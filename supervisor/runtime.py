@@ -11,6 +11,17 @@ import pykka
 
 from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
 from supervisor.clock import Clock, SystemClock, TimerHandle
+from supervisor.commands import (
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    Refused,
+    ReplaceChild,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+    WhichChildren,
+)
 from supervisor.dispatcher import Dispatcher
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import (
@@ -27,18 +38,7 @@ from supervisor.faults import FaultPlan
 from supervisor.future import ReplyFuture
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, SupervisorSpec
-from supervisor.supervisor import (
-    ChildInfo,
-    CountChildren,
-    DeleteChild,
-    Refused,
-    ReplaceChild,
-    RestartChild,
-    StartChild,
-    Supervisor,
-    TerminateChild,
-    WhichChildren,
-)
+from supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 

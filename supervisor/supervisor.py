@@ -17,8 +17,23 @@ from typing import TYPE_CHECKING, Any
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import IntensityWindow
 from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed, ChildState
+from supervisor.commands import (
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    DuplicateName,
+    NotAWorker,
+    NotMine,
+    Refused,
+    ReplaceChild,
+    RestartChild,
+    StartChild,
+    StillRunning,
+    TerminateChild,
+    WhichChildren,
+)
 from supervisor.error_handler import Directive, ErrorHandler, Severity
-from supervisor.errors import RestartIntensityExceeded, RuntimeErrorBase, StartFailed
+from supervisor.errors import RestartIntensityExceeded, StartFailed
 from supervisor.events import EventKind
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
@@ -41,7 +56,7 @@ __all__ = [
 ]
 
 
-# -- messages a supervisor handles ---------------------------------------------------------
+# -- timer messages a supervisor sends itself (its commands: supervisor.commands) ------------
 @dataclass(frozen=True, slots=True)
 class RestartDue:
     """Timer message: start these waiting children now."""
@@ -56,74 +71,6 @@ class RetryPrimary:
 
     child: str
     attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class StartChild:
-    """Command: add a child and start it."""
-
-    spec: ChildSpec
-
-
-@dataclass(frozen=True, slots=True)
-class TerminateChild:
-    """Command: stop a child for good (until RestartChild)."""
-
-    child: str
-
-
-@dataclass(frozen=True, slots=True)
-class RestartChild:
-    """Command: start a terminated child, or restart a running one."""
-
-    child: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaceChild:
-    """Command: run a worker child from a new spec (new settings); restart it if running."""
-
-    spec: ChildSpec
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteChild:
-    """Command: forget a stopped child."""
-
-    child: str
-
-
-@dataclass(frozen=True, slots=True)
-class WhichChildren:
-    """Command: list the children."""
-
-
-@dataclass(frozen=True, slots=True)
-class CountChildren:
-    """Command: count the children by kind and state."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChildInfo:
-    """A snapshot of one child, as ``which_children`` reports it."""
-
-    id: str
-    kind: str
-    state: str
-    restart: str
-    restarts: int
-    incarnation: int
-    uptime: float | None
-    mailbox: int
-    fallback_active: bool
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A command the supervisor declined; the runtime raises ``error`` in the caller."""
-
-    error: RuntimeErrorBase
 
 
 class Supervisor(SupervisedActor):
@@ -494,7 +441,7 @@ class Supervisor(SupervisedActor):
         names = [spec.id, *(spec.supervisor.all_ids() if spec.supervisor else [])]
         for name in names:
             if self.runtime.has(name) or names.count(name) > 1:
-                return Refused(_DuplicateName(name))
+                return Refused(DuplicateName(name))
         cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler())
         self._order.append(spec.id)
         error = cell.start_instance()
@@ -510,7 +457,7 @@ class Supervisor(SupervisedActor):
     def _terminate_child(self, child: str) -> Refused | ChildInfo:
         cell = self._cell_of(child)
         if cell is None:
-            return Refused(_NotMine(child, self.name))
+            return Refused(NotMine(child, self.name))
         reason = "stopped by request"
         if cell.actor is not None:
             cell.stop_instance(close=True, reason=reason)
@@ -526,7 +473,7 @@ class Supervisor(SupervisedActor):
     def _restart_child(self, child: str) -> Refused | ChildInfo:
         cell = self._cell_of(child)
         if cell is None:
-            return Refused(_NotMine(child, self.name))
+            return Refused(NotMine(child, self.name))
         # A requested (re)start counts against restart intensity, as a restart after a crash
         # does: nobody can restart a child faster than its supervisor allows. (Stopping by
         # hand never counts.)
@@ -552,9 +499,9 @@ class Supervisor(SupervisedActor):
         cell = self._cell_of(spec.id)
         own = self._own
         if cell is None:
-            return Refused(_NotMine(spec.id, self.name))
+            return Refused(NotMine(spec.id, self.name))
         if spec.is_supervisor or cell.spec.is_supervisor:
-            return Refused(_NotAWorker(spec.id))
+            return Refused(NotAWorker(spec.id))
         own.replaced_children[spec.id] = spec
         cell.spec = spec
         if cell.actor is None:
@@ -573,9 +520,9 @@ class Supervisor(SupervisedActor):
     def _delete_child(self, child: str) -> Refused | None:
         cell = self._cell_of(child)
         if cell is None:
-            return Refused(_NotMine(child, self.name))
+            return Refused(NotMine(child, self.name))
         if cell.actor is not None or cell.state in (ChildState.RUNNING, ChildState.STARTING):
-            return Refused(_StillRunning(child))
+            return Refused(StillRunning(child))
         self._forget(child)
         return None
 
@@ -606,23 +553,3 @@ class Supervisor(SupervisedActor):
             "supervisors": sum(1 for c in cells if c.spec.is_supervisor),
             "workers": sum(1 for c in cells if not c.spec.is_supervisor),
         }
-
-
-class _DuplicateName(RuntimeErrorBase, ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"an actor named {name!r} already exists")
-
-
-class _NotMine(RuntimeErrorBase, LookupError):
-    def __init__(self, child: str, supervisor: str) -> None:
-        super().__init__(f"{child!r} is not a child of {supervisor!r}")
-
-
-class _StillRunning(RuntimeErrorBase):
-    def __init__(self, child: str) -> None:
-        super().__init__(f"{child!r} is running; terminate it before deleting it")
-
-
-class _NotAWorker(RuntimeErrorBase, ValueError):
-    def __init__(self, child: str) -> None:
-        super().__init__(f"{child!r}: only a worker's spec can be replaced while running")
