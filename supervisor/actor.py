@@ -1,6 +1,6 @@
 """SupervisedActor: a pykka ThreadingActor whose message loop belongs to the runtime.
 
-pykka's own loop leaves gaps a supervisor cannot live with (see FIELD_NOTES): a failing
+pykka's own loop leaves gaps a supervisor cannot live with: a failing
 ``tell`` drops every message queued behind it, a failing ``ask`` is invisible to anyone but
 the caller, and a ``SystemExit`` in one actor stops all of them. pykka documents its
 ``_start_actor_loop``/``_actor_loop`` as the extension point for new actor types; this
@@ -12,10 +12,16 @@ module implements one:
   classified by the supervisor's error handler; the ask's caller gets the exception, and
   the supervisor gets a report and applies the directive;
 * the time each handler starts is recorded, so the runtime can report hung handlers; a
-  hung instance is *given up* (:meth:`SupervisedActor._give_up`): whatever its handler
+  hung instance is *given up* (:meth:`SupervisedActor.give_up`): whatever its handler
   does when it comes back can no longer reach its name (no message, no timer, no
   snapshot), and on a shared thread the thread it blocks is abandoned;
 * the actor reaches others by name through :attr:`SupervisedActor.ctx`.
+
+The loop reaches its child's cell through the named internal interface
+:class:`~supervisor.interfaces.ActorCell` (``supervisor.cell.Cell`` implements it); the
+cell and the runtime drive an instance through the methods of its "runtime side" section
+(``launch``, ``wait_started``, ``give_up``, ``join``, ...), documented for implementors as
+pykka documents ``_start_actor_loop``, and not for subclasses to call.
 """
 
 from __future__ import annotations
@@ -30,13 +36,13 @@ import pykka
 from pykka import ActorRegistry
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
+from supervisor.context import ActorContext
 from supervisor.error_handler import Directive, Severity
 from supervisor.errors import ActorCrashed
+from supervisor.interfaces import ActorCell
 from supervisor.mailbox import Detached
 
 if TYPE_CHECKING:
-    from supervisor.cell import Cell
-    from supervisor.context import ActorContext
     from supervisor.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,7 @@ _STEP_MESSAGES = 64  # messages one actor handles on a shared thread before the 
 _PYKKA_MESSAGES = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 
 __all__ = ["SupervisedActor"]
+
 
 
 class SupervisedActor(pykka.ThreadingActor):
@@ -62,11 +69,11 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._cell: Cell | None = None
+        self._cell: ActorCell | None = None
         self._ctx: ActorContext | None = None
         self._thread: threading.Thread | None = None
         self._incarnation = 0
-        self._busy_since = 0.0
+        self._busy_since = 0.0  # clock reading when the current handler started; 0: idle
         self._busy_message: Any = None
         self._reply_to: pykka.Future[Any] | None = None
         self._reply_deferred = False
@@ -74,7 +81,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self._dispatcher: Dispatcher | None = None  # a shared thread, or None: its own
         self._ended = threading.Event()  # set when this instance has finished (shared thread)
         self._step_thread: threading.Thread | None = None  # shared: running its turn now
-        self._given_up = False  # hung or overran its start; replaced (see _give_up)
+        self._given_up = False  # hung or overran its start; replaced (see give_up)
 
     # -- what subclasses use -----------------------------------------------------------------
     @property
@@ -96,8 +103,23 @@ class SupervisedActor(pykka.ThreadingActor):
         self._reply_deferred = True
         return self._reply_to
 
-    # -- runtime side ------------------------------------------------------------------------
-    def _launch(self, cell: Cell, ctx: ActorContext) -> None:
+    # -- runtime side: the cell and the runtime drive the instance (not for subclasses) ------
+    @property
+    def incarnation(self) -> int:
+        """Which instance of its child this is (1 for the first); 0 before :meth:`launch`."""
+        return self._incarnation
+
+    @property
+    def busy_since(self) -> float:
+        """The clock reading when the current handler started; 0.0 when idle."""
+        return self._busy_since
+
+    @property
+    def busy_message(self) -> Any:
+        """The message the current (or last) handler was given."""
+        return self._busy_message
+
+    def launch(self, cell: ActorCell, ctx: ActorContext) -> None:
         """Start this (constructed, not yet started) instance on ``cell``'s mailbox."""
         self._cell = cell
         self._ctx = ctx
@@ -111,7 +133,7 @@ class SupervisedActor(pykka.ThreadingActor):
         cell = self._cell
         assert cell is not None
         if cell.spec.thread is not None:
-            self._dispatcher = cell.runtime.dispatcher(cell.spec.thread)
+            self._dispatcher = cell.dispatcher(cell.spec.thread)
             self._dispatcher.submit(self._start_shared)
             return
         thread = threading.Thread(
@@ -122,12 +144,12 @@ class SupervisedActor(pykka.ThreadingActor):
         self._thread = thread
         thread.start()
 
-    def _wait_started(self, timeout: float) -> BaseException | None:
+    def wait_started(self, timeout: float) -> BaseException | None:
         """The exception ``on_start`` raised, None on success; raises pykka.Timeout."""
         result: BaseException | None = self._started.get(timeout=timeout)
         return result
 
-    def _give_up(self) -> None:
+    def give_up(self) -> None:
         """The runtime no longer waits for this instance (its handler hung, or its on_start
         overran): it leaves pykka's registry and its context closes (its timers are
         cancelled, its snapshots and tells to itself ignored) and its ref refuses messages,
@@ -138,24 +160,24 @@ class SupervisedActor(pykka.ThreadingActor):
         self.actor_stopped.set()  # its own ref refuses it (it feeds the name's mailbox)
         ActorRegistry.unregister(self.actor_ref)
         if self._ctx is not None:
-            self._ctx._give_up()
-        self._free_thread()
+            self._ctx.give_up()
+        self.free_thread()
 
-    def _stop_overran(self, *, replaced: bool) -> None:
+    def stop_overran(self, *, replaced: bool) -> None:
         """Its stop took longer than its shutdown budget: the runtime waits no more. It
         leaves pykka's registry; if a replacement follows (``replaced``) it is given up. On
         a shared thread, the thread holding its stop back (its own turn, or the turn of a
         thread-mate before it) is abandoned, so the mates' stops and turns go on. Any
         thread."""
         if replaced:
-            self._give_up()
+            self.give_up()
         else:
             ActorRegistry.unregister(self.actor_ref)
         dispatcher = self._dispatcher
         if dispatcher is not None:
             dispatcher.abandon(self._step_thread or dispatcher.thread)
 
-    def _free_thread(self) -> bool:
+    def free_thread(self) -> bool:
         """On a shared thread: abandon the thread running this instance's turn (a message
         or its on_start) right now, if it is the dispatcher's current one (True). Any
         thread."""
@@ -164,7 +186,7 @@ class SupervisedActor(pykka.ThreadingActor):
             return False
         return dispatcher.abandon(thread)
 
-    def _join(self, timeout: float) -> bool:
+    def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the instance to end; True when it has."""
         if self._dispatcher is not None:
             me = threading.current_thread()
@@ -190,7 +212,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self._started.set(None)
         self._run(cell)
 
-    def _run(self, cell: Cell) -> None:
+    def _run(self, cell: ActorCell) -> None:
         mailbox = cell.mailbox
         while True:
             try:
@@ -260,7 +282,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self._schedule()
 
     # -- one message ---------------------------------------------------------------------
-    def _handle_envelope(self, cell: Cell, envelope: Any) -> bool:
+    def _handle_envelope(self, cell: ActorCell, envelope: Any) -> bool:
         """Handle one envelope; False when this instance has ended (stopped or failed)."""
         message = envelope.message
         if type(message) is _ActorStop:
@@ -269,7 +291,7 @@ class SupervisedActor(pykka.ThreadingActor):
             self._call_hook(self.on_stop)
             if envelope.reply_to is not None:
                 envelope.reply_to.set(None)
-            cell.report_exit(self)
+            cell.report_exit(self._incarnation)
             return False
         now = cell.clock.now
         self._busy_message = message
@@ -277,7 +299,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self._busy_since = started = now()
         chaos = cell.chaos
         try:
-            if chaos is not None:  # fault injection (supervisor.host.chaos); None when off
+            if chaos is not None:  # fault injection (supervisor.faults); None when off
                 chaos.inject(message, cell.spec.handler_deadline)
             if isinstance(message, _PYKKA_MESSAGES):
                 response = self._handle_receive(message)  # proxies: pykka's own way
@@ -299,7 +321,7 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def _failed(
         self,
-        cell: Cell,
+        cell: ActorCell,
         reply_to: pykka.Future[Any] | None,
         message: Any,
         exc: BaseException,
@@ -331,14 +353,15 @@ class SupervisedActor(pykka.ThreadingActor):
         if not keep:
             self._finish()
             self._call_hook(self.on_failure, type(exc), exc, exc.__traceback__)
-        cell.report_failure(self, exc, decision, message, was_ask=reply_to is not None)
+        cell.report_failure(self._incarnation, exc, decision, message,
+                            was_ask=reply_to is not None)
         return keep
 
     def _finish(self) -> None:
         ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         if self._ctx is not None:
-            self._ctx._close()
+            self._ctx.close()
 
     def _call_hook(self, hook: Callable[..., None], *args: Any) -> None:
         try:

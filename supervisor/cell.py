@@ -1,11 +1,17 @@
-"""Cell: the runtime's record of one named child, across all its incarnations."""
+"""Cell: the runtime's record of one named child, across all its incarnations.
+
+A cell reaches its runtime through :class:`CellRuntime`, the named internal interface of
+what a cell and the supervisor driving it need of the runtime (``supervisor.runtime.Runtime``
+implements it). It implements ``supervisor.interfaces.ContextCell`` and ``ActorCell``.
+"""
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
@@ -14,17 +20,19 @@ from supervisor.context import ActorContext
 from supervisor.error_handler import Decision, ErrorHandler, Severity
 from supervisor.errors import ActorNotRunning, StartFailed
 from supervisor.events import EventKind, Subscription, SupervisionEvent
+from supervisor.faults import FaultPlan
+from supervisor.interfaces import ContextRuntime
 from supervisor.latency import HandlerLatency
 from supervisor.mailbox import Envelope, Mailbox
-from supervisor.spec import ActorFactory, ChildSpec
+from supervisor.spec import ActorFactory, ChildSpec, SupervisorSpec
 
 if TYPE_CHECKING:
     from supervisor.clock import Clock
-    from supervisor.runtime import Runtime
+    from supervisor.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cell", "ChildExited", "ChildFailed", "ChildState"]
+__all__ = ["Cell", "CellRuntime", "ChildExited", "ChildFailed", "ChildState", "MakeSupervisor"]
 
 
 class ChildState(enum.StrEnum):
@@ -58,6 +66,39 @@ class ChildExited:
     incarnation: int
 
 
+MakeSupervisor = Callable[[SupervisorSpec, "Cell"], SupervisedActor]
+"""Builds the supervisor instance of a cell whose spec is a supervisor's."""
+
+
+class CellRuntime(ContextRuntime, Protocol):
+    """What a cell, and the supervisor that drives its children's cells, need of the
+    runtime (internal: ``supervisor.runtime.Runtime`` implements it)."""
+
+    @property
+    def chaos(self) -> FaultPlan | None: ...
+
+    @property
+    def error_handler(self) -> ErrorHandler: ...
+
+    def dispatcher(self, name: str) -> Dispatcher: ...
+
+    def has(self, name: str) -> bool: ...
+
+    def cell_or_none(self, name: str) -> Cell | None: ...
+
+    def child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
+        """Deliver a report of ``cell``'s instance to its supervisor (the root's: handle it)."""
+        ...
+
+    def adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler) -> Cell:
+        """The cell for ``spec`` under ``parent``: the existing one (its mailbox kept) or new."""
+        ...
+
+    def forget(self, name: str) -> None:
+        """Remove ``name`` and every cell below it."""
+        ...
+
+
 class Cell:
     """Owns a child's mailbox (which survives restarts) and tracks its current instance.
 
@@ -66,12 +107,14 @@ class Cell:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: CellRuntime,
         spec: ChildSpec,
         parent: str | None,
         error_handler: ErrorHandler,
+        make_supervisor: MakeSupervisor,
     ) -> None:
         self.runtime = runtime
+        self.make_supervisor = make_supervisor
         self.spec = spec
         self.name = spec.id
         self.parent = parent
@@ -91,7 +134,7 @@ class Cell:
         self.replaced_children: dict[str, ChildSpec] = {}  # new specs from a reload; kept too
         self.latency = HandlerLatency()  # handler durations, across incarnations
         self.published: Any = None  # the actor's latest published snapshot (immutable)
-        plan = runtime.chaos  # fault injection (supervisor.host.chaos): None when off
+        plan = runtime.chaos  # fault injection (supervisor.faults): None when off
         self.chaos = plan.injector(spec.id, is_supervisor=spec.is_supervisor) if plan else None
         # Event subscriptions that belong to the name, not to one instance (see
         # ActorContext.subscribe_events); ended when the child stops for good.
@@ -100,6 +143,10 @@ class Cell:
     @property
     def clock(self) -> Clock:
         return self.runtime.clock
+
+    def dispatcher(self, name: str) -> Dispatcher:
+        """The runtime's shared thread called ``name``."""
+        return self.runtime.dispatcher(name)
 
     @property
     def shutdown_budget(self) -> float:
@@ -114,7 +161,7 @@ class Cell:
     # -- reports from the actor's own thread ------------------------------------------------
     def report_failure(
         self,
-        actor: SupervisedActor,
+        incarnation: int,
         exc: BaseException,
         decision: Decision,
         message: Any,
@@ -123,11 +170,11 @@ class Cell:
         hung: bool = False,
     ) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
-        self.runtime._child_report(
+        self.runtime.child_report(
             self,
             ChildFailed(
                 self.name,
-                actor._incarnation,
+                incarnation,
                 exc,
                 decision,
                 type(message).__name__,
@@ -136,8 +183,8 @@ class Cell:
             ),
         )
 
-    def report_exit(self, actor: SupervisedActor) -> None:
-        self.runtime._child_report(self, ChildExited(self.name, actor._incarnation))
+    def report_exit(self, incarnation: int) -> None:
+        self.runtime.child_report(self, ChildExited(self.name, incarnation))
 
     # -- lifecycle, driven by the supervisor --------------------------------------------------
     def factory(self) -> ActorFactory:
@@ -145,11 +192,9 @@ class Cell:
             return self.spec.fallback.factory
         if self.spec.factory is not None:
             return self.spec.factory
-        from supervisor.supervisor import Supervisor
-
         sup_spec = self.spec.supervisor
         assert sup_spec is not None
-        return lambda: Supervisor(sup_spec)
+        return lambda: self.make_supervisor(sup_spec, self)
 
     def start_instance(self) -> BaseException | None:
         """Build and start a new instance; its on_start has finished when this returns.
@@ -173,18 +218,18 @@ class Cell:
         self.actor = actor
         self.hung_reported = 0.0
         self.mailbox.attach(actor)
-        actor._launch(self, ActorContext(self.runtime, self, actor))
+        actor.launch(self, ActorContext(self.runtime, self, actor))
         budget = self.start_budget
         timed_out = False
         try:
-            error = actor._wait_started(budget)
+            error = actor.wait_started(budget)
         except pykka.Timeout:
             timed_out = True
             error = StartFailed(self.name, f"on_start did not finish within {budget:g}s")
         if error is not None:
             self.mailbox.detach(actor)
             if timed_out:  # still in on_start, or its turn not yet come (shared thread)
-                actor._give_up()  # unregistered now; a shared thread it blocks is abandoned
+                actor.give_up()  # unregistered now; a shared thread it blocks is abandoned
             self.actor = None
             self.state = ChildState.RESTARTING
             self.last_error = f"{type(error).__name__}: {error}"
@@ -211,11 +256,11 @@ class Cell:
             self.mailbox.detach(actor)
         if actor is not None:
             budget = self.shutdown_budget
-            finished = actor._join(budget)
+            finished = actor.join(budget)
             if close and self.spec.drain_on_stop:
                 drained = self.mailbox.close(reason)  # whatever the budget did not cover
             if not finished:
-                actor._stop_overran(replaced=not close)
+                actor.stop_overran(replaced=not close)
                 self.emit(
                     EventKind.SHUTDOWN_TIMEOUT,
                     Severity.ERROR,

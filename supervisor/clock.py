@@ -59,7 +59,7 @@ class Clock(Protocol):
 
 
 class _TimerQueue:
-    """A heap of timers ordered by due time, with insertion order as the tie-breaker."""
+    """A heap of timers ordered by due time, insertion order deciding between equal due times."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, TimerHandle]] = []

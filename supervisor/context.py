@@ -1,4 +1,9 @@
-"""ActorContext: the runtime as one actor instance sees it."""
+"""ActorContext: the runtime as one actor instance sees it.
+
+The context reaches its cell and its runtime through two named internal interfaces,
+:class:`~supervisor.interfaces.ContextCell` and :class:`~supervisor.interfaces.ContextRuntime`:
+what it needs of them, and all it knows of them.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from supervisor.clock import Clock, TimerHandle
 from supervisor.errors import MailboxFull, RuntimeErrorBase, WouldDeadlock
+from supervisor.events import EventBus, SupervisionEvent
+from supervisor.faults import ActorFaults
 from supervisor.future import NotifyingFuture, ReplyFuture
+from supervisor.interfaces import ContextCell, ContextRuntime
 
 if TYPE_CHECKING:
     import pykka
-
-    from supervisor.cell import Cell
-    from supervisor.events import EventBus, SupervisionEvent
-    from supervisor.host.chaos import ActorChaos
-    from supervisor.runtime import Runtime
 
 __all__ = ["TIMER_RETRY", "ActorContext", "Replied"]
 
@@ -40,10 +43,10 @@ class ActorContext:
     Actors reach each other by name (``tell``/``ask``), never by a stored ref, so a
     restarted actor is found again. Timers scheduled with :meth:`schedule` belong to this
     instance: they are cancelled when it stops, so a replacement never inherits them. An
-    instance given up as hung (:meth:`_give_up`) no longer publishes for its name either.
+    instance given up as hung (:meth:`give_up`) no longer publishes for its name either.
     """
 
-    def __init__(self, runtime: Runtime, cell: Cell, owner: object) -> None:
+    def __init__(self, runtime: ContextRuntime, cell: ContextCell, owner: object) -> None:
         self._runtime = runtime
         self._cell = cell
         self._owner = owner  # the instance this context belongs to (it owns the mailbox)
@@ -70,14 +73,21 @@ class ActorContext:
         return self._runtime.events
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> ContextRuntime:
+        """The runtime this actor runs in (its extensions are reached through it)."""
         return self._runtime
 
     @property
-    def chaos(self) -> ActorChaos | None:
+    def chaos(self) -> ActorFaults | None:
         """This actor's fault injector (None when nothing is injected into it): storage
-        calls ``chaos.before_write(path)`` before writing state (see supervisor.host.chaos)."""
+        calls ``chaos.before_write(path)`` before writing state (see supervisor.faults)."""
         return self._cell.chaos
+
+    @property
+    def given_up(self) -> bool:
+        """True once this instance was given up (hung, or its start overran): nothing it
+        sends to its own name, publishes or subscribes reaches its name any more."""
+        return self._given_up
 
     @property
     def stopping_for_good(self) -> bool:
@@ -208,13 +218,15 @@ class ActorContext:
                 self._timers.add(handle)
         return handle
 
-    def _give_up(self) -> None:
+    # -- runtime side: called by the instance's message loop (supervisor.actor) ------------
+    def give_up(self) -> None:
         """This instance was replaced while its handler still ran: close it, and ignore
         what it publishes or subscribes from now on."""
         self._given_up = True
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """The instance has ended: cancel its timers; it schedules none from now on."""
         with self._timers_lock:
             self._closed = True
             timers = list(self._timers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,17 @@ import pykka
 
 from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
 from supervisor.clock import Clock, SystemClock, TimerHandle
+from supervisor.commands import (
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    Refused,
+    ReplaceChild,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+    WhichChildren,
+)
 from supervisor.dispatcher import Dispatcher
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import (
@@ -23,22 +33,12 @@ from supervisor.errors import (
     UnknownActor,
 )
 from supervisor.events import EventBus, EventKind
+from supervisor.extensions import Extensions
+from supervisor.faults import FaultPlan
 from supervisor.future import ReplyFuture
-from supervisor.host.chaos import ChaosPlan
-from supervisor.host.secrets import SecretMasker
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, SupervisorSpec
-from supervisor.supervisor import (
-    ChildInfo,
-    CountChildren,
-    DeleteChild,
-    Refused,
-    ReplaceChild,
-    RestartChild,
-    StartChild,
-    TerminateChild,
-    WhichChildren,
-)
+from supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class TreeNode:
 class Runtime:
     """Owns one actor system: every named cell and its mailbox, the clock, the event bus,
     the default error handler, the hung-handler monitor, the root supervisor, the
-    secret masker (``secrets``) with the log filters it installed, and the fault plan
-    (``chaos``, None unless fault injection is on).
+    extensions others keep with it (``extensions``, closed when it stops), and the fault
+    plan it consults (``chaos``, None unless fault injection is on).
 
     Actors and callers address children by name: ``tell``, ``ask``. A message sent while
     its target restarts waits in the target's mailbox and reaches the replacement; a
@@ -88,7 +88,7 @@ class Runtime:
         ask_timeout: float = 5.0,
         monitor_interval: float = 0.25,
         event_history: int = 1000,
-        chaos: ChaosPlan | None = None,
+        chaos: FaultPlan | None = None,
     ) -> None:
         if ask_timeout <= 0:
             raise ValueError("ask_timeout must be > 0: every ask has a timeout")
@@ -97,7 +97,7 @@ class Runtime:
         self.error_handler = error_handler or ErrorHandler()
         self.ask_timeout = ask_timeout
         self.monitor_interval = monitor_interval
-        # Fault injection (supervisor.host.chaos): None when off; each cell takes its injector.
+        # Fault injection (supervisor.faults): None when off; each cell takes its injector.
         self.chaos = chaos
         self._cells: dict[str, Cell] = {}
         self._root: Cell | None = None
@@ -109,10 +109,7 @@ class Runtime:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.dead_letters = 0
-        self.secrets = SecretMasker()  # actors add their secrets; masked in every log record
-        self._guard_lock = threading.Lock()
-        self._guarded: list[logging.Filterer] = []  # loggers and handlers given self.secrets
-        self._guard_closed = False
+        self.extensions = Extensions()
 
     # -- building ----------------------------------------------------------------------------
     def start(
@@ -134,51 +131,16 @@ class Runtime:
         if dupes:
             raise ValueError(f"actor names must be unique in the tree; repeated: {dupes}")
         root = Cell(self, ChildSpec(id=name, supervisor=spec, shutdown=shutdown), None,
-                    self.error_handler)
+                    self.error_handler, Supervisor)
         self._cells[name] = root
         self._root = root
-        self.guard_root_handlers()
         error = root.start_instance()
         if error is not None:
-            self._unguard()
+            self.extensions.close()
             self._stop_clock()
             raise StartFailed(name, f"{type(error).__name__}: {error}") from error
         root.emit(EventKind.STARTED, Severity.INFO, reason="tree is up")
         self._schedule_monitor()
-
-    # -- secrets in logs ---------------------------------------------------------------------
-    def guard_root_handlers(self) -> None:
-        """Install :attr:`secrets` on the root logger's handlers as they are now, so every
-        record that propagates to the root is masked (again after logging is redone)."""
-        with self._guard_lock:
-            for handler in list(logging.getLogger().handlers):
-                self._guard(handler)
-
-    def guard_loggers(self, names: Iterable[str]) -> None:
-        """Install :attr:`secrets` on the loggers ``names`` (idempotent, undone by stop).
-
-        Their records, and those of the loggers below them, also have every URL masked.
-        After :meth:`stop` this does nothing.
-        """
-        wanted = tuple(names)
-        self.secrets.mask_urls_of(wanted)
-        with self._guard_lock:
-            for name in wanted:
-                self._guard(logging.getLogger(name))
-
-    def _guard(self, target: logging.Filterer) -> None:
-        """Add :attr:`secrets` to ``target``'s filters; the caller holds the guard lock."""
-        if not self._guard_closed and self.secrets not in target.filters:
-            target.addFilter(self.secrets)
-            self._guarded.append(target)
-
-    def _unguard(self) -> None:
-        """Remove :attr:`secrets` from everything it was installed on (only this one)."""
-        with self._guard_lock:
-            self._guard_closed = True
-            for target in self._guarded:
-                target.removeFilter(self.secrets)
-            self._guarded.clear()
 
     @property
     def root_name(self) -> str | None:
@@ -302,8 +264,8 @@ class Runtime:
     def count_children(self, supervisor: str, *, timeout: float | None = None) -> dict[str, int]:
         return self._command(supervisor, CountChildren(), timeout)  # type: ignore[no-any-return]
 
-    # -- for supervisors ---------------------------------------------------------------------
-    def _adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler) -> Cell:
+    # -- for cells and supervisors (supervisor.cell.CellRuntime) --------------------------------
+    def adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler) -> Cell:
         """The cell for ``spec`` under ``parent``: the existing one (keeping its mailbox) or new."""
         with self._lock:
             cell = self._cells.get(spec.id)
@@ -315,11 +277,11 @@ class Runtime:
                 cell.spec = spec
                 cell.error_handler = handler
                 return cell
-            cell = Cell(self, spec, parent, handler)
+            cell = Cell(self, spec, parent, handler, Supervisor)
             self._cells[spec.id] = cell
             return cell
 
-    def _forget(self, name: str) -> None:
+    def forget(self, name: str) -> None:
         """Remove ``name`` and every cell below it."""
         with self._lock:
             gone = {name}
@@ -332,7 +294,8 @@ class Runtime:
                     gone.add(n)
                     del self._cells[n]
 
-    def _child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
+    def child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
+        """Deliver ``report`` to ``cell``'s supervisor; the root's own are handled here."""
         if cell.parent is not None:
             try:
                 self.cell(cell.parent).mailbox.put_control(Envelope(report))  # never "full"
@@ -392,19 +355,20 @@ class Runtime:
             actor = cell.actor
             if deadline is None or actor is None or cell.state is not ChildState.RUNNING:
                 continue
-            since = actor._busy_since
+            since = actor.busy_since
             if not since or now - since <= deadline or cell.hung_reported == since:
                 continue
             cell.hung_reported = since
-            message = actor._busy_message
+            message = actor.busy_message
             exc = HandlerTimeout(cell.name, type(message).__name__, now - since, deadline)
             decision = cell.error_handler.classify(exc)
             if decision.directive is not Directive.RESUME:
                 cell.mailbox.detach(actor)  # the hung instance will never take another message
-                actor._give_up()  # ...nor reach its name again; its shared thread is abandoned
+                actor.give_up()  # ...nor reach its name again; its shared thread is abandoned
             else:
-                actor._free_thread()  # resumed, but its thread-mates go on on a fresh thread
-            cell.report_failure(actor, exc, decision, message, was_ask=False, hung=True)
+                actor.free_thread()  # resumed, but its thread-mates go on on a fresh thread
+            cell.report_failure(actor.incarnation, exc, decision, message, was_ask=False,
+                                hung=True)
             reported.append(cell.name)
         return reported
 
@@ -423,7 +387,7 @@ class Runtime:
                 if child is not None and child.parent == cell.name:
                     children.append(self._node(child))
         actor = cell.actor
-        since = actor._busy_since if actor is not None else 0.0
+        since = actor.busy_since if actor is not None else 0.0
         running = cell.state is ChildState.RUNNING
         return TreeNode(
             name=cell.name,
@@ -469,7 +433,7 @@ class Runtime:
         for dispatcher in dispatchers:
             dispatcher.stop(timeout=5.0)
         self._stop_clock()
-        self._unguard()
+        self.extensions.close()
 
     def _stop_clock(self) -> None:
         self.clock.close()

@@ -16,17 +16,30 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import IntensityWindow
-from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
+from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed, ChildState
+from supervisor.commands import (
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    DuplicateName,
+    NotAWorker,
+    NotMine,
+    Refused,
+    ReplaceChild,
+    RestartChild,
+    StartChild,
+    StillRunning,
+    TerminateChild,
+    WhichChildren,
+)
 from supervisor.error_handler import Directive, ErrorHandler, Severity
-from supervisor.errors import RestartIntensityExceeded, RuntimeErrorBase, StartFailed
+from supervisor.errors import RestartIntensityExceeded, StartFailed
 from supervisor.events import EventKind
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from supervisor.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +56,7 @@ __all__ = [
 ]
 
 
-# -- messages a supervisor handles ---------------------------------------------------------
+# -- timer messages a supervisor sends itself (its commands: supervisor.commands) ------------
 @dataclass(frozen=True, slots=True)
 class RestartDue:
     """Timer message: start these waiting children now."""
@@ -60,80 +73,16 @@ class RetryPrimary:
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
-class StartChild:
-    """Command: add a child and start it."""
-
-    spec: ChildSpec
-
-
-@dataclass(frozen=True, slots=True)
-class TerminateChild:
-    """Command: stop a child for good (until RestartChild)."""
-
-    child: str
-
-
-@dataclass(frozen=True, slots=True)
-class RestartChild:
-    """Command: start a terminated child, or restart a running one."""
-
-    child: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaceChild:
-    """Command: run a worker child from a new spec (new settings); restart it if running."""
-
-    spec: ChildSpec
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteChild:
-    """Command: forget a stopped child."""
-
-    child: str
-
-
-@dataclass(frozen=True, slots=True)
-class WhichChildren:
-    """Command: list the children."""
-
-
-@dataclass(frozen=True, slots=True)
-class CountChildren:
-    """Command: count the children by kind and state."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChildInfo:
-    """A snapshot of one child, as ``which_children`` reports it."""
-
-    id: str
-    kind: str
-    state: str
-    restart: str
-    restarts: int
-    incarnation: int
-    uptime: float | None
-    mailbox: int
-    fallback_active: bool
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A command the supervisor declined; the runtime raises ``error`` in the caller."""
-
-    error: RuntimeErrorBase
-
-
 class Supervisor(SupervisedActor):
-    """Owns the lifecycle of its children and its restart intensity window."""
+    """Owns the lifecycle of its children and its restart intensity window.
 
-    def __init__(self, spec: SupervisorSpec) -> None:
+    Built by the runtime for the cell ``own`` of a child whose spec is ``spec`` (the cell
+    outlives the instance: its extra and replaced children are kept there)."""
+
+    def __init__(self, spec: SupervisorSpec, own: Cell) -> None:
         super().__init__()
         self.spec = spec
+        self._own = own
         self._order: list[str] = []
         self._window = IntensityWindow(spec.intensity.max_restarts, spec.intensity.within_seconds)
         self._primary_tries = itertools.count(1)
@@ -150,8 +99,8 @@ class Supervisor(SupervisedActor):
         return self.ctx.name
 
     @property
-    def runtime(self) -> Runtime:
-        return self.ctx.runtime
+    def runtime(self) -> CellRuntime:
+        return self._own.runtime
 
     def _handler(self) -> ErrorHandler:
         return self.spec.error_handler or self.runtime.error_handler
@@ -170,15 +119,11 @@ class Supervisor(SupervisedActor):
         """Queue an order to itself; a full mailbox does not refuse it (see put_control).
         An instance given up (its on_start overran) orders nothing: the mailbox is its
         replacement's."""
-        own = self._cell
-        assert own is not None
-        if not self._given_up:
-            own.mailbox.put_control(Envelope(message))
+        if not self.ctx.given_up:
+            self._own.mailbox.put_control(Envelope(message))
 
     def _all_specs(self) -> list[ChildSpec]:
-        own = self._cell
-        if own is None:
-            return list(self.spec.children)
+        own = self._own
         replaced = own.replaced_children
         return [replaced.get(c.id, c) for c in (*self.spec.children, *own.extra_children)]
 
@@ -186,13 +131,12 @@ class Supervisor(SupervisedActor):
     def on_start(self) -> None:
         handler = self._handler()
         for child in self._all_specs():
-            self.runtime._adopt(child, parent=self.name, handler=handler)
+            self.runtime.adopt(child, parent=self.name, handler=handler)
             self._order.append(child.id)
         self._start_group(list(self._order), initial=True)
 
     def on_stop(self) -> None:
-        own = self._cell
-        self._stop_children(close=own.closing if own is not None else True)
+        self._stop_children(close=self._own.closing)
 
     def on_failure(
         self,
@@ -446,12 +390,11 @@ class Supervisor(SupervisedActor):
             self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
 
     def _escalate(self, reason: str) -> None:
-        own = self._cell
-        if own is not None:
-            own.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
+        own = self._own
+        own.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
         # The root has no parent to restart it: the process ends, so its children stop for
         # good (and the alerts actor sends its shutdown alert).
-        self._stop_children(close=own is None or own.parent is None)
+        self._stop_children(close=own.parent is None)
         raise RestartIntensityExceeded(
             self.name, self.spec.intensity.max_restarts, self.spec.intensity.within_seconds
         )
@@ -489,35 +432,32 @@ class Supervisor(SupervisedActor):
         self._retry_due.discard(child)
         if child in self._order:
             self._order.remove(child)
-        own = self._cell
-        if own is not None:
-            own.extra_children = [c for c in own.extra_children if c.id != child]
-        self.runtime._forget(child)
+        own = self._own
+        own.extra_children = [c for c in own.extra_children if c.id != child]
+        self.runtime.forget(child)
 
     # -- dynamic children --------------------------------------------------------------------
     def _start_child(self, spec: ChildSpec) -> Refused | ChildInfo:
         names = [spec.id, *(spec.supervisor.all_ids() if spec.supervisor else [])]
         for name in names:
             if self.runtime.has(name) or names.count(name) > 1:
-                return Refused(_DuplicateName(name))
-        cell = self.runtime._adopt(spec, parent=self.name, handler=self._handler())
+                return Refused(DuplicateName(name))
+        cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler())
         self._order.append(spec.id)
         error = cell.start_instance()
         if error is not None:
             self._order.remove(spec.id)
-            self.runtime._forget(spec.id)
+            self.runtime.forget(spec.id)
             cell.fail_drained(cell.mailbox.close("failed to start"), "failed to start")
             return Refused(StartFailed(spec.id, f"{type(error).__name__}: {error}"))
-        own = self._cell
-        if own is not None:
-            own.extra_children.append(spec)
+        self._own.extra_children.append(spec)
         cell.emit(EventKind.STARTED, Severity.INFO, reason="started on request")
         return self._info(cell)
 
     def _terminate_child(self, child: str) -> Refused | ChildInfo:
         cell = self._cell_of(child)
         if cell is None:
-            return Refused(_NotMine(child, self.name))
+            return Refused(NotMine(child, self.name))
         reason = "stopped by request"
         if cell.actor is not None:
             cell.stop_instance(close=True, reason=reason)
@@ -533,7 +473,7 @@ class Supervisor(SupervisedActor):
     def _restart_child(self, child: str) -> Refused | ChildInfo:
         cell = self._cell_of(child)
         if cell is None:
-            return Refused(_NotMine(child, self.name))
+            return Refused(NotMine(child, self.name))
         # A requested (re)start counts against restart intensity, as a restart after a crash
         # does: nobody can restart a child faster than its supervisor allows. (Stopping by
         # hand never counts.)
@@ -557,11 +497,11 @@ class Supervisor(SupervisedActor):
 
     def _replace_child(self, spec: ChildSpec) -> Refused | ChildInfo:
         cell = self._cell_of(spec.id)
-        own = self._cell
-        if cell is None or own is None:
-            return Refused(_NotMine(spec.id, self.name))
+        own = self._own
+        if cell is None:
+            return Refused(NotMine(spec.id, self.name))
         if spec.is_supervisor or cell.spec.is_supervisor:
-            return Refused(_NotAWorker(spec.id))
+            return Refused(NotAWorker(spec.id))
         own.replaced_children[spec.id] = spec
         cell.spec = spec
         if cell.actor is None:
@@ -580,9 +520,9 @@ class Supervisor(SupervisedActor):
     def _delete_child(self, child: str) -> Refused | None:
         cell = self._cell_of(child)
         if cell is None:
-            return Refused(_NotMine(child, self.name))
+            return Refused(NotMine(child, self.name))
         if cell.actor is not None or cell.state in (ChildState.RUNNING, ChildState.STARTING):
-            return Refused(_StillRunning(child))
+            return Refused(StillRunning(child))
         self._forget(child)
         return None
 
@@ -613,23 +553,3 @@ class Supervisor(SupervisedActor):
             "supervisors": sum(1 for c in cells if c.spec.is_supervisor),
             "workers": sum(1 for c in cells if not c.spec.is_supervisor),
         }
-
-
-class _DuplicateName(RuntimeErrorBase, ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"an actor named {name!r} already exists")
-
-
-class _NotMine(RuntimeErrorBase, LookupError):
-    def __init__(self, child: str, supervisor: str) -> None:
-        super().__init__(f"{child!r} is not a child of {supervisor!r}")
-
-
-class _StillRunning(RuntimeErrorBase):
-    def __init__(self, child: str) -> None:
-        super().__init__(f"{child!r} is running; terminate it before deleting it")
-
-
-class _NotAWorker(RuntimeErrorBase, ValueError):
-    def __init__(self, child: str) -> None:
-        super().__init__(f"{child!r}: only a worker's spec can be replaced while running")

@@ -64,6 +64,7 @@ from supervisor.actor import SupervisedActor
 from supervisor.error_handler import Severity
 from supervisor.events import EventKind, SupervisionEvent
 from supervisor.host.control_protocol import OperatorCommand
+from supervisor.host.secrets import secrets_of
 
 if TYPE_CHECKING:
     pass
@@ -235,7 +236,7 @@ class AlertsActor(SupervisedActor):
         runtime = self.ctx.runtime
         guard_logs(runtime, (self.settings.logger,))  # before any channel reads its URL
         timeout = self.settings.timeout_seconds
-        self._channels = [Channel(c, timeout, os.environ, runtime.secrets)
+        self._channels = [Channel(c, timeout, os.environ, secrets_of(runtime))
                           for c in self.settings.channels]
         for channel in self._channels:
             if channel.problem:
@@ -288,7 +289,7 @@ class AlertsActor(SupervisedActor):
         except Exception as exc:  # never let one alert take the actor down
             self.errors += 1
             log.error("alerts: %s while handling %s: %s", type(exc).__name__,
-                      type(message).__name__, self.ctx.runtime.secrets.scrub(str(exc)))
+                      type(message).__name__, secrets_of(self.ctx.runtime).scrub(str(exc)))
             return None
         finally:
             self._publish()
@@ -426,7 +427,7 @@ class AlertsActor(SupervisedActor):
             try:
                 delivery = channel.send(full_title, body or title, notify_type, tags)
             except Exception as exc:
-                delivery = f"{type(exc).__name__}: {self.ctx.runtime.secrets.scrub(str(exc))}"
+                delivery = f"{type(exc).__name__}: {secrets_of(self.ctx.runtime).scrub(str(exc))}"
             if isinstance(delivery, str):
                 results[channel.name] = (False, delivery)
             else:

@@ -29,11 +29,18 @@ import apprise
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from supervisor.error_handler import Severity
-from supervisor.host.secrets import MASK, SecretError, mask_url, read_secret, secret_fragments
+from supervisor.extensions import HasExtensions
+from supervisor.host.secrets import (
+    MASK,
+    SecretError,
+    mask_url,
+    read_secret,
+    secret_fragments,
+    secrets_of,
+)
 
 if TYPE_CHECKING:
     from supervisor.host.secrets import SecretMasker
-    from supervisor.runtime import Runtime
 
 __all__ = [
     "GUARDED_LOGGERS",
@@ -63,13 +70,13 @@ _QUIETED = ("apprise", "urllib3")
 
 
 # -- masking ---------------------------------------------------------------------------------
-def guard_logs(runtime: Runtime, extra: Iterable[str] = ()) -> None:
+def guard_logs(runtime: HasExtensions, extra: Iterable[str] = ()) -> None:
     """Have ``runtime`` mask secrets and URLs in the loggers that can see apprise URLs.
 
     apprise and urllib3 (which log request URLs at debug level) are also set to WARNING
     unless someone configured them already.
     """
-    runtime.guard_loggers((*GUARDED_LOGGERS, *extra))
+    secrets_of(runtime).guard_loggers((*GUARDED_LOGGERS, *extra))
     for name in _QUIETED:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:

@@ -29,7 +29,7 @@ Rules it keeps:
 * API key, secret and password come only from environment variables or files named in the
   settings, read by :func:`supervisor.host.secrets.read_secret` (``${CREDENTIALS_DIRECTORY}``
   and other ``$VAR`` are expanded in file paths); they are added to the runtime's secret
-  masker (``runtime.secrets``), so they are never logged, never in an error message (venue
+  masker (``secrets_of(runtime)``), so they are never logged, never in an error message (venue
   messages are masked) and never in a repr.
 * ``ccxt`` is imported lazily: without it, validating the settings fails with a message
   saying how to install it (``pip install 'botvisor[live]'``).
@@ -69,7 +69,7 @@ from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity, class_name
 from supervisor.errors import RateLimited, RuntimeErrorBase
-from supervisor.host.secrets import MASK, SecretError, read_secret
+from supervisor.host.secrets import MASK, SecretError, read_secret, secrets_of
 from supervisor.retry import Retrier, unsafe_to_retry
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ class CcxtExchange(SupervisedActor):
         ccxt = import_ccxt()
         creds = resolve_credentials(s, os.environ)
         # masked from now on in every log record of the process, and in venue errors
-        self.ctx.runtime.secrets.add(creds.values(), min_length=_MIN_CREDENTIAL)
+        secrets_of(self.ctx.runtime).add(creds.values(), min_length=_MIN_CREDENTIAL)
         config: dict[str, Any] = {
             "apiKey": creds.api_key,
             "secret": creds.secret,
@@ -413,7 +413,7 @@ class CcxtExchange(SupervisedActor):
     def _scrub(self, text: str) -> str:
         """``text`` with every credential (every secret the runtime masks) and request
         signature replaced by ``***``; URLs stay readable but for their signature."""
-        text = self.ctx.runtime.secrets.scrub(text, urls=False)
+        text = secrets_of(self.ctx.runtime).scrub(text, urls=False)
         return _SIGNATURE.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
     def _mask(self, text: str) -> str:

@@ -1,5 +1,10 @@
 """Fault injection as a feature: a seeded plan of faults the runtime injects into handlers.
 
+The ``chaos:`` section and the plan it builds live here; the plan implements the kernel's
+:class:`~supervisor.faults.FaultPlan` (its injectors are :class:`~supervisor.faults.ActorFaults`),
+and the faults it raises (:class:`InjectedFault`, :class:`InjectedHang`) and
+:class:`WriteFaults` are the kernel's (``supervisor.faults``), named here too.
+
 Operators rehearse with it (``botvisor run --chaos``); tests use it to prove recovery.
 Off by default, and free when off: a cell without faults has ``chaos = None``, and the
 message loop's only cost is one ``if`` on that attribute.
@@ -57,7 +62,7 @@ import random
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -68,7 +73,7 @@ from pydantic import (
     model_validator,
 )
 
-from supervisor.errors import HandlerTimeout
+from supervisor.faults import InjectedFault, InjectedHang, WriteFaults
 
 __all__ = [
     "ActorChaos",
@@ -85,25 +90,6 @@ log = logging.getLogger("botvisor.chaos")
 
 DEFAULT_SKIP = ("SupervisionEvent", "ProxyCall", "ProxyGetAttr", "ProxySetAttr")
 IO_ERRNOS = ("ENOSPC", "EIO", "EROFS")
-
-
-class InjectedFault(Exception):
-    """Marker base of the faults chaos raises that are not a named exception class."""
-
-
-class InjectedHang(HandlerTimeout, InjectedFault):
-    """Raised by a handler chaos hung, once its hang is over: the message is dropped. A
-    :class:`HandlerTimeout`, so the ``HandlerTimeout`` rule classifies it."""
-
-
-class WriteFaults(Protocol):
-    """What a writer of state files needs from chaos (an :class:`ActorChaos` is one):
-    storage helpers and SQLite writers take ``faults: WriteFaults | None`` (the actor's
-    ``ctx.chaos``) and call ``faults.before_write(path)`` before they write, when not None."""
-
-    def before_write(self, path: str | os.PathLike[str]) -> None:
-        """Raise OSError as a full, failing or read-only disk would, or return."""
-        ...
 
 
 def resolve_exception(name: str) -> type[BaseException]:

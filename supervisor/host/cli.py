@@ -133,17 +133,18 @@ def _run_locked(args: argparse.Namespace, config: BotConfig, spec: SupervisorSpe
         faulthandler.enable(all_threads=True)
     for note in config.notes:
         log.info("config: %s", note)
+    chaos = config.chaos_plan(force=args.chaos or args.chaos_seed is not None,
+                              seed=args.chaos_seed)
     runtime = Runtime(
         error_handler=config.error_handler(),
         ask_timeout=config.runtime.ask_timeout,
         monitor_interval=config.runtime.monitor_interval,
         event_history=config.runtime.event_history,
-        chaos=config.chaos_plan(force=args.chaos or args.chaos_seed is not None,
-                                seed=args.chaos_seed),
+        chaos=chaos,
     )
-    if runtime.chaos is not None:
+    if chaos is not None:
         log.warning("chaos: fault injection is ON (seed %d): faults will be injected "
-                    "into the tree", runtime.chaos.seed)
+                    "into the tree", chaos.seed)
     path = Path(args.config).resolve()
     session = RunSession(config, spec, runtime, config_path=path, duration=args.duration,
                          reloader=ConfigReloader(path))

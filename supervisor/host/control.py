@@ -60,6 +60,7 @@ from supervisor.host.operator_plugins import (
     status_fields_of,
     targets_of,
 )
+from supervisor.host.secrets import secrets_of
 from supervisor.host.session import SessionService
 
 if TYPE_CHECKING:
@@ -335,7 +336,7 @@ class ControlServer(SessionService):
         """One reply line, with every known secret masked (errors and reasons can carry
         one: an exception's text, say)."""
         line = encode(reply).decode("utf-8")
-        conn.sendall(self._rt().secrets.scrub(line).encode("utf-8"))
+        conn.sendall(secrets_of(self._rt()).scrub(line).encode("utf-8"))
 
     def _rt(self) -> Runtime:
         runtime = self.runtime

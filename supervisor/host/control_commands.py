@@ -31,6 +31,7 @@ from supervisor.errors import (
     UnknownActor,
 )
 from supervisor.events import SupervisionEvent
+from supervisor.host.chaos import ChaosPlan
 from supervisor.host.config import ControlModel
 from supervisor.host.control_protocol import (
     EXIT_ERROR,
@@ -154,7 +155,8 @@ class ControlCommands:
             "config": str(session.config_path) if session else None,
             "socket": str(self.socket),
             "snapshot": self._snapshot_summary(),
-            "chaos": runtime.chaos.summary() if runtime.chaos else {"enabled": False},
+            "chaos": runtime.chaos.summary() if isinstance(runtime.chaos, ChaosPlan)
+            else {"enabled": False},
         }
 
     def _snapshot_summary(self) -> dict[str, Any]:

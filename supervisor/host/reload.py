@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.host.config import BotConfig, NodeModel, load_config
 from supervisor.host.logs import setup_logging
+from supervisor.host.secrets import secrets_of
 from supervisor.spec import ChildSpec, SupervisorSpec
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class ConfigReloader:
         failed: list[str] = []
         if plan.runtime_keys:
             setup_logging(config.runtime.log_level, config.runtime.log_format,
-                          filters=(runtime.secrets,))  # masked from its first record
+                          filters=(secrets_of(runtime),))  # masked from its first record
             runtime.ask_timeout = config.runtime.ask_timeout
             applied.extend(plan.runtime_keys)
         for name in plan.settings:

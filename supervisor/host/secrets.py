@@ -7,8 +7,10 @@
   :func:`secret_fragments` lists the pieces of a URL that may be secret.
 * :class:`SecretMasker` is a logging filter that replaces every registered secret (and, in
   the records of the loggers it is told to, every URL) by :data:`MASK`, in the message and
-  in the exception text. The :class:`~supervisor.runtime.Runtime` owns one
-  (``runtime.secrets``) and installs it on the root logger's handlers while it runs.
+  in the exception text. :func:`secrets_of` gives each runtime its own (a runtime
+  extension, see ``supervisor.extensions``): installed on the root logger's handlers from
+  its first use, and removed from everything it was installed on when the runtime stops.
+  Actors register their secrets with ``secrets_of(self.ctx.runtime).add(...)``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
+from supervisor.extensions import HasExtensions
+
 __all__ = [
     "MASK",
     "MAX_SECRET_BYTES",
@@ -32,6 +36,7 @@ __all__ = [
     "mask_url",
     "read_secret",
     "secret_fragments",
+    "secrets_of",
 ]
 
 MASK = "***"
@@ -211,6 +216,9 @@ class SecretMasker(logging.Filter):
     every URL is masked too. A record with nothing to mask is left as it is (its
     ``exc_info`` too); one with something to mask gets the masked traceback appended to its
     message and loses ``exc_info``, so no formatter can print the original.
+
+    It installs itself where it is told (:meth:`guard_root_handlers`, :meth:`guard_loggers`)
+    and :meth:`close` removes it from all of those, after which it installs nothing more.
     """
 
     def __init__(self) -> None:
@@ -218,6 +226,9 @@ class SecretMasker(logging.Filter):
         self._lock = threading.Lock()
         self._fragments: tuple[str, ...] = ()  # longest first
         self._url_loggers: tuple[str, ...] = ()
+        self._guard_lock = threading.Lock()
+        self._guarded: list[logging.Filterer] = []  # loggers and handlers given this filter
+        self._guard_closed = False
 
     def add(self, fragments: Iterable[str], *, min_length: int = MIN_SECRET) -> None:
         """Mask each of ``fragments`` from now on (those shorter than ``min_length`` not)."""
@@ -230,6 +241,40 @@ class SecretMasker(logging.Filter):
         """Also mask every URL in the records of these loggers and of those below them."""
         with self._lock:
             self._url_loggers = tuple(dict.fromkeys((*self._url_loggers, *logger_names)))
+
+    # -- where it is installed ---------------------------------------------------------------
+    def guard_root_handlers(self) -> None:
+        """Install this filter on the root logger's handlers as they are now, so every
+        record that propagates to the root is masked."""
+        with self._guard_lock:
+            for handler in list(logging.getLogger().handlers):
+                self._guard(handler)
+
+    def guard_loggers(self, names: Iterable[str]) -> None:
+        """Install this filter on the loggers ``names`` (idempotent, undone by :meth:`close`).
+
+        Their records, and those of the loggers below them, also have every URL masked.
+        After :meth:`close` this installs nothing.
+        """
+        wanted = tuple(names)
+        self.mask_urls_of(wanted)
+        with self._guard_lock:
+            for name in wanted:
+                self._guard(logging.getLogger(name))
+
+    def _guard(self, target: logging.Filterer) -> None:
+        """Add this filter to ``target``'s filters; the caller holds the guard lock."""
+        if not self._guard_closed and self not in target.filters:
+            target.addFilter(self)
+            self._guarded.append(target)
+
+    def close(self) -> None:
+        """Remove this filter from everything it was installed on (only this one)."""
+        with self._guard_lock:
+            self._guard_closed = True
+            for target in self._guarded:
+                target.removeFilter(self)
+            self._guarded.clear()
 
     def masks_urls_of(self, logger_name: str) -> bool:
         return any(logger_name == n or logger_name.startswith(n + ".")
@@ -263,3 +308,16 @@ class SecretMasker(logging.Filter):
         if record.stack_info:
             record.stack_info = self.scrub(record.stack_info, urls=urls)
         return True
+
+
+def _runtime_masker() -> SecretMasker:
+    masker = SecretMasker()
+    masker.guard_root_handlers()
+    return masker
+
+
+def secrets_of(runtime: HasExtensions) -> SecretMasker:
+    """The secret masker of ``runtime`` (one per runtime): installed on the root logger's
+    handlers when first asked for, removed from every logger and handler when the runtime
+    stops."""
+    return runtime.extensions.get(_runtime_masker)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.errors import StartFailed
 from supervisor.host.gc_freeze import freeze_startup_objects
+from supervisor.host.secrets import secrets_of
 
 if TYPE_CHECKING:
     from supervisor.host.config_models import BotConfig
@@ -135,6 +136,7 @@ class RunSession:
     def run(self) -> int:
         """Start the tree and the services, wait, stop everything; the exit status."""
         runtime = self.runtime
+        secrets_of(runtime)  # secrets are masked on the root's handlers from the first record
         try:
             runtime.start(self.spec, name=self.config.runtime.name,
                           shutdown=self.config.tree.shutdown)

@@ -2,7 +2,7 @@
 
 The runtime tests log through real loggers to a real :class:`logging.Handler` on the root
 logger (as journald's stderr handler would be) and look at what it formatted. The secret
-comes from actors that register it with ``ctx.runtime.secrets``, as the bot's actors do.
+comes from actors that register it with ``secrets_of(ctx.runtime)``, as the bot's actors do.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from supervisor.host.secrets import (
     mask_url,
     read_secret,
     secret_fragments,
+    secrets_of,
 )
 
 SECRET = "s3cr3t-Value-9f2c41"  # must never reach a handler while a runtime guards the logs
@@ -182,7 +183,7 @@ class Leaky(SupervisedActor):
         self.fail_first_start = fail_first_start
 
     def on_start(self) -> None:
-        self.ctx.runtime.secrets.add([self.secret])
+        secrets_of(self.ctx.runtime).add([self.secret])
         if self.fail_first_start is not None and not self.fail_first_start.is_set():
             self.fail_first_start.set()
             raise ConnectionError(f"could not log in with {self.secret}")
@@ -239,7 +240,8 @@ def test_a_registered_secret_never_reaches_a_root_handler(
 def test_records_without_secrets_are_left_alone(collector: Collector) -> None:
     log = logging.getLogger(LOGGER)
     with start(ChildSpec("leaky", factory=lambda: Leaky(SECRET))) as rt:
-        assert rt.secrets in collector.filters
+        [masker] = collector.filters  # installed when the actor registered its secret
+        assert masker is secrets_of(rt)
         try:
             raise KeyError("nothing secret")
         except KeyError:
@@ -255,20 +257,20 @@ def test_stop_removes_only_the_filters_of_that_runtime(collector: Collector) -> 
     with (start(ChildSpec("one", factory=lambda: Leaky(SECRET))) as first,
           start(ChildSpec("two", factory=lambda: Leaky(OTHER))) as second):
         for rt in (first, second):
-            rt.guard_loggers([LOGGER])
-            rt.guard_loggers([LOGGER, LOGGER])  # idempotent
-        assert collector.filters == [first.secrets, second.secrets]
-        assert log.filters == [first.secrets, second.secrets]
+            secrets_of(rt).guard_loggers([LOGGER])
+            secrets_of(rt).guard_loggers([LOGGER, LOGGER])  # idempotent
+        assert collector.filters == [secrets_of(first), secrets_of(second)]
+        assert log.filters == [secrets_of(first), secrets_of(second)]
         log.warning("both: %s %s", SECRET, OTHER)
 
         first.stop()
-        assert collector.filters == [second.secrets]
-        assert log.filters == [second.secrets]
+        assert collector.filters == [secrets_of(second)]
+        assert log.filters == [secrets_of(second)]
         log.warning("after the first stopped: %s %s", SECRET, OTHER)
 
         second.stop()
         assert collector.filters == [] and log.filters == []
-        second.guard_loggers([LOGGER])  # a stopped runtime installs nothing any more
+        secrets_of(second).guard_loggers([LOGGER])  # a stopped runtime installs nothing any more
         assert log.filters == []
         log.warning("after both stopped: %s", OTHER)
 
@@ -287,7 +289,7 @@ def test_guarded_loggers_mask_urls_and_secrets_even_without_propagation() -> Non
     guarded.setLevel(logging.DEBUG)
     try:
         with start(ChildSpec("leaky", factory=lambda: Leaky(SECRET))) as rt:
-            rt.guard_loggers(["tests.secrets.guarded"])
+            secrets_of(rt).guard_loggers(["tests.secrets.guarded"])
             guarded.debug("POST https://user:pw@hooks.example.com/T00/%s?key=abc", SECRET)
         guarded.debug("after stop: %s", SECRET)
     finally:
@@ -298,5 +300,35 @@ def test_guarded_loggers_mask_urls_and_secrets_even_without_propagation() -> Non
         "DEBUG tests.secrets.guarded: POST https://***:***@hooks.example.com/***/***?key=***",
         f"DEBUG tests.secrets.guarded: after stop: {SECRET}",
     ]
-    assert rt.secrets.masks_urls_of("tests.secrets.guarded.child")
-    assert not rt.secrets.masks_urls_of("tests.secrets.guardedness")
+    assert secrets_of(rt).masks_urls_of("tests.secrets.guarded.child")
+    assert not secrets_of(rt).masks_urls_of("tests.secrets.guardedness")
+
+
+def test_a_run_masks_the_root_handlers_from_the_start_and_unmasks_them_at_its_end(
+    collector: Collector, tmp_path: Path
+) -> None:
+    from supervisor.host.config import parse_config
+    from supervisor.host.session import RunSession, SessionService
+
+    config, spec = parse_config({
+        "runtime": {"state_dir": str(tmp_path)},
+        "tree": {"children": [{"name": "echo", "actor": "tests.support.fixture_actors:Echo"}]},
+    })
+    runtime = Runtime(monitor_interval=0)
+    session = RunSession(config, spec, runtime, config_path=tmp_path / "bot.yaml")
+    seen: list[Any] = []
+
+    class Look(SessionService):
+        """Looks at the root's handler once the tree is up, before anyone asked for secrets."""
+
+        def start(self, session: RunSession) -> None:
+            seen.extend(collector.filters)
+            secrets_of(session.runtime).add([SECRET])
+            logging.getLogger(LOGGER).warning("from the run: %s", SECRET)
+            session.request_stop("seen")
+
+    session.services.append(Look())
+    assert session.run() == 0
+    assert seen == [secrets_of(runtime)]
+    assert collector.filters == []
+    assert f"WARNING {LOGGER}: from the run: {MASK}" in collector.lines
