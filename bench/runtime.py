@@ -118,14 +118,12 @@ def _receive(actor: Any, message: Any) -> Any:
 
 
 class SupervisedSink(SupervisedActor):
+    """Counts what it receives; answers Ping with its incarnation (the kernel's)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
         self.total = 0
-        self.incarnation = 0
-
-    def on_start(self) -> None:
-        self.incarnation = self.ctx.incarnation
 
     def on_receive(self, message: Any) -> Any:
         return _receive(self, message)
