@@ -49,6 +49,7 @@ from actors.risk.contract import (
     ProbeResult,
     SampleResources,
 )
+from actors.risk.transitions import BreakerEvent, next_state, permits
 from actors.risk.triggers import (
     ApiErrorTrigger,
     ConsecutiveLossTrigger,
@@ -269,7 +270,8 @@ class BreakerActor(SupervisedActor):
         is not known (its gate is gone), so a fresh period could let more through. Open
         again; the recovery timeout brings a new HALF_OPEN period with a full count."""
         self.p.recovery_at = self.ctx.clock.wall() + self.settings.recovery_timeout
-        self._transition(BreakerState.OPEN, "restarted in half-open: the probes already sent "
+        self._transition(BreakerEvent.RESTARTED_HALF_OPEN,
+                         "restarted in half-open: the probes already sent "
                          "are not known; open again until the recovery timeout")
 
     def _open(self, path: Path) -> str | None:
@@ -310,7 +312,7 @@ class BreakerActor(SupervisedActor):
         reason = (f"breaker state lost ({self.settings.database} {lost}) while {where} "
                   f"{history_text}: held open (exits only) until an operator closes it "
                   "(botvisor breaker close)")
-        self._transition(BreakerState.OPEN, reason, manual=True)
+        self._transition(BreakerEvent.STATE_LOST, reason)
         self.ctx.try_tell(self.settings.alerts, Alert(
             "breaker.state_lost", "critical", "Breaker state lost: held open", reason))
 
@@ -355,16 +357,16 @@ class BreakerActor(SupervisedActor):
                 if token == self._token:
                     self._recover()
             case ForceOpen(by, why):
-                self._transition(BreakerState.OPEN, f"forced open: {why}", by=by, manual=True)
+                self._transition(BreakerEvent.FORCE_OPEN, f"forced open: {why}", by=by)
                 return self.status()
             case ForceClose(by, why):
                 self._rearm_all()
-                self._transition(BreakerState.CLOSED, f"forced closed: {why}", by=by)
+                self._transition(BreakerEvent.FORCE_CLOSE, f"forced closed: {why}", by=by)
                 return self.status()
             case LedgerHistory():
                 self._settle(message)
             case HaltTrading(reason, by):
-                self._transition(BreakerState.HALTED, f"halted: {reason}", by=by, manual=True)
+                self._transition(BreakerEvent.HALT, f"halted: {reason}", by=by)
                 return self.status()
             case GetBreakerStatus():
                 return self.status()
@@ -416,21 +418,21 @@ class BreakerActor(SupervisedActor):
         self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
 
     def _on_probe(self, ok: bool, detail: str) -> None:
-        if self.p.state is not BreakerState.HALF_OPEN:
+        if not self._permits(BreakerEvent.PROBES_PASSED):  # a late result: not HALF_OPEN
             return
         if not ok:
             self._trip(Trip("probe", f"probe order failed: {detail}", (("detail", detail),)))
             return
         self.p.successes += 1
         if self.p.successes >= self.settings.success_threshold:
-            self._transition(BreakerState.CLOSED,
+            self._transition(BreakerEvent.PROBES_PASSED,
                              f"{self.p.successes} successful probe(s) in half-open")
         else:
             self._save()
 
     # -- the state machine -------------------------------------------------------------------
     def _maybe_trip(self, trip: Trip | None) -> None:
-        if trip is not None and self.p.state in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
+        if trip is not None and self._permits(BreakerEvent.TRIP):
             self._trip(trip)
 
     def _trip(self, trip: Trip) -> None:
@@ -443,7 +445,7 @@ class BreakerActor(SupervisedActor):
             self.settings.recovery_timeout * self.settings.timeout_multiplier ** (len(recent) - 1),
         )
         self.p.recovery_at = now_wall + timeout
-        self._transition(BreakerState.OPEN, f"{trip.trigger}: {trip.reason}",
+        self._transition(BreakerEvent.TRIP, f"{trip.trigger}: {trip.reason}",
                          figures=(*trip.figures, ("recovery_timeout_s", f"{timeout:g}")))
         self._schedule_recovery()
 
@@ -453,7 +455,7 @@ class BreakerActor(SupervisedActor):
         self.ctx.schedule(max(0.0, at - self.ctx.clock.wall()), _Recover(self._token))
 
     def _recover(self) -> None:
-        if self.p.state is not BreakerState.OPEN or self.p.manual:
+        if not self._permits(BreakerEvent.RECOVERY_TIMEOUT):  # closed or held by hand
             return
         wall = self.ctx.clock.wall()
         holds = [h for h in self._holding(wall) if h]
@@ -470,7 +472,7 @@ class BreakerActor(SupervisedActor):
         for trigger in (self.drawdown, self.api, self.losses):
             if trigger is not None:
                 trigger.rearm()
-        self._transition(BreakerState.HALF_OPEN,
+        self._transition(BreakerEvent.RECOVERY_TIMEOUT,
                          f"recovery timeout passed; {self.settings.half_open_max_calls} "
                          "probe order(s) allowed")
 
@@ -488,16 +490,22 @@ class BreakerActor(SupervisedActor):
             if trigger is not None:
                 trigger.rearm()
 
+    def _permits(self, what: BreakerEvent) -> bool:
+        return permits(self.p.state, what, manual=self.p.manual)
+
     def _transition(
         self,
-        state: BreakerState,
+        what: BreakerEvent,
         reason: str,
         *,
         by: str = "breaker",
-        manual: bool = False,
         figures: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        """Apply ``what`` by the table (actors/risk/transitions.py): an event it does not
+        allow from the current state raises IllegalTransition, and nothing changes."""
         previous = self.p.state
+        rule = next_state(previous, what, manual=self.p.manual)
+        state, manual = rule.target, rule.manual
         wall = self.ctx.clock.wall()
         self.p.state, self.p.reason, self.p.by = state, reason, by
         self.p.since, self.p.manual, self.p.figures = wall, manual, figures

@@ -28,6 +28,7 @@ from actors.risk.contract import (
     ProbeResult,
     SampleResources,
 )
+from actors.risk.transitions import allowed
 from supervisor import ManualClock, Runtime
 from tests.support.breaker_helpers import breaker_settings, gate, start_breaker
 from tests.support.position_helpers import start_ledger
@@ -119,6 +120,12 @@ class BreakerMachine(RuleBasedStateMachine):
     def probes_are_limited(self) -> None:
         allowed = [gate(self.rt).check(OPENING).allowed for _ in range(5)]
         assert allowed.count(True) <= 2
+
+    @invariant()
+    def every_transition_is_in_the_table(self) -> None:
+        for t in self.rt.ask("alerts", "get"):
+            if isinstance(t, BreakerTransition):
+                assert allowed(BreakerState(t.previous), BreakerState(t.state)), t
 
     @invariant()
     def published_state_matches_the_model(self) -> None:
