@@ -1,12 +1,14 @@
 """Peers: how an actor says which other actors it reaches by name, and what it is itself.
 
 A settings field that names a peer (a ``str``, ``str | None`` for an optional peer, or a
-tuple of names) carries a :class:`Peer` marker, ``worker: Annotated[str,
-Peer(accepts=(Job,))] = "worker"``; an actor class says what it is with two class
-attributes, ``accepts`` (the message types its handler takes) and ``publishes`` (the type
-of the snapshot peers read with ``ctx.peek``). The host checks a whole tree against both
-before any actor starts (``docs/configuration.md``, *Peers and the wiring check*). Nothing
-here knows a message type: plain data and two readers.
+tuple of names) carries a :class:`Peer` marker::
+
+    worker: Annotated[str, Peer(accepts=(Job,))] = "worker"
+
+An actor class says what it is with ``accepts`` (the message types its handler takes) and
+``publishes`` (the type of the snapshot peers read with ``ctx.peek``). The host checks a
+tree against both before any actor starts (``docs/configuration.md``, *Peers and the wiring
+check*). Nothing here knows a message type: plain data and two readers.
 """
 
 from __future__ import annotations
