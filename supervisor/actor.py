@@ -1,27 +1,13 @@
 """SupervisedActor: a pykka ThreadingActor whose message loop belongs to the runtime.
 
-pykka's own loop leaves gaps a supervisor cannot live with: a failing
-``tell`` drops every message queued behind it, a failing ``ask`` is invisible to anyone but
-the caller, and a ``SystemExit`` in one actor stops all of them. pykka documents its
-``_start_actor_loop``/``_actor_loop`` as the extension point for new actor types; this
-module implements one:
-
-* the inbox is the child's :class:`~supervisor.mailbox.Mailbox`, which outlives the
-  instance, so the replacement gets every message queued behind the one that failed;
-* every failure, from a ``tell`` or an ``ask`` (and ``BaseException`` alike), is
-  classified by the supervisor's error handler; the ask's caller gets the exception, and
-  the supervisor gets a report and applies the directive;
-* the time each handler starts is recorded, so the runtime can report hung handlers; a
-  hung instance is *given up* (:meth:`SupervisedActor.give_up`): whatever its handler
-  does when it comes back can no longer reach its name (no message, no timer, no
-  snapshot), and on a shared thread the thread it blocks is abandoned;
-* the actor reaches others by name through :attr:`SupervisedActor.ctx`.
-
-The loop reaches its child's cell through the named internal interface
-:class:`~supervisor.interfaces.ActorCell` (``supervisor.cell.Cell`` implements it); the
-cell and the runtime drive an instance through the methods of its "runtime side" section
-(``launch``, ``wait_started``, ``give_up``, ``join``, ...), documented for implementors as
-pykka documents ``_start_actor_loop``, and not for subclasses to call.
+It implements pykka's documented extension point (``_start_actor_loop``): the inbox is the
+child's :class:`~supervisor.mailbox.Mailbox`, which outlives the instance; every failure
+of a ``tell`` or an ``ask`` (``BaseException`` too) is classified by the supervisor's
+error handler, and an ask's caller gets it as well; each handler's start is recorded, so
+a hung instance can be reported and *given up* (:meth:`SupervisedActor.give_up`). The loop
+reaches its cell through :class:`~supervisor.interfaces.ActorCell`; the methods of the
+"runtime side" section are the cell's and the runtime's, not for subclasses to call. What
+pykka leaves open and what this loop guarantees instead: ``docs/runtime.md``.
 """
 
 from __future__ import annotations

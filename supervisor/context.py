@@ -137,7 +137,7 @@ class ActorContext:
     def publish(self, snapshot: Any) -> None:
         """Make an immutable ``snapshot`` of this actor's state readable by anyone, lock-free.
 
-        For state read on hot paths (e.g. "may I trade?") where an ask would cost too much.
+        For state read on hot paths (e.g. "may I go on?") where an ask would cost too much.
         The actor stays the only writer; readers get whole snapshots, never a half-update.
         The last snapshot stays readable while the actor restarts. An instance given up as
         hung publishes nothing: the name's snapshot is its replacement's.

@@ -1,24 +1,13 @@
 """Dispatcher: one thread that runs the message handlers of several actors, in turn.
 
-An actor on its own thread pays for every message it receives with a thread wake-up and a
-hand-over of the GIL, which in CPython costs more than most handlers. Actors that only
-tell (never ask each other and never block) can share a thread instead: a message between
-them is a queue append, not a wake-up. Each keeps its own mailbox, supervision, restarts
-and failure isolation; a child joins one with ``thread: <name>`` in its spec.
-
-The price: actors on one thread run one at a time, so a slow handler holds back its
-thread-mates. A *hung* one (past its ``handler_deadline``, or an ``on_start`` past its
-start timeout) does not: the runtime **abandons** the thread it blocks (:meth:`abandon`)
-and a fresh thread of the same name takes over every waiting turn and all later ones, the
-hung actor's replacement included. The mates keep their mailboxes, state and order; the
-abandoned thread never takes another task, and ends if its handler ever returns. An ask
-from one thread-mate to another would wait for itself; the runtime refuses it at once
-(:class:`~supervisor.errors.WouldDeadlock`).
-
-Turns are taken in order, except that an *urgent* actor's turn (``urgent: true`` in its
-spec) goes before the waiting turns of the others: for a short handler on a latency path
-(an exchange placing orders beside a market's ticks). An urgent actor that never runs out
-of messages would starve its thread-mates; it gets the same ``_STEP_MESSAGES`` per turn.
+A child joins one with ``thread: <name>`` in its spec and keeps its own mailbox,
+supervision, restarts and failure isolation. Turns are taken in order (up to 64 messages
+each), except that an *urgent* actor's turn (``urgent: true``) goes before the waiting
+ones. A thread blocked by a hung handler is **abandoned** (:meth:`Dispatcher.abandon`): a
+fresh thread of the same name takes every waiting and later turn, and the abandoned one
+never takes another. An ask from one thread-mate to another is refused at once
+(:class:`~supervisor.errors.WouldDeadlock`). Why share a thread, and the price:
+``docs/runtime.md`` (*Shared threads*).
 """
 
 from __future__ import annotations

@@ -4,13 +4,11 @@ A settings field that names a peer (a ``str``, ``str | None`` for an optional pe
 tuple of names) carries a :class:`Peer` marker::
 
     worker: Annotated[str, Peer(accepts=(Job,))] = "worker"
-    board: Annotated[str | None, Peer(publishes=Scores)] = "board"
-    listeners: Annotated[tuple[str, ...], Peer(accepts=(Tick,))] = ()
 
-and an actor class says what it is with two class attributes: ``accepts``, the message
-types its handler takes, and ``publishes``, the type of the snapshot peers read with
-``ctx.peek``. The host checks a whole tree against both before any actor starts. Nothing
-here knows a message type; it is plain data and two readers.
+An actor class says what it is with ``accepts`` (the message types its handler takes) and
+``publishes`` (the type of the snapshot peers read with ``ctx.peek``). The host checks a
+tree against both before any actor starts (``docs/configuration.md``, *Peers and the wiring
+check*). Nothing here knows a message type: plain data and two readers.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A call is retried only when the error handler marks its exception ``retryable`` (network
 trouble, rate limits), with the backoff policy's waits, on the runtime's clock. A function
-marked with :func:`unsafe_to_retry` (placing an order, say) is called exactly once, whatever
+marked with :func:`unsafe_to_retry` (sending a payment, say) is called exactly once, whatever
 it raises: repeating it could do the thing twice.
 """
 

@@ -1,54 +1,13 @@
-"""Fault injection as a feature: a seeded plan of faults the runtime injects into handlers.
+"""Fault injection as a feature: the ``chaos:`` section and the seeded plan it builds.
 
-The ``chaos:`` section and the plan it builds live here; the plan implements the kernel's
-:class:`~supervisor.faults.FaultPlan` (its injectors are :class:`~supervisor.faults.ActorFaults`),
-and the faults it raises (:class:`InjectedFault`, :class:`InjectedHang`) and
-:class:`WriteFaults` are the kernel's (``supervisor.faults``), named here too.
-
-Operators rehearse with it (``botvisor run --chaos``); tests use it to prove recovery.
-Off by default, and free when off: a cell without faults has ``chaos = None``, and the
-message loop's only cost is one ``if`` on that attribute.
-
-The ``chaos:`` section of ``config.yaml``::
-
-    chaos:
-      enabled: false           # `botvisor run --chaos` turns it on (this section, or these
-                               # defaults when the section is absent)
-      seed: 0                  # --chaos-seed N; same seed + same message order = same faults
-      hang_margin: 1.0         # a hang lasts the child's handler_deadline + this (seconds)
-      skip_messages: [SupervisionEvent, ProxyCall, ProxyGetAttr, ProxySetAttr]
-      actors:                  # by child name; "*" applies to every worker not named
-        "*":
-          raise: {RuntimeError: 0.002, ConnectionError: 0.002}   # per message, by class
-          hang: 0.0            # per message: hang past the handler deadline
-          slow: 0.002          # per message: sleep slow_seconds, then handle it
-          slow_seconds: 0.05
-          io_error: 0.001      # per state write (ctx.chaos.before_write): raise OSError
-          io_errnos: [ENOSPC, EIO, EROFS]
-          only_messages: null  # a list of message type names: only those are eligible
-          skip_messages: []    # more type names never faulted (added to the global list)
-        executor: {raise: {ConnectionError: 0.01}}    # keys given here override "*"
-
-* ``raise`` names exception classes by dotted name (``RuntimeError``,
-  ``ccxt.base.errors.NetworkError``); each is imported and checked at load. The fault is
-  raised inside the handler's ``try``, so the error handler classifies it like a real one
-  (resume, restart, ...) and an ask's caller gets it.
-* ``hang`` applies only to children with a ``handler_deadline``; the handler waits
-  ``handler_deadline + hang_margin`` seconds (interrupted when the runtime stops), so the
-  hung-handler monitor reports it, then raises :class:`InjectedHang`, a
-  ``HandlerTimeout`` (the message is dropped, as a handler that never returned would
-  drop it).
-* ``slow`` sleeps ``slow_seconds`` (interruptible too) and then handles the message.
-* One draw per eligible message decides among raise/hang/slow, so the probabilities of one
-  actor must add up to at most 1.
-* Supervisors are never faulted, nor are the messages in ``skip_messages``.
-* Every fault is counted per actor and kind (:meth:`ChaosPlan.counts`), and logged as a
-  WARNING line that starts with ``chaos:``; ``botvisor status`` shows the plan is on, its
-  seed and the total.
-
-Per-actor random streams: each actor draws from ``Random(f"{seed}:{name}")`` (its I/O
-faults from a second stream, ``...:io``), kept across restarts, so faults do not depend
-on what other actors do, only on the order of that actor's own messages and writes.
+:class:`ChaosPlan` implements the kernel's :class:`~supervisor.faults.FaultPlan` (its
+injectors, :class:`ActorChaos`, are :class:`~supervisor.faults.ActorFaults`); the faults
+it raises (:class:`InjectedFault`, :class:`InjectedHang`) and :class:`WriteFaults` are the
+kernel's (``supervisor.faults``), named here too. Off unless enabled (``botvisor run
+--chaos``), and free when off: a cell without faults has ``chaos = None``. Each actor
+draws from its own streams (``Random(f"{seed}:{name}")``, ``...:io`` for writes), kept
+across restarts; every fault is counted (:meth:`ChaosPlan.counts`) and logged as a WARNING
+that starts with ``chaos:``. The keys and what each fault does: ``docs/reliability.md``.
 """
 
 from __future__ import annotations
@@ -121,7 +80,7 @@ class _Model(BaseModel):
 
 
 class ActorFaultsModel(_Model):
-    """One actor's faults (an entry of ``chaos.actors``); see the module docstring."""
+    """One actor's faults (an entry of ``chaos.actors``; keys in ``docs/reliability.md``)."""
 
     raises: dict[str, float] = Field(default_factory=dict, alias="raise")
     hang: float = Field(0.0, ge=0, le=1)
@@ -178,7 +137,7 @@ def _default_actors() -> dict[str, ActorFaultsModel]:
 
 
 class ChaosModel(_Model):
-    """The ``chaos:`` section (see the module docstring); off unless ``enabled``."""
+    """The ``chaos:`` section (keys in ``docs/reliability.md``); off unless ``enabled``."""
 
     enabled: bool = False
     seed: int = Field(0, ge=0, lt=2**63)

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="botvisor",
-        description="A supervised actor runtime for a trading bot.",
+        description="Run a tree of supervised actors from a config file, and steer it.",
     )
     sub = parser.add_subparsers(dest="command")
 

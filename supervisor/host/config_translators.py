@@ -1,15 +1,11 @@
 """Config translators: plug-ins that rewrite a raw config before it is validated.
 
-An application built on the runtime can keep an older config format working (its users'
-files carry over) without the runtime knowing that application: it declares a translator
-as an entry point in the group ``botvisor.config_translators``::
-
-    [project.entry-points."botvisor.config_translators"]
-    legacy = "actors.common.legacy_config:translate"
-
-A translator takes the raw mapping (the YAML as loaded) and returns a :class:`Translation`:
-the rewritten mapping, the problems it found (key path, reason), and notes saying what it
-moved where. Translators run in name order.
+An application keeps an older config format working (its users' files carry over) without
+the runtime knowing that application: it declares a translator as an entry point of the
+group ``botvisor.config_translators`` (this repository's ``pyproject.toml`` registers one,
+``legacy``). A translator takes the raw mapping (the YAML as loaded) and returns a
+:class:`Translation`: the rewritten mapping, the problems it found (key path, reason), and
+notes saying what it moved where. Translators run in name order.
 """
 
 from __future__ import annotations

@@ -1,22 +1,14 @@
 """The control socket's server: how ``botvisor status``, ``stop NAME`` and the plug-ins'
-verbs reach a running bot. The protocol is in :mod:`supervisor.host.control_protocol`, the
-socket file and peer checks in :mod:`supervisor.host.control_socket`, one request's handling
-in :mod:`supervisor.host.control_requests`, the commands in
-:mod:`supervisor.host.control_commands`.
+verbs reach a running bot.
 
-:class:`ControlServer` is a :class:`~supervisor.host.session.SessionService`. It serves a
-unix socket private to the bot's user, refuses any peer of another uid, and removes the
-socket file when the run stops (a live bot's socket is never replaced: this server then
-logs why and does not serve).
-
-Every connection gets its own thread, up to ``control.max_clients`` at once, so a slow or
-silent client holds only its own thread. A connection must send its first whole request
-line within ``control.request_timeout``, and each later one within ``control.idle_timeout``
-of the previous reply (a request dribbled a byte at a time is cut off too); it is told why
-when it is closed. When every slot is taken, a new connection evicts the one idle longest
-(waiting for a request, or following events), so the operator always gets in; only when
-every connection is in the middle of a command is the new one told to try again. Requests
-on one connection are served in order, each line with exactly one reply.
+:class:`ControlServer` is a :class:`~supervisor.host.session.SessionService`: a unix socket
+private to the bot's user (a peer of another uid is refused), one thread per connection up
+to ``control.max_clients`` (a newcomer evicts the connection idle longest), every request
+line answered in order, within ``control.request_timeout``/``idle_timeout``. The protocol is
+in :mod:`~supervisor.host.control_protocol`, the socket file and its peers in
+:mod:`~supervisor.host.control_socket`, one request's handling in
+:mod:`~supervisor.host.control_requests`, the commands in
+:mod:`~supervisor.host.control_commands`. The limits, and why: ``docs/operations.md``.
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
 """The control socket's protocol, shared by the server (``supervisor.host.control``) and the
 operator's client (``supervisor.host.operator_cli``).
 
-Transport: a unix stream socket, private to the user the bot runs as (file mode 0600 and
-the peer's uid checked with ``SO_PEERCRED``). Where it lives (:func:`socket_path`):
-``$RUNTIME_DIRECTORY/botvisor.sock`` when systemd gives the service a runtime directory,
-else ``run/botvisor.sock`` beside the config file.
-
-Each request is one line of JSON, ``{"cmd": "status", "args": {...}}``, answered by one line:
-``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "code": N}``, where ``N``
-is the exit status the CLI should end with (:data:`EXIT_ERROR`, :data:`EXIT_USAGE`,
-:data:`EXIT_UNKNOWN_ACTOR`; :data:`EXIT_NOT_RUNNING` is the client's own, when nothing
-answers). A connection may carry any number of requests, one at a time.
-
-:class:`OperatorCommand` is the one message the runtime sends to an application's actors on
-an operator's behalf (the verbs plug-ins register, ``botvisor NAME ACTION``): the runtime
-stays generic and the actors answer with a JSON-able dict, or ``{"error": "...", "code": N}``.
+A unix stream socket (:func:`socket_path`: ``$RUNTIME_DIRECTORY/botvisor.sock``, else
+``run/botvisor.sock`` beside the config file) carries any number of requests, one at a
+time: one line of JSON, ``{"cmd": "status", "args": {...}}``, answered by one line,
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "code": N}``, ``N`` the
+exit status the CLI ends with (the ``EXIT_*`` constants). :class:`OperatorCommand` is the
+one message the runtime sends an application's actor on an operator's behalf. The whole
+protocol: ``docs/operations.md``.
 """
 
 from __future__ import annotations

@@ -1,24 +1,13 @@
-"""TreeHealth: is the tree healthy right now, and why not — read from the runtime alone.
+"""TreeHealth: is the tree healthy right now, and why not, read from the runtime alone.
 
-The verdict feeds the systemd watchdog (invariant 5: it is fed only while the tree is
-healthy) and the one-line ``STATUS=`` shown by ``systemctl status``. The tree is unhealthy
-when:
-
-* the root has ended (``runtime.exit_code`` is set), or the tree never started;
-* a **permanent** child's current handler has run past its ``handler_deadline`` (hung);
-* a **permanent** child is crash-looping: more than ``max_restarts`` failure restarts
-  (``restarting`` supervision events) within ``restart_window`` seconds;
-* a **permanent** child has not been RUNNING for longer than ``down_grace`` seconds
-  (e.g. waiting out a long backoff, or stopped by a ``stop`` directive).
-
-A child stopped by the operator (``terminated``) is not a failure: the summary names it,
-and nothing below it is judged. Transient and temporary children are counted in the
-summary but never make the tree unhealthy.
-
-Every check is a read: the tree snapshot (:meth:`Runtime.tree`), each cell's spec for its
-deadline and restart type, and the event bus's history. No actor is asked, so a check never
-blocks, and it can run on any thread. The event history is bounded (``runtime.event_history``):
-in an event storm older restarts may have left it, so restart counts are lower bounds.
+The verdict feeds the systemd watchdog (fed only while the tree is healthy) and the
+one-line ``STATUS=``. The tree is unhealthy when the root has ended or never started, or a
+**permanent** child is hung (past its ``handler_deadline``), crash-looping (more than
+``max_restarts`` failure restarts within ``restart_window`` seconds) or out of RUNNING for
+longer than ``down_grace`` seconds. A child the operator stopped, and what is below it, is
+not judged; transient and temporary children are only counted. Every check is a read (the
+tree snapshot, the specs, the bounded event history, so restart counts are lower bounds):
+it never blocks and may run on any thread. What it means in production: ``docs/systemd.md``.
 """
 
 from __future__ import annotations

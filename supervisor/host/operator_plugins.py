@@ -2,17 +2,12 @@
 control socket to one of its actors as an
 :class:`~supervisor.host.control_protocol.OperatorCommand`.
 
-An application declares each command as an entry point in ``botvisor.operator_commands``,
-named as its verb::
-
-    [project.entry-points."botvisor.operator_commands"]
-    thing = "app.thing_operator:ThingCommand"
-
-The object is a :class:`ForwardedCommand` subclass (or instance): its verb and help, its
-arguments, the request it forwards, how the reply is drawn, the actor that answers it
-unless ``control.targets`` says otherwise, and the snapshot fields ``botvisor status`` shows
-unless ``control.status_fields`` says otherwise. A plug-in that cannot be loaded, is of the
-wrong type, or takes a name already taken raises :class:`PluginError` naming its entry point.
+Each is an entry point of the group ``botvisor.operator_commands``, named as its verb,
+whose object is a :class:`ForwardedCommand` subclass (or instance). Its ``target`` and
+``status_fields`` apply unless the config sets ``control.targets`` or
+``control.status_fields`` (:func:`targets_of`, :func:`status_fields_of`). A plug-in that
+cannot be loaded, is of the wrong type, or takes a name already taken raises
+:class:`PluginError` naming its entry point. How a bot registers a verb: ``docs/operations.md``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
 """Reloading the config of a running tree (SIGHUP, ``botvisor reload``).
 
-What can change live does; the rest is named, key by key, as needing a restart:
-
-* a worker's ``settings`` (and its fallback's): the worker is restarted with the new
-  settings, as a requested restart (not counted against restart intensity);
-* ``runtime.log_level`` and ``runtime.log_format``: the log handler is redone;
-* ``runtime.ask_timeout``: used by every ask from then on.
-
-Everything else (adding, removing or reordering children, strategies, intensity, backoff,
-restart types, timeouts, error rules, the root's name) needs a restart of the process.
-A new config that does not validate changes nothing: the old one keeps running.
+What can change live does: a worker's ``settings`` (and its fallback's), by restarting the
+worker with them as a requested restart (not counted against restart intensity);
+``runtime.log_level`` and ``runtime.log_format``, by redoing the log handler;
+``runtime.ask_timeout``, for every ask from then on. Everything else (adding, removing or
+reordering children, strategies, intensity, backoff, restart types, timeouts, error rules,
+the root's name) is named, key by key, as needing a restart of the process. A new config
+that does not validate changes nothing: the old one keeps running.
 """
 
 from __future__ import annotations

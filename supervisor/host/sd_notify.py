@@ -1,18 +1,13 @@
 """systemd's notification protocol (sd_notify), and the run service that speaks it.
 
-:class:`Notifier` sends ``KEY=VALUE`` lines as one datagram to the ``AF_UNIX``
-``SOCK_DGRAM`` socket named by ``NOTIFY_SOCKET`` (a path, or an abstract name when it starts
-with ``@``). Outside systemd (no ``NOTIFY_SOCKET``) every call is a no-op. Sending never
-raises: the first failure is logged as a warning, later ones at debug level, because the
-bot must keep trading when systemd is unreachable.
-
-:class:`SystemdService` rides along with ``botvisor run`` (see
-:mod:`supervisor.host.session`): ``READY=1`` once the tree is up, ``RELOADING=1`` (with
-``MONOTONIC_USEC``) and ``READY=1`` around a config reload, ``STOPPING=1`` before the tree
-stops, ``STATUS=`` whenever the health summary changes, and ``WATCHDOG=1`` at half the
-``WATCHDOG_USEC`` interval, only while :class:`~supervisor.host.health.TreeHealth` says the tree is
-healthy (invariant 5). A hung or crash-looping permanent child stops the pings, so systemd
-restarts the process once ``WatchdogSec`` runs out; the ``STATUS=`` line says why.
+:class:`Notifier` sends ``KEY=VALUE`` lines as one datagram to the socket ``NOTIFY_SOCKET``
+names (a path, or an abstract name when it starts with ``@``); outside systemd every call
+is a no-op, and sending never raises (the first failure is a warning, later ones debug
+lines). :class:`SystemdService` rides along with ``botvisor run``: ``READY=1`` once the tree
+is up, ``RELOADING=1`` (with ``MONOTONIC_USEC``) and ``READY=1`` around a reload,
+``STOPPING=1`` before the tree stops, ``STATUS=`` when the health summary changes, and
+``WATCHDOG=1`` at half the ``WATCHDOG_USEC`` interval, only while
+:class:`~supervisor.host.health.TreeHealth` finds the tree healthy. See ``docs/systemd.md``.
 """
 
 from __future__ import annotations

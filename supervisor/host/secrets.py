@@ -1,16 +1,13 @@
 """Secrets: reading them from the environment or a file, and keeping them out of logs.
 
-* :func:`read_secret` reads a secret from an environment variable or a file (``$VAR`` and
-  ``${VAR}`` in the path are expanded, e.g. ``${CREDENTIALS_DIRECTORY}/token`` for a systemd
-  credential); :class:`SecretError` names the source of a failure, never the value.
-* :func:`mask_url` shows a service URL with only its scheme, host name and port left;
-  :func:`secret_fragments` lists the pieces of a URL that may be secret.
-* :class:`SecretMasker` is a logging filter that replaces every registered secret (and, in
-  the records of the loggers it is told to, every URL) by :data:`MASK`, in the message and
-  in the exception text. :func:`secrets_of` gives each runtime its own (a runtime
-  extension, see ``supervisor.extensions``): installed on the root logger's handlers from
-  its first use, and removed from everything it was installed on when the runtime stops.
-  Actors register their secrets with ``secrets_of(self.ctx.runtime).add(...)``.
+:func:`read_secret` reads one from an environment variable or a file (``$VAR`` and
+``${VAR}`` expanded in the path); :class:`SecretError` names the source of a failure, never
+the value. :func:`mask_url` leaves a URL only its scheme, host and port;
+:func:`secret_fragments` lists the parts of a URL that may be secret. :class:`SecretMasker`,
+a logging filter, replaces every registered secret (and every URL, in the loggers it is
+told to) by :data:`MASK`. :func:`secrets_of` gives each runtime its own, as a runtime
+extension: installed on the root logger's handlers at its first use, removed when the
+runtime stops. Actors register theirs with ``secrets_of(self.ctx.runtime).add(...)``.
 """
 
 from __future__ import annotations

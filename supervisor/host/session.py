@@ -1,14 +1,12 @@
 """RunSession: one ``botvisor run`` from start to exit, and the services that ride along.
 
-The session loads nothing itself: it is handed a validated config and the tree spec. It
-starts the tree, then its services (sd_notify, control socket, metrics, the live view...),
+The session is handed a validated config and the tree spec; it loads nothing itself. It
+starts the tree, then its services (sd_notify, control socket, metrics, the observer...),
 tells them about each phase (ready, reloading, reloaded, stopping, stopped), ticks them
-from the main thread while the tree runs, and stops everything in reverse order.
-
-A service is anything with the :class:`SessionService` methods; each gets the session, so
-it can read the runtime, the config and the config's path, and ask for a stop or a reload.
-Service failures are logged and never stop the tree: an operator tool that breaks must not
-take trading down with it.
+from the main thread while the tree runs, and stops everything in reverse order. A service
+is anything with the :class:`SessionService` methods; each gets the session, so it can read
+the runtime, the config and its path, and ask for a stop or a reload. A service's failure
+is logged and never stops the tree: a broken operator tool must not take the bot down.
 """
 
 from __future__ import annotations
