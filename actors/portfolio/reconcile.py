@@ -5,7 +5,7 @@ the conflicts (``missing``, ``phantom``, ``quantity``, ``price``, ``balance``, `
 and, by its ``conflict_strategy``, the value that wins for each symbol and for cash, the
 sources to reset and whether to halt. The position actor gathers the views
 (:mod:`actors.portfolio.gathering`), applies the decision to its ledger and tells the
-sources and the breaker. The kinds and strategies: docs/trading-bot.md ("Reconciliation").
+sources and the breaker. The kinds and strategies: docs/trading-bot.md ("Positions").
 """
 
 from __future__ import annotations
