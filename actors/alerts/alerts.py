@@ -1,30 +1,12 @@
 """AlertsActor: tells people what happened, through apprise, without ever holding up trading.
 
-Inputs, all by ``tell`` (nobody on a trading path asks this actor anything):
-
-* :class:`~actors.common.messages.Alert` from any actor; its ``key`` groups repeats;
-* :class:`~actors.risk.contract.BreakerTransition` from the circuit breaker;
-* :class:`~actors.common.messages.Fill` (key ``fill``), when an actor reports fills here;
-* every :class:`~supervisor.events.SupervisionEvent`, by its own subscription;
-* the asks :class:`~actors.alerts.contract.TestAlert` (one test message to every channel,
-  per-channel results) and :class:`~actors.alerts.contract.GetAlertStats` (counters; also
-  published, so ``runtime.peek`` reads them lock-free).
-
-Each input becomes an alert with a severity (configurable per event kind, breaker state and
-key prefix). An alert is always logged; :class:`~actors.alerts.routing.AlertGate` drops
-repeats within the cooldown and folds bursts into one summary; the severity's route (a
-list of apprise tags) picks the channels. Deliveries run in their own threads, in parallel,
-and the actor waits for them at most ``timeout_seconds``; a failure, a timeout, an
-exception from apprise, or a route with no channel is counted and the alert is appended to
-the fallback file. The actor stops with a last alert ("botvisor stopping"). URLs are only
-ever shown masked.
-
-When the fallback file cannot be written either (a full or read-only disk), the alert is
-not lost: it has been logged at its severity already (stderr reaches the journal), and it
-is held in memory (at most ``fallback_memory``; past that the oldest go, counted) and
-written, in order, ahead of the next fallback line or when a retry every
-``fallback_retry_seconds`` succeeds. ``fallback_pending`` and ``fallback_dropped`` in the
-stats count them.
+Inputs, all by ``tell``: an ``Alert`` from any actor, breaker transitions, fills, and every
+supervision event (its own subscription); the asks ``TestAlert`` and ``GetAlertStats``
+(also published). Each input becomes an alert with a configured severity; it is logged,
+passed through the :class:`~actors.alerts.routing.AlertGate` (cooldown, bursts) and
+delivered in parallel to the channels its severity routes to, waiting at most
+``timeout_seconds``. A failed delivery goes to the fallback file, or is held in memory
+while that file cannot be written. The rules: docs/trading-bot.md ("Alerts").
 """
 
 from __future__ import annotations

@@ -1,18 +1,13 @@
 """Alert routing: channels (apprise targets) that keep their secrets, and the per-key gate.
 
-* :func:`guard_logs` has the runtime's :class:`~supervisor.host.secrets.SecretMasker` mask URLs
-  and every known secret fragment in records of apprise, urllib3 and the alerts loggers,
-  whatever their level.
-* :class:`Channel` is one configured target: its URL (from ``url``, an environment variable
-  or a file, read when the alerts actor starts), its own ``apprise.Apprise`` instance with
-  its tags, its counters, and at most one :class:`Delivery` in flight. Its URL's fragments
-  are added to the masker before apprise sees the URL; only its masked form is shown.
-* :class:`AlertGate` decides, from a clock reading passed in, whether an alert is delivered,
-  suppressed (a repeat within the cooldown) or folded (past the burst limit of its key), and
-  what summary stands for a folded burst when its window closes.
+* :func:`guard_logs`: the runtime's secret masker over apprise's, urllib3's and the alerts
+  loggers' records;
+* :class:`Channel`: one target, its URL (its fragments given to the masker before apprise
+  sees it; shown masked), its apprise instance and tags, its counters and at most one
+  :class:`Delivery` in flight;
+* :class:`AlertGate`: from a clock reading, deliver, suppress (cooldown) or fold (burst).
 
-Everything here is used from the alerts actor's thread; a delivery thread touches only its
-own :class:`Delivery`.
+Used from the alerts actor's thread; a delivery thread touches only its own Delivery.
 """
 
 from __future__ import annotations

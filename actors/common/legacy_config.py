@@ -1,25 +1,11 @@
 """The original bot's config keys, carried over into botvisor's tree.
 
-An existing user's settings keep their meaning (see README, "Settings from the original
-bot"). Each old key is moved to the setting that now owns it; the target is found by the
-actor's import path, so renaming a child in the tree does not break the mapping:
-
-=====================================  ==========================================================
-old key                                 new home
-=====================================  ==========================================================
-circuit_breaker.failure_threshold       breaker settings ``api_errors.max_consecutive``
-circuit_breaker.max_drawdown_percent    breaker settings ``drawdown.max_percent``
-circuit_breaker.max_daily_loss_percent  breaker settings ``daily_loss.max_percent``
-circuit_breaker.recovery_timeout        breaker settings ``recovery_timeout`` (and the other
-                                        breaker settings of the same name)
-position_sync_interval                  positions settings ``reconcile_interval``
-max_conflict_history                    positions settings ``max_conflict_history``
-max_error_history                       ``runtime.event_history``
-enable_notifications                    alerts settings ``enabled``
-=====================================  ==========================================================
-
-When a key is given both ways with different values, that is an error naming both keys:
-which one was meant cannot be guessed.
+A config translator (entry point ``legacy`` of ``botvisor.config_translators``): each old
+key (``circuit_breaker.*``, ``position_sync_interval``, ``max_conflict_history``,
+``max_error_history``, ``enable_notifications``) is moved to the setting that now owns it,
+found by the actor's import path, so renaming a child does not break the mapping. A key
+given both ways with different values is an error naming both. The table of old keys and
+their new homes: docs/configuration.md ("Settings from the original bot").
 """
 
 from __future__ import annotations

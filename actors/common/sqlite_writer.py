@@ -1,21 +1,12 @@
 """SQLite work off the actor's thread: a writer thread that runs statements in order.
 
-An actor that shares a thread with others (see ``supervisor.dispatcher``) holds them all
-up while it waits for SQLite: SQLite gives up the GIL while it writes, but the thread
-itself stands still. The paper exchange writes one statement per order (0.2-0.4 ms here,
-WAL with ``synchronous=NORMAL``); on the pipeline's thread that was the largest single
-wait a tick could meet. A :class:`StatementWriter` takes such work: the actor hands it a
-statement (or a read) with a callback and goes on with its next message; the writer
-thread runs the jobs one by one, in the order they came (each statement in its own
-implicit transaction), and calls each callback with the outcome once its statement is
-committed, so an actor that answers from the callback never acknowledges something that
-is not on disk yet. A read (:meth:`StatementWriter.query`) queued behind writes sees all of
-them: it runs on the same connection, after them.
-
-:meth:`stop` runs what is queued before the thread ends, so a clean stop (or a failing
-actor's ``on_failure``) loses nothing that was accepted. A stop that times out (SQLite
-stuck on a lock or a disk) leaves the thread to fail, not run, whatever is still queued:
-a replacement actor with a writer of its own must never see this one commit behind it.
+A :class:`StatementWriter` takes a statement (or a read, :meth:`StatementWriter.query`)
+with a callback; its thread runs the jobs one by one in the order they came (each
+statement its own transaction) and calls each callback once its statement is committed,
+so an actor that answers from the callback never acknowledges what is not on disk. A read
+sees every write queued before it. :meth:`stop` runs what is queued; a stop that times out
+fails what is left rather than run it. Why (a shared thread waiting on SQLite):
+docs/trading-bot.md ("The pipeline", ``exchange``).
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """State-directory I/O: durable file writes, and SQLite connections that name their file.
 
-* :func:`atomic_write` and :func:`append_durably`: durable writes of the sources' files;
-* :func:`open_database`: every SQLite database of the bot is opened through it. It checks
-  first that the file's directory is writable and has room (:data:`MIN_FREE_BYTES`), and
-  the connection it returns turns SQLite's I/O failures (``disk I/O error``, ``database or
-  disk is full``, ``attempt to write a readonly database``, ``unable to open database
-  file``) into :class:`DatabaseIOError`, which names the file and carries an errno, and
-  a damaged file (``database disk image is malformed``, ``file is not a database``, what
-  SQLite also reports when a failing disk returns EIO on reads) into
-  :class:`DatabaseDamaged`, which names it too.
-
-Both failure kinds are :class:`supervisor.errors.StorageFailure` (an ``OSError``), which the
-error handler's default rules classify as critical (restart with backoff): a full,
-read-only or failing state directory is a logged, alerted failure, never a silent one.
-:class:`DatabaseIOError` is also a ``sqlite3.OperationalError``, so code that already
-handles SQLite errors handles it unchanged.
+:func:`atomic_write` and :func:`append_durably` write the sources' files durably.
+:func:`open_database` opens every SQLite database of the bot: it checks that the directory
+is writable with room (:data:`MIN_FREE_BYTES`), and its connection turns SQLite's I/O
+failures into :class:`DatabaseIOError` (also a ``sqlite3.OperationalError``) and a damaged
+file into :class:`DatabaseDamaged`, each naming the file. Both are
+:class:`supervisor.errors.StorageFailure`, critical by the error handler's default rules
+(docs/runtime.md, docs/reliability.md).
 """
 
 from __future__ import annotations

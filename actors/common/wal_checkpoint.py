@@ -1,22 +1,11 @@
 """WAL checkpoints off the writer's thread.
 
-In WAL mode SQLite appends each commit to the ``-wal`` file, and a *checkpoint* now and
-then copies those pages into the database file. By default the connection whose commit
-crosses 1,000 pages runs the checkpoint inside that commit, and with ``synchronous``
-NORMAL or FULL the checkpoint fsyncs both files: measured here, a paper-exchange order
-that usually commits in 0.1 ms took 10 to 20 ms once every couple of hundred orders, and
-the actor (with its thread-mates) stood still meanwhile.
-
-A :class:`Checkpointer` takes that work off the writer: it turns the writer's own
-checkpoints down to a safety net (``fallback_pages``, far above what the thread lets
-build up) and runs ``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval`` seconds from its
-own thread and connection. A passive checkpoint never waits for the writer nor blocks it,
-and SQLite releases the GIL while it works. Durability does not change: a commit is as
-durable as the writer's ``synchronous`` setting makes it whether or not it has been
-checkpointed yet, and the checkpointer's connection uses the same setting, so the database
-file is synced before the WAL is reused. A checkpoint that fails is logged and counted and
-tried again at the next interval; if the thread stops altogether the writer's fallback
-checkpoints take over.
+A :class:`Checkpointer` turns a writer connection's own checkpoints down to a safety net
+(``fallback_pages``) and runs ``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval`` seconds
+from its own thread and connection, with the writer's ``synchronous`` setting: it never
+waits for the writer nor blocks it, and durability is unchanged. A failed checkpoint is
+logged, counted and tried again; if the thread stops, the writer's fallback checkpoints
+take over. Why: docs/trading-bot.md ("Checkpoints off the writer's thread").
 """
 
 from __future__ import annotations

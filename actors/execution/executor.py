@@ -1,66 +1,13 @@
 """The executor: turns signals and exit requests into orders, safely, without ever waiting.
 
-Before every order it asks the circuit breaker (a lock-free read of the breaker's
-published gate). It sizes entries by risk (:mod:`actors.execution.sizing`: risk per trade over the
-stop distance, capped by position size, total exposure, open positions and cash). Each
-order carries a client order id derived from its signal, so the same signal can never
-place two orders; after a restart it checks the ledger and the exchange for that id before
-sending anything. Order submission is never retried blindly: when a reply is lost it looks
-the order up by its client order id. Fills go to the position actor with retries, which the
-fill id makes safe.
-
-Never waiting: every ask (an order, a fill to record, a lookup, a duplicate check, each
-step of a venue sync) goes out with ``ask_notify`` and is answered by a message
-(:class:`~supervisor.context.Replied`); one timer (``_Tick``) notices an ask unanswered for
-``order_timeout`` and runs the retries that are due. So the executor can share a thread
-with the exchange and the market (``thread: pipeline``): it never holds that thread while
-it waits. A signal that depends on something still out is *held* (kept in order, acted on
-once that is answered): a sale or an entry of a symbol whose order, fill, lookup or check is
-out; an entry while an uncertain fill or order elsewhere is being resolved. A sale of a
-symbol whose sale is already out is skipped at once (the first sells all that was held).
-The answers to orders and fills already in are read before a signal is decided, so the
-decision does not depend on whether their ``Replied`` came first. Signals held when the
-executor stops or crashes go to its replacement (``_Handoff``), ahead of what came after
-them; one whose decision raised is dropped (it may be the cause). ``GetExecutorStats`` is
-answered once nothing is out or held (or after ``order_timeout``).
-
-An order a live venue reports still ``open`` (filled in part) has the fills it lists
-recorded at once and is looked up until it is done (alerted after ``open_alert_after``);
-like an order whose outcome is unknown, it keeps new risk out until then. Both kinds are
-published (``ExecutorState.unresolved``), so a replacement after a crash follows them; a
-new process learns of those still open from the venue (``GetOpenOrders``, the last step of
-its venue sync), as does a duplicate check that finds one.
-
-Venue sync: the process can die (or this actor crash) after the venue filled an order and
-before the ledger recorded the fill. So, on every start, before it acts on any signal, the
-executor asks the exchange for its fills (``GetVenueFills``, since a little before the
-ledger's newest fill, or everything with ``venue_sync: full``) and records them in batches
-(``RecordFills``, one transaction each; the ledger skips fill ids it already has); then
-the venue's count of its fills (``GetVenueRecord``): more than the ledger holds, and every
-venue fill is listed and recorded by id (venue time is no proof a fill is in the window).
-What was recovered is logged, counted (``ExecutorStats.recovered``) and alerted. Lost
-state is a critical alert and a halt (``HaltTrading`` to the breaker; no order from this
-executor until the breaker has taken it): a ledger with no fill while the venue has some
-(the ledger was lost; the venue's fills are recorded again), or fills in the ledger the
-venue's record lacks (the venue's record was lost). Fills this actor
-could not record yet are published (their oldest venue time), so a restarted executor
-reaches back far enough for them. Signals that come during a sync are held for it; until a
-sync has succeeded no order is sent (exits included: the ledger they size from may lack
-fills), so when it fails the signals held for it are skipped ("venue not reconciled yet"),
-and the sync is retried on a timer. No retries run while a sync waits to start.
-
-Duplicate checks: asking the ledger (``HasOrder``) and the exchange (``LookupOrder``) before
-an order is needed only for a signal an earlier instance (of this process, or of an earlier
-one) could have acted on. The executor publishes ``ExecutorState.checked_through``: the
-newest signal (bar) time any instance may have sent an order for, raised *before* each
-order is sent. A restarted instance inherits it; the first instance of a process (nothing
-published yet) sets it, at its venue sync on start, to the newest venue (or ledger) fill
-time plus ``duplicate_check_margin`` (venue seconds: a fill's venue time can trail its
-signal's bar time, e.g. the paper exchange stamps a fill with the last bar it has seen of
-the symbol), so a market replayed from bar 0 after a process restart is checked until it is
-past what the earlier process traded. A signal newer than the inherited mark cannot have
-been sent before, so it goes out without the asks; this instance's own repeats are caught
-by its ``seen`` set. With ``venue_sync: off`` every order is checked.
+Before every order it reads the breaker's published gate and sizes entries by risk
+(:mod:`actors.execution.sizing`). A client order id derived from the signal means a signal
+never places two orders; a lost reply is looked up by that id, never resubmitted; fills go
+to the position actor with retries (safe by fill id). Every ask goes out with
+``ask_notify`` and one timer (``_Tick``) runs what is due; a signal that depends on an
+answer still out is held, in order. On start it syncs the venue's fills into the ledger
+(:mod:`actors.execution.venue_sync`) and sends no order until that has succeeded. The rules
+(held signals, unresolved orders, duplicate checks, lost state): docs/trading-bot.md.
 """
 
 from __future__ import annotations

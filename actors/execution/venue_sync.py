@@ -1,24 +1,12 @@
 """One venue sync as a state machine: which ask comes next, and what the ledger lacked.
 
-The executor runs it without waiting: it sends each step's message, and hands the answer
-to :meth:`VenueSync.answer`, which returns the next step (or None when the sync is done).
-The steps:
-
-1. ``GetLedgerSummary``: the ledger's newest fill time and its fills per venue;
-2. ``GetVenueFills``: the venue's fills since a little before the ledger's newest
-   (``recent``), or all of them (``full``, or an empty ledger);
-3. those fills to the ledger in batches, in venue order (``RecordFills``, one transaction
-   each; the ledger skips fill ids it has);
-4. ``GetVenueRecord``: how many fills the venue has made in all. When it has more than the
-   ledger now holds of it, a fill fell outside the window (venue time is no proof): all its
-   fills are listed and recorded by id (steps 2 and 3 again, once). When it has fewer, the
-   ledger holds fills the venue never made (``phantom``: its record was lost);
-5. ``GetOpenOrders``: the orders the venue still has open (their later fills are still to
-   come, so the executor follows them).
-
-A step's failure ends the sync; the executor retries it whole (every step is safe to
-repeat). The findings the executor acts on: ``recovered``, ``rejected``, ``ledger_empty``
-(the ledger had no fill while the venue had some: it was lost) and ``phantom``.
+The executor runs it without waiting: it sends each step's message and hands the answer to
+:meth:`VenueSync.answer`, which returns the next step (or None when the sync is done). The
+steps: ``GetLedgerSummary``, ``GetVenueFills``, ``RecordFills`` in batches,
+``GetVenueRecord`` (all fills again, by id, when the venue holds more than the ledger),
+``GetOpenOrders``. A step's failure ends the sync, which is retried whole. The findings:
+``recovered``, ``rejected``, ``ledger_empty`` and ``phantom``. Each step and why:
+docs/trading-bot.md ("The executor after a crash").
 """
 
 from __future__ import annotations

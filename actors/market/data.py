@@ -1,14 +1,11 @@
 """Market data sources and validation: a built-in synthetic market and a CSV replay feed.
 
-* :class:`SyntheticMarket` needs no network: several symbols, deterministic for a seed,
-  moving through trends, ranges and volatility bursts, with a market-wide crash at a set bar,
-  so strategies trade and breaker triggers fire.
-* :class:`CsvReplay` replays OHLCV files the user supplies, in the layout ccxt's
-  ``fetch_ohlcv`` returns (``timestamp`` in ms, ``open, high, low, close, volume``), one file
-  per symbol named like ``BTC_USDT.csv``.
-* :func:`check_bar` rejects bad data: missing or non-numeric fields, NaN or infinite values,
-  zero or negative prices, high below low, close outside the bar's range, negative volume,
-  and timestamps that go backwards or repeat.
+Two :class:`~actors.market.contract.MarketSource` implementations: :class:`SyntheticMarket`
+(no network; several symbols, deterministic for a seed, trends, ranges, volatility bursts
+and a market-wide crash) and :class:`CsvReplay` (OHLCV files in ccxt's ``fetch_ohlcv``
+layout, one per symbol, e.g. ``BTC_USDT.csv``). :func:`check_bar` rejects bad data
+(missing or non-finite fields, non-positive prices, an inconsistent bar, negative volume,
+timestamps that go backwards or repeat).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """Ledger: the SQLite ledger of record (WAL, synchronous=FULL), owned by the position actor.
 
-Tables: ``fills`` (the append-only event log; ``seq`` orders it, ``fill_id`` is unique),
-``positions`` and ``account`` (projections updated in the same transaction as the fills
-that change them, so start-up reads them instead of replaying every fill), ``adjustments``
-(corrections made by conflict resolution) and ``conflicts`` (the audit trail).
-Amounts are stored as decimal text; nothing is ever summed as a float.
-
-A fill the venue made is a fact: it is always recorded (once, by fill id), even when it
-makes the book impossible (cash below zero, more sold than held without shorting). Then
-:attr:`Ledger.impossible` says why, for the position actor to halt trading and alert. A
-late fill (venue time before the ledger's newest) is judged at its venue-time place: the
-fills are replayed in venue order (``at``, then ``seq``) and every step must be possible.
-It still takes the next ``seq`` (the sources apply events in ``seq`` order).
+Tables: ``fills`` (the append-only event log, ordered by ``seq``, ``fill_id`` unique),
+``positions`` and ``account`` (projections updated in the fills' transaction),
+``adjustments`` (corrections by conflict resolution) and ``conflicts``. Amounts are decimal
+text. A venue fill is always recorded (once, by fill id), even when it makes the book
+impossible; :attr:`Ledger.impossible` then says why. A late fill is judged at its place in
+venue order (``at``, then ``seq``) and still takes the next ``seq``.
 """
 
 from __future__ import annotations

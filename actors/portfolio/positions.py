@@ -1,22 +1,12 @@
-"""The position actor: the single writer of position state.
+"""The position actor: the single writer of position state, owner of the SQLite ledger.
 
-It publishes a PortfolioSnapshot after every commit (and, throttled, on new prices) so
-the executor and exits read positions without a message.
-
-Every write (a fill, a correction) goes through this actor's mailbox, so no lock is needed.
-It owns the SQLite ledger of record. Fills are group-committed: the fills waiting in the
-mailbox are written in one transaction, and each sender's reply is sent only after that
-commit, so an acknowledged fill survives ``kill -9``. Fills are deduplicated by fill id.
-Queries are answered from memory, after any staged fills are committed.
-
-A fill the venue made is never refused: when it makes the book impossible (see
-:mod:`actors.portfolio.ledger`) it is recorded, the breaker is asked to halt (HALTED before the
-sender hears back) and a critical alert is sent. On start it tells the breaker whether
-the ledger has history (``LedgerHistory``), for a breaker that lost its own state.
-
-A reconciliation never holds this actor up: the sources' views are gathered as their replies
-come in (:mod:`actors.portfolio.gathering`), fills keep being recorded meanwhile, and the
-pure :class:`~actors.portfolio.reconcile.Reconciler` decides once every view is in.
+Every write goes through its mailbox (no lock). Fills are group-committed and each sender
+is answered only after the commit; they are deduplicated by fill id. It publishes a
+PortfolioSnapshot after every commit (and, throttled, on new prices). A venue fill that
+makes the book impossible is recorded, then trading is halted and alerted. It feeds the
+sources their ledger events and reconciles them without blocking
+(:mod:`actors.portfolio.gathering`, :class:`~actors.portfolio.reconcile.Reconciler`).
+The promises: docs/trading-bot.md ("Positions").
 """
 
 from __future__ import annotations

@@ -1,30 +1,11 @@
-"""Reconciliation: compare every source with the ledger, resolve conflicts, keep the record.
+"""Reconciliation's rules: compare every source with the ledger, pick the winners.
 
-Conflict kinds: ``missing`` (the ledger has a position the source lacks), ``phantom``
-(the source has a position the ledger lacks), ``quantity``, ``price`` (average price off by
-more than the tolerance), ``balance`` (cash), ``stale`` (the source has not applied every
-ledger event).
-
-Strategies, for each conflicting symbol (and for cash):
-
-* ``trade_manager_priority``: the trade manager's value wins. If it differs from the
-  ledger, the ledger records an adjustment to it; every other source is then reset to the
-  ledger. Where the trade manager is unavailable or keeps no such value, the ledger wins.
-* ``paper_wallet_priority``: the same, with the paper wallet (which also keeps cash).
-* ``merge``: a vote among the ledger and every available source (an absent position counts
-  as a vote for "flat"); the value with the most votes wins, a tie goes to the ledger.
-* ``most_recent``: the value last written wins: each store's time of its last change to
-  that symbol (for an absent symbol, the store's time of its last change at all).
-* ``emergency_reset``: the ledger wins everything; trading is halted through the breaker
-  and a critical alert is sent.
-
-After the winner is applied to the ledger, every source that still differs from it is
-reset to the ledger's state. Each conflict is persisted (bounded by
-``max_conflict_history``) and alerted.
-
-:class:`Reconciler` is pure: it decides from a :class:`LedgerState` and the sources'
-views. The position actor gathers the views without blocking, applies the decision to its
-ledger and tells the sources and the breaker.
+:class:`Reconciler` is pure: from a :class:`LedgerState` and the sources' views it finds
+the conflicts (``missing``, ``phantom``, ``quantity``, ``price``, ``balance``, ``stale``)
+and, by its ``conflict_strategy``, the value that wins for each symbol and for cash, the
+sources to reset and whether to halt. The position actor gathers the views
+(:mod:`actors.portfolio.gathering`), applies the decision to its ledger and tells the
+sources and the breaker. The kinds and strategies: docs/trading-bot.md ("Positions").
 """
 
 from __future__ import annotations

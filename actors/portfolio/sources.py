@@ -1,21 +1,12 @@
 """Position sources: projections of the ledger, each an actor owning its own store.
 
-* ``TradeManagerSource``: orders and trades, JSON (``trade_manager.json``);
-* ``PaperWalletSource``: cash balance and holdings, YAML (``paper_wallet.yaml``);
-* ``PositionsLogSource``: append-only, one JSON object per line (``positions.log``).
-
-A source applies ledger events in seq order and remembers the last seq it applied, so a
-replay after a crash is idempotent (events at or below it are skipped). It tells the
-position actor ``SourceHello(last_seq)`` when it starts, and the position actor sends what
-it missed. A gap in the sequence (a lost event) makes it ask again. State files are written
-atomically; writes are batched while more events wait in the mailbox.
-
-A store that cannot be read back (truncated, garbled, empty, the wrong shape, or a garbled
-line inside ``positions.log``) is damage, not an empty state and not a reason to fail: the
-source moves the file aside as ``<name>.damaged-<UTC time>`` (never deleted), logs and
-alerts a warning naming it, and rebuilds itself from the ledger (``SourceHello(0)``: the
-position actor replays every fill, or resets it). A torn *last* line of ``positions.log``
-is what a crash mid-append leaves, and is dropped.
+``TradeManagerSource`` (orders and trades, ``trade_manager.json``), ``PaperWalletSource``
+(cash and holdings, ``paper_wallet.yaml``), ``PositionsLogSource`` (append-only JSON lines,
+``positions.log``). A source applies ledger events in seq order and remembers the last it
+applied; it says ``SourceHello(last_seq)`` on start and asks again on a gap. Files are
+written atomically, in batches. A store that cannot be read back is moved aside
+(``<name>.damaged-<UTC time>``), alerted and rebuilt from the ledger; a torn last line of
+``positions.log`` is dropped. The promises: docs/trading-bot.md ("Positions").
 """
 
 from __future__ import annotations

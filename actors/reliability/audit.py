@@ -1,30 +1,12 @@
-"""The offline state auditor: reads what a run left on disk and checks the invariants.
+"""The offline state auditor: reads what a run left on disk and checks it.
 
-``audit_state(config_path)`` finds the state files through the config (the ledger, the
-paper exchange, the breaker and every source the position actor names), copies each one
-into a private temporary directory through a read-only SQLite connection (``mode=ro``;
-``immutable=1`` when no WAL is beside it) or a plain read, and works on the copies only: it
-never creates, locks or modifies anything in the state directory. It checks:
-
-* every exchange fill is in the ledger exactly once (by fill id), identical, and the ledger
-  has no fill the exchange never made;
-* no two orders share a client order id, and each order's fills match its status;
-* the ledger's own tables agree with its fills and adjustments (replayed through the bot's
-  :class:`~actors.portfolio.book.PositionBook`), and the book is possible (no negative cash, no
-  negative holdings unless shorting is allowed);
-* every source file, read by its own source class, agrees with the ledger as it stood at
-  the source's last applied seq (compared by the bot's own
-  :class:`~actors.portfolio.reconcile.Reconciler`);
-  a source behind the ledger is *lagging* (a note: it catches up at the next start), not
-  wrong;
-* no exposure-increasing fill was recorded while the breaker had been OPEN or HALTED for
-  longer than ``order_slack`` seconds, nor more than ``half_open_max_calls`` of them in
-  one HALF_OPEN stretch (see :func:`audit_state` on what this check lacks).
-
-Missing or damaged state is never "clean": a missing file is listed in ``missing``, a
-damaged one is a violation.
-``python -m actors.reliability.audit --config FILE [--dir DIR] [--json]``
-exits 0 when clean, 1 otherwise, 2 on bad input.
+``audit_state(config_path)`` finds the state files through the config, copies each into a
+private temporary directory (SQLite read-only, ``immutable=1`` when no WAL is beside it)
+and checks the copies only: exchange fills against the ledger, client order ids, the
+ledger's tables against its replayed fills, every source against the ledger at its last
+seq, and fills against the breaker's state. Missing or damaged state is never "clean".
+``python -m actors.reliability.audit --config FILE [--dir DIR] [--json]`` exits 0 when
+clean, 1 otherwise, 2 on bad input. How to read the result: docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,37 +1,12 @@
 """Chaos under load: the shipped tree paper-trades at high speed with faults in every
-actor for a fixed number of market steps; afterwards every invariant must hold.
+actor for a fixed number of market steps; afterwards the state must audit clean.
 
 ``run_chaos_load(ticks, seed, workdir)`` is what the reliability bench calls (at scale)
-and what ``tests/system/test_rel_chaos_load.py`` calls (short). It builds the tree from a copy of
-``config.yaml`` and changes only this, each for the reason given:
-
-* every state file goes under ``workdir/state`` (nothing shared with a real bot);
-* ``market.speed`` (``speed``, default 60,000: 1,000 one-minute bars a second) and
-  ``market.max_steps = ticks``, so the run is short and ends by itself; ``crash_at_bar``
-  is kept, so the breaker opens (volatility); its ``recovery_timeout`` is 1 s (at most
-  4 s) instead of 120 s, so it goes OPEN -> HALF_OPEN -> CLOSED (or OPEN again) within a
-  run and trading goes on after the crash;
-* every supervisor's intensity is raised to ``max_restarts`` in 60 s (default 100,000)
-  and its backoff shortened to 10-100 ms: the shipped 5 restarts a minute would end the
-  process at the sixth injected fault, and a 30 s backoff would leave a faulted actor down
-  for the rest of a short run (``max_restarts=None`` keeps the shipped intensity: the
-  process may then end non-zero, which the checks accept if nothing acknowledged is lost);
-* the own-thread actors that can hang (positions, alerts, events) get a handler deadline
-  of 1 s, so an injected hang (deadline + 0.5 s) costs 1.5 s, not 31 s;
-* a ``chaos:`` section: every worker raises RuntimeError / ConnectionError (classified
-  restart) and slows down, at ``rate`` per message each; positions, alerts and events
-  also hang, at ``hang_rate`` (default ``2 * rate``; shared-thread hangs only with
-  ``hang_shared``: recovering a hung thread-mate is the kernel's shared-thread work);
-  state-write faults (ENOSPC, EIO, EROFS) at ``io_rate`` (default ten times ``rate``)
-  per write, in the sources' files, the market clock, the ledger's commits and the
-  exchange's record;
-* a :class:`BreakerTape` child records the breaker's state at every market step (it is
-  an observer, not the bot: no faults are injected into it).
-
-After ``ticks`` steps the faults are paused (:meth:`ChaosPlan.pause`), the pipeline is
-drained, the sources are given time to catch up with the ledger, the tree is checked to
-be up, it is stopped, and the state files are audited (:func:`audit`: the offline
-auditor ``actors.reliability.audit``, plus a breaker check by market time).
+and ``tests/system/test_rel_chaos_load.py`` calls (short). It runs a copy of
+``config.yaml`` with its state under ``workdir``, a fast market, a raised restart
+intensity, short deadlines and a ``chaos:`` section, plus a :class:`BreakerTape` child
+that records the breaker's state at every step; then pauses the faults, drains, stops and
+audits (:mod:`actors.reliability.audit`). Each change and its reason: docs/reliability.md.
 """
 
 from __future__ import annotations

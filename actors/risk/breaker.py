@@ -1,20 +1,12 @@
 """The circuit breaker actor: CLOSED / OPEN / HALF_OPEN (and HALTED), from real triggers.
 
-Owns the breaker state, its triggers and its SQLite file. Any trigger firing opens it.
-After ``recovery_timeout`` (longer after repeated trips, capped) the clock moves it to
-HALF_OPEN by itself, unless a level trigger still holds; HALF_OPEN lets at most
-``half_open_max_calls`` probe orders through; ``success_threshold`` good probes close it,
-one bad probe opens it again. OPEN refuses only orders that add exposure; HALTED (manual,
-or an emergency reset of the ledger) refuses every order. Every transition is persisted
-before it is published, so an OPEN breaker stays OPEN across restarts, and is sent to the
-alerts actor with its reason and figures.
-
-Missing state never reads as CLOSED: with no ``breaker.db`` (or a damaged one, which is
-moved aside), the breaker starts OPEN and held ("state unknown") until the ledger says
-whether it has history (:class:`~actors.portfolio.contract.LedgerHistory`, or the position
-actor's published snapshot). No history: a new deployment, CLOSED. History: the state was
-lost, so it stays OPEN (exits pass, no new exposure) until an operator closes it, with a
-critical alert. OPEN rather than HALTED: stop-losses keep protecting what is held.
+Owns the breaker state, its triggers (:mod:`actors.risk.triggers`) and its SQLite file,
+and publishes the :class:`~actors.risk.contract.BreakerGate` the executor checks. OPEN
+refuses only orders that add exposure; HALTED refuses every order. Every transition is
+persisted before it is published and sent to the alerts actor. Missing state never reads
+as CLOSED: it starts OPEN, "state unknown", until the ledger says whether it has history.
+The states, timeouts and triggers: docs/trading-bot.md ("Circuit breaker"); lost state:
+docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """The risk context's contract: what the circuit breaker accepts besides the measurements
-other contexts send it (their own contracts' ``EquitySample``, ``MarketSamples``, ...),
-what it sends (``BreakerTransition``) and the gate it publishes, which the executor reads
-before every order.
+other contexts send it (``EquitySample``, ``MarketSamples``, ...), what it sends
+(``BreakerTransition``) and the gate it publishes.
 
-The gate is cheap, lock-free and immutable: the breaker publishes a new
-:class:`BreakerGate` on every transition; the executor reads the current gate by name and
-calls :meth:`BreakerGate.check` before every order (no message, no I/O). HALF_OPEN probe
-slots are handed out by an ``itertools.count`` shared by that one gate (atomic in CPython),
-so at most ``probes`` exposure-increasing orders pass per HALF_OPEN period.
+:class:`BreakerGate` is immutable and read lock-free: the breaker publishes a new one on
+every transition and the executor calls :meth:`BreakerGate.check` before every order (no
+message, no I/O). HALF_OPEN probe slots come from an ``itertools.count`` shared by that
+gate (atomic in CPython), so at most ``probes`` exposure-increasing orders pass per
+HALF_OPEN period.
 """
 
 from __future__ import annotations

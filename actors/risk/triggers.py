@@ -1,14 +1,10 @@
 """Circuit-breaker triggers: each computes one risk measure from real inputs.
 
-No trigger reads a constant in place of a measurement: each is fed the samples it
-measures (equity, trade results, API call outcomes, prices, volumes, exposure, process
-resources) and trips when its measure crosses its configured limit. A trip carries the
-figures that caused it.
-
-*Edge* triggers (drawdown, API errors, consecutive losses) are re-armed when the breaker
-moves to HALF_OPEN: the drawdown peak becomes the current equity, the API window and loss
-streak are cleared. *Level* triggers (daily loss until the day ends, volatility,
-liquidity, exposure, resources) keep the breaker OPEN while their condition holds.
+Each is fed the samples it measures (equity, trade results, API call outcomes, prices,
+volumes, exposure, process resources) and trips, with the figures, when its measure
+crosses its limit. *Edge* triggers (drawdown, API errors, consecutive losses) re-arm at
+HALF_OPEN; *level* triggers (daily loss, volatility, liquidity, exposure, resources) hold
+the breaker OPEN while their condition holds.
 """
 
 from __future__ import annotations

@@ -1,28 +1,12 @@
 """What a user sees during and after ``botvisor run``: live view, summary, HTML report.
 
 :class:`TradingObserver` is a :class:`~supervisor.host.session.SessionService` named in the
-config (``runtime.observer: actors.run.observer:TradingObserver``), so the generic runtime
-never imports it. It only reads the tree; it never sends an order or changes a state.
-
-While the tree runs (``tick``, on the main thread) it samples what the actors publish:
-the position actor's :class:`PortfolioSnapshot` (equity, cash, positions; the time each
-ledger seq was first seen, which dates the fills on the run's wall-clock axis), the
-breaker's :class:`BreakerGate` (every change of ``since`` is a transition; a trip holds the
-breaker OPEN for its recovery timeout, far longer than a tick) and the alerts actor's
-:class:`AlertStats`. Supervision events (restarts, crashes, escalations, fallbacks) come
-from the runtime's event bus, subscribed in ``start``. The executor's refusal counters are
-asked for every few seconds without blocking (a future checked on the next tick).
-
-On a terminal it draws a ``rich`` live view about twice a second (log lines are routed
-above it); otherwise it prints one plain status line every ``status_every`` seconds. When
-the run stops (``--duration``, SIGINT/SIGTERM, or the tree ending) it asks the position
-actor for the run's fills and the final portfolio, prints a summary, and with ``--report``
-writes one self-contained HTML page (see :mod:`actors.run.report`); the data
-behind both is a :class:`~actors.run.contract.RunRecord`.
-
-Counters that an actor keeps per instance (alerts, executor) are summed across restarts by
-spotting when they go down (a new instance), so what a crashed instance counted between its
-last sample and its crash can be missing; the summary says so when it happened.
+config (``runtime.observer``), so the runtime never imports it. It only reads the tree:
+the snapshots the positions, breaker and alerts publish, the supervision events, and the
+executor's counters asked without blocking. It draws a ``rich`` live view on a terminal (a
+status line otherwise); at the end it prints a summary and, with ``--report``, writes the
+page of :mod:`actors.run.report` from a :class:`~actors.run.contract.RunRecord`. Per-instance
+counters are summed across restarts (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """The run report: one self-contained HTML page (inline SVG and CSS; no script, no network).
 
-One time axis (wall clock) for two panels: equity on top, drawdown below. On it: every
-fill (a triangle on the equity curve: up for buys, down for sells), every breaker
-transition (a line across both panels; trips in red, with the periods the breaker was
-not CLOSED shaded), and every restart, escalation or fallback in the tree (a dotted line
-with a diamond). Each marker has a ``<title>``, which browsers show as a tooltip. Below
-the chart: the summary table, then the breaker transitions, the supervision events, the
-fills and the positions still open.
+One wall-clock axis for equity (top) and drawdown (below), marking every fill (triangles),
+breaker transition (lines; trips red, non-CLOSED periods shaded) and restart, escalation
+or fallback (dotted, with a diamond); each marker has a ``<title>`` tooltip. Below the
+chart: the summary, the breaker transitions, the supervision events, the fills and the
+positions still open.
 """
 
 from __future__ import annotations

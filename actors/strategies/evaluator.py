@@ -1,14 +1,10 @@
 """The evaluator: runs the configured strategies on scanned bars and emits signals.
 
-Ownership: the strategy whose buy opened a symbol is the only one that may sell it (its
-``holding`` is true). An entry is *pending* from its buy signal until the position
-snapshot shows the symbol held; a fill is recorded a few milliseconds after the signal, so
-later bars usually arrive before the snapshot shows it, and the owner must survive them.
-An owner is forgotten once its symbol has been seen held and then flat (closed, by the
-strategy or an exit). A pending entry that is not seen held within ``entry_timeout_bars``
-bars of its symbol (refused by the executor, or never filled) lapses: it no longer blocks a
-new buy of the symbol, but its strategy stays the owner until another buy replaces it, so
-a fill that lands even later still has an owner that can sell it.
+The strategy whose buy opened a symbol is the only one that may sell it. An entry is
+pending from its buy signal until the position snapshot shows the symbol held; one not
+seen held within ``entry_timeout_bars`` bars lapses (it no longer blocks a new buy, but
+its strategy stays the owner until another buy replaces it, so a late fill can still be
+sold). An owner is forgotten once its symbol has been seen held and then flat.
 """
 
 from __future__ import annotations

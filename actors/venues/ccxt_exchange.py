@@ -1,42 +1,12 @@
 """A live venue through ccxt: a drop-in replacement for the paper exchange.
 
-It answers what :class:`~actors.venues.paper_exchange.PaperExchange` answers: ``PlaceOrder`` with an
-``OrderResult``, ``LookupOrder`` with an ``OrderResult`` or None, ``GetVenueFills`` with the
-venue's fills, ``GetOpenOrders`` with this bot's orders still open, and it ignores the
-market's ``Bars``. It also answers ``GetTicker`` and
-``GetExchangeStats``.
-
-Rules it keeps:
-
-* Reads (markets, ticker, order lookups, trades) are retried with backoff on network errors,
-  timeouts, 5xx answers and rate limits, by a :class:`~supervisor.retry.Retrier` on the
-  runtime's clock. Other venue errors are not retried.
-* Order creation is never retried: :meth:`CcxtExchange._create` is marked
-  ``@unsafe_to_retry`` and sent once. When its outcome is unknown (timeout, dropped
-  connection, 5xx, garbled reply) the adapter looks the order up by its client order id
-  (``lookup_attempts`` times, ``lookup_interval`` seconds apart). Found: its fills are the
-  answer. Absent at every lookup: "rejected" with a reason saying it was not placed. A
-  lookup that itself fails: :class:`OrderStatusUnknown` is raised, never "not placed". It
-  never sends a second create for the same client order id.
-* A create the venue refused for good (insufficient funds, invalid order, bad symbol,
-  authentication) is answered "rejected" at once.
-* Fills carry exact decimals (ccxt's floats go through ``repr``, which round-trips any
-  decimal of up to 15 significant digits) and a deterministic id,
-  ``<exchange>-<market id>-<trade id>``, the same whichever way the fill was read (the
-  create reply, a lookup, or ``GetVenueFills``), so the ledger deduplicates it.
-* Fees are converted to the quote currency when paid in the quote or base currency; a fee
-  in a third currency (e.g. BNB) is not converted: it is logged and counted as 0.
-* API key, secret and password come only from environment variables or files named in the
-  settings, read by :func:`supervisor.host.secrets.read_secret` (``${CREDENTIALS_DIRECTORY}``
-  and other ``$VAR`` are expanded in file paths); they are added to the runtime's secret
-  masker (``secrets_of(runtime)``), so they are never logged, never in an error message (venue
-  messages are masked) and never in a repr.
-* ``ccxt`` is imported lazily: without it, validating the settings fails with a message
-  saying how to install it (``pip install 'botvisor[live]'``).
-
-A market order still open after ``fill_wait_attempts`` polls is answered with status
-``"open"`` and the fills so far (the executor records those, never resubmits, and looks the
-order up until it is done).
+It is a :class:`~actors.venues.contract.Venue` (and also answers ``GetTicker`` and
+``GetExchangeStats``). Reads are retried with backoff on transient errors; an order is
+created once per client order id (``@unsafe_to_retry``) and, when its outcome is unknown,
+looked up by that id: found, absent ("not placed"), or :class:`OrderStatusUnknown`.
+Fills are exact decimals with the id ``<exchange>-<market id>-<trade id>``. Credentials
+come only from environment variables or files and are masked everywhere; ``ccxt`` is
+imported lazily. What it guarantees and how to configure it: docs/live-exchange.md.
 """
 
 from __future__ import annotations

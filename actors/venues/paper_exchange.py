@@ -1,16 +1,11 @@
 """The paper exchange: plays the venue with fees and slippage, and keeps its own fill record.
 
-Orders are idempotent by client order id: the same id never fills twice, and
-``LookupOrder`` answers what happened to an id, so an executor that lost a reply can
-find out instead of resubmitting. Its SQLite record of fills is the venue's side of the
-story, against which the ledger can be checked.
-
-The record is written by a thread of its own
-(:class:`~actors.common.sqlite_writer.StatementWriter`):
-the exchange prices an order on its actor's thread (shared with the pipeline), hands the
-statement over and goes on; an order is answered once its record is committed, so the
-executor never hears of a fill the venue's record lacks. Lookups and fill listings wait
-until everything handed over is committed, then read.
+A :class:`~actors.venues.contract.Venue`: orders are idempotent by client order id and
+``LookupOrder`` says what happened to one. Its SQLite record of fills, the venue's side
+against which the ledger is checked, is written by a
+:class:`~actors.common.sqlite_writer.StatementWriter`: an order is priced on the actor's
+thread and answered once its record is committed; lookups and fill listings read after
+everything handed over before them.
 """
 
 from __future__ import annotations
