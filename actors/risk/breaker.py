@@ -5,7 +5,8 @@ and publishes the :class:`~actors.risk.contract.BreakerGate` the executor checks
 refuses only orders that add exposure; HALTED refuses every order. Every transition is
 persisted before it is published and sent to the alerts actor. Missing state never reads
 as CLOSED: it starts OPEN, "state unknown", until the ledger says whether it has history.
-The states, timeouts and triggers: docs/trading-bot.md ("Circuit breaker"); lost state:
+Its transitions are the table in :mod:`actors.risk.transitions` (docs/state-machines.md);
+the timeouts and triggers: docs/trading-bot.md ("Circuit breaker"); lost state:
 docs/reliability.md.
 """
 
