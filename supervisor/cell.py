@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
@@ -32,7 +33,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cell", "CellRuntime", "ChildExited", "ChildFailed", "ChildState", "MakeSupervisor"]
+__all__ = [
+    "LIFECYCLE",
+    "Cell",
+    "CellRuntime",
+    "ChildExited",
+    "ChildFailed",
+    "ChildState",
+    "IllegalTransition",
+    "Lifecycle",
+    "MakeSupervisor",
+]
 
 
 class ChildState(enum.StrEnum):
@@ -40,9 +51,59 @@ class ChildState(enum.StrEnum):
 
     STARTING = "starting"
     RUNNING = "running"
+    CRASHED = "crashed"  # its instance failed; its supervisor is applying the directive
     RESTARTING = "restarting"  # waiting for its restart; messages are buffered
     STOPPED = "stopped"  # ended and not to be restarted (exited, temporary, directive stop)
     TERMINATED = "terminated"  # stopped by hand; ``restart_child`` starts it again
+
+
+class Lifecycle(enum.StrEnum):
+    """What moves a child from one :class:`ChildState` to the next (see ``LIFECYCLE``)."""
+
+    START = "start"  # a new instance is being built (a running one was stopped first)
+    STARTED = "started"  # its on_start finished
+    START_FAILED = "start_failed"  # the factory or on_start failed; it waits for a restart
+    CRASH = "crash"  # the running instance failed (or hung) and is gone
+    WAIT = "wait"  # it waits for a (group) restart, timer or message already on its way
+    STOP = "stop"  # ended for good: exited, temporary, directive stop, supervisor stopped
+    TERMINATE = "terminate"  # stopped by request; restart_child starts it again
+
+
+_S = ChildState
+_L = Lifecycle
+LIFECYCLE: Mapping[tuple[ChildState, Lifecycle], ChildState] = MappingProxyType({
+    **{(s, _L.START): _S.STARTING for s in (_S.STOPPED, _S.RESTARTING, _S.TERMINATED,
+                                             _S.RUNNING)},
+    (_S.STARTING, _L.STARTED): _S.RUNNING,
+    (_S.STARTING, _L.START_FAILED): _S.RESTARTING,
+    (_S.RUNNING, _L.CRASH): _S.CRASHED,
+    **{(s, _L.WAIT): _S.RESTARTING for s in (_S.RUNNING, _S.CRASHED, _S.RESTARTING,
+                                              _S.STOPPED, _S.TERMINATED)},
+    **{(s, _L.STOP): _S.STOPPED for s in (_S.STARTING, _S.RUNNING, _S.CRASHED,
+                                           _S.RESTARTING, _S.STOPPED)},
+    **{(s, _L.TERMINATE): _S.TERMINATED for s in (_S.RUNNING, _S.RESTARTING, _S.STOPPED,
+                                                   _S.TERMINATED)},
+})
+"""A child's lifecycle: (state, event) -> next state; a pair not in it is illegal.
+Drawn in docs/state-machines.md ("A child's lifecycle")."""
+
+
+class IllegalTransition(RuntimeError):
+    """An event that ``LIFECYCLE`` does not allow in the child's current state."""
+
+    def __init__(self, child: str, state: ChildState, event: Lifecycle) -> None:
+        super().__init__(f"{child}: {event.value} is not allowed when {state.value}")
+        self.child = child
+        self.state = state
+        self.event = event
+
+
+def next_state(state: ChildState, event: Lifecycle, child: str = "") -> ChildState:
+    """The state ``event`` moves ``state`` to; raises :class:`IllegalTransition`."""
+    try:
+        return LIFECYCLE[(state, event)]
+    except KeyError:
+        raise IllegalTransition(child, state, event) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +164,8 @@ class Cell:
     """Owns a child's mailbox (which survives restarts) and tracks its current instance.
 
     Only the child's supervisor changes a cell's lifecycle fields; other threads read them.
+    Its ``state`` moves only by :meth:`apply`, which follows ``LIFECYCLE`` (the root's cell,
+    which has no supervisor, is moved by the runtime's report path).
     """
 
     def __init__(
@@ -122,13 +185,12 @@ class Cell:
         self.mailbox = Mailbox(spec.id, spec.mailbox_limit)
         self.actor: SupervisedActor | None = None
         self.incarnation = 0
-        self.state = ChildState.STOPPED
+        self._state = ChildState.STOPPED
         self.started_at = 0.0
         self.restarts = 0
         self.consecutive_failures = 0
         self.using_fallback = False
         self.closing = False  # set before a supervisor cell stops for good
-        self.hung_reported = 0.0
         self.last_error: str | None = None
         self.extra_children: list[ChildSpec] = []  # added with start_child; kept across restarts
         self.replaced_children: dict[str, ChildSpec] = {}  # new specs from a reload; kept too
@@ -139,6 +201,29 @@ class Cell:
         # Event subscriptions that belong to the name, not to one instance (see
         # ActorContext.subscribe_events); ended when the child stops for good.
         self.subscriptions: dict[str, Subscription] = {}
+
+    @property
+    def state(self) -> ChildState:
+        """Where the child is in its lifecycle (moved only by :meth:`apply`)."""
+        return self._state
+
+    def apply(self, event: Lifecycle) -> ChildState:
+        """Move the child by ``event`` as ``LIFECYCLE`` says; raises IllegalTransition."""
+        self._state = next_state(self._state, event, self.name)
+        return self._state
+
+    def crashed(self, error: BaseException) -> None:
+        """Its running instance failed and is gone: in CRASHED, with the failure's text."""
+        actor = self.actor
+        if actor is not None:
+            self.mailbox.detach(actor)
+        self.actor = None
+        self.record_error(error)
+        self.apply(Lifecycle.CRASH)
+
+    def record_error(self, error: BaseException) -> None:
+        """Keep ``error``'s text as the child's last error (shown in the tree)."""
+        self.last_error = f"{type(error).__name__}: {error}"
 
     @property
     def clock(self) -> Clock:
@@ -169,7 +254,7 @@ class Cell:
         was_ask: bool,
         hung: bool = False,
     ) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        """Send the failure to the supervisor, which records its text and applies it."""
         self.runtime.child_report(
             self,
             ChildFailed(
@@ -201,7 +286,7 @@ class Cell:
 
         Returns None on success, else the reason it failed (the instance is then gone).
         """
-        self.state = ChildState.STARTING
+        self.apply(Lifecycle.START)
         try:
             actor = self.factory()()
             if not isinstance(actor, SupervisedActor):
@@ -210,13 +295,12 @@ class Cell:
                     "not a SupervisedActor"
                 )
         except BaseException as exc:  # a broken factory is a start failure
-            self.state = ChildState.RESTARTING
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.record_error(exc)
+            self.apply(Lifecycle.START_FAILED)
             log.error("could not build %s", self.name, exc_info=exc)
             return exc
         self.incarnation += 1
         self.actor = actor
-        self.hung_reported = 0.0
         self.mailbox.attach(actor)
         actor.launch(self, ActorContext(self.runtime, self, actor))
         budget = self.start_budget
@@ -231,12 +315,12 @@ class Cell:
             if timed_out:  # still in on_start, or its turn not yet come (shared thread)
                 actor.give_up()  # unregistered now; a shared thread it blocks is abandoned
             self.actor = None
-            self.state = ChildState.RESTARTING
-            self.last_error = f"{type(error).__name__}: {error}"
+            self.record_error(error)
+            self.apply(Lifecycle.START_FAILED)
             log.error("%s failed to start", self.name, exc_info=error)
             return error
-        self.state = ChildState.RUNNING
         self.started_at = self.clock.now()
+        self.apply(Lifecycle.STARTED)
         return None
 
     def stop_instance(self, *, close: bool, reason: str) -> None:
@@ -306,6 +390,7 @@ class Cell:
         error: BaseException | str | None = None,
         delay: float | None = None,
         count: int = 1,
+        message_type: str | None = None,
     ) -> None:
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
@@ -323,6 +408,7 @@ class Cell:
                 at=clock.wall(),
                 monotonic=clock.now(),
                 count=count,
+                message_type=message_type,
             )
         )
 

@@ -52,6 +52,7 @@ class SupervisionEvent:
     at: float = 0.0  # wall-clock seconds since the epoch
     monotonic: float = 0.0
     count: int = 1  # for dead letters: how many messages
+    message_type: str | None = None  # for a dead letter lost with a failure: its type name
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def describe(self) -> str:
@@ -60,6 +61,8 @@ class SupervisionEvent:
             parts.append(f"(under {self.supervisor})")
         if self.delay is not None:
             parts.append(f"in {self.delay:.3f}s")
+        if self.message_type:
+            parts.append(f"<{self.message_type}>")
         if self.reason:
             parts.append(f"- {self.reason}")
         if self.error:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pykka
 
-from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState
+from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState, Lifecycle
 from supervisor.clock import Clock, SystemClock, TimerHandle
 from supervisor.commands import (
     ChildInfo,
@@ -104,6 +104,9 @@ class Runtime:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._monitor: TimerHandle | None = None
+        # The hung handlers the monitor has reported (name -> incarnation, busy since), so
+        # each is reported once; the monitor's own, not a cell's (its supervisor owns those).
+        self._hung: dict[str, tuple[int, float]] = {}
         self._stopped = False
         self._dispatchers: dict[str, Dispatcher] = {}  # shared threads, by name
         self.exit_code: int | None = None
@@ -307,17 +310,18 @@ class Runtime:
     def _root_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
         """The root's own failures: nothing above it can restart it, so the process ends."""
         if isinstance(report, ChildFailed):
+            cell.record_error(report.error)
             if report.decision.directive is Directive.RESUME:
                 cell.emit(EventKind.CRASHED, report.decision.severity, error=report.error)
                 return
             cell.actor = None
-            cell.state = ChildState.STOPPED
+            cell.apply(Lifecycle.STOP)
             reason = f"root supervisor failed: {type(report.error).__name__}: {report.error}"
             cell.emit(EventKind.ESCALATED, Severity.CRITICAL, reason=reason)
             self._finish(1, reason)
         else:
             cell.actor = None
-            cell.state = ChildState.STOPPED
+            cell.apply(Lifecycle.STOP)
             self._finish(0, "root supervisor stopped")
 
     def _finish(self, code: int, reason: str) -> None:
@@ -356,9 +360,11 @@ class Runtime:
             if deadline is None or actor is None or cell.state is not ChildState.RUNNING:
                 continue
             since = actor.busy_since
-            if not since or now - since <= deadline or cell.hung_reported == since:
+            if not since or now - since <= deadline or self._hung.get(cell.name) == (
+                actor.incarnation, since
+            ):
                 continue
-            cell.hung_reported = since
+            self._hung[cell.name] = (actor.incarnation, since)
             message = actor.busy_message
             exc = HandlerTimeout(cell.name, type(message).__name__, now - since, deadline)
             decision = cell.error_handler.classify(exc)
@@ -422,7 +428,7 @@ class Runtime:
         root = self._root
         if root is not None and root.actor is not None:
             root.stop_instance(close=True, reason="runtime stopped")
-            root.state = ChildState.STOPPED
+            root.apply(Lifecycle.STOP)
             root.emit(EventKind.STOPPED, Severity.INFO, reason="runtime stopped")
         for cell in list(self._cells.values()):
             if cell.mailbox.closed is None:

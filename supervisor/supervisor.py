@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import IntensityWindow
-from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed, ChildState
+from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed, ChildState, Lifecycle
 from supervisor.commands import (
     ChildInfo,
     CountChildren,
@@ -201,7 +201,7 @@ class Supervisor(SupervisedActor):
             for other in rest:
                 other_cell = self._cell_of(other)
                 if other_cell is not None and other_cell.actor is None:
-                    other_cell.state = ChildState.RESTARTING
+                    other_cell.apply(Lifecycle.WAIT)
             self._handle_loss(
                 cell, error, directive, abnormal=True, ran_for=None, pending=rest
             )
@@ -216,8 +216,13 @@ class Supervisor(SupervisedActor):
         cell = self._live(report.child, report.incarnation)
         # Every failed message is reported, even when its instance is already gone (stopped
         # for a group restart while it failed): the failure happened and its message is lost.
-        # Only a report about the current instance is acted on.
+        # Only a report about the current instance is acted on; its events are published
+        # once the cell shows the failure (the instance gone unless the directive resumes).
         witness = cell or self._cell_of(report.child)
+        if witness is not None:
+            witness.record_error(report.error)
+        if cell is not None and decision.directive is not Directive.RESUME:
+            cell.crashed(report.error)
         if witness is not None:
             witness.emit(
                 EventKind.HUNG if report.hung else EventKind.CRASHED,
@@ -227,15 +232,18 @@ class Supervisor(SupervisedActor):
                 + ("" if cell is not None else " (instance already stopped; no action)"),
                 error=report.error,
             )
+            if not report.was_ask:
+                witness.emit(
+                    EventKind.DEAD_LETTER,
+                    Severity.WARNING,
+                    reason=f"the {report.message_type} it failed on is lost",
+                    message_type=report.message_type,
+                )
         if cell is None:
             return
         if decision.directive is Directive.RESUME:
             cell.emit(EventKind.RESUMED, Severity.INFO, reason="failing message dropped")
             return
-        old = cell.actor
-        if old is not None:
-            cell.mailbox.detach(old)
-        cell.actor = None
         ran_for = self.ctx.clock.now() - cell.started_at
         self._handle_loss(cell, report.error, decision.directive, abnormal=True, ran_for=ran_for)
 
@@ -297,10 +305,18 @@ class Supervisor(SupervisedActor):
             if other_cell.actor is not None:
                 why = f"restarting with {cell.name}"
                 other_cell.stop_instance(close=False, reason=why)
+                other_cell.apply(Lifecycle.WAIT)
                 other_cell.emit(EventKind.STOPPED, Severity.INFO, reason=why)
-            other_cell.state = ChildState.RESTARTING
-        cell.state = ChildState.RESTARTING
+            else:
+                other_cell.apply(Lifecycle.WAIT)
+        cell.apply(Lifecycle.WAIT)
         delay = 0.0 if fell_back else self.spec.backoff.delay(cell.consecutive_failures)
+        due = RestartDue(tuple(group))
+        if delay <= 0:
+            self._tell_self(due)
+        else:
+            self.ctx.schedule(delay, due)
+        # Published once the restart is on its way (its timer armed, or its message queued).
         cell.emit(
             EventKind.RESTARTING,
             Severity.WARNING,
@@ -308,11 +324,6 @@ class Supervisor(SupervisedActor):
             reason=f"failure {cell.consecutive_failures} in a row"
             + (f", with {', '.join(g for g in group if g != cell.name)}" if len(group) > 1 else ""),
         )
-        due = RestartDue(tuple(group))
-        if delay <= 0:
-            self._tell_self(due)
-        else:
-            self.ctx.schedule(delay, due)
 
     def _group(self, failed: str, pending: list[str]) -> list[str]:
         wanted = set(self.spec.strategy.group(self._order, failed)) | set(pending)
@@ -406,7 +417,7 @@ class Supervisor(SupervisedActor):
         else:
             cell.end_subscriptions()
             cell.fail_drained(cell.mailbox.close(reason), reason)
-        cell.state = ChildState.STOPPED
+        cell.apply(Lifecycle.STOP)
         cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
         if cell.spec.restart is RestartType.TEMPORARY:
             self._forget(cell.name)
@@ -418,14 +429,16 @@ class Supervisor(SupervisedActor):
             cell = self.runtime.cell_or_none(child)
             if cell is None:
                 continue
-            if cell.actor is not None:
+            was_running = cell.actor is not None
+            if was_running:
                 cell.stop_instance(close=close, reason=reason)
-                cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
             elif close:
                 cell.end_subscriptions()
                 cell.fail_drained(cell.mailbox.close(reason), reason)
             if cell.state is not ChildState.TERMINATED:
-                cell.state = ChildState.STOPPED
+                cell.apply(Lifecycle.STOP)
+            if was_running:
+                cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
 
     def _forget(self, child: str) -> None:
         self._retry_armed.pop(child, None)
@@ -463,7 +476,7 @@ class Supervisor(SupervisedActor):
             cell.stop_instance(close=True, reason=reason)
         else:
             cell.fail_drained(cell.mailbox.close(reason), reason)
-        cell.state = ChildState.TERMINATED
+        cell.apply(Lifecycle.TERMINATE)
         cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
         info = self._info(cell)
         if cell.spec.restart is RestartType.TEMPORARY:

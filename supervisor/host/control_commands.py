@@ -341,6 +341,7 @@ def event_json(event: SupervisionEvent) -> dict[str, Any]:
         "delay": event.delay,
         "incarnation": event.incarnation,
         "count": event.count,
+        "message_type": event.message_type,
         "text": event.describe(),
     }
 
