@@ -253,10 +253,12 @@ class Supervisor(SupervisedActor):
             return
         cell.actor = None
         if cell.spec.restart is RestartType.PERMANENT:
+            cell.apply(Lifecycle.WAIT)  # announced as gone, on its way back
             cell.emit(EventKind.EXITED, Severity.WARNING, reason="exited; permanent, restarting")
             ran_for = self.ctx.clock.now() - cell.started_at
             self._handle_loss(cell, None, Directive.RESTART, abnormal=False, ran_for=ran_for)
         else:
+            cell.apply(Lifecycle.STOP)
             cell.emit(EventKind.EXITED, Severity.INFO, reason="exited normally")
             self._finish_child(cell, "exited normally")
 
@@ -497,6 +499,7 @@ class Supervisor(SupervisedActor):
             )
         if cell.actor is not None:
             cell.stop_instance(close=False, reason="restart requested")
+            cell.apply(Lifecycle.WAIT)
             cell.emit(EventKind.STOPPED, Severity.INFO, reason="restart requested")
         cell.restarts += 1
         error = cell.start_instance()
@@ -520,6 +523,7 @@ class Supervisor(SupervisedActor):
         if cell.actor is None:
             return self._info(cell)  # not running: the new spec applies at its next start
         cell.stop_instance(close=False, reason="new settings")
+        cell.apply(Lifecycle.WAIT)
         cell.emit(EventKind.STOPPED, Severity.INFO, reason="restarting with new settings")
         error = cell.start_instance()
         if error is not None:

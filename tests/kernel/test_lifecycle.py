@@ -21,6 +21,7 @@ from supervisor import (
     EventRecorder,
     Intensity,
     ManualClock,
+    RestartType,
     Runtime,
     SupervisedActor,
     SupervisionEvent,
@@ -250,3 +251,47 @@ def test_a_hung_handler_reaches_the_supervisor_which_records_it(
     assert (node.last_error or "").startswith("HandlerTimeout")
     [dead] = rec.of(EventKind.DEAD_LETTER, "w")
     assert dead.message_type == "Hold"
+
+
+class Quitter(Worker):
+    def on_receive(self, message: Any) -> Any:
+        if message == "quit":
+            self.stop()  # a normal exit of the child's own
+            return None
+        return super().on_receive(message)
+
+
+@pytest.mark.parametrize(("restart", "then"), [
+    (RestartType.PERMANENT, ChildState.RESTARTING), (RestartType.TRANSIENT, ChildState.STOPPED)])
+def test_a_reader_told_exited_sees_the_child_gone(
+    runtimes: list[Runtime], clock: ManualClock, restart: RestartType, then: ChildState
+) -> None:
+    spec = SupervisorSpec(intensity=Intensity(max_restarts=20, within_seconds=60),
+                          backoff=Backoff(initial=3, jitter=0),
+                          children=(ChildSpec(id="w", factory=Quitter, restart=restart),))
+    rt = _runtime(runtimes, clock)
+    rec = EventRecorder(rt.events)
+    seen = TreeOnEvent(rt, clock, "w", EventKind.EXITED)
+    rt.start(spec)
+    rt.tell("w", "quit")
+    rec.wait_for(EventKind.EXITED, "w", timeout=WAIT)
+    [(_, node, _)] = seen.seen
+    assert node.state == then.value  # not "running": its instance has ended
+
+
+@pytest.mark.parametrize("how", ["restart", "new settings"])
+def test_a_reader_told_stopped_by_a_restart_sees_it_not_running(
+    runtimes: list[Runtime], clock: ManualClock, how: str
+) -> None:
+    rt = _runtime(runtimes, clock)
+    rec = EventRecorder(rt.events)
+    seen = TreeOnEvent(rt, clock, "w", EventKind.STOPPED)
+    rt.start(_spec(Backoff(initial=0, jitter=0)))
+    if how == "restart":
+        rt.restart_child("w", timeout=WAIT)
+    else:
+        rt.replace_child(ChildSpec(id="w", factory=Worker, settings={"new": 1}), timeout=WAIT)
+    rec.wait_for(EventKind.RESTARTED, "w", timeout=WAIT)
+    [(_, node, _)] = seen.seen
+    assert node.state == ChildState.RESTARTING.value  # stopped, on its way back
+    assert rt.ask("w", "ping", timeout=WAIT) == 2
