@@ -39,6 +39,7 @@ from tests.support.executor_helpers import (
     bars,
     buy_signal,
     placed,
+    placing,
 )
 from tests.support.standins import Sink
 
@@ -243,9 +244,9 @@ def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wai
         # handled while AAA is unanswered: an executor waiting for the reply would not
         # answer this ask before the exchange is released
         assert _skipped(rt).get("max open positions") == 1
-        placing = list(rt.ask("executor", ProxyGetAttr(attr_path=("placing",))).values())
-        assert [p.order.symbol for p in placing] == ["AAA/USDT", "BBB/USDT"]
-        qty_a, qty_b = placing[0].order.quantity, placing[1].order.quantity
+        out = placing(rt)
+        assert [o.symbol for o in out] == ["AAA/USDT", "BBB/USDT"]
+        qty_a, qty_b = out[0].quantity, out[1].quantity
         assert qty_a == Decimal("6")  # 60 % of equity 1000 at 100
         # AAA counts 606 (600 and 1 %): cash 394, equity 994, exposure 606 of 994 allowed;
         # cash is the tightest (98 % of it)
