@@ -26,7 +26,13 @@ import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.common.messages import Alert, Fill, HaltTrading, InvalidFill, Side
-from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.contract import (
+    ExecutorStats,
+    ExitRequest,
+    GetExecutorStats,
+    SkipReason,
+    client_order_id,
+)
 from actors.execution.orders import (
     CHECKS,
     TERMINAL,
@@ -205,7 +211,7 @@ class ExecutorActor(SupervisedActor):
         self.sent: list[tuple[str, str, bool, str]] = []
         self.orders = OrderBook()  # client order id -> its order (or duplicate check)
         self.refused: Counter[str] = Counter()
-        self.skipped: Counter[str] = Counter()
+        self.skipped: Counter[SkipReason] = Counter()
         self.filled = 0
         self.fills_recorded = 0
         self.recording: dict[str, Fill] = {}  # fill id -> fill out to the ledger
@@ -280,7 +286,7 @@ class ExecutorActor(SupervisedActor):
         if not self.ctx.stopping_for_good and self.ctx.try_tell(
                 self.ctx.name, _Handoff(tuple(r for _, r in waiting))):
             return
-        self.skipped["dropped at stop"] += len(waiting)
+        self.skipped[SkipReason.DROPPED_AT_STOP] += len(waiting)
         log.warning("stopping with %d signal(s) held; not acted on: %s", len(waiting),
                     ", ".join(r.signal_id for _, r in waiting[:5]))
 
@@ -465,7 +471,7 @@ class ExecutorActor(SupervisedActor):
         self._read_answered()
         symbol = request.symbol
         if _is_sale(request) and self._has_sale(symbol):
-            self._skip("sale already in flight")
+            self._skip(SkipReason.SALE_IN_FLIGHT)
         elif self._busy(symbol) or (not _is_sale(request) and self._resolving()):
             return True
         elif isinstance(request, ExitRequest):
@@ -485,7 +491,7 @@ class ExecutorActor(SupervisedActor):
 
     def _hold(self, seq: int, request: Request) -> None:
         if len(self.held) >= self.settings.max_held:
-            self._skip("too many signals held")
+            self._skip(SkipReason.TOO_MANY_HELD)
             log.warning("not acting on %s: %d signals are held already", request.signal_id,
                         len(self.held))
             return
@@ -523,7 +529,7 @@ class ExecutorActor(SupervisedActor):
     def _not_ready(self, request: Request) -> None:
         """No order before the ledger has every venue fill (it sizes and guards orders)."""
         self._decided(request)
-        self._skip("venue not reconciled yet")
+        self._skip(SkipReason.NOT_RECONCILED)
         log.warning("not acting on %s: the ledger is not reconciled with the venue yet",
                     request.signal_id)
 
@@ -580,7 +586,7 @@ class ExecutorActor(SupervisedActor):
         snap = self.ctx.peek(self.settings.positions)
         return snap if isinstance(snap, PortfolioSnapshot) else None
 
-    def _skip(self, why: str) -> None:
+    def _skip(self, why: SkipReason) -> None:
         self.skipped[why] += 1
 
     def _on_signal(self, signal: Signal, seq: int) -> None:
@@ -589,7 +595,7 @@ class ExecutorActor(SupervisedActor):
             snap = self._snapshot()
             held = snap.positions.get(signal.symbol) if snap is not None else None
             if held is None or held.quantity <= 0:
-                self._skip("sell signal without a position")
+                self._skip(SkipReason.SELL_WITHOUT_POSITION)
                 return
             self._order(signal, seq, Side.SELL, held.quantity, reduces=True)
             return
@@ -599,10 +605,10 @@ class ExecutorActor(SupervisedActor):
         # open positions.
         snap = self._snapshot()
         if snap is None:
-            self._skip("no portfolio yet")
+            self._skip(SkipReason.NO_PORTFOLIO)
             return
         if signal.symbol in snap.positions:
-            self._skip("already holding")
+            self._skip(SkipReason.ALREADY_HOLDING)
             return
         writing = [f for f in self.recording.values() if f.side is Side.BUY]
         unanswered = [InFlightBuy(p.order.symbol, p.order.quantity, p.price)
@@ -611,12 +617,12 @@ class ExecutorActor(SupervisedActor):
         opening = ({f.symbol for f in writing} | {b.symbol for b in unanswered}) \
             - snap.positions.keys()
         if len(snap.positions) + len(opening) >= self.settings.max_open_positions:
-            self._skip("max open positions")
+            self._skip(SkipReason.MAX_OPEN_POSITIONS)
             return
         price = Decimal(repr(signal.price))
         qty = size_entry(self._limits, price, signal.stop_distance, snap=snap,
                          writing=writing, unanswered=unanswered)
-        if isinstance(qty, str):
+        if isinstance(qty, SkipReason):
             self._skip(qty)
             return
         self._order(signal, seq, Side.BUY, qty, reduces=False, price=price)
@@ -625,7 +631,7 @@ class ExecutorActor(SupervisedActor):
         snap = self._snapshot()
         held = snap.positions.get(request.symbol) if snap is not None else None
         if held is None or held.quantity <= 0:
-            self._skip("exit without a position")
+            self._skip(SkipReason.EXIT_WITHOUT_POSITION)
             return
         self._order(request, seq, Side.SELL, held.quantity, reduces=True,
                     exit_reason=request.reason)
@@ -639,12 +645,12 @@ class ExecutorActor(SupervisedActor):
         if symbol in unsettled or (unsettled and not reduces):
             # The portfolio does not show every fill yet: sizing and "already holding" could
             # be wrong. No new risk anywhere, and nothing more for these symbols, until then.
-            self._skip("earlier fills or orders not settled yet")
+            self._skip(SkipReason.UNSETTLED)
             return
         coid = client_order_id(request.signal_id)
         phase = self.orders.phase(coid)
         if phase is not None and phase is not OrderPhase.CHECKED_NEW:
-            self._skip("signal already handled")
+            self._skip(SkipReason.ALREADY_HANDLED)
             return
         checked = self._checked_through
         if (checked is None or request.at <= checked) and phase is None:
@@ -689,7 +695,9 @@ class ExecutorActor(SupervisedActor):
     def _unsure(self, coid: str, exc: Exception) -> None:
         if self.orders.phase(coid) in CHECKS:
             self.orders.apply(coid, OrderEvent.UNSURE)
-        self._skip(f"could not check for duplicates: {type(exc).__name__}")  # never risk one
+        self._skip(SkipReason.UNCHECKED)  # never risk a duplicate
+        log.warning("not acting on order %s: could not check for duplicates (%s: %s)", coid,
+                    type(exc).__name__, exc)
 
     # -- answers -------------------------------------------------------------------------------
     def _answered(self, ask: PendingAsk[_For]) -> None:
@@ -873,7 +881,7 @@ class ExecutorActor(SupervisedActor):
             return
         if found:
             self.orders.apply(coid, OrderEvent.FOUND)
-            self._skip("already in the ledger")
+            self._skip(SkipReason.IN_LEDGER)
             return
         self.orders.apply(coid, OrderEvent.NOT_IN_LEDGER)
         assert self._asks is not None
@@ -889,7 +897,7 @@ class ExecutorActor(SupervisedActor):
         request = record.request
         assert request is not None
         if isinstance(found, OrderResult):
-            self._skip("already at the exchange")
+            self._skip(SkipReason.AT_VENUE)
             if found.status != "open":
                 self.orders.apply(coid, OrderEvent.FOUND)
                 for fill in found.fills:

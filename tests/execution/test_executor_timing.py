@@ -21,7 +21,13 @@ from typing import Any
 import pykka
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.contract import (
+    ExecutorStats,
+    ExitRequest,
+    GetExecutorStats,
+    SkipReason,
+    client_order_id,
+)
 from actors.execution.executor import SyncVenue
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.portfolio.positions import PositionActor
@@ -217,7 +223,7 @@ def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
 
         wait_until(looked_up, timeout=WAIT, what="the order looked up")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert len(stats.sent) == 1 and stats.skipped.get("signal already handled") == 3, stats
+        assert len(stats.sent) == 1 and stats.skipped.get(SkipReason.ALREADY_HANDLED) == 3, stats
         assert unresolved(rt) == set()  # the venue never had it
     finally:
         unblock.set()
@@ -282,7 +288,7 @@ def test_an_entry_waits_for_a_failed_fill_even_when_the_failure_is_read_after_it
         assert failed.wait(WAIT)
         unblock.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert "earlier fills or orders not settled yet" not in stats.skipped, stats.skipped
+        assert SkipReason.UNSETTLED not in stats.skipped, stats.skipped
         assert stats.fills_recorded == 2 and stats.unrecorded == 0, stats
         assert placed(rt, bbb) is not None
     finally:
@@ -341,7 +347,7 @@ def _buy_aaa_half_filled(rt: Any) -> None:
 
 def _wait_skipped_unsettled(rt: Any) -> None:
     wait_until(lambda: attr(rt, "executor", "skipped").get(
-        "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="the skip")
+        SkipReason.UNSETTLED) == 1, timeout=WAIT, what="the skip")
 
 
 def _venue_completes(rt: Any, clock: ManualClock, complete: threading.Event) -> None:
@@ -525,7 +531,7 @@ def test_held_signals_keep_their_order_across_a_restart(tmp_path: Path) -> None:
         sold_what_was_bought(rt, buy, sell)
         wait_until(lambda: placed(rt, again), timeout=WAIT, what="the buy again")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert "already holding" not in stats.skipped, stats.skipped
+        assert SkipReason.ALREADY_HOLDING not in stats.skipped, stats.skipped
     finally:
         release.set()
         unblock.set()
