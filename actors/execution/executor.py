@@ -6,7 +6,8 @@ never places two orders; a lost reply is looked up by that id, never resubmitted
 to the position actor with retries (safe by fill id). Every ask goes out with
 ``ask_notify`` and one timer (``_Tick``) runs what is due; a signal that depends on an
 answer still out is held, in order. On start it syncs the venue's fills into the ledger
-(:mod:`actors.execution.venue_sync`) and sends no order until that has succeeded. The rules
+(:mod:`actors.execution.venue_sync`) and sends no order until that has succeeded. Each
+order's phase is its record's in the order book (:mod:`actors.execution.orders`). The rules
 (held signals, unresolved orders, duplicate checks, lost state): docs/trading-bot.md.
 """
 
@@ -46,7 +47,7 @@ from actors.execution.orders import (
     allowed,
 )
 from actors.execution.sizing import InFlightBuy, RiskLimits, size_entry
-from actors.execution.venue_sync import Step, VenueSync
+from actors.execution.venue_sync import Step, SyncEvent, SyncPhase, VenueSync, next_sync_phase
 from actors.portfolio.contract import (
     FillRecorded,
     GetLedgerSummary,
@@ -228,7 +229,7 @@ class ExecutorActor(SupervisedActor):
         self._sync_waiters: list[pykka.Future[Any]] = []  # for the next sync
         self._sync_answering: list[pykka.Future[Any]] = []  # for the sync under way
         self._sync: VenueSync | None = None  # the venue sync under way
-        self._sync_wanted = False  # start one as soon as nothing of ours is out
+        self._sync_phase = SyncPhase.IDLE  # whether one runs or waits to (_sync_event)
         self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
         # signals at or before this time may have been sent by an earlier instance: check
         # them; until the start sync has set it, everything would be checked
@@ -258,7 +259,7 @@ class ExecutorActor(SupervisedActor):
             self._checked_through = math.inf  # nothing known of earlier processes
             self.synced = True
             return
-        self._sync_wanted = True
+        self._sync_event(SyncEvent.WANT)
         self._progress()
 
     def on_stop(self) -> None:
@@ -315,11 +316,11 @@ class ExecutorActor(SupervisedActor):
                 reply = self.defer_reply()
                 if reply is not None:
                     self._sync_waiters.append(reply)
-                self._sync_wanted = True
+                self._sync_event(SyncEvent.WANT)
             case _RetrySync():
                 self._sync_pending = False
                 if not self.synced:
-                    self._sync_wanted = True
+                    self._sync_event(SyncEvent.WANT)
             case _:
                 return super().on_receive(message)
         self._progress()
@@ -328,7 +329,7 @@ class ExecutorActor(SupervisedActor):
     # -- the loop: what to do after every message ----------------------------------------------
     def _progress(self) -> None:
         assert self._asks is not None
-        if self._sync_wanted and self._sync is None and not self._asks:
+        if self._sync_phase is SyncPhase.WANTED and not self._asks:
             self._start_sync()
         if self.held and not self._syncing():
             self._release_held()
@@ -359,7 +360,10 @@ class ExecutorActor(SupervisedActor):
     def _syncing(self) -> bool:
         """A venue sync runs or waits to: no retries meanwhile (it records the venue's
         fills itself, and a retry out would keep it from starting)."""
-        return self._sync is not None or self._sync_wanted
+        return self._sync_phase is not SyncPhase.IDLE
+
+    def _sync_event(self, event: SyncEvent) -> None:
+        self._sync_phase = next_sync_phase(self._sync_phase, event)
 
     def _tick(self, at: float) -> None:
         assert self._asks is not None
@@ -383,8 +387,7 @@ class ExecutorActor(SupervisedActor):
 
     def _idle(self) -> bool:
         """Nothing out, nothing held, no fill within its first tries, no sync to run."""
-        return (not self._asks and not self.held and self._sync is None
-                and not self._sync_wanted
+        return (not self._asks and not self.held and self._sync_phase is SyncPhase.IDLE
                 and all(u.failures >= self.settings.record_attempts
                         for u in self.unrecorded.values()))
 
@@ -996,7 +999,7 @@ class ExecutorActor(SupervisedActor):
         """Record every venue fill the ledger lacks (:class:`~actors.execution.venue_sync.VenueSync`
         gives the steps)."""
         s = self.settings
-        self._sync_wanted = False
+        self._sync_event(SyncEvent.START)
         self._sync_answering, self._sync_waiters = self._sync_waiters, []
         self._sync = VenueSync(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch,
                                reach_back=self._sync_from)
@@ -1028,6 +1031,7 @@ class ExecutorActor(SupervisedActor):
     def _sync_done(self, sync: VenueSync) -> None:
         s = self.settings
         self._sync = None
+        self._sync_event(SyncEvent.DONE)
         self.synced = True
         self._sync_from = None
         if self._checked_through is None:  # the first instance of this process
@@ -1121,6 +1125,7 @@ class ExecutorActor(SupervisedActor):
     def _sync_failed(self, exc: Exception) -> None:
         s = self.settings
         self._sync = None
+        self._sync_event(SyncEvent.FAILED)
         self.synced = False
         log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
                   type(exc).__name__, exc, s.venue_sync_retry)
