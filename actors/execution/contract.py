@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "ExecutorStats",
@@ -76,3 +76,6 @@ class ExecutorStats:
     recovered: int = 0  # venue fills the ledger lacked, recorded by venue syncs
     venue_synced: bool = False  # the last venue sync succeeded (orders may go out)
     exits: tuple[tuple[str, str], ...] = ()  # (client order id, reason) of exit orders sent
+    # how many of this instance's orders (and duplicate checks) are in each phase, by the
+    # phase's name (actors/execution/orders.py: OrderPhase); phases with none are left out
+    orders_by_phase: dict[str, int] = field(default_factory=dict)

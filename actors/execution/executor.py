@@ -407,7 +407,8 @@ class ExecutorActor(SupervisedActor):
     def _stats(self) -> ExecutorStats:
         return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
                              dict(self.skipped), self.fills_recorded, len(self.unrecorded),
-                             tuple(self.sent), self.recovered, self.synced, tuple(self.exits))
+                             tuple(self.sent), self.recovered, self.synced, tuple(self.exits),
+                             self.orders.counts())
 
     def _end_waiters(self, exc: Exception | None) -> None:
         """This instance ends: answer whoever still waits on it."""

@@ -29,6 +29,7 @@ from actors.execution.contract import (
     client_order_id,
 )
 from actors.execution.executor import SyncVenue
+from actors.execution.orders import OrderPhase
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.portfolio.positions import PositionActor
 from actors.strategies.contract import Signal
@@ -225,6 +226,7 @@ def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert len(stats.sent) == 1 and stats.skipped.get(SkipReason.ALREADY_HANDLED) == 3, stats
         assert unresolved(rt) == set()  # the venue never had it
+        assert stats.orders_by_phase == {OrderPhase.NOT_PLACED: 1}, stats
     finally:
         unblock.set()
         rt.stop()
@@ -398,7 +400,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
         wait_until(done, timeout=WAIT, what="the second half in the ledger")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.filled == 1 and stats.unrecorded == 0 and len(stats.sent) == 1, stats
-        assert unresolved(rt) == set()
+        assert unresolved(rt) == set() and stats.orders_by_phase == {OrderPhase.FILLED: 1}
         _assert_whole_position(rt, book)
     finally:
         rt.stop()
