@@ -5,13 +5,15 @@ venue). What it sends a venue is the venues' contract."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "ExecutorStats",
     "ExitRequest",
     "GetExecutorStats",
+    "SkipReason",
     "client_order_id",
 ]
 
@@ -32,6 +34,28 @@ def client_order_id(signal_id: str) -> str:
     return "bv-" + hashlib.sha256(signal_id.encode()).hexdigest()[:24]
 
 
+class SkipReason(enum.StrEnum):
+    """Why the executor did not act on a signal or exit request (the keys of
+    ``ExecutorStats.skipped``)."""
+
+    SALE_IN_FLIGHT = "sale already in flight"
+    TOO_MANY_HELD = "too many signals held"
+    NOT_RECONCILED = "venue not reconciled yet"
+    SELL_WITHOUT_POSITION = "sell signal without a position"
+    EXIT_WITHOUT_POSITION = "exit without a position"
+    NO_PORTFOLIO = "no portfolio yet"
+    ALREADY_HOLDING = "already holding"
+    MAX_OPEN_POSITIONS = "max open positions"
+    NO_EQUITY = "no equity"
+    BELOW_MINIMUM = "below minimum size or no headroom"
+    UNSETTLED = "earlier fills or orders not settled yet"
+    ALREADY_HANDLED = "signal already handled"
+    UNCHECKED = "could not check for duplicates"  # never risk a duplicate
+    IN_LEDGER = "already in the ledger"
+    AT_VENUE = "already at the exchange"
+    DROPPED_AT_STOP = "dropped at stop"
+
+
 @dataclass(frozen=True, slots=True)
 class GetExecutorStats:
     """Ask for ExecutorStats (answered once nothing is out or held, or after
@@ -45,10 +69,13 @@ class ExecutorStats:
     orders: int
     filled: int
     refused: dict[str, int]
-    skipped: dict[str, int]
+    skipped: dict[SkipReason, int]
     fills_recorded: int
     unrecorded: int
     sent: tuple[tuple[str, str, bool, str], ...]  # (client order id, side, reduces, state)
     recovered: int = 0  # venue fills the ledger lacked, recorded by venue syncs
     venue_synced: bool = False  # the last venue sync succeeded (orders may go out)
     exits: tuple[tuple[str, str], ...] = ()  # (client order id, reason) of exit orders sent
+    # how many of this instance's orders (and duplicate checks) are in each phase, by the
+    # phase's name (actors/execution/orders.py: OrderPhase); phases with none are left out
+    orders_by_phase: dict[str, int] = field(default_factory=dict)

@@ -6,7 +6,8 @@ never places two orders; a lost reply is looked up by that id, never resubmitted
 to the position actor with retries (safe by fill id). Every ask goes out with
 ``ask_notify`` and one timer (``_Tick``) runs what is due; a signal that depends on an
 answer still out is held, in order. On start it syncs the venue's fills into the ledger
-(:mod:`actors.execution.venue_sync`) and sends no order until that has succeeded. The rules
+(:mod:`actors.execution.venue_sync`) and sends no order until that has succeeded. Each
+order's phase is its record's in the order book (:mod:`actors.execution.orders`). The rules
 (held signals, unresolved orders, duplicate checks, lost state): docs/trading-bot.md.
 """
 
@@ -18,7 +19,7 @@ import time
 from bisect import insort
 from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -26,9 +27,27 @@ import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.common.messages import Alert, Fill, HaltTrading, InvalidFill, Side
-from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.contract import (
+    ExecutorStats,
+    ExitRequest,
+    GetExecutorStats,
+    SkipReason,
+    client_order_id,
+)
+from actors.execution.orders import (
+    CHECKS,
+    TERMINAL,
+    UNRESOLVED,
+    OrderBook,
+    OrderEvent,
+    OrderPhase,
+    OrderRecord,
+    Placing,
+    Request,
+    allowed,
+)
 from actors.execution.sizing import InFlightBuy, RiskLimits, size_entry
-from actors.execution.venue_sync import Step, VenueSync
+from actors.execution.venue_sync import Step, SyncEvent, SyncPhase, VenueSync, next_sync_phase
 from actors.portfolio.contract import (
     FillRecorded,
     GetLedgerSummary,
@@ -71,8 +90,6 @@ __all__ = [
 
 ZERO = Decimal(0)
 
-Request = Signal | ExitRequest  # what the executor acts on
-
 
 @dataclass(frozen=True, slots=True)
 class SyncVenue:
@@ -108,13 +125,14 @@ class ExecutorState:
     (None when there is none), so a restarted executor syncs from far enough back; and the
     newest signal time an instance may have sent an order for (``checked_through``: a
     later signal is new, an earlier or equal one is checked against ledger and exchange);
-    and the orders it has not seen the end of (``unresolved``)."""
+    and the orders it has not seen the end of (``unresolved``, each with its phase)."""
 
     unrecorded_since: float | None
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
-    # orders sent whose outcome is not known yet, or that the venue said are still open
-    # (True): a replacement looks them up after its venue sync (no new risk until then)
-    unresolved: tuple[tuple[PlaceOrder, bool], ...] = ()
+    # orders sent whose outcome is not known yet (placing, unknown, looking up), or that
+    # the venue said are still open (open, open looking up): a replacement looks them up
+    # after its venue sync (no new risk until then)
+    unresolved: tuple[tuple[PlaceOrder, OrderPhase], ...] = ()
 
 
 Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync", "halt"]
@@ -128,19 +146,6 @@ class _For:
     key: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Placing:
-    """An order sent to the exchange and what to do with its answer; ``price``: the price
-    it was sized at (its signal's), which an entry decided before the reply counts it at
-    (or the mark, if higher)."""
-
-    order: PlaceOrder
-    probe: bool
-    reduces: bool
-    exit_reason: str | None
-    price: Decimal = ZERO
-
-
 @dataclass(slots=True)
 class _Unrecorded:
     """A fill the ledger has not acknowledged: failed tries, when the next is due, whether
@@ -150,23 +155,6 @@ class _Unrecorded:
     failures: int = 0
     due: float = 0.0
     out: bool = False
-    alerted: bool = False
-
-
-@dataclass(slots=True)
-class _Unknown:
-    """An order whose outcome is not known (or that is still open): looked up by client
-    order id until it is done; ``reported``: the breaker has heard of it; ``fills``: the
-    ids of its fills sent to the ledger so far."""
-
-    placing: _Placing
-    failures: int = 0
-    due: float = 0.0
-    out: bool = False
-    reported: bool = False
-    fills: set[str] = field(default_factory=set)
-    still_open: bool = False  # the venue said so: looked up on the timer only
-    open_since: float | None = None  # clock.now() when the venue first said so
     alerted: bool = False
 
 
@@ -222,31 +210,26 @@ class ExecutorActor(SupervisedActor):
                                                                    s.retry_initial),
                               jitter=s.retry_initial / 2)
         self.sent: list[tuple[str, str, bool, str]] = []
-        self.seen: set[str] = set()
+        self.orders = OrderBook()  # client order id -> its order (or duplicate check)
         self.refused: Counter[str] = Counter()
-        self.skipped: Counter[str] = Counter()
+        self.skipped: Counter[SkipReason] = Counter()
         self.filled = 0
         self.fills_recorded = 0
-        self.placing: dict[str, _Placing] = {}  # client order id -> order out, unanswered
         self.recording: dict[str, Fill] = {}  # fill id -> fill out to the ledger
         self.unrecorded: dict[str, _Unrecorded] = {}  # fill id -> fill a try failed for
-        self.unknown: dict[str, _Unknown] = {}  # client order id -> outcome unknown
-        # client order id -> (arrival number, request) whose duplicate check is out
-        self.checking: dict[str, tuple[int, Request]] = {}
         self.held: list[tuple[int, Request]] = []  # waiting for an answer, by arrival
         self._arrivals = 0  # signals and exit requests received by this instance
         self.refused_fills: list[Fill] = []  # fills the ledger refused for good (alerted)
         self.exits: list[tuple[str, str]] = []
         self.recovered = 0
         self.synced = False
-        self._checked_new: set[str] = set()  # client order ids checked and found new
         self._asks: PendingAsks[_For] | None = None
         self._tick_at: float | None = None  # when the earliest _Tick scheduled is due
         self._stats_waiters: list[tuple[float, pykka.Future[Any]]] = []
         self._sync_waiters: list[pykka.Future[Any]] = []  # for the next sync
         self._sync_answering: list[pykka.Future[Any]] = []  # for the sync under way
         self._sync: VenueSync | None = None  # the venue sync under way
-        self._sync_wanted = False  # start one as soon as nothing of ours is out
+        self._sync_phase = SyncPhase.IDLE  # whether one runs or waits to (_sync_event)
         self._sync_from: float | None = None  # an earlier instance's oldest unrecorded fill
         # signals at or before this time may have been sent by an earlier instance: check
         # them; until the start sync has set it, everything would be checked
@@ -264,17 +247,19 @@ class ExecutorActor(SupervisedActor):
             self._sync_from = earlier.unrecorded_since
             self._checked_through = earlier.checked_through
             now = self.ctx.clock.now()
-            for order, still_open in earlier.unresolved:  # looked up after the sync
-                coid = order.client_order_id
-                self.seen.add(coid)
-                self.unknown[coid] = _Unknown(
-                    _Placing(order, False, order.reduce_only, None), due=now, reported=True,
-                    still_open=still_open, open_since=now if still_open else None)
+            for order, phase in earlier.unresolved:  # looked up after the sync
+                still_open = phase in (OrderPhase.OPEN, OrderPhase.OPEN_LOOKING_UP)
+                if self.orders.get(order.client_order_id) is None:
+                    self.orders.add(OrderRecord(
+                        order.client_order_id, order.symbol,
+                        placing=Placing(order, False, order.reduce_only, None), due=now,
+                        reported=True, open_since=now if still_open else None),
+                        OrderEvent.FOLLOW_OPEN if still_open else OrderEvent.ADOPT)
         if self.settings.venue_sync == "off":
             self._checked_through = math.inf  # nothing known of earlier processes
             self.synced = True
             return
-        self._sync_wanted = True
+        self._sync_event(SyncEvent.WANT)
         self._progress()
 
     def on_stop(self) -> None:
@@ -290,15 +275,19 @@ class ExecutorActor(SupervisedActor):
         """This instance ends with signals held or being checked: a replacement gets them
         (one ``_Handoff``, which it puts ahead of what it received itself); with none to
         follow, they are counted and logged as dropped."""
-        waiting = sorted([*self.held, *self.checking.values()], key=lambda e: e[0])
-        self.held, self.checking = [], {}
+        checks = self.orders.checks()
+        waiting = sorted([*self.held, *((r.seq, r.request) for r in checks
+                                        if r.phase in CHECKS and r.request is not None)],
+                         key=lambda e: e[0])
+        self.held = []
+        for record in checks:
+            self.orders.apply(record.coid, OrderEvent.HANDED_OVER)
         if not waiting:
             return
-        self._checked_new.clear()
         if not self.ctx.stopping_for_good and self.ctx.try_tell(
                 self.ctx.name, _Handoff(tuple(r for _, r in waiting))):
             return
-        self.skipped["dropped at stop"] += len(waiting)
+        self.skipped[SkipReason.DROPPED_AT_STOP] += len(waiting)
         log.warning("stopping with %d signal(s) held; not acted on: %s", len(waiting),
                     ", ".join(r.signal_id for _, r in waiting[:5]))
 
@@ -327,11 +316,11 @@ class ExecutorActor(SupervisedActor):
                 reply = self.defer_reply()
                 if reply is not None:
                     self._sync_waiters.append(reply)
-                self._sync_wanted = True
+                self._sync_event(SyncEvent.WANT)
             case _RetrySync():
                 self._sync_pending = False
                 if not self.synced:
-                    self._sync_wanted = True
+                    self._sync_event(SyncEvent.WANT)
             case _:
                 return super().on_receive(message)
         self._progress()
@@ -340,7 +329,7 @@ class ExecutorActor(SupervisedActor):
     # -- the loop: what to do after every message ----------------------------------------------
     def _progress(self) -> None:
         assert self._asks is not None
-        if self._sync_wanted and self._sync is None and not self._asks:
+        if self._sync_phase is SyncPhase.WANTED and not self._asks:
             self._start_sync()
         if self.held and not self._syncing():
             self._release_held()
@@ -353,9 +342,10 @@ class ExecutorActor(SupervisedActor):
         timer's message is never lost to a full mailbox: see ``ActorContext.schedule``)."""
         assert self._asks is not None
         at = self._asks.next_deadline()
-        if (self.unrecorded or self.unknown) and not self._syncing():
+        unresolved = self.orders.in_phase(OrderPhase.UNKNOWN, OrderPhase.OPEN)
+        if (self.unrecorded or unresolved) and not self._syncing():
             dues = [u.due for u in self.unrecorded.values() if not u.out]
-            dues += [u.due for u in self.unknown.values() if not u.out]
+            dues += [r.due for r in unresolved]
             if at is not None:
                 dues.append(at)
             at = min(dues, default=None)
@@ -370,7 +360,10 @@ class ExecutorActor(SupervisedActor):
     def _syncing(self) -> bool:
         """A venue sync runs or waits to: no retries meanwhile (it records the venue's
         fills itself, and a retry out would keep it from starting)."""
-        return self._sync is not None or self._sync_wanted
+        return self._sync_phase is not SyncPhase.IDLE
+
+    def _sync_event(self, event: SyncEvent) -> None:
+        self._sync_phase = next_sync_phase(self._sync_phase, event)
 
     def _tick(self, at: float) -> None:
         assert self._asks is not None
@@ -388,14 +381,13 @@ class ExecutorActor(SupervisedActor):
         for u in list(self.unrecorded.values()):
             if not u.out and u.due <= now:
                 self._send_record(u.fill)
-        for coid, unknown in list(self.unknown.items()):
-            if not unknown.out and unknown.due <= now:
-                self._send_lookup(coid, unknown)
+        for record in self.orders.in_phase(OrderPhase.UNKNOWN, OrderPhase.OPEN):
+            if record.due <= now:
+                self._send_lookup(record)
 
     def _idle(self) -> bool:
         """Nothing out, nothing held, no fill within its first tries, no sync to run."""
-        return (not self._asks and not self.held and self._sync is None
-                and not self._sync_wanted
+        return (not self._asks and not self.held and self._sync_phase is SyncPhase.IDLE
                 and all(u.failures >= self.settings.record_attempts
                         for u in self.unrecorded.values()))
 
@@ -415,7 +407,8 @@ class ExecutorActor(SupervisedActor):
     def _stats(self) -> ExecutorStats:
         return ExecutorStats(len(self.sent), self.filled, dict(self.refused),
                              dict(self.skipped), self.fills_recorded, len(self.unrecorded),
-                             tuple(self.sent), self.recovered, self.synced, tuple(self.exits))
+                             tuple(self.sent), self.recovered, self.synced, tuple(self.exits),
+                             self.orders.counts())
 
     def _end_waiters(self, exc: Exception | None) -> None:
         """This instance ends: answer whoever still waits on it."""
@@ -452,7 +445,7 @@ class ExecutorActor(SupervisedActor):
                 if not ask.future.done():
                     log.warning("stopping with %d order(s) unanswered and %d fill(s) "
                                 "unacknowledged; the next start's venue sync records "
-                                "what the venue filled", len(self.placing),
+                                "what the venue filled", len(self.orders.placing()),
                                 len(self.recording))
                     return
                 if self._asks.take(ask.token) is not None:
@@ -482,20 +475,27 @@ class ExecutorActor(SupervisedActor):
         self._read_answered()
         symbol = request.symbol
         if _is_sale(request) and self._has_sale(symbol):
-            self._skip("sale already in flight")
+            self._skip(SkipReason.SALE_IN_FLIGHT)
         elif self._busy(symbol) or (not _is_sale(request) and self._resolving()):
             return True
         elif isinstance(request, ExitRequest):
             self._on_exit(request, seq)
         else:
             self._on_signal(request, seq)
-        if self._checked_new:  # found new by a duplicate check: decided now, either way
-            self._checked_new.discard(client_order_id(request.signal_id))
+        self._decided(request)  # found new by a duplicate check: decided now, either way
         return False
+
+    def _decided(self, request: Request) -> None:
+        """``request`` was decided: a check that found it new is spent (a repeat is checked
+        again, unless an order went out for it)."""
+        if self.orders.count(OrderPhase.CHECKED_NEW):
+            coid = client_order_id(request.signal_id)
+            if self.orders.phase(coid) is OrderPhase.CHECKED_NEW:
+                self.orders.apply(coid, OrderEvent.DECIDED)
 
     def _hold(self, seq: int, request: Request) -> None:
         if len(self.held) >= self.settings.max_held:
-            self._skip("too many signals held")
+            self._skip(SkipReason.TOO_MANY_HELD)
             log.warning("not acting on %s: %d signals are held already", request.signal_id,
                         len(self.held))
             return
@@ -532,9 +532,8 @@ class ExecutorActor(SupervisedActor):
 
     def _not_ready(self, request: Request) -> None:
         """No order before the ledger has every venue fill (it sizes and guards orders)."""
-        if self._checked_new:
-            self._checked_new.discard(client_order_id(request.signal_id))
-        self._skip("venue not reconciled yet")
+        self._decided(request)
+        self._skip(SkipReason.NOT_RECONCILED)
         log.warning("not acting on %s: the ledger is not reconciled with the venue yet",
                     request.signal_id)
 
@@ -542,11 +541,8 @@ class ExecutorActor(SupervisedActor):
         """Is something of ``symbol`` out (an order, a fill, a lookup, a duplicate check) or
         a fill of it within its first tries? Its portfolio may change with the answer."""
         attempts = self.settings.record_attempts
-        return (any(p.order.symbol == symbol for p in self.placing.values())
+        return (self.orders.busy(symbol)
                 or any(f.symbol == symbol for f in self.recording.values())
-                or any(r.symbol == symbol for _, r in self.checking.values())
-                or any(u.out and u.placing.order.symbol == symbol
-                       for u in self.unknown.values())
                 or any(u.fill.symbol == symbol and (u.out or u.failures < attempts)
                        for u in self.unrecorded.values()))
 
@@ -554,7 +550,7 @@ class ExecutorActor(SupervisedActor):
         """Is an uncertain fill or order being resolved (a try or lookup out, or a fill
         within its first tries)? An entry waits for that: it decides on the whole account."""
         attempts = self.settings.record_attempts
-        return (any(u.out for u in self.unknown.values())
+        return (self.orders.resolving()
                 or any(u.out or u.failures < attempts for u in self.unrecorded.values()))
 
     def _retry_stuck(self) -> None:
@@ -562,30 +558,30 @@ class ExecutorActor(SupervisedActor):
         so a ledger or exchange that is back is seen before the signal is decided. An
         order the venue said is still open keeps to the timer (its backoff spares the
         venue's rate limits)."""
-        if not self.unrecorded and not self.unknown:
+        unknown = self.orders.in_phase(OrderPhase.UNKNOWN)
+        if not self.unrecorded and not unknown:
             return
         attempts = self.settings.record_attempts
         for u in list(self.unrecorded.values()):
             if not u.out and u.failures >= attempts:
                 self._send_record(u.fill)
-        for coid, unknown in list(self.unknown.items()):
-            if not unknown.out and not unknown.still_open:
-                self._send_lookup(coid, unknown)
+        for record in unknown:
+            if record.phase is OrderPhase.UNKNOWN:
+                self._send_lookup(record)
 
     def _has_sale(self, symbol: str) -> bool:
         """Is a sale of ``symbol`` sent and not yet in the ledger? Then another sale (a
         strategy's and an exit's, or a repeat) is skipped at once: the first sells all that
         was held. Should it fail or fill in part, the next sale signal or exit sells what
         remains; a sale unanswered for ``order_timeout`` is looked up (see :meth:`_tick`)."""
-        return (any(p.order.symbol == symbol and p.order.side is Side.SELL
-                    for p in self.placing.values())
+        return (self.orders.has_sale(symbol)
                 or any(f.symbol == symbol and f.side is Side.SELL
                        for f in self.recording.values()))
 
     def _read_answered(self) -> None:
         """Act on the orders and fills whose answers are in, before their ``Replied``."""
         assert self._asks is not None
-        if self.placing or self.recording:
+        if self.recording or self.orders.count(OrderPhase.PLACING):
             for ask in self._asks.take_answered(lambda w: w.kind in ("order", "record")):
                 self._answered(ask)
 
@@ -594,7 +590,7 @@ class ExecutorActor(SupervisedActor):
         snap = self.ctx.peek(self.settings.positions)
         return snap if isinstance(snap, PortfolioSnapshot) else None
 
-    def _skip(self, why: str) -> None:
+    def _skip(self, why: SkipReason) -> None:
         self.skipped[why] += 1
 
     def _on_signal(self, signal: Signal, seq: int) -> None:
@@ -603,7 +599,7 @@ class ExecutorActor(SupervisedActor):
             snap = self._snapshot()
             held = snap.positions.get(signal.symbol) if snap is not None else None
             if held is None or held.quantity <= 0:
-                self._skip("sell signal without a position")
+                self._skip(SkipReason.SELL_WITHOUT_POSITION)
                 return
             self._order(signal, seq, Side.SELL, held.quantity, reduces=True)
             return
@@ -613,23 +609,24 @@ class ExecutorActor(SupervisedActor):
         # open positions.
         snap = self._snapshot()
         if snap is None:
-            self._skip("no portfolio yet")
+            self._skip(SkipReason.NO_PORTFOLIO)
             return
         if signal.symbol in snap.positions:
-            self._skip("already holding")
+            self._skip(SkipReason.ALREADY_HOLDING)
             return
         writing = [f for f in self.recording.values() if f.side is Side.BUY]
         unanswered = [InFlightBuy(p.order.symbol, p.order.quantity, p.price)
-                      for p in self.placing.values() if p.order.side is Side.BUY]
+                      for p in (r.sent for r in self.orders.placing())
+                      if p.order.side is Side.BUY]
         opening = ({f.symbol for f in writing} | {b.symbol for b in unanswered}) \
             - snap.positions.keys()
         if len(snap.positions) + len(opening) >= self.settings.max_open_positions:
-            self._skip("max open positions")
+            self._skip(SkipReason.MAX_OPEN_POSITIONS)
             return
         price = Decimal(repr(signal.price))
         qty = size_entry(self._limits, price, signal.stop_distance, snap=snap,
                          writing=writing, unanswered=unanswered)
-        if isinstance(qty, str):
+        if isinstance(qty, SkipReason):
             self._skip(qty)
             return
         self._order(signal, seq, Side.BUY, qty, reduces=False, price=price)
@@ -638,7 +635,7 @@ class ExecutorActor(SupervisedActor):
         snap = self._snapshot()
         held = snap.positions.get(request.symbol) if snap is not None else None
         if held is None or held.quantity <= 0:
-            self._skip("exit without a position")
+            self._skip(SkipReason.EXIT_WITHOUT_POSITION)
             return
         self._order(request, seq, Side.SELL, held.quantity, reduces=True,
                     exit_reason=request.reason)
@@ -652,14 +649,15 @@ class ExecutorActor(SupervisedActor):
         if symbol in unsettled or (unsettled and not reduces):
             # The portfolio does not show every fill yet: sizing and "already holding" could
             # be wrong. No new risk anywhere, and nothing more for these symbols, until then.
-            self._skip("earlier fills or orders not settled yet")
+            self._skip(SkipReason.UNSETTLED)
             return
         coid = client_order_id(request.signal_id)
-        if coid in self.seen or coid in self.checking:
-            self._skip("signal already handled")
+        phase = self.orders.phase(coid)
+        if phase is not None and phase is not OrderPhase.CHECKED_NEW:
+            self._skip(SkipReason.ALREADY_HANDLED)
             return
         checked = self._checked_through
-        if (checked is None or request.at <= checked) and coid not in self._checked_new:
+        if (checked is None or request.at <= checked) and phase is None:
             self._check(coid, seq, request)  # an earlier instance may have sent it
             return
         if self._halt_pending is not None:  # the breaker has not taken the halt yet
@@ -672,38 +670,38 @@ class ExecutorActor(SupervisedActor):
         if not permission.allowed:
             self.refused[permission.state.value] += 1
             return
-        self.seen.add(coid)
         self._acting_on(request.at)
         order = PlaceOrder(coid, symbol, side, qty, reduce_only=reduces)
         self.sent.append((coid, side.value, reduces, permission.state.value))
         if exit_reason is not None:
             self.exits.append((coid, exit_reason))
-        placing = _Placing(order, permission.probe, reduces, exit_reason, price)
+        record = self.orders.add(OrderRecord(coid, symbol, seq, placing=Placing(
+            order, permission.probe, reduces, exit_reason, price)), OrderEvent.SEND)
         assert self._asks is not None
         try:
             self._asks.send(s.exchange, order, _For("order", coid))
         except RuntimeErrorBase as exc:
             log.warning("order %s not sent (%s); looking it up", coid, exc)
-            self._look_up(placing)
+            self._look_up(record)
             return
-        self.placing[coid] = placing
         self._publish_state()  # a replacement looks it up if this instance dies now
 
     def _check(self, coid: str, seq: int, request: Request) -> None:
         """Is ``coid`` in the ledger, or at the exchange? Asked in turn; ``request`` is
         acted on again once both say no (:meth:`_answered`)."""
         assert self._asks is not None
+        self.orders.add(OrderRecord(coid, request.symbol, seq, request), OrderEvent.CHECK)
         try:
             self._asks.send(self.settings.positions, HasOrder(coid), _For("in_ledger", coid))
         except RuntimeErrorBase as exc:
             self._unsure(coid, exc)
-            return
-        self.checking[coid] = (seq, request)
 
     def _unsure(self, coid: str, exc: Exception) -> None:
-        self.checking.pop(coid, None)
-        self.seen.add(coid)
-        self._skip(f"could not check for duplicates: {type(exc).__name__}")  # never risk one
+        if self.orders.phase(coid) in CHECKS:
+            self.orders.apply(coid, OrderEvent.UNSURE)
+        self._skip(SkipReason.UNCHECKED)  # never risk a duplicate
+        log.warning("not acting on order %s: could not check for duplicates (%s: %s)", coid,
+                    type(exc).__name__, exc)
 
     # -- answers -------------------------------------------------------------------------------
     def _answered(self, ask: PendingAsk[_For]) -> None:
@@ -715,14 +713,14 @@ class ExecutorActor(SupervisedActor):
         what = ask.what
         match what.kind:
             case "order":
-                placing = self.placing.pop(what.key, None)
-                if placing is None:
+                record = self.orders.get(what.key)
+                if record is None or record.phase is not OrderPhase.PLACING:
                     return
                 if isinstance(value, OrderResult):
-                    self._settled(placing, value)
+                    self._settled(record, value)
                 else:
                     log.warning("no order result for %s (%r); looking it up", what.key, value)
-                    self._look_up(placing)
+                    self._look_up(record)
             case "record":
                 sent = self.recording.pop(what.key, None)
                 retried = self.unrecorded.pop(what.key, None)
@@ -744,11 +742,11 @@ class ExecutorActor(SupervisedActor):
     def _ask_failed(self, what: _For, exc: Exception) -> None:
         match what.kind:
             case "order":
-                placing = self.placing.pop(what.key, None)
-                if placing is not None:
+                record = self.orders.get(what.key)
+                if record is not None and record.phase is OrderPhase.PLACING:
                     log.warning("no reply to order %s (%s: %s); looking it up", what.key,
                                 type(exc).__name__, exc)
-                    self._look_up(placing)
+                    self._look_up(record)
             case "record":
                 fill = self.recording.pop(what.key, None)
                 u = self.unrecorded.get(what.key)
@@ -757,9 +755,9 @@ class ExecutorActor(SupervisedActor):
                 if fill is not None:
                     self._record_failed(fill, exc)
             case "lookup":
-                unknown = self.unknown.get(what.key)
-                if unknown is not None:
-                    self._lookup_failed(what.key, unknown, exc)
+                record = self.orders.get(what.key)
+                if record is not None and record.phase in UNRESOLVED:
+                    self._lookup_failed(record, exc)
             case "in_ledger" | "at_venue":
                 self._unsure(what.key, exc)
             case "sync":
@@ -768,19 +766,18 @@ class ExecutorActor(SupervisedActor):
                 log.error("the breaker did not take the halt (%s: %s); this executor sends "
                           "no order", type(exc).__name__, exc)
 
-    def _settled(self, placing: _Placing, result: OrderResult,
-                 earlier: _Unknown | None = None) -> None:
-        """Act on what the exchange did with ``placing`` (``earlier``: what an earlier
-        lookup left of it). The breaker hears of the order once. Every fill listed is
-        recorded, whatever the status: an order still ``open`` has filled in part, and
-        stays an order of unknown outcome, looked up until it is done (no new risk
-        meanwhile)."""
+    def _settled(self, record: OrderRecord, result: OrderResult) -> None:
+        """Act on what the exchange did with ``record``'s order. The breaker hears of the
+        order once. Every fill listed is recorded, whatever the status: an order still
+        ``open`` has filled in part, and stays an order of unknown outcome, looked up until
+        it is done (no new risk meanwhile)."""
+        placing = record.sent
         order = placing.order
         coid = order.client_order_id
         status = result.status
-        if earlier is None or not earlier.reported:
+        if not record.reported:
             self._report(placing, status in ("filled", "open"), result.reason)
-        sent = earlier.fills if earlier is not None else set()
+        sent = record.fills
         kind = placing.exit_reason or ("exit" if placing.reduces else "entry")
         for fill in result.fills:
             if fill.fill_id not in sent:
@@ -789,102 +786,108 @@ class ExecutorActor(SupervisedActor):
                          fill.symbol, fill.price, kind)
                 self._send_record(fill)
         if status == "open":
-            self._still_open(placing, result, earlier, sent)
+            self._still_open(record, result)
         elif status == "filled":
             self.filled += 1
+            self.orders.apply(coid, OrderEvent.FILLED)
         else:
             log.warning("order %s for %s rejected: %s", coid, order.symbol, result.reason)
+            self.orders.apply(coid, OrderEvent.REJECTED)
         self._publish_state()
 
-    def _still_open(self, placing: _Placing, result: OrderResult, earlier: _Unknown | None,
-                    sent: set[str]) -> None:
+    def _still_open(self, record: OrderRecord, result: OrderResult) -> None:
         """The venue has the order open: look it up on the timer until it is done; alert
         once it has been open ``open_alert_after`` seconds (no new risk meanwhile)."""
         s = self.settings
-        order = placing.order
+        order = record.sent.order
         coid = order.client_order_id
         now = self.ctx.clock.now()
-        failures = earlier.failures + 1 if earlier is not None else 1
-        since = earlier.open_since if earlier is not None else None
-        if since is None:
-            since = now
+        record.failures += 1
+        if record.open_since is None:
+            record.open_since = now
             log.warning("order %s for %s is still open at the exchange (%d fill(s) so far); "
                         "looking it up until it is done", coid, order.symbol,
                         len(result.fills))
-        alerted = earlier.alerted if earlier is not None else False
-        if not alerted and now - since >= s.open_alert_after:
-            alerted = True
+        since = record.open_since
+        if not record.alerted and now - since >= s.open_alert_after:
+            record.alerted = True
             self.ctx.try_tell(s.alerts, Alert(
                 f"executor.order_open.{coid}", "warning", "An order stays open at the venue",
                 f"{coid} {order.side.value} {order.quantity} {order.symbol}: open for "
-                f"{now - since:.0f}s, {len(sent)} fill(s) so far; no new entries until it "
-                f"is done"))
-        self.unknown[coid] = _Unknown(placing, failures, now + self._retry.delay(failures),
-                                      reported=True, fills=sent, still_open=True,
-                                      open_since=since, alerted=alerted)
+                f"{now - since:.0f}s, {len(record.fills)} fill(s) so far; no new entries "
+                f"until it is done"))
+        record.due = now + self._retry.delay(record.failures)
+        record.reported = True
+        self.orders.apply(coid, OrderEvent.STILL_OPEN)
 
-    def _report(self, placing: _Placing, ok: bool, reason: str) -> None:
+    def _report(self, placing: Placing, ok: bool, reason: str) -> None:
         s = self.settings
         self.ctx.try_tell(s.breaker, ApiResult(ok, "place_order"))
         if placing.probe:
             self.ctx.try_tell(s.breaker, ProbeResult(ok, reason))
 
     # -- lost replies: looked up by client order id, never resent ------------------------------
-    def _look_up(self, placing: _Placing) -> None:
-        coid = placing.order.client_order_id
-        unknown = self.unknown[coid] = _Unknown(placing, due=self.ctx.clock.now())
+    def _look_up(self, record: OrderRecord) -> None:
+        """No (usable) answer to ``record``'s order: look it up by client order id."""
+        record.due = self.ctx.clock.now()
+        self.orders.apply(record.coid, OrderEvent.NO_REPLY)
         self._publish_state()
         if not self._syncing():  # else once the sync is done (it must not wait for this)
-            self._send_lookup(coid, unknown)
+            self._send_lookup(record)
 
-    def _send_lookup(self, coid: str, unknown: _Unknown) -> None:
+    def _send_lookup(self, record: OrderRecord) -> None:
         assert self._asks is not None
+        coid = record.coid
         try:
             self._asks.send(self.settings.exchange, LookupOrder(coid), _For("lookup", coid))
         except RuntimeErrorBase as exc:
-            self._lookup_failed(coid, unknown, exc)
+            self._lookup_failed(record, exc)
             return
-        unknown.out = True
+        self.orders.apply(coid, OrderEvent.LOOK_UP)
+        self._publish_state()
 
     def _looked_up(self, coid: str, found: Any) -> None:
-        unknown = self.unknown.pop(coid, None)
-        if unknown is None:
+        record = self.orders.get(coid)
+        if record is None or record.phase not in UNRESOLVED:
             return
-        placing = unknown.placing
+        placing = record.sent
         if isinstance(found, OrderResult):
-            if unknown.reported and found.status != "open":
+            if record.reported and found.status != "open":
                 log.warning("order %s: found at the exchange (%s) after its outcome was "
                             "unknown", coid, found.status)
-            self._settled(placing, found, unknown)
+            self._settled(record, found)
             return
-        if unknown.still_open:  # it was open: "no such order" is a lookup gone wrong
-            self.unknown[coid] = unknown
-            self._lookup_failed(coid, unknown, LookupError(
+        if record.phase is OrderPhase.OPEN_LOOKING_UP:  # "no such order" once open: a
+            self._lookup_failed(record, LookupError(  # lookup gone wrong
                 f"the exchange had no order {coid}, which it had said was open"))
             return
+        self.orders.apply(coid, OrderEvent.NOT_FOUND)
         self._publish_state()
-        if not unknown.reported:
+        if not record.reported:
             self._report(placing, False, "not placed")
         log.warning("order %s for %s was not placed (the exchange has no record of it)",
                     coid, placing.order.symbol)
 
-    def _lookup_failed(self, coid: str, unknown: _Unknown, exc: Exception) -> None:
-        unknown.out = False
-        unknown.failures += 1
-        unknown.due = self.ctx.clock.now() + self._retry.delay(unknown.failures)
-        if not unknown.reported:
-            unknown.reported = True
-            self._report(unknown.placing, False, "no reply")
+    def _lookup_failed(self, record: OrderRecord, exc: Exception) -> None:
+        self.orders.apply(record.coid, OrderEvent.LOOKUP_FAILED)
+        record.failures += 1
+        record.due = self.ctx.clock.now() + self._retry.delay(record.failures)
+        self._publish_state()
+        if not record.reported:
+            record.reported = True
+            self._report(record.sent, False, "no reply")
             log.warning("order %s: outcome unknown, the lookup failed (%s: %s); no new risk "
-                        "until it is known", coid, type(exc).__name__, exc)
+                        "until it is known", record.coid, type(exc).__name__, exc)
 
     # -- duplicate checks ----------------------------------------------------------------------
     def _in_ledger(self, coid: str, found: bool) -> None:
-        if found:
-            self.checking.pop(coid, None)
-            self.seen.add(coid)
-            self._skip("already in the ledger")
+        if self.orders.phase(coid) is not OrderPhase.CHECKING_LEDGER:
             return
+        if found:
+            self.orders.apply(coid, OrderEvent.FOUND)
+            self._skip(SkipReason.IN_LEDGER)
+            return
+        self.orders.apply(coid, OrderEvent.NOT_IN_LEDGER)
         assert self._asks is not None
         try:
             self._asks.send(self.settings.exchange, LookupOrder(coid), _For("at_venue", coid))
@@ -892,26 +895,29 @@ class ExecutorActor(SupervisedActor):
             self._unsure(coid, exc)
 
     def _at_venue(self, coid: str, found: Any) -> None:
-        checked = self.checking.pop(coid, None)
-        if checked is None:
+        record = self.orders.get(coid)
+        if record is None or record.phase is not OrderPhase.CHECKING_VENUE:
             return
+        request = record.request
+        assert request is not None
         if isinstance(found, OrderResult):
-            self.seen.add(coid)
-            self._skip("already at the exchange")
+            self._skip(SkipReason.AT_VENUE)
             if found.status != "open":
+                self.orders.apply(coid, OrderEvent.FOUND)
                 for fill in found.fills:
                     self._send_record(fill)
                 return
-            request = checked[1]  # an earlier instance's order, still open: follow it
+            # an earlier instance's order, still open: follow it
             sale = _is_sale(request)
             quantity = sum((f.quantity for f in found.fills), ZERO)
-            placing = _Placing(PlaceOrder(coid, request.symbol,
-                                          Side.SELL if sale else Side.BUY, quantity,
-                                          reduce_only=sale), False, sale, None)
-            self._settled(placing, found, _Unknown(placing, reported=True))
+            record.placing = Placing(PlaceOrder(coid, request.symbol,
+                                                Side.SELL if sale else Side.BUY, quantity,
+                                                reduce_only=sale), False, sale, None)
+            record.reported = True
+            self._settled(record, found)
             return
-        self._checked_new.add(coid)
-        insort(self.held, checked, key=lambda e: e[0])  # acted on in its arrival order
+        self.orders.apply(coid, OrderEvent.NEW)
+        insort(self.held, (record.seq, request), key=lambda e: e[0])  # in arrival order
 
     # -- recording fills -----------------------------------------------------------------------
     def _send_record(self, fill: Fill) -> None:
@@ -965,10 +971,8 @@ class ExecutorActor(SupervisedActor):
 
     def _unsettled_symbols(self) -> set[str]:
         """Symbols with a fill not yet in the ledger or an order of unknown outcome."""
-        if not self.unrecorded and not self.unknown:
-            return set()
         return ({u.fill.symbol for u in self.unrecorded.values()}
-                | {u.placing.order.symbol for u in self.unknown.values()})
+                | self.orders.unsettled_symbols())
 
     def _publish_state(self) -> None:
         oldest = min((u.fill.at for u in self.unrecorded.values()), default=None)
@@ -980,9 +984,8 @@ class ExecutorActor(SupervisedActor):
         checked = self._checked_through
         if checked is not None:
             checked = max(checked, self._acted)
-        unresolved = tuple((u.placing.order, u.still_open) for u in self.unknown.values())
-        if self.placing:
-            unresolved += tuple((p.order, False) for p in self.placing.values())
+        unresolved = tuple((r.sent.order, r.phase) for r in self.orders.unresolved())
+        unresolved += tuple((r.sent.order, r.phase) for r in self.orders.placing())
         self.ctx.publish(ExecutorState(oldest, checked, unresolved))
 
     def _acting_on(self, at: float) -> None:
@@ -997,7 +1000,7 @@ class ExecutorActor(SupervisedActor):
         """Record every venue fill the ledger lacks (:class:`~actors.execution.venue_sync.VenueSync`
         gives the steps)."""
         s = self.settings
-        self._sync_wanted = False
+        self._sync_event(SyncEvent.START)
         self._sync_answering, self._sync_waiters = self._sync_waiters, []
         self._sync = VenueSync(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch,
                                reach_back=self._sync_from)
@@ -1029,6 +1032,7 @@ class ExecutorActor(SupervisedActor):
     def _sync_done(self, sync: VenueSync) -> None:
         s = self.settings
         self._sync = None
+        self._sync_event(SyncEvent.DONE)
         self.synced = True
         self._sync_from = None
         if self._checked_through is None:  # the first instance of this process
@@ -1100,14 +1104,19 @@ class ExecutorActor(SupervisedActor):
         """Follow the orders the venue still has open that this instance does not know of
         (an earlier process's): looked up until they are done, no new risk meanwhile."""
         now = self.ctx.clock.now()
-        new = [o for o in orders if o.order.client_order_id not in self.unknown
-               and o.order.client_order_id not in self.placing]
+        new = [o for o in orders
+               if allowed(self.orders.phase(o.order.client_order_id), OrderEvent.FOLLOW_OPEN)]
+        for o in orders:
+            if self.orders.phase(o.order.client_order_id) in TERMINAL:
+                log.warning("venue sync: the venue lists order %s open, which it said is %s",
+                            o.order.client_order_id,
+                            self.orders.phase(o.order.client_order_id))
         for o in new:
-            coid = o.order.client_order_id
-            self.seen.add(coid)
-            self.unknown[coid] = _Unknown(
-                _Placing(o.order, False, o.order.reduce_only, None), due=now, reported=True,
-                fills={f.fill_id for f in o.fills}, still_open=True, open_since=now)
+            self.orders.add(OrderRecord(
+                o.order.client_order_id, o.order.symbol,
+                placing=Placing(o.order, False, o.order.reduce_only, None), due=now,
+                reported=True, fills={f.fill_id for f in o.fills}, open_since=now),
+                OrderEvent.FOLLOW_OPEN)
         if new:
             log.warning("venue sync: following %d order(s) the venue still has open: %s",
                         len(new), ", ".join(f"{o.order.client_order_id} {o.order.side.value} "
@@ -1117,6 +1126,7 @@ class ExecutorActor(SupervisedActor):
     def _sync_failed(self, exc: Exception) -> None:
         s = self.settings
         self._sync = None
+        self._sync_event(SyncEvent.FAILED)
         self.synced = False
         log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
                   type(exc).__name__, exc, s.venue_sync_retry)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from actors.common.messages import Fill
+from actors.execution.contract import SkipReason
 from actors.portfolio.contract import PortfolioSnapshot
 
 __all__ = ["InFlightBuy", "RiskLimits", "size_entry"]
@@ -40,7 +41,7 @@ class InFlightBuy:
 
 def size_entry(limits: RiskLimits, price: Decimal, stop_distance: float, *,
                snap: PortfolioSnapshot, writing: Iterable[Fill],
-               unanswered: Iterable[InFlightBuy]) -> Decimal | str:
+               unanswered: Iterable[InFlightBuy]) -> Decimal | SkipReason:
     """The quantity of an entry at ``price``, or why there is none (a skip reason).
 
     Risk per trade over the stop distance (``stop_distance``, or ``default_stop_pct`` of
@@ -67,7 +68,7 @@ def size_entry(limits: RiskLimits, price: Decimal, stop_distance: float, *,
         equity -= cost - notional
         gross += cost
     if price <= 0 or equity <= 0:
-        return "no equity"
+        return SkipReason.NO_EQUITY
     stop = Decimal(repr(stop_distance)) if stop_distance > 0 else \
         price * limits.default_stop_pct / 100
     qty = equity * limits.risk_per_trade_pct / 100 / stop
@@ -78,5 +79,5 @@ def size_entry(limits: RiskLimits, price: Decimal, stop_distance: float, *,
     )
     qty = min(qty, notional_cap / price).quantize(_QUANTUM, ROUND_DOWN)
     if qty <= 0 or qty * price < limits.min_notional:
-        return "below minimum size or no headroom"
+        return SkipReason.BELOW_MINIMUM
     return qty

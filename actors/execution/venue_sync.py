@@ -7,14 +7,21 @@ steps: ``GetLedgerSummary``, ``GetVenueFills``, ``RecordFills`` in batches,
 ``GetOpenOrders``. A step's failure ends the sync, which is retried whole. The findings:
 ``recovered``, ``rejected``, ``ledger_empty`` and ``phantom``. Each step and why:
 docs/trading-bot.md ("The executor after a crash").
+
+Whether a sync runs, waits to, or neither is the executor's :class:`SyncPhase`, moved only
+by :func:`next_sync_phase` along :data:`SYNC_TABLE` (drawn in docs/state-machines.md, "The
+venue sync"); an event the table does not allow raises ``IllegalTransition``.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from actors.common.messages import Fill
+from actors.execution.orders import IllegalTransition
 from actors.portfolio.contract import FillsRecorded, GetLedgerSummary, LedgerSummary, RecordFills
 from actors.venues.contract import (
     GetOpenOrders,
@@ -24,9 +31,51 @@ from actors.venues.contract import (
     VenueRecord,
 )
 
-__all__ = ["Step", "VenueSync"]
+__all__ = ["SYNC_TABLE", "Step", "SyncEvent", "SyncPhase", "VenueSync", "next_sync_phase"]
 
 Step = tuple[Literal["ledger", "venue"], Any]  # where the next ask goes, and its message
+
+
+class SyncPhase(enum.StrEnum):
+    """The executor's venue sync: none runs or waits, one waits, one runs."""
+
+    IDLE = "idle"
+    WANTED = "wanted"  # starts as soon as nothing of the executor's is out
+    RUNNING = "running"
+    RUNNING_AGAIN = "running_again"  # runs; another is wanted after it (asked meanwhile)
+
+
+class SyncEvent(enum.StrEnum):
+    """What moves the executor's venue sync."""
+
+    WANT = "want"  # the executor's start, a SyncVenue, the retry timer after a failure
+    START = "start"  # nothing of the executor's is out: the first step is sent
+    DONE = "done"  # the last step answered: the ledger has the venue's fills
+    FAILED = "failed"  # a step failed (retried whole, after venue_sync_retry)
+
+
+_S, _V = SyncPhase, SyncEvent
+SYNC_TABLE: MappingProxyType[tuple[SyncPhase, SyncEvent], SyncPhase] = MappingProxyType({
+    (_S.IDLE, _V.WANT): _S.WANTED,
+    (_S.WANTED, _V.WANT): _S.WANTED,
+    (_S.RUNNING, _V.WANT): _S.RUNNING_AGAIN,
+    (_S.RUNNING_AGAIN, _V.WANT): _S.RUNNING_AGAIN,
+    (_S.WANTED, _V.START): _S.RUNNING,
+    (_S.RUNNING, _V.DONE): _S.IDLE,
+    (_S.RUNNING, _V.FAILED): _S.IDLE,
+    (_S.RUNNING_AGAIN, _V.DONE): _S.WANTED,
+    (_S.RUNNING_AGAIN, _V.FAILED): _S.WANTED,
+})
+
+
+def next_sync_phase(phase: SyncPhase, event: SyncEvent) -> SyncPhase:
+    """Where ``event`` moves the sync in ``phase``; raises ``IllegalTransition`` when the
+    table has no such move."""
+    try:
+        return SYNC_TABLE[phase, event]
+    except KeyError:
+        raise IllegalTransition(
+            f"venue sync: {event.value} is not allowed from {phase.value}") from None
 
 
 @dataclass

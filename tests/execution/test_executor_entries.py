@@ -18,7 +18,13 @@ from pathlib import Path
 from pykka.messages import ProxyGetAttr
 
 from actors.common.messages import Side
-from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.contract import (
+    ExecutorStats,
+    ExitRequest,
+    GetExecutorStats,
+    SkipReason,
+    client_order_id,
+)
 from actors.execution.executor import ExecutorActor, SyncVenue
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot
 from actors.portfolio.positions import PositionActor
@@ -39,6 +45,7 @@ from tests.support.executor_helpers import (
     bars,
     buy_signal,
     placed,
+    placing,
 )
 from tests.support.standins import Sink
 
@@ -108,7 +115,7 @@ def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_fo
         # max_open_positions=2: with AAA and BBB both in flight (neither in the ledger
         # yet), CCC is refused.
         rt.tell("executor", c)
-        assert _skipped(rt).get("max open positions") == 1
+        assert _skipped(rt).get(SkipReason.MAX_OPEN_POSITIONS) == 1
         assert placed(rt, c) is None
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
@@ -181,7 +188,8 @@ def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Pa
         assert waiting.wait(WAIT), "the second entry was not held for the first fill"
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())  # once all is in
-        assert stats.skipped.get("already holding") == 1, stats.skipped
+        assert stats.skipped.get(SkipReason.ALREADY_HOLDING) == 1, stats.skipped
+        assert all(type(why) is SkipReason for why in stats.skipped), stats.skipped
         assert placed(rt, again) is None
     finally:
         release.set()
@@ -242,10 +250,10 @@ def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wai
         rt.tell("executor", c)
         # handled while AAA is unanswered: an executor waiting for the reply would not
         # answer this ask before the exchange is released
-        assert _skipped(rt).get("max open positions") == 1
-        placing = list(rt.ask("executor", ProxyGetAttr(attr_path=("placing",))).values())
-        assert [p.order.symbol for p in placing] == ["AAA/USDT", "BBB/USDT"]
-        qty_a, qty_b = placing[0].order.quantity, placing[1].order.quantity
+        assert _skipped(rt).get(SkipReason.MAX_OPEN_POSITIONS) == 1
+        out = placing(rt)
+        assert [o.symbol for o in out] == ["AAA/USDT", "BBB/USDT"]
+        qty_a, qty_b = out[0].quantity, out[1].quantity
         assert qty_a == Decimal("6")  # 60 % of equity 1000 at 100
         # AAA counts 606 (600 and 1 %): cash 394, equity 994, exposure 606 of 994 allowed;
         # cash is the tightest (98 % of it)
@@ -290,7 +298,7 @@ def test_a_sale_with_a_sale_of_its_symbol_in_flight_is_skipped_without_waiting(
         assert holding.wait(WAIT), "the sale never reached the exchange"
         rt.tell("executor", ExitRequest("exit:stop_loss:AAA/USDT:120", "AAA/USDT",
                                         "stop_loss", 100.0, 120.0))
-        assert _skipped(rt).get("sale already in flight") == 1
+        assert _skipped(rt).get(SkipReason.SALE_IN_FLIGHT) == 1
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert [side for _, side, _, _ in stats.sent] == ["buy", "sell"]
@@ -327,7 +335,7 @@ def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
         rt.tell("executor", Signal("test:AAA/USDT:120:sell", "test", "AAA/USDT", Side.SELL,
                                    100.0, 120.0, "a test"))
         rt.tell("executor", exit_at(180))
-        assert _skipped(rt).get("sale already in flight") == 1
+        assert _skipped(rt).get(SkipReason.SALE_IN_FLIGHT) == 1
         assert len(rt.ask("exchange", ProxyGetAttr(attr_path=("lost",)))) == 1
         clock.advance(1.0)  # the sale is now order_timeout old: looked up
         rt.tell("executor", exit_at(240))  # sells once the lookup said never placed
@@ -336,8 +344,8 @@ def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
         assert stats.exits == ((client_order_id(exit_at(240).signal_id), "stop_loss"),), stats
         assert [side for _, side, _, _ in stats.sent] == ["buy", "sell", "sell"]
         skipped = stats.skipped
-        assert skipped["sale already in flight"] + skipped.get("exit without a position", 0) \
-            == 2, skipped
+        assert skipped[SkipReason.SALE_IN_FLIGHT] \
+            + skipped.get(SkipReason.EXIT_WITHOUT_POSITION, 0) == 2, skipped
         snap: PortfolioSnapshot = rt.ask("positions", GetPortfolio())
         assert snap.positions == {}
     finally:

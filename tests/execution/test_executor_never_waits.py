@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.common.messages import Alert
-from actors.execution.contract import ExecutorStats, GetExecutorStats, client_order_id
+from actors.execution.contract import ExecutorStats, GetExecutorStats, SkipReason, client_order_id
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.portfolio.positions import PositionActor
 from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
@@ -80,7 +80,7 @@ def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: P
         rt.tell("executor", buy)  # an earlier instance sent it: checked, not sent again
         stats = rt.ask("executor", GetExecutorStats())
         assert stats.venue_synced and stats.recovered == 0, stats
-        assert stats.skipped.get("already in the ledger") == 1, stats.skipped
+        assert stats.skipped.get(SkipReason.IN_LEDGER) == 1, stats.skipped
         assert stats.sent == ()
     finally:
         release.set()
@@ -116,8 +116,7 @@ def test_an_unacknowledged_fill_is_retried_on_the_clock_then_alerted_then_tried_
         clock.advance(1.0)  # second retry: 0.4 s (+ jitter)
         wait_until(lambda: _failures(rt) == [3], timeout=WAIT, what="the third failure")
         skipped = wait_until(
-            lambda: attr(rt, "executor", "skipped").get("earlier fills or orders not "
-                                                        "settled yet"),
+            lambda: attr(rt, "executor", "skipped").get(SkipReason.UNSETTLED),
             timeout=WAIT, what="BBB skipped")
         assert skipped == 1 and attr(rt, "executor", "held") == []
         alerts = [a for a in rt.ask("alerts", "get") if isinstance(a, Alert)]

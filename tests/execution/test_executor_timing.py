@@ -21,8 +21,15 @@ from typing import Any
 import pykka
 
 from actors.common.messages import Fill, Side
-from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, client_order_id
+from actors.execution.contract import (
+    ExecutorStats,
+    ExitRequest,
+    GetExecutorStats,
+    SkipReason,
+    client_order_id,
+)
 from actors.execution.executor import SyncVenue
+from actors.execution.orders import OrderPhase
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.portfolio.positions import PositionActor
 from actors.strategies.contract import Signal
@@ -49,8 +56,10 @@ from tests.support.executor_helpers import (
     buy_signal,
     hold_a_sale_behind_its_entry,
     placed,
+    placing,
     shared_tree,
     sold_what_was_bought,
+    unresolved,
 )
 
 
@@ -193,7 +202,7 @@ def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
         rt.tell("exchange", bars(("AAA/USDT", 100)))
         buy = buy_signal("AAA/USDT", 100.0)
         rt.tell("executor", buy)
-        wait_until(lambda: len(attr(rt, "executor", "placing")) == 1, timeout=WAIT,
+        wait_until(lambda: len(placing(rt)) == 1, timeout=WAIT,
                    what="the order out")
         rt.tell("mate", "block")
         assert blocked.wait(WAIT)
@@ -209,14 +218,15 @@ def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
         def looked_up() -> bool:
             clock.advance(0.5)
             try:
-                return not attr(rt, "executor", "placing") and not attr(rt, "executor", "held")
+                return not placing(rt) and not attr(rt, "executor", "held")
             except MailboxFull:  # still taking in what was lined up
                 return False
 
         wait_until(looked_up, timeout=WAIT, what="the order looked up")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert len(stats.sent) == 1 and stats.skipped.get("signal already handled") == 3, stats
-        assert attr(rt, "executor", "unknown") == {}  # the venue never had it
+        assert len(stats.sent) == 1 and stats.skipped.get(SkipReason.ALREADY_HANDLED) == 3, stats
+        assert unresolved(rt) == set()  # the venue never had it
+        assert stats.orders_by_phase == {OrderPhase.NOT_PLACED: 1}, stats
     finally:
         unblock.set()
         rt.stop()
@@ -239,7 +249,7 @@ def test_an_answer_in_before_its_deadline_is_not_taken_for_a_timeout(tmp_path: P
         assert holding.wait(WAIT), "AAA's order never reached the exchange"
         clock.advance(1.0)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))
-        wait_until(lambda: len(attr(rt, "executor", "placing")) == 2, timeout=WAIT,
+        wait_until(lambda: len(placing(rt)) == 2, timeout=WAIT,
                    what="both orders out")
         rt.tell("mate", "block")
         assert blocked.wait(WAIT)
@@ -280,7 +290,7 @@ def test_an_entry_waits_for_a_failed_fill_even_when_the_failure_is_read_after_it
         assert failed.wait(WAIT)
         unblock.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert "earlier fills or orders not settled yet" not in stats.skipped, stats.skipped
+        assert SkipReason.UNSETTLED not in stats.skipped, stats.skipped
         assert stats.fills_recorded == 2 and stats.unrecorded == 0, stats
         assert placed(rt, bbb) is not None
     finally:
@@ -299,11 +309,11 @@ def test_a_venue_sync_starts_while_lookups_keep_failing(tmp_path: Path) -> None:
         _synced(rt)
         rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
         rt.tell("executor", buy_signal("AAA/USDT", 100.0))
-        wait_until(lambda: len(attr(rt, "executor", "placing")) == 1, timeout=WAIT,
+        wait_until(lambda: len(placing(rt)) == 1, timeout=WAIT,
                    what="AAA out")
         clock.advance(2.2)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))
-        wait_until(lambda: len(attr(rt, "executor", "placing")) == 2, timeout=WAIT,
+        wait_until(lambda: len(placing(rt)) == 2, timeout=WAIT,
                    what="BBB out")
         sync: pykka.Future[Any] = rt.ask_future("executor", SyncVenue())
 
@@ -313,7 +323,7 @@ def test_a_venue_sync_starts_while_lookups_keep_failing(tmp_path: Path) -> None:
 
         wait_until(answered, timeout=WAIT, what="the venue sync")
         assert sync.get(timeout=0) == 0
-        assert len(attr(rt, "executor", "unknown")) == 2  # still unknown: no new risk
+        assert len(unresolved(rt)) == 2  # still unknown: no new risk
     finally:
         rt.stop()
 
@@ -339,7 +349,7 @@ def _buy_aaa_half_filled(rt: Any) -> None:
 
 def _wait_skipped_unsettled(rt: Any) -> None:
     wait_until(lambda: attr(rt, "executor", "skipped").get(
-        "earlier fills or orders not settled yet") == 1, timeout=WAIT, what="the skip")
+        SkipReason.UNSETTLED) == 1, timeout=WAIT, what="the skip")
 
 
 def _venue_completes(rt: Any, clock: ManualClock, complete: threading.Event) -> None:
@@ -348,7 +358,7 @@ def _venue_completes(rt: Any, clock: ManualClock, complete: threading.Event) -> 
 
     def done() -> bool:
         clock.advance(0.5)
-        return attr(rt, "executor", "unknown") == {}
+        return unresolved(rt) == set()
 
     wait_until(done, timeout=WAIT, what="the order done")
 
@@ -371,7 +381,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
         _buy_aaa_half_filled(rt)
-        assert set(attr(rt, "executor", "unknown")) == set(book.parts)
+        assert unresolved(rt) == set(book.parts)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))  # AAA is open: no new risk
         _wait_skipped_unsettled(rt)
 
@@ -390,7 +400,7 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
         wait_until(done, timeout=WAIT, what="the second half in the ledger")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
         assert stats.filled == 1 and stats.unrecorded == 0 and len(stats.sent) == 1, stats
-        assert attr(rt, "executor", "unknown") == {}
+        assert unresolved(rt) == set() and stats.orders_by_phase == {OrderPhase.FILLED: 1}
         _assert_whole_position(rt, book)
     finally:
         rt.stop()
@@ -415,7 +425,7 @@ def test_an_order_still_open_is_followed_by_the_executors_replacement(
 
         wait_until(restarted, timeout=WAIT, what="the executor's restart")
         _synced(rt)
-        assert set(attr(rt, "executor", "unknown")) == set(book.parts)
+        assert unresolved(rt) == set(book.parts)
         rt.tell("exchange", bars(("BBB/USDT", 50)))
         bbb = Signal("test:BBB/USDT:120:buy", "test", "BBB/USDT", Side.BUY, 50.0, 120.0,
                      "a test")
@@ -443,7 +453,7 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
     rt = shared_tree(tmp_path, PositionActor, exchange=factory, clock=clock)
     try:
         _synced(rt)
-        assert set(attr(rt, "executor", "unknown")) == set(book.orders)
+        assert unresolved(rt) == set(book.orders)
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))
         _wait_skipped_unsettled(rt)
         _venue_completes(rt, clock, complete)
@@ -523,7 +533,7 @@ def test_held_signals_keep_their_order_across_a_restart(tmp_path: Path) -> None:
         sold_what_was_bought(rt, buy, sell)
         wait_until(lambda: placed(rt, again), timeout=WAIT, what="the buy again")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
-        assert "already holding" not in stats.skipped, stats.skipped
+        assert SkipReason.ALREADY_HOLDING not in stats.skipped, stats.skipped
     finally:
         release.set()
         unblock.set()

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.common.messages import Side
-from actors.execution.contract import client_order_id
+from actors.execution.contract import SkipReason, client_order_id
 from actors.market.contract import MarketCursor
 from actors.portfolio.contract import HasOrder
 from actors.risk.contract import BreakerState, GetBreakerStatus
@@ -327,7 +327,7 @@ def test_a_signal_an_earlier_executor_acted_on_is_checked_and_not_sent_again(
         rt.tell("executor", buy)  # a duplicate, after a restart of the executor alone
         rt.tell("executor", eth)  # new, of the same bar time: checked, then sent
         stats = executor_stats(rt)
-        assert stats.skipped.get("already in the ledger") == 1, stats.skipped
+        assert stats.skipped.get(SkipReason.IN_LEDGER) == 1, stats.skipped
         assert [coid for coid, *_ in stats.sent] == [client_order_id(eth.signal_id)]
     finally:
         rt.stop()
@@ -337,7 +337,7 @@ def test_a_signal_an_earlier_executor_acted_on_is_checked_and_not_sent_again(
         drain_pipeline(rt)
         rt.tell("executor", buy)
         stats = executor_stats(rt)
-        assert stats.skipped.get("already in the ledger") == 1, stats.skipped
+        assert stats.skipped.get(SkipReason.IN_LEDGER) == 1, stats.skipped
         assert client_order_id(buy.signal_id) not in {coid for coid, *_ in stats.sent}
     finally:
         rt.stop()
@@ -370,7 +370,7 @@ def test_no_new_risk_while_a_fill_is_not_in_the_ledger(tmp_path: Path) -> None:
         assert stats.unrecorded == 1, stats  # filled at the venue, not in the ledger
         rt.tell("executor", signal("ETH/USDT", Side.BUY, 2_000.0))  # new risk: refused
         stats = executor_stats(rt)
-        assert stats.skipped.get("earlier fills or orders not settled yet") == 1, stats.skipped
+        assert stats.skipped.get(SkipReason.UNSETTLED) == 1, stats.skipped
         assert len(stats.sent) == 1
         rt.restart_child("positions")
         rt.tell("executor", signal("ETH/USDT", Side.BUY, 2_000.0, tag="2"))

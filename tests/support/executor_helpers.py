@@ -11,7 +11,8 @@ from typing import Any
 
 from actors.common.messages import Side
 from actors.execution.contract import ExitRequest, client_order_id
-from actors.execution.executor import ExecutorActor
+from actors.execution.executor import ExecutorActor, ExecutorState
+from actors.execution.orders import UNRESOLVED, OrderPhase
 from actors.market.contract import Bar, Bars
 from actors.portfolio.contract import RecordFill
 from actors.portfolio.positions import PositionActor
@@ -85,6 +86,23 @@ def placed(rt: Runtime, signal: Signal) -> OrderResult | None:
     """What the exchange made of ``signal``'s order (None: it has no such order)."""
     found = rt.ask("exchange", LookupOrder(client_order_id(signal.signal_id)))
     return found if isinstance(found, OrderResult) else None
+
+
+def orders_in(rt: Runtime, *phases: OrderPhase) -> list[PlaceOrder]:
+    """The executor's orders in one of ``phases``, as its published state lists them."""
+    state = rt.peek("executor")
+    assert isinstance(state, ExecutorState), state
+    return [order for order, phase in state.unresolved if phase in phases]
+
+
+def placing(rt: Runtime) -> list[PlaceOrder]:
+    """The executor's orders sent and unanswered (published), in the order sent."""
+    return orders_in(rt, OrderPhase.PLACING)
+
+
+def unresolved(rt: Runtime) -> set[str]:
+    """The client order ids of the executor's orders of unknown outcome or still open."""
+    return {order.client_order_id for order in orders_in(rt, *UNRESOLVED)}
 
 
 def bars(*prices: tuple[str, float]) -> Bars:
