@@ -14,12 +14,12 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from supervisor.errors import StorageFailure
-from supervisor.host.chaos import WriteFaults
+from supervisor.faults import WriteFaults
 
 __all__ = [
     "MIN_FREE_BYTES",
@@ -172,10 +172,16 @@ def atomic_write(path: Path, data: bytes, faults: WriteFaults | None = None) -> 
     (the old file is then untouched). ``faults`` (the writer's ``ctx.chaos``) may fail the
     write first, as such a directory would.
     """
+    _write_state(_atomic_write, path, data, faults)
+
+
+def _write_state(write: Callable[[Path, bytes], None], path: Path, data: bytes,
+                 faults: WriteFaults | None) -> None:
+    """``write`` it, after the injected faults; an OSError becomes a StorageFailure."""
     try:
         if faults is not None:
             faults.before_write(path)
-        _atomic_write(path, data)
+        write(path, data)
     except OSError as exc:
         raise _state_failure(path, exc) from exc
 
@@ -202,12 +208,7 @@ def append_durably(path: Path, data: bytes, faults: WriteFaults | None = None) -
     """Append ``data`` and fsync; a crash may leave a torn last line, which readers drop.
     A full, read-only or failing directory raises :class:`StorageFailure` naming ``path``;
     ``faults`` as for :func:`atomic_write`."""
-    try:
-        if faults is not None:
-            faults.before_write(path)
-        _append_durably(path, data)
-    except OSError as exc:
-        raise _state_failure(path, exc) from exc
+    _write_state(_append_durably, path, data, faults)
 
 
 def _append_durably(path: Path, data: bytes) -> None:

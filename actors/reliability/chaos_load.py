@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from actors.common.polling import poll_until
 from actors.common.raw_config import child_node, walk_children
 from actors.execution.contract import ExecutorStats, GetExecutorStats
 from actors.market.contract import Bars, MarketCursor
@@ -116,18 +116,8 @@ def chaos_config(ticks: int, seed: int, state: Path, *, speed: float = 60_000.0,
 
 # -- the run -------------------------------------------------------------------------------
 def _wait(check: Callable[[], T | None], timeout: float, what: str, poll: float = POLL) -> T:
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        try:
-            found = check()
-        except Exception:  # an actor restarting, or a fault in an ask: try again
-            found = None
-        if found is not None and found is not False:
-            return found
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        pause.wait(poll)
+    # an exception is an actor restarting, or a fault injected into an ask: try again
+    return poll_until(check, timeout=timeout, what=what, poll=poll, tolerate=(Exception,))
 
 
 def _steps(rt: Runtime) -> int:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,6 +32,7 @@ from typing import Any, TypeVar
 import yaml
 from pykka.messages import ProxyCall, ProxyGetAttr
 
+from actors.common.polling import poll_until
 from actors.common.raw_config import child_node
 from actors.execution.contract import ExecutorStats, GetExecutorStats
 from actors.market.contract import Bars, GetMarketStats, MarketStats
@@ -151,15 +150,10 @@ def attr(rt: Runtime, name: str, attribute: str) -> Any:
 
 def wait_until(check: Callable[[], T | None], *, timeout: float, what: str) -> T:
     """Poll ``check`` until it returns something other than None/False; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        pause.wait(POLL)
+    try:
+        return poll_until(check, timeout=timeout, what=what, poll=POLL)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def market_stats(rt: Runtime) -> MarketStats:

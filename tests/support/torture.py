@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from actors.common.polling import poll_until
 from actors.common.raw_config import child_node
 from actors.reliability.audit import AuditReport, audit_state
 from supervisor.host.control_protocol import ControlClient, ControlError, socket_path
@@ -223,15 +224,12 @@ class Bot:
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, bot: Bot | None = None
              ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if bot is not None and not bot.alive():
-            break
-        time.sleep(POLL)
-    raise AssertionError(f"{what} not within {timeout}s" +
-                         (f"\n{bot.tail()}" if bot is not None else ""))
+    try:
+        poll_until(check, timeout=timeout, what=what, poll=POLL,
+                   give_up=None if bot is None else lambda: not bot.alive())
+    except TimeoutError:
+        raise AssertionError(f"{what} not within {timeout}s" +
+                             (f"\n{bot.tail()}" if bot is not None else "")) from None
 
 
 # -- what a scenario reports -------------------------------------------------------------------
