@@ -105,3 +105,16 @@ def bot_process() -> Iterator[type[BotProcess]]:
     yield Tracked
     for proc in started:
         proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``unit`` (the fast layer: ``pytest -m unit``) runs no runtime: it
+    leaves no thread behind that was not there before it."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    before = set(threading.enumerate())
+    yield
+    started = [t.name for t in threading.enumerate() if t not in before]
+    assert not started, f"a unit test started threads: {started}"

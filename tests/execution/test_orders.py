@@ -26,6 +26,8 @@ from actors.execution.orders import (
 )
 from actors.venues.contract import PlaceOrder
 
+pytestmark = pytest.mark.unit
+
 P = OrderPhase
 E = OrderEvent
 

@@ -9,6 +9,7 @@ from collections import Counter
 from decimal import Decimal
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -26,6 +27,8 @@ from actors.execution.orders import (
     Placing,
 )
 from actors.venues.contract import PlaceOrder
+
+pytestmark = pytest.mark.unit
 
 COIDS = ("bv-a", "bv-b", "bv-c")
 SYMBOLS = {"bv-a": "AAA/USDT", "bv-b": "BBB/USDT", "bv-c": "AAA/USDT"}

@@ -11,6 +11,8 @@ import pytest
 from actors.execution.orders import IllegalTransition
 from actors.execution.venue_sync import SYNC_TABLE, SyncEvent, SyncPhase, next_sync_phase
 
+pytestmark = pytest.mark.unit
+
 S = SyncPhase
 V = SyncEvent
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.common.messages import Fill, Side
 from actors.portfolio.book import PositionBook
 from actors.portfolio.valuation import Valuer
+
+pytestmark = pytest.mark.unit
 
 SYMBOLS = ("A", "B", "C", "D")
 prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("5000"), places=4)

@@ -7,6 +7,8 @@ import pytest
 from actors.risk.contract import BreakerState
 from actors.risk.transitions import TABLE, BreakerEvent, IllegalTransition, allowed, next_state
 
+pytestmark = pytest.mark.unit
+
 S = BreakerState
 E = BreakerEvent
 

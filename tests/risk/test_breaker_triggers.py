@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,8 @@ from actors.risk.triggers import (
     ResourceTrigger,
     VolatilityTrigger,
 )
+
+pytestmark = pytest.mark.unit
 
 D = Decimal
 
