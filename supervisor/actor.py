@@ -22,11 +22,11 @@ import pykka
 from pykka import ActorRegistry
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
-from supervisor.context import ActorContext
+from supervisor.context import ActorContext, Replied
 from supervisor.error_handler import Directive, Severity
 from supervisor.errors import ActorCrashed
 from supervisor.interfaces import ActorCell
-from supervisor.mailbox import Detached
+from supervisor.mailbox import Detached, Envelope
 
 if TYPE_CHECKING:
     from supervisor.dispatcher import Dispatcher
@@ -41,6 +41,17 @@ _PYKKA_MESSAGES = (ProxyCall, ProxyGetAttr, ProxySetAttr)
 
 __all__ = ["SupervisedActor"]
 
+
+class _Finish:
+    """Put first in the mailbox of an instance stopped for good that may linger: it is
+    asked ``on_stopping`` there, on its own thread."""
+
+
+_FINISH = _Finish()
+
+
+def _is_reply(message: object) -> bool:
+    return type(message) is Replied
 
 
 class SupervisedActor(pykka.ThreadingActor):
@@ -68,6 +79,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self._ended = threading.Event()  # set when this instance has finished (shared thread)
         self._step_thread: threading.Thread | None = None  # shared: running its turn now
         self._given_up = False  # hung or overran its start; replaced (see give_up)
+        self._lingering = False  # stopped for good, still handling the answers it waits for
 
     # -- what subclasses use -----------------------------------------------------------------
     @property
@@ -89,7 +101,32 @@ class SupervisedActor(pykka.ThreadingActor):
         self._reply_deferred = True
         return self._reply_to
 
+    def on_stopping(self) -> bool:
+        """Stopped for good (not for a restart): True to go on handling messages until
+        the answers it waits for are in. Asked on its own thread when the stop comes, and
+        again after every message it handles meanwhile; ``on_stop`` follows the first
+        False. Meanwhile only replies to its own asks (:class:`~supervisor.context.Replied`)
+        reach it, its timers are cancelled, and its child's ``linger`` bounds the whole
+        (then ``on_stop`` runs all the same). The default, False: stop at once.
+
+        An actor whose last answers matter (fills to record) overrides it instead of
+        waiting in ``on_stop``, which would hold a shared thread and its thread-mates."""
+        return False
+
     # -- runtime side: the cell and the runtime drive the instance (not for subclasses) ------
+    @property
+    def lingers(self) -> bool:
+        """Whether this actor's class overrides :meth:`on_stopping` (may linger)."""
+        return type(self).on_stopping is not SupervisedActor.on_stopping
+
+    def ask_to_finish(self, reason: str) -> list[Envelope[Any]]:
+        """Stopped for good, and it may linger: its mailbox refuses ordinary messages
+        (``reason``) from now on, and this instance is asked :meth:`on_stopping` first
+        thing. Returns the ordinary messages that were waiting (replies stay). Any thread."""
+        cell = self._cell
+        assert cell is not None
+        return cell.mailbox.finish(reason, Envelope(_FINISH), _is_reply)
+
     @property
     def incarnation(self) -> int:
         """Which instance of its child this is (1 for the first); 0 before :meth:`launch`."""
@@ -271,6 +308,8 @@ class SupervisedActor(pykka.ThreadingActor):
     def _handle_envelope(self, cell: ActorCell, envelope: Any) -> bool:
         """Handle one envelope; False when this instance has ended (stopped or failed)."""
         message = envelope.message
+        if type(message) is _Finish:
+            return self._linger_or_end()
         if type(message) is _ActorStop:
             # self.stop() or ActorRef.stop(): the actor ends by itself (a normal exit).
             self._finish()
@@ -303,7 +342,26 @@ class SupervisedActor(pykka.ThreadingActor):
             self._reply_deferred = False
         elif reply_to is not None:
             reply_to.set(response)
+        if self._lingering:
+            return self._linger_or_end()
         return True
+
+    def _linger_or_end(self) -> bool:
+        """Stopped for good: go on (True) while ``on_stopping`` says so, else end now."""
+        try:
+            linger = bool(self.on_stopping())
+        except BaseException:
+            log.exception("%s.on_stopping raised; it stops now", type(self).__name__)
+            linger = False
+        if linger:
+            if not self._lingering and self._ctx is not None:
+                self._ctx.close()  # its timers end: only the answers it waits for come in
+            self._lingering = True
+            return True
+        self._lingering = False
+        self._finish()
+        self._call_hook(self.on_stop)
+        return False
 
     def _failed(
         self,

@@ -235,8 +235,9 @@ class Cell:
 
     @property
     def shutdown_budget(self) -> float:
-        """Seconds a stop may take: for a supervisor, its whole subtree's budget."""
-        return _budget(self.spec, "shutdown")
+        """Seconds a stop may take after any linger: for a supervisor, its whole subtree's
+        budget (its children's lingers included)."""
+        return _budget(self.spec, "shutdown") + _budget(self.spec, "linger") - self.spec.linger
 
     @property
     def start_budget(self) -> float:
@@ -327,22 +328,30 @@ class Cell:
         """Stop the running instance after its current message, within the shutdown budget.
 
         ``close`` also refuses further messages and fails those still waiting (stop for
-        good); otherwise they stay queued for the next instance (stop for a restart).
+        good); otherwise they stay queued for the next instance (stop for a restart). An
+        instance stopped for good that lingers (``SupervisedActor.on_stopping``) first goes
+        on taking the replies to its own asks, for the child's ``linger`` at most.
         """
         actor = self.actor
         self.closing = close
         drained: list[Envelope[Any]] = []
+        lingering = False
         if close and self.spec.drain_on_stop and actor is not None:
             self.mailbox.drain(reason)  # handle what is waiting first, within the budget
+        elif close and actor is not None and actor.lingers and self.spec.linger > 0:
+            drained = actor.ask_to_finish(reason)
+            lingering = True
         elif close:
             drained = self.mailbox.close(reason)
         elif actor is not None:
             self.mailbox.detach(actor)
         if actor is not None:
+            if lingering:
+                self._linger(actor)
             budget = self.shutdown_budget
             finished = actor.join(budget)
-            if close and self.spec.drain_on_stop:
-                drained = self.mailbox.close(reason)  # whatever the budget did not cover
+            if close and (self.spec.drain_on_stop or lingering):
+                drained += self.mailbox.close(reason)  # whatever the budget did not cover
             if not finished:
                 actor.stop_overran(replaced=not close)
                 self.emit(
@@ -356,6 +365,18 @@ class Cell:
             self.end_subscriptions()
         if drained:
             self.fail_drained(drained, reason)
+
+    def _linger(self, actor: SupervisedActor) -> None:
+        """Let ``actor`` handle the answers it waits for until it ends by itself, or the
+        child's ``linger`` has passed on the runtime's clock (or as many real seconds):
+        then its mailbox is taken from it, and it runs ``on_stop`` after its message."""
+        linger = self.spec.linger
+        timer = self.clock.call_later(linger, lambda: self.mailbox.detach(actor))
+        try:
+            if not actor.join(linger):
+                self.mailbox.detach(actor)
+        finally:
+            timer.cancel()
 
     def end_subscriptions(self) -> None:
         """Cancel the child's event subscriptions (it stopped for good)."""

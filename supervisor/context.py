@@ -18,6 +18,7 @@ from supervisor.events import EventBus, SupervisionEvent
 from supervisor.faults import ActorFaults
 from supervisor.future import NotifyingFuture, ReplyFuture
 from supervisor.interfaces import ContextCell, ContextRuntime
+from supervisor.mailbox import Envelope
 
 if TYPE_CHECKING:
     import pykka
@@ -186,9 +187,15 @@ class ActorContext:
         """Send ``message`` as an ask without waiting: the reply future is returned, and
         when the reply is set this actor is told :class:`Replied` (``token``), so it reads
         the reply when it is there instead of blocking its mailbox for it."""
-        own, runtime = self._cell.name, self._runtime
-        return runtime.ask_future(
-            name, message, NotifyingFuture(lambda: runtime.try_tell(own, Replied(token))))
+        mailbox, runtime = self._cell.mailbox, self._runtime
+
+        def notify() -> None:  # a control message: never refused for a full mailbox, and
+            try:  # still taken while the instance finishes (SupervisedActor.on_stopping)
+                mailbox.put_control(Envelope(Replied(token)))
+            except RuntimeErrorBase:
+                runtime.count_dead_letters(1)
+
+        return runtime.ask_future(name, message, NotifyingFuture(notify))
 
     def schedule(self, delay: float, message: Any) -> TimerHandle:
         """Tell this actor ``message`` after ``delay`` seconds, unless it has stopped by then.

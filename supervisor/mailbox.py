@@ -5,13 +5,17 @@ running. While the child restarts, messages wait here and the replacement receiv
 in order. Exactly one instance (the *owner*) may take from it; an instance that is no
 longer the owner (replaced, detached, or hung and abandoned) gets :class:`Detached` the
 next time it asks for a message, so two instances never share a mailbox.
+
+A child stopped for good whose actor lingers (see ``SupervisedActor.on_stopping``) has its
+mailbox *finishing* (:meth:`Mailbox.finish`): ordinary messages are refused, control ones
+(replies to its own asks, supervision traffic) still come in, and the owner goes on taking.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pykka._envelope import Envelope  # pykka's message wrapper (message + reply future)
@@ -28,8 +32,8 @@ class Detached(Exception):
 class Mailbox:
     """FIFO of envelopes for one child name, with an owner and an optional size limit."""
 
-    __slots__ = ("_closed", "_cond", "_draining", "_items", "_listener", "_lock", "_owner",
-                 "_scheduled", "_waiting", "limit", "name")
+    __slots__ = ("_closed", "_cond", "_draining", "_finishing", "_items", "_listener", "_lock",
+                 "_owner", "_scheduled", "_waiting", "limit", "name")
 
     def __init__(self, name: str, limit: int | None = None) -> None:
         self.name = name
@@ -43,6 +47,7 @@ class Mailbox:
         self._owner: object | None = None
         self._closed: str | None = None
         self._draining = False
+        self._finishing = False  # closed to put(), open to put_control() (see finish())
         # An owner on a shared thread (see supervisor.dispatcher) does not wait in take():
         # it is scheduled through ``_listener`` when there is something for it to do.
         self._listener: Callable[[], None] | None = None
@@ -71,9 +76,11 @@ class Mailbox:
     def put_control(self, envelope: Envelope[Any], /) -> None:
         """Like :meth:`put`, but never refused for the size limit: for supervision traffic
         (a child's failure report, a supervisor's order to itself to restart it), which
-        must get through or the failed child is never restarted. Refused once closed."""
+        must get through or the failed child is never restarted; and for the notice that a
+        reply to the owner's own ask is in, which must not be lost either. Refused once
+        closed, except while finishing."""
         with self._lock:
-            if self._closed is not None:
+            if self._closed is not None and not self._finishing:
                 raise ActorNotRunning(self.name, self._closed)
             self._items.append(envelope)
             if self._waiting:
@@ -176,6 +183,7 @@ class Mailbox:
             self._owner = owner
             self._closed = None
             self._draining = False
+            self._finishing = False
             self._listener = None  # a shared-thread owner calls listen() once started
             self._scheduled = False
             self._cond.notify_all()
@@ -189,6 +197,23 @@ class Mailbox:
             wake = self._take_wake()
         if wake is not None:
             wake()
+
+    def finish(self, reason: str, first: Envelope[Any],
+               keep: Callable[[Any], bool]) -> list[Envelope[Any]]:
+        """Refuse ordinary messages from now on (``reason``), keep taking control ones; hand
+        back the ones waiting except those whose message ``keep`` says stay, and put
+        ``first`` ahead of those for the owner."""
+        with self._cond:
+            self._closed = reason
+            self._finishing = True
+            kept: Iterable[Envelope[Any]] = [e for e in self._items if keep(e.message)]
+            drained = [e for e in self._items if not keep(e.message)]
+            self._items = deque([first, *kept])
+            self._cond.notify_all()
+            wake = self._take_wake()
+        if wake is not None:
+            wake()
+        return drained
 
     def detach(self, owner: object | None = None) -> None:
         """Take the mailbox from its owner (only from ``owner``, if given); keep the messages."""
@@ -207,6 +232,7 @@ class Mailbox:
             self._closed = reason
             self._owner = None
             self._draining = False
+            self._finishing = False
             drained = list(self._items)
             self._items.clear()
             self._cond.notify_all()

@@ -94,7 +94,10 @@ class ChildSpec:
     """One child of a supervisor: a worker built by ``factory``, or a nested supervisor.
 
     ``shutdown`` is the seconds a stopping child gets to finish its current message and
-    run ``on_stop`` (0: do not wait). ``handler_deadline`` is how long one message handler
+    run ``on_stop`` (0: do not wait). ``linger``: the seconds before that which a child
+    stopped for good may go on handling the answers it waits for, when its actor asks to
+    (``SupervisedActor.on_stopping``); the runtime's clock ends it, and as many real seconds
+    at most. ``handler_deadline`` is how long one message handler
     may run before the actor counts as hung (None: no deadline). ``mailbox_limit`` bounds
     the messages waiting for the actor, including those buffered while it restarts.
     ``drain_on_stop``: when stopped for good, handle the messages already waiting (within
@@ -110,6 +113,7 @@ class ChildSpec:
     supervisor: SupervisorSpec | None = None
     restart: RestartType = RestartType.PERMANENT
     shutdown: float = 5.0
+    linger: float = 2.0
     start_timeout: float = 10.0
     handler_deadline: float | None = None
     mailbox_limit: int | None = 100_000
@@ -126,6 +130,8 @@ class ChildSpec:
             raise ValueError(f"child {self.id!r} needs exactly one of factory or supervisor")
         if self.shutdown < 0:
             raise ValueError(f"child {self.id!r}: shutdown must be >= 0")
+        if self.linger < 0:
+            raise ValueError(f"child {self.id!r}: linger must be >= 0")
         if self.handler_deadline is not None and self.handler_deadline <= 0:
             raise ValueError(f"child {self.id!r}: handler_deadline must be > 0")
         if self.thread is not None and (self.supervisor is not None or not self.thread):

@@ -148,6 +148,7 @@ def _child(node: NodeModel, where: str, build: _Build) -> ChildSpec | None:
             factory=factory,
             restart=RestartType(node.restart),
             shutdown=node.shutdown,
+            linger=node.linger,
             start_timeout=node.start_timeout,
             handler_deadline=node.handler_deadline,
             mailbox_limit=node.mailbox_limit,

@@ -80,6 +80,7 @@ class NodeModel(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
     shutdown: float = Field(5.0, ge=0, le=MAX_NUMBER)
+    linger: float = Field(2.0, ge=0, le=MAX_NUMBER)
     start_timeout: float = Field(10.0, gt=0, le=MAX_NUMBER)
     handler_deadline: float | None = Field(None, gt=0, le=MAX_NUMBER)
     mailbox_limit: int | None = Field(100_000, ge=1, le=MAX_NUMBER)
