@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from bisect import insort
 from collections import Counter
-from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
@@ -184,7 +182,6 @@ class ExecutorActor(SupervisedActor):
         retry_initial: float = Field(0.2, gt=0)  # seconds before the 1st retry (doubles)
         retry_max: float = Field(2.0, gt=0)  # seconds between retries, at most
         max_held: int = Field(1000, ge=1)  # signals held at once; more are skipped
-        stop_wait: float = Field(2.0, ge=0)  # seconds a stop waits for answers out
         open_alert_after: float = Field(60.0, gt=0)  # s an order may stay open unalerted
         venue_sync: Literal["recent", "full", "off"] = "recent"
         venue_sync_lookback: float = Field(86400.0, ge=0)  # venue seconds before the newest
@@ -239,6 +236,7 @@ class ExecutorActor(SupervisedActor):
         # a venue sync found lost state and asked the breaker to halt: no order at all
         # until the breaker has answered (it is HALTED then; an operator resets it)
         self._halt_pending: str | None = None
+        self._stopping = False  # stopped for good: acting on the answers out, nothing new
 
     def on_start(self) -> None:
         self._asks = PendingAsks(self.ctx, self.settings.order_timeout)
@@ -262,8 +260,19 @@ class ExecutorActor(SupervisedActor):
         self._sync_event(SyncEvent.WANT)
         self._progress()
 
+    def on_stopping(self) -> bool:
+        """Stopped for good: go on while an order or a fill is out, acting on their answers
+        (the last fills reach the ledger), and send nothing new; the child's ``linger``
+        bounds it. A restart does not wait: the replacement looks up what was out."""
+        assert self._asks is not None
+        self._stopping = True
+        return any(a.what.kind in ("order", "record") for a in self._asks)
+
     def on_stop(self) -> None:
-        self._finish_out()  # a clean stop leaves no order unanswered, no fill unacknowledged
+        if self._stopping and (self.orders.placing() or self.recording):
+            log.warning("stopping with %d order(s) unanswered and %d fill(s) unacknowledged; "
+                        "the next start's venue sync records what the venue filled",
+                        len(self.orders.placing()), len(self.recording))
         self._end_waiters(None)
         self._pass_on_held()
 
@@ -329,6 +338,8 @@ class ExecutorActor(SupervisedActor):
     # -- the loop: what to do after every message ----------------------------------------------
     def _progress(self) -> None:
         assert self._asks is not None
+        if self._stopping:
+            return
         if self._sync_phase is SyncPhase.WANTED and not self._asks:
             self._start_sync()
         if self.held and not self._syncing():
@@ -428,28 +439,6 @@ class ExecutorActor(SupervisedActor):
             self._sync_waiters = []
         for reply in waiters:
             reply.set_exception((type(exc), exc, exc.__traceback__))
-
-    def _finish_out(self) -> None:
-        """Wait (``stop_wait`` at most) for the orders and fills out, and act on their
-        answers; what is left the next start's venue sync finds at the venue."""
-        assert self._asks is not None
-        deadline = time.monotonic() + min(self.settings.stop_wait,
-                                          self.settings.order_timeout)
-        while True:
-            out = [a for a in self._asks if a.what.kind in ("order", "record")]
-            if not out:
-                return
-            for ask in out:
-                with suppress(Exception):  # an answer that is a failure is acted on below
-                    ask.future.get(timeout=max(0.0, deadline - time.monotonic()))
-                if not ask.future.done():
-                    log.warning("stopping with %d order(s) unanswered and %d fill(s) "
-                                "unacknowledged; the next start's venue sync records "
-                                "what the venue filled", len(self.orders.placing()),
-                                len(self.recording))
-                    return
-                if self._asks.take(ask.token) is not None:
-                    self._answered(ask)
 
     # -- signals: act now, hold, or skip --------------------------------------------------------
     def _arrived(self, request: Request) -> None:
