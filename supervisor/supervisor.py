@@ -4,13 +4,17 @@ Restart strategies (one_for_one, one_for_all, rest_for_one), restart types (perm
 transient, temporary), ordered start and reverse-ordered stop with shutdown budgets,
 restart intensity with escalation to the parent, backoff between restarts, fallback
 children, and the dynamic child commands. Everything a supervisor does happens in its own
-thread, one message at a time, so its bookkeeping needs no locks.
+thread, one message at a time, so its bookkeeping needs no locks. A supervisor instance is
+the ``CellOwner`` of the cells it adopts: they move only on the thread running its handler
+now (on a shared thread that changes when the thread is abandoned, so it takes the thread
+again each time one of its hooks or handlers starts).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +96,7 @@ class Supervisor(SupervisedActor):
         # timers do; a new instance arms them again when it starts a fallback.
         self._retry_armed: dict[str, int] = {}
         self._retry_due: set[str] = set()
+        self._thread_ident: int | None = None  # the thread running its handler (holds)
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -101,6 +106,16 @@ class Supervisor(SupervisedActor):
     @property
     def runtime(self) -> CellRuntime:
         return self._own.runtime
+
+    def holds(self) -> bool:
+        """True on the thread running this instance's hook or handler now: the one that
+        moves its children's cells (``supervisor.cell.CellOwner``)."""
+        return self._thread_ident == threading.get_ident()
+
+    def _enter(self) -> None:
+        """A hook or handler starts: its thread is this instance's from now on (the loop
+        calls them on one thread at a time; a shared one can change between them)."""
+        self._thread_ident = threading.get_ident()
 
     def _handler(self) -> ErrorHandler:
         return self.spec.error_handler or self.runtime.error_handler
@@ -129,13 +144,15 @@ class Supervisor(SupervisedActor):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
+        self._enter()
         handler = self._handler()
         for child in self._all_specs():
-            self.runtime.adopt(child, parent=self.name, handler=handler)
+            self.runtime.adopt(child, parent=self.name, handler=handler, owner=self)
             self._order.append(child.id)
         self._start_group(list(self._order), initial=True)
 
     def on_stop(self) -> None:
+        self._enter()
         self._stop_children(close=self._own.closing)
 
     def on_failure(
@@ -144,9 +161,11 @@ class Supervisor(SupervisedActor):
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._enter()
         self._stop_children(close=False)
 
     def on_receive(self, message: Any) -> Any:
+        self._enter()
         match message:
             case ChildFailed():
                 self._on_child_failed(message)
@@ -457,7 +476,7 @@ class Supervisor(SupervisedActor):
         for name in names:
             if self.runtime.has(name) or names.count(name) > 1:
                 return Refused(DuplicateName(name))
-        cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler())
+        cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler(), owner=self)
         self._order.append(spec.id)
         error = cell.start_instance()
         if error is not None:
