@@ -5,9 +5,10 @@ transient, temporary), ordered start and reverse-ordered stop with shutdown budg
 restart intensity with escalation to the parent, backoff between restarts, fallback
 children, and the dynamic child commands. Everything a supervisor does happens in its own
 thread, one message at a time, so its bookkeeping needs no locks. A supervisor instance is
-the ``CellOwner`` of the cells it adopts: they move only on the thread running its handler
-now (on a shared thread that changes when the thread is abandoned, so it takes the thread
-again each time one of its hooks or handlers starts).
+the ``CellOwner`` of the cells it adopts, until another instance (its replacement) adopts
+them: they move only on its thread (a supervisor never shares one: ``ChildSpec`` refuses
+it), and it sees only the cells it owns, so an instance given up as hung that comes back
+leaves its replacement's children alone.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Supervisor(SupervisedActor):
         # timers do; a new instance arms them again when it starts a fallback.
         self._retry_armed: dict[str, int] = {}
         self._retry_due: set[str] = set()
-        self._thread_ident: int | None = None  # the thread running its handler (holds)
+        self._thread_ident: int | None = None  # its own thread, from on_start on (holds)
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -108,20 +109,18 @@ class Supervisor(SupervisedActor):
         return self._own.runtime
 
     def holds(self) -> bool:
-        """True on the thread running this instance's hook or handler now: the one that
-        moves its children's cells (``supervisor.cell.CellOwner``)."""
+        """True on this instance's thread, the one that moves the cells it owns
+        (``supervisor.cell.CellOwner``)."""
         return self._thread_ident == threading.get_ident()
-
-    def _enter(self) -> None:
-        """A hook or handler starts: its thread is this instance's from now on (the loop
-        calls them on one thread at a time; a shared one can change between them)."""
-        self._thread_ident = threading.get_ident()
 
     def _handler(self) -> ErrorHandler:
         return self.spec.error_handler or self.runtime.error_handler
 
     def _cell_of(self, child: str) -> Cell | None:
-        return self.runtime.cell_or_none(child) if child in self._order else None
+        """The cell of ``child`` if this instance owns it (its replacement may, once it
+        has adopted it)."""
+        cell = self.runtime.cell_or_none(child) if child in self._order else None
+        return cell if cell is not None and cell.owner is self else None
 
     def _live(self, child: str, incarnation: int) -> Cell | None:
         """The child's cell, if the report is about its current instance."""
@@ -144,7 +143,7 @@ class Supervisor(SupervisedActor):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
-        self._enter()
+        self._thread_ident = threading.get_ident()  # its own thread: every hook runs there
         handler = self._handler()
         for child in self._all_specs():
             self.runtime.adopt(child, parent=self.name, handler=handler, owner=self)
@@ -152,7 +151,6 @@ class Supervisor(SupervisedActor):
         self._start_group(list(self._order), initial=True)
 
     def on_stop(self) -> None:
-        self._enter()
         self._stop_children(close=self._own.closing)
 
     def on_failure(
@@ -161,11 +159,9 @@ class Supervisor(SupervisedActor):
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._enter()
         self._stop_children(close=False)
 
     def on_receive(self, message: Any) -> Any:
-        self._enter()
         match message:
             case ChildFailed():
                 self._on_child_failed(message)
@@ -447,7 +443,7 @@ class Supervisor(SupervisedActor):
         """Stop every child in reverse start order, each within its shutdown budget."""
         reason = "supervisor stopped" if close else "supervisor restarting"
         for child in reversed(self._order):
-            cell = self.runtime.cell_or_none(child)
+            cell = self._cell_of(child)
             if cell is None:
                 continue
             was_running = cell.actor is not None
