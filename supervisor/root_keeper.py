@@ -9,9 +9,8 @@ written on that one thread, and two of them never race.
 
 Contract:
 
-* :meth:`submit` hands a task over from any thread (a signal handler's too: the queue is
-  reentrant) and returns a future with its result or exception; a task that raises is
-  logged and the keeper goes on.
+* :meth:`submit` hands a task over from any thread and returns a future with its result
+  or exception; a task that raises is logged and the keeper goes on.
 * The thread starts with the first task and ends after the *last* one (``last=True``: the
   runtime's stop). A task handed over after the last is not run: its future is cancelled.
 * :meth:`holds` is true on the keeper's thread only: the keeper is the root cell's
@@ -44,7 +43,7 @@ class RootKeeper:
 
     def __init__(self) -> None:
         self._queue: SimpleQueue[_Item] = SimpleQueue()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a signal handler may interrupt a holder
         self._thread: threading.Thread | None = None
         self._ident: int | None = None  # the keeper thread's, once it runs
         self._closed = False  # the last task has been handed over
@@ -69,20 +68,6 @@ class RootKeeper:
     def holds(self) -> bool:
         """True on the keeper's own thread (what ``Cell.apply`` checks for the root)."""
         return self._ident == threading.get_ident()
-
-    @property
-    def closed(self) -> bool:
-        """The last task has been handed over: nothing more will run."""
-        return self._closed
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the keeper's thread to end; True if it has (or never
-        started)."""
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return thread is None
-        thread.join(timeout)
-        return not thread.is_alive()
 
     def _run(self) -> None:
         self._ident = threading.get_ident()

@@ -161,8 +161,11 @@ class Runtime:
                     self.error_handler, Supervisor, owner=keeper)
         self._cells[name] = root
         self._root = root
+        starting = keeper.submit(partial(self._start_root, root))
+        if starting.cancelled():  # stop() came first, from another thread
+            raise RuntimeError("this runtime has been stopped")
         # Bounded by the root's start budget (start_instance waits no longer for on_start).
-        error = keeper.submit(partial(self._start_root, root)).result()
+        error = starting.result()
         if error is not None:
             self.stop()
             raise StartFailed(name, f"{type(error).__name__}: {error}") from error
