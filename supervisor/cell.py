@@ -3,12 +3,18 @@
 A cell reaches its runtime through :class:`CellRuntime`, the named internal interface of
 what a cell and the supervisor driving it need of the runtime (``supervisor.runtime.Runtime``
 implements it). It implements ``supervisor.interfaces.ContextCell`` and ``ActorCell``.
+
+Every cell has one owner (:class:`CellOwner`): the supervisor instance that adopted it
+(``supervisor.supervisor.Supervisor``), or for the root the runtime's root keeper
+(``supervisor.root_keeper.RootKeeper``). Only the owner's thread moves the cell:
+:meth:`Cell.apply` and :meth:`Cell.record_error` raise :class:`NotOwner` on any other.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "LIFECYCLE",
     "Cell",
+    "CellOwner",
     "CellRuntime",
     "ChildExited",
     "ChildFailed",
@@ -43,6 +50,7 @@ __all__ = [
     "IllegalTransition",
     "Lifecycle",
     "MakeSupervisor",
+    "NotOwner",
 ]
 
 
@@ -98,6 +106,29 @@ class IllegalTransition(RuntimeError):
         self.event = event
 
 
+class NotOwner(RuntimeError):
+    """A cell moved from a thread that is not its owner's."""
+
+    def __init__(self, child: str, owner: str) -> None:
+        super().__init__(
+            f"{child}: moved on thread {threading.current_thread().name!r}, "
+            f"not by its owner ({owner})"
+        )
+        self.child = child
+        self.owner = owner
+
+
+class CellOwner(Protocol):
+    """Who moves a cell: its supervisor instance, or the root keeper for the root."""
+
+    @property
+    def name(self) -> str: ...
+
+    def holds(self) -> bool:
+        """True on the thread the owner runs on now (the one that may move its cells)."""
+        ...
+
+
 def next_state(state: ChildState, event: Lifecycle, child: str = "") -> ChildState:
     """The state ``event`` moves ``state`` to; raises :class:`IllegalTransition`."""
     try:
@@ -151,8 +182,10 @@ class CellRuntime(ContextRuntime, Protocol):
         """Deliver a report of ``cell``'s instance to its supervisor (the root's: handle it)."""
         ...
 
-    def adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler) -> Cell:
-        """The cell for ``spec`` under ``parent``: the existing one (its mailbox kept) or new."""
+    def adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler,
+              owner: CellOwner) -> Cell:
+        """The cell for ``spec`` under ``parent``, owned by ``owner`` from now on: the
+        existing one (its mailbox kept) or new."""
         ...
 
     def forget(self, name: str) -> None:
@@ -163,9 +196,10 @@ class CellRuntime(ContextRuntime, Protocol):
 class Cell:
     """Owns a child's mailbox (which survives restarts) and tracks its current instance.
 
-    Only the child's supervisor changes a cell's lifecycle fields; other threads read them.
-    Its ``state`` moves only by :meth:`apply`, which follows ``LIFECYCLE`` (the root's cell,
-    which has no supervisor, is moved by the runtime's report path).
+    Only its owner (``owner``: the child's supervisor instance, or the root keeper) changes
+    a cell's lifecycle fields, on the owner's thread; other threads read them. Its ``state``
+    moves only by :meth:`apply`, which follows ``LIFECYCLE`` and raises :class:`NotOwner`
+    on another thread.
     """
 
     def __init__(
@@ -175,8 +209,11 @@ class Cell:
         parent: str | None,
         error_handler: ErrorHandler,
         make_supervisor: MakeSupervisor,
+        *,
+        owner: CellOwner,
     ) -> None:
         self.runtime = runtime
+        self.owner = owner  # set again when another supervisor instance adopts the cell
         self.make_supervisor = make_supervisor
         self.spec = spec
         self.name = spec.id
@@ -208,7 +245,10 @@ class Cell:
         return self._state
 
     def apply(self, event: Lifecycle) -> ChildState:
-        """Move the child by ``event`` as ``LIFECYCLE`` says; raises IllegalTransition."""
+        """Move the child by ``event`` as ``LIFECYCLE`` says; raises IllegalTransition,
+        or NotOwner off its owner's thread."""
+        if not self.owner.holds():
+            raise NotOwner(self.name, self.owner.name)
         self._state = next_state(self._state, event, self.name)
         return self._state
 
@@ -222,7 +262,10 @@ class Cell:
         self.apply(Lifecycle.CRASH)
 
     def record_error(self, error: BaseException) -> None:
-        """Keep ``error``'s text as the child's last error (shown in the tree)."""
+        """Keep ``error``'s text as the child's last error (shown in the tree); raises
+        NotOwner off its owner's thread."""
+        if not self.owner.holds():
+            raise NotOwner(self.name, self.owner.name)
         self.last_error = f"{type(error).__name__}: {error}"
 
     @property

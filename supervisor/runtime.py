@@ -1,15 +1,24 @@
-"""Runtime: one actor system — named cells, clock, events, error handler, and the root."""
+"""Runtime: one actor system — named cells, clock, events, error handler, and the root.
+
+The root's cell is owned by a :class:`~supervisor.root_keeper.RootKeeper`: its start, its
+reports and the runtime's stop are tasks run in order on the keeper's thread (who owns
+which cell: ``docs/runtime.md``, *Who moves a cell*).
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pykka
 
-from supervisor.cell import Cell, ChildExited, ChildFailed, ChildState, Lifecycle
+from supervisor.cell import Cell, CellOwner, ChildExited, ChildFailed, ChildState, Lifecycle
 from supervisor.clock import Clock, SystemClock, TimerHandle
 from supervisor.commands import (
     ChildInfo,
@@ -37,12 +46,17 @@ from supervisor.extensions import Extensions
 from supervisor.faults import FaultPlan
 from supervisor.future import ReplyFuture
 from supervisor.mailbox import Envelope
+from supervisor.root_keeper import RootKeeper
 from supervisor.spec import ChildSpec, SupervisorSpec
 from supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Runtime", "TreeNode"]
+
+# Seconds a stop may take beyond the tree's own shutdown budget, for each shared thread, the
+# clock and a margin (the stop waits up to 5 s for each shared thread and the clock to end).
+_STOP_GRACE = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +92,10 @@ class Runtime:
     Actors and callers address children by name: ``tell``, ``ask``. A message sent while
     its target restarts waits in the target's mailbox and reaches the replacement; a
     message to a child stopped for good fails fast with :class:`ActorNotRunning`.
+
+    The root's cell is moved only on the root keeper's thread: :meth:`start` hands it the
+    root's start, the root's reports reach it as tasks, and :meth:`stop` hands it the stop
+    (its last task) and waits for it.
     """
 
     def __init__(
@@ -108,6 +126,9 @@ class Runtime:
         # each is reported once; the monitor's own, not a cell's (its supervisor owns those).
         self._hung: dict[str, tuple[int, float]] = {}
         self._stopped = False
+        self._stop_calls = itertools.count()  # the first stop() hands the stop over
+        self._stop_done: Future[None] = Future()  # set by the keeper when the stop is done
+        self._keeper = RootKeeper()
         self._dispatchers: dict[str, Dispatcher] = {}  # shared threads, by name
         self.exit_code: int | None = None
         self.exit_reason = ""
@@ -129,21 +150,33 @@ class Runtime:
         """
         if self._root is not None:
             raise RuntimeError("this runtime has already been started")
+        if self._stopped:
+            raise RuntimeError("this runtime has been stopped")
         names = [name, *spec.all_ids()]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"actor names must be unique in the tree; repeated: {dupes}")
+        keeper = self._keeper
         root = Cell(self, ChildSpec(id=name, supervisor=spec, shutdown=shutdown), None,
-                    self.error_handler, Supervisor)
+                    self.error_handler, Supervisor, owner=keeper)
         self._cells[name] = root
         self._root = root
-        error = root.start_instance()
+        starting = keeper.submit(partial(self._start_root, root))
+        if starting.cancelled():  # stop() came first, from another thread
+            raise RuntimeError("this runtime has been stopped")
+        # Bounded by the root's start budget (start_instance waits no longer for on_start).
+        error = starting.result()
         if error is not None:
-            self.extensions.close()
-            self._stop_clock()
+            self.stop()
             raise StartFailed(name, f"{type(error).__name__}: {error}") from error
-        root.emit(EventKind.STARTED, Severity.INFO, reason="tree is up")
         self._schedule_monitor()
+
+    def _start_root(self, root: Cell) -> BaseException | None:
+        """The root keeper's: start the root's instance (and so the tree)."""
+        error = root.start_instance()
+        if error is None:
+            root.emit(EventKind.STARTED, Severity.INFO, reason="tree is up")
+        return error
 
     @property
     def root_name(self) -> str | None:
@@ -268,8 +301,10 @@ class Runtime:
         return self._command(supervisor, CountChildren(), timeout)  # type: ignore[no-any-return]
 
     # -- for cells and supervisors (supervisor.cell.CellRuntime) --------------------------------
-    def adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler) -> Cell:
-        """The cell for ``spec`` under ``parent``: the existing one (keeping its mailbox) or new."""
+    def adopt(self, spec: ChildSpec, *, parent: str, handler: ErrorHandler,
+              owner: CellOwner) -> Cell:
+        """The cell for ``spec`` under ``parent``, owned by ``owner`` from now on: the
+        existing one (keeping its mailbox) or new."""
         with self._lock:
             cell = self._cells.get(spec.id)
             if cell is not None:
@@ -279,8 +314,9 @@ class Runtime:
                     )
                 cell.spec = spec
                 cell.error_handler = handler
+                cell.owner = owner
                 return cell
-            cell = Cell(self, spec, parent, handler, Supervisor)
+            cell = Cell(self, spec, parent, handler, Supervisor, owner=owner)
             self._cells[spec.id] = cell
             return cell
 
@@ -298,17 +334,21 @@ class Runtime:
                     del self._cells[n]
 
     def child_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
-        """Deliver ``report`` to ``cell``'s supervisor; the root's own are handled here."""
+        """Deliver ``report`` to ``cell``'s supervisor; the root's own go to its keeper."""
         if cell.parent is not None:
             try:
                 self.cell(cell.parent).mailbox.put_control(Envelope(report))  # never "full"
             except (UnknownActor, ActorNotRunning):
                 log.debug("report from %s dropped: its supervisor is gone", cell.name)
             return
-        self._root_report(cell, report)
+        if self._keeper.submit(partial(self._root_report, cell, report)).cancelled():
+            log.debug("report from %s dropped: the runtime is stopping", cell.name)
 
     def _root_report(self, cell: Cell, report: ChildFailed | ChildExited) -> None:
-        """The root's own failures: nothing above it can restart it, so the process ends."""
+        """The root keeper's: the root's own failures. Nothing above it can restart it, so
+        the process ends. A report about an instance already stopped is stale: ignored."""
+        if cell.actor is None or report.incarnation != cell.incarnation:
+            return
         if isinstance(report, ChildFailed):
             cell.record_error(report.error)
             if report.decision.directive is Directive.RESUME:
@@ -416,15 +456,38 @@ class Runtime:
         return self._done.wait(timeout)
 
     def stop(self) -> None:
-        """Stop the whole tree in reverse start order, each child within its budget."""
-        with self._lock:
-            if self._stopped:
-                return
+        """Stop the whole tree in reverse start order, each child within its budget.
+
+        The root keeper does it, after the root's reports already handed to it; this waits
+        for it (up to the tree's shutdown budget and a margin), except on the keeper's own
+        thread. Idempotent, from any thread: a second call waits for the same stop. Called
+        from an actor's handler, it waits too, and that actor's stop waits out its shutdown
+        budget (the handler it is in cannot finish first)."""
+        if next(self._stop_calls) == 0:  # atomic: the first caller, signal handlers too
             self._stopped = True
-        if self.chaos is not None:
-            self.chaos.release()  # hangs and slow-downs end, so the tree can stop in time
-        if self._monitor is not None:
-            self._monitor.cancel()
+            if self.chaos is not None:
+                self.chaos.release()  # hangs and slow-downs end, so the tree can stop in time
+            if self._monitor is not None:
+                self._monitor.cancel()
+            self._keeper.submit(self._stop_tree, last=True)
+        if self._keeper.holds():
+            return  # the keeper's own path: the stop runs after the task at hand
+        root = self._root
+        limit = (root.shutdown_budget if root is not None else 0.0) + _STOP_GRACE * (
+            len(self._dispatchers) + 2)
+        try:
+            self._stop_done.result(timeout=limit)
+        except FutureTimeout:
+            log.error("the runtime's stop is still under way after %gs", limit)
+
+    def _stop_tree(self) -> None:
+        """The root keeper's last task: stop the root, then what the runtime holds."""
+        try:
+            self._stop_everything()
+        finally:
+            self._stop_done.set_result(None)
+
+    def _stop_everything(self) -> None:
         root = self._root
         if root is not None and root.actor is not None:
             root.stop_instance(close=True, reason="runtime stopped")

@@ -4,13 +4,18 @@ Restart strategies (one_for_one, one_for_all, rest_for_one), restart types (perm
 transient, temporary), ordered start and reverse-ordered stop with shutdown budgets,
 restart intensity with escalation to the parent, backoff between restarts, fallback
 children, and the dynamic child commands. Everything a supervisor does happens in its own
-thread, one message at a time, so its bookkeeping needs no locks.
+thread, one message at a time, so its bookkeeping needs no locks. A supervisor instance is
+the ``CellOwner`` of the cells it adopts, until another instance (its replacement) adopts
+them: they move only on its thread (a supervisor never shares one: ``ChildSpec`` refuses
+it), and it sees only the cells it owns, so an instance given up as hung that comes back
+leaves its replacement's children alone.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +97,7 @@ class Supervisor(SupervisedActor):
         # timers do; a new instance arms them again when it starts a fallback.
         self._retry_armed: dict[str, int] = {}
         self._retry_due: set[str] = set()
+        self._thread_ident: int | None = None  # its own thread, from on_start on (holds)
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -102,11 +108,19 @@ class Supervisor(SupervisedActor):
     def runtime(self) -> CellRuntime:
         return self._own.runtime
 
+    def holds(self) -> bool:
+        """True on this instance's thread, the one that moves the cells it owns
+        (``supervisor.cell.CellOwner``)."""
+        return self._thread_ident == threading.get_ident()
+
     def _handler(self) -> ErrorHandler:
         return self.spec.error_handler or self.runtime.error_handler
 
     def _cell_of(self, child: str) -> Cell | None:
-        return self.runtime.cell_or_none(child) if child in self._order else None
+        """The cell of ``child`` if this instance owns it (its replacement may, once it
+        has adopted it)."""
+        cell = self.runtime.cell_or_none(child) if child in self._order else None
+        return cell if cell is not None and cell.owner is self else None
 
     def _live(self, child: str, incarnation: int) -> Cell | None:
         """The child's cell, if the report is about its current instance."""
@@ -129,9 +143,10 @@ class Supervisor(SupervisedActor):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
+        self._thread_ident = threading.get_ident()  # its own thread: every hook runs there
         handler = self._handler()
         for child in self._all_specs():
-            self.runtime.adopt(child, parent=self.name, handler=handler)
+            self.runtime.adopt(child, parent=self.name, handler=handler, owner=self)
             self._order.append(child.id)
         self._start_group(list(self._order), initial=True)
 
@@ -428,7 +443,7 @@ class Supervisor(SupervisedActor):
         """Stop every child in reverse start order, each within its shutdown budget."""
         reason = "supervisor stopped" if close else "supervisor restarting"
         for child in reversed(self._order):
-            cell = self.runtime.cell_or_none(child)
+            cell = self._cell_of(child)
             if cell is None:
                 continue
             was_running = cell.actor is not None
@@ -457,7 +472,7 @@ class Supervisor(SupervisedActor):
         for name in names:
             if self.runtime.has(name) or names.count(name) > 1:
                 return Refused(DuplicateName(name))
-        cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler())
+        cell = self.runtime.adopt(spec, parent=self.name, handler=self._handler(), owner=self)
         self._order.append(spec.id)
         error = cell.start_instance()
         if error is not None:
