@@ -1,35 +1,26 @@
 """The exits actor (sale): stop-loss, take-profit, trailing stop and time stop.
 
 It watches every open position against each bar and asks the executor to close it when a
-rule fires. Exits only reduce exposure, so they pass while the breaker is OPEN: a tripped
-breaker never leaves a position unprotected.
+rule fires (the rules and the watch: ``exit_rules.py``). Exits only reduce exposure, so
+they pass while the breaker is OPEN: a tripped breaker never leaves a position
+unprotected.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.execution.contract import ExitRequest
+from actors.execution.exit_rules import ExitRules, Watch
 from actors.market.contract import Bar, Bars
 from actors.portfolio.contract import PortfolioSnapshot
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
 __all__ = ["ExitWatches", "ExitsActor"]
-
-
-class _Watch(NamedTuple):
-    """One open position's watch: its entry, open time, high-water mark and last request.
-    A tuple, so the watches are published as they are (``ExitWatches``)."""
-
-    symbol: str
-    entry: float
-    opened_at: float
-    high: float
-    requested_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +51,18 @@ class ExitsActor(SupervisedActor):
 
     def __init__(self, settings: ExitsActor.Settings | None = None) -> None:
         super().__init__()
-        self.settings = settings or ExitsActor.Settings()
-        self.watch: dict[str, _Watch] = {}  # published as they are (a copy of the values)
+        s = self.settings = settings or ExitsActor.Settings()
+        self.rules = ExitRules(s.stop_loss_pct, s.take_profit_pct, s.trailing_pct,
+                               s.trailing_activation_pct, s.time_stop_seconds,
+                               s.repeat_after_seconds)
+        self.watch: dict[str, Watch] = {}  # published as they are (a copy of the values)
         self.requests: dict[str, int] = {}
         self._seq: int | None = None  # the ledger seq the watches were last pruned at
 
     def on_start(self) -> None:
         earlier = self.ctx.peek(self.ctx.name)
         if isinstance(earlier, ExitWatches):  # a restart: the stops keep their references
-            self.watch = {row[0]: _Watch(*row) for row in earlier.watches}
+            self.watch = {row[0]: Watch(*row) for row in earlier.watches}
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
@@ -80,6 +74,7 @@ class ExitsActor(SupervisedActor):
 
     def _on_bars(self, bars: tuple[Bar, ...], snap: PortfolioSnapshot) -> None:
         watches = self.watch
+        step = self.rules.step
         positions = snap.positions
         changed = False
         if snap.seq != self._seq:  # positions change only with the ledger's seq
@@ -92,17 +87,9 @@ class ExitsActor(SupervisedActor):
             pos = positions.get(symbol)
             if pos is None or pos.quantity <= 0:
                 continue
-            entry = float(pos.avg_price)
-            watch = was = watches.get(symbol)
-            if watch is None or watch.entry != entry:
-                watch = _Watch(symbol, entry, bar.at, entry)
-            if bar.high > watch.high:
-                watch = watch._replace(high=bar.high)
-            reason = self._rule(bar, watch)
-            if reason is not None and (
-                    watch.requested_at is None
-                    or bar.at - watch.requested_at >= self.settings.repeat_after_seconds):
-                watch = watch._replace(requested_at=bar.at)
+            was = watches.get(symbol)
+            watch, reason = step(was, float(pos.avg_price), bar)
+            if reason is not None:
                 self.requests[reason] = self.requests.get(reason, 0) + 1
                 self.ctx.try_tell(self.settings.executor, ExitRequest(
                     f"exit:{reason}:{symbol}:{int(bar.at)}", symbol, reason, bar.close,
@@ -112,16 +99,3 @@ class ExitsActor(SupervisedActor):
                 changed = True
         if changed:
             self.ctx.publish(ExitWatches(tuple(watches.values())))
-
-    def _rule(self, bar: Bar, watch: _Watch) -> str | None:
-        s = self.settings
-        if bar.low <= watch.entry * (1 - s.stop_loss_pct / 100):
-            return "stop_loss"
-        if bar.high >= watch.entry * (1 + s.take_profit_pct / 100):
-            return "take_profit"
-        activated = watch.high >= watch.entry * (1 + s.trailing_activation_pct / 100)
-        if activated and bar.low <= watch.high * (1 - s.trailing_pct / 100):
-            return "trailing_stop"
-        if s.time_stop_seconds is not None and bar.at - watch.opened_at >= s.time_stop_seconds:
-            return "time_stop"
-        return None
