@@ -4,8 +4,8 @@ Two :class:`~actors.market.contract.MarketSource` implementations: :class:`Synth
 (no network; several symbols, deterministic for a seed, trends, ranges, volatility bursts
 and a market-wide crash) and :class:`CsvReplay` (OHLCV files in ccxt's ``fetch_ohlcv``
 layout, one per symbol, e.g. ``BTC_USDT.csv``). :func:`check_bar` rejects bad data
-(missing or non-finite fields, non-positive prices, an inconsistent bar, negative volume,
-timestamps that go backwards or repeat).
+(missing or non-finite fields, non-positive prices or prices above :data:`MAX_PRICE`, an
+inconsistent bar, negative volume, timestamps that go backwards or repeat).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from actors.market.contract import BadBar, Bar
 
 __all__ = [
+    "MAX_PRICE",
     "CsvReplay",
     "SyntheticMarket",
     "check_bar",
@@ -34,6 +35,9 @@ DEFAULT_SYMBOLS = {
 
 
 _INF = math.inf
+# No market quotes a price near this; a strategy's running sums of squares of prices far
+# beyond it overflow a float. A bar above it is bad data, named and not acted on.
+MAX_PRICE = 1e12
 
 
 def check_bar(bar: Bar, last_at: float | None) -> None:
@@ -44,7 +48,7 @@ def check_bar(bar: Bar, last_at: float | None) -> None:
     o, h, lo, c, v, at = bar.open, bar.high, bar.low, bar.close, bar.volume, bar.at
     if (type(o) is float and type(h) is float and type(lo) is float and type(c) is float
             and type(v) is float and type(at) is float
-            and 0.0 < lo <= o <= h < _INF and lo <= c <= h and 0.0 <= v < _INF
+            and 0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v < _INF
             and -_INF < at < _INF and (last_at is None or at > last_at)):
         return
     values = {"open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close,
@@ -61,6 +65,9 @@ def check_bar(bar: Bar, last_at: float | None) -> None:
     for name in ("open", "high", "low", "close"):
         if values[name] <= 0:
             raise BadBar("non_positive_price", f"{bar.symbol} {name}={values[name]!r}")
+        if values[name] > MAX_PRICE:
+            raise BadBar("price_too_large", f"{bar.symbol} {name}={values[name]!r} > "
+                                            f"{MAX_PRICE:g}")
     if bar.volume < 0:
         raise BadBar("negative_volume", f"{bar.symbol} volume={bar.volume!r}")
     if bar.high < bar.low:

@@ -41,6 +41,7 @@ def _valid(bar: Bar, last_at: float | None) -> bool:
     if any(not math.isfinite(v) for v in fields):
         return False
     return (min(bar.open, bar.high, bar.low, bar.close) > 0 and bar.volume >= 0
+            and max(bar.open, bar.high, bar.low, bar.close) <= 1e12
             and bar.low <= bar.open <= bar.high and bar.low <= bar.close <= bar.high
             and (last_at is None or bar.at > last_at))
 
@@ -49,7 +50,7 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=0.5, max_value=2.0),  # mostly plausible prices, so many bars pass
     st.integers(min_value=-2, max_value=3),
-    st.sampled_from([True, None, "1.0"]),
+    st.sampled_from([True, None, "1.0", 1e12, 1.0000001e12, 1e154]),
 )
 
 
@@ -73,6 +74,7 @@ def test_check_bar_accepts_exactly_the_usable_bars(fields: tuple[Any, ...],
     (Bar("X", 60.0, 1.0, float("inf"), 0.5, 1.0, 1.0), None, "not_finite"),
     (Bar("X", 60.0, 0.0, 2.0, 0.0, 1.0, 1.0), None, "non_positive_price"),
     (Bar("X", 60.0, -1.0, 2.0, -1.0, 1.0, 1.0), None, "non_positive_price"),
+    (Bar("X", 60.0, 1.0, 2e154, 0.5, 1.0, 1.0), None, "price_too_large"),
     (Bar("X", 60.0, 1.0, 2.0, 0.5, 1.0, -1.0), None, "negative_volume"),
     (Bar("X", 60.0, 1.0, 0.5, 2.0, 1.0, 1.0), None, "high_below_low"),
     (Bar("X", 60.0, 1.0, 2.0, 0.5, 3.0, 1.0), None, "outside_range"),

@@ -486,7 +486,8 @@ def fuzz_control(n: int = 300, seed: int = 0) -> Result:
 
 
 # == market data ==============================================================================
-_REASONS = {"not_a_number", "not_finite", "non_positive_price", "negative_volume",
+_REASONS = {"not_a_number", "not_finite", "non_positive_price", "price_too_large",
+            "negative_volume",
             "high_below_low", "outside_range", "duplicate_timestamp", "out_of_order",
             "missing_field", "unreadable_row"}
 _hostile_numbers = st.one_of(
