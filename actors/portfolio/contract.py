@@ -94,12 +94,14 @@ class GetLedgerSummary:
 @dataclass(frozen=True, slots=True)
 class LedgerSummary:
     """The venue time of the ledger's newest fill (None: no fill), how many fills it has
-    from each venue, its event ``seq`` (fills and corrections), and its file."""
+    from each venue, its event ``seq`` (fills and corrections), its file, and the digest of
+    each venue's fill ids (``actors.common.fill_digest``; a venue left out: not known)."""
 
     newest: float | None
     fills: dict[str, int]
     seq: int
     database: str
+    digests: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:

@@ -19,6 +19,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from actors.common.fill_digest import fold
 from actors.common.messages import Fill, Side
 from actors.common.storage import open_database
 from actors.portfolio.book import ZERO, Position, PositionBook
@@ -472,6 +473,13 @@ class Ledger:
 
     def fill_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
+
+    def fill_digests(self) -> dict[str, int]:
+        """The digest of each venue's fill ids (``actors.common.fill_digest``)."""
+        out: dict[str, int] = {}
+        for venue, fill_id in self.db.execute("SELECT venue, fill_id FROM fills"):
+            out[str(venue)] = fold(out.get(str(venue), 0), str(fill_id))
+        return out
 
     def fill_counts(self) -> dict[str, int]:
         """How many fills each venue made, by venue name."""

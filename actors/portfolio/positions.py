@@ -196,7 +196,8 @@ class PositionActor(SupervisedActor):
                 return self.ledger.last_fill_at(venue)
             case GetLedgerSummary():
                 return LedgerSummary(self.ledger.newest_fill_at, self.ledger.fill_counts(),
-                                     self.ledger.seq, self.settings.database)
+                                     self.ledger.seq, self.settings.database,
+                                     self.ledger.fill_digests())
             case GetPortfolio():
                 return self.snapshot()
             case OperatorCommand():

@@ -82,11 +82,13 @@ class GetVenueRecord:
 @dataclass(frozen=True, slots=True)
 class VenueRecord:
     """How many fills the venue ``venue`` (the name its fills carry) has made for this
-    bot, and where that record is kept (for messages)."""
+    bot, where that record is kept (for messages), and the digest of their fill ids
+    (``actors.common.fill_digest``; None: not known)."""
 
     venue: str
     fills: int | None
     where: str
+    digest: int | None = None
 
 
 VenueAsk = PlaceOrder | LookupOrder | GetOpenOrders | GetVenueFills | GetVenueRecord

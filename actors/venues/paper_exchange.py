@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import pykka
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.common.fill_digest import digest
 from actors.common.messages import Fill, Side
 from actors.common.settings_types import StatePath
 from actors.common.sqlite_writer import StatementWriter
@@ -263,9 +264,9 @@ def _fills(db: sqlite3.Connection, since: float | None) -> list[Fill]:
 
 
 def _record(db: sqlite3.Connection, where: str) -> VenueRecord:
-    """How many fills the record holds."""
-    return VenueRecord("paper", int(db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]),
-                       where)
+    """How many fills the record holds, and the digest of their ids."""
+    ids = [str(fid) for (fid,) in db.execute("SELECT fill_id FROM fills")]
+    return VenueRecord("paper", len(ids), where, digest(ids))
 
 
 def _lookup(db: sqlite3.Connection, coid: str) -> OrderResult | None:

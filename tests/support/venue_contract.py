@@ -3,6 +3,7 @@ venue sync make with the reply ``actors.venues.contract.Venue`` names."""
 
 from __future__ import annotations
 
+from actors.common.fill_digest import digest
 from actors.common.messages import Fill
 from actors.venues.contract import (
     GetOpenOrders,
@@ -37,3 +38,5 @@ def assert_answers_as_a_venue(rt: Runtime, name: str, order: PlaceOrder) -> None
     record = rt.ask(name, GetVenueRecord())
     assert isinstance(record, VenueRecord)
     assert record.fills is None or record.fills >= len(fills)
+    if record.fills == len(fills) and record.digest is not None:  # it listed every fill
+        assert record.digest == digest(f.fill_id for f in fills)
