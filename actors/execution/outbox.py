@@ -1,0 +1,149 @@
+"""The executor's outbox: the fills sent to the ledger and not acknowledged yet, with retries.
+
+:class:`Outbox` owns every fill from its first send until the ledger acknowledges it: a
+fill out on its first try is ``recording``; one a try failed for is ``unrecorded``, with its
+failures, when the next try is due (backoff from the failures) and whether one is out. After
+``attempts`` failures :meth:`Outbox.failed` says once that it is to be alerted; an
+``InvalidFill`` is refused for good (kept in ``refused``, never retried). Pure: no actor, no
+clock (``now`` is passed in); the executor sends what it says and reports the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from actors.common.messages import Fill, InvalidFill, Side
+from supervisor.backoff import Backoff
+
+__all__ = ["Failed", "Outbox", "Unrecorded"]
+
+
+@dataclass(slots=True)
+class Unrecorded:
+    """A fill the ledger has not acknowledged: failed tries, when the next is due, whether
+    one is out, whether it was alerted."""
+
+    fill: Fill
+    failures: int = 0
+    due: float = 0.0
+    out: bool = False
+    alerted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """What a failed try means: the fill is ``refused`` for good, or retried (``first``:
+    its first failure; ``alert``: it has failed ``attempts`` times, said once)."""
+
+    refused: bool = False
+    first: bool = False
+    alert: bool = False
+    failures: int = 0
+
+
+class Outbox:
+    """Owns the fills out to the ledger or to send again (see the module docstring)."""
+
+    def __init__(self, backoff: Backoff, attempts: int) -> None:
+        self._backoff = backoff
+        self.attempts = attempts
+        self.recording: dict[str, Fill] = {}  # fill id -> fill out on its first try
+        self.unrecorded: dict[str, Unrecorded] = {}  # fill id -> fill a try failed for
+        self.refused: list[Fill] = []  # fills the ledger refused for good
+
+    def __len__(self) -> int:
+        """The fills a try failed for (not acknowledged yet)."""
+        return len(self.unrecorded)
+
+    def __iter__(self) -> Iterator[Unrecorded]:
+        return iter(list(self.unrecorded.values()))
+
+    def sent(self, fill: Fill) -> None:
+        """A try of ``fill`` is out."""
+        u = self.unrecorded.get(fill.fill_id)
+        if u is not None:
+            u.out = True
+        else:
+            self.recording[fill.fill_id] = fill
+
+    def acknowledged(self, fill_id: str) -> bool:
+        """The ledger has ``fill_id``: it leaves the outbox (False: it was not in it)."""
+        sent = self.recording.pop(fill_id, None)
+        retried = self.unrecorded.pop(fill_id, None)
+        return sent is not None or retried is not None
+
+    def taken_back(self, fill_id: str) -> Fill | None:
+        """A try of ``fill_id`` failed: the fill (None: not in the outbox)."""
+        fill = self.recording.pop(fill_id, None)
+        u = self.unrecorded.get(fill_id)
+        if fill is None and u is not None:
+            fill = u.fill
+        return fill
+
+    def failed(self, fill: Fill, exc: Exception, now: float) -> Failed:
+        """A try of ``fill`` failed with ``exc`` at ``now``: refused for good
+        (``InvalidFill``), or due again after the backoff of its failures."""
+        if isinstance(exc, InvalidFill):  # the ledger refuses it: retrying cannot change that
+            self.unrecorded.pop(fill.fill_id, None)
+            self.refused.append(fill)
+            return Failed(refused=True)
+        u = self.unrecorded.get(fill.fill_id)
+        first = u is None
+        if u is None:
+            u = self.unrecorded[fill.fill_id] = Unrecorded(fill)
+        u.out = False
+        u.failures += 1
+        u.due = now + self._backoff.delay(u.failures)
+        alert = u.failures >= self.attempts and not u.alerted
+        if alert:
+            u.alerted = True
+        return Failed(first=first, alert=alert, failures=u.failures)
+
+    def due(self, now: float) -> list[Fill]:
+        """Fills whose next try is due at ``now`` (none out)."""
+        return [u.fill for u in self.unrecorded.values() if not u.out and u.due <= now]
+
+    def stuck(self) -> list[Fill]:
+        """Fills past their first ``attempts`` tries, none out (tried again per signal)."""
+        return [u.fill for u in self.unrecorded.values()
+                if not u.out and u.failures >= self.attempts]
+
+    def next_due(self) -> float | None:
+        """When the earliest try not out is due."""
+        return min((u.due for u in self.unrecorded.values() if not u.out), default=None)
+
+    def oldest(self) -> float | None:
+        """The venue time of the oldest fill not acknowledged (None: none)."""
+        oldest = min((u.fill.at for u in self.unrecorded.values()), default=None)
+        if self.recording:
+            sending = min(f.at for f in self.recording.values())
+            oldest = sending if oldest is None else min(oldest, sending)
+        return oldest
+
+    def settled(self) -> bool:
+        """Is every fill a try failed for past its first ``attempts`` tries?"""
+        return all(u.failures >= self.attempts for u in self.unrecorded.values())
+
+    def busy(self, symbol: str) -> bool:
+        """Is a fill of ``symbol`` out, or within its first tries?"""
+        return (any(f.symbol == symbol for f in self.recording.values())
+                or any(u.fill.symbol == symbol and (u.out or u.failures < self.attempts)
+                       for u in self.unrecorded.values()))
+
+    def resolving(self) -> bool:
+        """Is a retry out, or a fill within its first tries?"""
+        return any(u.out or u.failures < self.attempts for u in self.unrecorded.values())
+
+    def has_sale(self, symbol: str) -> bool:
+        """Is a sale's fill of ``symbol`` out on its first try?"""
+        return any(f.symbol == symbol and f.side is Side.SELL
+                   for f in self.recording.values())
+
+    def buys_writing(self) -> list[Fill]:
+        """Buy fills out on their first try."""
+        return [f for f in self.recording.values() if f.side is Side.BUY]
+
+    def unsettled_symbols(self) -> set[str]:
+        """Symbols with a fill a try failed for."""
+        return {u.fill.symbol for u in self.unrecorded.values()}
