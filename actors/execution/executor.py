@@ -21,9 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import pykka
-
-from actors.common.messages import Alert, Fill
+from actors.common.messages import Fill
 from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, SkipReason
 from actors.execution.decide import Check, Decision, Hold, Limits, Place, Refuse, Skip, decide
 from actors.execution.held import HeldSignals
@@ -32,7 +30,8 @@ from actors.execution.orders import OrderPhase, Request
 from actors.execution.outbox import Outbox
 from actors.execution.settings import Settings as ExecutorSettings
 from actors.execution.sizing import RiskLimits
-from actors.execution.sync_driver import SyncDriver, findings
+from actors.execution.stats import StatsWaiters
+from actors.execution.sync_driver import SyncDriver
 from actors.execution.venue_sync import Step, VenueSync
 from actors.portfolio.contract import FillRecorded, PortfolioSnapshot, RecordFill
 from actors.risk.contract import gate_or_unknown
@@ -129,14 +128,16 @@ class ExecutorActor(SupervisedActor):
         self.outbox = Outbox(retry, s.record_attempts)
         self.desk = OrderLifecycle(s, retry, self.outbox, self)
         self.held = HeldSignals(s.max_held)
-        self.sync = SyncDriver(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch)
+        self.sync = SyncDriver(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch,
+                               retry=s.venue_sync_retry,
+                               alert=lambda a: self.tell(self.settings.alerts, a))
         self.refused: Counter[str] = Counter()
         self.skipped: Counter[SkipReason] = Counter()
         self.fills_recorded = 0
         self.recovered = 0
         self._asks: PendingAsks[_For] | None = None
         self._tick_at: float | None = None  # when the earliest _Tick scheduled is due
-        self._stats_waiters: list[tuple[float, pykka.Future[Any]]] = []
+        self._stats_waiters = StatsWaiters(s.order_timeout)
         self._held_published = 0  # the held signals' version last published
 
     def on_start(self) -> None:
@@ -191,8 +192,7 @@ class ExecutorActor(SupervisedActor):
             case GetExecutorStats():
                 reply = self.defer_reply()
                 if reply is not None:
-                    due = self.ctx.clock.now() + self.settings.order_timeout
-                    self._stats_waiters.append((due, reply))
+                    self._stats_waiters.add(reply, self.ctx.clock.now())
             case SyncVenue():
                 self.sync.want(self.defer_reply())
             case _RetrySync():
@@ -205,9 +205,7 @@ class ExecutorActor(SupervisedActor):
     # -- the loop: what to do after every message ------------------------------------------
     def _progress(self) -> None:
         assert self._asks is not None
-        step = self.sync.due(not self._asks)
-        if step is not None:
-            self._sync_ask(step)
+        self._sync_next(self.sync.due(not self._asks))
         if self.held and not self.sync.busy:
             if not self.sync.synced:  # the sync they waited for failed
                 for _, request in self.held.take_all():
@@ -215,8 +213,10 @@ class ExecutorActor(SupervisedActor):
             else:
                 self.held.release(self._consider)
         self._arm()
-        if self._stats_waiters:
-            self._answer_stats()
+        if self._stats_waiters:  # all once nothing is out, held, or within its first tries
+            self._stats_waiters.answer(
+                not self._asks and not self.held and not self.sync.busy
+                and self.outbox.settled(), self.ctx.clock.now(), self._stats)
         if self.held.version != self._held_published:
             self.publish()
 
@@ -227,8 +227,7 @@ class ExecutorActor(SupervisedActor):
         dues = [self._asks.next_deadline()]
         if not self.sync.busy:
             dues += [self.outbox.next_due(), self.desk.next_due()]
-        if self._stats_waiters:
-            dues.append(min(d for d, _ in self._stats_waiters))
+        dues.append(self._stats_waiters.next_due())
         at = min((d for d in dues if d is not None), default=None)
         if at is None or (self._tick_at is not None and self._tick_at <= at):
             return
@@ -252,21 +251,6 @@ class ExecutorActor(SupervisedActor):
             self.record(fill)
         self.desk.look_up_due(now)
 
-    def _answer_stats(self) -> None:
-        assert self._asks is not None
-        if (not self._asks and not self.held and not self.sync.busy
-                and self.outbox.settled()):  # nothing out, held, or within first tries
-            due, self._stats_waiters = self._stats_waiters, []
-        else:
-            now = self.ctx.clock.now()
-            due = [w for w in self._stats_waiters if w[0] <= now]
-            if not due:
-                return
-            self._stats_waiters = [w for w in self._stats_waiters if w[0] > now]
-        stats = self._stats()
-        for _, reply in due:
-            reply.set(stats)
-
     def _stats(self) -> ExecutorStats:
         d = self.desk
         return ExecutorStats(len(d.sent), d.filled, dict(self.refused), dict(self.skipped),
@@ -276,12 +260,7 @@ class ExecutorActor(SupervisedActor):
 
     def _end_waiters(self, exc: Exception | None) -> None:
         """This instance ends: answer whoever still waits on it."""
-        stats, self._stats_waiters = self._stats_waiters, []
-        for _, reply in stats:
-            if exc is None:
-                reply.set(self._stats())
-            else:
-                reply.set_exception((type(exc), exc, exc.__traceback__))
+        self._stats_waiters.end(exc, self._stats)
         self.sync.fail_waiters(exc or ActorNotRunning(self.ctx.name, "stopped"))
 
     def _finish_out(self) -> None:
@@ -379,7 +358,12 @@ class ExecutorActor(SupervisedActor):
                     self.fills_recorded += 1  # (a fill it had already is not counted)
                 self.publish()
         elif what.kind == "sync":
-            self._sync_step(value)
+            try:
+                step = self.sync.answer(value)
+            except TypeError as exc:
+                self._sync_failed(exc)
+                return
+            self._sync_next(step)
         else:
             self.desk.answered(what.kind, what.key, value)
 
@@ -406,20 +390,9 @@ class ExecutorActor(SupervisedActor):
         self.outbox.sent(fill)
 
     def _record_failed(self, fill: Fill, exc: Exception) -> None:
-        s, what = self.settings, f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}"
         failed = self.outbox.failed(fill, exc, self.ctx.clock.now())
-        if failed.refused:
-            log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
-            self.tell(s.alerts, Alert(f"executor.fill_refused.{fill.fill_id}", "critical",
-                                      "The ledger refused a fill the venue made",
-                                      f"{what}: {exc}"))
-        elif failed.first:
-            log.warning("fill %s not acknowledged (%s: %s); sending it again", fill.fill_id,
-                        type(exc).__name__, exc)
-        if failed.alert:
-            log.error("fill %s not recorded yet (%s); will retry", fill.fill_id, exc)
-            self.tell(s.alerts, Alert("executor.fill_unrecorded", "critical",
-                                      "A fill could not be recorded yet", f"{what}: {exc}"))
+        if failed.alert is not None:
+            self.tell(self.settings.alerts, failed.alert)
         self.publish()
 
     def publish(self) -> None:
@@ -435,48 +408,28 @@ class ExecutorActor(SupervisedActor):
                                        self.held.signal_ids()))
 
     # -- venue sync ------------------------------------------------------------------------
-    def _sync_ask(self, step: Step) -> None:
-        role, message = step
-        try:
-            self.ask(self.settings.positions if role == "ledger" else self.settings.exchange,
-                     message, "sync")
-        except RuntimeErrorBase as exc:
-            self._sync_failed(exc)
-
-    def _sync_step(self, value: Any) -> None:
-        try:
-            step = self.sync.answer(value)
-        except TypeError as exc:
-            self._sync_failed(exc)
-            return
+    def _sync_next(self, step: Step | VenueSync | None) -> None:
+        """Send the sync's next step; or it is done: the ledger has the venue's fills."""
         if isinstance(step, VenueSync):
-            self._sync_done()
+            sync = self.sync.done()
+            self.desk.synced(sync)
+            self.recovered += len(sync.recovered)
+            self.publish()
+            halt = self.sync.report(sync)
+            if halt is not None:
+                self.desk.halting(halt)
+            self.sync.answer_waiters(len(sync.recovered))
         elif step is not None:
-            self._sync_ask(step)
-
-    def _sync_done(self) -> None:
-        sync = self.sync.done()
-        self.desk.synced(sync)
-        self.recovered += len(sync.recovered)
-        self.publish()
-        found = findings(sync)
-        for level, line in found.logs:
-            log.log(level, "%s", line)
-        for alert in found.alerts:
-            self.tell(self.settings.alerts, alert)
-        if found.halt is not None:
-            self.desk.halting(found.halt)
-        self.sync.answer_waiters(len(sync.recovered))
+            role, message = step
+            try:
+                self.ask(self.settings.positions if role == "ledger"
+                         else self.settings.exchange, message, "sync")
+            except RuntimeErrorBase as exc:
+                self._sync_failed(exc)
 
     def _sync_failed(self, exc: Exception) -> None:
-        s = self.settings
-        log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
-                  type(exc).__name__, exc, s.venue_sync_retry)
-        self.tell(s.alerts, Alert("executor.venue_sync_failed", "error",
-                                  "Venue sync failed; not trading",
-                                  f"{type(exc).__name__}: {exc}"))
         if self.sync.failed(exc):  # a SyncVenue since gets its own try
-            self.ctx.schedule(s.venue_sync_retry, _RetrySync())
+            self.ctx.schedule(self.settings.venue_sync_retry, _RetrySync())
 
     # -- Effects: what the pieces have the actor do ----------------------------------------
     def ask(self, target: str, message: Any, kind: Kind, key: str = "") -> None:

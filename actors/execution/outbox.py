@@ -10,13 +10,16 @@ clock (``now`` is passed in); the executor sends what it says and reports the an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from actors.common.messages import Fill, InvalidFill, Side
+from actors.common.messages import Alert, Fill, InvalidFill, Side
 from supervisor.backoff import Backoff
 
 __all__ = ["Failed", "Outbox", "Unrecorded"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -33,13 +36,13 @@ class Unrecorded:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """What a failed try means: the fill is ``refused`` for good, or retried (``first``:
-    its first failure; ``alert``: it has failed ``attempts`` times, said once)."""
+    """What a failed try means: the fill is ``refused`` for good, or retried after its
+    ``failures``; ``alert``: what to tell the operator (a refusal, or ``attempts`` failures:
+    said once)."""
 
     refused: bool = False
-    first: bool = False
-    alert: bool = False
     failures: int = 0
+    alert: Alert | None = None
 
 
 class Outbox:
@@ -84,21 +87,28 @@ class Outbox:
     def failed(self, fill: Fill, exc: Exception, now: float) -> Failed:
         """A try of ``fill`` failed with ``exc`` at ``now``: refused for good
         (``InvalidFill``), or due again after the backoff of its failures."""
+        what = f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"
         if isinstance(exc, InvalidFill):  # the ledger refuses it: retrying cannot change that
             self.unrecorded.pop(fill.fill_id, None)
             self.refused.append(fill)
-            return Failed(refused=True)
+            log.critical("the ledger refused fill %s: %s", fill.fill_id, exc)
+            return Failed(refused=True, alert=Alert(
+                f"executor.fill_refused.{fill.fill_id}", "critical",
+                "The ledger refused a fill the venue made", what))
         u = self.unrecorded.get(fill.fill_id)
-        first = u is None
         if u is None:
             u = self.unrecorded[fill.fill_id] = Unrecorded(fill)
+            log.warning("fill %s not acknowledged (%s: %s); sending it again", fill.fill_id,
+                        type(exc).__name__, exc)
         u.out = False
         u.failures += 1
         u.due = now + self._backoff.delay(u.failures)
-        alert = u.failures >= self.attempts and not u.alerted
-        if alert:
-            u.alerted = True
-        return Failed(first=first, alert=alert, failures=u.failures)
+        if u.failures < self.attempts or u.alerted:
+            return Failed(failures=u.failures)
+        u.alerted = True
+        log.error("fill %s not recorded yet (%s); will retry", fill.fill_id, exc)
+        return Failed(failures=u.failures, alert=Alert(
+            "executor.fill_unrecorded", "critical", "A fill could not be recorded yet", what))
 
     def due(self, now: float) -> list[Fill]:
         """Fills whose next try is due at ``now`` (none out)."""

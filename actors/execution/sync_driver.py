@@ -5,15 +5,16 @@ through :func:`~actors.execution.venue_sync.next_sync_phase`, so along ``SYNC_TA
 :class:`~actors.execution.venue_sync.VenueSync` under way, whether the last sync succeeded
 (``synced``: orders may go out), the asks waiting for the next sync and for the one under way,
 whether a retry timer is out, and an earlier instance's oldest unrecorded fill (where the next
-sync reaches back to). The executor sends the steps it returns and tells it the answers. Pure:
-no actor; the waiters are futures it answers or fails. :func:`findings` words what a finished
-sync found, for the log and the alerts.
+sync reaches back to). The executor sends the steps it returns and tells it the answers. No
+actor: the waiters are futures it answers or fails, and what the operator is to hear (a
+failed sync, what a finished one found: :meth:`SyncDriver.report`) goes to the ``alert``
+callable it is given, after it is logged.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Literal
 
 import pykka
@@ -21,15 +22,19 @@ import pykka
 from actors.common.messages import Alert
 from actors.execution.venue_sync import Step, SyncEvent, SyncPhase, VenueSync, next_sync_phase
 
-__all__ = ["Findings", "SyncDriver", "findings"]
+__all__ = ["SyncDriver"]
+
+log = logging.getLogger(__name__)
 
 
 class SyncDriver:
     """Owns the venue sync's phase and waiters (see the module docstring)."""
 
     def __init__(self, mode: Literal["recent", "full", "off"], lookback: float, batch: int,
-                 *, reach_back: float | None = None) -> None:
+                 *, retry: float, alert: Callable[[Alert], Any],
+                 reach_back: float | None = None) -> None:
         self.mode, self.lookback, self.batch = mode, lookback, batch
+        self.retry, self._alert = retry, alert  # seconds before a failed sync is retried
         self.reach_back = reach_back  # an earlier instance's oldest unrecorded fill
         self.synced = mode == "off"  # the last sync succeeded (with none: nothing to sync)
         self._phase = SyncPhase.IDLE
@@ -92,8 +97,12 @@ class SyncDriver:
             reply.set(recovered)
 
     def failed(self, exc: Exception) -> bool:
-        """The sync under way failed (its waiters fail; an ask since gets the next try):
-        True when a retry timer is to be scheduled (none is out)."""
+        """The sync under way failed (alerted; its waiters fail; an ask since gets the next
+        try): True when a retry timer is to be scheduled (none is out)."""
+        log.error("venue sync failed (%s: %s); no orders until it succeeds, retrying in %gs",
+                  type(exc).__name__, exc, self.retry)
+        self._alert(Alert("executor.venue_sync_failed", "error",
+                          "Venue sync failed; not trading", f"{type(exc).__name__}: {exc}"))
         self._sync = None
         self._event(SyncEvent.FAILED)
         self.synced = False
@@ -119,46 +128,35 @@ class SyncDriver:
             reply.set_exception((type(exc), exc, exc.__traceback__))
 
 
-@dataclass(frozen=True, slots=True)
-class Findings:
-    """What a finished sync found, worded: log lines (level, text), alerts, and the reason
-    to halt trading (state lost), if any."""
-
-    logs: tuple[tuple[int, str], ...]
-    alerts: tuple[Alert, ...]
-    halt: str | None
-
-
-def findings(sync: VenueSync) -> Findings:
-    """Word what ``sync`` found (recovered and refused fills, lost state)."""
-    logs: list[tuple[int, str]] = []
-    alerts: list[Alert] = []
-    recovered, rejected, where = sync.recovered, sync.rejected, sync.scope()
-    if recovered:
-        listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
-                           for f in recovered[:5])
-        more = f" and {len(recovered) - 5} more" if len(recovered) > 5 else ""
-        logs.append((logging.WARNING, f"venue sync: recorded {len(recovered)} fill(s) the "
-                     f"ledger lacked ({listed}{more}); {len(sync.fills)} {where} checked"))
-        alerts.append(Alert(
-            "executor.venue_sync", "warning",
-            f"Recovered {len(recovered)} fill(s) the ledger lacked",
-            f"the venue had filled them but the ledger had no record (a crash between "
-            f"fill and record): {listed}{more}"))
-    else:
-        logs.append((logging.INFO, f"venue sync: the ledger has all {len(sync.fills)} {where}"))
-    halt = _lost_state(sync)
-    if halt is not None:
-        logs.append((logging.CRITICAL, f"venue sync: {halt}; trading halted"))
-        alerts.append(Alert("executor.lost_state", "critical", "State lost: trading halted",
-                            halt))
-    if rejected:
-        listed = "; ".join(f"{fid}: {why}" for fid, why in rejected[:5])
-        logs.append((logging.ERROR, f"venue sync: the ledger refused {len(rejected)} venue "
-                     f"fill(s): {listed}"))
-        alerts.append(Alert("executor.venue_sync_rejected", "critical",
-                            f"The ledger refused {len(rejected)} venue fill(s)", listed))
-    return Findings(tuple(logs), tuple(alerts), halt)
+    def report(self, sync: VenueSync) -> str | None:
+        """Log and alert what the finished ``sync`` found (recovered and refused fills, lost
+        state); returns why trading is to halt (state lost), if it is."""
+        recovered, rejected, where = sync.recovered, sync.rejected, sync.scope()
+        if recovered:
+            listed = ", ".join(f"{f.fill_id} {f.side.value} {f.quantity} {f.symbol}"
+                               for f in recovered[:5])
+            more = f" and {len(recovered) - 5} more" if len(recovered) > 5 else ""
+            log.warning("venue sync: recorded %d fill(s) the ledger lacked (%s%s); %d %s "
+                        "checked", len(recovered), listed, more, len(sync.fills), where)
+            self._alert(Alert(
+                "executor.venue_sync", "warning",
+                f"Recovered {len(recovered)} fill(s) the ledger lacked",
+                f"the venue had filled them but the ledger had no record (a crash between "
+                f"fill and record): {listed}{more}"))
+        else:
+            log.info("venue sync: the ledger has all %d %s", len(sync.fills), where)
+        halt = _lost_state(sync)
+        if halt is not None:
+            log.critical("venue sync: %s; trading halted", halt)
+            self._alert(Alert("executor.lost_state", "critical", "State lost: trading halted",
+                              halt))
+        if rejected:
+            listed = "; ".join(f"{fid}: {why}" for fid, why in rejected[:5])
+            log.error("venue sync: the ledger refused %d venue fill(s): %s", len(rejected),
+                      listed)
+            self._alert(Alert("executor.venue_sync_rejected", "critical",
+                              f"The ledger refused {len(rejected)} venue fill(s)", listed))
+        return halt
 
 
 def _lost_state(sync: VenueSync) -> str | None:
