@@ -1,6 +1,6 @@
 """The executor: turns signals and exit requests into orders, safely, without ever waiting.
 
-The actor routes messages, owns its asks out (``PendingAsks``, one ``_Tick`` timer for what
+The actor routes messages, owns its asks out (``PendingAsks``, one ``Tick`` timer for what
 is due) and publishes its state; the pieces it is made of each own one job:
 :mod:`~actors.execution.decide` (skip, hold, check, refuse or place: pure, sized by
 :mod:`~actors.execution.sizing`), :mod:`~actors.execution.lifecycle` (the orders, in the book
@@ -14,11 +14,8 @@ run on start; no order until it has succeeded). The rules: docs/trading-bot.md.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from actors.common.messages import Fill
@@ -30,13 +27,14 @@ from actors.execution.orders import OrderPhase, Request
 from actors.execution.outbox import Outbox
 from actors.execution.settings import Settings as ExecutorSettings
 from actors.execution.sizing import RiskLimits
+from actors.execution.state import AskFor, ExecutorState, Handoff, RetrySync, SyncVenue, Tick
 from actors.execution.stats import StatsWaiters
+from actors.execution.stopping import finish_out
 from actors.execution.sync_driver import SyncDriver
 from actors.execution.venue_sync import Step, VenueSync
 from actors.portfolio.contract import FillRecorded, PortfolioSnapshot, RecordFill
 from actors.risk.contract import gate_or_unknown
 from actors.strategies.contract import Signal
-from actors.venues.contract import PlaceOrder
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.context import Replied
@@ -46,60 +44,6 @@ from supervisor.pending_asks import PendingAsk, PendingAsks
 log = logging.getLogger(__name__)
 
 __all__ = ["ExecutorActor", "ExecutorState", "SyncVenue"]
-
-
-@dataclass(frozen=True, slots=True)
-class SyncVenue:
-    """Reconcile the ledger with the venue's fills now (once this executor's own orders
-    and fills out are answered).
-
-    As an ask, the reply is the number of fills recovered (or the exception that stopped it).
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class _RetrySync:
-    """Timer: try the venue sync again after a failure."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Handoff:
-    """Told by an executor that ends to its replacement: the signals it held, in order."""
-
-    requests: tuple[Signal | ExitRequest, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Tick:
-    """Timer: asks past their deadline, retries due, stats answers due (at ``at``)."""
-
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutorState:
-    """Published by the executor: the venue time of its oldest fill not yet in the ledger
-    (None when there is none), so a restarted executor syncs from far enough back; the
-    newest signal time an instance may have sent an order for (``checked_through``: a
-    later signal is new, an earlier or equal one is checked against ledger and exchange);
-    the orders it has not seen the end of (``unresolved``, each with its phase); and the
-    ids of the signals it holds, in order (``held``)."""
-
-    unrecorded_since: float | None
-    checked_through: float | None = None  # None: not known yet (no venue sync so far)
-    # orders sent whose outcome is not known yet (placing, unknown, looking up), or that
-    # the venue said are still open (open, open looking up): a replacement looks them up
-    # after its venue sync (no new risk until then)
-    unresolved: tuple[tuple[PlaceOrder, OrderPhase], ...] = ()
-    held: tuple[str, ...] = ()  # signals waiting for an answer they depend on
-
-
-@dataclass(frozen=True, slots=True)
-class _For:
-    """What an ask out was for: its kind and key (a client order id, a fill id)."""
-
-    kind: Kind
-    key: str = ""
 
 
 Decide = Callable[..., Decision]
@@ -135,8 +79,8 @@ class ExecutorActor(SupervisedActor):
         self.skipped: Counter[SkipReason] = Counter()
         self.fills_recorded = 0
         self.recovered = 0
-        self._asks: PendingAsks[_For] | None = None
-        self._tick_at: float | None = None  # when the earliest _Tick scheduled is due
+        self._asks: PendingAsks[AskFor] | None = None
+        self._tick_at: float | None = None  # when the earliest Tick scheduled is due
         self._stats_waiters = StatsWaiters(s.order_timeout)
         self._held_published = 0  # the held signals' version last published
 
@@ -164,11 +108,11 @@ class ExecutorActor(SupervisedActor):
 
     def _pass_on_held(self) -> None:
         """This instance ends with signals held or being checked: a replacement gets them
-        (one ``_Handoff``, which it puts ahead of what it received itself); with none to
+        (one ``Handoff``, which it puts ahead of what it received itself); with none to
         follow, they are counted and logged as dropped."""
         waiting = self.held.pass_on(self.desk.hand_over())
         if not waiting or (not self.ctx.stopping_for_good
-                           and self.ctx.try_tell(self.ctx.name, _Handoff(waiting))):
+                           and self.ctx.try_tell(self.ctx.name, Handoff(waiting))):
             return
         self.skipped[SkipReason.DROPPED_AT_STOP] += len(waiting)
         log.warning("stopping with %d signal(s) held; not acted on: %s", len(waiting),
@@ -183,9 +127,9 @@ class ExecutorActor(SupervisedActor):
                     self._answered(ask)
             case Signal() | ExitRequest():
                 self._arrived(message)
-            case _Tick():
+            case Tick():
                 self._tick(message.at)
-            case _Handoff():  # an earlier instance's: ahead of what this one has received
+            case Handoff():  # an earlier instance's: ahead of what this one has received
                 self.held.handoff(message.requests)
             case GetExecutorStats(wait=False):
                 return self._stats()  # as things stand: nothing moves for a read
@@ -195,7 +139,7 @@ class ExecutorActor(SupervisedActor):
                     self._stats_waiters.add(reply, self.ctx.clock.now())
             case SyncVenue():
                 self.sync.want(self.defer_reply())
-            case _RetrySync():
+            case RetrySync():
                 self.sync.retry_timer()
             case _:
                 return super().on_receive(message)
@@ -221,7 +165,7 @@ class ExecutorActor(SupervisedActor):
             self.publish()
 
     def _arm(self) -> None:
-        """Schedule a ``_Tick`` for the earliest deadline or retry due, unless one is (a
+        """Schedule a ``Tick`` for the earliest deadline or retry due, unless one is (a
         timer's message is never lost to a full mailbox: see ``ActorContext.schedule``)."""
         assert self._asks is not None
         dues = [self._asks.next_deadline()]
@@ -232,7 +176,7 @@ class ExecutorActor(SupervisedActor):
         if at is None or (self._tick_at is not None and self._tick_at <= at):
             return
         self._tick_at = at
-        self.ctx.schedule(max(0.0, at - self.ctx.clock.now()), _Tick(at))
+        self.ctx.schedule(max(0.0, at - self.ctx.clock.now()), Tick(at))
 
     def _tick(self, at: float) -> None:
         assert self._asks is not None
@@ -267,23 +211,9 @@ class ExecutorActor(SupervisedActor):
         """Wait (``stop_wait`` at most) for the orders and fills out, and act on their
         answers; what is left the next start's venue sync finds at the venue."""
         assert self._asks is not None
-        deadline = time.monotonic() + min(self.settings.stop_wait,
-                                          self.settings.order_timeout)
-        while True:
-            out = [a for a in self._asks if a.what.kind in ("order", "record")]
-            if not out:
-                return
-            for ask in out:
-                with suppress(Exception):  # an answer that is a failure is acted on below
-                    ask.future.get(timeout=max(0.0, deadline - time.monotonic()))
-                if not ask.future.done():
-                    log.warning("stopping with %d order(s) unanswered and %d fill(s) "
-                                "unacknowledged; the next start's venue sync records "
-                                "what the venue filled", len(self.desk.book.placing()),
-                                len(self.outbox.recording))
-                    return
-                if self._asks.take(ask.token) is not None:
-                    self._answered(ask)
+        finish_out(self._asks, min(self.settings.stop_wait, self.settings.order_timeout),
+                   self._answered,
+                   lambda: (len(self.desk.book.placing()), len(self.outbox.recording)))
 
     # -- signals: act now, hold, or skip ---------------------------------------------------
     def _arrived(self, request: Request) -> None:
@@ -345,7 +275,7 @@ class ExecutorActor(SupervisedActor):
                     request.signal_id)
 
     # -- answers ---------------------------------------------------------------------------
-    def _answered(self, ask: PendingAsk[_For]) -> None:
+    def _answered(self, ask: PendingAsk[AskFor]) -> None:
         try:
             value = ask.future.get(timeout=0)
         except Exception as exc:
@@ -367,7 +297,7 @@ class ExecutorActor(SupervisedActor):
         else:
             self.desk.answered(what.kind, what.key, value)
 
-    def _ask_failed(self, what: _For, exc: Exception) -> None:
+    def _ask_failed(self, what: AskFor, exc: Exception) -> None:
         if what.kind == "record":
             fill = self.outbox.taken_back(what.key)
             if fill is not None:
@@ -429,12 +359,12 @@ class ExecutorActor(SupervisedActor):
 
     def _sync_failed(self, exc: Exception) -> None:
         if self.sync.failed(exc):  # a SyncVenue since gets its own try
-            self.ctx.schedule(self.settings.venue_sync_retry, _RetrySync())
+            self.ctx.schedule(self.settings.venue_sync_retry, RetrySync())
 
     # -- Effects: what the pieces have the actor do ----------------------------------------
     def ask(self, target: str, message: Any, kind: Kind, key: str = "") -> None:
         assert self._asks is not None
-        self._asks.send(target, message, _For(kind, key))
+        self._asks.send(target, message, AskFor(kind, key))
 
     def tell(self, target: str, message: Any) -> None:
         self.ctx.try_tell(target, message)
