@@ -4,7 +4,9 @@ No runtime."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -169,3 +171,13 @@ def test_a_syncs_stage_moves_only_along_its_table() -> None:
         sync.answer([])  # nothing is asked any more
     with pytest.raises(IllegalTransition):
         sync.start()  # a sync runs once
+
+
+def test_the_diagram_in_the_docs_draws_the_stage_table() -> None:
+    """docs/state-machines.md ("The venue sync", its second diagram) draws every move of
+    the stage table, no other."""
+    page = (Path(__file__).parents[2] / "docs" / "state-machines.md").read_text()
+    block = page.split("## The venue sync", 1)[1].split("```mermaid", 2)[2].split("```", 1)[0]
+    drawn = {(SyncStage(a), SyncStage(b))
+             for a, b in re.findall(r"^\s*(\w+) --> (\w+)\s*$", block, re.M)}
+    assert drawn == {(a, b) for a, targets in STAGE_TABLE.items() for b in targets}
