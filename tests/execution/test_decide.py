@@ -178,6 +178,15 @@ def test_a_half_open_probe_slot_is_taken_only_by_an_order_placed() -> None:
         Refuse(BreakerState.HALF_OPEN)
 
 
+def test_an_order_placed_takes_one_probe_slot_only() -> None:
+    gate = BreakerGate(BreakerState.HALF_OPEN, "probing", since=5.0, probes=2)
+    for symbol in ("AAA/USDT", "BBB/USDT"):
+        d = decide(buy(symbol), snapshot(1), gate, Flight(), LIMITS)
+        assert isinstance(d, Place) and d.permission.probe, d
+    assert decide(buy("CCC/USDT"), snapshot(1), gate, Flight(), LIMITS) == \
+        Refuse(BreakerState.HALF_OPEN)
+
+
 def test_an_entry_counts_the_buys_in_flight_against_cash() -> None:
     writing = Fill("f1", "bv-x", "BBB/USDT", Side.BUY, Decimal(6), Decimal(100))
     d = decide(buy(), snapshot(1), CLOSED, Flight(buys_writing=[writing]), LIMITS)
