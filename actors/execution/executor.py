@@ -91,6 +91,8 @@ class ExecutorActor(SupervisedActor):
             self.sync.reach_back = earlier.unrecorded_since
             self.desk.checked_through = earlier.checked_through
             self.desk.adopt(earlier.unresolved)
+            if earlier.held:  # the predecessor's, handed over (or dropped): published anew
+                self._held_published = -1
         if self.settings.venue_sync == "off":
             self.desk.checked_through = float("inf")  # nothing known of earlier processes
             return

@@ -19,7 +19,7 @@ from actors.execution.orders import Request
 
 __all__ = ["HeldSignals"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("actors.execution.executor")  # the executor's log, for its pieces too
 
 
 def _seq(entry: tuple[int, Request]) -> int:

@@ -46,7 +46,7 @@ from supervisor.errors import RuntimeErrorBase
 
 __all__ = ["Effects", "Kind", "OrderLifecycle"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("actors.execution.executor")  # the executor's log, for its pieces too
 
 ZERO = Decimal(0)
 

@@ -3,9 +3,10 @@
 :class:`Outbox` owns every fill from its first send until the ledger acknowledges it: a
 fill out on its first try is ``recording``; one a try failed for is ``unrecorded``, with its
 failures, when the next try is due (backoff from the failures) and whether one is out. After
-``attempts`` failures :meth:`Outbox.failed` says once that it is to be alerted; an
-``InvalidFill`` is refused for good (kept in ``refused``, never retried). Pure: no actor, no
-clock (``now`` is passed in); the executor sends what it says and reports the answers.
+``attempts`` failures :meth:`Outbox.failed` gives the alert, once; an ``InvalidFill`` is
+refused for good (kept in ``refused``, never retried, alerted). No actor, no clock (``now``
+is passed in): it logs what it decides, and the executor sends the tries and alerts it says
+and reports the answers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from supervisor.backoff import Backoff
 
 __all__ = ["Failed", "Outbox", "Unrecorded"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("actors.execution.executor")  # the executor's log, for its pieces too
 
 
 @dataclass(slots=True)

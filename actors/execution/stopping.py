@@ -18,7 +18,7 @@ from supervisor.pending_asks import PendingAsk, PendingAsks
 
 __all__ = ["finish_out"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("actors.execution.executor")  # the executor's log, for its pieces too
 
 
 def finish_out(asks: PendingAsks[AskFor], wait: float,

@@ -24,7 +24,7 @@ from actors.execution.venue_sync import Step, SyncEvent, SyncPhase, VenueSync, n
 
 __all__ = ["SyncDriver"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("actors.execution.executor")  # the executor's log, for its pieces too
 
 
 class SyncDriver:
