@@ -20,14 +20,21 @@ from typing import Any, ClassVar
 
 from actors.common.messages import Fill
 from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, SkipReason
-from actors.execution.decide import Check, Decision, Hold, Limits, Place, Refuse, Skip, decide
+from actors.execution.decide import Check, Decision, Hold, Place, Refuse, Skip, decide
 from actors.execution.held import HeldSignals
-from actors.execution.lifecycle import Kind, OrderLifecycle
+from actors.execution.lifecycle import OrderLifecycle
 from actors.execution.orders import OrderPhase, Request
 from actors.execution.outbox import Outbox
 from actors.execution.settings import Settings as ExecutorSettings
-from actors.execution.sizing import RiskLimits
-from actors.execution.state import AskFor, ExecutorState, Handoff, RetrySync, SyncVenue, Tick
+from actors.execution.state import (
+    AskFor,
+    ExecutorState,
+    Handoff,
+    Kind,
+    RetrySync,
+    SyncVenue,
+    Tick,
+)
 from actors.execution.stats import StatsWaiters
 from actors.execution.stopping import finish_out
 from actors.execution.sync_driver import SyncDriver
@@ -63,10 +70,7 @@ class ExecutorActor(SupervisedActor):
         super().__init__()
         s = self.settings = settings or ExecutorSettings()
         self._decide = decide
-        self._limits = Limits(RiskLimits(s.risk_per_trade_pct, s.default_stop_pct,
-                                         s.max_position_pct, s.max_exposure_pct,
-                                         s.min_notional, s.in_flight_margin_pct),
-                              s.max_open_positions)
+        self._limits = s.limits()
         retry = Backoff(initial=s.retry_initial, maximum=max(s.retry_max, s.retry_initial),
                         jitter=s.retry_initial / 2)
         self.outbox = Outbox(retry, s.record_attempts)
@@ -112,7 +116,7 @@ class ExecutorActor(SupervisedActor):
         """This instance ends with signals held or being checked: a replacement gets them
         (one ``Handoff``, which it puts ahead of what it received itself); with none to
         follow, they are counted and logged as dropped."""
-        waiting = self.held.pass_on(self.desk.hand_over())
+        waiting = self.held.pass_on(self.desk.checks.hand_over())
         if not waiting or (not self.ctx.stopping_for_good
                            and self.ctx.try_tell(self.ctx.name, Handoff(waiting))):
             return
@@ -255,23 +259,21 @@ class ExecutorActor(SupervisedActor):
             case Skip(reason):
                 self.skip(reason)
             case Check(coid):
-                self.desk.check(coid, seq, request)
+                self.desk.checks.check(coid, seq, request)
             case Refuse(state):
                 self.refused[state.value] += 1
             case Place():
                 self.desk.place(request, seq, decision)
-        self.desk.decided(request)  # found new by a duplicate check: decided now, either way
+        self.desk.checks.decided(request)  # found new by a duplicate check: decided now, either way
         return False
 
     def _hold(self, seq: int, request: Request) -> None:
         if not self.held.hold(seq, request):
-            self.skipped[SkipReason.TOO_MANY_HELD] += 1
-            log.warning("not acting on %s: %d signals are held already", request.signal_id,
-                        len(self.held))
+            self.skip(SkipReason.TOO_MANY_HELD)
 
     def _not_ready(self, request: Request) -> None:
         """No order before the ledger has every venue fill (it sizes and guards orders)."""
-        self.desk.decided(request)
+        self.desk.checks.decided(request)
         self.skipped[SkipReason.NOT_RECONCILED] += 1
         log.warning("not acting on %s: the ledger is not reconciled with the venue yet",
                     request.signal_id)

@@ -58,8 +58,10 @@ class HeldSignals:
         return any(r.symbol == symbol for _, r in self._held)
 
     def hold(self, seq: int, request: Request) -> bool:
-        """Hold ``request`` behind those held; False (not held) when ``bound`` are."""
+        """Hold ``request`` behind those held; False (not held, logged) when ``bound`` are."""
         if len(self._held) >= self.bound:
+            log.warning("not acting on %s: %d signals are held already", request.signal_id,
+                        len(self._held))
             return False
         self._held.append((seq, request))
         self.version += 1

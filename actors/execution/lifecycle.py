@@ -3,13 +3,14 @@
 :class:`OrderLifecycle` owns the order book (:mod:`actors.execution.orders`: every phase
 change goes through its table), the orders sent and exits made by this instance, the
 checked-through time (a signal at or before it may have been sent by an earlier instance:
-checked in the ledger, then at the venue), the newest signal time acted on, and a halt asked
-of the breaker and not answered yet. It places what :func:`~actors.execution.decide.decide`
-says, acts on the venue's results (fills to the outbox, the breaker told once), looks a lost
-reply up by client order id (never resends), follows orders open at the venue and hands the
-signals under a duplicate check over when the instance ends. It is the decision's
+checked first, by :mod:`~actors.execution.checks`), the newest signal time acted on, and a
+halt asked of the breaker and not answered yet. It places what
+:func:`~actors.execution.decide.decide` says, acts on the venue's results (fills to the
+outbox, the breaker told once), looks a lost reply up by client order id (never resends) and
+follows orders open at the venue. It is the decision's
 :class:`~actors.execution.decide.InFlight`. What it sends, tells and publishes goes through
-:class:`Effects` (the executor, which owns the asks). The rules: docs/trading-bot.md.
+:class:`~actors.execution.state.Effects` (the executor, which owns the asks). The rules:
+docs/trading-bot.md.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from __future__ import annotations
 import logging
 import math
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from actors.common.messages import Alert, Fill, HaltTrading, Side
-from actors.execution.contract import SkipReason, client_order_id
-from actors.execution.decide import Place, is_sale
+from actors.execution.checks import DuplicateChecks
+from actors.execution.decide import Place
 from actors.execution.orders import (
-    CHECKS,
     TERMINAL,
     UNRESOLVED,
     OrderBook,
@@ -37,48 +37,18 @@ from actors.execution.orders import (
 from actors.execution.outbox import Outbox
 from actors.execution.settings import Settings
 from actors.execution.sizing import InFlightBuy
+from actors.execution.state import Effects, Kind
 from actors.execution.venue_sync import VenueSync
-from actors.portfolio.contract import HasOrder
 from actors.risk.contract import ApiResult, ProbeResult
 from actors.venues.contract import LookupOrder, OpenOrder, OrderResult, PlaceOrder
 from supervisor.backoff import Backoff
 from supervisor.errors import RuntimeErrorBase
 
-__all__ = ["Effects", "Kind", "OrderLifecycle"]
+__all__ = ["OrderLifecycle"]
 
 log = logging.getLogger("actors.execution.executor")  # the executor's log, for its pieces too
 
 ZERO = Decimal(0)
-
-Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync", "halt"]
-
-
-class Effects(Protocol):
-    """What the order lifecycle has the executor do."""
-
-    def ask(self, target: str, message: Any, kind: Kind, key: str = "") -> None:
-        """Send an ask (its answer comes back by ``kind`` and ``key``); raises
-        ``RuntimeErrorBase`` when it cannot be sent."""
-
-    def tell(self, target: str, message: Any) -> None:
-        """Tell, if it can be (an alert, the breaker's results)."""
-
-    def now(self) -> float: ...
-
-    def publish(self) -> None:
-        """Publish the executor's state (a replacement reads it)."""
-
-    def syncing(self) -> bool:
-        """A venue sync runs or waits to."""
-
-    def record(self, fill: Fill) -> None:
-        """Send ``fill`` to the ledger (the outbox keeps it until acknowledged)."""
-
-    def skip(self, reason: SkipReason) -> None: ...
-
-    def again(self, seq: int, request: Request) -> None:
-        """Decide ``request`` (arrival ``seq``) again, in its arrival order."""
-
 
 class OrderLifecycle:
     """Owns this instance's orders (see the module docstring)."""
@@ -87,6 +57,7 @@ class OrderLifecycle:
                  effects: Effects) -> None:
         self.settings, self._retry, self._outbox, self._do = settings, retry, outbox, effects
         self.book = OrderBook()  # client order id -> its order (or duplicate check)
+        self.checks = DuplicateChecks(self.book, settings, effects, self._settled)
         self.sent: list[tuple[str, str, bool, str]] = []
         self.exits: list[tuple[str, str]] = []
         self.filled = 0
@@ -141,16 +112,6 @@ class OrderLifecycle:
                     reported=True, open_since=now if still_open else None),
                     OrderEvent.FOLLOW_OPEN if still_open else OrderEvent.ADOPT)
 
-    def hand_over(self) -> list[tuple[int, Request]]:
-        """The instance ends: the signals under a duplicate check, by arrival number (for
-        the replacement); their records leave the book."""
-        checks = self.book.checks()
-        waiting = [(r.seq, r.request) for r in checks
-                   if r.phase in CHECKS and r.request is not None]
-        for record in checks:
-            self.book.apply(record.coid, OrderEvent.HANDED_OVER)
-        return waiting
-
     def synced(self, sync: VenueSync) -> None:
         """A venue sync succeeded: the checked-through time of the first instance of this
         process, and the orders the venue has open followed."""
@@ -169,14 +130,6 @@ class OrderLifecycle:
             self.failed("halt", "", exc)
 
     # -- deciding and placing --------------------------------------------------------------
-    def decided(self, request: Request) -> None:
-        """``request`` was decided: a check that found it new is spent (a repeat is checked
-        again, unless an order went out for it)."""
-        if self.book.count(OrderPhase.CHECKED_NEW):
-            coid = client_order_id(request.signal_id)
-            if self.book.phase(coid) is OrderPhase.CHECKED_NEW:
-                self.book.apply(coid, OrderEvent.DECIDED)
-
     def place(self, request: Request, seq: int, d: Place) -> None:
         """Send the order ``d`` (decided for ``request``, arrival ``seq``)."""
         if request.at > self.acted:  # published first: an instance started after a crash
@@ -195,15 +148,6 @@ class OrderLifecycle:
             self._look_up(record)
             return
         self._do.publish()  # a replacement looks it up if this instance dies now
-
-    def check(self, coid: str, seq: int, request: Request) -> None:
-        """Is ``coid`` in the ledger, or at the exchange? Asked in turn; ``request`` is
-        decided again once both say no."""
-        self.book.add(OrderRecord(coid, request.symbol, seq, request), OrderEvent.CHECK)
-        try:
-            self._do.ask(self.settings.positions, HasOrder(coid), "in_ledger", coid)
-        except RuntimeErrorBase as exc:
-            self._unsure(coid, exc)
 
     # -- on the timer, and per signal ------------------------------------------------------
     def waiting(self) -> list[OrderRecord]:
@@ -243,9 +187,9 @@ class OrderLifecycle:
             case "lookup":
                 self._looked_up(key, value)
             case "in_ledger":
-                self._in_ledger(key, bool(value))
+                self.checks.in_ledger(key, bool(value))
             case "at_venue":
-                self._at_venue(key, value)
+                self.checks.at_venue(key, value)
             case "halt":
                 self.halt = None  # the breaker is HALTED (its gate refuses)
 
@@ -262,7 +206,7 @@ class OrderLifecycle:
                 if record is not None and record.phase in UNRESOLVED:
                     self._lookup_failed(record, exc)
             case "in_ledger" | "at_venue":
-                self._unsure(key, exc)
+                self.checks.unsure(key, exc)
             case "halt":  # still no order from this instance: the halt stands here
                 log.error("the breaker did not take the halt (%s: %s); this executor sends "
                           "no order", type(exc).__name__, exc)
@@ -378,52 +322,6 @@ class OrderLifecycle:
             self._report(record.sent, False, "no reply")
             log.warning("order %s: outcome unknown, the lookup failed (%s: %s); no new risk "
                         "until it is known", record.coid, type(exc).__name__, exc)
-
-    # -- duplicate checks ------------------------------------------------------------------
-    def _unsure(self, coid: str, exc: Exception) -> None:
-        if self.book.phase(coid) in CHECKS:
-            self.book.apply(coid, OrderEvent.UNSURE)
-        self._do.skip(SkipReason.UNCHECKED)  # never risk a duplicate
-        log.warning("not acting on order %s: could not check for duplicates (%s: %s)", coid,
-                    type(exc).__name__, exc)
-
-    def _in_ledger(self, coid: str, found: bool) -> None:
-        if self.book.phase(coid) is not OrderPhase.CHECKING_LEDGER:
-            return
-        if found:
-            self.book.apply(coid, OrderEvent.FOUND)
-            self._do.skip(SkipReason.IN_LEDGER)
-            return
-        self.book.apply(coid, OrderEvent.NOT_IN_LEDGER)
-        try:
-            self._do.ask(self.settings.exchange, LookupOrder(coid), "at_venue", coid)
-        except RuntimeErrorBase as exc:
-            self._unsure(coid, exc)
-
-    def _at_venue(self, coid: str, found: Any) -> None:
-        record = self.book.get(coid)
-        if record is None or record.phase is not OrderPhase.CHECKING_VENUE:
-            return
-        request = record.request
-        assert request is not None
-        if isinstance(found, OrderResult):
-            self._do.skip(SkipReason.AT_VENUE)
-            if found.status != "open":
-                self.book.apply(coid, OrderEvent.FOUND)
-                for fill in found.fills:
-                    self._do.record(fill)
-                return
-            # an earlier instance's order, still open: follow it
-            sale = is_sale(request)
-            quantity = sum((f.quantity for f in found.fills), ZERO)
-            record.placing = Placing(PlaceOrder(coid, request.symbol,
-                                                Side.SELL if sale else Side.BUY, quantity,
-                                                reduce_only=sale), False, sale, None)
-            record.reported = True
-            self._settled(record, found)
-            return
-        self.book.apply(coid, OrderEvent.NEW)
-        self._do.again(record.seq, request)  # in arrival order
 
     def _follow_open(self, orders: tuple[OpenOrder, ...]) -> None:
         """Follow the orders the venue still has open that this instance does not know of

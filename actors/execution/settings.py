@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.common.messages import Alert, HaltTrading
+from actors.execution.decide import Limits
+from actors.execution.sizing import RiskLimits
 from actors.portfolio.contract import (
     GetLedgerSummary,
     HasOrder,
@@ -57,3 +59,10 @@ class Settings(BaseModel):
     exchange: Annotated[str, Peer(accepts=(PlaceOrder, LookupOrder,
                                            GetOpenOrders))] = "exchange"
     alerts: Annotated[str, Peer(accepts=(Alert,))] = "alerts"
+
+    def limits(self) -> Limits:
+        """The decision's limits (sizing, open positions)."""
+        return Limits(RiskLimits(self.risk_per_trade_pct, self.default_stop_pct,
+                                 self.max_position_pct, self.max_exposure_pct,
+                                 self.min_notional, self.in_flight_margin_pct),
+                      self.max_open_positions)

@@ -1,19 +1,59 @@
 """What the executor publishes and the messages of its own: :class:`ExecutorState` (what a
 replacement starts from, and the signals held), :class:`SyncVenue` (an ask for a venue sync
 now), and what it sends itself (:class:`Tick`, :class:`RetrySync`, :class:`Handoff`) or keeps
-with each ask out (:class:`AskFor`)."""
+with each ask out (:class:`AskFor`, of a :data:`Kind`); and :class:`Effects`, what its
+pieces have it do (it owns the asks, the clock and the published state)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
-from actors.execution.contract import ExitRequest
-from actors.execution.lifecycle import Kind
-from actors.execution.orders import OrderPhase
+from actors.common.messages import Fill
+from actors.execution.contract import ExitRequest, SkipReason
+from actors.execution.orders import OrderPhase, Request
 from actors.strategies.contract import Signal
 from actors.venues.contract import PlaceOrder
 
-__all__ = ["AskFor", "ExecutorState", "Handoff", "RetrySync", "SyncVenue", "Tick"]
+__all__ = [
+    "AskFor",
+    "Effects",
+    "ExecutorState",
+    "Handoff",
+    "Kind",
+    "RetrySync",
+    "SyncVenue",
+    "Tick",
+]
+
+Kind = Literal["order", "record", "lookup", "in_ledger", "at_venue", "sync", "halt"]
+
+
+class Effects(Protocol):
+    """What the executor's pieces (the order lifecycle, the duplicate checks) have it do."""
+
+    def ask(self, target: str, message: Any, kind: Kind, key: str = "") -> None:
+        """Send an ask (its answer comes back by ``kind`` and ``key``); raises
+        ``RuntimeErrorBase`` when it cannot be sent."""
+
+    def tell(self, target: str, message: Any) -> None:
+        """Tell, if it can be (an alert, the breaker's results)."""
+
+    def now(self) -> float: ...
+
+    def publish(self) -> None:
+        """Publish the executor's state (a replacement reads it)."""
+
+    def syncing(self) -> bool:
+        """A venue sync runs or waits to."""
+
+    def record(self, fill: Fill) -> None:
+        """Send ``fill`` to the ledger (the outbox keeps it until acknowledged)."""
+
+    def skip(self, reason: SkipReason) -> None: ...
+
+    def again(self, seq: int, request: Request) -> None:
+        """Decide ``request`` (arrival ``seq``) again, in its arrival order."""
 
 
 @dataclass(frozen=True, slots=True)
