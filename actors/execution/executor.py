@@ -1,14 +1,15 @@
 """The executor: turns signals and exit requests into orders, safely, without ever waiting.
 
 The actor routes messages, owns its asks out (``PendingAsks``, one ``Tick`` timer for what
-is due) and publishes its state; the pieces it is made of each own one job:
-:mod:`~actors.execution.decide` (skip, hold, check, refuse or place: pure, sized by
-:mod:`~actors.execution.sizing`), :mod:`~actors.execution.lifecycle` (the orders, in the book
-of :mod:`~actors.execution.orders`: sent, looked up when a reply is lost, never resent,
-checked for duplicates), :mod:`~actors.execution.outbox` (fills to the ledger, retried),
-:mod:`~actors.execution.held` (signals waiting for an answer, in order, handed over) and
-:mod:`~actors.execution.sync_driver` (the venue sync of :mod:`~actors.execution.venue_sync`,
-run on start; no order until it has succeeded). The rules: docs/trading-bot.md.
+is due) and publishes its state (:mod:`~actors.execution.state`); the pieces it is made of
+each own one job: :mod:`~actors.execution.decide` (skip, hold, check, refuse or place: pure,
+sized by :mod:`~actors.execution.sizing`), :mod:`~actors.execution.lifecycle` (the orders, in
+the book of :mod:`~actors.execution.orders`: sent, looked up when a reply is lost, never
+resent, followed while open), :mod:`~actors.execution.checks` (duplicate checks),
+:mod:`~actors.execution.outbox` (fills to the ledger, retried), :mod:`~actors.execution.held`
+(signals waiting for an answer, in order, handed over), :mod:`~actors.execution.sync_driver`
+(the venue sync of :mod:`~actors.execution.venue_sync`, run on start; no order until it has
+succeeded) and :mod:`~actors.execution.stats`. The rules: docs/trading-bot.md.
 """
 
 from __future__ import annotations
