@@ -84,6 +84,8 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
+    """Do not act on it, for ``reason`` (counted in ``ExecutorStats.skipped``)."""
+
     reason: SkipReason
 
 

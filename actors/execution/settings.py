@@ -27,6 +27,8 @@ __all__ = ["Settings"]
 
 
 class Settings(BaseModel):
+    """The executor's settings (config.yaml: the executor's ``settings``)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     risk_per_trade_pct: Decimal = Field(Decimal("1.0"), gt=0, le=100)
     default_stop_pct: Decimal = Field(Decimal("2.0"), gt=0, le=100)
