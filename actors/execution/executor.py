@@ -21,7 +21,17 @@ from typing import Any, ClassVar
 
 from actors.common.messages import Fill
 from actors.execution.contract import ExecutorStats, ExitRequest, GetExecutorStats, SkipReason
-from actors.execution.decide import Check, Decision, Hold, Place, Refuse, Skip, decide
+from actors.execution.decide import (
+    Check,
+    Decision,
+    Hold,
+    InFlight,
+    Limits,
+    Place,
+    Refuse,
+    Skip,
+    decide,
+)
 from actors.execution.held import HeldSignals
 from actors.execution.lifecycle import OrderLifecycle
 from actors.execution.orders import OrderPhase, Request
@@ -41,7 +51,7 @@ from actors.execution.stopping import finish_out
 from actors.execution.sync_driver import SyncDriver
 from actors.execution.venue_sync import Step, VenueSync
 from actors.portfolio.contract import FillRecorded, PortfolioSnapshot, RecordFill
-from actors.risk.contract import gate_or_unknown
+from actors.risk.contract import BreakerGate, gate_or_unknown
 from actors.strategies.contract import Signal
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
@@ -54,7 +64,8 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecutorActor", "ExecutorState", "SyncVenue"]
 
 
-Decide = Callable[..., Decision]
+# the decision (a test may give one that fails on purpose)
+Decide = Callable[[Request, PortfolioSnapshot | None, BreakerGate, InFlight, Limits], Decision]
 
 
 class ExecutorActor(SupervisedActor):

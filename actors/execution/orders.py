@@ -2,12 +2,12 @@
 
 :data:`TABLE` says which event moves an order in which phase where (``None``: no record:
 before its first event, or after it was handed over or decided without an order). The
-executor's order lifecycle (``lifecycle.py``) is the book's only writer: every change of an
-order's phase goes through :meth:`OrderBook.add` or :meth:`OrderBook.apply`, and an event
-the table does not allow from the order's phase raises :class:`IllegalTransition`. A client
-order id is placed at most once, and a terminal phase is final. The book keeps the
-unresolved and placing records as they move, so what the executor publishes costs only
-those. Pure: no actor, no clock (times are passed in).
+executor's order lifecycle (``lifecycle.py``, its duplicate checks in ``checks.py``) is the
+book's only writer: every change of an order's phase goes through :meth:`OrderBook.add` or
+:meth:`OrderBook.apply`, and an event the table does not allow from the order's phase
+raises :class:`IllegalTransition`. A client order id is placed at most once, and a terminal
+phase is final. The book keeps the unresolved and placing records as they move, so what the
+executor publishes costs only those. Pure: no actor, no clock (times are passed in).
 The machine drawn: docs/state-machines.md ("Orders").
 
 >>> book = OrderBook()

@@ -8,11 +8,12 @@ steps: ``GetLedgerSummary``, ``GetVenueFills``, ``RecordFills`` in batches,
 ``recovered``, ``rejected``, ``ledger_empty`` and ``phantom``. Each step and why:
 docs/trading-bot.md ("The executor after a crash").
 
-Whether a sync runs, waits to, or neither is the executor's :class:`SyncPhase`, moved only
-by :func:`next_sync_phase` along :data:`SYNC_TABLE` (drawn in docs/state-machines.md, "The
-venue sync"); an event the table does not allow raises ``IllegalTransition``. A sync's own
-step is its :class:`SyncStage`, moved only along :data:`STAGE_TABLE` (the same: a move the
-table does not allow raises ``IllegalTransition``).
+Whether a sync runs, waits to, or neither is the :class:`SyncPhase` of the executor's sync
+driver (``sync_driver.py``), moved only by :func:`next_sync_phase` along :data:`SYNC_TABLE`
+(drawn in docs/state-machines.md, "The venue sync"); an event the table does not allow
+raises ``IllegalTransition``. A sync's own step is its :class:`SyncStage`, moved only along
+:data:`STAGE_TABLE` (the same: a move the table does not allow raises
+``IllegalTransition``).
 """
 
 from __future__ import annotations
