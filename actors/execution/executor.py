@@ -50,7 +50,7 @@ from actors.execution.stats import StatsWaiters
 from actors.execution.stopping import finish_out
 from actors.execution.sync_driver import SyncDriver
 from actors.execution.venue_sync import Step, VenueSync
-from actors.portfolio.contract import FillRecorded, PortfolioSnapshot, RecordFill
+from actors.portfolio.contract import PortfolioSnapshot
 from actors.risk.contract import BreakerGate, gate_or_unknown
 from actors.strategies.contract import Signal
 from supervisor import SupervisedActor
@@ -85,7 +85,9 @@ class ExecutorActor(SupervisedActor):
         self._limits = s.limits()
         retry = Backoff(initial=s.retry_initial, maximum=max(s.retry_max, s.retry_initial),
                         jitter=s.retry_initial / 2)
-        self.outbox = Outbox(retry, s.record_attempts)
+        self.outbox = Outbox(retry, s.record_attempts, changed=self.publish,
+                             ask=lambda m, key: self.ask(s.positions, m, "record", key),
+                             alert=lambda a: self.tell(s.alerts, a))
         self.desk = OrderLifecycle(s, retry, self.outbox, self)
         self.held = HeldSignals(s.max_held)
         self.sync = SyncDriver(s.venue_sync, s.venue_sync_lookback, s.venue_sync_batch,
@@ -93,7 +95,6 @@ class ExecutorActor(SupervisedActor):
                                alert=lambda a: self.tell(self.settings.alerts, a))
         self.refused: Counter[str] = Counter()
         self.skipped: Counter[SkipReason] = Counter()
-        self.fills_recorded = 0
         self.recovered = 0
         self._asks: PendingAsks[AskFor] | None = None
         self._tick_at: float | None = None  # when the earliest Tick scheduled is due
@@ -209,14 +210,13 @@ class ExecutorActor(SupervisedActor):
                                                       self.settings.order_timeout))
         if self.sync.busy:  # the sync records the venue's fills itself: no retries
             return
-        for fill in self.outbox.due(now):
-            self.record(fill)
+        self.outbox.retry(self.outbox.due(now), now)
         self.desk.look_up_due(now)
 
     def _stats(self) -> ExecutorStats:
         d = self.desk
         return ExecutorStats(len(d.sent), d.filled, dict(self.refused), dict(self.skipped),
-                             self.fills_recorded, len(self.outbox), tuple(d.sent),
+                             self.outbox.recorded, len(self.outbox), tuple(d.sent),
                              self.recovered, self.sync.synced, tuple(d.exits),
                              d.book.counts(), tuple(u.failures for u in self.outbox))
 
@@ -244,8 +244,7 @@ class ExecutorActor(SupervisedActor):
             return
         unknown = self.desk.unknown()  # a signal came: retry the stuck fills and orders
         if self.outbox.unrecorded or unknown:  # now, so a ledger or exchange back is seen
-            for fill in self.outbox.stuck():
-                self.record(fill)
+            self.outbox.retry(self.outbox.stuck(), self.now())
             self.desk.look_up_unknown(unknown)
         if self.held and self.held.holds(request.symbol):
             self._hold(seq, request)  # behind an earlier one of its symbol
@@ -299,10 +298,7 @@ class ExecutorActor(SupervisedActor):
             return
         what = ask.what
         if what.kind == "record":
-            if self.outbox.acknowledged(what.key):
-                if not (isinstance(value, FillRecorded) and value.duplicate):
-                    self.fills_recorded += 1  # (a fill it had already is not counted)
-                self.publish()
+            self.outbox.answered(what.key, value)
         elif what.kind == "sync":
             try:
                 step = self.sync.answer(value)
@@ -315,32 +311,13 @@ class ExecutorActor(SupervisedActor):
 
     def _ask_failed(self, what: AskFor, exc: Exception) -> None:
         if what.kind == "record":
-            fill = self.outbox.taken_back(what.key)
-            if fill is not None:
-                self._record_failed(fill, exc)
+            self.outbox.not_answered(what.key, exc, self.now())
         elif what.kind == "sync":
             self._sync_failed(exc)
         else:
             self.desk.failed(what.kind, what.key, exc)
 
-    # -- recording fills -------------------------------------------------------------------
-    def record(self, fill: Fill) -> None:
-        """Send ``fill`` to the ledger without waiting for its commit. Until it is
-        acknowledged its symbol's next decisions wait (held) and the fill counts as
-        unrecorded in the state published, so a restart after a crash looks for it."""
-        try:
-            self.ask(self.settings.positions, RecordFill(fill), "record", fill.fill_id)
-        except RuntimeErrorBase as exc:
-            self._record_failed(fill, exc)
-            return
-        self.outbox.sent(fill)
-
-    def _record_failed(self, fill: Fill, exc: Exception) -> None:
-        failed = self.outbox.failed(fill, exc, self.ctx.clock.now())
-        if failed.alert is not None:
-            self.tell(self.settings.alerts, failed.alert)
-        self.publish()
-
+    # -- the state published ----------------------------------------------------------------------
     def publish(self) -> None:
         """Publish the state a replacement starts from (and the held signals)."""
         oldest, since = self.outbox.oldest(), self.sync.reach_back
@@ -387,6 +364,9 @@ class ExecutorActor(SupervisedActor):
 
     def now(self) -> float:
         return self.ctx.clock.now()
+
+    def record(self, fill: Fill) -> None:
+        self.outbox.send(fill, self.now())
 
     def syncing(self) -> bool:
         return self.sync.busy

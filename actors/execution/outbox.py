@@ -3,20 +3,24 @@
 :class:`Outbox` owns every fill from its first send until the ledger acknowledges it: a
 fill out on its first try is ``recording``; one a try failed for is ``unrecorded``, with its
 failures, when the next try is due (backoff from the failures) and whether one is out. After
-``attempts`` failures :meth:`Outbox.failed` gives the alert, once; an ``InvalidFill`` is
-refused for good (kept in ``refused``, never retried, alerted). No actor, no clock (``now``
-is passed in): it logs what it decides, and the executor sends the tries and alerts it says
-and reports the answers.
+``attempts`` failures it is alerted, once; an ``InvalidFill`` is refused for good (kept in
+``refused``, never retried, alerted). It sends each try (``RecordFill``) through the ``ask``
+it is given (the executor's, which owns the asks and hands the answers back), alerts through
+``alert`` and says ``changed`` when what it holds changed (the executor publishes then). No
+actor, no clock: ``now`` is passed in.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from actors.common.messages import Alert, Fill, InvalidFill, Side
+from actors.portfolio.contract import FillRecorded, RecordFill
 from supervisor.backoff import Backoff
+from supervisor.errors import RuntimeErrorBase
 
 __all__ = ["Failed", "Outbox", "Unrecorded"]
 
@@ -49,9 +53,13 @@ class Failed:
 class Outbox:
     """Owns the fills out to the ledger or to send again (see the module docstring)."""
 
-    def __init__(self, backoff: Backoff, attempts: int) -> None:
+    def __init__(self, backoff: Backoff, attempts: int, *,
+                 ask: Callable[[RecordFill, str], Any], alert: Callable[[Alert], Any],
+                 changed: Callable[[], Any]) -> None:
         self._backoff = backoff
         self.attempts = attempts
+        self._ask, self._alert, self._changed = ask, alert, changed
+        self.recorded = 0  # fills the ledger acknowledged as new
         self.recording: dict[str, Fill] = {}  # fill id -> fill out on its first try
         self.unrecorded: dict[str, Unrecorded] = {}  # fill id -> fill a try failed for
         self.refused: list[Fill] = []  # fills the ledger refused for good
@@ -62,6 +70,34 @@ class Outbox:
 
     def __iter__(self) -> Iterator[Unrecorded]:
         return iter(list(self.unrecorded.values()))
+
+    def send(self, fill: Fill, now: float) -> None:
+        """Send ``fill`` to the ledger, without waiting for its commit (a try that cannot be
+        sent has failed at ``now``)."""
+        try:
+            self._ask(RecordFill(fill), fill.fill_id)
+        except RuntimeErrorBase as exc:
+            self.failed(fill, exc, now)
+            return
+        self.sent(fill)
+
+    def retry(self, fills: list[Fill], now: float) -> None:
+        """Try ``fills`` again (those :meth:`due` or :meth:`stuck`)."""
+        for fill in fills:
+            self.send(fill, now)
+
+    def answered(self, fill_id: str, value: Any) -> None:
+        """The ledger acknowledged ``fill_id`` (``value``: its ``FillRecorded``)."""
+        if self.acknowledged(fill_id):
+            if not (isinstance(value, FillRecorded) and value.duplicate):
+                self.recorded += 1  # (a fill it had already is not counted)
+            self._changed()
+
+    def not_answered(self, fill_id: str, exc: Exception, now: float) -> None:
+        """A try of ``fill_id`` failed with ``exc`` (its answer, or none in time)."""
+        fill = self.taken_back(fill_id)
+        if fill is not None:
+            self.failed(fill, exc, now)
 
     def sent(self, fill: Fill) -> None:
         """A try of ``fill`` is out."""
@@ -87,7 +123,15 @@ class Outbox:
 
     def failed(self, fill: Fill, exc: Exception, now: float) -> Failed:
         """A try of ``fill`` failed with ``exc`` at ``now``: refused for good
-        (``InvalidFill``), or due again after the backoff of its failures."""
+        (``InvalidFill``), or due again after the backoff of its failures; alerted as the
+        result says."""
+        result = self._failed(fill, exc, now)
+        if result.alert is not None:
+            self._alert(result.alert)
+        self._changed()
+        return result
+
+    def _failed(self, fill: Fill, exc: Exception, now: float) -> Failed:
         what = f"{fill.fill_id} {fill.side.value} {fill.quantity} {fill.symbol}: {exc}"
         if isinstance(exc, InvalidFill):  # the ledger refuses it: retrying cannot change that
             self.unrecorded.pop(fill.fill_id, None)

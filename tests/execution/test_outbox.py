@@ -7,9 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from actors.common.messages import Fill, InvalidFill, Side
+from actors.common.messages import Alert, Fill, InvalidFill, Side
 from actors.execution.outbox import Outbox
+from actors.portfolio.contract import FillRecorded, RecordFill
 from supervisor.backoff import Backoff
+from supervisor.errors import ActorNotRunning
 
 pytestmark = pytest.mark.unit
 
@@ -21,8 +23,29 @@ def fill(fill_id: str, symbol: str = "AAA/USDT", side: Side = Side.BUY,
     return Fill(fill_id, "bv-1", symbol, side, Decimal(1), Decimal(100), at=at)
 
 
-def outbox(attempts: int = 3) -> Outbox:
-    return Outbox(Backoff(initial=0.2, maximum=1.0, jitter=0.0), attempts)
+class Ledger:
+    """What the outbox sends, alerts and says changed, as a test sees it (``down``: an ask
+    cannot be sent)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[RecordFill, str]] = []
+        self.alerts: list[Alert] = []
+        self.changes = 0
+        self.down = False
+
+    def ask(self, message: RecordFill, key: str) -> None:
+        if self.down:
+            raise ActorNotRunning("positions", "stopped")
+        self.asked.append((message, key))
+
+    def changed(self) -> None:
+        self.changes += 1
+
+
+def outbox(attempts: int = 3, ledger: Ledger | None = None) -> Outbox:
+    ledger = ledger or Ledger()
+    return Outbox(Backoff(initial=0.2, maximum=1.0, jitter=0.0), attempts, ask=ledger.ask,
+                  alert=ledger.alerts.append, changed=ledger.changed)
 
 
 def test_a_fill_acknowledged_on_its_first_try_leaves_the_outbox() -> None:
@@ -93,3 +116,27 @@ def test_the_oldest_unacknowledged_time_counts_fills_out_and_fills_failed() -> N
     box.acknowledged("early")
     box.acknowledged("sale")
     assert box.oldest() == 50.0
+
+
+def test_sending_answers_and_failures_go_through_the_ledgers_ask() -> None:
+    ledger = Ledger()
+    box = outbox(attempts=2, ledger=ledger)
+    a, b = fill("a"), fill("b")
+    box.send(a, now=0.0)
+    assert ledger.asked == [(RecordFill(a), "a")] and box.recording == {"a": a}
+    box.answered("a", FillRecorded("a", 1, duplicate=False))
+    assert box.recorded == 1 and ledger.changes == 1 and not box.recording
+    box.answered("a", FillRecorded("a", 1, duplicate=False))  # once only
+    assert box.recorded == 1 and ledger.changes == 1
+    ledger.down = True
+    box.send(b, now=5.0)  # cannot be sent: a failed try, due after its backoff
+    assert [u.failures for u in box] == [1] and box.next_due() == pytest.approx(5.2)
+    assert ledger.changes == 2 and ledger.alerts == []
+    ledger.down = False
+    box.retry(box.due(5.2), now=5.2)
+    assert ledger.asked[-1] == (RecordFill(b), "b") and box.next_due() is None
+    box.not_answered("b", OSError("disk"), now=6.0)  # second failure: alerted
+    assert [x.key for x in ledger.alerts] == ["executor.fill_unrecorded"]
+    box.retry(box.stuck(), now=6.1)
+    box.answered("b", FillRecorded("b", 2, duplicate=True))  # it had it: not counted
+    assert box.recorded == 1 and len(box) == 0
