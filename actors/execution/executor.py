@@ -317,7 +317,7 @@ class ExecutorActor(SupervisedActor):
         else:
             self.desk.failed(what.kind, what.key, exc)
 
-    # -- the state published ----------------------------------------------------------------------
+    # -- the state published ---------------------------------------------------------------
     def publish(self) -> None:
         """Publish the state a replacement starts from (and the held signals)."""
         oldest, since = self.outbox.oldest(), self.sync.reach_back
