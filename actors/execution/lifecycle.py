@@ -155,6 +155,7 @@ class OrderLifecycle:
         return self.book.in_phase(OrderPhase.UNKNOWN, OrderPhase.OPEN)
 
     def next_due(self) -> float | None:
+        """When the earliest lookup of an order with none out is due."""
         return min((r.due for r in self.waiting()), default=None)
 
     def look_up_due(self, now: float) -> None:

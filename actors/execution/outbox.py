@@ -166,6 +166,8 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest try not out is due."""
+        if not self.unrecorded:
+            return None
         return min((u.due for u in self.unrecorded.values() if not u.out), default=None)
 
     def oldest(self) -> float | None:

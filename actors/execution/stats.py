@@ -32,7 +32,9 @@ class StatsWaiters:
         self._waiting.append((now + self.timeout, reply))
 
     def next_due(self) -> float | None:
-        return min((d for d, _ in self._waiting), default=None)
+        if not self._waiting:
+            return None
+        return min(d for d, _ in self._waiting)
 
     def answer(self, settled: bool, now: float, stats: Callable[[], ExecutorStats]) -> None:
         """Answer them all if ``settled``, else those due at ``now``."""
