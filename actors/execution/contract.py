@@ -59,7 +59,9 @@ class SkipReason(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class GetExecutorStats:
     """Ask for ExecutorStats (answered once nothing is out or held, or after
-    ``order_timeout``)."""
+    ``order_timeout``; with ``wait`` False: at once, as things stand)."""
+
+    wait: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +81,5 @@ class ExecutorStats:
     # how many of this instance's orders (and duplicate checks) are in each phase, by the
     # phase's name (actors/execution/orders.py: OrderPhase); phases with none are left out
     orders_by_phase: dict[str, int] = field(default_factory=dict)
+    # the failed tries of each fill not acknowledged yet (in the order they first failed)
+    record_failures: tuple[int, ...] = ()

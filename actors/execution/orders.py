@@ -2,10 +2,12 @@
 
 :data:`TABLE` says which event moves an order in which phase where (``None``: no record:
 before its first event, or after it was handed over or decided without an order). The
-executor (``executor.py``) is the book's only user: every change of an order's phase goes
-through :meth:`OrderBook.add` or :meth:`OrderBook.apply`, and an event the table does not
-allow from the order's phase raises :class:`IllegalTransition`. A client order id is placed
-at most once, and a terminal phase is final. Pure: no actor, no clock (times are passed in).
+executor's order lifecycle (``lifecycle.py``, its duplicate checks in ``checks.py``) is the
+book's only writer: every change of an order's phase goes through :meth:`OrderBook.add` or
+:meth:`OrderBook.apply`, and an event the table does not allow from the order's phase
+raises :class:`IllegalTransition`. A client order id is placed at most once, and a terminal
+phase is final. The book keeps the unresolved and placing records as they move, so what the
+executor publishes costs only those. Pure: no actor, no clock (times are passed in).
 The machine drawn: docs/state-machines.md ("Orders").
 
 >>> book = OrderBook()
@@ -214,6 +216,10 @@ class OrderBook:
         self._live: dict[str, OrderRecord] = {}  # not settled
         self._settled: dict[str, OrderRecord] = {}
         self._counts: dict[OrderPhase, int] = dict.fromkeys(OrderPhase, 0)
+        # kept as records move (in the order of their last move), so publishing them
+        # costs what is unresolved or placing, not a scan of the live records
+        self._unresolved: dict[str, OrderRecord] = {}
+        self._placing: dict[str, OrderRecord] = {}
 
     def __len__(self) -> int:
         return len(self._live) + len(self._settled)
@@ -254,9 +260,15 @@ class OrderBook:
         old = self._live.pop(record.coid, None) or self._settled.pop(record.coid, None)
         if old is not None:
             self._counts[old.phase] -= 1
+        self._unresolved.pop(record.coid, None)
+        self._placing.pop(record.coid, None)
         if target is not None:
             self._counts[target] += 1
             (self._settled if target in SETTLED else self._live)[record.coid] = record
+            if target in UNRESOLVED:
+                self._unresolved[record.coid] = record
+            elif target is _P.PLACING:
+                self._placing[record.coid] = record
         record._phase = target
 
     # -- what the executor asks ------------------------------------------------------------
@@ -266,11 +278,19 @@ class OrderBook:
 
     def placing(self) -> list[OrderRecord]:
         """Orders sent, unanswered."""
-        return self.in_phase(_P.PLACING)
+        return list(self._placing.values())
 
     def unresolved(self) -> list[OrderRecord]:
         """Orders whose outcome is not known yet, or that the venue has open."""
-        return [r for r in self._live.values() if r.phase in UNRESOLVED]
+        return list(self._unresolved.values())
+
+    def unsettled_orders(self) -> tuple[tuple[PlaceOrder, OrderPhase], ...]:
+        """The orders unresolved, then those placing, each with its phase (what the
+        executor publishes for a replacement to look up)."""
+        if not self._unresolved and not self._placing:
+            return ()
+        return (*((r.sent.order, r.phase) for r in self._unresolved.values()),
+                *((r.sent.order, r.phase) for r in self._placing.values()))
 
     def checks(self) -> list[OrderRecord]:
         """Signals whose duplicate check is out, or checked and not decided yet."""

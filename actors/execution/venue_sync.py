@@ -8,9 +8,12 @@ steps: ``GetLedgerSummary``, ``GetVenueFills``, ``RecordFills`` in batches,
 ``recovered``, ``rejected``, ``ledger_empty`` and ``phantom``. Each step and why:
 docs/trading-bot.md ("The executor after a crash").
 
-Whether a sync runs, waits to, or neither is the executor's :class:`SyncPhase`, moved only
-by :func:`next_sync_phase` along :data:`SYNC_TABLE` (drawn in docs/state-machines.md, "The
-venue sync"); an event the table does not allow raises ``IllegalTransition``.
+Whether a sync runs, waits to, or neither is the :class:`SyncPhase` of the executor's sync
+driver (``sync_driver.py``), moved only by :func:`next_sync_phase` along :data:`SYNC_TABLE`
+(drawn in docs/state-machines.md, "The venue sync"); an event the table does not allow
+raises ``IllegalTransition``. A sync's own step is its :class:`SyncStage`, moved only along
+:data:`STAGE_TABLE` (the same: a move the table does not allow raises
+``IllegalTransition``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from actors.venues.contract import (
     VenueRecord,
 )
 
-__all__ = ["SYNC_TABLE", "Step", "SyncEvent", "SyncPhase", "VenueSync", "next_sync_phase"]
+__all__ = [
+    "STAGE_TABLE",
+    "SYNC_TABLE",
+    "Step",
+    "SyncEvent",
+    "SyncPhase",
+    "SyncStage",
+    "VenueSync",
+    "next_sync_phase",
+]
 
 Step = tuple[Literal["ledger", "venue"], Any]  # where the next ask goes, and its message
 
@@ -78,6 +90,28 @@ def next_sync_phase(phase: SyncPhase, event: SyncEvent) -> SyncPhase:
             f"venue sync: {event.value} is not allowed from {phase.value}") from None
 
 
+class SyncStage(enum.StrEnum):
+    """Which answer one venue sync waits for."""
+
+    SUMMARY = "summary"  # GetLedgerSummary
+    FILLS = "fills"  # GetVenueFills
+    RECORD = "record"  # RecordFills (a batch)
+    COUNT = "count"  # GetVenueRecord
+    OPEN = "open"  # GetOpenOrders
+    DONE = "done"  # the last answer is in
+
+
+_G = SyncStage
+STAGE_TABLE: MappingProxyType[SyncStage, frozenset[SyncStage]] = MappingProxyType({
+    _G.SUMMARY: frozenset({_G.SUMMARY, _G.FILLS}),  # (start: the summary is asked again)
+    _G.FILLS: frozenset({_G.RECORD, _G.COUNT}),
+    _G.RECORD: frozenset({_G.RECORD, _G.COUNT}),
+    _G.COUNT: frozenset({_G.FILLS, _G.OPEN}),  # FILLS: a fill outside the window: all
+    _G.OPEN: frozenset({_G.DONE}),
+    _G.DONE: frozenset(),
+})
+
+
 @dataclass
 class VenueSync:
     """Owns one venue sync's progress and findings: the fills the venue listed, those the
@@ -98,7 +132,7 @@ class VenueSync:
     record: VenueRecord | None = None  # the venue's count
     listed_all: bool = False  # every venue fill was listed (not only a window)
     phantom: int = 0  # fills the ledger has of this venue that the venue does not
-    _stage: Literal["summary", "fills", "record", "count", "open"] = "summary"
+    _stage: SyncStage = SyncStage.SUMMARY
     _chunk: tuple[Fill, ...] = ()
     _next: int = 0
 
@@ -108,14 +142,27 @@ class VenueSync:
         return (self.summary is not None and self.summary.total == 0
                 and (bool(self.recovered) or bool(self.record and self.record.fills)))
 
+    @property
+    def stage(self) -> SyncStage:
+        """The answer this sync waits for (``DONE``: none)."""
+        return self._stage
+
+    def _move(self, stage: SyncStage) -> None:
+        if stage not in STAGE_TABLE[self._stage]:
+            raise IllegalTransition(
+                f"venue sync: no move from {self._stage.value} to {stage.value}")
+        self._stage = stage
+
     def start(self) -> Step:
-        self._stage = "summary"
+        self._move(SyncStage.SUMMARY)
         return "ledger", GetLedgerSummary()
 
     def answer(self, value: Any) -> Step | None:
         """Take the answer to the last step: the next step, or None when the sync is done.
         Raises TypeError for an answer of the wrong kind."""
-        if self._stage == "summary":
+        if self._stage is SyncStage.DONE:
+            raise IllegalTransition("venue sync: an answer after the last")
+        if self._stage is SyncStage.SUMMARY:
             if not isinstance(value, LedgerSummary):
                 raise TypeError(f"GetLedgerSummary answered {type(value).__name__}")
             self.summary = value
@@ -125,20 +172,21 @@ class VenueSync:
                 if self.reach_back is not None:
                     self.since = min(self.since, self.reach_back)
             return self._list(self.since)
-        if self._stage == "open":
+        if self._stage is SyncStage.OPEN:
             if not isinstance(value, list | tuple) or not all(
                     isinstance(o, OpenOrder) for o in value):
                 raise TypeError(f"GetOpenOrders answered {type(value).__name__}")
             self.open_orders = tuple(value)
+            self._move(SyncStage.DONE)
             return None
-        if self._stage == "count":
+        if self._stage is SyncStage.COUNT:
             if value is None:  # a venue that keeps no count: the window is all there is
-                self._stage = "open"
+                self._move(SyncStage.OPEN)
                 return "venue", GetOpenOrders()
             if not isinstance(value, VenueRecord):
                 raise TypeError(f"GetVenueRecord answered {type(value).__name__}")
             return self._counted(value)
-        if self._stage == "fills":
+        if self._stage is SyncStage.FILLS:
             if not isinstance(value, list | tuple):
                 raise TypeError(f"GetVenueFills answered {type(value).__name__}")
             self.fills = list(value)
@@ -150,15 +198,15 @@ class VenueSync:
             self.recovered.extend(f for f in self._chunk if f.fill_id in new)
             self.rejected.extend(value.rejected)
         if self._next >= len(self.fills):
-            self._stage = "count"
+            self._move(SyncStage.COUNT)
             return "venue", GetVenueRecord()
-        self._stage = "record"
+        self._move(SyncStage.RECORD)
         self._chunk = tuple(self.fills[self._next : self._next + self.batch])
         self._next += len(self._chunk)
         return "ledger", RecordFills(self._chunk)
 
     def _list(self, since: float | None) -> Step:
-        self._stage = "fills"
+        self._move(SyncStage.FILLS)
         self.listed_all = self.listed_all or since is None
         return "venue", GetVenueFills(since)
 
@@ -173,7 +221,7 @@ class VenueSync:
                 self.since = None  # a fill outside the window: list them all, by id
                 return self._list(None)
             self.phantom = max(0, held - record.fills)
-        self._stage = "open"
+        self._move(SyncStage.OPEN)
         return "venue", GetOpenOrders()
 
     def newest_fill_time(self) -> float | None:

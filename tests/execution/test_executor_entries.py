@@ -41,11 +41,12 @@ from tests.support.executor_helpers import (
     HeldExchange,
     HeldPositions,
     LosingExchange,
-    ObservedExecutor,
     bars,
     buy_signal,
     placed,
     placing,
+    stats_now,
+    wait_held,
 )
 from tests.support.standins import Sink
 
@@ -53,7 +54,7 @@ EIGHT = Decimal("0.00000001")
 
 
 def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
-          waiting: threading.Event | None = None, max_exposure_pct: str = "100",
+          max_exposure_pct: str = "100",
           venue: tuple[threading.Event, threading.Event] | None = None,
           exchange_class: type[PaperExchange] | None = None, order_timeout: float = 5.0,
           clock: Clock | None = None) -> Runtime:
@@ -77,16 +78,15 @@ def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
         ChildSpec("positions", factory=lambda: HeldPositions(positions, release, holding)),
         ChildSpec("exchange", factory=lambda: HeldExchange(exchange, *venue) if venue
                   else (exchange_class or PaperExchange)(exchange)),
-        ChildSpec("executor", factory=lambda: ObservedExecutor(executor,
-                                                               waiting or threading.Event())),
+        ChildSpec("executor", factory=lambda: ExecutorActor(executor)),
     )))
     return rt
 
 
-def _skipped(rt: Runtime) -> dict[str, int]:
-    """The executor's skip counts, read without making it settle anything (an attribute
-    read goes through its mailbox: every message told before has been handled)."""
-    return dict(rt.ask("executor", ProxyGetAttr(attr_path=("skipped",))))
+def _skipped(rt: Runtime) -> dict[SkipReason, int]:
+    """The executor's skip counts, read without making it settle anything (the ask goes
+    through its mailbox: every message told before has been handled)."""
+    return stats_now(rt).skipped
 
 
 def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_for_it(
@@ -179,13 +179,13 @@ def _tell_while_aaa_is_unwritten(rt: Runtime, holding: threading.Event,
 def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Path) -> None:
     """Another strategy's buy of AAA while AAA's first fill is unwritten: the snapshot does
     not show AAA yet, so the executor waits for that fill, then sees AAA held and skips."""
-    release, holding, waiting = threading.Event(), threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding, waiting=waiting)
+    release, holding = threading.Event(), threading.Event()
+    rt = _tree(tmp_path, release, holding)
     try:
         again = Signal("other:AAA/USDT:60:buy", "other", "AAA/USDT", Side.BUY, 100.0, 60.0,
                        "a test")
         _tell_while_aaa_is_unwritten(rt, holding, again)
-        assert waiting.wait(WAIT), "the second entry was not held for the first fill"
+        wait_held(rt, again)  # for the first fill
         release.set()
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())  # once all is in
         assert stats.skipped.get(SkipReason.ALREADY_HOLDING) == 1, stats.skipped
@@ -199,13 +199,13 @@ def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Pa
 def test_a_sale_waits_for_its_entry_fill(tmp_path: Path) -> None:
     """A sale right after its entry: the executor reads the entry's acknowledgement (waits
     for the write) before it decides, so the sale sells what was bought."""
-    release, holding, waiting = threading.Event(), threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding, waiting=waiting)
+    release, holding = threading.Event(), threading.Event()
+    rt = _tree(tmp_path, release, holding)
     try:
         sell = Signal("test:AAA/USDT:60:sell", "test", "AAA/USDT", Side.SELL, 100.0, 60.0,
                       "a test")
         _tell_while_aaa_is_unwritten(rt, holding, sell)
-        assert waiting.wait(WAIT), "the sale did not wait for the entry's fill"
+        wait_held(rt, sell)  # for the entry's fill
         release.set()
         sold = wait_until(lambda: placed(rt, sell), timeout=WAIT, what="the sale")
         assert sold.fills[0].quantity == Decimal("6")

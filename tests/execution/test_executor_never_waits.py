@@ -22,16 +22,18 @@ from supervisor import ChildSpec, Runtime, SupervisedActor, SupervisorSpec
 from supervisor.clock import ManualClock
 from supervisor.context import Replied
 from supervisor.pending_asks import PendingAsks
-from tests.support.bot_helpers import attr, wait_until
+from tests.support.bot_helpers import wait_until
 from tests.support.executor_helpers import (
     WAIT,
     HeldPositions,
     bars,
     buy_signal,
+    held,
     hold_a_sale_behind_its_entry,
     placed,
     shared_tree,
     sold_what_was_bought,
+    stats_now,
 )
 from tests.support.fixture_actors import Echo
 
@@ -64,13 +66,13 @@ def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: P
     sells the entry's quantity. After a restart, the venue sync and the duplicate check
     ask the exchange on the same thread (a blocking ask there could never be answered):
     the entry told again is found in the ledger and not sent."""
-    release, written, holding = threading.Event(), threading.Event(), threading.Event()
-    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
+    release, written = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written))
     try:
-        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
+        buy, sell = hold_a_sale_behind_its_entry(rt, written)
         assert rt.ask("mate", "ping", timeout=WAIT) == "pong"  # the thread is free
         assert placed(rt, sell) is None  # the exchange answers too: the sale is not out
-        assert [r.signal_id for _, r in attr(rt, "executor", "held")] == [sell.signal_id]
+        assert held(rt) == (sell.signal_id,)
         release.set()
         sold_what_was_bought(rt, buy, sell)
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
@@ -88,7 +90,7 @@ def test_the_executor_shares_the_exchanges_thread_and_never_holds_it(tmp_path: P
 
 
 def _failures(rt: Runtime) -> list[int]:
-    return [u.failures for u in attr(rt, "executor", "unrecorded").values()]
+    return list(stats_now(rt).record_failures)
 
 
 def test_an_unacknowledged_fill_is_retried_on_the_clock_then_alerted_then_tried_per_signal(
@@ -108,17 +110,16 @@ def test_an_unacknowledged_fill_is_retried_on_the_clock_then_alerted_then_tried_
         rt.tell("executor", buy_signal("AAA/USDT", 100.0))
         wait_until(lambda: _failures(rt) == [1], timeout=WAIT, what="the first failure")
         rt.tell("executor", buy_signal("BBB/USDT", 50.0))
-        wait_until(lambda: len(attr(rt, "executor", "held")) == 1, timeout=WAIT,
-                   what="BBB held")
+        wait_until(lambda: len(held(rt)) == 1, timeout=WAIT, what="BBB held")
         assert _failures(rt) == [1]  # no retry before its time
         clock.advance(0.5)  # first retry: 0.2 s (+ up to 0.1 jitter)
         wait_until(lambda: _failures(rt) == [2], timeout=WAIT, what="the second failure")
         clock.advance(1.0)  # second retry: 0.4 s (+ jitter)
         wait_until(lambda: _failures(rt) == [3], timeout=WAIT, what="the third failure")
         skipped = wait_until(
-            lambda: attr(rt, "executor", "skipped").get(SkipReason.UNSETTLED),
+            lambda: stats_now(rt).skipped.get(SkipReason.UNSETTLED),
             timeout=WAIT, what="BBB skipped")
-        assert skipped == 1 and attr(rt, "executor", "held") == []
+        assert skipped == 1 and held(rt) == ()
         alerts = [a for a in rt.ask("alerts", "get") if isinstance(a, Alert)]
         assert [a.key for a in alerts if a.severity == "critical"] == \
             ["executor.fill_unrecorded"]

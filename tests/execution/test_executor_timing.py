@@ -13,6 +13,7 @@ the shared thread (``Mate``) while it lines messages up in the executor's mailbo
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,8 @@ from actors.execution.contract import (
     SkipReason,
     client_order_id,
 )
-from actors.execution.executor import SyncVenue
+from actors.execution.decide import HOLD, Decision, decide
+from actors.execution.executor import ExecutorActor, SyncVenue
 from actors.execution.orders import OrderPhase
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot, RecordFill
 from actors.portfolio.positions import PositionActor
@@ -51,15 +53,17 @@ from tests.support.executor_helpers import (
     HeldExchange,
     HeldPositions,
     Mate,
-    ObservedExecutor,
     bars,
     buy_signal,
+    held,
     hold_a_sale_behind_its_entry,
     placed,
     placing,
     shared_tree,
     sold_what_was_bought,
+    stats_now,
     unresolved,
+    wait_held,
 )
 
 
@@ -171,21 +175,25 @@ class PartialVenue(SupervisedActor):
         return None
 
 
-class PoisonedExecutor(ObservedExecutor):
-    """The executor, raising (once) while it decides ``poison`` (a bug in a decision)."""
+POISON = "test:AAA/USDT:120:sell"
 
-    poison = "test:AAA/USDT:120:sell"
-    raised = threading.Event()
 
-    def _on_signal(self, signal: Signal, seq: int) -> None:
-        if signal.signal_id == self.poison and not self.raised.is_set():
-            self.raised.set()
+def poisoned(raised: threading.Event) -> Callable[[ExecutorActor.Settings], ExecutorActor]:
+    """The executor, whose decision raises (once) when it would act on ``POISON`` (a bug
+    in a decision); ``raised`` is set then."""
+
+    def decide_or_raise(request: Signal | ExitRequest, *rest: Any) -> Decision:
+        decision = decide(request, *rest)
+        if request.signal_id == POISON and decision != HOLD and not raised.is_set():
+            raised.set()
             raise RuntimeError("a bug in a decision (on purpose)")
-        super()._on_signal(signal, seq)
+        return decision
+
+    return lambda settings: ExecutorActor(settings, decide=decide_or_raise)
 
 
 def _synced(rt: Any) -> None:
-    wait_until(lambda: attr(rt, "executor", "synced"), timeout=WAIT, what="the venue sync")
+    wait_until(lambda: stats_now(rt).venue_synced, timeout=WAIT, what="the venue sync")
 
 
 def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
@@ -218,7 +226,7 @@ def test_a_tick_refused_by_a_full_mailbox_is_told_again(tmp_path: Path) -> None:
         def looked_up() -> bool:
             clock.advance(0.5)
             try:
-                return not placing(rt) and not attr(rt, "executor", "held")
+                return not placing(rt) and not held(rt)
             except MailboxFull:  # still taking in what was lined up
                 return False
 
@@ -343,13 +351,13 @@ def _buy_aaa_half_filled(rt: Any) -> None:
     """Once synced, buy AAA at the partial venue; wait for its first half in the ledger."""
     _synced(rt)
     rt.tell("executor", buy_signal("AAA/USDT", 100.0))
-    wait_until(lambda: attr(rt, "executor", "fills_recorded") == 1, timeout=WAIT,
+    wait_until(lambda: stats_now(rt).fills_recorded == 1, timeout=WAIT,
                what="the first half in the ledger")
 
 
 def _wait_skipped_unsettled(rt: Any) -> None:
-    wait_until(lambda: attr(rt, "executor", "skipped").get(
-        SkipReason.UNSETTLED) == 1, timeout=WAIT, what="the skip")
+    wait_until(lambda: stats_now(rt).skipped.get(SkipReason.UNSETTLED) == 1, timeout=WAIT,
+               what="the skip")
 
 
 def _venue_completes(rt: Any, clock: ManualClock, complete: threading.Event) -> None:
@@ -390,12 +398,12 @@ def test_an_order_still_open_records_its_fills_and_is_looked_up_until_done(
             return attr(rt, "exchange", "lookups") >= 2
 
         wait_until(looked_up_again, timeout=WAIT, what="lookups while open")
-        assert attr(rt, "executor", "fills_recorded") == 1
+        assert stats_now(rt).fills_recorded == 1
         complete.set()
 
         def done() -> bool:
             clock.advance(0.5)
-            return attr(rt, "executor", "fills_recorded") == 2
+            return stats_now(rt).fills_recorded == 2
 
         wait_until(done, timeout=WAIT, what="the second half in the ledger")
         stats: ExecutorStats = rt.ask("executor", GetExecutorStats())
@@ -467,11 +475,11 @@ def test_an_order_an_earlier_process_left_open_is_followed(tmp_path: Path) -> No
 def test_signals_held_when_the_executor_crashes_go_to_its_replacement(tmp_path: Path) -> None:
     """A sale of AAA is held for AAA's entry fill (held at the ledger) when the executor
     crashes. The replacement gets the sale, and sells what was bought once the fill is in."""
-    release, written, holding = threading.Event(), threading.Event(), threading.Event()
-    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding)
+    release, written = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written))
     recorder = EventRecorder(rt.events)
     try:
-        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
+        buy, sell = hold_a_sale_behind_its_entry(rt, written)
         crash(rt, "executor")
         recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
         release.set()
@@ -488,19 +496,18 @@ def test_a_signal_whose_decision_raises_costs_only_itself(tmp_path: Path) -> Non
     """A sale and a stop-loss exit of AAA are held for AAA's entry fill. When the fill is
     in, deciding the sale raises (a bug) and the executor crashes: the exit, held behind
     it, goes to the replacement and sells."""
-    PoisonedExecutor.raised.clear()
-    release, written, holding = threading.Event(), threading.Event(), threading.Event()
-    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding,
-                     executor=PoisonedExecutor)
+    raised = threading.Event()
+    release, written = threading.Event(), threading.Event()
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written),
+                     executor=poisoned(raised))
     recorder = EventRecorder(rt.events)
     try:
-        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
+        buy, sell = hold_a_sale_behind_its_entry(rt, written)
         stop = ExitRequest("exit:stop_loss:AAA/USDT:180", "AAA/USDT", "stop_loss", 90.0, 180.0)
         rt.tell("executor", stop)
-        wait_until(lambda: len(attr(rt, "executor", "held")) == 2, timeout=WAIT,
-                   what="both held")
+        wait_held(rt, sell, stop)
         release.set()
-        assert PoisonedExecutor.raised.wait(WAIT)
+        assert raised.wait(WAIT)
         recorder.wait_for(EventKind.RESTARTED, "executor", timeout=WAIT)
         sold_what_was_bought(rt, buy, stop)
         assert placed(rt, sell) is None  # the one that raised is not tried again
@@ -514,13 +521,13 @@ def test_held_signals_keep_their_order_across_a_restart(tmp_path: Path) -> None:
     """A sale of AAA (bar 120) is held when the executor crashes, and a new buy of AAA
     (bar 180) is already queued behind the crash. The replacement acts on them in the
     order they came: it sells, then buys again (it ends long, as the strategy meant)."""
-    release, written, holding = threading.Event(), threading.Event(), threading.Event()
+    release, written = threading.Event(), threading.Event()
     blocked, unblock = threading.Event(), threading.Event()
-    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written), holding=holding,
+    rt = shared_tree(tmp_path, lambda s: HeldPositions(s, release, written),
                      mate=Mate(blocked, unblock))
     recorder = EventRecorder(rt.events)
     try:
-        buy, sell = hold_a_sale_behind_its_entry(rt, written, holding)
+        buy, sell = hold_a_sale_behind_its_entry(rt, written)
         rt.tell("mate", "block")
         assert blocked.wait(WAIT)
         crash(rt, "executor")

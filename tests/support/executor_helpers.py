@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from actors.common.messages import Side
-from actors.execution.contract import ExitRequest, client_order_id
+from actors.execution.contract import (
+    ExecutorStats,
+    ExitRequest,
+    GetExecutorStats,
+    client_order_id,
+)
 from actors.execution.executor import ExecutorActor, ExecutorState
 from actors.execution.orders import UNRESOLVED, OrderPhase
 from actors.market.contract import Bar, Bars
@@ -112,17 +117,25 @@ def bars(*prices: tuple[str, float]) -> Bars:
 
 
 
-class ObservedExecutor(ExecutorActor):
-    """The executor, saying (``holding``) when it holds a signal until an answer it depends
-    on is in."""
+def held(rt: Runtime) -> tuple[str, ...]:
+    """The ids of the signals the executor holds, in order, as its published state lists
+    them."""
+    state = rt.peek("executor")
+    return state.held if isinstance(state, ExecutorState) else ()
 
-    def __init__(self, settings: ExecutorActor.Settings, holding: threading.Event) -> None:
-        super().__init__(settings)
-        self.holding = holding
 
-    def _hold(self, seq: int, request: Signal | ExitRequest) -> None:
-        self.holding.set()
-        super()._hold(seq, request)
+def wait_held(rt: Runtime, *signals: Signal | ExitRequest) -> None:
+    """Wait until the executor holds exactly ``signals``, in that order (published)."""
+    ids = tuple(s.signal_id for s in signals)
+    wait_until(lambda: held(rt) == ids, timeout=WAIT, what=f"the executor holding {ids}")
+
+
+def stats_now(rt: Runtime) -> ExecutorStats:
+    """The executor's stats as things stand (not waiting for anything to settle; the ask
+    goes through its mailbox: every message told before has been handled)."""
+    stats = rt.ask("executor", GetExecutorStats(wait=False))
+    assert isinstance(stats, ExecutorStats), stats
+    return stats
 
 
 class Mate(SupervisedActor):
@@ -149,8 +162,8 @@ SHARED = "pipeline"
 def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], PositionActor],
                 *, exchange: Callable[[PaperExchange.Settings], SupervisedActor] = PaperExchange,
                 exchange_thread: str | None = SHARED, mate: Mate | None = None,
-                holding: threading.Event | None = None, clock: Clock | None = None,
-                executor: type[ObservedExecutor] = ObservedExecutor,
+                clock: Clock | None = None,
+                executor: Callable[[ExecutorActor.Settings], SupervisedActor] = ExecutorActor,
                 executor_spec: dict[str, Any] | None = None, **settings: Any) -> Runtime:
     """Executor, exchange and breaker on one shared thread with a thread-mate ("mate"), as
     config.yaml places them (the exchange on a thread of its own with ``exchange_thread``
@@ -171,16 +184,14 @@ def shared_tree(tmp_path: Path, positions: Callable[[PositionActor.Settings], Po
         ChildSpec("positions", factory=lambda: positions(ledger)),
         ChildSpec("exchange", factory=lambda: exchange(venue), thread=exchange_thread,
                   urgent=exchange_thread is not None),
-        ChildSpec("executor", factory=lambda: executor(validated,
-                                                       holding or threading.Event()),
+        ChildSpec("executor", factory=lambda: executor(validated),
                   thread=SHARED, urgent=True, **(executor_spec or {})),
         ChildSpec("mate", factory=lambda: mate or Mate(), thread=SHARED),
     )))
     return rt
 
 
-def hold_a_sale_behind_its_entry(rt: Runtime, written: threading.Event,
-                                 holding: threading.Event) -> tuple[Signal, Signal]:
+def hold_a_sale_behind_its_entry(rt: Runtime, written: threading.Event) -> tuple[Signal, Signal]:
     """Buy AAA/USDT at 100 and, once its fill is at the ledger (held there: ``written``),
     tell a sale of AAA; returns (buy, sale) once the executor holds the sale."""
     rt.tell("exchange", bars(("AAA/USDT", 100)))
@@ -190,7 +201,7 @@ def hold_a_sale_behind_its_entry(rt: Runtime, written: threading.Event,
     rt.tell("executor", buy)
     assert written.wait(WAIT), "the entry's fill never reached the ledger"
     rt.tell("executor", sell)
-    assert holding.wait(WAIT), "the sale was not held for the entry's fill"
+    wait_held(rt, sell)  # for the entry's fill
     return buy, sell
 
 
