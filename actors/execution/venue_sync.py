@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from actors.common.fill_digest import fold
 from actors.common.messages import Fill
 from actors.execution.orders import IllegalTransition
 from actors.portfolio.contract import FillsRecorded, GetLedgerSummary, LedgerSummary, RecordFills
@@ -211,13 +212,23 @@ class VenueSync:
         return "venue", GetVenueFills(since)
 
     def _counted(self, record: VenueRecord) -> Step:
-        """Compare the venue's count with what the ledger holds of it now."""
+        """Compare the venue's count, and the digest of its fill ids where both sides give
+        one, with what the ledger holds of it now: a fill outside the window the ledger
+        lacks shows in the count, or (hidden behind a phantom) in the digest."""
         self.record = record
-        assert self.summary is not None
-        held = self.summary.fills.get(record.venue, 0) + sum(
-            1 for f in self.recovered if f.venue == record.venue)
+        summary = self.summary
+        assert summary is not None
+        mine = [f.fill_id for f in self.recovered if f.venue == record.venue]
+        held = summary.fills.get(record.venue, 0) + len(mine)
+        differ = False
+        if record.digest is not None and (record.venue in summary.digests
+                                          or not summary.fills.get(record.venue)):
+            ledger = summary.digests.get(record.venue, 0)
+            for fill_id in mine:
+                ledger = fold(ledger, fill_id)
+            differ = ledger != record.digest
         if record.fills is not None:
-            if record.fills > held and not self.listed_all:
+            if (record.fills > held or differ) and not self.listed_all:
                 self.since = None  # a fill outside the window: list them all, by id
                 return self._list(None)
             self.phantom = max(0, held - record.fills)

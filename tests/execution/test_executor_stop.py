@@ -10,7 +10,9 @@ from pathlib import Path
 
 from actors.execution.contract import ExecutorStats, GetExecutorStats
 from actors.execution.orders import UNRESOLVED, OrderPhase
+from actors.portfolio.contract import GetLedgerSummary
 from actors.portfolio.positions import PositionActor
+from actors.venues.contract import GetVenueRecord
 from actors.risk.contract import BreakerStatus, GetBreakerStatus
 from tests.support.bot_helpers import (
     assert_ledger_matches_venue,
@@ -83,6 +85,10 @@ def test_a_restart_hands_the_order_out_to_the_replacement(tmp_path: Path) -> Non
         rt.tell("executor", signal)  # told again: the replacement does not send it twice
         stats = rt.ask("executor", GetExecutorStats())
         assert stats.sent == (), stats
+        # the ledger and the venue hold the same fills: their digests, computed apart, agree
+        summary = rt.ask("positions", GetLedgerSummary())
+        record = rt.ask("exchange", GetVenueRecord())
+        assert record.digest is not None and summary.digests == {"paper": record.digest}
     finally:
         release.set()
         rt.stop()

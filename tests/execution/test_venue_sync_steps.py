@@ -15,6 +15,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import example, given
 
+from actors.common.fill_digest import digest
 from actors.common.messages import Fill, Side
 from actors.execution.venue_sync import Step, VenueSync
 from actors.portfolio.contract import (
@@ -248,6 +249,41 @@ def test_the_fills_just_recovered_count_as_held() -> None:
     other.answer(_recorded(foreign, new={"f4"}))
     assert other.answer(_count(1)) == ("venue", GetOpenOrders())
     assert other.phantom == 1
+
+
+def test_a_fill_missing_behind_a_phantom_is_found_by_the_digests() -> None:
+    """The ledger holds f0 (which the venue never made) and f9; the venue made f5 and f9;
+    the window starts at 9. The counts agree (2 and 2), the digests of the ids do not: the
+    sync lists every fill, recovers f5, and counts f0 as phantom."""
+    sync = _sync("recent")
+    f5, f9 = _fill(5, at=5.0), _fill(9, at=9.0 + LOOKBACK)
+    sync.start()
+    sync.answer(LedgerSummary(f9.at, {"paper": 2}, 2, "ledger.db",
+                              {"paper": digest(["f0", "f9"])}))
+    assert sync.answer([f9]) == ("ledger", RecordFills((f9,)))
+    assert sync.answer(_recorded([f9])) == ("venue", GetVenueRecord())
+    venue = VenueRecord("paper", 2, "exchange.db", digest(["f5", "f9"]))
+    assert sync.answer(venue) == ("venue", GetVenueFills(None))  # the counts alone: done
+    sync.answer([f5, f9])
+    assert sync.answer(_recorded([f5, f9], new={"f5"})) == ("venue", GetVenueRecord())
+    assert sync.answer(venue) == ("venue", GetOpenOrders())
+    assert sync.answer([]) is None
+    assert sync.recovered == [f5] and sync.phantom == 1
+
+
+def test_equal_digests_ask_nothing_more_and_an_unknown_one_is_not_compared() -> None:
+    f9 = _fill(9, at=9000.0)
+    for ledger_digests, venue_digest in [({"paper": digest(["f1", "f9"])},
+                                          digest(["f1", "f9"])),
+                                         ({}, digest(["f5", "f9"])),  # ledger: not known
+                                         ({"paper": digest(["f0", "f9"])}, None)]:
+        sync = _sync("recent")
+        sync.start()
+        sync.answer(LedgerSummary(9000.0, {"paper": 2}, 2, "ledger.db", ledger_digests))
+        sync.answer([f9])
+        sync.answer(_recorded([f9]))
+        step = sync.answer(VenueRecord("paper", 2, "exchange.db", venue_digest))
+        assert step == ("venue", GetOpenOrders()), (ledger_digests, venue_digest)
 
 
 @pytest.mark.parametrize("count", [None, _count(None)])
