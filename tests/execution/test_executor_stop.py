@@ -12,8 +12,8 @@ from actors.execution.contract import ExecutorStats, GetExecutorStats
 from actors.execution.orders import UNRESOLVED, OrderPhase
 from actors.portfolio.contract import GetLedgerSummary
 from actors.portfolio.positions import PositionActor
-from actors.venues.contract import GetVenueRecord
 from actors.risk.contract import BreakerStatus, GetBreakerStatus
+from actors.venues.contract import GetVenueRecord
 from tests.support.bot_helpers import (
     assert_ledger_matches_venue,
     ledger_fills,

@@ -6,7 +6,6 @@ included), the CSV replay with broken rows, and the market actor with real subsc
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +27,10 @@ from actors.market.data import CsvReplay, check_bar
 from actors.market.feed import MarketActor
 from supervisor import ChildSpec, ManualClock, Runtime, SupervisorSpec
 from tests.support.bot_helpers import wait_until
+from tests.support.fuzz_cases import usable
 from tests.support.position_helpers import Inbox
 
 WAIT = 10.0
-
-
-def _valid(bar: Bar, last_at: float | None) -> bool:
-    """What a usable bar is, written out plainly."""
-    fields = (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.at)
-    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in fields):
-        return False
-    if any(not math.isfinite(v) for v in fields):
-        return False
-    return (min(bar.open, bar.high, bar.low, bar.close) > 0 and bar.volume >= 0
-            and max(bar.open, bar.high, bar.low, bar.close) <= 1e12
-            and bar.low <= bar.open <= bar.high and bar.low <= bar.close <= bar.high
-            and (last_at is None or bar.at > last_at))
 
 
 numbers = st.one_of(
@@ -66,7 +53,7 @@ def test_check_bar_accepts_exactly_the_usable_bars(fields: tuple[Any, ...],
         accepted = True
     except BadBar:
         accepted = False
-    assert accepted is _valid(bar, last)
+    assert accepted is usable(bar, last)
 
 
 @pytest.mark.parametrize(("bar", "last_at", "reason"), [

@@ -510,6 +510,7 @@ def usable(bar: Any, last_at: float | None) -> bool:
     except OverflowError:
         return False
     return (min(bar.open, bar.high, bar.low, bar.close) > 0 and bar.volume >= 0
+            and max(bar.open, bar.high, bar.low, bar.close) <= 1e12  # no market's price
             and bar.low <= bar.open <= bar.high and bar.low <= bar.close <= bar.high
             and (last_at is None or bar.at > last_at))
 
