@@ -2,7 +2,6 @@
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import Backoff, IntensityWindow
-from supervisor.cell import ChildState
 from supervisor.clock import Clock, ManualClock, SystemClock
 from supervisor.context import ActorContext
 from supervisor.error_handler import Decision, Directive, ErrorHandler, Rule, Severity
@@ -19,6 +18,7 @@ from supervisor.errors import (
     WouldDeadlock,
 )
 from supervisor.events import EventBus, EventKind, EventRecorder, SupervisionEvent
+from supervisor.lifecycle import ChildState
 from supervisor.runtime import Runtime, TreeNode
 from supervisor.spec import (
     ChildSpec,

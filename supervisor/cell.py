@@ -12,12 +12,10 @@ Every cell has one owner (:class:`CellOwner`): the supervisor instance that adop
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
@@ -30,6 +28,7 @@ from supervisor.events import EventKind, Subscription, SupervisionEvent
 from supervisor.faults import FaultPlan
 from supervisor.interfaces import ContextRuntime
 from supervisor.latency import HandlerLatency
+from supervisor.lifecycle import ChildState, Lifecycle, next_state
 from supervisor.mailbox import Envelope, Mailbox
 from supervisor.spec import ActorFactory, ChildSpec, SupervisorSpec
 
@@ -40,70 +39,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "LIFECYCLE",
     "Cell",
     "CellOwner",
     "CellRuntime",
     "ChildExited",
     "ChildFailed",
-    "ChildState",
-    "IllegalTransition",
-    "Lifecycle",
     "MakeSupervisor",
     "NotOwner",
 ]
-
-
-class ChildState(enum.StrEnum):
-    """Where a child is in its lifecycle."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    CRASHED = "crashed"  # its instance failed; its supervisor is applying the directive
-    RESTARTING = "restarting"  # waiting for its restart; messages are buffered
-    STOPPED = "stopped"  # ended and not to be restarted (exited, temporary, directive stop)
-    TERMINATED = "terminated"  # stopped by hand; ``restart_child`` starts it again
-
-
-class Lifecycle(enum.StrEnum):
-    """What moves a child from one :class:`ChildState` to the next (see ``LIFECYCLE``)."""
-
-    START = "start"  # a new instance is being built (a running one was stopped first)
-    STARTED = "started"  # its on_start finished
-    START_FAILED = "start_failed"  # the factory or on_start failed; it waits for a restart
-    CRASH = "crash"  # the running instance failed (or hung) and is gone
-    WAIT = "wait"  # it waits for a (group) restart, timer or message already on its way
-    STOP = "stop"  # ended for good: exited, temporary, directive stop, supervisor stopped
-    TERMINATE = "terminate"  # stopped by request; restart_child starts it again
-
-
-_S = ChildState
-_L = Lifecycle
-LIFECYCLE: Mapping[tuple[ChildState, Lifecycle], ChildState] = MappingProxyType({
-    **{(s, _L.START): _S.STARTING for s in (_S.STOPPED, _S.RESTARTING, _S.TERMINATED,
-                                             _S.RUNNING)},
-    (_S.STARTING, _L.STARTED): _S.RUNNING,
-    (_S.STARTING, _L.START_FAILED): _S.RESTARTING,
-    (_S.RUNNING, _L.CRASH): _S.CRASHED,
-    **{(s, _L.WAIT): _S.RESTARTING for s in (_S.RUNNING, _S.CRASHED, _S.RESTARTING,
-                                              _S.STOPPED, _S.TERMINATED)},
-    **{(s, _L.STOP): _S.STOPPED for s in (_S.STARTING, _S.RUNNING, _S.CRASHED,
-                                           _S.RESTARTING, _S.STOPPED)},
-    **{(s, _L.TERMINATE): _S.TERMINATED for s in (_S.RUNNING, _S.RESTARTING, _S.STOPPED,
-                                                   _S.TERMINATED)},
-})
-"""A child's lifecycle: (state, event) -> next state; a pair not in it is illegal.
-Drawn in docs/state-machines.md ("A child's lifecycle")."""
-
-
-class IllegalTransition(RuntimeError):
-    """An event that ``LIFECYCLE`` does not allow in the child's current state."""
-
-    def __init__(self, child: str, state: ChildState, event: Lifecycle) -> None:
-        super().__init__(f"{child}: {event.value} is not allowed when {state.value}")
-        self.child = child
-        self.state = state
-        self.event = event
 
 
 class NotOwner(RuntimeError):
@@ -127,14 +70,6 @@ class CellOwner(Protocol):
     def holds(self) -> bool:
         """True on the thread the owner runs on now (the one that may move its cells)."""
         ...
-
-
-def next_state(state: ChildState, event: Lifecycle, child: str = "") -> ChildState:
-    """The state ``event`` moves ``state`` to; raises :class:`IllegalTransition`."""
-    try:
-        return LIFECYCLE[(state, event)]
-    except KeyError:
-        raise IllegalTransition(child, state, event) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pykka
 
-from supervisor.cell import Cell, CellOwner, ChildExited, ChildFailed, ChildState, Lifecycle
+from supervisor.cell import Cell, CellOwner, ChildExited, ChildFailed
 from supervisor.clock import Clock, SystemClock, TimerHandle
 from supervisor.commands import (
     ChildInfo,
@@ -45,6 +45,7 @@ from supervisor.events import EventBus, EventKind
 from supervisor.extensions import Extensions
 from supervisor.faults import FaultPlan
 from supervisor.future import ReplyFuture
+from supervisor.lifecycle import ChildState, Lifecycle
 from supervisor.mailbox import Envelope
 from supervisor.root_keeper import RootKeeper
 from supervisor.spec import ChildSpec, SupervisorSpec

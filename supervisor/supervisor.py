@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import IntensityWindow
-from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed, ChildState, Lifecycle
+from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed
 from supervisor.commands import (
     ChildInfo,
     CountChildren,
@@ -40,6 +40,7 @@ from supervisor.commands import (
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import RestartIntensityExceeded, StartFailed
 from supervisor.events import EventKind
+from supervisor.lifecycle import ChildState, Lifecycle
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
 

@@ -23,7 +23,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.cell import ChildState
 from supervisor.errors import (
     ActorNotRunning,
     AskTimeout,
@@ -42,6 +41,7 @@ from supervisor.host.control_protocol import (
     to_jsonable,
 )
 from supervisor.host.logs import printable
+from supervisor.lifecycle import ChildState
 
 if TYPE_CHECKING:
     from supervisor.host.session import RunSession

@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from supervisor.cell import ChildState
 from supervisor.events import EventKind
+from supervisor.lifecycle import ChildState
 from supervisor.spec import RestartType
 
 if TYPE_CHECKING:

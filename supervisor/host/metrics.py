@@ -24,8 +24,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from supervisor.cell import ChildState
 from supervisor.host.session import SessionService
+from supervisor.lifecycle import ChildState
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

@@ -1,4 +1,4 @@
-"""A child's lifecycle: the table in ``supervisor.cell`` (pure, no Runtime), and the order
+"""A child's lifecycle: the table in ``supervisor.lifecycle`` (pure, no Runtime), and the order
 in which the supervisor moves a cell and publishes the event that announces it (a
 subscriber that reads the tree inside its callback sees the state the event names)."""
 
@@ -28,7 +28,7 @@ from supervisor import (
     SupervisorSpec,
     TreeNode,
 )
-from supervisor.cell import LIFECYCLE, IllegalTransition, Lifecycle, next_state
+from supervisor.lifecycle import LIFECYCLE, IllegalTransition, Lifecycle, next_state
 
 WAIT = 10.0
 S = ChildState
@@ -36,6 +36,14 @@ L = Lifecycle
 
 
 # -- the table, pure -----------------------------------------------------------------------
+def test_the_examples_in_the_docstring_hold() -> None:
+    import doctest
+
+    from supervisor import lifecycle
+    result = doctest.testmod(lifecycle)
+    assert result.failed == 0 and result.attempted > 0
+
+
 def test_every_state_has_a_way_out_and_every_event_is_used() -> None:
     assert {state for state, _ in LIFECYCLE} == set(ChildState)
     assert {event for _, event in LIFECYCLE} == set(Lifecycle)

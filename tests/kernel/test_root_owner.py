@@ -34,10 +34,11 @@ from supervisor import (
     SupervisedActor,
     SupervisorSpec,
 )
-from supervisor.cell import Lifecycle, NotOwner
+from supervisor.cell import NotOwner
 from supervisor.commands import StartChild
 from supervisor.events import SupervisionEvent
 from supervisor.faults import ActorFaults, FaultPlan
+from supervisor.lifecycle import Lifecycle
 
 WAIT = 10.0  # upper bound for any wait; never reached unless something is wrong
 IMMEDIATE = Backoff(initial=0, jitter=0)
