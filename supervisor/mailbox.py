@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from pykka._envelope import Envelope  # pykka's message wrapper (message + reply future)
@@ -206,9 +206,11 @@ class Mailbox:
         with self._cond:
             self._closed = reason
             self._finishing = True
-            kept: Iterable[Envelope[Any]] = [e for e in self._items if keep(e.message)]
-            drained = [e for e in self._items if not keep(e.message)]
-            self._items = deque([first, *kept])
+            kept: deque[Envelope[Any]] = deque([first])
+            drained: list[Envelope[Any]] = []
+            for envelope in self._items:
+                (kept if keep(envelope.message) else drained).append(envelope)
+            self._items = kept
             self._cond.notify_all()
             wake = self._take_wake()
         if wake is not None:
