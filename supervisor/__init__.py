@@ -19,7 +19,7 @@ from supervisor.errors import (
 )
 from supervisor.events import EventBus, EventKind, EventRecorder, SupervisionEvent
 from supervisor.lifecycle import ChildState
-from supervisor.runtime import Runtime, TreeNode
+from supervisor.runtime import Runtime
 from supervisor.spec import (
     ChildSpec,
     Fallback,
@@ -29,6 +29,7 @@ from supervisor.spec import (
     SupervisorSpec,
 )
 from supervisor.supervisor import ChildInfo, Supervisor
+from supervisor.tree_view import TreeNode
 
 __all__ = [
     "ActorContext",

@@ -12,14 +12,13 @@ import logging
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import pykka
 
 from supervisor.cell import Cell, CellOwner, ChildExited, ChildFailed
-from supervisor.clock import Clock, SystemClock, TimerHandle
+from supervisor.clock import Clock, SystemClock
 from supervisor.commands import (
     ChildInfo,
     CountChildren,
@@ -36,7 +35,6 @@ from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import (
     ActorNotRunning,
     AskTimeout,
-    HandlerTimeout,
     MailboxFull,
     StartFailed,
     UnknownActor,
@@ -45,43 +43,21 @@ from supervisor.events import EventBus, EventKind
 from supervisor.extensions import Extensions
 from supervisor.faults import FaultPlan
 from supervisor.future import ReplyFuture
-from supervisor.lifecycle import ChildState, Lifecycle
+from supervisor.hang_monitor import HangMonitor
+from supervisor.lifecycle import Lifecycle
 from supervisor.mailbox import Envelope
 from supervisor.root_keeper import RootKeeper
 from supervisor.spec import ChildSpec, SupervisorSpec
 from supervisor.supervisor import Supervisor
+from supervisor.tree_view import TreeNode, snapshot
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Runtime", "TreeNode"]
+__all__ = ["Runtime"]
 
 # Seconds a stop may take beyond the tree's own shutdown budget, for each shared thread, the
 # clock and a margin (the stop waits up to 5 s for each shared thread and the clock to end).
 _STOP_GRACE = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class TreeNode:
-    """A read-only snapshot of one actor in the tree, for status displays."""
-
-    name: str
-    kind: str
-    state: str
-    restart: str
-    restarts: int
-    incarnation: int
-    uptime: float | None
-    mailbox: int
-    busy_for: float | None
-    fallback_active: bool
-    last_error: str | None
-    children: tuple[TreeNode, ...] = ()
-
-    def walk(self) -> list[TreeNode]:
-        nodes = [self]
-        for child in self.children:
-            nodes.extend(child.walk())
-        return nodes
 
 
 class Runtime:
@@ -122,10 +98,8 @@ class Runtime:
         self._root: Cell | None = None
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._monitor: TimerHandle | None = None
-        # The hung handlers the monitor has reported (name -> incarnation, busy since), so
-        # each is reported once; the monitor's own, not a cell's (its supervisor owns those).
-        self._hung: dict[str, tuple[int, float]] = {}
+        self._hangs = HangMonitor(self.clock, monitor_interval,
+                                  lambda: list(self._cells.values()))
         self._stopped = False
         self._stop_calls = itertools.count()  # the first stop() hands the stop over
         self._stop_done: Future[None] = Future()  # set by the keeper when the stop is done
@@ -170,7 +144,7 @@ class Runtime:
         if error is not None:
             self.stop()
             raise StartFailed(name, f"{type(error).__name__}: {error}") from error
-        self._schedule_monitor()
+        self._hangs.start()
 
     def _start_root(self, root: Cell) -> BaseException | None:
         """The root keeper's: start the root's instance (and so the tree)."""
@@ -373,83 +347,16 @@ class Runtime:
         self._done.set()
 
     # -- hung handlers -----------------------------------------------------------------------
-    def _schedule_monitor(self) -> None:
-        if self.monitor_interval > 0 and not self._stopped:
-            self._monitor = self.clock.call_later(self.monitor_interval, self._monitor_tick)
-
-    def _monitor_tick(self) -> None:
-        if self._stopped:
-            return
-        try:
-            self.check_hung()
-        except Exception:  # a bug; the monitor must go on all the same
-            log.exception("the hung-handler monitor failed; it goes on")
-        finally:
-            self._schedule_monitor()
-
     def check_hung(self) -> list[str]:
-        """Report every actor whose current handler has run past its deadline.
-
-        The hung instance is given up before its supervisor hears of it: on a shared
-        thread the thread is abandoned first, so the replacement and the thread-mates run
-        on a fresh one (see :mod:`supervisor.dispatcher`)."""
-        now = self.clock.now()
-        reported = []
-        for cell in list(self._cells.values()):
-            deadline = cell.spec.handler_deadline
-            actor = cell.actor
-            if deadline is None or actor is None or cell.state is not ChildState.RUNNING:
-                continue
-            since = actor.busy_since
-            if not since or now - since <= deadline or self._hung.get(cell.name) == (
-                actor.incarnation, since
-            ):
-                continue
-            self._hung[cell.name] = (actor.incarnation, since)
-            message = actor.busy_message
-            exc = HandlerTimeout(cell.name, type(message).__name__, now - since, deadline)
-            decision = cell.error_handler.classify(exc)
-            if decision.directive is not Directive.RESUME:
-                cell.mailbox.detach(actor)  # the hung instance will never take another message
-                actor.give_up()  # ...nor reach its name again; its shared thread is abandoned
-            else:
-                actor.free_thread()  # resumed, but its thread-mates go on on a fresh thread
-            cell.report_failure(actor.incarnation, exc, decision, message, was_ask=False,
-                                hung=True)
-            reported.append(cell.name)
-        return reported
+        """Report every actor whose current handler has run past its deadline (see
+        :class:`~supervisor.hang_monitor.HangMonitor`); the names reported."""
+        return self._hangs.check()
 
     # -- views ---------------------------------------------------------------------------------
     def tree(self) -> TreeNode | None:
         """A snapshot of the whole tree, read without asking any actor (so it never blocks)."""
-        return self._node(self._root) if self._root else None
+        return snapshot(self._root, self._cells, self.clock.now()) if self._root else None
 
-    def _node(self, cell: Cell) -> TreeNode:
-        now = self.clock.now()
-        children: list[TreeNode] = []
-        sup = cell.spec.supervisor
-        if sup is not None:
-            for spec in [*sup.children, *cell.extra_children]:
-                child = self._cells.get(spec.id)
-                if child is not None and child.parent == cell.name:
-                    children.append(self._node(child))
-        actor = cell.actor
-        since = actor.busy_since if actor is not None else 0.0
-        running = cell.state is ChildState.RUNNING
-        return TreeNode(
-            name=cell.name,
-            kind=cell.spec.kind,
-            state=cell.state.value,
-            restart=cell.spec.restart.value,
-            restarts=cell.restarts,
-            incarnation=cell.incarnation,
-            uptime=(now - cell.started_at) if running else None,
-            mailbox=len(cell.mailbox),
-            busy_for=(now - since) if since else None,
-            fallback_active=cell.using_fallback,
-            last_error=cell.last_error,
-            children=tuple(children),
-        )
 
     # -- waiting and stopping ------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> bool:
@@ -468,8 +375,7 @@ class Runtime:
             self._stopped = True
             if self.chaos is not None:
                 self.chaos.release()  # hangs and slow-downs end, so the tree can stop in time
-            if self._monitor is not None:
-                self._monitor.cancel()
+            self._hangs.stop()
             self._keeper.submit(self._stop_tree, last=True)
         if self._keeper.holds():
             return  # the keeper's own path: the stop runs after the task at hand

@@ -49,7 +49,8 @@ from actors.run.record import (
 from actors.run.report import write_report
 from supervisor.events import EventKind, Subscription, SupervisionEvent
 from supervisor.host.session import RunSession, SessionService
-from supervisor.runtime import Runtime, TreeNode
+from supervisor.runtime import Runtime
+from supervisor.tree_view import TreeNode
 
 log = logging.getLogger("botvisor.observer")
 

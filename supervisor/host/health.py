@@ -22,7 +22,8 @@ from supervisor.lifecycle import ChildState
 from supervisor.spec import RestartType
 
 if TYPE_CHECKING:
-    from supervisor.runtime import Runtime, TreeNode
+    from supervisor.runtime import Runtime
+    from supervisor.tree_view import TreeNode
 
 __all__ = ["HealthPolicy", "HealthReport", "TreeHealth"]
 

@@ -22,7 +22,7 @@ from actors.alerts.contract import AlertStats, GetAlertStats
 from actors.common.messages import Fill, Side
 from actors.portfolio.contract import GetView, Reconcile, ReconcileReport, RecordFill, SourceView
 from supervisor import ChildSpec, Runtime, SupervisorSpec
-from supervisor.runtime import TreeNode
+from supervisor.tree_view import TreeNode
 from tests.support.position_helpers import Inbox, ledger_spec
 
 FILES = {
