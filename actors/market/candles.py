@@ -13,8 +13,8 @@ last one still forming) with the venue's time, and answers:
   last delivered candle per symbol) and after a reconnect, so that none is missed or repeated;
 - whether the feed is stale (:meth:`CandleTracker.health`).
 
-Pure: no clock, no I/O; every time is passed in. The rules: docs/trading-bot.md ("Live
-candles").
+Pure: no clock, no I/O; every time is passed in. Staleness and the ``stale_data`` breaker
+trigger: docs/trading-bot.md ("Circuit breaker").
 """
 
 from __future__ import annotations
