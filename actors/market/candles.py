@@ -273,11 +273,11 @@ class CandleTracker:
         that has closed cannot (a hole before it, or no final version of it)."""
         tf = self.tf
         rows = series.rows
-        while rows:
-            at = min(rows)
+        newest = max(rows, default=0)
+        for at in sorted(rows):
             row, final = rows[at]
-            closed_now = self._now >= at + tf or max(rows) > at
             if not final:
+                closed_now = self._now >= at + tf or newest > at
                 return series.done + tf if closed_now else None
             expected = series.done + tf
             if at != expected and at > series.covered:

@@ -148,6 +148,18 @@ def test_a_restart_from_the_resume_point_repeats_none_and_misses_none() -> None:
     assert ats(d) == [3, 4, 5, 6, 7]
 
 
+def test_a_restart_from_the_last_delivered_candle_rejects_a_bad_one_again_never_delivers_it(
+) -> None:
+    t = tracker(start_i=0, warmup=0)
+    bad = [T0 + 2 * TF, 100.0, 90.0, 110.0, 100.0, 1.0]  # high below low
+    d = t.ingest("BTC/USDT", [row(0), row(1), bad, row(3)], now(3.5), since=T0)
+    assert ats(d) == [0, 1] and [r.reason for r in d.rejected] == ["high_below_low"]
+    again = tracker(start_i=4.5, resume={"BTC/USDT": d.closed[-1].at})  # as the actor keeps it
+    d = again.ingest("BTC/USDT", [row(1), bad, row(3), row(4)], now(4.5), since=T0 + TF)
+    assert ats(d) == [3] and [r.reason for r in d.rejected] == ["high_below_low"]
+    assert d.gaps == ()  # the rejected candle is not a gap: the venue has it
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="no symbols"):
         CandleTracker("f", (), "1m", start=0)
