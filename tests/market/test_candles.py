@@ -4,7 +4,8 @@ reported; staleness goes and comes with the candles.
 
 A hypothesis venue (a series with holes and bad candles, a forming version of its current
 candle) is read by random interleavings of pages, updates, repeats, shuffles, ticks and
-restarts, against the plain expectation: every closed candle of the series, once, in order.
+restarts, against the plain expectation: every closed candle of the series, once, in order,
+and stale exactly while a symbol's last delivered candle ended 3 timeframes ago or more.
 """
 
 from __future__ import annotations
@@ -255,6 +256,7 @@ def test_any_interleaving_delivers_every_closed_candle_once_in_order_never_a_for
     venue.now_ms = T0 + start * TF + 30_000
     t = CandleTracker("prop", SYMBOLS, "1m", start=venue.now_ms / 1000, warmup=start)
     first = {s: (t.backfill()[s] - T0) // TF for s in SYMBOLS}
+    started = venue.now_ms
     delivered: dict[str, list[int]] = {s: [] for s in SYMBOLS}
     rejected: dict[str, list[int]] = {s: [] for s in SYMBOLS}
 
@@ -297,6 +299,13 @@ def test_any_interleaving_delivers_every_closed_candle_once_in_order_never_a_for
         else:  # a restart from the persisted point
             t = CandleTracker("prop", SYMBOLS, "1m", start=venue.now_ms / 1000,
                               resume=t.resume_point())
+            started = venue.now_ms
+        # stale: the last delivered candle ended 3 timeframes ago or more (or, before one,
+        # the tracker started that long ago)
+        ends = {s: T0 + (delivered[s][-1] + 1) * TF if delivered[s] else started
+                for s in SYMBOLS}
+        expect = tuple(s for s in SYMBOLS if venue.now_ms - max(started, ends[s]) >= 3 * TF)
+        assert t.health(venue.now_ms / 1000).stale_symbols == expect
     # the venue's series is over and has ended: fetching from the backfill point catches up
     venue.now_ms = T0 + (venue.length + 2) * TF
     for s, since in t.backfill().items():
