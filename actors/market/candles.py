@@ -166,10 +166,12 @@ class CandleTracker:
         Without it the rows are an update (``watch_ohlcv``), which proves nothing about
         candles it does not hold. A row is final when a later candle follows it in the
         same rows, or it was taken at or after its end: ``now`` is the venue time the rows
-        were taken at (of the response, or of the message), never a later one."""
+        were taken at (of the response, or of the message); a forming version taken before
+        a final one that arrives late does not replace it."""
         series = self._series.get(symbol)
         if series is None:
             raise ValueError(f"feed {self.source!r}: rows for unknown symbol {symbol!r}")
+        taken = _ms(now)
         self._advance(now)
         bad: list[Rejected] = []
         batch: dict[int, Sequence[Any]] = {}
@@ -185,8 +187,10 @@ class CandleTracker:
             if at <= series.done:
                 self._repeats += 1
                 continue
-            # venue time never goes back, so a version after a final one is final too
-            series.rows[at] = (row, at != newest or self._now >= at + self.tf)
+            final = at != newest or taken >= at + self.tf
+            held = series.rows.get(at)
+            if final or held is None or not held[1]:  # a late forming version: not news
+                series.rows[at] = (row, final)
         if since is not None and newest is not None and since <= max(series.done,
                                                                       series.covered) + self.tf:
             series.covered = max(series.covered, newest)

@@ -93,6 +93,16 @@ def test_repeats_overlaps_and_disorder_deliver_each_candle_once_in_order() -> No
     assert t.counts().delivered == 4 and t.counts().repeats == 3
 
 
+def test_a_forming_version_arriving_late_does_not_replace_a_final_one() -> None:
+    t = tracker(start_i=0, warmup=0)
+    assert ats(t.ingest("BTC/USDT", [row(0)], now(1.0))) == [0]
+    d = t.ingest("BTC/USDT", [row(2, close=120.0), row(3)], now(3.5))  # 2 final, 1 unseen
+    assert d.closed == () and d.backfill == (("BTC/USDT", T0 + TF),)
+    assert ats(t.ingest("BTC/USDT", [row(2, close=90.0)], now(2.5))) == []  # taken earlier
+    d = t.ingest("BTC/USDT", [row(1)], now(3.6), since=T0 + TF)
+    assert ats(d) == [1, 2] and d.closed[1].close == 120.0
+
+
 def test_a_gap_is_held_until_a_page_shows_the_venue_has_no_candle_there() -> None:
     t = tracker(start_i=0, warmup=0)
     assert ats(t.ingest("BTC/USDT", [row(0), row(1)], now(2.0))) == [0, 1]
