@@ -500,7 +500,7 @@ class BreakerActor(SupervisedActor):
                 trigger.rearm()
         self._transition(BreakerEvent.RECOVERY_TIMEOUT,
                          f"recovery timeout passed; {self.settings.half_open_max_calls} "
-                         "probe order(s) allowed", holding=False)
+                         "probe order(s) allowed", holding=bool(holds))
 
     def _holding(self, wall: float) -> list[str | None]:
         return [
