@@ -4,8 +4,9 @@ must implement.
 The market actor sends ``Bars`` (one step, to its subscribers), ``MarkPrices`` (to the
 position actor) and ``MarketSamples`` (to the circuit breaker), and publishes its
 ``MarketCursor``; it accepts ``FeedBars`` and ``GetMarketStats``. The scanner sends
-``Candidates`` and ``ScannedBars``. A data source (the synthetic market, a CSV replay, a
-live feed) implements :class:`MarketSource`.
+``Candidates`` and ``ScannedBars``. A live feed sends ``FeedHealth`` (to the circuit
+breaker). A data source (the synthetic market, a CSV replay, a live feed) implements
+:class:`MarketSource`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "Bars",
     "Candidates",
     "FeedBars",
+    "FeedHealth",
     "GetMarketStats",
     "MarkPrices",
     "MarketCursor",
@@ -66,6 +68,20 @@ class FeedBars:
     """Push bars from outside (a test, a bench, another feed) through validation."""
 
     bars: tuple[Bar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """A live feed's staleness at venue time ``at``: ``stale`` when some symbol has had no
+    closed candle for the feed's ``stale_after`` timeframes (``stale_symbols``, in feed
+    order); ``last_closed_at`` is the oldest of the symbols' last closed candles (seconds,
+    None before the first). Sent when it changes; the breaker holds OPEN while stale."""
+
+    source: str
+    stale: bool
+    stale_symbols: tuple[str, ...]
+    last_closed_at: float | None
+    at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from actors.common.messages import Alert, HaltTrading
 from actors.common.settings_types import StatePath
 from actors.common.storage import open_database
 from actors.common.wal_checkpoint import Checkpointer
-from actors.market.contract import MarketSamples, PriceSample, VolumeSample
+from actors.market.contract import FeedHealth, MarketSamples, PriceSample, VolumeSample
 from actors.portfolio.contract import EquitySample, LedgerHistory, PortfolioSnapshot, TradeClosed
 from actors.risk.contract import (
     ApiResult,
@@ -51,6 +51,7 @@ from actors.risk.triggers import (
     ExposureTrigger,
     LiquidityTrigger,
     ResourceTrigger,
+    StaleDataTrigger,
     Trip,
     VolatilityTrigger,
 )
@@ -127,6 +128,11 @@ class ResourceSettings(_Off):
     sustain_samples: int = Field(6, ge=1)
 
 
+class StaleDataSettings(_Off):
+    """``stale_data``: held open while a live feed reports no closed candle for its
+    ``stale_after`` timeframes (the feed's setting; it sends ``FeedHealth``)."""
+
+
 @dataclass
 class _Persisted:
     state: BreakerState = BreakerState.CLOSED
@@ -148,8 +154,8 @@ class BreakerActor(SupervisedActor):
 
     accepts: ClassVar[tuple[type, ...]] = (
         MarketSamples, EquitySample, TradeClosed, ApiResult, PriceSample, VolumeSample,
-        ProbeResult, ForceOpen, ForceClose, LedgerHistory, HaltTrading, GetBreakerStatus,
-        OperatorCommand)
+        FeedHealth, ProbeResult, ForceOpen, ForceClose, LedgerHistory, HaltTrading,
+        GetBreakerStatus, OperatorCommand)
     publishes: ClassVar[type] = BreakerGate
 
     class Settings(BaseModel):
@@ -173,6 +179,7 @@ class BreakerActor(SupervisedActor):
         liquidity: LiquiditySettings = LiquiditySettings()
         exposure: ExposureSettings = ExposureSettings()
         resources: ResourceSettings = ResourceSettings()
+        stale_data: StaleDataSettings = StaleDataSettings()
 
     def __init__(self, settings: BreakerActor.Settings | None = None) -> None:
         super().__init__()
@@ -196,6 +203,7 @@ class BreakerActor(SupervisedActor):
         r = s.resources
         self.resources = (ResourceTrigger(r.max_rss_mb, r.max_cpu_percent, r.sustain_samples)
                           if r.enabled else None)
+        self.stale = StaleDataTrigger() if s.stale_data.enabled else None
         self.p = _Persisted()
         self.transitions = 0
         self._token = 0
@@ -342,6 +350,9 @@ class BreakerActor(SupervisedActor):
             case VolumeSample(symbol, volume):
                 if self.liquidity is not None:
                     self._maybe_trip(self.liquidity.on_volume(symbol, volume))
+            case FeedHealth():
+                if self.stale is not None:
+                    self._on_feed_health(message)
             case ProbeResult(ok, detail):
                 self._on_probe(ok, detail)
             case SampleResources():
@@ -403,6 +414,28 @@ class BreakerActor(SupervisedActor):
                 self._maybe_trip(trip)
                 break
 
+    def _on_feed_health(self, health: FeedHealth) -> None:
+        """A live feed's staleness: trips (a level) when it is stale, an alert when it goes
+        stale and when it is fresh again; the breaker closes then by its normal rules."""
+        assert self.stale is not None
+        was = health.source in self.stale.stale
+        before, transitions = dict(self.stale.stale), self.transitions
+        trip = self.stale.on_health(health.source, health.stale, health.stale_symbols,
+                                    health.last_closed_at, health.at)
+        if trip is not None and not was:
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                "breaker.stale_data", "warning", f"Market feed {health.source} is stale",
+                f"{trip.reason}; new positions are refused while it lasts, exits still run"))
+        elif trip is None and was:
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                "breaker.stale_data_recovered", "info",
+                f"Market feed {health.source} is fresh again",
+                "closed candles flow again; the breaker closes by its recovery timeout and "
+                "probes"))
+        self._maybe_trip(trip)
+        if self.transitions == transitions and self.stale.stale != before:
+            self._save()  # what holds the breaker must survive a restart
+
     def _sample_resources(self) -> None:
         assert self.resources is not None and self._process is not None
         rss = int(self._process.memory_info().rss)
@@ -452,7 +485,7 @@ class BreakerActor(SupervisedActor):
             return
         wall = self.ctx.clock.wall()
         holds = [h for h in self._holding(wall) if h]
-        if holds:
+        if not self._permits(BreakerEvent.RECOVERY_TIMEOUT, holding=bool(holds)):
             wait = self.settings.recovery_timeout
             if self.daily is not None and self.daily.holding(wall):
                 wait = max(1.0, self.daily.next_day_start(wall) - wall)
@@ -467,7 +500,7 @@ class BreakerActor(SupervisedActor):
                 trigger.rearm()
         self._transition(BreakerEvent.RECOVERY_TIMEOUT,
                          f"recovery timeout passed; {self.settings.half_open_max_calls} "
-                         "probe order(s) allowed")
+                         "probe order(s) allowed", holding=bool(holds))
 
     def _holding(self, wall: float) -> list[str | None]:
         return [
@@ -476,6 +509,7 @@ class BreakerActor(SupervisedActor):
             self.liquidity.holding() if self.liquidity else None,
             self.exposure.holding() if self.exposure else None,
             self.resources.holding() if self.resources else None,
+            self.stale.holding() if self.stale else None,
         ]
 
     def _rearm_all(self) -> None:
@@ -483,8 +517,8 @@ class BreakerActor(SupervisedActor):
             if trigger is not None:
                 trigger.rearm()
 
-    def _permits(self, what: BreakerEvent) -> bool:
-        return permits(self.p.state, what, manual=self.p.manual)
+    def _permits(self, what: BreakerEvent, *, holding: bool = False) -> bool:
+        return permits(self.p.state, what, manual=self.p.manual, holding=holding)
 
     def _transition(
         self,
@@ -493,11 +527,12 @@ class BreakerActor(SupervisedActor):
         *,
         by: str = "breaker",
         figures: tuple[tuple[str, str], ...] = (),
+        holding: bool = False,
     ) -> None:
         """Apply ``what`` by the table (actors/risk/transitions.py): an event it does not
         allow from the current state raises IllegalTransition, and nothing changes."""
         previous = self.p.state
-        rule = next_state(previous, what, manual=self.p.manual)
+        rule = next_state(previous, what, manual=self.p.manual, holding=holding)
         state, manual = rule.target, rule.manual
         wall = self.ctx.clock.wall()
         self.p.state, self.p.reason, self.p.by = state, reason, by
@@ -537,6 +572,8 @@ class BreakerActor(SupervisedActor):
             "trip_times": list(p.trip_times), "peak": str(peak) if peak is not None else None,
             "day": day, "day_start_equity": str(start) if start is not None else None,
             "pending": p.pending, "successes": p.successes,
+            "stale": {src: [list(sy), last, at] for src, (sy, last, at)
+                      in (self.stale.stale if self.stale is not None else {}).items()},
         }
         # A transition is fsynced before it counts (synchronous=FULL). The running memory
         # alone (a new equity peak, a new day: with every fill, on the pipeline's thread) is
@@ -575,6 +612,10 @@ class BreakerActor(SupervisedActor):
         if self.daily is not None and record.get("day_start_equity") is not None:
             self.daily.day = record.get("day")
             self.daily.start_equity = Decimal(record["day_start_equity"])
+        # The feeds that were stale: a restart must not let the breaker recover on old news.
+        if self.stale is not None:
+            self.stale.stale = {str(src): (tuple(str(x) for x in sy), last, float(at))
+                                for src, (sy, last, at) in (record.get("stale") or {}).items()}
 
     # -- the operator: `botvisor breaker open|close|halt|status` ------------------------------
     def _operator(self, command: OperatorCommand) -> dict[str, Any]:
@@ -615,6 +656,9 @@ class BreakerActor(SupervisedActor):
         if self.resources is not None:
             measures["rss_mb"] = f"{self.resources.rss_mb:.1f}"
             measures["cpu_pct"] = f"{self.resources.cpu:.1f}"
+        if self.stale is not None:
+            for source, (symbols, _, _) in sorted(self.stale.stale.items()):
+                measures[f"stale_symbols.{source}"] = ",".join(symbols)
         wall = self.ctx.clock.wall()
         return BreakerStatus(
             state=self.p.state, reason=self.p.reason, by=self.p.by, since=self.p.since,

@@ -32,7 +32,7 @@ class BreakerEvent(enum.StrEnum):
     """What can move the breaker."""
 
     TRIP = "trip"  # a trigger fired, or a probe failed
-    RECOVERY_TIMEOUT = "recovery_timeout"  # the timer after a trip ran out, no level holds
+    RECOVERY_TIMEOUT = "recovery_timeout"  # the timer after a trip ran out
     PROBES_PASSED = "probes_passed"  # success_threshold good probes in HALF_OPEN
     RESTARTED_HALF_OPEN = "restarted_half_open"  # a new process found HALF_OPEN
     STATE_LOST = "state_lost"  # its file was lost while the ledger has history
@@ -48,26 +48,28 @@ class IllegalTransition(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Rule:
     """``event`` moves a breaker in one of ``sources`` to ``target`` when ``guard`` (given
-    whether the current state was set by hand) allows; ``manual``: the new state is held
-    until an operator (or a new manual event) changes it."""
+    whether the current state was set by hand, and whether a level trigger holds) allows;
+    ``manual``: the new state is held until an operator (or a new manual event) changes
+    it."""
 
     sources: frozenset[BreakerState]
     event: BreakerEvent
     target: BreakerState
     manual: bool = False
-    guard: Callable[[bool], bool] | None = None
+    guard: Callable[[bool, bool], bool] | None = None
     why: str = ""
 
 
-def _not_manual(manual: bool) -> bool:
-    return not manual
+def _not_manual_nor_held(manual: bool, holding: bool) -> bool:
+    return not manual and not holding
 
 
 TABLE: tuple[Rule, ...] = (
     Rule(frozenset({_C, _H}), BreakerEvent.TRIP, _O,
          why="OPEN and HALTED do not trip again: they already refuse new risk"),
-    Rule(frozenset({_O}), BreakerEvent.RECOVERY_TIMEOUT, _H, guard=_not_manual,
-         why="an OPEN set by hand (or for lost state) waits for the operator"),
+    Rule(frozenset({_O}), BreakerEvent.RECOVERY_TIMEOUT, _H, guard=_not_manual_nor_held,
+         why="an OPEN set by hand (or for lost state) waits for the operator, and one a "
+             "level trigger holds (daily loss, volatility, stale data, ...) stays OPEN"),
     Rule(frozenset({_H}), BreakerEvent.PROBES_PASSED, _C),
     Rule(frozenset({_H}), BreakerEvent.RESTARTED_HALF_OPEN, _O,
          why="the probes the last process sent are not known"),
@@ -82,24 +84,26 @@ _BY_KEY = MappingProxyType({(source, rule.event): rule for rule in TABLE
                             for source in rule.sources})
 
 
-def next_state(state: BreakerState, event: BreakerEvent, *, manual: bool) -> Rule:
+def next_state(state: BreakerState, event: BreakerEvent, *, manual: bool,
+               holding: bool = False) -> Rule:
     """The rule that ``event`` applies to a breaker in ``state`` (``manual``: that state was
-    set by hand); raises :class:`IllegalTransition` when the table has none or its guard
-    refuses."""
+    set by hand; ``holding``: a level trigger holds the breaker OPEN); raises
+    :class:`IllegalTransition` when the table has none or its guard refuses."""
     rule = _BY_KEY.get((state, event))
     if rule is None:
         raise IllegalTransition(f"breaker: {event.value} is not allowed from {state.value}")
-    if rule.guard is not None and not rule.guard(manual):
+    if rule.guard is not None and not rule.guard(manual, holding):
         raise IllegalTransition(f"breaker: {event.value} is not allowed from "
                                 f"{state.value} now: {rule.why}")
     return rule
 
 
-def permits(state: BreakerState, event: BreakerEvent, *, manual: bool) -> bool:
+def permits(state: BreakerState, event: BreakerEvent, *, manual: bool,
+            holding: bool = False) -> bool:
     """Whether :func:`next_state` would apply ``event`` now (the actor's guard before it
     acts on an input: a probe result in OPEN, a stale recovery timer)."""
     rule = _BY_KEY.get((state, event))
-    return rule is not None and (rule.guard is None or rule.guard(manual))
+    return rule is not None and (rule.guard is None or rule.guard(manual, holding))
 
 
 def allowed(previous: BreakerState, state: BreakerState) -> bool:

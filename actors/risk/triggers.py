@@ -3,8 +3,8 @@
 Each is fed the samples it measures (equity, trade results, API call outcomes, prices,
 volumes, exposure, process resources) and trips, with the figures, when its measure
 crosses its limit. *Edge* triggers (drawdown, API errors, consecutive losses) re-arm at
-HALF_OPEN; *level* triggers (daily loss, volatility, liquidity, exposure, resources) hold
-the breaker OPEN while their condition holds.
+HALF_OPEN; *level* triggers (daily loss, volatility, liquidity, exposure, resources, stale
+data) hold the breaker OPEN while their condition holds.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "ExposureTrigger",
     "LiquidityTrigger",
     "ResourceTrigger",
+    "StaleDataTrigger",
     "Trip",
     "VolatilityTrigger",
 ]
@@ -423,3 +424,42 @@ class ResourceTrigger:
 
     def rearm(self) -> None:
         """Nothing: resources are a level."""
+
+
+class StaleDataTrigger:
+    """Owns the staleness each live feed last reported (by source); trips when one reports
+    stale (no closed candle for its ``stale_after`` timeframes) and holds the breaker OPEN
+    while any still is. The feed measures staleness; this trigger trusts its latest word."""
+
+    name = "stale_data"
+    level = True
+
+    def __init__(self) -> None:
+        # source -> (stale symbols, last closed candle time, reported at)
+        self.stale: dict[str, tuple[tuple[str, ...], float | None, float]] = {}
+
+    def on_health(self, source: str, stale: bool, symbols: tuple[str, ...],
+                  last_closed_at: float | None, at: float) -> Trip | None:
+        if not stale:
+            self.stale.pop(source, None)
+            return None
+        self.stale[source] = (symbols, last_closed_at, at)
+        return Trip(self.name, self._why(source),
+                    (("source", source), ("stale_symbols", ",".join(symbols)),
+                     ("last_closed_at", "none" if last_closed_at is None
+                      else f"{last_closed_at:.0f}"),
+                     ("at", f"{at:.0f}")))
+
+    def _why(self, source: str) -> str:
+        symbols, last, at = self.stale[source]
+        since = ("no closed candle yet" if last is None
+                 else f"last closed candle {at - last:.0f}s before {at:.0f}")
+        return f"feed {source} stale for {', '.join(symbols) or 'all symbols'} ({since})"
+
+    def holding(self) -> str | None:
+        if not self.stale:
+            return None
+        return "; ".join(f"stale_data: {self._why(s)}" for s in sorted(self.stale))
+
+    def rearm(self) -> None:
+        """Nothing: stale data is a level; it holds the breaker while it lasts."""

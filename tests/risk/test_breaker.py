@@ -1,6 +1,6 @@
 """The breaker actor: state machine (against a reference model), OPEN stops risk but not
-protection, HALTED stops everything, probes are limited, state survives restarts, and the
-position actor's real data trips it."""
+protection, HALTED stops everything, probes are limited, state survives restarts, the
+position actor's real data trips it, and a stale feed holds it open."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from actors.common.messages import Fill, HaltTrading, Side
+from actors.common.messages import Alert, Fill, HaltTrading, Side
+from actors.market.contract import FeedHealth
 from actors.portfolio.contract import EquitySample, RecordFill, TradeClosed
 from actors.risk.contract import (
     ApiResult,
@@ -62,6 +63,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.trips: list[float] = []
         self.recovery_at = 0.0
         self.successes = 0
+        self.stale = False  # the feed's last word
 
     def _sync(self) -> None:
         _status(self.rt)
@@ -81,11 +83,27 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([1.0, 30.0, 59.0, 60.0, 120.0, 250.0]))
     def time_passes(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+        target = self.clock.wall() + seconds
+        # to each recovery timer in turn: a level that holds sets it again from then
+        while (self.state is BreakerState.OPEN and not self.manual
+               and self.recovery_at <= target):
+            self.clock.advance(max(0.0, self.recovery_at - self.clock.wall()))
+            self._sync()
+            if self.stale:
+                self.recovery_at = self.clock.wall() + BASE
+            else:
+                self.state, self.successes = BreakerState.HALF_OPEN, 0
+        self.clock.advance(target - self.clock.wall())
         self._sync()
-        if (self.state is BreakerState.OPEN and not self.manual
-                and self.clock.wall() >= self.recovery_at):
-            self.state, self.successes = BreakerState.HALF_OPEN, 0
+
+    @rule(stale=st.booleans())
+    def feed_health(self, stale: bool) -> None:
+        self.rt.tell("breaker", FeedHealth("venue:1m", stale, ("BTC/USDT",) if stale else (),
+                                           None, self.clock.wall()))
+        self._sync()
+        self.stale = stale
+        if stale and self.state in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
+            self._model_trip()
 
     @rule(ok=st.booleans())
     def probe_result(self, ok: bool) -> None:
@@ -412,3 +430,104 @@ def test_a_new_process_finding_half_open_opens_again_until_the_recovery_timeout(
         assert not gate(rt).check(OPENING).allowed
     finally:
         rt.stop()
+
+
+def _stale(rt: Runtime, stale: bool, at: float = 0.0) -> None:
+    rt.tell("breaker", FeedHealth("binance:1m", stale, ("BTC/USDT",) if stale else (),
+                                  1000.0, at))
+
+
+def test_a_stale_feed_holds_the_breaker_open_until_candles_flow_again(tmp_path: Path) -> None:
+    clock = ManualClock()
+    rt = start_breaker(breaker_settings(tmp_path, recovery_timeout=30, half_open_max_calls=1,
+                                        success_threshold=1), clock)
+    try:
+        assert gate(rt).check(OPENING).allowed
+        _stale(rt, True, 1300.0)
+        status = _status(rt)
+        assert status.state is BreakerState.OPEN
+        assert status.reason.startswith("stale_data: feed binance:1m stale for BTC/USDT")
+        assert dict(status.figures)["stale_symbols"] == "BTC/USDT"
+        assert status.measures["stale_symbols.binance:1m"] == "BTC/USDT"
+        assert not gate(rt).check(OPENING).allowed
+        assert gate(rt).check(REDUCING).allowed  # exits still run on the last known price
+        clock.advance(30)  # the recovery timeout: still stale, so no HALF_OPEN
+        status = _status(rt)
+        assert status.state is BreakerState.OPEN
+        assert status.reason.startswith("still open: stale_data: feed binance:1m")
+        clock.advance(30)  # held again, and the timer set again from now
+        assert _status(rt).state is BreakerState.OPEN
+        _stale(rt, False, 1400.0)  # fresh again: the breaker's own rules close it
+        assert _status(rt).state is BreakerState.OPEN
+        clock.advance(29)
+        assert _status(rt).state is BreakerState.OPEN
+        clock.advance(1)
+        assert _status(rt).state is BreakerState.HALF_OPEN
+        assert gate(rt).check(OPENING).allowed  # the probe
+        rt.tell("breaker", ProbeResult(True, "filled"))
+        assert _status(rt).state is BreakerState.CLOSED
+        received = rt.ask("alerts", "get")
+        transitions = [(t.previous, t.state) for t in received
+                       if isinstance(t, BreakerTransition)]
+        assert transitions == [("closed", "open"), ("open", "half_open"),
+                               ("half_open", "closed")]
+        alerts = [(a.key, a.severity) for a in received if isinstance(a, Alert)]
+        assert alerts == [("breaker.stale_data", "warning"),
+                          ("breaker.stale_data_recovered", "info")]
+    finally:
+        rt.stop()
+
+
+def test_a_feed_gone_stale_in_half_open_opens_it_again(tmp_path: Path) -> None:
+    clock = ManualClock()
+    rt = start_breaker(breaker_settings(tmp_path, recovery_timeout=30,
+                                        api_errors={"max_consecutive": 2}), clock)
+    try:
+        _half_open(rt, clock)
+        _stale(rt, True)
+        status = _status(rt)
+        assert status.state is BreakerState.OPEN and status.reason.startswith("stale_data")
+    finally:
+        rt.stop()
+
+
+@pytest.mark.parametrize("how", ["actor", "process"])
+def test_a_stale_feed_still_holds_after_a_restart(tmp_path: Path, how: str) -> None:
+    clock = ManualClock()
+    settings_ = breaker_settings(tmp_path, recovery_timeout=10)
+    rt = start_breaker(settings_, clock)
+    try:
+        _stale(rt, True)
+        assert _status(rt).state is BreakerState.OPEN
+        if how == "actor":
+            rt.restart_child("breaker")
+        else:
+            rt.stop()
+            rt = start_breaker(settings_, clock)
+        clock.advance(10)
+        status = _status(rt)
+        assert status.state is BreakerState.OPEN and "stale_data" in status.reason
+        _stale(rt, False)
+        clock.advance(10)
+        assert _status(rt).state is BreakerState.HALF_OPEN
+    finally:
+        rt.stop()
+
+
+def test_stale_data_switched_off_never_trips(tmp_path: Path) -> None:
+    rt = start_breaker(breaker_settings(tmp_path, stale_data={"enabled": False}))
+    try:
+        _stale(rt, True)
+        status = _status(rt)
+        assert status.state is BreakerState.CLOSED
+        assert not any(isinstance(m, Alert) for m in rt.ask("alerts", "get"))
+    finally:
+        rt.stop()
+
+
+def test_stale_data_settings_are_validated(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+    with pytest.raises(ValidationError, match="stale_data"):
+        breaker_settings(tmp_path, stale_data={"enabled": False, "stale_after": 3})
+    with pytest.raises(ValidationError, match="stale_data"):
+        breaker_settings(tmp_path, stale_data={"enabled": "sometimes"})

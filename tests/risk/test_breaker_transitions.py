@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from actors.risk.contract import BreakerState
@@ -52,6 +54,16 @@ def test_an_open_set_by_hand_does_not_recover_by_the_clock() -> None:
         next_state(S.OPEN, E.RECOVERY_TIMEOUT, manual=True)
 
 
+def test_an_open_a_level_trigger_holds_does_not_recover_by_the_clock() -> None:
+    with pytest.raises(IllegalTransition, match="a level trigger holds"):
+        next_state(S.OPEN, E.RECOVERY_TIMEOUT, manual=False, holding=True)
+    assert next_state(S.OPEN, E.RECOVERY_TIMEOUT, manual=False, holding=False).target \
+        is S.HALF_OPEN
+    # the other events are not held back by a level: a trip, the operator
+    assert next_state(S.CLOSED, E.TRIP, manual=False, holding=True).target is S.OPEN
+    assert next_state(S.OPEN, E.FORCE_CLOSE, manual=False, holding=True).target is S.CLOSED
+
+
 def test_halted_is_left_only_by_the_operator() -> None:
     leaving = {rule.event for rule in TABLE if S.HALTED in rule.sources
                and rule.target is not S.HALTED}
@@ -78,10 +90,11 @@ def test_permits_agrees_with_next_state_everywhere() -> None:
     from actors.risk.transitions import permits
     for state in S:
         for event in E:
-            for manual in (False, True):
+            for manual, holding in itertools.product((False, True), repeat=2):
                 try:
-                    next_state(state, event, manual=manual)
+                    next_state(state, event, manual=manual, holding=holding)
                     applies = True
                 except IllegalTransition:
                     applies = False
-                assert permits(state, event, manual=manual) is applies, (state, event)
+                assert permits(state, event, manual=manual, holding=holding) is applies, \
+                    (state, event, manual, holding)

@@ -1,5 +1,5 @@
 """Each breaker trigger fed real sequences: equity curves, trade results, API outcomes,
-prices, volumes, exposure and process samples."""
+prices, volumes, exposure, process samples and feed health."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from actors.risk.triggers import (
     ExposureTrigger,
     LiquidityTrigger,
     ResourceTrigger,
+    StaleDataTrigger,
     VolatilityTrigger,
 )
 
@@ -239,3 +240,37 @@ def test_resources_memory_and_sustained_cpu() -> None:
     assert trigger.on_sample(50 * 1_048_576, 99) is None
     assert trigger.on_sample(50 * 1_048_576, 99) is not None
     assert trigger.on_sample(200 * 1_048_576, 0) is not None  # memory
+
+
+def test_stale_data_trips_while_a_feed_is_stale_and_holds_until_every_feed_is_fresh() -> None:
+    t = StaleDataTrigger()
+    assert t.level and t.holding() is None
+    assert t.on_health("binance:1m", False, (), None, 100.0) is None
+    trip = t.on_health("binance:1m", True, ("BTC/USDT", "ETH/USDT"), 1000.0, 1300.0)
+    assert trip is not None and trip.trigger == "stale_data"
+    assert trip.reason == ("feed binance:1m stale for BTC/USDT, ETH/USDT (last closed candle "
+                           "300s before 1300)")
+    assert dict(trip.figures) == {"source": "binance:1m", "stale_symbols": "BTC/USDT,ETH/USDT",
+                                  "last_closed_at": "1000", "at": "1300"}
+    second = t.on_health("kraken:1h", True, ("XBT/USD",), None, 1300.0)
+    assert second is not None and "no closed candle yet" in second.reason
+    t.rearm()  # a level: re-arming forgets nothing
+    assert t.on_health("binance:1m", False, (), 1300.0, 1360.0) is None
+    held = t.holding()
+    assert held is not None and held.startswith("stale_data: feed kraken:1h stale for XBT/USD")
+    assert "binance" not in held
+    t.on_health("kraken:1h", False, (), 1300.0, 1400.0)
+    assert t.holding() is None and t.stale == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.booleans()), max_size=30))
+def test_stale_data_holds_exactly_while_some_feeds_last_word_is_stale(
+        reports: list[tuple[str, bool]]) -> None:
+    t = StaleDataTrigger()
+    last: dict[str, bool] = {}
+    for i, (source, stale) in enumerate(reports):
+        trip = t.on_health(source, stale, ("X",) if stale else (), None, float(i))
+        assert (trip is not None) is stale
+        last[source] = stale
+        assert (t.holding() is not None) is any(last.values())
