@@ -8,15 +8,23 @@ request (so the credentials really reach ccxt), keeps its own orders and trades,
 every request, so "no second create" is proved on the server side. A test can plan faults
 per endpoint: hold the request (a handler waiting on a threading.Event, bounded) past
 ccxt's 500 ms timeout, drop the connection, answer a status code, or record an order and
-then lose its reply. It plays no other endpoint: one it does not serve is answered 404 and
-listed in ``unserved``.
+then lose its reply. It also serves ``klines`` (:meth:`FakeBinance.set_candles`: a series
+per market, the last candle may be still forming, one left out is a gap, a value such as
+"x" is a malformed candle; :meth:`FakeBinance.storm` queues 429s with Binance's body). It
+plays no other endpoint: one it does not serve is answered 404 and listed in ``unserved``.
+
+:class:`FakeBinanceStream` plays Binance's kline websocket stream (for ``ccxt.pro``), and
+:class:`FakeKraken` Kraken's public REST API (markets, OHLC, ticker).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,7 +42,37 @@ T0 = 1_767_225_600_000  # venue time of the first order, ms
 HOLD = 5.0  # a held request is answered by closing it after this long at most
 SYMBOL, MARKET_ID = "BTC/USDT", "BTCUSDT"
 
-EXCHANGE_INFO = {
+MINUTE_MS = 60_000
+RATE_LIMITED = (429, {"code": -1003, "msg": "Too many requests; current limit of IP is 6000 "
+                      "requests per minute. Please use WebSocket Streams for live updates "
+                      "to avoid bans."})
+Candle = tuple[int, Any, Any, Any, Any, Any]  # open time ms, open, high, low, close, volume
+
+
+def candles(start: int, n: int, interval_ms: int = MINUTE_MS, price: float = 100.0
+            ) -> list[Candle]:
+    """``n`` well-formed candles from ``start`` (ms), one per ``interval_ms``, prices
+    drifting up from ``price``."""
+    out: list[Candle] = []
+    for i in range(n):
+        o = price + i * 0.5
+        c = o + 0.25
+        out.append((start + i * interval_ms, f"{o:.2f}", f"{c + 0.5:.2f}", f"{o - 0.5:.2f}",
+                    f"{c:.2f}", f"{10 + i % 7}.5"))
+    return out
+
+
+def exchange_info(*extra: tuple[str, str]) -> dict[str, Any]:
+    """:data:`EXCHANGE_INFO` with more spot markets, each (base, quote) like BTC/USDT's."""
+    info = copy.deepcopy(EXCHANGE_INFO)
+    template = info["symbols"][0]
+    for base, quote in extra:
+        info["symbols"].append(copy.deepcopy(template) | {
+            "symbol": base + quote, "baseAsset": base, "quoteAsset": quote})
+    return info
+
+
+EXCHANGE_INFO: dict[str, Any] = {
     "timezone": "UTC", "serverTime": T0, "rateLimits": [], "exchangeFilters": [],
     "symbols": [{
         "symbol": MARKET_ID, "status": "TRADING", "baseAsset": "BTC", "baseAssetPrecision": 8,
@@ -111,8 +149,11 @@ Fault = str | tuple[int, Any]
 class FakeBinance:
     """A Binance spot REST API in miniature; owns its orders, trades and request log."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_markets: tuple[tuple[str, str], ...] = ()) -> None:
         self.lock = threading.Lock()
+        self.exchange_info = exchange_info(*extra_markets)
+        self.klines: dict[str, list[Candle]] = {}  # market id -> candles, in time order
+        self.interval_ms = MINUTE_MS
         self.release = threading.Event()
         self.orders: list[VenueOrder] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -189,6 +230,19 @@ class FakeBinance:
             self.orders.append(order)
             return order
 
+    def set_candles(self, market_id: str, candles: list[Candle],
+                    interval_ms: int = MINUTE_MS) -> None:
+        """Serve ``candles`` (open time ms, o, h, l, c, v; any value is sent as its str, so
+        "x" makes a malformed one) as ``market_id``'s klines; the last may be still forming,
+        and a candle left out is a gap."""
+        with self.lock:
+            self.klines[market_id] = sorted(candles, key=lambda c: c[0])
+            self.interval_ms = interval_ms
+
+    def storm(self, n: int, endpoint: str = "GET /api/v3/klines") -> None:
+        """The next ``n`` requests to ``endpoint`` are answered 429 with Binance's body."""
+        self.plan(endpoint, *[RATE_LIMITED] * n)
+
     # -- serving -------------------------------------------------------------------------------
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
@@ -231,7 +285,9 @@ class FakeBinance:
         with self.lock:
             orders = list(self.orders)
             if endpoint == "GET /api/v3/exchangeInfo":
-                return 200, EXCHANGE_INFO
+                return 200, self.exchange_info
+            if endpoint == "GET /api/v3/klines":
+                return self._klines(q)
             if endpoint == "GET /api/v3/ticker/24hr":
                 return 200, {"symbol": MARKET_ID, "lastPrice": "43251.17",
                              "bidPrice": "43251.16", "askPrice": "43251.18",
@@ -262,6 +318,22 @@ class FakeBinance:
             self.unserved.append(endpoint)
         return 404, {"code": -1, "msg": f"not served here: {endpoint}"}
 
+    def _klines(self, q: dict[str, str]) -> tuple[int, Any]:
+        """Binance's klines (call with the lock held): open time within [startTime,
+        endTime], the first ``limit`` (at most 1000) of them, or the latest without
+        startTime; each row as Binance lays it out (prices as strings)."""
+        symbol = q.get("symbol", "")
+        if symbol not in {m["symbol"] for m in self.exchange_info["symbols"]}:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        series = self.klines.get(symbol, [])
+        limit = min(int(q.get("limit", 500)), 1000)
+        start, end = int(q.get("startTime", -1)), int(q.get("endTime", 2**62))
+        chosen = [c for c in series if start <= c[0] <= end]
+        chosen = chosen[:limit] if "startTime" in q else chosen[-limit:]
+        iv = self.interval_ms
+        return 200, [[t, str(o), str(h), str(lo), str(c), str(v), t + iv - 1, "0", 1, "0",
+                      "0", "0"] for t, o, h, lo, c, v in chosen]
+
     def _send(self, h: BaseHTTPRequestHandler, code: int, body: Any) -> None:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         h.send_response(code)
@@ -276,3 +348,238 @@ class FakeBinance:
         if how == "hold":
             self.release.wait(HOLD)
         h.close_connection = True
+
+
+class FakeBinanceStream:
+    """Binance's spot kline websocket stream in miniature (the ``websockets`` library).
+
+    Plays: a client's ``SUBSCRIBE`` (answered ``{"result": null, "id": ...}``) to
+    ``<symbol>@kline_<interval>`` streams, then kline events (``{"e": "kline", ...,
+    "k": {"t": ..., "x": closed, ...}}``) that a test pushes to the subscribers. Controls:
+    :meth:`push` a candle (forming or closed), :meth:`drop` every connection (no close
+    frame), :meth:`stall` (the connection stays open, pushes are swallowed) and
+    :meth:`resume`. Does not play: combined streams, other event types, the stream's own
+    pings, the 24-hour disconnect. ccxt.pro reaches it with ``urls['api']['ws']['spot']`` set
+    to :attr:`url` (ccxt appends ``/<stream index>``; the path holds ``/stream``, as the
+    real one does, which is how ccxt tells a spot stream).
+    """
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.lock = threading.Lock()
+        self.subscribers: dict[str, list[Any]] = {}  # stream name -> connections
+        self.connections: list[Any] = []
+        self.subscribes: dict[str, int] = {}  # stream name -> SUBSCRIBE requests naming it
+        self.stalled = False
+        self.swallowed = 0  # events pushed while stalled
+        self.sent = 0
+        self.subscribed = threading.Condition(self.lock)
+        self.server = serve(self._session, "127.0.0.1", 0, compression=None)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}/stream"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+    def _session(self, conn: Any) -> None:
+        with self.lock:
+            self.connections.append(conn)
+        try:
+            for raw in conn:
+                msg = json.loads(raw)
+                if msg.get("method") == "SUBSCRIBE":
+                    with self.lock:
+                        for name in msg.get("params", []):
+                            self.subscribers.setdefault(name, []).append(conn)
+                            self.subscribes[name] = self.subscribes.get(name, 0) + 1
+                        self.subscribed.notify_all()
+                    conn.send(json.dumps({"result": None, "id": msg.get("id")}))
+        except Exception:  # a dropped or closed connection ends its session
+            pass
+        finally:
+            with self.lock:
+                for conns in self.subscribers.values():
+                    if conn in conns:
+                        conns.remove(conn)
+                if conn in self.connections:
+                    self.connections.remove(conn)
+
+    def wait_subscribed(self, market_id: str, times: int = 1, interval: str = "1m",
+                        timeout: float = 10.0) -> None:
+        """Block until ``market_id``'s kline stream has been subscribed to ``times`` times
+        in all (a reconnect subscribes again) and someone listens (AssertionError after
+        ``timeout`` seconds)."""
+        name = f"{market_id.lower()}@kline_{interval}"
+        with self.lock:
+            ok = self.subscribed.wait_for(
+                lambda: self.subscribes.get(name, 0) >= times
+                and bool(self.subscribers.get(name)), timeout)
+        assert ok, f"{name} was not subscribed to {times} times within {timeout} s"
+
+    def push(self, market_id: str, candle: Candle, closed: bool, interval: str = "1m",
+             interval_ms: int = MINUTE_MS) -> int:
+        """Send ``candle`` as a kline event to ``market_id``'s subscribers; how many got it
+        (0 while stalled)."""
+        t, o, h, lo, c, v = candle
+        event = {"e": "kline", "E": t + interval_ms - 1 if closed else t + 1, "s": market_id,
+                 "k": {"t": t, "T": t + interval_ms - 1, "s": market_id, "i": interval,
+                       "f": 100, "L": 200, "o": str(o), "c": str(c), "h": str(h),
+                       "l": str(lo), "v": str(v), "n": 100, "x": closed, "q": "0",
+                       "V": "0", "Q": "0", "B": "0"}}
+        name = f"{market_id.lower()}@kline_{interval}"
+        with self.lock:
+            if self.stalled:
+                self.swallowed += 1
+                return 0
+            conns = list(self.subscribers.get(name, []))
+        data = json.dumps(event)
+        for conn in conns:
+            conn.send(data)
+        with self.lock:
+            self.sent += len(conns)
+        return len(conns)
+
+    def drop(self) -> int:
+        """Cut every connection at the socket (no close frame); how many were cut."""
+        with self.lock:
+            conns = list(self.connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.socket.shutdown(socket.SHUT_RDWR)
+        return len(conns)
+
+    def stall(self) -> None:
+        """Keep the connections open but send nothing: pushes are swallowed."""
+        with self.lock:
+            self.stalled = True
+
+    def resume(self) -> None:
+        with self.lock:
+            self.stalled = False
+
+
+# -- Kraken ------------------------------------------------------------------------------------
+KRAKEN_PAIRS = {"XXBTZUSD": ("XXBT", "ZUSD", "XBTUSD", "XBT/USD"),
+                "XETHZUSD": ("XETH", "ZUSD", "ETHUSD", "ETH/USD")}
+KRAKEN_LIMIT = 720  # candles in one OHLC answer, as Kraken's
+
+
+class FakeKraken:
+    """Kraken's public REST API in miniature, for real ``ccxt.kraken``.
+
+    Plays: ``/0/public/AssetPairs`` and ``/0/public/Assets`` (what ``load_markets`` reads;
+    BTC/USD and ETH/USD), ``/0/public/OHLC`` (``pair``, ``interval`` in minutes, ``since``
+    in seconds: the candles after ``since``, at most 720, rows ``[time s, o, h, l, c, vwap,
+    volume, count]`` with prices as strings, and a ``last`` cursor: the open time of the
+    last candle, as Kraken's) and ``/0/public/Ticker``. Kraken's errors come as HTTP 200
+    with ``{"error": [...]}``; :meth:`plan` queues such answers or a status code per
+    endpoint. Does not play: private endpoints, Kraken's own limit of serving only the
+    latest 720 candles whatever ``since`` asks, its call-rate counters.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ohlc: dict[str, list[Candle]] = {}  # pair id -> candles (open time in ms)
+        self.interval_ms = MINUTE_MS
+        self.last_price = "43251.10"
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.faults: dict[str, deque[tuple[int, Any]]] = {}
+        self.unserved: list[str] = []
+        venue = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                venue.handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def set_candles(self, pair: str, candles: list[Candle], interval_ms: int = MINUTE_MS
+                    ) -> None:
+        """Serve ``candles`` (open time in ms) as ``pair``'s OHLC (e.g. "XXBTZUSD")."""
+        with self.lock:
+            self.ohlc[pair] = sorted(candles, key=lambda c: c[0])
+            self.interval_ms = interval_ms
+
+    def plan(self, path: str, *answers: tuple[int, Any]) -> None:
+        """The next requests to ``path`` ("/0/public/OHLC") get these answers."""
+        with self.lock:
+            self.faults.setdefault(path, deque()).extend(answers)
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for p, _ in self.requests if p == path)
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(h.path)
+        q = dict(parse_qsl(parts.query))
+        with self.lock:
+            self.requests.append((parts.path, q))
+            queued = self.faults.get(parts.path)
+            code, body = queued.popleft() if queued else self._answer(parts.path, q)
+        data = json.dumps(body).encode()
+        h.send_response(code)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _answer(self, path: str, q: dict[str, str]) -> tuple[int, Any]:
+        if path == "/0/public/AssetPairs":
+            return 200, {"error": [], "result": {pid: {
+                "altname": alt, "wsname": ws, "aclass_base": "currency", "base": base,
+                "aclass_quote": "currency", "quote": quote, "lot": "unit",
+                "cost_decimals": 5, "pair_decimals": 1, "lot_decimals": 8,
+                "lot_multiplier": 1, "leverage_buy": [], "leverage_sell": [],
+                "fees": [[0, 0.26]], "fees_maker": [[0, 0.16]], "fee_volume_currency": "ZUSD",
+                "margin_call": 80, "margin_stop": 40, "ordermin": "0.0001",
+                "costmin": "0.5", "tick_size": "0.1", "status": "online"}
+                for pid, (base, quote, alt, ws) in KRAKEN_PAIRS.items()}}
+        if path == "/0/public/Assets":
+            return 200, {"error": [], "result": {
+                code: {"aclass": "currency", "altname": alt, "decimals": 10,
+                       "display_decimals": 5, "status": "enabled"}
+                for code, alt in (("XXBT", "XBT"), ("XETH", "ETH"), ("ZUSD", "USD"))}}
+        if path == "/0/public/OHLC":
+            pair = q.get("pair", "")
+            if pair not in self.ohlc:
+                return 200, {"error": ["EQuery:Unknown asset pair"]}
+            since_ms = int(q.get("since", -1)) * 1000
+            rows = [c for c in self.ohlc[pair] if c[0] > since_ms][:KRAKEN_LIMIT]
+            out = [[t // 1000, str(o), str(h), str(lo), str(c), str(c), str(v), 5]
+                   for t, o, h, lo, c, v in rows]
+            last = rows[-1][0] // 1000 if rows else max(since_ms // 1000, 0)
+            return 200, {"error": [], "result": {pair: out, "last": last}}
+        if path == "/0/public/Ticker":
+            pair = q.get("pair", "")
+            if pair not in KRAKEN_PAIRS:
+                return 200, {"error": ["EQuery:Unknown asset pair"]}
+            p = self.last_price
+            return 200, {"error": [], "result": {pair: {
+                "a": [p, "1", "1.000"], "b": [p, "2", "2.000"], "c": [p, "0.01"],
+                "v": ["10.0", "20.0"], "p": [p, p], "t": [10, 20], "l": [p, p],
+                "h": [p, p], "o": p}}}
+        self.unserved.append(path)
+        return 404, {"error": [f"EGeneral:Unknown method {path}"]}
