@@ -123,24 +123,24 @@ def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     unknown = [s for s in symbols if s not in ex.markets]
     if unknown:
         raise UsageError(f"{args.exchange} does not list {', '.join(unknown)}")
-    with _progress(err, sorters) as advance:
+    with _progress(err, sorters) as (advance, say):
         for symbol, sorter in sorters.items():
             _one(ex, fetch, sorter, path=directory / csv_name(symbol), args=args,
-                 advance=advance, err=err)
+                 advance=advance, say=say)
     _summary(out, sorters, directory)
     return EXIT_OK
 
 
 def _one(ex: Any, fetch: Callable[..., Any], sorter: Sorter, *, path: Path,
-         args: argparse.Namespace, advance: Callable[[Sorter, int], None], err: IO[str]
-         ) -> None:
+         args: argparse.Namespace, advance: Callable[[Sorter, int], None],
+         say: Callable[[str], None]) -> None:
     """Page through one symbol, appending what is written after each page."""
     while (plan := sorter.request(args.page_limit)) is not None:
         start, limit = plan
         candles = fetch(ex.fetch_ohlcv, sorter.symbol, args.timeframe, start, limit)
         page = sorter.sort(candles, int(time.time() * 1000))
         for report in page.reports:
-            print(f"botvisor download-data: {report}", file=err)
+            say(f"botvisor download-data: {report}")
         if page.rows:
             _append(path, [format_row(r) for r in page.rows])
         advance(sorter, len(page.rows))
@@ -242,13 +242,17 @@ def _short(exc: BaseException) -> str:
 
 @contextmanager
 def _progress(err: IO[str], sorters: dict[str, Sorter]
-              ) -> Iterator[Callable[[Sorter, int], None]]:
-    """A rich progress bar per symbol on a terminal; a plain line per page otherwise."""
+              ) -> Iterator[tuple[Callable[[Sorter, int], None], Callable[[str], None]]]:
+    """(advance, say): a rich progress bar per symbol on a terminal, with reports printed
+    above it; a plain line per page otherwise."""
     if not err.isatty():
         def line(sorter: Sorter, added: int) -> None:
             print(f"{sorter.symbol}: +{added} candles, {sorter.written} written, up to "
                   f"{format_ms(sorter.expected)}", file=err, flush=True)
-        yield line
+
+        def plain(text: str) -> None:
+            print(text, file=err, flush=True)
+        yield line, plain
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -262,7 +266,10 @@ def _progress(err: IO[str], sorters: dict[str, Sorter]
         def advance(sorter: Sorter, added: int) -> None:
             bar.update(tasks[sorter.symbol],
                        completed=(sorter.expected - start[sorter.symbol]) // sorter.tf)
-        yield advance
+
+        def above(text: str) -> None:
+            bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        yield advance, above
 
 
 def _summary(out: IO[str], sorters: dict[str, Sorter], directory: Path) -> None:
