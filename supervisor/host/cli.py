@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from supervisor.host.command_plugins import add_host_commands
 from supervisor.host.config import (
     BotConfig,
     ConfigError,
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
     check.set_defaults(func=_cmd_check_config)
     add_operator_commands(sub)  # status, tree, stop, start, ... over the control socket
+    add_host_commands(sub)  # the application's own, run here (botvisor.commands)
     return parser
 
 
