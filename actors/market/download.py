@@ -6,8 +6,8 @@ retries rate limits and network errors with backoff (:class:`~supervisor.retry.R
 and appends closed candles to ``DIR/SYMBOL.csv`` (``BTC_USDT.csv``; the layout
 :class:`~actors.market.data.CsvReplay` reads). A second run resumes after the last row a
 file has. Gaps and candles the bad-bar rules refuse are reported on stderr and in the
-summary, not written (:mod:`actors.market.history` decides). Bad input exits 2 with a
-message naming what is at fault.
+summary, not written (:mod:`actors.market.history` decides), and the exit is then 1.
+Bad input exits 2 with a message naming what is at fault.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from supervisor.retry import Retrier
 
 __all__ = ["DownloadData"]
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_REPORTED, EXIT_USAGE = 0, 1, 2
 PAGE_LIMIT = 1000
 
 
@@ -50,7 +50,11 @@ class UsageError(Exception):
 
 
 class DownloadData(HostCommand):
-    """The ``download-data`` subcommand."""
+    """The ``download-data`` subcommand; ``clock`` is the wall time in seconds (which
+    candle is still forming), given by a test."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
 
     name = "download-data"
     help = "download closed candles from a ccxt venue into CSV files the replay reads"
@@ -78,7 +82,7 @@ class DownloadData(HostCommand):
 
     def run(self, args: argparse.Namespace) -> int:
         try:
-            return _download(args, sys.stdout, sys.stderr)
+            return _download(args, sys.stdout, sys.stderr, self.clock)
         except UsageError as exc:
             print(f"botvisor download-data: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -88,14 +92,15 @@ class DownloadData(HostCommand):
             return 130
 
 
-def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def _download(args: argparse.Namespace, out: IO[str], err: IO[str],
+              clock: Callable[[], float]) -> int:
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     if not symbols:
         raise UsageError("--symbols names no symbol")
     try:
         tf = timeframe_ms(args.timeframe)
         since = parse_time(args.since, "--since")
-        now = int(time.time() * 1000)
+        now = int(clock() * 1000)
         until = now if args.until is None else parse_time(args.until, "--until")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -126,19 +131,20 @@ def _download(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     with _progress(err, sorters) as (advance, say):
         for symbol, sorter in sorters.items():
             _one(ex, fetch, sorter, path=directory / csv_name(symbol), args=args,
-                 advance=advance, say=say)
+                 advance=advance, say=say, clock=clock)
     _summary(out, sorters, directory)
-    return EXIT_OK
+    # a gap or a bad candle: the files are written, and the run does not read as clean
+    return EXIT_REPORTED if any(s.gaps or s.bad for s in sorters.values()) else EXIT_OK
 
 
 def _one(ex: Any, fetch: Callable[..., Any], sorter: Sorter, *, path: Path,
          args: argparse.Namespace, advance: Callable[[Sorter, int], None],
-         say: Callable[[str], None]) -> None:
+         say: Callable[[str], None], clock: Callable[[], float]) -> None:
     """Page through one symbol, appending what is written after each page."""
     while (plan := sorter.request(args.page_limit)) is not None:
         start, limit = plan
         candles = fetch(ex.fetch_ohlcv, sorter.symbol, args.timeframe, start, limit)
-        page = sorter.sort(candles, int(time.time() * 1000))
+        page = sorter.sort(candles, int(clock() * 1000))
         for report in page.reports:
             say(f"botvisor download-data: {report}")
         if page.rows:
