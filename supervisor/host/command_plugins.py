@@ -6,7 +6,7 @@ object is a :class:`HostCommand` subclass (or instance): its ``name`` and one-li
 ``help``, :meth:`HostCommand.configure` adding its arguments to its argparse parser, and
 :meth:`HostCommand.run` doing the work and returning the exit status. A plug-in that
 cannot be loaded, is of the wrong type, or takes a name already taken raises
-:class:`~supervisor.host.operator_plugins.PluginError` naming its entry point (exit 2).
+:class:`~supervisor.host.plugin_loading.PluginError` naming its entry point (exit 2).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar
 
-from supervisor.host.operator_plugins import PluginError
+from supervisor.host.plugin_loading import PluginError, load_plugins
 
 __all__ = ["GROUP", "HostCommand", "add_host_commands", "installed_commands", "load_commands"]
 
 GROUP = "botvisor.commands"
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 class HostCommand(abc.ABC):
@@ -50,43 +49,8 @@ def installed_commands() -> list[HostCommand]:
 def load_commands(eps: Iterable[EntryPoint]) -> list[HostCommand]:
     """Load ``eps`` (entry points of :data:`GROUP`) in name order; PluginError names the
     first that cannot be used."""
-    found: list[HostCommand] = []
-    seen: set[str] = set()
-    for ep in sorted(eps, key=lambda e: e.name):
-        where = f"command plug-in '{ep.name}' ({GROUP}: {ep.value})"
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a missing module or attribute, or its import failing
-            raise PluginError(f"{where} cannot be loaded: {type(exc).__name__}: {exc}"
-                              ) from None
-        try:
-            command = obj() if isinstance(obj, type) and issubclass(obj, HostCommand) else obj
-        except Exception as exc:
-            raise PluginError(f"{where} cannot be made: {type(exc).__name__}: {exc}") from None
-        if not isinstance(command, HostCommand):
-            raise PluginError(f"{where} is a {type(obj).__name__}, not a HostCommand "
-                              "(supervisor.host.command_plugins)")
-        problem = _problem(command, ep.name, seen)
-        if problem:
-            raise PluginError(f"{where}: {problem}")
-        seen.add(command.name)
-        found.append(command)
-    return found
-
-
-def _problem(command: HostCommand, ep_name: str, seen: set[str]) -> str | None:
-    for attr in ("name", "help"):
-        value = getattr(command, attr, None)
-        if not isinstance(value, str) or not value:
-            return f"'{attr}' must be a non-empty string"
-    name = command.name
-    if name != ep_name:
-        return f"its name is '{name}'; the entry point must be named as the subcommand"
-    if not _NAME_CHARS.issuperset(name) or not name[0].isalpha():
-        return f"'{name}' is not a subcommand name (lower-case letters, digits, '_', '-')"
-    if name in seen:
-        return f"'{name}' is registered twice"
-    return None
+    return load_plugins(eps, group=GROUP, kind="command", base=HostCommand,
+                        noun="subcommand")
 
 
 def add_host_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -19,7 +19,8 @@ from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from supervisor.host.control_protocol import EXIT_OK, EXIT_USAGE, ControlError
+from supervisor.host.control_protocol import EXIT_OK
+from supervisor.host.plugin_loading import RESERVED, PluginError, load_plugins
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,17 +40,6 @@ __all__ = [
 ]
 
 GROUP = "botvisor.operator_commands"
-# Verbs the runtime has itself (the CLI's and the control socket's): no plug-in takes one.
-RESERVED = frozenset({"run", "check-config", "ping", "status", "tree", "stop", "start",
-                      "restart", "reload", "events"})
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
-
-
-class PluginError(ControlError):
-    """An operator command plug-in that cannot be used; exit status 2 (a bad install)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_USAGE)
 
 
 class ForwardedCommand(abc.ABC):
@@ -98,46 +88,11 @@ def installed_commands() -> list[ForwardedCommand]:
 def load_commands(eps: Iterable[EntryPoint]) -> list[ForwardedCommand]:
     """Load ``eps`` (entry points of :data:`GROUP`) in name order; PluginError names the
     first that cannot be used."""
-    found: list[ForwardedCommand] = []
-    seen: set[str] = set()
-    for ep in sorted(eps, key=lambda e: e.name):
-        where = f"operator command plug-in '{ep.name}' ({GROUP}: {ep.value})"
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a missing module or attribute, or its import failing
-            raise PluginError(f"{where} cannot be loaded: {type(exc).__name__}: {exc}"
-                              ) from None
-        try:
-            command = obj() if isinstance(obj, type) and issubclass(obj, ForwardedCommand) \
-                else obj
-        except Exception as exc:
-            raise PluginError(f"{where} cannot be made: {type(exc).__name__}: {exc}") from None
-        if not isinstance(command, ForwardedCommand):
-            raise PluginError(f"{where} is a {type(obj).__name__}, not a ForwardedCommand "
-                              "(supervisor.host.operator_plugins)")
-        problem = _problem(command, ep.name, seen)
-        if problem:
-            raise PluginError(f"{where}: {problem}")
-        seen.add(command.name)
-        found.append(command)
-    return found
+    return load_plugins(eps, group=GROUP, kind="operator command", base=ForwardedCommand,
+                        noun="verb", strings=("name", "help", "target"), check=_problem)
 
 
-def _problem(command: ForwardedCommand, ep_name: str, seen: set[str]) -> str | None:
-    name = getattr(command, "name", None)
-    for attr in ("name", "help", "target"):
-        value = getattr(command, attr, None)
-        if not isinstance(value, str) or not value:
-            return f"'{attr}' must be a non-empty string"
-    assert isinstance(name, str)
-    if name != ep_name:
-        return f"its name is '{name}'; the entry point must be named as the verb"
-    if not _NAME_CHARS.issuperset(name) or not name[0].isalpha():
-        return f"'{name}' is not a verb (lower-case letters, digits, '_', '-')"
-    if name in RESERVED:
-        return f"'{name}' is one of botvisor's own commands"
-    if name in seen:
-        return f"'{name}' is registered twice"
+def _problem(command: ForwardedCommand) -> str | None:
     fields = command.status_fields
     if not isinstance(fields, tuple) or not all(isinstance(f, str) and f for f in fields):
         return "'status_fields' must be a tuple of field names"
