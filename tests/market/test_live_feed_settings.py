@@ -81,5 +81,5 @@ def test_the_resume_file_round_trips(tmp_path: Path) -> None:
 def test_a_damaged_resume_file_is_refused_naming_it(tmp_path: Path, text: str) -> None:
     path = tmp_path / "feed.json"
     path.write_text(text)
-    with pytest.raises(ResumeError, match="feed.json is damaged"):
+    with pytest.raises(ResumeError, match=r"feed\.json is damaged"):
         read_resume(path, "binance", "1m")
