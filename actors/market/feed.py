@@ -1,4 +1,5 @@
-"""The market data actor: paces bars from a source and fans them out; rejects bad data."""
+"""The market data actor: paces bars from a source (or takes a live feed's closed candles)
+and fans them out; rejects bad data."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.common.messages import Alert
 from actors.common.storage import atomic_write
+from actors.market.candles import timeframe_ms
 from actors.market.contract import (
     BadBar,
     Bar,
     Bars,
     FeedBars,
+    FeedHealth,
     GetMarketStats,
     MarketCursor,
     MarketOrigin,
@@ -29,6 +32,16 @@ from actors.market.contract import (
     MarkPrices,
 )
 from actors.market.data import DEFAULT_SYMBOLS, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
+from actors.market.live_feed import (
+    PRIVATE_OPTIONS,
+    LiveCandles,
+    LiveHealth,
+    LiveTrouble,
+    RestPoller,
+    default_poll_interval,
+    read_resume,
+    write_resume,
+)
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
@@ -64,8 +77,15 @@ class _FlushMarks:
 
 
 class MarketActor(SupervisedActor):
-    """Owns the feed (synthetic or CSV replay), its pacing, the per-symbol last times, and
-    the market clock file.
+    """Owns the feed (synthetic, CSV replay, or a live ccxt feed), its pacing, the
+    per-symbol last times, and the market clock file.
+
+    ``source: ccxt`` (``transport: rest``): a :class:`~actors.market.live_feed.RestPoller`
+    thread, started in ``on_start`` and stopped in ``on_stop``, polls the venue and tells
+    this actor the closed candles, which are checked and fanned out like replayed bars (one
+    ``Bars`` per candle time), and the feed's health, which goes to the breaker (and an
+    alert) on every change. The clock file then holds the last delivered candle per symbol
+    (written after every delivery): a restart resumes after it, losing and repeating none.
 
     The clock file keeps the feed's position across processes, so market (and so venue)
     time never runs backwards after a restart: before the feed passes the position last
@@ -81,10 +101,21 @@ class MarketActor(SupervisedActor):
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
-        source: Literal["synthetic", "csv"] = "synthetic"
+        source: Literal["synthetic", "csv", "ccxt"] = "synthetic"
         csv_dir: str | None = None
         seed: int = 7
-        symbols: dict[str, float] | None = None
+        # synthetic: a mapping of start prices; ccxt: a list, as the venue lists them
+        symbols: dict[str, float] | tuple[str, ...] | None = None
+        # ccxt: the venue (a ccxt id), its candles, how they come (only ``rest`` so far),
+        # how often they are polled (default: a tenth of the timeframe, at most 60 s), how
+        # many timeframes without a closed candle make the feed stale, and a mapping passed
+        # to the ccxt constructor (urls, options; public endpoints only: no API key)
+        exchange: str | None = None
+        timeframe: str = "1m"
+        transport: Literal["rest"] = "rest"
+        poll_interval: float | None = Field(None, gt=0)
+        stale_after: float = Field(3.0, ge=1)
+        ccxt_options: dict[str, Any] = Field(default_factory=dict)
         bar_seconds: float = Field(60.0, gt=0)
         speed: float = Field(600.0, gt=0)  # market seconds per real second
         crash_at_bar: int | None = Field(600, ge=0)
@@ -98,7 +129,7 @@ class MarketActor(SupervisedActor):
         # at most once a second, so coalescing costs nothing there and saves the position
         # actor a wake-up per step when bars come fast.
         marks_interval: float = Field(0.05, ge=0)
-        breaker: Annotated[str, Peer(accepts=(MarketSamples,))] = "breaker"
+        breaker: Annotated[str, Peer(accepts=(MarketSamples, FeedHealth))] = "breaker"
         alerts: Annotated[str, Peer(accepts=(Alert,))] = "alerts"
         # The feed's position across processes (None: none kept, each process starts the
         # feed at its first bar); a new position is written every clock_lease steps
@@ -109,7 +140,22 @@ class MarketActor(SupervisedActor):
         def _csv_needs_a_directory(self) -> MarketActor.Settings:
             if self.source == "csv":
                 check_csv_dir(self.csv_dir)
+            if self.source == "ccxt":
+                _check_live(self)
+            elif isinstance(self.symbols, tuple):
+                raise ValueError(f"symbols: source {self.source!r} takes a mapping of "
+                                 "symbol to start price, not a list")
             return self
+
+        @property
+        def live_symbols(self) -> tuple[str, ...]:
+            return self.symbols if isinstance(self.symbols, tuple) else ()
+
+        @property
+        def live_poll_interval(self) -> float:
+            if self.poll_interval is not None:
+                return self.poll_interval
+            return default_poll_interval(self.timeframe)
 
     def __init__(self, settings: MarketActor.Settings | None = None) -> None:
         super().__init__()
@@ -125,10 +171,15 @@ class MarketActor(SupervisedActor):
         self._marks_timer = False
         self._origin = MarketOrigin()
         self._leased = 0  # the position (origin index + steps) the clock file allows
+        self._poller: RestPoller | None = None
+        self._delivered: dict[str, float] = {}  # live feed: last delivered candle per symbol
 
     def on_start(self) -> None:
         s = self.settings
         cursor = self.ctx.peek(self.ctx.name)
+        if s.source == "ccxt":
+            self._start_live(cursor)
+            return
         skip = 0
         if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
             skip, self.last, self.steps = cursor.steps, dict(cursor.last), cursor.steps
@@ -142,7 +193,7 @@ class MarketActor(SupervisedActor):
             source: MarketSource = CsvReplay(s.csv_dir)
             skip += self._origin.index
         else:
-            symbols = dict(s.symbols or DEFAULT_SYMBOLS)
+            symbols = dict(s.symbols if isinstance(s.symbols, dict) else DEFAULT_SYMBOLS)
             symbols.update((k, v) for k, v in self._origin.closes if k in symbols)
             market = SyntheticMarket(symbols, seed=s.seed + self._origin.index,
                                      bar_seconds=s.bar_seconds, crash_at_bar=s.crash_at_bar)
@@ -218,6 +269,14 @@ class MarketActor(SupervisedActor):
                     self._send_marks(force=True)
             case FeedBars():
                 self._feed_run(message)
+            case LiveCandles() if message.incarnation == self.ctx.incarnation:
+                self._live_candles(message)
+            case LiveHealth(incarnation, health) if incarnation == self.ctx.incarnation:
+                self._live_health(health)
+            case LiveTrouble() if message.incarnation == self.ctx.incarnation:
+                self._live_trouble(message)
+            case LiveCandles() | LiveHealth() | LiveTrouble():
+                pass  # from the worker of an instance that is gone
             case GetMarketStats():
                 return MarketStats(self.steps, self.bars, dict(self.rejected), self.finished,
                                    max((b.at for b in self.last.values()), default=None))
@@ -303,7 +362,93 @@ class MarketActor(SupervisedActor):
         self._marks_sent = now
 
     def on_stop(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
         self._send_marks(force=True)
+
+    # -- the live feed -------------------------------------------------------------------------
+    def _start_live(self, cursor: object) -> None:
+        s = self.settings
+        assert s.exchange is not None
+        if isinstance(cursor, MarketCursor):  # a restart: after what the last one delivered
+            self.last, self.steps = dict(cursor.last), cursor.steps
+            self._delivered = {sym: b.at for sym, b in self.last.items()}
+        else:
+            path = self._clock_path()
+            resume = {} if path is None else read_resume(path, s.exchange, s.timeframe)
+            self._delivered = {sym: at for sym, at in resume.items() if sym in s.live_symbols}
+        name, tell = self.ctx.name, self.ctx.tell
+        self._poller = RestPoller(
+            incarnation=self.ctx.incarnation, exchange=s.exchange, symbols=s.live_symbols,
+            timeframe=s.timeframe, ccxt_options=s.ccxt_options,
+            poll_interval=s.live_poll_interval, stale_after=s.stale_after,
+            clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self._resume_point)
+        self._poller.start()
+
+    def _resume_point(self) -> dict[str, float]:
+        """The last delivered candle per symbol (read by the worker thread: the dict is
+        replaced, never changed, so reading it needs no lock)."""
+        return dict(self._delivered)
+
+    def _live_candles(self, message: LiveCandles) -> None:
+        s = self.settings
+        for r in message.rejected:
+            self._reject(BadBar(r.reason, f"{r.symbol} at {r.at}: {r.detail}"))
+        for gap in message.gaps:
+            log.warning("market feed %s: %s has %d candles missing between %s and %s "
+                        "(the venue has none)", s.exchange, gap.symbol, gap.missing,
+                        gap.after, gap.before)
+        step: list[Bar] = []
+        for bar in message.bars:
+            if step and bar.at != step[0].at:
+                self.steps += 1
+                self._emit(step)
+                step = []
+            step.append(bar)
+        if step:
+            self.steps += 1
+            self._emit(step)
+        if not message.bars:
+            return
+        self._delivered = self._delivered | {sym: b.at for sym, b in self.last.items()}
+        path = self._clock_path()
+        if path is not None:
+            assert s.exchange is not None
+            write_resume(path, s.exchange, s.timeframe, self._delivered, self.ctx.chaos)
+
+    def _live_health(self, health: FeedHealth) -> None:
+        self.ctx.try_tell(self.settings.breaker, health)
+        if health.stale:
+            log.warning("market feed %s is stale: %s", health.source,
+                        ", ".join(health.stale_symbols))
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                key="market.feed_stale", severity="warning",
+                title=f"Market feed {health.source} is stale",
+                body=f"no closed candle for {self.settings.stale_after:g} timeframes: "
+                     f"{', '.join(health.stale_symbols)}"))
+        else:
+            log.info("market feed %s is fresh again", health.source)
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                key="market.feed_fresh", severity="info",
+                title=f"Market feed {health.source} is fresh again",
+                body="closed candles arrive again"))
+
+    def _live_trouble(self, trouble: LiveTrouble) -> None:
+        source = f"{self.settings.exchange}:{self.settings.timeframe}"
+        if trouble.failing:
+            log.error("market feed %s fails (%s, %s): %s", source, trouble.error,
+                      trouble.severity, trouble.detail)
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                key="market.feed_error", severity="error",
+                title=f"Market feed {source} fails: {trouble.error}",
+                body=f"{trouble.detail} ({trouble.severity}; retried with backoff, polling "
+                     "goes on; the feed goes stale while it lasts)"))
+        else:
+            log.info("market feed %s works again", source)
+            self.ctx.try_tell(self.settings.alerts, Alert(
+                key="market.feed_recovered", severity="info",
+                title=f"Market feed {source} works again",
+                body="the missed closed candles are fetched from the last delivered"))
 
     def _reject(self, bad: BadBar) -> None:
         self.rejected[bad.reason] += 1
@@ -315,3 +460,23 @@ class MarketActor(SupervisedActor):
                 title=f"Bad market data rejected: {bad.reason}",
                 body=f"{bad} ({count} rejected so far)"))
 
+
+
+def _check_live(s: MarketActor.Settings) -> None:
+    """``source: ccxt`` settings: a ccxt exchange id, symbols as a list, a timeframe, and no
+    credentials (public endpoints only)."""
+    import ccxt
+
+    if not s.exchange:
+        raise ValueError("exchange: source 'ccxt' needs a ccxt exchange id (binance, ...)")
+    if s.exchange not in ccxt.exchanges:
+        raise ValueError(f"exchange: {s.exchange!r} is not a ccxt exchange id")
+    if not isinstance(s.symbols, tuple) or not s.symbols:
+        raise ValueError("symbols: source 'ccxt' needs a list of symbols (BTC/USDT, ...)")
+    if len(set(s.symbols)) != len(s.symbols):
+        raise ValueError("symbols: a symbol is listed twice")
+    timeframe_ms(s.timeframe)
+    secret = sorted(k for k in s.ccxt_options if k in PRIVATE_OPTIONS)
+    if secret:
+        raise ValueError(f"ccxt_options: {', '.join(secret)}: the live feed uses public "
+                         "endpoints only; no API key belongs here")
