@@ -276,7 +276,7 @@ class MarketActor(SupervisedActor):
             case LiveTrouble() if message.incarnation == self.ctx.incarnation:
                 self._live_trouble(message)
             case LiveCandles() | LiveHealth() | LiveTrouble():
-                pass  # from the worker of an instance that is gone
+                return None  # from the worker of an instance that is gone: ignored
             case GetMarketStats():
                 return MarketStats(self.steps, self.bars, dict(self.rejected), self.finished,
                                    max((b.at for b in self.last.values()), default=None))
