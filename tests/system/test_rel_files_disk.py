@@ -350,9 +350,11 @@ def test_a_fatal_signal_in_a_run_still_leaves_its_cause_on_stderr(
         if bot.proc.poll() is None:
             bot.kill()
     text = "\n".join(bot.lines)
-    assert code == -signal.SIGBUS
-    assert "Fatal Python error: Bus error" in text, text[-3000:]
+    assert "Fatal Python error: Bus error" in text, (code, text[-3000:])
     assert 'File "' in text  # the stacks of the threads
+    # faulthandler reads the other threads' stacks without their locks (Python documents
+    # it as unsafe): once in many runs that read itself crashes, after the cause is out
+    assert code in (-signal.SIGBUS, -signal.SIGSEGV), code
 
 
 def test_an_alert_cut_short_by_a_full_disk_is_written_whole_later(
