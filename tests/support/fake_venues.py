@@ -93,6 +93,13 @@ EXCHANGE_INFO: dict[str, Any] = {
 }
 
 
+def serve_locally(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threading HTTP server on 127.0.0.1 (a free port), serving from a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    return server
+
 
 # -- the venue ---------------------------------------------------------------------------------
 @dataclass
@@ -177,11 +184,7 @@ class FakeBinance:
             def do_POST(self) -> None:
                 venue.handle(self, "POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
-        self.thread.start()
+        self.server = serve_locally(Handler)
 
     @property
     def url(self) -> str:
@@ -502,11 +505,7 @@ class FakeKraken:
             def do_GET(self) -> None:
                 venue.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
-        self.thread.start()
+        self.server = serve_locally(Handler)
 
     @property
     def url(self) -> str:
