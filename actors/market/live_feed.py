@@ -65,13 +65,16 @@ def default_poll_interval(timeframe: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class LiveCandles:
-    """Worker to owner: closed candles (in order, each once), rejected ones, gaps found.
-    ``incarnation`` names the owner instance that started the worker."""
+    """Worker to owner: closed candles (in order, each once), rejected ones, gaps found,
+    and the newest candle per symbol not delivered yet (``forming``: a latest price for
+    marking and for the paper exchange, never acted on). ``incarnation`` names the owner
+    instance that started the worker."""
 
     incarnation: int
     bars: tuple[Bar, ...]
     rejected: tuple[Rejected, ...] = ()
     gaps: tuple[Gap, ...] = ()
+    forming: tuple[Bar, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
