@@ -125,7 +125,8 @@ def wiring_warnings(spec: SupervisorSpec) -> list[tuple[str, str]]:
     tree = _Tree.of(spec)
     warnings: list[tuple[str, str]] = []
     for where, settings in tree.configured():
-        warnings.extend(_ask(settings, "peer_warnings", where, tree))
+        warnings.extend((printable(key), printable(warning, 500))  # bound for a log line
+                        for key, warning in _ask(settings, "peer_warnings", where, tree))
     return warnings
 
 
