@@ -6,7 +6,9 @@ created once per client order id (``@unsafe_to_retry``) and, when its outcome is
 looked up by that id: found, absent ("not placed"), or :class:`OrderStatusUnknown`.
 Fills are exact decimals with the id ``<exchange>-<market id>-<trade id>``. Credentials
 come only from environment variables or files and are masked everywhere; ``ccxt`` is
-imported lazily. What it guarantees and how to configure it: docs/live-exchange.md.
+imported lazily. Its settings refuse a tree whose market is not a live feed of this venue
+(:mod:`actors.venues.price_guard`). What it guarantees and how to configure it:
+docs/live-exchange.md.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.common.messages import Fill, Side, to_decimal
-from actors.market.contract import Bars
+from actors.market.contract import Bars, MarketCursor
 from actors.venues.contract import (
     GetOpenOrders,
     GetVenueFills,
@@ -35,11 +37,14 @@ from actors.venues.contract import (
     PlaceOrder,
     VenueRecord,
 )
+from actors.venues.price_guard import price_refusals, price_warnings
 from supervisor import SupervisedActor
 from supervisor.backoff import Backoff
 from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity, class_name
 from supervisor.errors import RateLimited, RuntimeErrorBase
 from supervisor.host.secrets import MASK, SecretError, read_secret, secrets_of
+from supervisor.host.wiring import PeerView
+from supervisor.peers import Peer
 from supervisor.retry import Retrier, unsafe_to_retry
 
 log = logging.getLogger(__name__)
@@ -242,6 +247,8 @@ class CcxtExchange(SupervisedActor):
         ``symbols`` are the only symbols traded: orders for others are refused, and
         ``LookupOrder`` and ``GetVenueFills`` look at exactly these. ``client_order_prefix``
         selects the venue fills that are this bot's (empty: every fill of the account).
+        ``market`` must be a live feed of this venue carrying ``symbols`` (the guard,
+        :meth:`check_peers`), unless ``allow_unmatched_prices``.
         """
 
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -268,6 +275,9 @@ class CcxtExchange(SupervisedActor):
         client_order_prefix: str = "bv-"
         trades_page_limit: int = Field(500, ge=1, le=5000)
         max_trade_pages: int = Field(20, ge=1)
+        # The market whose prices the strategies, sizing and exits trade on, and the guard
+        market: Annotated[str, Peer(publishes=MarketCursor)] = "market"
+        allow_unmatched_prices: bool = False
 
         @model_validator(mode="after")
         def _check(self) -> CcxtExchange.Settings:
@@ -287,6 +297,20 @@ class CcxtExchange(SupervisedActor):
             if self.exchange not in ccxt.exchanges:
                 raise ValueError(f"ccxt has no exchange {self.exchange!r}")
             return self
+
+        def check_peers(self, peers: Mapping[str, PeerView]) -> list[tuple[str, str]]:
+            """The price guard's refusals of the market (none with the override)."""
+            if self.allow_unmatched_prices:
+                return []
+            return [("market", reason) for reason in price_refusals(
+                self.exchange, self.symbols, self.sandbox, peers.get("market"))]
+
+        def peer_warnings(self, peers: Mapping[str, PeerView]) -> list[tuple[str, str]]:
+            """With the override, what the price guard let through: logged at every start."""
+            if not self.allow_unmatched_prices:
+                return []
+            return [("allow_unmatched_prices", warning) for warning in price_warnings(
+                self.exchange, self.symbols, self.sandbox, peers.get("market"))]
 
     def __init__(self, settings: CcxtExchange.Settings) -> None:
         super().__init__()

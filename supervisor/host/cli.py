@@ -31,6 +31,7 @@ from supervisor.host.reload import ConfigReloader
 from supervisor.host.sd_notify import SystemdService
 from supervisor.host.session import RunSession, SessionService
 from supervisor.host.state_lock import StateLock, StateLocked
+from supervisor.host.wiring import wiring_warnings
 from supervisor.runtime import Runtime
 from supervisor.spec import SupervisorSpec
 
@@ -101,6 +102,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{args.path}: ok ({len(spec.all_ids())} actors)")  # type: ignore[attr-defined]
     for note in config.notes:  # type: ignore[attr-defined]
         print(f"  {note}")
+    for key, warning in wiring_warnings(spec):  # type: ignore[arg-type]
+        print(f"  warning: {key}: {warning}")
     return EXIT_OK
 
 
@@ -135,6 +138,8 @@ def _run_locked(args: argparse.Namespace, config: BotConfig, spec: SupervisorSpe
         faulthandler.enable(all_threads=True)
     for note in config.notes:
         log.info("config: %s", note)
+    for key, warning in wiring_warnings(spec):  # every start with an override says so
+        log.warning("wiring: %s: %s", key, warning)
     chaos = config.chaos_plan(force=args.chaos or args.chaos_seed is not None,
                               seed=args.chaos_seed)
     runtime = Runtime(

@@ -13,7 +13,6 @@ real executor and ledger.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from actors.common.messages import Side
 from actors.execution.contract import ExecutorStats, GetExecutorStats, client_order_id
@@ -70,8 +68,8 @@ from tests.support.fake_venues import (
 )
 from tests.support.position_helpers import Inbox, ledger_spec
 from tests.support.venue_contract import assert_answers_as_a_venue
+from tests.venues.live_config import child, documented_example, with_example
 
-REPO = Path(__file__).resolve().parents[2]
 INSUFFICIENT = (400, {"code": -2010,
                       "msg": "Account has insufficient balance for requested action."})
 
@@ -413,9 +411,11 @@ def test_executor_and_ledger_record_the_fills_of_a_lost_reply_exactly_once(
 
 # -- settings and secrets ----------------------------------------------------------------------
 def _tree_with(settings: dict[str, Any]) -> dict[str, Any]:
-    return {"tree": {"children": [{"name": "exchange",
-                                   "actor": "actors.venues.ccxt_exchange:CcxtExchange",
-                                   "settings": settings}]}}
+    """The shipped tree with the documented exchange (these ``settings``) and its live feed
+    of binance: it passes the price guard, so a problem found is one of these settings."""
+    raw = with_example()
+    child(raw, "exchange")["settings"] = settings
+    return raw
 
 
 def _problems(raw: dict[str, Any]) -> str:
@@ -428,7 +428,8 @@ def test_config_refuses_a_secret_in_the_file_and_names_the_key() -> None:
     base = {"exchange": "binance", "symbols": [SYMBOL], "api_key_env": KEY_ENV,
             "secret_env": SECRET_ENV}
     text = _problems(_tree_with(base | {"secret": SECRET}))
-    assert "tree.children[0].settings.secret: unknown key" in text
+    at = [c["name"] for c in _tree_with(base)["tree"]["children"]].index("exchange")
+    assert f"tree.children[{at}].settings.secret: unknown key" in text
     assert SECRET not in text
     text = _problems(_tree_with({k: v for k, v in base.items() if k != "secret_env"}))
     assert "needs exactly one of secret_env, secret_file" in text
@@ -476,10 +477,9 @@ def test_credentials_from_files_under_the_credentials_directory(
 
 
 def test_the_documented_example_is_a_valid_config() -> None:
-    text = (REPO / "docs" / "live-exchange.md").read_text(encoding="utf-8")
-    block = re.search(r"```yaml\n(.*?)```", text, re.S)
-    assert block is not None, "docs/live-exchange.md has no yaml example"
-    _, spec = parse_config(yaml.safe_load(block.group(1)), "docs/live-exchange.md")
+    # put into the shipped config as the doc says (tests/venues/test_price_guard_cli.py
+    # checks it against the price guard)
+    _, spec = parse_config(with_example(documented_example()), "docs/live-exchange.md")
     assert "exchange" in spec.all_ids()
 
 
