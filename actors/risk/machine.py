@@ -23,18 +23,8 @@ from actors.risk.contract import BreakerGate, BreakerState, BreakerStatus, Break
 from actors.risk.effects import NOTHING, Effect, RecoverAt, Remember, Tell, Transitioned
 from actors.risk.settings import BreakerRules
 from actors.risk.transitions import BreakerEvent, next_state, permits
-from actors.risk.triggers import (
-    ApiErrorTrigger,
-    ConsecutiveLossTrigger,
-    DailyLossTrigger,
-    DrawdownTrigger,
-    ExposureTrigger,
-    LiquidityTrigger,
-    ResourceTrigger,
-    StaleDataTrigger,
-    Trip,
-    VolatilityTrigger,
-)
+from actors.risk.trigger_set import TriggerSet
+from actors.risk.triggers import Trip
 
 __all__ = ["BreakerCore"]
 
@@ -59,31 +49,12 @@ class _Record:
 
 
 class BreakerCore:
-    """Owns the breaker's state record, its triggers (built from ``rules``) and the recovery
-    token; starts CLOSED ("initial state")."""
+    """Owns the breaker's state record, its triggers (a :class:`TriggerSet` built from
+    ``rules``) and the recovery token; starts CLOSED ("initial state")."""
 
     def __init__(self, rules: BreakerRules) -> None:
-        self.rules = s = rules
-        self.drawdown = DrawdownTrigger(s.drawdown.max_percent) if s.drawdown.enabled else None
-        self.daily = (DailyLossTrigger(s.daily_loss.max_percent, s.daily_loss.timezone)
-                      if s.daily_loss.enabled else None)
-        a = s.api_errors
-        self.api = (ApiErrorTrigger(a.window_seconds, a.min_calls, a.max_error_rate,
-                                    a.max_consecutive) if a.enabled else None)
-        self.losses = (ConsecutiveLossTrigger(s.consecutive_losses.max_losses)
-                       if s.consecutive_losses.enabled else None)
-        v = s.volatility
-        self.volatility = (VolatilityTrigger(v.window_seconds, v.max_percent, v.min_samples)
-                           if v.enabled else None)
-        self.liquidity = (LiquidityTrigger(s.liquidity.min_volume)
-                          if s.liquidity.enabled else None)
-        self.exposure = (ExposureTrigger(s.exposure.max_gross_percent,
-                                         s.exposure.max_symbol_percent)
-                         if s.exposure.enabled else None)
-        r = s.resources
-        self.resources = (ResourceTrigger(r.max_rss_mb, r.max_cpu_percent, r.sustain_samples)
-                          if r.enabled else None)
-        self.stale = StaleDataTrigger() if s.stale_data.enabled else None
+        self.rules = rules
+        self.triggers = TriggerSet(rules)
         self._r = _Record()
         self._token = 0
 
@@ -119,47 +90,27 @@ class BreakerCore:
     def status(self, wall: float, transitions: int) -> BreakerStatus:
         """The state and what the triggers measure now (``transitions``: how many the state
         file records)."""
-        measures: dict[str, str] = {}
-        if self.drawdown is not None and self.drawdown.peak is not None:
-            measures["peak_equity"] = str(self.drawdown.peak)
-        if self.daily is not None and self.daily.start_equity is not None:
-            measures["daily_loss_pct"] = f"{float(self.daily.loss_pct):.4f}"
-        if self.api is not None:
-            measures["api_calls_in_window"] = str(len(self.api.calls))
-            measures["api_failures_in_row"] = str(self.api.failures_in_row)
-        if self.losses is not None:
-            measures["losing_streak"] = str(self.losses.streak)
-        if self.volatility is not None:
-            for sym, vol in sorted(self.volatility.current.items()):
-                measures[f"volatility_pct.{sym}"] = f"{vol:.4f}"
-        if self.resources is not None:
-            measures["rss_mb"] = f"{self.resources.rss_mb:.1f}"
-            measures["cpu_pct"] = f"{self.resources.cpu:.1f}"
-        if self.stale is not None:
-            for source, (symbols, _, _) in sorted(self.stale.stale.items()):
-                measures[f"stale_symbols.{source}"] = ",".join(symbols)
         r = self._r
         return BreakerStatus(
             state=r.state, reason=r.reason, by=r.by, since=r.since, manual=r.manual,
             recovery_at=r.recovery_at,
             trips_recently=sum(1 for t in r.trip_times
                                if t > wall - self.rules.trip_memory_seconds),
-            figures=r.figures, measures=measures, transitions=transitions,
+            figures=r.figures, measures=self.triggers.measures(), transitions=transitions,
         )
 
     # -- persistence ---------------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
         """The state and the triggers' memory, as the JSON object the state file holds."""
         r = self._r
-        peak, day, start = self._memory()
+        peak, day, start = self.triggers.memory()
         return {
             "state": r.state.value, "reason": r.reason, "by": r.by, "since": r.since,
             "manual": r.manual, "recovery_at": r.recovery_at, "figures": list(r.figures),
             "trip_times": list(r.trip_times), "peak": str(peak) if peak is not None else None,
             "day": day, "day_start_equity": str(start) if start is not None else None,
             "pending": r.pending, "successes": r.successes,
-            "stale": {src: [list(sy), last, at] for src, (sy, last, at)
-                      in (self.stale.stale if self.stale is not None else {}).items()},
+            "stale": self.triggers.stale_record(),
         }
 
     @classmethod
@@ -174,16 +125,7 @@ class BreakerCore:
             trip_times=tuple(record["trip_times"]), pending=record.get("pending"),
             successes=int(record.get("successes") or 0),
         )
-        if core.drawdown is not None and record.get("peak") is not None:
-            core.drawdown.peak = Decimal(record["peak"])
-        # The day's starting equity too: a restart must not reset the daily loss to zero.
-        if core.daily is not None and record.get("day_start_equity") is not None:
-            core.daily.day = record.get("day")
-            core.daily.start_equity = Decimal(record["day_start_equity"])
-        # The feeds that were stale: a restart must not let the breaker recover on old news.
-        if core.stale is not None:
-            core.stale.stale = {str(src): (tuple(str(x) for x in sy), last, float(at))
-                                for src, (sy, last, at) in (record.get("stale") or {}).items()}
+        core.triggers.restore(record)
         return core
 
     # -- starting ------------------------------------------------------------------------------
@@ -246,7 +188,8 @@ class BreakerCore:
                 wall: float) -> tuple[Effect, ...]:
         """One market step: per bar ``(symbol, price, at, quote volume)``, its price sample
         and then its volume sample."""
-        volatility, liquidity = self.volatility, self.liquidity
+        triggers = self.triggers
+        volatility, liquidity = triggers.volatility, triggers.liquidity
         out = NOTHING
         for symbol, price, at, volume in samples:
             if volatility is not None:
@@ -260,48 +203,48 @@ class BreakerCore:
         return out
 
     def price(self, symbol: str, price: float, at: float, wall: float) -> tuple[Effect, ...]:
-        if self.volatility is None:
+        if self.triggers.volatility is None:
             return NOTHING
-        return self._maybe_trip(self.volatility.on_price(symbol, price, at), wall)
+        return self._maybe_trip(self.triggers.volatility.on_price(symbol, price, at), wall)
 
     def volume(self, symbol: str, volume: float, wall: float) -> tuple[Effect, ...]:
-        if self.liquidity is None:
+        if self.triggers.liquidity is None:
             return NOTHING
-        return self._maybe_trip(self.liquidity.on_volume(symbol, volume), wall)
+        return self._maybe_trip(self.triggers.liquidity.on_volume(symbol, volume), wall)
 
     def trade_closed(self, pnl: Decimal, wall: float) -> tuple[Effect, ...]:
-        if self.losses is None:
+        if self.triggers.losses is None:
             return NOTHING
-        return self._maybe_trip(self.losses.on_trade(pnl), wall)
+        return self._maybe_trip(self.triggers.losses.on_trade(pnl), wall)
 
     def api_result(self, ok: bool, *, now: float, wall: float) -> tuple[Effect, ...]:
         """An API call's outcome at monotonic ``now`` (the error window's time)."""
-        if self.api is None:
+        if self.triggers.api is None:
             return NOTHING
-        return self._maybe_trip(self.api.on_call(ok, now), wall)
+        return self._maybe_trip(self.triggers.api.on_call(ok, now), wall)
 
     def resources_sample(self, rss_bytes: int, cpu_percent: float,
                          wall: float) -> tuple[Effect, ...]:
-        if self.resources is None:
+        if self.triggers.resources is None:
             return NOTHING
-        return self._maybe_trip(self.resources.on_sample(rss_bytes, cpu_percent), wall)
+        return self._maybe_trip(self.triggers.resources.on_sample(rss_bytes, cpu_percent), wall)
 
     def equity(self, sample: EquitySample, wall: float) -> tuple[Effect, ...]:
         """The account now: a new peak or a new day is remembered; the first trigger of
         drawdown, daily loss, exposure and liquidity that fires trips."""
         trips: list[Trip | None] = []
-        before = self._memory()
-        if self.drawdown is not None:
-            trips.append(self.drawdown.on_equity(sample.equity))
-        if self.daily is not None:
-            trips.append(self.daily.on_equity(sample.equity, wall))
-        out = (_REMEMBER,) if self._memory() != before else NOTHING  # survives a restart
-        if self.exposure is not None:
-            trips.append(self.exposure.on_exposure(sample.equity, sample.gross_exposure,
+        before = self.triggers.memory()
+        if self.triggers.drawdown is not None:
+            trips.append(self.triggers.drawdown.on_equity(sample.equity))
+        if self.triggers.daily is not None:
+            trips.append(self.triggers.daily.on_equity(sample.equity, wall))
+        out = (_REMEMBER,) if self.triggers.memory() != before else NOTHING  # survives a restart
+        if self.triggers.exposure is not None:
+            trips.append(self.triggers.exposure.on_exposure(sample.equity, sample.gross_exposure,
                                                    sample.exposure_by_symbol))
-        if self.liquidity is not None:
+        if self.triggers.liquidity is not None:
             held = {s for s, v in sample.exposure_by_symbol.items() if v > 0}
-            trips.append(self.liquidity.on_holdings(held))
+            trips.append(self.triggers.liquidity.on_holdings(held))
         for trip in trips:
             if trip is not None:
                 return out + self._maybe_trip(trip, wall)
@@ -310,7 +253,7 @@ class BreakerCore:
     def feed_health(self, health: FeedHealth, wall: float) -> tuple[Effect, ...]:
         """A live feed's staleness: trips (a level) when it is stale, an alert when it goes
         stale and when it is fresh again; the breaker closes then by its normal rules."""
-        stale = self.stale
+        stale = self.triggers.stale
         if stale is None:
             return NOTHING
         was = health.source in stale.stale
@@ -352,15 +295,15 @@ class BreakerCore:
         timer is set again: to the next day for the daily loss)."""
         if token != self._token or not self._permits(BreakerEvent.RECOVERY_TIMEOUT):
             return NOTHING  # a stale timer; or closed, or held by hand
-        holds = [h for h in self._holding(wall) if h]
+        holds = self.triggers.holding(wall)
         if not self._permits(BreakerEvent.RECOVERY_TIMEOUT, holding=bool(holds)):
             wait = self.rules.recovery_timeout
-            if self.daily is not None and self.daily.holding(wall):
-                wait = max(1.0, self.daily.next_day_start(wall) - wall)
+            if self.triggers.daily is not None and self.triggers.daily.holding(wall):
+                wait = max(1.0, self.triggers.daily.next_day_start(wall) - wall)
             self._r.recovery_at = wall + wait
             self._r.reason = f"still open: {'; '.join(holds)}"
             return (_REPUBLISH, self._recover_at(wall))
-        self._rearm()
+        self.triggers.rearm()
         return (self._transition(BreakerEvent.RECOVERY_TIMEOUT,
                                  f"recovery timeout passed; {self.rules.half_open_max_calls} "
                                  "probe order(s) allowed", wall, holding=bool(holds)),)
@@ -370,7 +313,7 @@ class BreakerCore:
 
     def force_close(self, by: str, why: str, wall: float) -> tuple[Effect, ...]:
         """Closed by hand: the edge triggers start again from now."""
-        self._rearm()
+        self.triggers.rearm()
         return (self._transition(BreakerEvent.FORCE_CLOSE, f"forced closed: {why}", wall,
                                  by=by),)
 
@@ -401,21 +344,6 @@ class BreakerCore:
         at = self._r.recovery_at
         return RecoverAt(at if at is not None else wall, self._token)
 
-    def _holding(self, wall: float) -> list[str | None]:
-        return [
-            self.daily.holding(wall) if self.daily else None,
-            self.volatility.holding() if self.volatility else None,
-            self.liquidity.holding() if self.liquidity else None,
-            self.exposure.holding() if self.exposure else None,
-            self.resources.holding() if self.resources else None,
-            self.stale.holding() if self.stale else None,
-        ]
-
-    def _rearm(self) -> None:
-        for trigger in (self.drawdown, self.api, self.losses):
-            if trigger is not None:
-                trigger.rearm()
-
     def _permits(self, what: BreakerEvent, *, holding: bool = False) -> bool:
         return permits(self._r.state, what, manual=self._r.manual, holding=holding)
 
@@ -437,10 +365,3 @@ class BreakerCore:
         r.successes = 0  # a new state, a new count of good probes
         return Transitioned(BreakerTransition(previous.value, state.value, reason, figures, by,
                                               wall))
-
-    def _memory(self) -> tuple[Decimal | None, str | None, Decimal | None]:
-        """What the equity triggers remember: the peak, and the day with its start equity."""
-        peak = self.drawdown.peak if self.drawdown is not None else None
-        day, start = (self.daily.day, self.daily.start_equity) if self.daily is not None \
-            else (None, None)
-        return peak, day, start
