@@ -8,6 +8,7 @@ import pytest
 
 from actors.market.contract import Bar
 from actors.market.ranking import RankingRules, Scanner
+from tests.support.purity import impure_imports
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +58,7 @@ def test_a_symbol_needs_half_a_window_of_bars_to_be_ranked() -> None:
         if i == 8:  # four bars of LATE: fewer than five
             assert scanner.ranked == ("LIVELY",)
     assert scanner.ranked == ("LATE", "LIVELY")  # five bars of LATE at the tenth step
+
+
+def test_the_core_reads_no_clock_file_or_process() -> None:
+    assert impure_imports("actors.market.ranking") == set()

@@ -18,6 +18,7 @@ from actors.risk.effects import NOTHING, Effect, RecoverAt, Remember, Tell, Tran
 from actors.risk.machine import BreakerCore
 from actors.risk.settings import BreakerRules
 from tests.support.breaker_helpers import ALL_OFF
+from tests.support.purity import impure_imports
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +46,7 @@ def test_a_trip_opens_with_a_recovery_timeout_multiplied_by_the_recent_trips() -
                              max_recovery_timeout=200, trip_memory_seconds=1000,
                              consecutive_losses={"max_losses": 1}))
     wall = 0.0
-    waits = []
+    waits: list[float] = []
     for _ in range(4):
         effects = core.trade_closed(D(-1), wall)
         assert moved(effects) == [("closed" if not waits else "half_open", "open")]
@@ -230,3 +231,10 @@ def test_a_damaged_record_raises_for_the_actor_to_move_aside(
         record[key] = value
     with pytest.raises(error):
         BreakerCore.from_record(rules(), record)
+
+
+@pytest.mark.parametrize("module", ["actors.risk.machine", "actors.risk.trigger_set",
+                                    "actors.risk.effects", "actors.risk.settings",
+                                    "actors.risk.triggers", "actors.risk.transitions"])
+def test_the_core_reads_no_clock_file_or_process(module: str) -> None:
+    assert impure_imports(module) == set()
