@@ -1,20 +1,16 @@
-"""The symbol scanner: ranks and filters symbols by liquidity, volatility and price.
+"""The symbol scanner actor: ranks and filters symbols by liquidity, volatility and price.
 
-Each bar adds its symbol's 1-bar log return and quote volume to that symbol's window
-(``_Window``), so a ranking cycle reads sums over floats kept ready, instead of taking
-logs over every bar of every symbol at once: on the pipeline's shared thread, a cycle over
-100 symbols used to hold every other actor there back for about 1.6 ms.
+A shell over :class:`~actors.market.ranking.Scanner` (the windows and the ranking, pure):
+each ``Bars`` message is one step of it, passed on to the evaluator with the candidates
+after that step.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from actors.market.contract import Bar, Bars, Candidates, ScannedBars
+from actors.market.contract import Bars, Candidates, ScannedBars
+from actors.market.ranking import RankingRules, Scanner
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
@@ -23,99 +19,25 @@ __all__ = [
 ]
 
 
-class _Window:
-    """One symbol's last ``bars`` bars: their 1-bar log returns (and squares), their quote
-    volumes, and the last close."""
-
-    __slots__ = ("close", "quote", "returns", "squares")
-
-    def __init__(self, bars: int) -> None:
-        self.close = 0.0
-        self.quote: deque[float] = deque(maxlen=bars)
-        self.returns: deque[float] = deque(maxlen=bars - 1)  # the first bar has none
-        self.squares: deque[float] = deque(maxlen=bars - 1)
-
-    def push(self, bar: Bar) -> None:
-        if self.quote:
-            r = math.log(bar.close / self.close)
-            self.returns.append(r)
-            self.squares.append(r * r)
-        self.quote.append(bar.volume * bar.close)
-        self.close = bar.close
-
-    def volatility_pct(self) -> float:
-        """Standard deviation of the 1-bar log returns (population), in percent."""
-        n = len(self.returns)
-        mean = math.fsum(self.returns) / n
-        return math.sqrt(max(0.0, math.fsum(self.squares) / n - mean * mean)) * 100
-
-
 class ScannerActor(SupervisedActor):
-    """Owns rolling per-symbol statistics and the current candidate list."""
+    """Owns a :class:`Scanner` and sends each step's bars on with its candidates."""
 
     accepts: ClassVar[tuple[type, ...]] = (
         Bars,)
 
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        window_bars: int = Field(60, ge=2)
-        cycle_bars: int = Field(10, ge=1)
-        top: int = Field(4, ge=1)
-        min_quote_volume: float = Field(100_000.0, ge=0)  # average per bar
-        min_volatility_pct: float = Field(0.05, ge=0)  # std of 1-bar log returns
-        max_volatility_pct: float = Field(5.0, gt=0)
-        min_price: float = Field(0.0, ge=0)
-        max_price: float | None = None
+    class Settings(RankingRules):
         evaluator: Annotated[str, Peer(accepts=(ScannedBars,))] = "evaluator"
 
     def __init__(self, settings: ScannerActor.Settings | None = None) -> None:
         super().__init__()
         self.settings = settings or ScannerActor.Settings()
-        self.windows: dict[str, _Window] = {}
-        self.candidates: frozenset[str] = frozenset()
-        self.ranked: tuple[str, ...] = ()
-        self.cycles = 0
-        self._bars_seen = 0
+        self.scanner = Scanner(self.settings)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
-            self._on_bars(message.bars)
+            candidates = self.scanner.push(message.bars)
+            self.ctx.try_tell(self.settings.evaluator, ScannedBars(message.bars, candidates))
             return None
         if message == "candidates":
-            return Candidates(self.ranked, 0.0)
+            return Candidates(self.scanner.ranked, 0.0)
         return super().on_receive(message)
-
-    def _on_bars(self, bars: tuple[Bar, ...]) -> None:
-        windows = self.windows
-        for bar in bars:
-            window = windows.get(bar.symbol)
-            if window is None:
-                window = windows[bar.symbol] = _Window(self.settings.window_bars)
-            window.push(bar)
-        self._bars_seen += 1
-        if self._bars_seen % self.settings.cycle_bars == 0:
-            self._rank()
-        self.ctx.try_tell(self.settings.evaluator, ScannedBars(bars, self.candidates))
-
-    def _rank(self) -> None:
-        s = self.settings
-        scored: list[tuple[float, str]] = []
-        least = max(2, s.window_bars // 2)
-        for symbol, window in self.windows.items():
-            bars = len(window.quote)
-            if bars < least:
-                continue
-            vol = window.volatility_pct()
-            quote_volume = sum(window.quote) / bars
-            price = window.close
-            if quote_volume < s.min_quote_volume:
-                continue
-            if not s.min_volatility_pct <= vol <= s.max_volatility_pct:
-                continue
-            if price < s.min_price or (s.max_price is not None and price > s.max_price):
-                continue
-            scored.append((vol * math.log10(1 + quote_volume), symbol))
-        scored.sort(reverse=True)
-        self.ranked = tuple(symbol for _, symbol in scored[: s.top])
-        self.candidates = frozenset(self.ranked)
-        self.cycles += 1

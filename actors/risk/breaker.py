@@ -1,13 +1,14 @@
 """The circuit breaker actor: CLOSED / OPEN / HALF_OPEN (and HALTED), from real triggers.
 
-Owns the breaker state, its triggers (:mod:`actors.risk.triggers`) and its SQLite file,
-and publishes the :class:`~actors.risk.contract.BreakerGate` the executor checks. OPEN
-refuses only orders that add exposure; HALTED refuses every order. Every transition is
-persisted before it is published and sent to the alerts actor. Missing state never reads
-as CLOSED: it starts OPEN, "state unknown", until the ledger says whether it has history.
-Its transitions are the table in :mod:`actors.risk.transitions` (docs/state-machines.md);
-the timeouts and triggers: docs/trading-bot.md ("Circuit breaker"); lost state:
-docs/reliability.md.
+A shell over :class:`~actors.risk.machine.BreakerCore`, which owns the state, its triggers
+and the recovery timing: the actor owns the SQLite file, the ledger question at start,
+psutil sampling, the timers, and publishes the :class:`~actors.risk.contract.BreakerGate`
+the executor checks. OPEN refuses only orders that add exposure; HALTED refuses every
+order. Every transition is persisted before it is published and sent to the alerts actor.
+Missing state never reads as CLOSED: it starts OPEN, "state unknown", until the ledger says
+whether it has history. Its transitions are the table in :mod:`actors.risk.transitions`
+(docs/state-machines.md); the timeouts and triggers: docs/trading-bot.md ("Circuit
+breaker"); lost state: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import logging
 import sqlite3
 from contextlib import suppress
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
 
 from actors.common.messages import Alert, HaltTrading
 from actors.common.settings_types import StatePath
@@ -42,19 +41,9 @@ from actors.risk.contract import (
     ProbeResult,
     SampleResources,
 )
-from actors.risk.transitions import BreakerEvent, next_state, permits
-from actors.risk.triggers import (
-    ApiErrorTrigger,
-    ConsecutiveLossTrigger,
-    DailyLossTrigger,
-    DrawdownTrigger,
-    ExposureTrigger,
-    LiquidityTrigger,
-    ResourceTrigger,
-    StaleDataTrigger,
-    Trip,
-    VolatilityTrigger,
-)
+from actors.risk.effects import Effect, RecoverAt, Remember, Tell, Transitioned
+from actors.risk.machine import BreakerCore
+from actors.risk.settings import BreakerRules
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 from supervisor.host.control_protocol import OperatorCommand
@@ -65,92 +54,10 @@ log = logging.getLogger(__name__)
 __all__ = ["BreakerActor"]
 
 
-class _Off(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    enabled: bool = True
-
-
-class DrawdownSettings(_Off):
-    """``drawdown``: open when equity falls this far below its peak (``max_drawdown_percent``)."""
-
-    max_percent: float = Field(10.0, gt=0, le=100)
-
-
-class DailyLossSettings(_Off):
-    """``daily_loss``: open when the day's loss reaches this percent of its starting equity."""
-
-    max_percent: float = Field(15.0, gt=0, le=100)
-    timezone: str = "UTC"
-
-
-class ApiErrorSettings(_Off):
-    """``api_errors``: error rate in a sliding window; failures in a row (``failure_threshold``)."""
-
-    window_seconds: float = Field(300.0, gt=0)
-    min_calls: int = Field(10, ge=1)
-    max_error_rate: float = Field(0.5, gt=0, le=1)
-    max_consecutive: int = Field(5, ge=0)  # the original bot's failure_threshold; 0 = off
-
-
-class LossStreakSettings(_Off):
-    """``consecutive_losses``: open after this many losing trades in a row."""
-
-    max_losses: int = Field(5, ge=1)
-
-
-class VolatilitySettings(_Off):
-    """``volatility``: realised volatility over a window of market time, in percent."""
-
-    window_seconds: float = Field(3600.0, gt=0)
-    max_percent: float = Field(8.0, gt=0)
-    min_samples: int = Field(10, ge=2)
-
-
-class LiquiditySettings(_Off):
-    """``liquidity``: traded volume floor for symbols we hold."""
-
-    min_volume: float = Field(1000.0, ge=0)
-
-
-class ExposureSettings(_Off):
-    """``exposure``: gross exposure over equity, in total and per symbol."""
-
-    max_gross_percent: float = Field(100.0, gt=0)
-    max_symbol_percent: float = Field(35.0, gt=0)
-
-
-class ResourceSettings(_Off):
-    """``resources``: process memory and CPU, sampled with psutil off the order path."""
-
-    interval_seconds: float = Field(5.0, gt=0)
-    max_rss_mb: float = Field(1024.0, gt=0)
-    max_cpu_percent: float = Field(95.0, gt=0)
-    sustain_samples: int = Field(6, ge=1)
-
-
-class StaleDataSettings(_Off):
-    """``stale_data``: held open while a live feed reports no closed candle for its
-    ``stale_after`` timeframes (the feed's setting; it sends ``FeedHealth``)."""
-
-
-@dataclass
-class _Persisted:
-    state: BreakerState = BreakerState.CLOSED
-    reason: str = "initial state"
-    by: str = "breaker"
-    since: float = 0.0
-    manual: bool = False
-    recovery_at: float | None = None
-    figures: tuple[tuple[str, str], ...] = ()
-    trip_times: tuple[float, ...] = ()
-    peak: str | None = None
-    # the state was lost (how, e.g. "missing"): held OPEN until the ledger answers
-    pending: str | None = None
-    successes: int = 0  # good probes in this HALF_OPEN period
-
-
 class BreakerActor(SupervisedActor):
-    """Owns the breaker state machine, its triggers, and ``breaker.db``."""
+    """Wraps :class:`~actors.risk.machine.BreakerCore` (the one owner of the breaker's state)
+    with ``breaker.db``, the ledger question at start, psutil sampling, timers, publishing
+    and the operator's verbs."""
 
     accepts: ClassVar[tuple[type, ...]] = (
         MarketSamples, EquitySample, TradeClosed, ApiResult, PriceSample, VolumeSample,
@@ -158,55 +65,18 @@ class BreakerActor(SupervisedActor):
         GetBreakerStatus, OperatorCommand)
     publishes: ClassVar[type] = BreakerGate
 
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+    class Settings(BreakerRules):
         database: StatePath = "state/breaker.db"
-        recovery_timeout: float = Field(300.0, gt=0)
-        max_recovery_timeout: float = Field(3600.0, gt=0)
-        timeout_multiplier: float = Field(2.0, ge=1)
-        trip_memory_seconds: float = Field(86400.0, gt=0)
-        half_open_max_calls: int = Field(1, ge=1)
-        success_threshold: int = Field(1, ge=1)
         alerts: Annotated[str, Peer(accepts=(Alert, BreakerTransition))] = "alerts"
         # The position actor: with no state file of its own, the breaker stays OPEN until it
         # says whether the ledger has history. None: no ledger to ask (no state is CLOSED)
         ledger: Annotated[str | None, Peer(publishes=PortfolioSnapshot)] = "positions"
-        drawdown: DrawdownSettings = DrawdownSettings()
-        daily_loss: DailyLossSettings = DailyLossSettings()
-        api_errors: ApiErrorSettings = ApiErrorSettings()
-        consecutive_losses: LossStreakSettings = LossStreakSettings()
-        volatility: VolatilitySettings = VolatilitySettings()
-        liquidity: LiquiditySettings = LiquiditySettings()
-        exposure: ExposureSettings = ExposureSettings()
-        resources: ResourceSettings = ResourceSettings()
-        stale_data: StaleDataSettings = StaleDataSettings()
 
     def __init__(self, settings: BreakerActor.Settings | None = None) -> None:
         super().__init__()
-        s = self.settings = settings or BreakerActor.Settings()
-        self.drawdown = DrawdownTrigger(s.drawdown.max_percent) if s.drawdown.enabled else None
-        self.daily = (DailyLossTrigger(s.daily_loss.max_percent, s.daily_loss.timezone)
-                      if s.daily_loss.enabled else None)
-        a = s.api_errors
-        self.api = (ApiErrorTrigger(a.window_seconds, a.min_calls, a.max_error_rate,
-                                    a.max_consecutive) if a.enabled else None)
-        self.losses = (ConsecutiveLossTrigger(s.consecutive_losses.max_losses)
-                       if s.consecutive_losses.enabled else None)
-        v = s.volatility
-        self.volatility = (VolatilityTrigger(v.window_seconds, v.max_percent, v.min_samples)
-                           if v.enabled else None)
-        self.liquidity = (LiquidityTrigger(s.liquidity.min_volume)
-                          if s.liquidity.enabled else None)
-        self.exposure = (ExposureTrigger(s.exposure.max_gross_percent,
-                                         s.exposure.max_symbol_percent)
-                         if s.exposure.enabled else None)
-        r = s.resources
-        self.resources = (ResourceTrigger(r.max_rss_mb, r.max_cpu_percent, r.sustain_samples)
-                          if r.enabled else None)
-        self.stale = StaleDataTrigger() if s.stale_data.enabled else None
-        self.p = _Persisted()
+        self.settings = settings or BreakerActor.Settings()
+        self.core = BreakerCore(self.settings)
         self.transitions = 0
-        self._token = 0
         self._db: sqlite3.Connection | None = None
         self._synchronous = "FULL"
         self._checkpointer: Checkpointer | None = None
@@ -221,7 +91,7 @@ class BreakerActor(SupervisedActor):
         try:
             row = self._open(path)
             if row is not None:
-                self._restore(json.loads(row))
+                self.core = BreakerCore.from_record(self.settings, json.loads(row))
         except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
             self._close_db()
             if isinstance(exc, sqlite3.OperationalError):  # a disk that fails, not a damaged
@@ -234,46 +104,25 @@ class BreakerActor(SupervisedActor):
         assert db is not None
         if row is None:
             lost = lost or ("missing" if not existed else "empty")
-            self.p = _Persisted(since=self.ctx.clock.wall())
-            if self.settings.ledger is not None or lost.startswith("damaged"):
-                self.p.state, self.p.manual, self.p.pending = BreakerState.OPEN, True, lost
-                self.p.reason = (f"state unknown: {path} {lost}; held open until the "
-                                 "ledger says whether it has history")
-            self._save()
-        if self.p.pending is not None and self.settings.ledger is not None:
+            held = self.settings.ledger is not None or lost.startswith("damaged")
+            self._apply(self.core.start_without_state(self.ctx.clock.wall(),
+                                                      lost if held else None, str(path)))
+        if self.core.pending is not None and self.settings.ledger is not None:
             with suppress(UnknownActor):  # not started yet: it tells us when it opens
                 snap = self.ctx.peek(self.settings.ledger)
                 if isinstance(snap, PortfolioSnapshot):
                     self._settle(LedgerHistory(snap.seq))
-        elif self.p.pending is not None:  # damaged, and no ledger to ask: an operator must
+        elif self.core.pending is not None:  # damaged, and no ledger to ask: an operator must
             self._settle(LedgerHistory(-1))
         self.transitions = int(db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0])
-        if self.p.state is BreakerState.HALF_OPEN and not self._same_period():
-            self._reopen_half_open()
+        # a restart of this actor finds its own gate; a new process finds none
+        self._apply(self.core.resume(self.ctx.clock.wall(), self.ctx.peek(self.ctx.name)))
         self._publish()
-        if self.p.state is BreakerState.OPEN and not self.p.manual:
-            self._schedule_recovery()
-        if self.resources is not None:
+        if self.settings.resources.enabled:
             self._process = psutil.Process()
             self._process.cpu_percent(None)  # prime: the first reading is always 0
             self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
-        log.info("breaker %s (%s)", self.p.state.value, self.p.reason)
-
-    def _same_period(self) -> bool:
-        """Whether this process published the HALF_OPEN period the record holds (a restart
-        of the actor): its gate knows the probe slots already handed out."""
-        gate = self.ctx.peek(self.ctx.name)
-        return (isinstance(gate, BreakerGate) and gate.state is BreakerState.HALF_OPEN
-                and gate.since == self.p.since)
-
-    def _reopen_half_open(self) -> None:
-        """A new process found the breaker HALF_OPEN: how many probes the last one sent
-        is not known (its gate is gone), so a fresh period could let more through. Open
-        again; the recovery timeout brings a new HALF_OPEN period with a full count."""
-        self.p.recovery_at = self.ctx.clock.wall() + self.settings.recovery_timeout
-        self._transition(BreakerEvent.RESTARTED_HALF_OPEN,
-                         "restarted in half-open: the probes already sent "
-                         "are not known; open again until the recovery timeout")
+        log.info("breaker %s (%s)", self.core.state.value, self.core.reason)
 
     def _open(self, path: Path) -> str | None:
         """Open (or create) the state file; its state record, if it has one."""
@@ -291,31 +140,11 @@ class BreakerActor(SupervisedActor):
 
     def _settle(self, history: LedgerHistory) -> None:
         """The ledger answered: decide the state a breaker with lost state starts in."""
-        lost = self.p.pending
-        if lost is None or self.p.state is not BreakerState.OPEN:
-            return
-        where = history.database or "the ledger"
-        if history.seq == 0:  # a new deployment: nothing to protect, nothing was lost
-            self.p = _Persisted(reason=f"initial state (no breaker state: {lost}; "
-                                       f"{where} has no history)",
-                                since=self.ctx.clock.wall())
-            self._save()
-            self._publish()
+        lost = self.core.pending
+        self._apply(self.core.settle(history, self.ctx.clock.wall(), self.settings.database))
+        if lost is not None and self.core.state is BreakerState.CLOSED:
             log.info("breaker closed: no breaker state and no ledger history (a new "
                      "deployment)")
-            if lost.startswith("damaged"):
-                self.ctx.try_tell(self.settings.alerts, Alert(
-                    "breaker.state_lost", "warning", "Breaker state damaged",
-                    f"{self.settings.database} was {lost}; the ledger has no history, so "
-                    "the breaker starts closed"))
-            return
-        history_text = ("has history" if history.seq > 0 else "could not be asked")
-        reason = (f"breaker state lost ({self.settings.database} {lost}) while {where} "
-                  f"{history_text}: held open (exits only) until an operator closes it "
-                  "(botvisor breaker close)")
-        self._transition(BreakerEvent.STATE_LOST, reason)
-        self.ctx.try_tell(self.settings.alerts, Alert(
-            "breaker.state_lost", "critical", "Breaker state lost: held open", reason))
 
     def on_stop(self) -> None:
         self._close_db()
@@ -333,44 +162,40 @@ class BreakerActor(SupervisedActor):
 
     # -- messages ----------------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
+        core, wall = self.core, self.ctx.clock.wall
         match message:
             case MarketSamples(samples):
-                self._on_samples(samples)
+                effects = core.samples(samples, wall())
+                if effects:
+                    self._apply(effects)
             case EquitySample():
-                self._on_equity(message)
+                self._apply(core.equity(message, wall()))
             case TradeClosed(_, pnl):
-                if self.losses is not None:
-                    self._maybe_trip(self.losses.on_trade(pnl))
+                self._apply(core.trade_closed(pnl, wall()))
             case ApiResult(ok):
-                if self.api is not None:
-                    self._maybe_trip(self.api.on_call(ok, self.ctx.clock.now()))
+                self._apply(core.api_result(ok, now=self.ctx.clock.now(), wall=wall()))
             case PriceSample(symbol, price, at):
-                if self.volatility is not None:
-                    self._maybe_trip(self.volatility.on_price(symbol, price, at))
+                self._apply(core.price(symbol, price, at, wall()))
             case VolumeSample(symbol, volume):
-                if self.liquidity is not None:
-                    self._maybe_trip(self.liquidity.on_volume(symbol, volume))
+                self._apply(core.volume(symbol, volume, wall()))
             case FeedHealth():
-                if self.stale is not None:
-                    self._on_feed_health(message)
+                self._apply(core.feed_health(message, wall()))
             case ProbeResult(ok, detail):
-                self._on_probe(ok, detail)
+                self._apply(core.probe(ok, detail, wall()))
             case SampleResources():
                 self._sample_resources()
             case _Recover(token):
-                if token == self._token:
-                    self._recover()
+                self._apply(core.recovery_due(token, wall()))
             case ForceOpen(by, why):
-                self._transition(BreakerEvent.FORCE_OPEN, f"forced open: {why}", by=by)
+                self._apply(core.force_open(by, why, wall()))
                 return self.status()
             case ForceClose(by, why):
-                self._rearm_all()
-                self._transition(BreakerEvent.FORCE_CLOSE, f"forced closed: {why}", by=by)
+                self._apply(core.force_close(by, why, wall()))
                 return self.status()
             case LedgerHistory():
                 self._settle(message)
             case HaltTrading(reason, by):
-                self._transition(BreakerEvent.HALT, f"halted: {reason}", by=by)
+                self._apply(core.halt(reason, by, wall()))
                 return self.status()
             case GetBreakerStatus():
                 return self.status()
@@ -380,201 +205,39 @@ class BreakerActor(SupervisedActor):
                 return super().on_receive(message)
         return None
 
-    # -- inputs ------------------------------------------------------------------------------
-    def _on_samples(self, samples: tuple[tuple[str, float, float, float], ...]) -> None:
-        """One market emit: per bar, its price sample and then its volume sample."""
-        volatility, liquidity = self.volatility, self.liquidity
-        for symbol, price, at, volume in samples:
-            if volatility is not None:
-                trip = volatility.on_price(symbol, price, at)
-                if trip is not None:
-                    self._maybe_trip(trip)
-            if liquidity is not None:
-                trip = liquidity.on_volume(symbol, volume)
-                if trip is not None:
-                    self._maybe_trip(trip)
-
-    def _on_equity(self, sample: EquitySample) -> None:
-        trips = []
-        before = self._memory()
-        if self.drawdown is not None:
-            trips.append(self.drawdown.on_equity(sample.equity))
-        if self.daily is not None:
-            trips.append(self.daily.on_equity(sample.equity, self.ctx.clock.wall()))
-        if self._memory() != before:  # a new peak or a new day: it must survive a restart
-            self._save()
-        if self.exposure is not None:
-            trips.append(self.exposure.on_exposure(sample.equity, sample.gross_exposure,
-                                                   sample.exposure_by_symbol))
-        if self.liquidity is not None:
-            held = {s for s, v in sample.exposure_by_symbol.items() if v > 0}
-            trips.append(self.liquidity.on_holdings(held))
-        for trip in trips:
-            if trip is not None:
-                self._maybe_trip(trip)
-                break
-
-    def _on_feed_health(self, health: FeedHealth) -> None:
-        """A live feed's staleness: trips (a level) when it is stale, an alert when it goes
-        stale and when it is fresh again; the breaker closes then by its normal rules."""
-        assert self.stale is not None
-        was = health.source in self.stale.stale
-        before, transitions = dict(self.stale.stale), self.transitions
-        trip = self.stale.on_health(health.source, health.stale, health.stale_symbols,
-                                    health.last_closed_at, health.at)
-        if trip is not None and not was:
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                "breaker.stale_data", "warning", f"Market feed {health.source} is stale",
-                f"{trip.reason}; new positions are refused while it lasts, exits still run"))
-        elif trip is None and was:
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                "breaker.stale_data_recovered", "info",
-                f"Market feed {health.source} is fresh again",
-                "closed candles flow again; the breaker closes by its recovery timeout and "
-                "probes"))
-        self._maybe_trip(trip)
-        if self.transitions == transitions and self.stale.stale != before:
-            self._save()  # what holds the breaker must survive a restart
-
     def _sample_resources(self) -> None:
-        assert self.resources is not None and self._process is not None
+        assert self._process is not None
         rss = int(self._process.memory_info().rss)
         cpu = float(self._process.cpu_percent(None))
-        self._maybe_trip(self.resources.on_sample(rss, cpu))
+        self._apply(self.core.resources_sample(rss, cpu, self.ctx.clock.wall()))
         self.ctx.schedule(self.settings.resources.interval_seconds, SampleResources())
 
-    def _on_probe(self, ok: bool, detail: str) -> None:
-        if not self._permits(BreakerEvent.PROBES_PASSED):  # a late result: not HALF_OPEN
-            return
-        if not ok:
-            self._trip(Trip("probe", f"probe order failed: {detail}", (("detail", detail),)))
-            return
-        self.p.successes += 1
-        if self.p.successes >= self.settings.success_threshold:
-            self._transition(BreakerEvent.PROBES_PASSED,
-                             f"{self.p.successes} successful probe(s) in half-open")
-        else:
-            self._save()
+    # -- carrying out what the core says -----------------------------------------------------
+    def _apply(self, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            match effect:
+                case Transitioned(event):
+                    self.transitions += 1
+                    self._save(event)
+                    self._publish()
+                    log.warning("breaker %s -> %s: %s", event.previous, event.state,
+                                event.reason)
+                    self.ctx.try_tell(self.settings.alerts, event)
+                case Remember(publish):
+                    self._save()
+                    if publish:
+                        self._publish()
+                case RecoverAt(at, token):
+                    self.ctx.schedule(max(0.0, at - self.ctx.clock.wall()), _Recover(token))
+                case Tell(alert):
+                    self.ctx.try_tell(self.settings.alerts, alert)
 
-    # -- the state machine -------------------------------------------------------------------
-    def _maybe_trip(self, trip: Trip | None) -> None:
-        if trip is not None and self._permits(BreakerEvent.TRIP):
-            self._trip(trip)
-
-    def _trip(self, trip: Trip) -> None:
-        now_wall = self.ctx.clock.wall()
-        memory = self.settings.trip_memory_seconds
-        recent = [t for t in self.p.trip_times if t > now_wall - memory] + [now_wall]
-        self.p.trip_times = tuple(recent)
-        timeout = min(
-            self.settings.max_recovery_timeout,
-            self.settings.recovery_timeout * self.settings.timeout_multiplier ** (len(recent) - 1),
-        )
-        self.p.recovery_at = now_wall + timeout
-        self._transition(BreakerEvent.TRIP, f"{trip.trigger}: {trip.reason}",
-                         figures=(*trip.figures, ("recovery_timeout_s", f"{timeout:g}")))
-        self._schedule_recovery()
-
-    def _schedule_recovery(self) -> None:
-        self._token += 1
-        at = self.p.recovery_at if self.p.recovery_at is not None else self.ctx.clock.wall()
-        self.ctx.schedule(max(0.0, at - self.ctx.clock.wall()), _Recover(self._token))
-
-    def _recover(self) -> None:
-        if not self._permits(BreakerEvent.RECOVERY_TIMEOUT):  # closed or held by hand
-            return
-        wall = self.ctx.clock.wall()
-        holds = [h for h in self._holding(wall) if h]
-        if not self._permits(BreakerEvent.RECOVERY_TIMEOUT, holding=bool(holds)):
-            wait = self.settings.recovery_timeout
-            if self.daily is not None and self.daily.holding(wall):
-                wait = max(1.0, self.daily.next_day_start(wall) - wall)
-            self.p.recovery_at = wall + wait
-            self.p.reason = f"still open: {'; '.join(holds)}"
-            self._save()
-            self._publish()
-            self._schedule_recovery()
-            return
-        for trigger in (self.drawdown, self.api, self.losses):
-            if trigger is not None:
-                trigger.rearm()
-        self._transition(BreakerEvent.RECOVERY_TIMEOUT,
-                         f"recovery timeout passed; {self.settings.half_open_max_calls} "
-                         "probe order(s) allowed", holding=bool(holds))
-
-    def _holding(self, wall: float) -> list[str | None]:
-        return [
-            self.daily.holding(wall) if self.daily else None,
-            self.volatility.holding() if self.volatility else None,
-            self.liquidity.holding() if self.liquidity else None,
-            self.exposure.holding() if self.exposure else None,
-            self.resources.holding() if self.resources else None,
-            self.stale.holding() if self.stale else None,
-        ]
-
-    def _rearm_all(self) -> None:
-        for trigger in (self.drawdown, self.api, self.losses):
-            if trigger is not None:
-                trigger.rearm()
-
-    def _permits(self, what: BreakerEvent, *, holding: bool = False) -> bool:
-        return permits(self.p.state, what, manual=self.p.manual, holding=holding)
-
-    def _transition(
-        self,
-        what: BreakerEvent,
-        reason: str,
-        *,
-        by: str = "breaker",
-        figures: tuple[tuple[str, str], ...] = (),
-        holding: bool = False,
-    ) -> None:
-        """Apply ``what`` by the table (actors/risk/transitions.py): an event it does not
-        allow from the current state raises IllegalTransition, and nothing changes."""
-        previous = self.p.state
-        rule = next_state(previous, what, manual=self.p.manual, holding=holding)
-        state, manual = rule.target, rule.manual
-        wall = self.ctx.clock.wall()
-        self.p.state, self.p.reason, self.p.by = state, reason, by
-        self.p.since, self.p.manual, self.p.figures = wall, manual, figures
-        self.p.pending = None  # a transition decides the state
-        if state is not BreakerState.OPEN:
-            self.p.recovery_at = None
-            self._token += 1  # cancels a pending recovery
-        self.p.successes = 0  # a new state, a new count of good probes
-        self.transitions += 1
-        event = BreakerTransition(previous.value, state.value, reason, figures, by, wall)
-        self._save(event)
-        self._publish()
-        log.warning("breaker %s -> %s: %s", previous.value, state.value, reason)
-        self.ctx.try_tell(self.settings.alerts, event)
-
-    # -- persistence and publishing ----------------------------------------------------------
     def _publish(self) -> None:
-        probes = self.settings.half_open_max_calls if self.p.state is BreakerState.HALF_OPEN else 0
-        self.ctx.publish(BreakerGate(self.p.state, self.p.reason, self.p.since, probes)
-                         .continuing(self.ctx.peek(self.ctx.name)))
-
-    def _memory(self) -> tuple[Decimal | None, str | None, Decimal | None]:
-        """What the equity triggers remember: the peak, and the day with its start equity."""
-        peak = self.drawdown.peak if self.drawdown is not None else None
-        day, start = (self.daily.day, self.daily.start_equity) if self.daily is not None \
-            else (None, None)
-        return peak, day, start
+        self.ctx.publish(self.core.gate().continuing(self.ctx.peek(self.ctx.name)))
 
     def _save(self, event: BreakerTransition | None = None) -> None:
         assert self._db is not None
-        p = self.p
-        peak, day, start = self._memory()
-        record = {
-            "state": p.state.value, "reason": p.reason, "by": p.by, "since": p.since,
-            "manual": p.manual, "recovery_at": p.recovery_at, "figures": list(p.figures),
-            "trip_times": list(p.trip_times), "peak": str(peak) if peak is not None else None,
-            "day": day, "day_start_equity": str(start) if start is not None else None,
-            "pending": p.pending, "successes": p.successes,
-            "stale": {src: [list(sy), last, at] for src, (sy, last, at)
-                      in (self.stale.stale if self.stale is not None else {}).items()},
-        }
+        record = self.core.to_record()
         # A transition is fsynced before it counts (synchronous=FULL). The running memory
         # alone (a new equity peak, a new day: with every fill, on the pipeline's thread) is
         # written without an fsync (NORMAL): it survives a crash of the process; a power cut
@@ -597,25 +260,6 @@ class BreakerActor(SupervisedActor):
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-
-    def _restore(self, record: dict[str, Any]) -> None:
-        self.p = _Persisted(
-            state=BreakerState(record["state"]), reason=record["reason"], by=record["by"],
-            since=record["since"], manual=record["manual"], recovery_at=record["recovery_at"],
-            figures=tuple((str(k), str(v)) for k, v in record["figures"]),
-            trip_times=tuple(record["trip_times"]), peak=record.get("peak"),
-            pending=record.get("pending"), successes=int(record.get("successes") or 0),
-        )
-        if self.drawdown is not None and self.p.peak is not None:
-            self.drawdown.peak = Decimal(self.p.peak)
-        # The day's starting equity too: a restart must not reset the daily loss to zero.
-        if self.daily is not None and record.get("day_start_equity") is not None:
-            self.daily.day = record.get("day")
-            self.daily.start_equity = Decimal(record["day_start_equity"])
-        # The feeds that were stale: a restart must not let the breaker recover on old news.
-        if self.stale is not None:
-            self.stale.stale = {str(src): (tuple(str(x) for x in sy), last, float(at))
-                                for src, (sy, last, at) in (record.get("stale") or {}).items()}
 
     # -- the operator: `botvisor breaker open|close|halt|status` ------------------------------
     def _operator(self, command: OperatorCommand) -> dict[str, Any]:
@@ -640,33 +284,7 @@ class BreakerActor(SupervisedActor):
 
     # -- status ------------------------------------------------------------------------------
     def status(self) -> BreakerStatus:
-        measures: dict[str, str] = {}
-        if self.drawdown is not None and self.drawdown.peak is not None:
-            measures["peak_equity"] = str(self.drawdown.peak)
-        if self.daily is not None and self.daily.start_equity is not None:
-            measures["daily_loss_pct"] = f"{float(self.daily.loss_pct):.4f}"
-        if self.api is not None:
-            measures["api_calls_in_window"] = str(len(self.api.calls))
-            measures["api_failures_in_row"] = str(self.api.failures_in_row)
-        if self.losses is not None:
-            measures["losing_streak"] = str(self.losses.streak)
-        if self.volatility is not None:
-            for sym, vol in sorted(self.volatility.current.items()):
-                measures[f"volatility_pct.{sym}"] = f"{vol:.4f}"
-        if self.resources is not None:
-            measures["rss_mb"] = f"{self.resources.rss_mb:.1f}"
-            measures["cpu_pct"] = f"{self.resources.cpu:.1f}"
-        if self.stale is not None:
-            for source, (symbols, _, _) in sorted(self.stale.stale.items()):
-                measures[f"stale_symbols.{source}"] = ",".join(symbols)
-        wall = self.ctx.clock.wall()
-        return BreakerStatus(
-            state=self.p.state, reason=self.p.reason, by=self.p.by, since=self.p.since,
-            manual=self.p.manual, recovery_at=self.p.recovery_at,
-            trips_recently=sum(1 for t in self.p.trip_times
-                               if t > wall - self.settings.trip_memory_seconds),
-            figures=self.p.figures, measures=measures, transitions=self.transitions,
-        )
+        return self.core.status(self.ctx.clock.wall(), self.transitions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.market.contract import Bar, Bars, ScannedBars
-from actors.market.scanner import ScannerActor, _Window
+from actors.market.ranking import Window
+from actors.market.scanner import ScannerActor
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.position_helpers import Inbox
 
@@ -23,7 +24,7 @@ closes = st.lists(st.floats(min_value=0.01, max_value=1e5, allow_nan=False), min
 def test_a_window_gives_the_volatility_and_volume_of_its_last_bars(
     prices: list[float], size: int
 ) -> None:
-    window = _Window(size)
+    window = Window(size)
     for i, close in enumerate(prices):
         window.push(Bar("X", 60.0 * i, close, close, close, close, float(i + 1)))
     last = prices[-size:]

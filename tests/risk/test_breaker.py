@@ -1,6 +1,7 @@
-"""The breaker actor: state machine (against a reference model), OPEN stops risk but not
-protection, HALTED stops everything, probes are limited, state survives restarts, the
-position actor's real data trips it, and a stale feed holds it open."""
+"""The breaker: its state machine against a reference model (the pure core, then the
+actor), OPEN stops risk but not protection, HALTED stops everything, probes are limited,
+state survives restarts, the position actor's real data trips it, and a stale feed holds
+it open."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from actors.common.messages import Alert, Fill, HaltTrading, Side
 from actors.market.contract import FeedHealth
 from actors.portfolio.contract import EquitySample, RecordFill, TradeClosed
+from actors.risk.breaker import BreakerActor
 from actors.risk.contract import (
     ApiResult,
+    BreakerGate,
     BreakerState,
     BreakerTransition,
     ForceClose,
@@ -29,6 +32,8 @@ from actors.risk.contract import (
     ProbeResult,
     SampleResources,
 )
+from actors.risk.effects import Effect, RecoverAt, Remember, Transitioned
+from actors.risk.machine import BreakerCore
 from actors.risk.transitions import allowed
 from supervisor import ManualClock, Runtime
 from tests.support.breaker_helpers import breaker_settings, gate, start_breaker
@@ -38,35 +43,117 @@ D = Decimal
 OPENING = OrderIntent("BTC/USDT", reduces_exposure=False)
 REDUCING = OrderIntent("BTC/USDT", reduces_exposure=True)
 BASE, MULT, CAP = 60.0, 2.0, 200.0
+ACTOR_EXAMPLES = 40  # the model runs 200 examples against the core above
 
 
 def _status(rt: Runtime) -> Any:
     return rt.ask("breaker", GetBreakerStatus())
 
 
+class _ActorDriver:
+    """A real breaker actor under a runtime with a manual clock: the shell's timers,
+    publishing and alerts."""
+
+    def __init__(self, settings_: BreakerActor.Settings) -> None:
+        self.clock = ManualClock()
+        self.rt = start_breaker(settings_, self.clock)
+
+    def send(self, message: object) -> None:
+        if isinstance(message, ForceOpen | ForceClose | HaltTrading):
+            self.rt.ask("breaker", message)
+        else:
+            self.rt.tell("breaker", message)
+        _status(self.rt)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        _status(self.rt)
+
+    def gate(self) -> BreakerGate:
+        return gate(self.rt)
+
+    def transitions(self) -> list[BreakerTransition]:
+        return [t for t in self.rt.ask("alerts", "get") if isinstance(t, BreakerTransition)]
+
+    def close(self) -> None:
+        self.rt.stop()
+
+
+class _CoreDriver:
+    """The pure core alone, its effects carried out in simulated time: the gate continued
+    as the actor publishes it, the recovery timers delivered when due."""
+
+    def __init__(self, settings_: BreakerActor.Settings) -> None:
+        self.clock = ManualClock()
+        self.core = BreakerCore(settings_)
+        self.published = self.core.gate()
+        self.timers: list[RecoverAt] = []
+        self.moved: list[BreakerTransition] = []
+
+    def _apply(self, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            if isinstance(effect, Transitioned):
+                self.moved.append(effect.transition)
+            if isinstance(effect, Transitioned | Remember):
+                self.published = self.core.gate().continuing(self.published)
+            if isinstance(effect, RecoverAt):
+                self.timers.append(effect)
+
+    def send(self, message: object) -> None:
+        core, wall = self.core, self.clock.wall()
+        match message:
+            case TradeClosed(_, pnl):
+                self._apply(core.trade_closed(pnl, wall))
+            case FeedHealth():
+                self._apply(core.feed_health(message, wall))
+            case ProbeResult(ok, detail):
+                self._apply(core.probe(ok, detail, wall))
+            case ForceOpen(by, why):
+                self._apply(core.force_open(by, why, wall))
+            case ForceClose(by, why):
+                self._apply(core.force_close(by, why, wall))
+            case HaltTrading(reason, by):
+                self._apply(core.halt(reason, by, wall))
+
+    def advance(self, seconds: float) -> None:
+        target = self.clock.wall() + seconds
+        while due := sorted((t for t in self.timers if t.wall <= target),
+                            key=lambda t: t.wall):
+            self.timers.remove(due[0])
+            self.clock.advance(max(0.0, due[0].wall - self.clock.wall()))
+            self._apply(self.core.recovery_due(due[0].token, self.clock.wall()))
+        self.clock.advance(target - self.clock.wall())
+
+    def gate(self) -> BreakerGate:
+        return self.published
+
+    def transitions(self) -> list[BreakerTransition]:
+        return self.moved
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
 class BreakerMachine(RuleBasedStateMachine):
-    """Drives a real breaker actor and a tiny reference model side by side."""
+    """Drives the breaker's pure core and a tiny reference model side by side."""
+
+    driver: type[_CoreDriver | _ActorDriver] = _CoreDriver
 
     def __init__(self) -> None:
         super().__init__()
         directory = Path("/tmp") / f"breaker-sm-{uuid.uuid4().hex}"
         directory.mkdir()
-        self.clock = ManualClock()
-        self.rt = start_breaker(
+        self.breaker = self.driver(
             breaker_settings(directory, recovery_timeout=BASE, max_recovery_timeout=CAP,
                              timeout_multiplier=MULT, half_open_max_calls=2,
-                             success_threshold=2, consecutive_losses={"max_losses": 1}),
-            self.clock,
-        )
+                             success_threshold=2, consecutive_losses={"max_losses": 1}))
+        self.clock = self.breaker.clock
         self.state = BreakerState.CLOSED
         self.manual = False
         self.trips: list[float] = []
         self.recovery_at = 0.0
         self.successes = 0
         self.stale = False  # the feed's last word
-
-    def _sync(self) -> None:
-        _status(self.rt)
 
     def _model_trip(self) -> None:
         now = self.clock.wall()
@@ -76,8 +163,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @rule()
     def losing_trade(self) -> None:
-        self.rt.tell("breaker", TradeClosed("BTC/USDT", D(-1)))
-        self._sync()
+        self.breaker.send(TradeClosed("BTC/USDT", D(-1)))
         if self.state in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
             self._model_trip()
 
@@ -87,28 +173,24 @@ class BreakerMachine(RuleBasedStateMachine):
         # to each recovery timer in turn: a level that holds sets it again from then
         while (self.state is BreakerState.OPEN and not self.manual
                and self.recovery_at <= target):
-            self.clock.advance(max(0.0, self.recovery_at - self.clock.wall()))
-            self._sync()
+            self.breaker.advance(max(0.0, self.recovery_at - self.clock.wall()))
             if self.stale:
                 self.recovery_at = self.clock.wall() + BASE
             else:
                 self.state, self.successes = BreakerState.HALF_OPEN, 0
-        self.clock.advance(target - self.clock.wall())
-        self._sync()
+        self.breaker.advance(target - self.clock.wall())
 
     @rule(stale=st.booleans())
     def feed_health(self, stale: bool) -> None:
-        self.rt.tell("breaker", FeedHealth("venue:1m", stale, ("BTC/USDT",) if stale else (),
-                                           None, self.clock.wall()))
-        self._sync()
+        self.breaker.send(FeedHealth("venue:1m", stale, ("BTC/USDT",) if stale else (),
+                                     None, self.clock.wall()))
         self.stale = stale
         if stale and self.state in (BreakerState.CLOSED, BreakerState.HALF_OPEN):
             self._model_trip()
 
     @rule(ok=st.booleans())
     def probe_result(self, ok: bool) -> None:
-        self.rt.tell("breaker", ProbeResult(ok, "test"))
-        self._sync()
+        self.breaker.send(ProbeResult(ok, "test"))
         if self.state is not BreakerState.HALF_OPEN:
             return
         if not ok:
@@ -120,38 +202,37 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @rule()
     def force_open(self) -> None:
-        self.rt.ask("breaker", ForceOpen("tester", "drill"))
+        self.breaker.send(ForceOpen("tester", "drill"))
         self.state, self.manual = BreakerState.OPEN, True
 
     @rule()
     def force_close(self) -> None:
-        self.rt.ask("breaker", ForceClose("tester", "drill over"))
+        self.breaker.send(ForceClose("tester", "drill over"))
         self.state, self.manual = BreakerState.CLOSED, False
 
     @rule()
     def halt(self) -> None:
-        self.rt.ask("breaker", HaltTrading("drill", "tester"))
+        self.breaker.send(HaltTrading("drill", "tester"))
         self.state, self.manual = BreakerState.HALTED, True
 
     @precondition(lambda self: self.state is BreakerState.HALF_OPEN)
     @rule()
     def probes_are_limited(self) -> None:
-        allowed = [gate(self.rt).check(OPENING).allowed for _ in range(5)]
+        allowed = [self.breaker.gate().check(OPENING).allowed for _ in range(5)]
         assert allowed.count(True) <= 2
 
     @invariant()
     def every_transition_is_in_the_table(self) -> None:
-        for t in self.rt.ask("alerts", "get"):
-            if isinstance(t, BreakerTransition):
-                assert allowed(BreakerState(t.previous), BreakerState(t.state)), t
+        for t in self.breaker.transitions():
+            assert allowed(BreakerState(t.previous), BreakerState(t.state)), t
 
     @invariant()
     def published_state_matches_the_model(self) -> None:
-        assert gate(self.rt).state is self.state
+        assert self.breaker.gate().state is self.state
 
     @invariant()
     def orders_obey_the_state(self) -> None:
-        g = gate(self.rt)
+        g = self.breaker.gate()
         assert g.check(REDUCING).allowed is (self.state is not BreakerState.HALTED)
         if self.state in (BreakerState.OPEN, BreakerState.HALTED):
             assert not g.check(OPENING).allowed
@@ -159,12 +240,22 @@ class BreakerMachine(RuleBasedStateMachine):
             assert g.check(OPENING).allowed
 
     def teardown(self) -> None:
-        self.rt.stop()
+        self.breaker.close()
+
+
+class ActorBreakerMachine(BreakerMachine):
+    """The same model against a real breaker actor: its timers, publishing and alerts carry
+    out the core's effects as the model expects."""
+
+    driver = _ActorDriver
 
 
 TestBreakerStateMachine = BreakerMachine.TestCase
 TestBreakerStateMachine.settings = settings(max_examples=200, stateful_step_count=40,
                                             deadline=None)
+TestBreakerActorStateMachine = ActorBreakerMachine.TestCase
+TestBreakerActorStateMachine.settings = settings(max_examples=ACTOR_EXAMPLES,
+                                                 stateful_step_count=40, deadline=None)
 
 
 def test_open_refuses_new_risk_but_passes_exits_and_halt_refuses_everything(
