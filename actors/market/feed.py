@@ -288,7 +288,9 @@ class MarketActor(SupervisedActor):
                 continue
             last[item.symbol] = item
             good.append(item)
-        self.ctx.publish(MarketCursor(self.steps, dict(self.last), self._origin))
+        live = self._live
+        latest = {} if live is None else live.latest(last)
+        self.ctx.publish(MarketCursor(self.steps, dict(last), self._origin, latest))
         if not good:
             return
         self.bars += len(good)
@@ -297,8 +299,9 @@ class MarketActor(SupervisedActor):
             self.ctx.try_tell(name, batch)
         # one message each to the position actor and the breaker, however many bars
         marks = self._marks
-        for b in good:
-            marks[b.symbol] = (b.close, b.at)
+        for b in good:  # a live feed: the forming candle when it is newer
+            m = b if live is None else latest[b.symbol]
+            marks[b.symbol] = (m.close, m.at)
         self._send_marks()
         self.ctx.try_tell(self.settings.breaker, MarketSamples(
             tuple((b.symbol, b.close, b.at, b.volume * b.close) for b in good)))
@@ -326,16 +329,26 @@ class MarketActor(SupervisedActor):
         self._send_marks(force=True)
 
     def _live_candles(self, message: LiveCandles) -> None:
-        """The live feed's closed candles, emitted one step per candle time."""
+        """The live feed's closed candles, emitted one step per candle time; its forming
+        candles go only into the cursor's ``latest`` and the marks (never to a subscriber,
+        the breaker's samples or the exits)."""
         live = self._live
         assert live is not None
         for bad in live.problems(message):
             self._reject(bad)
-        for step in candle_steps(message.bars):
+        last = self.last  # a refetch after a refused delivery repeats the ones still queued
+        bars = [b for b in message.bars if (p := last.get(b.symbol)) is None or b.at > p.at]
+        for step in candle_steps(bars):
             self.steps += 1
             self._emit(step)
-        if message.bars:
+        if bars:
             live.delivered(self.last)
+        if message.forming:
+            for bar in live.forming(message.forming, self.last):
+                self._marks[bar.symbol] = (bar.close, bar.at)
+            self.ctx.publish(MarketCursor(self.steps, dict(self.last), self._origin,
+                                          live.latest(self.last)))
+            self._send_marks()
 
     def _reject(self, bad: BadBar) -> None:
         self.rejected[bad.reason] += 1

@@ -5,9 +5,11 @@ only on the actor's thread. It owns the worker thread (built in :meth:`LiveSourc
 the one place a worker is constructed), the last delivered candle per symbol (the resume
 point the worker refetches from after a refused delivery, also written to the resume file
 after every delivery), and what the worker's health and trouble reports turn into (the
-breaker's ``FeedHealth``, alerts). The actor stays the only writer of its own state: it
-takes the closed candles grouped into steps (:func:`candle_steps`) and emits them itself,
-then hands its last bars back through :meth:`LiveSource.delivered`.
+breaker's ``FeedHealth``, alerts), and the newest candle still forming per symbol (a
+latest price for the cursor and the marks, never a bar to act on). The actor stays the
+only writer of its own state: it takes the closed candles grouped into steps
+(:func:`candle_steps`) and emits them itself, then hands its last bars back through
+:meth:`LiveSource.delivered`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 from actors.common.messages import Alert
 from actors.market.candles import timeframe_ms
 from actors.market.contract import BadBar, Bar, FeedHealth
+from actors.market.data import check_bar
 from actors.market.live_feed import (
     PRIVATE_OPTIONS,
     LiveCandles,
@@ -75,6 +78,7 @@ class LiveSource:
         self.clock_path = clock_path
         self._worker: RestPoller | None = None
         self._delivered: dict[str, float] = {}  # last delivered candle per symbol
+        self._forming: dict[str, Bar] = {}  # the newest forming candle per symbol
 
     def start(self, last: Mapping[str, Bar] | None) -> None:
         """Start the worker after ``last`` (a restart: the last instance's bars), or after
@@ -111,6 +115,30 @@ class LiveSource:
                         gap.after, gap.before)
         return tuple(BadBar(r.reason, f"{r.symbol} at {r.at}: {r.detail}")
                      for r in message.rejected)
+
+    def forming(self, bars: Sequence[Bar], last: Mapping[str, Bar]) -> list[Bar]:
+        """Take the worker's forming candles: those newer than the last closed bar of their
+        symbol and passing the bad-bar rules (a bad one is left out, not counted: its
+        closed version is, when it comes). Returns them, to mark positions with."""
+        taken = []
+        for bar in bars:
+            before = last.get(bar.symbol)
+            try:
+                check_bar(bar, None if before is None else before.at)
+            except BadBar:
+                continue
+            self._forming[bar.symbol] = bar
+            taken.append(bar)
+        return taken
+
+    def latest(self, last: Mapping[str, Bar]) -> dict[str, Bar]:
+        """Per symbol the newer of the last closed bar and the forming candle."""
+        latest = dict(last)
+        for symbol, bar in self._forming.items():
+            closed = latest.get(symbol)
+            if closed is None or bar.at > closed.at:
+                latest[symbol] = bar
+        return latest
 
     def delivered(self, last: Mapping[str, Bar]) -> None:
         """The actor emitted closed candles and its last bars are now ``last``: the worker
