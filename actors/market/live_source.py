@@ -199,8 +199,11 @@ def candle_steps(bars: Sequence[Bar]) -> list[list[Bar]]:
 def check_live(s: LiveSettings) -> None:
     """``source: ccxt`` settings: a ccxt exchange id, symbols as a list, a timeframe, and no
     credentials (public endpoints only)."""
-    import ccxt
-
+    try:
+        import ccxt
+    except ImportError:
+        raise ValueError("source 'ccxt' needs the ccxt package: pip install "
+                         "'botvisor[live]'") from None
     if not s.exchange:
         raise ValueError("exchange: source 'ccxt' needs a ccxt exchange id (binance, ...)")
     if s.exchange not in ccxt.exchanges:

@@ -9,12 +9,14 @@ Covered: a forming candle moves the mark and the paper exchange's fill price, an
 no subscriber and no breaker sample until it closes; with no forming candle an order is
 priced at the last closed one as before; a delivery the market refuses (its mailbox full
 while its thread is held) is fetched again, and every candle reaches the tape once; after
-a restart of the market, a late message of the old instance's worker is ignored.
+a restart of the market, a late message of the old instance's worker is ignored; without
+ccxt installed, the settings say how to install it.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from actors.common.messages import Side
 from actors.market.contract import (
@@ -292,3 +295,13 @@ def test_a_late_message_of_the_old_instances_worker_is_ignored_after_a_restart(
         assert fill_price(rt, "l-1", Side.BUY) == paper("107.25", Side.BUY)  # 14, forming
     finally:
         rt.stop()
+
+
+@pytest.mark.unit
+def test_without_ccxt_the_live_settings_say_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ccxt", None)  # makes `import ccxt` fail
+    with pytest.raises(ValidationError) as err:
+        MarketActor.Settings.model_validate({"source": "ccxt", "exchange": "binance",
+                                             "symbols": [SYMBOL]})
+    assert "pip install 'botvisor[live]'" in str(err.value)
