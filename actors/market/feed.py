@@ -71,9 +71,12 @@ class MarketActor(SupervisedActor):
     :class:`~actors.market.live_source.LiveSource`, starts a worker thread in ``on_start``
     (stopped in ``on_stop``) that polls the venue and tells this actor the closed candles,
     which are checked and fanned out like replayed bars (one ``Bars`` per candle time),
-    and the feed's health, which goes to the breaker (and an
-    alert) on every change. The clock file then holds the last delivered candle per symbol
-    (written after every delivery): a restart resumes after it, losing and repeating none.
+    and the feed's health, which goes to the breaker (and an alert) on every change. Its
+    candles still forming only go into the cursor's ``latest`` and the marks, never to a
+    subscriber or the breaker; a candle at or before the last delivered of its symbol (a
+    refetch after a refused delivery) is dropped. The clock file then holds the last
+    delivered candle per symbol (written after every delivery): a restart resumes after
+    it, losing and repeating none.
 
     The clock file keeps the feed's position across processes, so market (and so venue)
     time never runs backwards after a restart: before the feed passes the position last
