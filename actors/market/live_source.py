@@ -4,7 +4,7 @@
 only on the actor's thread. It owns the worker thread (built in :meth:`LiveSource.start`,
 the one place a worker is constructed), the last delivered candle per symbol (the resume
 point the worker refetches from after a refused delivery, also written to the resume file
-after every delivery), and what the worker's health and trouble reports turn into (the
+after every delivery), what the worker's health and trouble reports turn into (the
 breaker's ``FeedHealth``, alerts), and the newest candle still forming per symbol (a
 latest price for the cursor and the marks, never a bar to act on). The actor stays the
 only writer of its own state: it takes the closed candles grouped into steps
