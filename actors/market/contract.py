@@ -114,11 +114,15 @@ class MarketOrigin:
 class MarketCursor:
     """Where the feed is, and the last bar of each symbol: published so a restarted market
     resumes instead of replaying, and so the paper exchange can price an order at the
-    market's latest price without a message per bar. ``steps`` counts from ``origin``."""
+    market's latest price without a message per bar. ``steps`` counts from ``origin``.
+
+    ``latest`` (a live feed only; empty otherwise): per symbol the newer of the last closed
+    bar and the candle still forming, a price for marking and filling, never acted on."""
 
     steps: int
     last: dict[str, Bar]
     origin: MarketOrigin = MarketOrigin()
+    latest: dict[str, Bar] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """The market data actor: paces bars from a source (or takes a live feed's closed candles)
-and fans them out; rejects bad data."""
+and fans them out; rejects bad data. The live half is in :mod:`actors.market.live_source`,
+the clock file in :mod:`actors.market.clock_file`."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter
@@ -15,8 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.common.messages import Alert
-from actors.common.storage import atomic_write
-from actors.market.candles import timeframe_ms
+from actors.market.clock_file import ClockError, read_clock, write_clock
 from actors.market.contract import (
     BadBar,
     Bar,
@@ -32,16 +31,8 @@ from actors.market.contract import (
     MarkPrices,
 )
 from actors.market.data import DEFAULT_SYMBOLS, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
-from actors.market.live_feed import (
-    PRIVATE_OPTIONS,
-    LiveCandles,
-    LiveHealth,
-    LiveTrouble,
-    RestPoller,
-    default_poll_interval,
-    read_resume,
-    write_resume,
-)
+from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, default_poll_interval
+from actors.market.live_source import LiveSource, candle_steps, check_live
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
@@ -53,10 +44,6 @@ __all__ = [
     "ClockError",
     "MarketActor",
 ]
-
-
-class ClockError(RuntimeError):
-    """The market clock file cannot be read or written; the message names the file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +67,16 @@ class MarketActor(SupervisedActor):
     """Owns the feed (synthetic, CSV replay, or a live ccxt feed), its pacing, the
     per-symbol last times, and the market clock file.
 
-    ``source: ccxt`` (``transport: rest``): a :class:`~actors.market.live_feed.RestPoller`
-    thread, started in ``on_start`` and stopped in ``on_stop``, polls the venue and tells
-    this actor the closed candles, which are checked and fanned out like replayed bars (one
-    ``Bars`` per candle time), and the feed's health, which goes to the breaker (and an
-    alert) on every change. The clock file then holds the last delivered candle per symbol
-    (written after every delivery): a restart resumes after it, losing and repeating none.
+    ``source: ccxt`` (``transport: rest``): its live half, a
+    :class:`~actors.market.live_source.LiveSource`, starts a worker thread in ``on_start``
+    (stopped in ``on_stop``) that polls the venue and tells this actor the closed candles,
+    which are checked and fanned out like replayed bars (one ``Bars`` per candle time),
+    and the feed's health, which goes to the breaker (and an alert) on every change. Its
+    candles still forming only go into the cursor's ``latest`` and the marks, never to a
+    subscriber or the breaker; a candle at or before the last delivered of its symbol (a
+    refetch after a refused delivery) is dropped. The clock file then holds the last
+    delivered candle per symbol (written after every delivery): a restart resumes after
+    it, losing and repeating none.
 
     The clock file keeps the feed's position across processes, so market (and so venue)
     time never runs backwards after a restart: before the feed passes the position last
@@ -141,7 +132,7 @@ class MarketActor(SupervisedActor):
             if self.source == "csv":
                 check_csv_dir(self.csv_dir)
             if self.source == "ccxt":
-                _check_live(self)
+                check_live(self)
             elif isinstance(self.symbols, tuple):
                 raise ValueError(f"symbols: source {self.source!r} takes a mapping of "
                                  "symbol to start price, not a list")
@@ -171,14 +162,18 @@ class MarketActor(SupervisedActor):
         self._marks_timer = False
         self._origin = MarketOrigin()
         self._leased = 0  # the position (origin index + steps) the clock file allows
-        self._poller: RestPoller | None = None
-        self._delivered: dict[str, float] = {}  # live feed: last delivered candle per symbol
+        self._live: LiveSource | None = None  # source: ccxt
 
     def on_start(self) -> None:
         s = self.settings
         cursor = self.ctx.peek(self.ctx.name)
         if s.source == "ccxt":
-            self._start_live(cursor)
+            last = None
+            if isinstance(cursor, MarketCursor):  # a restart: after what the last one sent
+                self.last, self.steps = dict(cursor.last), cursor.steps
+                last = self.last
+            self._live = LiveSource(s, self.ctx, self._clock_path())
+            self._live.start(last)
             return
         skip = 0
         if isinstance(cursor, MarketCursor):  # a restart: resume where the last one was
@@ -211,51 +206,16 @@ class MarketActor(SupervisedActor):
     def _read_clock(self) -> MarketOrigin:
         """Where the last process's feed may have got to (its last lease), or the start."""
         path = self._clock_path()
-        if path is None:
-            return MarketOrigin()
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            log.warning("no market clock file %s: the %s market starts at its first bar",
-                        path, self.settings.source)
-            return MarketOrigin()
-        except OSError as exc:
-            raise ClockError(f"market clock file {path}: cannot read it: "
-                             f"{exc.strerror or exc}") from None
-        try:
-            data = json.loads(raw.decode("utf-8"))
-            if data.get("source") != self.settings.source:
-                log.warning("market clock file %s was written for source %r: the %s "
-                            "feed starts at its first bar", path, data.get("source"),
-                            self.settings.source)
-                return MarketOrigin()
-            index = int(data["index"])
-            closes = tuple((str(k), float(v)) for k, v in dict(data.get("closes", {})).items())
-            if index < 0 or not all(math.isfinite(v) and v > 0 for _, v in closes):
-                raise ValueError("a negative position or a bad price")
-        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-            raise ClockError(
-                f"market clock file {path} is damaged ({type(exc).__name__}: {exc}); "
-                "market time must not run backwards, so the market does not start: restore "
-                "the file, or delete it to start the market at its first bar") from None
-        log.info("market clock %s: the %s feed resumes at step %d", path,
-                 self.settings.source, index)
-        return MarketOrigin(index, closes)
+        return MarketOrigin() if path is None else read_clock(path, self.settings.source)
 
     def _renew_lease(self) -> None:
         """Before the feed passes the position the clock file allows, move it ahead."""
         path = self._clock_path()
         if path is None:
             return
-        position = self._origin.index + self.steps
-        lease = position + self.settings.clock_lease
-        record = {"version": 1, "source": self.settings.source, "index": lease,
-                  "closes": {k: b.close for k, b in sorted(self.last.items())}}
-        try:
-            atomic_write(path, json.dumps(record).encode("utf-8"), self.ctx.chaos)
-        except OSError as exc:
-            raise ClockError(f"market clock file {path}: cannot write it: "
-                             f"{exc.strerror or exc}") from None
+        lease = self._origin.index + self.steps + self.settings.clock_lease
+        write_clock(path, self.settings.source, lease,
+                    {k: b.close for k, b in self.last.items()}, self.ctx.chaos)
         self._leased = lease
 
     def on_receive(self, message: Any) -> Any:
@@ -272,9 +232,11 @@ class MarketActor(SupervisedActor):
             case LiveCandles() if message.incarnation == self.ctx.incarnation:
                 self._live_candles(message)
             case LiveHealth(incarnation, health) if incarnation == self.ctx.incarnation:
-                self._live_health(health)
+                assert self._live is not None
+                self._live.health(health)
             case LiveTrouble() if message.incarnation == self.ctx.incarnation:
-                self._live_trouble(message)
+                assert self._live is not None
+                self._live.trouble(message)
             case LiveCandles() | LiveHealth() | LiveTrouble():
                 return None  # from the worker of an instance that is gone: ignored
             case GetMarketStats():
@@ -329,7 +291,9 @@ class MarketActor(SupervisedActor):
                 continue
             last[item.symbol] = item
             good.append(item)
-        self.ctx.publish(MarketCursor(self.steps, dict(self.last), self._origin))
+        live = self._live
+        latest = {} if live is None else live.latest(last)
+        self.ctx.publish(MarketCursor(self.steps, dict(last), self._origin, latest))
         if not good:
             return
         self.bars += len(good)
@@ -338,8 +302,9 @@ class MarketActor(SupervisedActor):
             self.ctx.try_tell(name, batch)
         # one message each to the position actor and the breaker, however many bars
         marks = self._marks
-        for b in good:
-            marks[b.symbol] = (b.close, b.at)
+        for b in good:  # a live feed: the forming candle when it is newer
+            m = b if live is None else latest[b.symbol]
+            marks[b.symbol] = (m.close, m.at)
         self._send_marks()
         self.ctx.try_tell(self.settings.breaker, MarketSamples(
             tuple((b.symbol, b.close, b.at, b.volume * b.close) for b in good)))
@@ -362,93 +327,31 @@ class MarketActor(SupervisedActor):
         self._marks_sent = now
 
     def on_stop(self) -> None:
-        if self._poller is not None:
-            self._poller.stop()
+        if self._live is not None:
+            self._live.stop()
         self._send_marks(force=True)
 
-    # -- the live feed -------------------------------------------------------------------------
-    def _start_live(self, cursor: object) -> None:
-        s = self.settings
-        assert s.exchange is not None
-        if isinstance(cursor, MarketCursor):  # a restart: after what the last one delivered
-            self.last, self.steps = dict(cursor.last), cursor.steps
-            self._delivered = {sym: b.at for sym, b in self.last.items()}
-        else:
-            path = self._clock_path()
-            resume = {} if path is None else read_resume(path, s.exchange, s.timeframe)
-            self._delivered = {sym: at for sym, at in resume.items() if sym in s.live_symbols}
-        name, tell = self.ctx.name, self.ctx.tell
-        self._poller = RestPoller(
-            incarnation=self.ctx.incarnation, exchange=s.exchange, symbols=s.live_symbols,
-            timeframe=s.timeframe, ccxt_options=s.ccxt_options,
-            poll_interval=s.live_poll_interval, stale_after=s.stale_after,
-            clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self._resume_point)
-        self._poller.start()
-
-    def _resume_point(self) -> dict[str, float]:
-        """The last delivered candle per symbol (read by the worker thread: the dict is
-        replaced, never changed, so reading it needs no lock)."""
-        return dict(self._delivered)
-
     def _live_candles(self, message: LiveCandles) -> None:
-        s = self.settings
-        for r in message.rejected:
-            self._reject(BadBar(r.reason, f"{r.symbol} at {r.at}: {r.detail}"))
-        for gap in message.gaps:
-            log.warning("market feed %s: %s has %d candles missing between %s and %s "
-                        "(the venue has none)", s.exchange, gap.symbol, gap.missing,
-                        gap.after, gap.before)
-        step: list[Bar] = []
-        for bar in message.bars:
-            if step and bar.at != step[0].at:
-                self.steps += 1
-                self._emit(step)
-                step = []
-            step.append(bar)
-        if step:
+        """The live feed's closed candles, emitted one step per candle time; its forming
+        candles go only into the cursor's ``latest`` and the marks (never to a subscriber,
+        the breaker's samples or the exits)."""
+        live = self._live
+        assert live is not None
+        for bad in live.problems(message):
+            self._reject(bad)
+        last = self.last  # a refetch after a refused delivery repeats the ones still queued
+        bars = [b for b in message.bars if (p := last.get(b.symbol)) is None or b.at > p.at]
+        for step in candle_steps(bars):
             self.steps += 1
             self._emit(step)
-        if not message.bars:
-            return
-        self._delivered = self._delivered | {sym: b.at for sym, b in self.last.items()}
-        path = self._clock_path()
-        if path is not None:
-            assert s.exchange is not None
-            write_resume(path, s.exchange, s.timeframe, self._delivered, self.ctx.chaos)
-
-    def _live_health(self, health: FeedHealth) -> None:
-        self.ctx.try_tell(self.settings.breaker, health)
-        if health.stale:
-            log.warning("market feed %s is stale: %s", health.source,
-                        ", ".join(health.stale_symbols))
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                key="market.feed_stale", severity="warning",
-                title=f"Market feed {health.source} is stale",
-                body=f"no closed candle for {self.settings.stale_after:g} timeframes: "
-                     f"{', '.join(health.stale_symbols)}"))
-        else:
-            log.info("market feed %s is fresh again", health.source)
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                key="market.feed_fresh", severity="info",
-                title=f"Market feed {health.source} is fresh again",
-                body="closed candles arrive again"))
-
-    def _live_trouble(self, trouble: LiveTrouble) -> None:
-        source = f"{self.settings.exchange}:{self.settings.timeframe}"
-        if trouble.failing:
-            log.error("market feed %s fails (%s, %s): %s", source, trouble.error,
-                      trouble.severity, trouble.detail)
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                key="market.feed_error", severity="error",
-                title=f"Market feed {source} fails: {trouble.error}",
-                body=f"{trouble.detail} ({trouble.severity}; retried with backoff, polling "
-                     "goes on; the feed goes stale while it lasts)"))
-        else:
-            log.info("market feed %s works again", source)
-            self.ctx.try_tell(self.settings.alerts, Alert(
-                key="market.feed_recovered", severity="info",
-                title=f"Market feed {source} works again",
-                body="the missed closed candles are fetched from the last delivered"))
+        if bars:
+            live.delivered(self.last)
+        if message.forming:
+            for bar in live.forming(message.forming, self.last):
+                self._marks[bar.symbol] = (bar.close, bar.at)
+            self.ctx.publish(MarketCursor(self.steps, dict(self.last), self._origin,
+                                          live.latest(self.last)))
+            self._send_marks()
 
     def _reject(self, bad: BadBar) -> None:
         self.rejected[bad.reason] += 1
@@ -459,24 +362,3 @@ class MarketActor(SupervisedActor):
                 key=f"market.bad_data.{bad.reason}", severity="warning",
                 title=f"Bad market data rejected: {bad.reason}",
                 body=f"{bad} ({count} rejected so far)"))
-
-
-
-def _check_live(s: MarketActor.Settings) -> None:
-    """``source: ccxt`` settings: a ccxt exchange id, symbols as a list, a timeframe, and no
-    credentials (public endpoints only)."""
-    import ccxt
-
-    if not s.exchange:
-        raise ValueError("exchange: source 'ccxt' needs a ccxt exchange id (binance, ...)")
-    if s.exchange not in ccxt.exchanges:
-        raise ValueError(f"exchange: {s.exchange!r} is not a ccxt exchange id")
-    if not isinstance(s.symbols, tuple) or not s.symbols:
-        raise ValueError("symbols: source 'ccxt' needs a list of symbols (BTC/USDT, ...)")
-    if len(set(s.symbols)) != len(s.symbols):
-        raise ValueError("symbols: a symbol is listed twice")
-    timeframe_ms(s.timeframe)
-    secret = sorted(k for k in s.ccxt_options if k in PRIVATE_OPTIONS)
-    if secret:
-        raise ValueError(f"ccxt_options: {', '.join(secret)}: the live feed uses public "
-                         "endpoints only; no API key belongs here")

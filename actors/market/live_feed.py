@@ -5,7 +5,8 @@ only, ``enableRateLimit``: ccxt's own throttle paces the requests), and the feed
 :class:`~actors.market.candles.CandleTracker`. Every ``poll_interval`` it fetches each
 symbol's candles from the tracker's backfill point (paging while pages come full), and
 tells its owner, through ``tell``, what the tracker produced: :class:`LiveCandles` (closed
-candles in order, each once; rejected ones; gaps), :class:`LiveHealth` on every change of
+candles in order, each once; rejected ones; gaps; after each poll, the candles still
+forming when they changed), :class:`LiveHealth` on every change of
 the feed's staleness, and :class:`LiveTrouble` when polling fails after its retries and
 when it works again. Rate limits and network errors are retried with backoff by
 :class:`~supervisor.retry.Retrier`; every wait (the poll interval, a backoff) is an Event
@@ -153,6 +154,7 @@ class RestPoller:
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"market-feed-{exchange}")
         self._failing = False
+        self._forming: tuple[Bar, ...] = ()  # the forming candles the owner was last told
         self.source = f"{exchange}:{timeframe}"
 
     def start(self) -> None:
@@ -202,6 +204,7 @@ class RestPoller:
                 return
 
     def _tracker(self) -> CandleTracker:
+        self._forming = ()
         resume = {s: at for s, at in self._resume().items() if s in self.symbols}
         return CandleTracker(self.source, self.symbols, self.timeframe,
                              start=self.clock.wall(), resume=resume,
@@ -223,6 +226,10 @@ class RestPoller:
                     raise _Refused
                 if len(rows) < PAGE_LIMIT or tracker.backfill()[symbol] <= since:
                     break
+        forming = tracker.forming()  # told when it changed, whether or not a candle closed
+        if forming != self._forming and self._send(
+                LiveCandles(self.incarnation, (), forming=forming), quiet=True):
+            self._forming = forming
 
     def _trouble(self, handler: ErrorHandler, exc: Exception) -> None:
         rule = handler.classify(exc)

@@ -140,13 +140,19 @@ class PaperExchange(SupervisedActor):
             raise
 
     def _quote(self, symbol: str) -> Bar | None:
-        """The latest bar of ``symbol``: the market's (published) or one told directly."""
+        """The latest bar of ``symbol``: the newest of one told directly, the market's
+        published latest (a live feed's forming candle) and its last closed one (a tie
+        goes to the earlier named)."""
         told = self.prices.get(symbol)
         cursor = None
         if self.settings.market is not None:
             with suppress(UnknownActor):  # no market in this tree: only bars told directly
                 cursor = self.ctx.peek(self.settings.market)
-        published = cursor.last.get(symbol) if isinstance(cursor, MarketCursor) else None
+        published = None
+        if isinstance(cursor, MarketCursor):
+            latest, closed = cursor.latest.get(symbol), cursor.last.get(symbol)
+            published = closed if latest is None or (
+                closed is not None and closed.at > latest.at) else latest
         if published is None or (told is not None and told.at >= published.at):
             return told
         return published
