@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,6 +43,7 @@ from actors.market.live_feed import (
     read_resume,
     write_resume,
 )
+from actors.market.ws_feed import WsStreamer, make_worker, ws_capable
 from supervisor import SupervisedActor
 from supervisor.peers import Peer
 
@@ -106,13 +108,15 @@ class MarketActor(SupervisedActor):
         seed: int = 7
         # synthetic: a mapping of start prices; ccxt: a list, as the venue lists them
         symbols: dict[str, float] | tuple[str, ...] | None = None
-        # ccxt: the venue (a ccxt id), its candles, how they come (only ``rest`` so far),
-        # how often they are polled (default: a tenth of the timeframe, at most 60 s), how
+        # ccxt: the venue (a ccxt id), its candles, how they come (``ws``: ccxt.pro's
+        # watch_ohlcv; ``rest``: polling fetch_ohlcv; ``auto``: ws where ccxt.pro watches
+        # the venue's candles), how often they are polled or checked for staleness
+        # (default: a tenth of the timeframe, at most 60 s), how
         # many timeframes without a closed candle make the feed stale, and a mapping passed
         # to the ccxt constructor (urls, options; public endpoints only: no API key)
         exchange: str | None = None
         timeframe: str = "1m"
-        transport: Literal["rest"] = "rest"
+        transport: Literal["auto", "ws", "rest"] = "auto"
         poll_interval: float | None = Field(None, gt=0)
         stale_after: float = Field(3.0, ge=1)
         ccxt_options: dict[str, Any] = Field(default_factory=dict)
@@ -171,7 +175,7 @@ class MarketActor(SupervisedActor):
         self._marks_timer = False
         self._origin = MarketOrigin()
         self._leased = 0  # the position (origin index + steps) the clock file allows
-        self._poller: RestPoller | None = None
+        self._poller: RestPoller | WsStreamer | None = None
         self._delivered: dict[str, float] = {}  # live feed: last delivered candle per symbol
 
     def on_start(self) -> None:
@@ -366,6 +370,12 @@ class MarketActor(SupervisedActor):
             self._poller.stop()
         self._send_marks(force=True)
 
+    def on_failure(self, exception_type: type[BaseException] | None,
+                   exception_value: BaseException | None,
+                   traceback: TracebackType | None) -> None:
+        if self._poller is not None:  # a crash ends this instance's worker too
+            self._poller.stop()
+
     # -- the live feed -------------------------------------------------------------------------
     def _start_live(self, cursor: object) -> None:
         s = self.settings
@@ -378,7 +388,8 @@ class MarketActor(SupervisedActor):
             resume = {} if path is None else read_resume(path, s.exchange, s.timeframe)
             self._delivered = {sym: at for sym, at in resume.items() if sym in s.live_symbols}
         name, tell = self.ctx.name, self.ctx.tell
-        self._poller = RestPoller(
+        self._poller = make_worker(
+            s.transport,
             incarnation=self.ctx.incarnation, exchange=s.exchange, symbols=s.live_symbols,
             timeframe=s.timeframe, ccxt_options=s.ccxt_options,
             poll_interval=s.live_poll_interval, stale_after=s.stale_after,
@@ -476,6 +487,9 @@ def _check_live(s: MarketActor.Settings) -> None:
     if len(set(s.symbols)) != len(s.symbols):
         raise ValueError("symbols: a symbol is listed twice")
     timeframe_ms(s.timeframe)
+    if s.transport == "ws" and not ws_capable(s.exchange):
+        raise ValueError(f"transport: 'ws' needs candles by websocket, and ccxt.pro has "
+                         f"none for {s.exchange!r} (watchOHLCV); use 'rest' or 'auto'")
     secret = sorted(k for k in s.ccxt_options if k in PRIVATE_OPTIONS)
     if secret:
         raise ValueError(f"ccxt_options: {', '.join(secret)}: the live feed uses public "
