@@ -85,7 +85,6 @@ class WsStreamer(FeedWorker):
         self._handler: ErrorHandler | None = None
         self._want: set[str] = set()  # symbols to fetch by REST
         self._fetch_wake: asyncio.Event | None = None
-        self._seen: dict[str, int] = {}  # symbol -> newest candle time (ms) taken in
         self._stuck: set[str] = set()  # symbols the last check found waiting for a fetch
         self._out: list[Delivery] = []
         self._formed: set[str] = set()
@@ -199,28 +198,10 @@ class WsStreamer(FeedWorker):
         ex, tf = self._exchange, self.timeframe
         while True:
             rows = await ex.watch_ohlcv(symbol, tf)
-            self._took(symbol, self._taken(symbol, rows))
-
-    def _taken(self, symbol: str, rows: list[list[Any]]) -> list[list[Any]]:
-        """The rows of ``symbol`` that came since it was last taken in: from the exchange's
-        candle cache, back to the newest taken (updates that came while this watcher was
-        busy are in the cache, not in ``rows``), or ``rows`` if there is no cache."""
-        cache = getattr(self._exchange, "ohlcvs", {}).get(symbol, {}).get(self.timeframe)
-        if not cache:
-            return rows
-        newest = self._seen.get(symbol, -1)
-        out: list[list[Any]] = []
-        for row in reversed(cache):
-            out.append(row)
-            if not isinstance(row[0], int) or row[0] <= newest or len(out) >= PAGE_LIMIT:
-                break
-        out.reverse()
-        return out
+            self._took(symbol, rows)  # every update since the last (ccxt.pro newUpdates)
 
     def _took(self, symbol: str, rows: list[list[Any]]) -> None:
         assert self._candles is not None
-        if rows and isinstance(rows[-1][0], int):
-            self._seen[symbol] = max(self._seen.get(symbol, -1), rows[-1][0])
         self._ok()
         d = self._candles.ingest(symbol, rows, self.clock.wall())
         self._formed.add(symbol)

@@ -39,6 +39,7 @@ from tests.market.test_live_feed import (
     clears_when_fresh,
     clock_at,
     start,
+    stats,
     status,
     tape,
     taped,
@@ -56,6 +57,7 @@ from tests.support.fake_venues import (
 )
 
 SYMBOL = "BTC/USDT"
+KLINES = "GET /api/v3/klines"
 
 
 venue = test_live_feed.venue  # the fixture: the fake's REST klines, candles 0..10
@@ -141,6 +143,19 @@ def test_closed_candles_reach_the_tape_in_order_once_and_a_forming_one_never(
         assert tape(rt) == [9, 10, 11, 12]  # 13 is forming
 
 
+def test_a_burst_of_updates_is_taken_whole_from_the_stream(
+        venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path) -> None:
+    with ws_tree(venue, stream, tmp_path) as (rt, clock):
+        fetched = venue.count(KLINES)
+        series = candles(T0, 61)
+        clock.advance(50 * TF)  # inside candle 60; the REST klines still end at 10
+        for n in range(10, 60):  # faster than the watcher wakes: most come in together
+            stream.push(MARKET_ID, series[n], closed=True)
+        stream.push(MARKET_ID, series[60], closed=False)
+        assert taped(rt, 59) == list(range(9, 60))
+        assert venue.count(KLINES) == fetched  # none was fetched: the stream had them all
+
+
 def test_the_worker_reports_the_forming_candle(venue: FakeBinance,
                                                stream: FakeBinanceStream) -> None:
     clock = clock_at(10.5)
@@ -174,7 +189,10 @@ def test_the_worker_reports_the_forming_candle(venue: FakeBinance,
 def test_a_dropped_websocket_reconnects_and_fetches_the_gap(
         venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path) -> None:
     with ws_tree(venue, stream, tmp_path) as (rt, clock):
-        closes(venue, stream, clock, 11)
+        series = candles(T0, 11)
+        venue.set_candles(MARKET_ID, series)
+        clock.advance(TF)
+        stream.push(MARKET_ID, series[10], closed=True)  # and no update of 11 yet
         assert taped(rt, 10) == [9, 10]
         assert stream.drop() == 1
         # while it is down, 11, 12 and 13 close at the venue; nothing is streamed
@@ -221,6 +239,7 @@ def test_a_crash_of_the_market_neither_loses_nor_repeats_a_candle(
         assert taped(rt, 13) == [9, 10, 11, 12, 13]
         time.sleep(0.3)
         assert tape(rt) == [9, 10, 11, 12, 13]
+        assert stats(rt).rejected == {}  # the new worker fetched after 11: no repeat
 
 
 def test_stop_is_prompt_and_leaves_no_thread(venue: FakeBinance,
