@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 __all__ = ["WsStreamer", "make_worker", "ws_capable"]
 
 T = TypeVar("T")
+HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
+HOLD_MAX = 0.25  # seconds a message may wait for the one before it to be taken
 
 
 def ws_capable(exchange: str) -> bool:
@@ -89,6 +92,7 @@ class WsStreamer(FeedWorker):
         self._out: list[Delivery] = []
         self._formed: set[str] = set()
         self._flush_due = False
+        self._told: tuple[str, float, float] | None = None  # last candle told, and when
         self._worked = False  # the session took in an update or a fetch
 
     # -- the interface ------------------------------------------------------------------------
@@ -162,7 +166,7 @@ class WsStreamer(FeedWorker):
                 await self._pause(backoff.delay(failures))
 
     def _new_tracker(self) -> CandleTracker:
-        self._out, self._formed, self._stuck = [], set(), set()
+        self._out, self._formed, self._stuck, self._told = [], set(), set(), None
         return self._tracker()
 
     def _rebuild(self) -> None:
@@ -245,7 +249,6 @@ class WsStreamer(FeedWorker):
             self._want_fetch(asked & self._stuck)  # waited a whole interval for the stream
             self._stuck = asked
             self._queue(Delivery(d.closed, d.rejected, d.gaps))
-            self._flush()
             change = self._candles.health_change(now)
             if change is not None and not self._report.send(
                     LiveHealth(self.incarnation, change), quiet=True):
@@ -292,6 +295,10 @@ class WsStreamer(FeedWorker):
         self._flush_due = False
         if self._candles is None:
             return
+        if self._out and self._owner_busy():  # these go with the next: one message, later
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(HOLD_POLL, self._flush)
+            return
         out, self._out = self._out, []
         formed, self._formed = self._formed, set()
         bars: list[Bar] = [b for d in out for b in d.closed]
@@ -307,3 +314,18 @@ class WsStreamer(FeedWorker):
         if not self._report.send(LiveCandles(self.incarnation, tuple(bars), rejected, gaps,
                                              forming)):
             self._rebuild()
+        elif bars:
+            self._told = (bars[-1].symbol, bars[-1].at, time.monotonic())
+
+    def _owner_busy(self) -> bool:
+        """The owner has not yet delivered the last candle it was told (``resume()`` is its
+        last delivered candle per symbol), for less than ``HOLD_MAX`` seconds: it works
+        through the message still, and what came since waits to go with what comes next.
+        So a slow owner gets fewer, larger messages instead of a growing queue."""
+        if self._told is None:
+            return False
+        symbol, at, when = self._told
+        if time.monotonic() - when >= HOLD_MAX or self._resume().get(symbol, -1.0) >= at:
+            self._told = None
+            return False
+        return True

@@ -186,6 +186,49 @@ def test_the_worker_reports_the_forming_candle(venue: FakeBinance,
     assert not worker.alive
 
 
+@pytest.mark.parametrize("acks", [True, False])
+def test_a_slow_owner_gets_every_candle_in_fewer_messages(
+        venue: FakeBinance, stream: FakeBinanceStream, acks: bool) -> None:
+    """The worker holds candles while the owner has not delivered the last it was told
+    (``resume()``), up to HOLD_MAX: an owner that takes 50 ms per message gets a few large
+    ones; one that never reports a delivery still gets every candle, in order, once."""
+    told: list[LiveCandles] = []
+    delivered: dict[str, float] = {}
+    timers: list[threading.Timer] = []
+
+    def tell(message: object) -> None:
+        if isinstance(message, LiveCandles) and message.bars:
+            told.append(message)
+            if acks:
+                last = message.bars[-1]
+                timers.append(threading.Timer(0.05, delivered.__setitem__,
+                                              (last.symbol, last.at)))
+                timers[-1].start()
+
+    clock = clock_at(10.5)
+    worker = WsStreamer(
+        incarnation=1, exchange="binance", symbols=[SYMBOL], timeframe="1m",
+        ccxt_options=ccxt_options(venue, stream), poll_interval=0.05, stale_after=3,
+        clock=clock, tell=tell, resume=lambda: dict(delivered))
+    worker.start()
+    try:
+        stream.wait_subscribed(MARKET_ID)
+        wait_until(lambda: told or None, timeout=WAIT, what="candle 9 fetched")
+        series = candles(T0, 41)
+        clock.advance(30 * TF)  # inside candle 40
+        for n in range(10, 40):
+            stream.push(MARKET_ID, series[n], closed=True)
+            time.sleep(0.003)
+        wait_until(lambda: told[-1].bars[-1].at >= series[39][0] / 1000 or None,
+                   timeout=WAIT, what="candle 39 told")
+        assert [index(b.at) for m in told for b in m.bars] == list(range(9, 40))
+        assert len(told) < 10  # 31 candles, streamed one by one
+    finally:
+        worker.stop()
+        for timer in timers:
+            timer.join()
+
+
 def test_a_dropped_websocket_reconnects_and_fetches_the_gap(
         venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path) -> None:
     with ws_tree(venue, stream, tmp_path) as (rt, clock):
