@@ -296,10 +296,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def print_table(r: dict[str, Any]) -> None:
+def report(r: dict[str, Any]) -> str:
+    """The figures as a table, with the ramp."""
     met = r["met"]
-    print(f"feed benchmark: {r['symbols']} symbols on 1m candles over the websocket "
-          f"(ccxt.pro, fake Binance in a child process); subscriber: {r['subscriber']}")
+    lines = [f"feed benchmark: {r['symbols']} symbols on 1m candles over the websocket "
+             f"(ccxt.pro, fake Binance in a child process); subscriber: {r['subscriber']}"]
     rows = [
         ("venue -> subscriber p50", f"{r['feed_p50_ms']:.3f} ms", "",
          f"{r['rate']:,.0f} candles/s, {r['feed_candles']:,} candles, mean "
@@ -319,12 +320,14 @@ def print_table(r: dict[str, Any]) -> None:
         ("CSV replay (baseline)", f"{r['replay_candles_per_s']:,.0f} /s", "",
          f"{r['replay_candles']:,} bars at full speed into the same subscriber"),
     ]
-    for name, figure, target, notes in rows:
-        print(f"{name:<28}{figure:>14}   {target:<18}{notes}")
-    print(f"\n{'ramp rate':>10}{'p50 ms':>9}{'p99 ms':>9}{'drain ms':>10}")
+    lines += [f"{name:<28}{figure:>14}   {target:<18}{notes}"
+              for name, figure, target, notes in rows]
+    lines.append(f"\n{'ramp rate':>10}{'p50 ms':>9}{'p99 ms':>9}{'drain ms':>10}")
     for s in r["ramp"]:
-        print(f"{s['rate']:>10,.0f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}{s['drain_ms']:>10.1f}"
-              f"   {'' if s['sustained'] else 'p99 over bound' if s['kept_up'] else 'fell behind'}")
+        verdict = "" if s["sustained"] else "p99 over bound" if s["kept_up"] else "fell behind"
+        lines.append(f"{s['rate']:>10,.0f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}"
+                     f"{s['drain_ms']:>10.1f}   {verdict}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -344,8 +347,8 @@ def main() -> None:
                         help="where the temporary directory goes (the market's resume file "
                              "is written, with fsync, after every delivery)")
     parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="leave the start-up objects to the collector (botvisor run "
-                             "freezes them: runtime.gc_freeze)")
+                        help="do not freeze the objects alive after the warm-up out of the "
+                             "collector's walks (botvisor run freezes them)")
     parser.add_argument("--replay-bars", type=int, default=300, help="bars per symbol")
     args = parser.parse_args()
     if args.quick:
@@ -356,10 +359,7 @@ def main() -> None:
         parser.error("--symbols, --rate and --seconds must be positive; --ramp not empty")
     logging.basicConfig(level=logging.ERROR)
     result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+    print(json.dumps(result) if args.json else report(result))
 
 
 if __name__ == "__main__":
