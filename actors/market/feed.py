@@ -487,7 +487,9 @@ def _check_live(s: MarketActor.Settings) -> None:
     if len(set(s.symbols)) != len(s.symbols):
         raise ValueError("symbols: a symbol is listed twice")
     timeframe_ms(s.timeframe)
-    if s.transport == "ws" and not ws_capable(s.exchange):
+    # auto asks too: ccxt.pro is imported here, at validation, not on the market's start
+    capable = s.transport != "rest" and ws_capable(s.exchange)
+    if s.transport == "ws" and not capable:
         raise ValueError(f"transport: 'ws' needs candles by websocket, and ccxt.pro has "
                          f"none for {s.exchange!r} (watchOHLCV); use 'rest' or 'auto'")
     secret = sorted(k for k in s.ccxt_options if k in PRIVATE_OPTIONS)
