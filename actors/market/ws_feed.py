@@ -13,7 +13,9 @@ a candle that ended with only its forming version seen for a whole check interva
 tracker merges both, so none is missed or doubled. The owner is told, through ``tell``,
 :class:`LiveCandles` (closed candles in order, each once; rejected ones; gaps; ``forming``,
 the newest not-delivered candle of the symbols that changed), coalesced per turn of the
-loop; :class:`LiveHealth` on every change of staleness, checked every ``poll_interval`` on
+loop, and held while the owner has not yet delivered the last candle it was told (at most
+``HOLD_MAX``: a slow owner gets fewer, larger messages, not a growing queue);
+:class:`LiveHealth` on every change of staleness, checked every ``poll_interval`` on
 a timer in the loop, so a stalled open socket goes stale; :class:`LiveTrouble` when the feed
 fails after its retries and when it works again. A dropped socket or a failed fetch ends
 the session: the next one starts after a backoff (:func:`feed_backoff`, waited on the stop
