@@ -17,9 +17,11 @@ loop, and held while the owner has not yet delivered the last candle it was told
 ``HOLD_MAX``: a slow owner gets fewer, larger messages, not a growing queue);
 :class:`LiveHealth` on every change of staleness, checked every ``poll_interval`` on
 a timer in the loop, so a stalled open socket goes stale; :class:`LiveTrouble` when the feed
-fails after its retries and when it works again. A dropped socket or a failed fetch ends
-the session: the next one starts after a backoff (:func:`feed_backoff`, waited on the stop
-signal). A refused message rebuilds the tracker from ``resume()`` and fetches again.
+fails after its retries and when it works again (it works when the stream delivers). A
+dropped socket or a failed fetch ends the session (a socket that fails lets the fetches
+under way end first, so a venue whose websocket cannot be reached still delivers by REST,
+once a session): the next one starts after a backoff (:func:`feed_backoff`, waited on the
+stop signal). A refused message rebuilds the tracker from ``resume()`` and fetches again.
 
 :meth:`WsStreamer.stop` ends it from any thread at once: it cancels the session through
 ``loop.call_soon_threadsafe``, the loop closes the exchange, and the thread is joined.
@@ -51,6 +53,7 @@ __all__ = ["WsStreamer", "make_worker", "ws_capable"]
 T = TypeVar("T")
 HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
 HOLD_MAX = 0.25  # seconds a message may wait for the one before it to be taken
+FETCH_GRACE = 60.0  # seconds a failed session waits for its fetches to end
 
 
 def ws_capable(exchange: str) -> bool:
@@ -90,6 +93,7 @@ class WsStreamer(FeedWorker):
         self._handler: ErrorHandler | None = None
         self._want: set[str] = set()  # symbols to fetch by REST
         self._fetch_wake: asyncio.Event | None = None
+        self._fetched: asyncio.Event | None = None  # set while nothing is left to fetch
         self._stuck: set[str] = set()  # symbols the last check found waiting for a fetch
         self._out: list[Delivery] = []
         self._formed: set[str] = set()
@@ -181,7 +185,7 @@ class WsStreamer(FeedWorker):
         ex = self._exchange
         self._worked = False
         self._want = set(self.symbols)
-        self._fetch_wake = asyncio.Event()
+        self._fetch_wake, self._fetched = asyncio.Event(), asyncio.Event()
         self._fetch_wake.set()
         await self._retry(ex.load_markets)
         # one SUBSCRIBE for every symbol; each symbol's watch after it sends none
@@ -193,6 +197,9 @@ class WsStreamer(FeedWorker):
         tasks += [asyncio.create_task(self._fetcher()), asyncio.create_task(self._check())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if not tasks[-2].done():  # the socket failed: what was missed comes by REST still
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._fetched.wait(), FETCH_GRACE)
             for task in done:
                 task.result()
         finally:
@@ -215,14 +222,16 @@ class WsStreamer(FeedWorker):
 
     async def _fetcher(self) -> None:
         """Fetch by REST what the tracker asks for, paging (one symbol at a time)."""
-        assert self._fetch_wake is not None
+        assert self._fetch_wake is not None and self._fetched is not None
         while True:
             await self._fetch_wake.wait()
             self._fetch_wake.clear()
+            self._fetched.clear()
             while self._want:
                 symbol = min(self._want, key=self.symbols.index)
                 self._want.discard(symbol)
                 await self._fetch(symbol)
+            self._fetched.set()
 
     async def _fetch(self, symbol: str) -> None:
         ex = self._exchange
@@ -235,7 +244,6 @@ class WsStreamer(FeedWorker):
                                      PAGE_LIMIT)
             if tracker is not self._candles:  # rebuilt meanwhile: it fetches anew
                 return
-            self._ok()
             self._queue(tracker.ingest(symbol, rows, asked, since=since))
             if len(rows) < PAGE_LIMIT or tracker.backfill()[symbol] <= since:
                 return
@@ -275,6 +283,7 @@ class WsStreamer(FeedWorker):
 
     # -- telling the owner --------------------------------------------------------------------
     def _ok(self) -> None:
+        """The stream works (a fetch alone does not say so: the socket may be down)."""
         self._worked = True
         self._report.works()
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from actors.market.contract import Bars
 from actors.market.feed import MarketActor
-from actors.market.live_feed import LiveCandles, RestPoller
+from actors.market.live_feed import LiveCandles, LiveTrouble, RestPoller
 from actors.market.ws_feed import WsStreamer, make_worker
 from actors.risk.contract import BreakerState
 from supervisor import ManualClock, Runtime
@@ -70,9 +70,10 @@ def stream() -> Iterator[FakeBinanceStream]:
     fake.close()
 
 
-def ccxt_options(venue: FakeBinance, stream: FakeBinanceStream) -> dict[str, Any]:
+def ccxt_options(venue: FakeBinance, stream: FakeBinanceStream | str) -> dict[str, Any]:
     api = venue.url + "/api/v3"
-    return {"urls": {"api": {"public": api, "private": api, "ws": {"spot": stream.url}}},
+    ws = stream if isinstance(stream, str) else stream.url
+    return {"urls": {"api": {"public": api, "private": api, "ws": {"spot": ws}}},
             "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
                         "fetchMargins": False, "defaultType": "spot"},
             "timeout": 3000}
@@ -227,6 +228,32 @@ def test_a_slow_owner_gets_every_candle_in_fewer_messages(
         worker.stop()
         for timer in timers:
             timer.join()
+
+
+def test_without_a_websocket_the_candles_still_come_by_rest(venue: FakeBinance) -> None:
+    """A venue whose websocket cannot be reached: each session's fetches end before it does,
+    so the closed candles still arrive (at the backoff's pace), and the trouble is told."""
+    told: list[object] = []
+    clock = clock_at(10.5)
+    worker = WsStreamer(
+        incarnation=1, exchange="binance", symbols=[SYMBOL], timeframe="1m",
+        ccxt_options=ccxt_options(venue, "ws://127.0.0.1:9/stream"),  # refused
+        poll_interval=0.05, stale_after=3, clock=clock, tell=told.append, resume=dict)
+    worker.start()
+    try:
+        def closed() -> list[int]:
+            return [index(b.at) for m in list(told) if isinstance(m, LiveCandles)
+                    for b in m.bars]
+        wait_until(lambda: closed() == [9] or None, timeout=WAIT, what="candle 9 fetched")
+        venue.set_candles(MARKET_ID, candles(T0, 13))
+        clock.advance(2 * TF)
+        wait_until(lambda: closed() == [9, 10, 11] or None, timeout=WAIT,
+                   what="candles 10 and 11 fetched by a later session")
+        wait_until(lambda: any(isinstance(m, LiveTrouble) and m.failing for m in told),
+                   timeout=WAIT, what="the trouble told")
+        assert not any(isinstance(m, LiveTrouble) and not m.failing for m in told)
+    finally:
+        worker.stop()
 
 
 def test_a_dropped_websocket_reconnects_and_fetches_the_gap(
