@@ -191,7 +191,7 @@ def test_the_worker_reports_the_forming_candle(venue: FakeBinance,
 def test_a_slow_owner_gets_every_candle_in_fewer_messages(
         venue: FakeBinance, stream: FakeBinanceStream, acks: bool) -> None:
     """The worker holds candles while the owner has not delivered the last it was told
-    (``resume()``), up to HOLD_MAX: an owner that takes 50 ms per message gets a few large
+    (``resume()``), up to HOLD_MAX: an owner that takes 0.2 s per message gets a few large
     ones; one that never reports a delivery still gets every candle, in order, once."""
     told: list[LiveCandles] = []
     delivered: dict[str, float] = {}
@@ -202,7 +202,7 @@ def test_a_slow_owner_gets_every_candle_in_fewer_messages(
             told.append(message)
             if acks:
                 last = message.bars[-1]
-                timers.append(threading.Timer(0.05, delivered.__setitem__,
+                timers.append(threading.Timer(0.2, delivered.__setitem__,
                                               (last.symbol, last.at)))
                 timers[-1].start()
 
