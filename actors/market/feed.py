@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -67,16 +68,15 @@ class MarketActor(SupervisedActor):
     """Owns the feed (synthetic, CSV replay, or a live ccxt feed), its pacing, the
     per-symbol last times, and the market clock file.
 
-    ``source: ccxt`` (``transport: rest``): its live half, a
-    :class:`~actors.market.live_source.LiveSource`, starts a worker thread in ``on_start``
-    (stopped in ``on_stop``) that polls the venue and tells this actor the closed candles,
-    which are checked and fanned out like replayed bars (one ``Bars`` per candle time),
-    and the feed's health, which goes to the breaker (and an alert) on every change. Its
-    candles still forming only go into the cursor's ``latest`` and the marks, never to a
-    subscriber or the breaker; a candle at or before the last delivered of its symbol (a
-    refetch after a refused delivery) is dropped. The clock file then holds the last
-    delivered candle per symbol (written after every delivery): a restart resumes after
-    it, losing and repeating none.
+    ``source: ccxt``: its live half, a :class:`~actors.market.live_source.LiveSource`,
+    starts a worker thread in ``on_start`` (stopped in ``on_stop`` and ``on_failure``) that
+    watches or polls the venue and tells this actor the closed candles, which are checked
+    and fanned out like replayed bars (one ``Bars`` per candle time), and the feed's health,
+    which goes to the breaker (and an alert) on every change. Its candles still forming only
+    go into the cursor's ``latest`` and the marks, never to a subscriber or the breaker; a
+    candle at or before the last delivered of its symbol (a refetch after a refused
+    delivery) is dropped. The clock file then holds the last delivered candle per symbol
+    (written after every delivery): a restart resumes after it, losing and repeating none.
 
     The clock file keeps the feed's position across processes, so market (and so venue)
     time never runs backwards after a restart: before the feed passes the position last
@@ -97,13 +97,15 @@ class MarketActor(SupervisedActor):
         seed: int = 7
         # synthetic: a mapping of start prices; ccxt: a list, as the venue lists them
         symbols: dict[str, float] | tuple[str, ...] | None = None
-        # ccxt: the venue (a ccxt id), its candles, how they come (only ``rest`` so far),
-        # how often they are polled (default: a tenth of the timeframe, at most 60 s), how
+        # ccxt: the venue (a ccxt id), its candles, how they come (``ws``: ccxt.pro's
+        # watch_ohlcv; ``rest``: polling fetch_ohlcv; ``auto``: ws where ccxt.pro watches
+        # the venue's candles), how often they are polled or checked for staleness
+        # (default: a tenth of the timeframe, at most 60 s), how
         # many timeframes without a closed candle make the feed stale, and a mapping passed
         # to the ccxt constructor (urls, options; public endpoints only: no API key)
         exchange: str | None = None
         timeframe: str = "1m"
-        transport: Literal["rest"] = "rest"
+        transport: Literal["auto", "ws", "rest"] = "auto"
         poll_interval: float | None = Field(None, gt=0)
         stale_after: float = Field(3.0, ge=1)
         ccxt_options: dict[str, Any] = Field(default_factory=dict)
@@ -330,6 +332,12 @@ class MarketActor(SupervisedActor):
         if self._live is not None:
             self._live.stop()
         self._send_marks(force=True)
+
+    def on_failure(self, exception_type: type[BaseException] | None,
+                   exception_value: BaseException | None,
+                   traceback: TracebackType | None) -> None:
+        if self._live is not None:  # a crash ends this instance's worker too
+            self._live.stop()
 
     def _live_candles(self, message: LiveCandles) -> None:
         """The live feed's closed candles, emitted one step per candle time; its forming

@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -34,9 +34,14 @@ from typing import Any
 from actors.common.storage import atomic_write
 from actors.market.candles import CandleTracker, Gap, Rejected, timeframe_ms
 from actors.market.contract import Bar, FeedHealth
-from supervisor.backoff import Backoff
+from actors.market.worker_common import (
+    ATTEMPTS,
+    PAGE_LIMIT,
+    FeedWorker,
+    feed_backoff,
+    feed_handler,
+)
 from supervisor.clock import Clock
-from supervisor.error_handler import Directive, ErrorHandler, Rule, Severity
 from supervisor.faults import ActorFaults
 from supervisor.retry import Retrier
 
@@ -54,8 +59,6 @@ __all__ = [
     "write_resume",
 ]
 
-PAGE_LIMIT = 500
-ATTEMPTS = 4  # per request, on a rate limit or a network error
 PRIVATE_OPTIONS = ("apiKey", "secret", "password", "uid", "privateKey", "walletAddress")
 
 
@@ -130,35 +133,20 @@ class _StopClock:
         self._clock.close()
 
 
-class RestPoller:
+class RestPoller(FeedWorker):
     """Owns the polling thread, its ccxt exchange and its candle tracker (module docstring).
 
     ``tell`` delivers a message to the owner and raises when it is refused; ``resume``
     returns the owner's last delivered candle per symbol (seconds)."""
 
-    def __init__(self, *, incarnation: int, exchange: str, symbols: Sequence[str],
-                 timeframe: str, ccxt_options: Mapping[str, Any], poll_interval: float,
-                 stale_after: float, clock: Clock, tell: Callable[[object], None],
-                 resume: Callable[[], Mapping[str, float]]) -> None:
-        self.incarnation = incarnation
-        self.exchange_id = exchange
-        self.symbols = tuple(symbols)
-        self.timeframe = timeframe
-        self.options = dict(ccxt_options)
-        self.poll_interval = poll_interval
-        self.stale_after = stale_after
-        self.clock = clock
-        self._tell = tell
-        self._resume = resume
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"market-feed-{exchange}")
-        self._failing = False
-        self._forming: tuple[Bar, ...] = ()  # the forming candles the owner was last told
-        self.source = f"{exchange}:{timeframe}"
+    thread_prefix = "market-feed"
+    trouble = LiveTrouble
 
-    def start(self) -> None:
-        self._thread.start()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._stop = threading.Event()
+        self._send = self._report.send
+        self._forming: tuple[Bar, ...] = ()  # the forming candles the owner was last told
 
     def stop(self, timeout: float = 5.0) -> None:
         """End every wait now and join the thread (a request in flight ends by its own
@@ -168,19 +156,15 @@ class RestPoller:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
         import ccxt
 
-        retrier = Retrier(_handler(ccxt), attempts=ATTEMPTS,
-                          backoff=_backoff(self.poll_interval, self.timeframe),
+        retrier = Retrier(feed_handler(ccxt), attempts=ATTEMPTS,
+                          backoff=feed_backoff(self.poll_interval, self.timeframe),
                           clock=_StopClock(self.clock, self._stop))
         exchange: Any = None
-        tracker = self._tracker()
+        tracker = self._fresh_tracker()
         while not self._stop.is_set():
             try:
                 if exchange is None:
@@ -189,26 +173,17 @@ class RestPoller:
             except _Stopped:
                 return
             except _Refused:
-                tracker = self._tracker()  # fetch again from what the owner has
+                tracker = self._fresh_tracker()  # fetch again from what the owner has
             except Exception as exc:  # after the retries: report it, the feed goes stale
-                self._trouble(retrier.handler, exc)
+                self._report.trouble(retrier.handler, exc)
             else:
-                if self._failing:
-                    self._failing = False
-                    self._send(LiveTrouble(self.incarnation, False), quiet=True)
+                self._report.works()
             change = tracker.health_change(self.clock.wall())
             if change is not None and not self._send(LiveHealth(self.incarnation, change),
                                                      quiet=True):
-                tracker = self._tracker()
+                tracker = self._fresh_tracker()
             if self._stop.wait(self.poll_interval):
                 return
-
-    def _tracker(self) -> CandleTracker:
-        self._forming = ()
-        resume = {s: at for s, at in self._resume().items() if s in self.symbols}
-        return CandleTracker(self.source, self.symbols, self.timeframe,
-                             start=self.clock.wall(), resume=resume,
-                             stale_after=self.stale_after)
 
     def _build(self, ccxt: ModuleType) -> Any:
         return getattr(ccxt, self.exchange_id)(self.options | {"enableRateLimit": True})
@@ -231,45 +206,14 @@ class RestPoller:
                 LiveCandles(self.incarnation, (), forming=forming), quiet=True):
             self._forming = forming
 
-    def _trouble(self, handler: ErrorHandler, exc: Exception) -> None:
-        rule = handler.classify(exc)
-        text = str(exc)
-        detail = text if len(text) <= 300 else text[:297] + "..."
-        log.warning("market feed %s: polling failed (%s): %s", self.source,
-                    type(exc).__name__, detail)
-        if not self._failing:
-            self._failing = True
-            self._send(LiveTrouble(self.incarnation, True, type(exc).__name__,
-                                   rule.severity.name.lower(), detail), quiet=True)
-
-    def _send(self, message: object, *, quiet: bool = False) -> bool:
-        try:
-            self._tell(message)
-        except Exception as exc:  # refused: a full mailbox, or the owner is gone
-            if not quiet:
-                log.warning("market feed %s: the market refused %s (%s); fetching again",
-                            self.source, type(message).__name__, exc)
-            return False
-        return True
-
+    def _fresh_tracker(self) -> CandleTracker:
+        """A tracker from the owner's resume point; the owner is told the forming candles
+        again."""
+        self._forming = ()
+        return self._tracker()
 
 class _Refused(Exception):
     """The owner refused a delivery: rebuild the tracker from what it has."""
-
-
-def _handler(ccxt: ModuleType) -> ErrorHandler:
-    """Rate limits (a NetworkError in ccxt) and network errors are retried; the rest not."""
-    network = f"{ccxt.NetworkError.__module__}.{ccxt.NetworkError.__qualname__}"
-    return ErrorHandler({network: Rule(Severity.WARNING, Directive.RESUME, retryable=True)},
-                        include_defaults=False,
-                        default=Rule(Severity.ERROR, Directive.RESUME, retryable=False))
-
-
-def _backoff(poll_interval: float, timeframe: str) -> Backoff:
-    """Waits from half a poll interval (at most 1 s) up to half a timeframe (at most 30 s)."""
-    initial = min(poll_interval / 2, 1.0)
-    return Backoff(initial=initial, maximum=max(initial, min(timeframe_ms(timeframe) / 2000,
-                                                             30.0)), jitter=0.1)
 
 
 # -- the resume file ---------------------------------------------------------------------------

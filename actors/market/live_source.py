@@ -27,10 +27,11 @@ from actors.market.live_feed import (
     PRIVATE_OPTIONS,
     LiveCandles,
     LiveTrouble,
-    RestPoller,
     read_resume,
     write_resume,
 )
+from actors.market.worker_common import FeedWorker
+from actors.market.ws_feed import make_worker, ws_capable
 from supervisor.context import ActorContext
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class LiveSettings(Protocol):
     def symbols(self) -> dict[str, float] | tuple[str, ...] | None: ...
     @property
     def timeframe(self) -> str: ...
+    @property
+    def transport(self) -> str: ...
     @property
     def ccxt_options(self) -> dict[str, Any]: ...
     @property
@@ -76,7 +79,7 @@ class LiveSource:
         self.exchange = settings.exchange
         self.ctx = ctx
         self.clock_path = clock_path
-        self._worker: RestPoller | None = None
+        self._worker: FeedWorker | None = None
         self._delivered: dict[str, float] = {}  # last delivered candle per symbol
         self._forming: dict[str, Bar] = {}  # the newest forming candle per symbol
 
@@ -91,8 +94,9 @@ class LiveSource:
             resume = {} if path is None else read_resume(path, self.exchange, s.timeframe)
             self._delivered = {sym: at for sym, at in resume.items() if sym in s.live_symbols}
         name, tell = self.ctx.name, self.ctx.tell
-        self._worker = RestPoller(
-            incarnation=self.ctx.incarnation, exchange=self.exchange, symbols=s.live_symbols,
+        self._worker = make_worker(
+            s.transport, incarnation=self.ctx.incarnation, exchange=self.exchange,
+            symbols=s.live_symbols,
             timeframe=s.timeframe, ccxt_options=s.ccxt_options,
             poll_interval=s.live_poll_interval, stale_after=s.stale_after,
             clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self.resume_point)
@@ -213,6 +217,11 @@ def check_live(s: LiveSettings) -> None:
     if len(set(s.symbols)) != len(s.symbols):
         raise ValueError("symbols: a symbol is listed twice")
     timeframe_ms(s.timeframe)
+    # auto asks too: ccxt.pro is imported here, at validation, not on the market's start
+    capable = s.transport != "rest" and ws_capable(s.exchange)
+    if s.transport == "ws" and not capable:
+        raise ValueError(f"transport: 'ws' needs candles by websocket, and ccxt.pro has "
+                         f"none for {s.exchange!r} (watchOHLCV); use 'rest' or 'auto'")
     secret = sorted(k for k in s.ccxt_options if k in PRIVATE_OPTIONS)
     if secret:
         raise ValueError(f"ccxt_options: {', '.join(secret)}: the live feed uses public "

@@ -51,7 +51,8 @@ def market_settings(venue: FakeBinance, tmp_path: Path, **extra: Any) -> MarketA
     api = venue.url + "/api/v3"
     return MarketActor.Settings.model_validate({
         "source": "ccxt", "exchange": "binance", "symbols": [SYMBOL], "timeframe": "1m",
-        "poll_interval": 0.02, "subscribers": ["tape"], "marks_interval": 0,
+        "transport": "rest", "poll_interval": 0.02, "subscribers": ["tape"],
+        "marks_interval": 0,
         "clock_file": str(tmp_path / "market_feed.json"),
         "ccxt_options": {
             "urls": {"api": {"public": api, "private": api}},
@@ -220,19 +221,30 @@ def test_a_stall_makes_the_feed_stale_trips_the_breaker_and_candles_clear_it(
         taped(rt, 9)
         assert status(rt).state is BreakerState.CLOSED
         clock.advance(4.1 * TF)  # candle 10 (closed now) is the last: it ended 3.6 ago
-        opened = wait_until(lambda: s if s_open(s := status(rt)) else None,
-                            timeout=WAIT, what="the breaker open on stale data")
-        assert opened.reason.startswith("stale_data")
-        assert "stale_symbols.binance:1m" in opened.measures
-        assert "market.feed_stale" in alerts(rt)
+        trips_on_stale_data(rt)
         venue.set_candles(MARKET_ID, candles(T0, 15))  # candles flow again
         clock.advance(1.0)
         assert taped(rt, 13) == [9, 10, 11, 12, 13]  # 10 when it closed, then the rest
-        wait_until(lambda: "stale_symbols.binance:1m" not in status(rt).measures,
-                   timeout=WAIT, what="the stale hold cleared")
-        assert "market.feed_fresh" in alerts(rt)
-        clock.advance(breaker_settings(tmp_path).recovery_timeout + 1)
-        wait_until(lambda: status(rt).state is not BreakerState.OPEN, timeout=WAIT,
-                   what="the breaker out of OPEN by its normal rules")
+        clears_when_fresh(rt, clock, tmp_path)
     finally:
         rt.stop()
+
+
+def trips_on_stale_data(rt: Runtime) -> None:
+    """The breaker opens on ``stale_data`` for the feed, and the market alerts it."""
+    opened = wait_until(lambda: s if s_open(s := status(rt)) else None,
+                        timeout=WAIT, what="the breaker open on stale data")
+    assert opened.reason.startswith("stale_data")
+    assert "stale_symbols.binance:1m" in opened.measures
+    assert "market.feed_stale" in alerts(rt)
+
+
+def clears_when_fresh(rt: Runtime, clock: ManualClock, tmp_path: Path) -> None:
+    """With candles flowing again the stale hold clears (alerted), and the breaker leaves
+    OPEN by its normal rules."""
+    wait_until(lambda: "stale_symbols.binance:1m" not in status(rt).measures,
+               timeout=WAIT, what="the stale hold cleared")
+    assert "market.feed_fresh" in alerts(rt)
+    clock.advance(breaker_settings(tmp_path).recovery_timeout + 1)
+    wait_until(lambda: status(rt).state is not BreakerState.OPEN, timeout=WAIT,
+               what="the breaker out of OPEN by its normal rules")

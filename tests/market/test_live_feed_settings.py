@@ -25,7 +25,7 @@ def live(**extra: Any) -> MarketActor.Settings:
 
 def test_ccxt_settings_and_their_defaults() -> None:
     s = live(timeframe="5m", ccxt_options={"urls": {"api": {"public": "http://x"}}})
-    assert s.live_symbols == ("BTC/USDT", "ETH/USDT") and s.transport == "rest"
+    assert s.live_symbols == ("BTC/USDT", "ETH/USDT") and s.transport == "auto"
     assert s.stale_after == 3.0 and s.live_poll_interval == 30.0  # a tenth of 5m
     assert live(poll_interval=0.5).live_poll_interval == 0.5
     assert default_poll_interval("1m") == 6.0 and default_poll_interval("1d") == 60.0
@@ -38,7 +38,8 @@ def test_ccxt_settings_and_their_defaults() -> None:
     ({"symbols": []}, "symbols"),
     ({"symbols": ["BTC/USDT", "BTC/USDT"]}, "listed twice"),
     ({"timeframe": "7x"}, "not a ccxt timeframe"),
-    ({"transport": "ws"}, "transport"),
+    ({"exchange": "bitstamp", "transport": "ws"}, "transport"),
+    ({"transport": "grpc"}, "transport"),
     ({"stale_after": 0.5}, "stale_after"),
     ({"poll_interval": 0}, "poll_interval"),
     ({"ccxt_options": {"apiKey": "k", "secret": "s"}}, "apiKey, secret"),

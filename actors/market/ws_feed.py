@@ -1,0 +1,341 @@
+"""The live market source over a websocket (``source: ccxt``, ``transport: ws``): a worker.
+
+:class:`WsStreamer` has the interface and the messages of
+:class:`~actors.market.live_feed.RestPoller`. It owns one thread running one asyncio loop,
+the ``ccxt.pro`` exchange built there (public endpoints only, ``enableRateLimit``), and the
+feed's :class:`~actors.market.candles.CandleTracker`. A session subscribes to every
+symbol's candles at once, then watches each symbol (``watch_ohlcv``) and feeds the tracker
+every update, with the venue's time (``clock.wall()``) as the time it was taken: a candle is
+closed once that time passes its end or a later candle follows it. Each session first
+fetches (``fetch_ohlcv``, paging) the closed candles missed since the tracker's backfill
+point, and fetches again whatever the tracker asks for (a hole before a streamed candle, or
+a candle that ended with only its forming version seen for a whole check interval); the
+tracker merges both, so none is missed or doubled. The owner is told, through ``tell``,
+:class:`LiveCandles` (closed candles in order, each once; rejected ones; gaps; ``forming``,
+the newest not-delivered candle of the symbols that changed), coalesced per turn of the
+loop, and held while the owner has not yet delivered the last candle it was told (at most
+``HOLD_MAX``: a slow owner gets fewer, larger messages, not a growing queue);
+:class:`LiveHealth` on every change of staleness, checked every ``poll_interval`` on
+a timer in the loop, so a stalled open socket goes stale; :class:`LiveTrouble` when the feed
+fails after its retries and when it works again (it works when the stream delivers). A
+dropped socket or a failed fetch ends the session (a socket that fails lets the fetches
+under way end first, so a venue whose websocket cannot be reached still delivers by REST,
+once a session): the next one starts after a backoff (:func:`feed_backoff`, waited on the
+stop signal). A refused message rebuilds the tracker from ``resume()`` and fetches again.
+
+:meth:`WsStreamer.stop` ends it from any thread at once: it cancels the session through
+``loop.call_soon_threadsafe``, the loop closes the exchange, and the thread is joined.
+
+:func:`make_worker` picks the worker for a ``transport`` (``auto``: the websocket when
+``ccxt.pro`` has the exchange with ``watchOHLCV``); :func:`ws_capable` answers that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from actors.market.candles import CandleTracker, Delivery, Gap, Rejected
+from actors.market.contract import Bar
+from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, RestPoller
+from actors.market.worker_common import ATTEMPTS, PAGE_LIMIT, FeedWorker, feed_backoff, feed_handler
+from supervisor.error_handler import ErrorHandler
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WsStreamer", "make_worker", "ws_capable"]
+
+T = TypeVar("T")
+HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
+HOLD_MAX = 0.25  # seconds a message may wait for the one before it to be taken
+FETCH_GRACE = 60.0  # seconds a failed session waits for its fetches to end
+
+
+def ws_capable(exchange: str) -> bool:
+    """Whether ``ccxt.pro`` has ``exchange`` and it watches candles (``watchOHLCV``)."""
+    import ccxt.pro
+
+    cls = getattr(ccxt.pro, exchange, None) if exchange in ccxt.pro.exchanges else None
+    return cls is not None and bool(cls().has.get("watchOHLCV"))
+
+
+def make_worker(transport: str, **kwargs: Any) -> RestPoller | WsStreamer:
+    """The live feed's worker for ``transport`` (``auto``, ``ws`` or ``rest``), built with
+    the workers' common keywords (see :class:`WsStreamer`)."""
+    if transport == "ws" or (transport == "auto" and ws_capable(kwargs["exchange"])):
+        return WsStreamer(**kwargs)
+    return RestPoller(**kwargs)
+
+
+class WsStreamer(FeedWorker):
+    """Owns the websocket thread, its loop, its ccxt.pro exchange and its candle tracker
+    (module docstring). ``tell`` delivers a message to the owner and raises when it is
+    refused; ``resume`` returns the owner's last delivered candle per symbol (seconds)."""
+
+    thread_prefix = "market-ws"
+    trouble = LiveTrouble
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._halted: asyncio.Event | None = None  # the stop signal, in the loop
+        # loop state (touched only on the loop's thread)
+        self._candles: CandleTracker | None = None
+        self._exchange: Any = None
+        self._handler: ErrorHandler | None = None
+        self._want: set[str] = set()  # symbols to fetch by REST
+        self._fetch_wake: asyncio.Event | None = None
+        self._fetched: asyncio.Event | None = None  # set while nothing is left to fetch
+        self._stuck: set[str] = set()  # symbols the last check found waiting for a fetch
+        self._out: list[Delivery] = []
+        self._formed: set[str] = set()
+        self._flush_due = False
+        self._told: tuple[str, float, float] | None = None  # last candle told, and when
+        self._worked = False  # the session took in an update or a fetch
+
+    # -- the interface ------------------------------------------------------------------------
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the session now (from any thread), let the loop close the exchange, and
+        join the thread (what it tells after is ignored by the owner's replacement)."""
+        with self._lock:
+            self._stopped = True
+            loop, main = self._loop, self._main
+        if loop is not None and main is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed already
+                loop.call_soon_threadsafe(self._halt, main)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        asyncio.run(self._start_loop())
+
+    def _halt(self, main: asyncio.Task[None]) -> None:
+        if self._halted is not None:
+            self._halted.set()
+        main.cancel()
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` on the stop signal; a stop ends the wait and the worker."""
+        assert self._halted is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._halted.wait(), max(0.0, seconds))
+        if self._halted.is_set():
+            raise asyncio.CancelledError
+
+    async def _start_loop(self) -> None:
+        self._halted = asyncio.Event()
+        with self._lock:
+            if self._stopped:
+                return
+            self._loop = asyncio.get_running_loop()
+            self._main = asyncio.current_task()
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if self._exchange is not None:
+                with contextlib.suppress(Exception):
+                    await self._exchange.close()
+
+    async def _serve(self) -> None:
+        import ccxt
+        import ccxt.pro
+
+        self._handler = handler = feed_handler(ccxt)
+        backoff = feed_backoff(self.poll_interval, self.timeframe)
+        self._exchange = getattr(ccxt.pro, self.exchange_id)(
+            self.options | {"enableRateLimit": True})
+        self._candles = self._new_tracker()
+        failures = 0
+        while True:
+            try:
+                await self._session()
+            except Exception as exc:  # a dropped socket, a failed fetch: a new session
+                if self._worked:
+                    failures = 0
+                failures += 1
+                if failures >= ATTEMPTS or not handler.classify(exc).retryable:
+                    self._report.trouble(handler, exc)
+                else:
+                    log.info("market feed %s: %s (%s); connecting again", self.source,
+                             type(exc).__name__, exc)
+                await self._pause(backoff.delay(failures))
+
+    def _new_tracker(self) -> CandleTracker:
+        self._out, self._formed, self._stuck, self._told = [], set(), set(), None
+        return self._tracker()
+
+    def _rebuild(self) -> None:
+        """The owner refused a message: start again from what it has, fetching it anew."""
+        self._candles = self._new_tracker()
+        self._want_fetch(set(self.symbols))
+
+    async def _session(self) -> None:
+        """One connection: fetch what was missed, subscribe, watch, check; ends by raising."""
+        ex = self._exchange
+        self._worked = False
+        self._want = set(self.symbols)
+        self._fetch_wake, self._fetched = asyncio.Event(), asyncio.Event()
+        self._fetch_wake.set()
+        await self._retry(ex.load_markets)
+        # one SUBSCRIBE for every symbol; each symbol's watch after it sends none
+        subscribe = asyncio.ensure_future(ex.watch_ohlcv_for_symbols(
+            [[s, self.timeframe] for s in self.symbols]))
+        await asyncio.sleep(0)
+        subscribe.cancel()
+        tasks = [asyncio.create_task(self._watch(s)) for s in self.symbols]
+        tasks += [asyncio.create_task(self._fetcher()), asyncio.create_task(self._check())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if not tasks[-2].done():  # the socket failed: what was missed comes by REST still
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._fetched.wait(), FETCH_GRACE)
+            for task in done:
+                task.result()
+        finally:
+            for task in (*tasks, subscribe):
+                task.cancel()
+            await asyncio.gather(*tasks, subscribe, return_exceptions=True)
+
+    async def _watch(self, symbol: str) -> None:
+        ex, tf = self._exchange, self.timeframe
+        while True:
+            rows = await ex.watch_ohlcv(symbol, tf)
+            self._took(symbol, rows)  # every update since the last (ccxt.pro newUpdates)
+
+    def _took(self, symbol: str, rows: list[list[Any]]) -> None:
+        assert self._candles is not None
+        self._ok()
+        d = self._candles.ingest(symbol, rows, self.clock.wall())
+        self._formed.add(symbol)
+        self._queue(d)
+
+    async def _fetcher(self) -> None:
+        """Fetch by REST what the tracker asks for, paging (one symbol at a time)."""
+        assert self._fetch_wake is not None and self._fetched is not None
+        while True:
+            await self._fetch_wake.wait()
+            self._fetch_wake.clear()
+            self._fetched.clear()
+            while self._want:
+                symbol = min(self._want, key=self.symbols.index)
+                self._want.discard(symbol)
+                await self._fetch(symbol)
+            self._fetched.set()
+
+    async def _fetch(self, symbol: str) -> None:
+        ex = self._exchange
+        while True:
+            assert self._candles is not None
+            tracker = self._candles
+            since = tracker.backfill()[symbol]
+            asked = self.clock.wall()  # the rows are at least this recent, no more
+            rows = await self._retry(ex.fetch_ohlcv, symbol, self.timeframe, since,
+                                     PAGE_LIMIT)
+            if tracker is not self._candles:  # rebuilt meanwhile: it fetches anew
+                return
+            self._queue(tracker.ingest(symbol, rows, asked, since=since))
+            if len(rows) < PAGE_LIMIT or tracker.backfill()[symbol] <= since:
+                return
+
+    async def _check(self) -> None:
+        """Every ``poll_interval``: the candles that ended unseen, and the staleness."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            assert self._candles is not None
+            now = self.clock.wall()
+            d = self._candles.tick(now)
+            asked = {s for s, _ in d.backfill}
+            self._want_fetch(asked & self._stuck)  # waited a whole interval for the stream
+            self._stuck = asked
+            self._queue(Delivery(d.closed, d.rejected, d.gaps))
+            change = self._candles.health_change(now)
+            if change is not None and not self._report.send(
+                    LiveHealth(self.incarnation, change), quiet=True):
+                self._rebuild()
+
+    async def _retry(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``fn(*args)``, retried on rate limits and network errors with the backoff."""
+        assert self._handler is not None
+        backoff = feed_backoff(self.poll_interval, self.timeframe)
+        attempt = 0
+        while True:
+            try:
+                return await fn(*args)
+            except Exception as exc:
+                attempt += 1
+                if attempt >= ATTEMPTS or not self._handler.classify(exc).retryable:
+                    self._report.trouble(self._handler, exc)  # as the poller does
+                    raise
+                log.info("market feed %s: %s (%s); retrying", self.source,
+                         type(exc).__name__, exc)
+                await self._pause(backoff.delay(attempt))
+
+    # -- telling the owner --------------------------------------------------------------------
+    def _ok(self) -> None:
+        """The stream works (a fetch alone does not say so: the socket may be down)."""
+        self._worked = True
+        self._report.works()
+
+    def _want_fetch(self, symbols: set[str]) -> None:
+        if symbols and self._fetch_wake is not None:
+            self._want |= symbols
+            self._fetch_wake.set()
+
+    def _queue(self, d: Delivery) -> None:
+        """Hold ``d`` for the flush at the end of this turn of the loop (one message for all
+        the updates the loop took in at once); fetch what it asks for."""
+        self._want_fetch({s for s, _ in d.backfill})
+        if d.closed or d.rejected or d.gaps:
+            self._out.append(d)
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._candles is None:
+            return
+        if self._out and self._owner_busy():  # these go with the next: one message, later
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(HOLD_POLL, self._flush)
+            return
+        out, self._out = self._out, []
+        formed, self._formed = self._formed, set()
+        bars: list[Bar] = [b for d in out for b in d.closed]
+        rejected: tuple[Rejected, ...] = tuple(r for d in out for r in d.rejected)
+        gaps: tuple[Gap, ...] = tuple(g for d in out for g in d.gaps)
+        if len(out) > 1:
+            order = {s: i for i, s in enumerate(self.symbols)}
+            bars.sort(key=lambda b: (b.at, order[b.symbol]))
+        forming = tuple(b for b in self._candles.forming() if b.symbol in formed) \
+            if formed else ()
+        if not (bars or rejected or gaps or forming):
+            return
+        if not self._report.send(LiveCandles(self.incarnation, tuple(bars), rejected, gaps,
+                                             forming)):
+            self._rebuild()
+        elif bars:
+            self._told = (bars[-1].symbol, bars[-1].at, self.clock.now())
+
+    def _owner_busy(self) -> bool:
+        """The owner has not yet delivered the last candle it was told (``resume()`` is its
+        last delivered candle per symbol), for less than ``HOLD_MAX`` seconds: it works
+        through the message still, and what came since waits to go with what comes next.
+        So a slow owner gets fewer, larger messages instead of a growing queue."""
+        if self._told is None:
+            return False
+        symbol, at, when = self._told
+        if self.clock.now() - when >= HOLD_MAX or self._resume().get(symbol, -1.0) >= at:
+            self._told = None
+            return False
+        return True
