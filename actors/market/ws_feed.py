@@ -51,7 +51,7 @@ __all__ = ["WsStreamer", "make_worker", "ws_capable"]
 
 T = TypeVar("T")
 HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
-HOLD_MAX = 0.25  # seconds a message may wait for the one before it to be taken
+HOLD_MAX = 0.25  # seconds (the loop's) a message may wait for the one before it to be taken
 FETCH_GRACE = 60.0  # seconds a failed session waits for its fetches to end
 
 
@@ -325,7 +325,9 @@ class WsStreamer(FeedWorker):
                                              forming)):
             self._rebuild()
         elif bars:
-            self._told = (bars[-1].symbol, bars[-1].at, self.clock.now())
+            # the hold is timed on the loop's own clock, as its timers are (a real-time
+            # pacing of messages between two threads, not market time)
+            self._told = (bars[-1].symbol, bars[-1].at, asyncio.get_running_loop().time())
 
     def _owner_busy(self) -> bool:
         """The owner has not yet delivered the last candle it was told (``resume()`` is its
@@ -335,7 +337,8 @@ class WsStreamer(FeedWorker):
         if self._told is None:
             return False
         symbol, at, when = self._told
-        if self.clock.now() - when >= HOLD_MAX or self._resume().get(symbol, -1.0) >= at:
+        waited = asyncio.get_running_loop().time() - when
+        if waited >= HOLD_MAX or self._resume().get(symbol, -1.0) >= at:
             self._told = None
             return False
         return True
