@@ -73,7 +73,8 @@ class MeanReversion(Strategy):
     before it; sell once the close is back at that mean. Stop distance: ``stop_k``
     standard deviations.
 
-    The mean is talipp's SMA; the (population) standard deviation is computed from the window's closes around it, only when a close is under the mean and
+    The mean is talipp's SMA; the (population) standard deviation is computed from the
+    window's closes around it (``math.dist``), only when a close is under the mean and
     nothing is held (about half the candles), which costs less than talipp's StdDev on
     every candle."""
 

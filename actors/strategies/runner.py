@@ -18,9 +18,10 @@ was when the sale was signalled, for at most ``entry_timeout_bars`` candles of t
 in part) is sold at once.
 
 A strategy that raises is classified by the error handler: RESUME skips that candle for
-it, RESTART replaces it by a fresh instance warmed on the window (its decisions during
-the warm-up are dropped), STOP (or FALLBACK) switches it off for that symbol, ESCALATE
-re-raises. The other strategies go on; each failure is told to the sink.
+it, RESTART replaces it by a fresh instance warmed on the window up to that candle (its
+decisions during the warm-up are dropped; one that raises there is switched off), STOP
+(or FALLBACK) switches it off for that symbol, ESCALATE re-raises. The other strategies
+go on; each failure is told to the sink.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol
 
 from actors.common.messages import Side
@@ -285,10 +287,10 @@ class Runner:
 
 
 def _warm(strategy: Strategy, view: View) -> bool:
-    """Feed ``strategy`` the candles of ``view``, in order, on a view of its own (flat),
-    its decisions dropped; False if it raises."""
+    """Feed ``strategy`` the candles of ``view`` before the last (the one it failed on),
+    in order, on a view of its own (flat), its decisions dropped; False if it raises."""
     own = View(view.size)
-    for candle in view.candles:
+    for candle in islice(view.candles, len(view.candles) - 1):
         own.push(candle)
         try:
             strategy.on_candle(candle, own)
