@@ -101,11 +101,11 @@ class _Slot:
 
     __slots__ = ("failures", "instance", "name", "off", "spec")
 
-    def __init__(self, spec: StrategySpec, instance: Strategy) -> None:
+    def __init__(self, spec: StrategySpec, instance: Strategy | None) -> None:
         self.spec = spec
         self.name = spec.name
-        self.instance = instance
-        self.off = False
+        self.instance: Strategy = instance  # type: ignore[assignment]  # None only when off
+        self.off = instance is None
         self.failures = 0
 
 
@@ -188,7 +188,7 @@ class Runner:
                 sale[1] += 1
             lane = lanes.get(symbol)
             if lane is None:
-                lane = lanes[symbol] = self._lane(symbol)
+                lane = lanes[symbol] = self._lane(symbol, bar, sink)
             view = lane.view
             view.push(bar)
             entry = owner.get(symbol)
@@ -240,7 +240,8 @@ class Runner:
             if lane.since_trim >= TRIM_EVERY:
                 lane.since_trim = 0
                 for slot in lane.slots:
-                    slot.instance.trim()
+                    if not slot.off:
+                        slot.instance.trim()
         return changed
 
     def stats(self) -> RunnerStats:
@@ -251,11 +252,19 @@ class Runner:
 
     # -- inside -------------------------------------------------------------------------
 
-    def _lane(self, symbol: str) -> _Lane:
-        slots = tuple(_Slot(spec, spec.make(symbol)) for spec in self.specs
-                      if spec.symbols is None or symbol in spec.symbols)
-        size = max([1, *(slot.instance.window() for slot in slots)])
-        return _Lane(View(size), slots)
+    def _lane(self, symbol: str, bar: Bar, sink: Sink) -> _Lane:
+        slots = []
+        for spec in self.specs:
+            if spec.symbols is not None and symbol not in spec.symbols:
+                continue
+            try:
+                slot = _Slot(spec, spec.make(symbol))
+            except Exception as exc:  # its setup raised: it cannot run on this symbol
+                slot = _Slot(spec, None)
+                self._report(slot, bar, exc, Directive.STOP, sink)
+            slots.append(slot)
+        size = max([1, *(slot.instance.window() for slot in slots if not slot.off)])
+        return _Lane(View(size), tuple(slots))
 
     @staticmethod
     def _position(lane: _Lane, record: Any) -> Position:
@@ -266,19 +275,28 @@ class Runner:
         return lane.position
 
     def _failed(self, slot: _Slot, lane: _Lane, bar: Bar, exc: Exception, sink: Sink) -> None:
+        directive = self.handler.classify(exc).directive
+        if directive is Directive.RESTART:
+            try:
+                fresh = slot.spec.make(bar.symbol)
+            except Exception:
+                directive = Directive.STOP  # its setup raises: off
+            else:
+                if _warm(fresh, lane.view):
+                    slot.instance = fresh
+                else:
+                    directive = Directive.STOP  # it raises on the window too: off
+        elif directive not in (Directive.RESUME, Directive.ESCALATE):
+            directive = Directive.STOP  # STOP, or a FALLBACK a strategy has none of
+        self._report(slot, bar, exc, directive, sink)
+
+    def _report(self, slot: _Slot, bar: Bar, exc: Exception, directive: Directive,
+                sink: Sink) -> None:
+        """Count and tell a failure of ``slot`` on ``bar`` (ESCALATE: raise it instead)."""
         decision = self.handler.classify(exc)
-        directive = decision.directive
-        if directive is Directive.ESCALATE:
+        if decision.directive is Directive.ESCALATE:
             raise exc
         slot.failures += 1
-        if directive is Directive.RESTART:
-            fresh = slot.spec.make(bar.symbol)
-            if _warm(fresh, lane.view):
-                slot.instance = fresh
-            else:
-                directive = Directive.STOP  # it raises on the window too: off
-        elif directive is not Directive.RESUME:
-            directive = Directive.STOP  # STOP, or a FALLBACK a strategy has none of
         if directive is Directive.STOP:
             slot.off = True
         self.faults[(slot.name, directive.value)] += 1

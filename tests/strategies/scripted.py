@@ -64,6 +64,17 @@ class Broken(Scripted):
         raise ValueError(f"broken on {candle.close:g}")
 
 
+class Unready(Scripted):
+    """Its setup raises on B/USDT (a KeyError)."""
+
+    name = "unready"
+
+    def setup(self) -> None:
+        if self.symbol == "B/USDT":
+            raise KeyError(self.symbol)
+        super().setup()
+
+
 class Wrong(Scripted):
     """Returns something that is not a decision on a close of 13."""
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from actors.strategies.template import strategy_source
 from tests.support.bot_helpers import REPO
 
 
@@ -75,3 +76,9 @@ def test_strategies_lists_the_built_ins_with_their_parameters() -> None:
     assert text.returncode == 0
     assert "    window: int = 30  [3, 300] step 1  closes the mean is taken over" \
         in text.stdout.splitlines()
+
+
+def test_the_docs_teach_the_example_new_strategy_writes() -> None:
+    docs = (REPO / "docs" / "strategies.md").read_text(encoding="utf-8")
+    example = docs.split("```python\n", 1)[1].split("```\n", 1)[0]
+    assert example == strategy_source("ema_cross")

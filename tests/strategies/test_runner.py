@@ -18,7 +18,7 @@ from actors.strategies.builtin import MeanReversion, MomentumBreakout
 from actors.strategies.contract import Signal
 from actors.strategies.runner import Runner, StrategyFault, StrategySpec
 from supervisor import Directive, ErrorHandler, Rule, Severity
-from tests.strategies.scripted import BOOM, BUY_AT, SELL_AT, Raiser, Scripted, Wrong
+from tests.strategies.scripted import BOOM, BUY_AT, SELL_AT, Raiser, Scripted, Unready, Wrong
 from tests.support.standins import snapshot
 
 pytestmark = pytest.mark.unit
@@ -250,6 +250,18 @@ def test_stop_switches_it_off_for_that_symbol_only() -> None:
     assert d.sink.ids() == [f"scripted:{A}:60:buy", f"raiser:{B}:120:buy"]
     assert d.runner.stats().off == (("raiser", A),)
     assert _instance(d, A).seen == []  # never called again on A
+
+
+def test_a_strategy_whose_setup_raises_is_off_for_that_symbol() -> None:
+    d = Drive(spec(Unready), spec(Scripted))
+    d.feed(A, 1)
+    d.feed(B, BUY_AT)
+    d.feed(A, BUY_AT)
+    assert d.sink.ids() == [f"scripted:{B}:60:buy", f"unready:{A}:120:buy"]
+    (fault,) = d.sink.faults
+    assert (fault.strategy, fault.symbol, fault.directive) == ("unready", B, Directive.STOP)
+    assert fault.error == "KeyError: 'B/USDT'"
+    assert d.runner.stats().off == (("unready", B),)
 
 
 def test_escalate_raises_out_of_the_runner() -> None:
