@@ -1,4 +1,5 @@
-"""The strategies context's contract: the ``Signal`` the evaluator sends the executor.
+"""The strategies context's contract: the ``Signal`` the evaluator sends the executor, and
+its stats (``GetEvaluatorStats`` answered with ``RunnerStats``).
 
 A strategy is written against :mod:`actors.strategies.api` (docs/strategies.md)."""
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from actors.common.messages import Side
 
-__all__ = ["Signal"]
+__all__ = ["GetEvaluatorStats", "RunnerStats", "Signal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,18 @@ class Signal:
     stop_distance: float = 0.0  # price distance to the planned stop, for sizing
     take_profit: float | None = None  # the strategy's target price (the exits do not read it yet)
 
+
+
+@dataclass(frozen=True, slots=True)
+class GetEvaluatorStats:
+    """Ask the evaluator for its :class:`RunnerStats`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerStats:
+    """The runner core's counters: signals emitted, failures by ``(strategy, directive,
+    count)``, and the ``(strategy, symbol)`` pairs switched off."""
+
+    signals: int
+    faults: tuple[tuple[str, str, int], ...]
+    off: tuple[tuple[str, str], ...]

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validat
 from actors.common.messages import Alert
 from actors.market.contract import ScannedBars
 from actors.portfolio.contract import PortfolioSnapshot
-from actors.strategies.contract import Signal
+from actors.strategies.contract import GetEvaluatorStats, RunnerStats, Signal
 from actors.strategies.loading import StrategyEntry, resolve_entries
-from actors.strategies.runner import Runner, RunnerStats, StrategyFault
+from actors.strategies.runner import Runner, StrategyFault
 from supervisor import ErrorHandler, SupervisedActor
 from supervisor.peers import Peer
 
@@ -41,11 +41,6 @@ class EvaluatorOwners:
     """Published by the evaluator: who owns each symbol, for a restarted evaluator."""
 
     owners: tuple[tuple[str, str, bool, int], ...]  # symbol, strategy, held, waited
-
-
-@dataclass(frozen=True, slots=True)
-class GetEvaluatorStats:
-    """Ask the evaluator for its :class:`~actors.strategies.runner.RunnerStats`."""
 
 
 class EvaluatorActor(SupervisedActor):

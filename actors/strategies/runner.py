@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from actors.common.messages import Side
 from actors.market.contract import Bar
 from actors.strategies.api import TRIM_EVERY, Enter, Exit, Position, Strategy, StrategyParams, View
-from actors.strategies.contract import Signal
+from actors.strategies.contract import RunnerStats, Signal
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 
 __all__ = ["Runner", "RunnerStats", "Sink", "StrategyFault", "StrategySpec"]
@@ -66,16 +66,6 @@ class StrategyFault:
     severity: Severity
     error: str  # "TypeName: message"
     count: int  # failures of this strategy on this symbol so far
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerStats:
-    """Signals emitted, failures by (strategy, directive), and the (strategy, symbol)
-    pairs switched off."""
-
-    signals: int
-    faults: tuple[tuple[str, str, int], ...]
-    off: tuple[tuple[str, str], ...]
 
 
 class Sink(Protocol):

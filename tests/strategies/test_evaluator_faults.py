@@ -11,9 +11,8 @@ from pykka.messages import ProxyGetAttr
 
 from actors.common.messages import Alert
 from actors.market.contract import Bar, ScannedBars
-from actors.strategies.contract import Signal
-from actors.strategies.evaluator import EvaluatorActor, GetEvaluatorStats
-from actors.strategies.runner import RunnerStats
+from actors.strategies.contract import GetEvaluatorStats, RunnerStats, Signal
+from actors.strategies.evaluator import EvaluatorActor
 from supervisor import ChildSpec, Directive, ErrorHandler, Rule, Runtime, Severity, SupervisorSpec
 from tests.strategies.scripted import BOOM, BUY_AT
 from tests.support.standins import Collector, Ledger, Publish, snapshot
