@@ -65,7 +65,7 @@ class StrategyEntry(BaseModel):
     in signal ids), ``params`` (checked against the class's ``Params``), and ``symbols``
     (the symbols it runs on; default: all)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     class_: str = Field(alias="class", min_length=1)
     name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")

@@ -244,16 +244,18 @@ class Runner:
 
     def _lane(self, symbol: str, bar: Bar, sink: Sink) -> _Lane:
         slots = []
+        size = 1
         for spec in self.specs:
             if spec.symbols is not None and symbol not in spec.symbols:
                 continue
             try:
-                slot = _Slot(spec, spec.make(symbol))
+                instance = spec.make(symbol)
+                size = max(size, _window(instance))
+                slot = _Slot(spec, instance)
             except Exception as exc:  # its setup raised: it cannot run on this symbol
                 slot = _Slot(spec, None)
                 self._report(slot, bar, exc, Directive.STOP, sink)
             slots.append(slot)
-        size = max([1, *(slot.instance.window() for slot in slots if not slot.off)])
         return _Lane(View(size), tuple(slots))
 
     @staticmethod
@@ -292,6 +294,13 @@ class Runner:
         self.faults[(slot.name, directive.value)] += 1
         sink.fault(StrategyFault(slot.name, bar.symbol, bar.at, directive, decision.severity,
                                  f"{type(exc).__name__}: {exc}", slot.failures))
+
+
+def _window(strategy: Strategy) -> int:
+    size = strategy.window()
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise TypeError(f"{type(strategy).__name__}.window() returned {size!r}, not an int >= 1")
+    return size
 
 
 def _warm(strategy: Strategy, view: View) -> bool:

@@ -65,7 +65,7 @@ class Broken(Scripted):
 
 
 class Unready(Scripted):
-    """Its setup raises on B/USDT (a KeyError)."""
+    """Its setup raises on B/USDT (a KeyError); on C/USDT its window is no number."""
 
     name = "unready"
 
@@ -73,6 +73,9 @@ class Unready(Scripted):
         if self.symbol == "B/USDT":
             raise KeyError(self.symbol)
         super().setup()
+
+    def window(self) -> int:
+        return "three" if self.symbol == "C/USDT" else 3  # type: ignore[return-value]
 
 
 class Wrong(Scripted):

@@ -262,6 +262,11 @@ def test_a_strategy_whose_setup_raises_is_off_for_that_symbol() -> None:
     assert (fault.strategy, fault.symbol, fault.directive) == ("unready", B, Directive.STOP)
     assert fault.error == "KeyError: 'B/USDT'"
     assert d.runner.stats().off == (("unready", B),)
+    d.feed("C/USDT", BUY_AT, candidates=["C/USDT"])
+    assert d.sink.ids()[-1] == "scripted:C/USDT:180:buy"
+    assert d.sink.faults[-1].error == (
+        "TypeError: Unready.window() returned 'three', not an int >= 1")
+    assert d.runner.lanes["C/USDT"].view.size == 3  # Scripted's
 
 
 def test_escalate_raises_out_of_the_runner() -> None:
