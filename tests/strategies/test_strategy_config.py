@@ -1,10 +1,12 @@
 """Strategies named in the config (``evaluator.settings.strategies``), checked as
 ``botvisor check-config`` and ``botvisor run`` check them, in real subprocesses: a bad
 entry is named down to its key, exit 2, no traceback. A strategy module outside the
-trusted packages is not imported by check-config (its params are checked at run)."""
+trusted packages is not imported by check-config (its params are checked at run). A
+distribution's ``botvisor.strategies`` entry point gives a strategy a short name."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from actors.strategies.template import strategy_source
 from tests.support.bot_helpers import (
     REPO,
     node,
@@ -133,3 +136,30 @@ def test_check_config_does_not_run_a_strategy_outside_the_trusted_packages(
     missing = _config(tmp_path, [GOOD, {"class": "my_strategies:Yours"}])
     done = _cli("check-config", str(missing), path=str(site))
     assert done.returncode == 2 and "defines no 'Yours'" in done.stderr, done.stderr
+
+
+def test_a_strategy_an_installed_distribution_registers_is_named_by_its_short_name(
+        tmp_path: Path) -> None:
+    """A distribution in ``site`` registers ``ema_cross`` in ``botvisor.strategies``: the
+    list shows it, the config names it by that name, and its params are checked."""
+    site = tmp_path / "site"
+    info = site / "demo_strategies-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / "ema_cross.py").write_text(strategy_source("ema_cross"), encoding="utf-8")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo_strategies\n"
+                                   "Version: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        "[botvisor.strategies]\nema_cross = ema_cross:EmaCross\n", encoding="utf-8")
+    listed = _cli("strategies", "--json", path=str(site))
+    assert listed.returncode == 0, listed.stderr
+    (mine,) = [s for s in json.loads(listed.stdout) if s["name"] == "ema_cross"]
+    assert mine["class"] == "ema_cross:EmaCross"
+    assert [p["name"] for p in mine["params"]] == ["period", "stop_pct"]
+
+    good = _config(tmp_path, [GOOD, {"class": "ema_cross", "params": {"period": 10}}])
+    assert _cli("check-config", str(good), path=str(site)).returncode == 0
+    bad = _config(tmp_path, [GOOD, {"class": "ema_cross", "params": {"period": 1}}])
+    ran = _cli("run", "--config", str(bad), "--duration", "1", path=str(site))
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    assert f"{EVALUATOR}.settings.strategies[1].params.period: Input should be greater " \
+        "than or equal to 5" in ran.stderr
