@@ -30,7 +30,6 @@ __all__ = ["EvaluatorActor", "EvaluatorOwners"]
 log = logging.getLogger(__name__)
 
 
-
 def _builtins() -> tuple[StrategyEntry, ...]:
     return (StrategyEntry.model_validate({"class": "momentum"}),
             StrategyEntry.model_validate({"class": "mean_reversion"}))
@@ -92,13 +91,11 @@ class EvaluatorActor(SupervisedActor):
     def on_start(self) -> None:
         cell = self.ctx.runtime.cell_or_none(self.ctx.name)
         handler = getattr(cell, "error_handler", None)  # this child's, as configured
-        runner = self.runner
-        if isinstance(handler, ErrorHandler):
-            runner.handler = handler
-        earlier = self.ctx.peek(self.ctx.name)
-        if isinstance(earlier, EvaluatorOwners):  # a restart: the owners are not forgotten
-            self.runner = Runner(runner.specs, entry_timeout_bars=runner.timeout,
-                                 handler=runner.handler, owners=earlier.owners)
+        earlier = self.ctx.peek(self.ctx.name)  # a restart: the owners are not forgotten
+        self.runner = Runner(
+            self.runner.specs, entry_timeout_bars=self.settings.entry_timeout_bars,
+            handler=handler if isinstance(handler, ErrorHandler) else None,
+            owners=earlier.owners if isinstance(earlier, EvaluatorOwners) else ())
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, GetEvaluatorStats):
