@@ -191,10 +191,10 @@ def tree(directory: Path, symbols: dict[str, float], arrivals: list[Arrival], *,
     scanner = ScannerActor.Settings(
         window_bars=10, cycle_bars=scanner_cycle, top=max(1, len(symbols) // 3),
         min_quote_volume=0.0, min_volatility_pct=0.0, max_volatility_pct=1000.0)
-    evaluator = EvaluatorActor.Settings(
-        momentum={"lookback": 20, "exit_lookback": 10},
-        mean_reversion={"window": 30, "k": 2.0},
-    )
+    evaluator = EvaluatorActor.Settings(strategies=(
+        {"class": "momentum", "params": {"lookback": 20, "exit_lookback": 10}},
+        {"class": "mean_reversion", "params": {"window": 30, "k": 2.0}},
+    ))
     executor = ExecutorActor.Settings(
         max_open_positions=len(symbols), max_position_pct=Decimal("0.5"),
         max_exposure_pct=Decimal("80"))

@@ -1,13 +1,19 @@
-"""Trading strategies: pure, per-symbol state machines that turn bars into entries/exits."""
+"""The built-in strategies, written on the strategy API as its examples (docs/strategies.md).
+
+Registered as ``momentum`` and ``mean_reversion`` in the entry-point group
+``botvisor.strategies``. Both keep to the cheap parts of talipp (ATR, SMA: about a
+microsecond an add) and read rolling highs, lows and closes from the runner's window,
+where ``max``/``min`` run in C.
+"""
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from itertools import islice
 
-from actors.common.messages import Side
-from actors.market.contract import Bar
-from actors.strategies.contract import Verdict
+from talipp.indicators import ATR, SMA
+
+from actors.strategies.api import Candle, Enter, Exit, Strategy, View, param
 
 __all__ = [
     "MeanReversion",
@@ -15,97 +21,98 @@ __all__ = [
 ]
 
 
-class MomentumBreakout:
-    """Buy a close above the highest high of the last ``lookback`` bars; sell a close below
-    the lowest low of the last ``exit_lookback`` bars. Stop distance: ``atr_stop`` ATRs.
-
-    It sees every bar of its symbol, so it keeps the windows as plain floats (highs, lows,
-    ranges) and lets ``max``/``min``/``sum`` run over them in C: the same numbers, in the
-    same order, as over the bars themselves."""
+class MomentumBreakout(Strategy):
+    """Buy a close above the highest high of the ``lookback`` candles before it; sell a
+    close below the lowest low of the ``exit_lookback`` candles before it. Stop distance:
+    ``atr_stop`` times talipp's ATR (true range, Wilder's smoothing over ``lookback``) as of
+    the candle before. Nothing until ``lookback`` candles were seen."""
 
     name = "momentum"
 
-    def __init__(self, lookback: int = 20, exit_lookback: int = 10, atr_stop: float = 2.0):
-        self.lookback = lookback
-        self.exit_lookback = exit_lookback
-        self.atr_stop = atr_stop
-        self.seen = 0  # bars before the current one (the windows fill up first)
-        self.highs: deque[float] = deque(maxlen=lookback)
-        self.ranges: deque[float] = deque(maxlen=lookback)
-        self.lows: deque[float] = deque(maxlen=exit_lookback)
+    class Params(Strategy.Params):
+        lookback: int = param(20, low=2, high=200, step=1,
+                              doc="candles whose highest high a close must break")
+        exit_lookback: int = param(10, low=2, high=200, step=1,
+                                   doc="candles whose lowest low a close must fall under")
+        atr_stop: float = param(2.0, low=0.25, high=10.0, doc="stop distance, in ATRs")
 
-    def on_bar(self, bar: Bar, holding: bool) -> Verdict:
-        verdict: Verdict = None
-        if self.seen >= self.lookback:
-            if not holding and bar.close > max(self.highs):
-                atr = sum(self.ranges) / self.lookback
-                verdict = (Side.BUY, f"close {bar.close:.6g} broke the {self.lookback}-bar "
-                                     "high", self.atr_stop * atr)
-            elif holding and bar.close < min(self.lows):
-                verdict = (Side.SELL, f"close {bar.close:.6g} fell below the "
-                                      f"{self.exit_lookback}-bar low", 0.0)
-        self.seen += 1
-        self.highs.append(bar.high)
-        self.ranges.append(bar.high - bar.low)
-        self.lows.append(bar.low)
-        return verdict
+    params: Params
+
+    def setup(self) -> None:
+        self.atr = self.indicator(ATR(self.params.lookback))
+
+    def window(self) -> int:
+        return max(self.params.lookback, self.params.exit_lookback) + 1
+
+    def on_candle(self, candle: Candle, view: View) -> Enter | Exit | None:
+        atr_values = self.atr.output_values
+        atr = atr_values[-1] if atr_values else None  # as of the candle before
+        self.atr.add(candle)
+        if atr is None:  # fewer than lookback candles before this one
+            return None
+        p = self.params
+        close = candle.close
+        # the candle before is in both windows: a close that does not pass its high (low)
+        # passes no window's, and most do not, so max (min) is rarely needed
+        if view.position is None:
+            highs = view.highs
+            n = len(highs)
+            if close > highs[-2] and close > max(islice(highs, n - 1 - p.lookback, n - 1)):
+                return Enter(p.atr_stop * atr, reason=f"close {close:.6g} broke the "
+                                                      f"{p.lookback}-bar high")
+            return None
+        lows = view.lows
+        n = len(lows)
+        if close < lows[-2] and close < min(islice(lows, max(0, n - 1 - p.exit_lookback), n - 1)):
+            return Exit(f"close {close:.6g} fell below the {p.exit_lookback}-bar low")
+        return None
 
 
-class MeanReversion:
-    """Buy a close ``k`` standard deviations below the ``window``-bar mean; sell once the
-    close is back at the mean. Stop distance: ``stop_k`` standard deviations.
+class MeanReversion(Strategy):
+    """Buy a close ``k`` standard deviations below the mean of the ``window`` closes
+    before it; sell once the close is back at that mean. Stop distance: ``stop_k``
+    standard deviations.
 
-    The mean and the variance come from running sums of the closes' distances to a
-    reference close (O(1) a bar). The reference and the sums are renewed exactly
-    (``math.fsum``) once per window, so rounding cannot build up, and being near the mean
-    keeps the variance's subtraction well conditioned."""
+    The mean is talipp's SMA; the (population) standard deviation is computed from the
+    window's closes around it (``math.dist``), only when a close is under the mean and
+    nothing is held (about half the candles), which costs less than talipp's StdDev on
+    every candle."""
 
     name = "mean_reversion"
 
-    def __init__(self, window: int = 30, k: float = 2.0, stop_k: float = 1.5) -> None:
-        self.window = window
-        self.k = k
-        self.stop_k = stop_k
-        self.closes: deque[float] = deque(maxlen=window)
-        self._ref = 0.0
-        self._s1 = 0.0  # sum of (close - ref)
-        self._s2 = 0.0  # sum of (close - ref) ** 2
-        self._since_exact = 0
+    class Params(Strategy.Params):
+        window: int = param(30, low=3, high=300, step=1, doc="closes the mean is taken over")
+        k: float = param(2.0, low=0.5, high=5.0, doc="standard deviations under the mean")
+        stop_k: float = param(1.5, low=0.25, high=10.0,
+                              doc="stop distance, in standard deviations")
 
-    def on_bar(self, bar: Bar, holding: bool) -> Verdict:
-        closes = self.closes
-        verdict: Verdict = None
-        n = len(closes)
-        if n == self.window:
-            mean = self._ref + self._s1 / n
-            if holding:
-                if bar.close >= mean:
-                    verdict = (Side.SELL, f"close {bar.close:.6g} is back at the mean "
-                                          f"{mean:.6g}", 0.0)
-            elif bar.close < mean:
-                var = max(0.0, (self._s2 - self._s1 * self._s1 / n) / n)
-                std = math.sqrt(var)
-                if std > 0 and bar.close < mean - self.k * std:
-                    verdict = (Side.BUY, f"close {bar.close:.6g} is {self.k:g} sd below the "
-                                         f"{self.window}-bar mean {mean:.6g}", self.stop_k * std)
-        self._push(bar.close)
-        return verdict
+    params: Params
 
-    def _push(self, close: float) -> None:
-        closes = self.closes
-        if len(closes) == self.window:
-            gone = closes[0] - self._ref
-            self._s1 -= gone
-            self._s2 -= gone * gone
-        closes.append(close)
-        self._since_exact += 1
-        if self._since_exact >= self.window:
-            self._ref = closes[-1]
-            d = [c - self._ref for c in closes]
-            self._s1 = math.fsum(d)
-            self._s2 = math.fsum(x * x for x in d)
-            self._since_exact = 0
-        else:
-            x = close - self._ref
-            self._s1 += x
-            self._s2 += x * x
+    def setup(self) -> None:
+        self.sma = self.indicator(SMA(self.params.window))
+
+    def window(self) -> int:
+        return self.params.window + 1
+
+    def on_candle(self, candle: Candle, view: View) -> Enter | Exit | None:
+        sma_values = self.sma.output_values
+        mean = sma_values[-1] if sma_values else None  # of the window before this candle
+        close = candle.close
+        self.sma.add(close)
+        if mean is None:
+            return None
+        if view.position is not None:
+            if close >= mean:
+                return Exit(f"close {close:.6g} is back at the mean {mean:.6g}")
+            return None
+        if close >= mean:
+            return None
+        p = self.params
+        w = p.window
+        n = len(view.closes)
+        # math.dist: the root of the summed squares, in C, with care for rounding
+        sd = math.dist(list(islice(view.closes, n - 1 - w, n - 1)), [mean] * w) / math.sqrt(w)
+        if sd > 0 and close < mean - p.k * sd:
+            return Enter(p.stop_k * sd, reason=f"close {close:.6g} is {p.k:g} sd below the "
+                                               f"{w}-bar mean {mean:.6g}")
+        return None

@@ -1,19 +1,15 @@
-"""The strategies context's contract: the ``Signal`` the evaluator sends the executor, and the
-:class:`Strategy` a replacement or a new strategy implements."""
+"""The strategies context's contract: the ``Signal`` the evaluator sends the executor, and
+its stats (``GetEvaluatorStats`` answered with ``RunnerStats``).
+
+A strategy is written against :mod:`actors.strategies.api` (docs/strategies.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from actors.common.messages import Side
-from actors.market.contract import Bar
 
-__all__ = [
-    "Signal",
-    "Strategy",
-    "Verdict",
-]
+__all__ = ["GetEvaluatorStats", "RunnerStats", "Signal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +24,20 @@ class Signal:
     at: float
     reason: str
     stop_distance: float = 0.0  # price distance to the planned stop, for sizing
+    take_profit: float | None = None  # the strategy's target price (the exits do not read it yet)
 
 
-Verdict = tuple[Side, str, float] | None  # side, reason, stop distance
+
+@dataclass(frozen=True, slots=True)
+class GetEvaluatorStats:
+    """Ask the evaluator for its :class:`RunnerStats`."""
 
 
-class Strategy(Protocol):
-    """A strategy sees every bar of one symbol and may say buy or sell."""
+@dataclass(frozen=True, slots=True)
+class RunnerStats:
+    """The runner core's counters: signals emitted, failures by ``(strategy, directive,
+    count)``, and the ``(strategy, symbol)`` pairs switched off."""
 
-    name: str
-
-    def on_bar(self, bar: Bar, holding: bool) -> Verdict: ...
+    signals: int
+    faults: tuple[tuple[str, str, int], ...]
+    off: tuple[tuple[str, str], ...]

@@ -218,7 +218,7 @@ def _factory(path: str, settings: dict[str, Any], where: str, build: _Build
     settings_model = getattr(cls, "Settings", None)
     if isinstance(settings_model, type) and issubclass(settings_model, BaseModel):
         try:
-            validated = settings_model.model_validate(settings)
+            validated = settings_model.model_validate(settings, context={"imports": build.imports})
         except ValidationError as exc:
             problems.extend(validation_problems(exc, prefix=f"{where}.settings."))
             return None

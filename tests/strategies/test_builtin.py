@@ -1,8 +1,13 @@
-"""The built-in strategies (actors/strategies/builtin.py), pure: hand-built bar series where
-the breakout and the reversion must fire and must not, the stop distance they give, no
-signal before the window is full, the exits while holding. Hypothesis: on any series of
-bars the market lets through (positive finite prices, low <= open, close <= high) a
-strategy raises nothing and gives a valid verdict, the one a plain reference gives."""
+"""The built-in strategies (actors/strategies/builtin.py), pure: hand-built candle series
+where the breakout and the reversion must fire and must not, the stop distance they give, no
+signal before the window is full, the exits while holding. Each is fed as the runner feeds
+it (its window, the candle last; its position while holding). Hypothesis: on any series of
+candles the market lets through (positive finite prices, low <= open, close <= high) a
+strategy raises nothing and gives a valid decision, the one a plain reference gives.
+
+The momentum stop is talipp's ATR (true range, Wilder's smoothing) as of the candle before
+the breakout; the hand-written strategy it replaced took the mean high-low range, so the
+stops of a gapping series differ from that one's (see docs/strategies.md)."""
 
 from __future__ import annotations
 
@@ -15,33 +20,63 @@ from hypothesis import given
 
 from actors.common.messages import Side
 from actors.market.contract import Bar
+from actors.strategies.api import Enter, Exit, Position, Strategy, View
 from actors.strategies.builtin import MeanReversion, MomentumBreakout
-from actors.strategies.contract import Strategy, Verdict
 
 pytestmark = pytest.mark.unit
+
+Verdict = Enter | Exit | None
+HELD = Position(1.0, 10.0)
 
 
 def _bar(at: int, high: float, low: float, close: float | None = None) -> Bar:
     return Bar("A", float(at), low, high, low, low if close is None else close, 1.0)
 
 
-def _feed(strategy: Strategy, bars: Sequence[Bar], holding: bool = False) -> list[Verdict]:
+class Driver:
+    """Feeds one strategy as the runner does: the candle pushed on the window first, the
+    position shown while holding."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.view = View(strategy.window())
+
+    def on_bar(self, bar: Bar, holding: bool) -> Verdict:
+        self.view.push(bar)
+        self.view.position = HELD if holding else None
+        return self.strategy.on_candle(bar, self.view)
+
+
+def momentum(lookback: int, exit_lookback: int, atr_stop: float) -> Driver:
+    return Driver(MomentumBreakout(MomentumBreakout.Params(
+        lookback=lookback, exit_lookback=exit_lookback, atr_stop=atr_stop)))
+
+
+def reversion(window: int, k: float, stop_k: float) -> Driver:
+    return Driver(MeanReversion(MeanReversion.Params(window=window, k=k, stop_k=stop_k)))
+
+
+def _feed(strategy: Driver, bars: Sequence[Bar], holding: bool = False) -> list[Verdict]:
     return [strategy.on_bar(bar, holding) for bar in bars]
 
 
 def _side_and_stop(verdict: Verdict) -> tuple[Side, float] | None:
-    return None if verdict is None else (verdict[0], verdict[2])
+    if verdict is None:
+        return None
+    if isinstance(verdict, Enter):
+        return Side.BUY, verdict.stop_distance
+    return Side.SELL, 0.0
 
 
 # -- MomentumBreakout -------------------------------------------------------------------------
 
 # three bars: highs 10, 11, 12 (the highest 12), lows 8, 7, 6 (the lowest of the last two 6),
-# ranges 2, 4, 6 (an ATR of 4); the third closes above the first two's highs
+# true ranges 2, 4, 6 (an ATR of 4); the third closes above the first two's highs
 WINDOW = [_bar(0, 10, 8, 9), _bar(1, 11, 7, 10), _bar(2, 12, 6, 11.5)]
 
 
 def _momentum(*bars: Bar, holding: bool = False) -> Verdict:
-    strategy = MomentumBreakout(lookback=3, exit_lookback=2, atr_stop=2.0)
+    strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
     *_, verdict = _feed(strategy, [*WINDOW, *bars], holding)
     return verdict
 
@@ -49,7 +84,7 @@ def _momentum(*bars: Bar, holding: bool = False) -> Verdict:
 def test_momentum_buys_a_close_above_the_highest_high_with_two_atrs_of_stop() -> None:
     verdict = _momentum(_bar(3, 13, 12, 12.5))
     assert _side_and_stop(verdict) == (Side.BUY, 8.0)
-    assert verdict is not None and "broke the 3-bar high" in verdict[1]
+    assert isinstance(verdict, Enter) and "broke the 3-bar high" in verdict.reason
 
 
 def test_momentum_does_not_buy_a_close_at_the_high() -> None:
@@ -57,21 +92,23 @@ def test_momentum_does_not_buy_a_close_at_the_high() -> None:
 
 
 def test_momentum_gives_no_signal_before_its_window_is_full() -> None:
-    strategy = MomentumBreakout(lookback=3, exit_lookback=2, atr_stop=2.0)
+    strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
     # the third bar closes above every high before it, the window is not full yet
     assert _feed(strategy, WINDOW) == [None, None, None]
-    held = MomentumBreakout(lookback=5, exit_lookback=2, atr_stop=2.0)
+    held = momentum(lookback=5, exit_lookback=2, atr_stop=2.0)
     # holding, the third bar closes under the last two lows: still no exit
     assert _feed(held, [*WINDOW[:2], _bar(2, 7, 5, 5)], holding=True) == [None, None, None]
 
 
 def test_momentum_looks_back_only_lookback_bars() -> None:
-    strategy = MomentumBreakout(lookback=3, exit_lookback=2, atr_stop=1.0)
+    strategy = momentum(lookback=3, exit_lookback=2, atr_stop=1.0)
     bars = [_bar(0, 20, 18, 19), *WINDOW[1:], _bar(3, 12, 10, 11), _bar(4, 16, 15, 15)]
     verdicts = _feed(strategy, bars)
     assert verdicts[3] is None  # under the 20 of the first bar
-    # the first bar has left the window: 15 is over 12; ranges 4, 6, 2
-    assert _side_and_stop(verdicts[4]) == (Side.BUY, 4.0)
+    # the first bar has left the window: 15 is over 12. The ATR still remembers it: true
+    # ranges 2, 12 (the low 7 against the close 19 before), 6, 2; the first ATR (of three)
+    # 20/3, then Wilder's (20/3 * 2 + 2) / 3 = 46/9 as of the bar before the breakout
+    assert _side_and_stop(verdicts[4]) == (Side.BUY, pytest.approx(46 / 9))
 
 
 def test_momentum_does_not_buy_while_holding() -> None:
@@ -81,19 +118,19 @@ def test_momentum_does_not_buy_while_holding() -> None:
 def test_momentum_sells_a_close_below_the_exit_lookbacks_lowest_low() -> None:
     verdict = _momentum(_bar(3, 7, 5, 5.5), holding=True)
     assert _side_and_stop(verdict) == (Side.SELL, 0.0)
-    assert verdict is not None and "fell below the 2-bar low" in verdict[1]
+    assert isinstance(verdict, Exit) and "fell below the 2-bar low" in verdict.reason
     assert _momentum(_bar(3, 7, 6, 6), holding=True) is None  # at the low, not below
     assert _momentum(_bar(3, 7, 5, 5.5), holding=False) is None  # nothing to sell
 
 
 def test_momentum_sells_against_the_last_exit_lookback_lows_only() -> None:
     # lows 8, 7, 6 and then 9: the last two are 6 and 9, so 6.5 is no exit
-    strategy = MomentumBreakout(lookback=3, exit_lookback=2, atr_stop=2.0)
+    strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
     verdicts = _feed(strategy, [*WINDOW, _bar(3, 10, 9, 10), _bar(4, 10, 9, 6.5)],
                      holding=True)
     assert verdicts[3:] == [None, None]
     # lows 8, 7, 6, 9, 9: the last two are 9 and 9 (the 6 is still within the last three)
-    strategy = MomentumBreakout(lookback=3, exit_lookback=2, atr_stop=2.0)
+    strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
     verdicts = _feed(strategy, [*WINDOW, _bar(3, 10, 9, 10), _bar(4, 10, 9, 9.5),
                                 _bar(5, 10, 8, 8.5)], holding=True)
     assert verdicts[3:5] == [None, None]
@@ -113,7 +150,7 @@ def _closes(*closes: float) -> list[Bar]:
 
 def _reversion(close: float, holding: bool = False, before: Sequence[float] = CLOSES) -> Verdict:
     """The verdict on ``close`` of a 4-close window after the closes ``before``."""
-    strategy = MeanReversion(window=4, k=2.0, stop_k=1.5)
+    strategy = reversion(window=4, k=2.0, stop_k=1.5)
     assert _feed(strategy, _closes(*before)) == [None] * len(before)
     return strategy.on_bar(_bar(len(before), close, close, close), holding)
 
@@ -121,7 +158,7 @@ def _reversion(close: float, holding: bool = False, before: Sequence[float] = CL
 def test_reversion_buys_a_close_k_sd_below_the_mean_with_stop_k_sd_of_stop() -> None:
     verdict = _reversion(8.5)
     assert _side_and_stop(verdict) == (Side.BUY, 1.5)
-    assert verdict is not None and "2 sd below the 4-bar mean 11" in verdict[1]
+    assert isinstance(verdict, Enter) and "2 sd below the 4-bar mean 11" in verdict.reason
 
 
 @pytest.mark.parametrize("close", [9.0, 9.5, 11.0, 15.0])
@@ -130,10 +167,10 @@ def test_reversion_does_not_buy_above_k_sd_below_the_mean(close: float) -> None:
 
 
 def test_reversion_gives_no_signal_before_its_window_is_full() -> None:
-    strategy = MeanReversion(window=4, k=2.0, stop_k=1.5)
+    strategy = reversion(window=4, k=2.0, stop_k=1.5)
     # the fourth close is far under the first three, but only three are in
     assert _feed(strategy, _closes(10, 12, 10, 1)) == [None] * 4
-    held = MeanReversion(window=4, k=2.0, stop_k=1.5)
+    held = reversion(window=4, k=2.0, stop_k=1.5)
     assert _feed(held, _closes(10, 12, 10, 20), holding=True) == [None] * 4
 
 
@@ -164,13 +201,13 @@ def test_reversion_keeps_its_precision_over_a_long_run() -> None:
     mean = math.fsum(last) / 4
     sd = math.sqrt(math.fsum((c - mean) ** 2 for c in last) / 4)
     for close, buys in ((mean - 2 * sd - 1e-5, True), (mean - 2 * sd + 1e-5, False)):
-        strategy = MeanReversion(window=4, k=2.0, stop_k=1.5)
+        strategy = reversion(window=4, k=2.0, stop_k=1.5)
         for i, c in enumerate(closes):
             strategy.on_bar(_bar(i, c, c, c), False)
         verdict = strategy.on_bar(_bar(10_000, close, close, close), False)
         if buys:
-            assert verdict is not None and verdict[0] is Side.BUY
-            assert verdict[2] == pytest.approx(1.5 * sd, rel=1e-6)
+            assert isinstance(verdict, Enter)
+            assert verdict.stop_distance == pytest.approx(1.5 * sd, rel=1e-6)
         else:
             assert verdict is None
 
@@ -195,50 +232,61 @@ series = st.lists(bars(), max_size=60)
 def _valid(verdict: Verdict, holding: bool) -> None:
     if verdict is None:
         return
-    side, reason, stop = verdict
-    assert isinstance(reason, str) and reason
-    assert isinstance(stop, float) and math.isfinite(stop) and stop >= 0
-    if side is Side.BUY:
+    assert isinstance(verdict.reason, str) and verdict.reason
+    if isinstance(verdict, Enter):
+        stop = verdict.stop_distance
+        assert isinstance(stop, float) and math.isfinite(stop) and stop >= 0
         assert not holding
     else:
-        assert side is Side.SELL and holding and stop == 0.0
+        assert isinstance(verdict, Exit) and holding
 
 
-@given(series, st.integers(1, 30), st.integers(1, 30), st.floats(0.1, 5))
+@given(series, st.integers(2, 30), st.integers(2, 30), st.floats(0.25, 5))
 def test_momentum_gives_a_valid_verdict_on_any_series(
         rows: list[tuple[Bar, bool]], lookback: int, exit_lookback: int, atr_stop: float) -> None:
-    strategy = MomentumBreakout(lookback, exit_lookback, atr_stop)
+    strategy = momentum(lookback, exit_lookback, atr_stop)
     for bar, holding in rows:
         _valid(strategy.on_bar(bar, holding), holding)
 
 
-@given(series, st.integers(1, 30), st.floats(0.1, 5), st.floats(0.1, 5))
+@given(series, st.integers(3, 30), st.floats(0.5, 5), st.floats(0.25, 5))
 def test_reversion_gives_a_valid_verdict_on_any_series(
         rows: list[tuple[Bar, bool]], window: int, k: float, stop_k: float) -> None:
-    strategy = MeanReversion(window, k, stop_k)
+    strategy = reversion(window, k, stop_k)
     for bar, holding in rows:
         verdict = strategy.on_bar(bar, holding)
         _valid(verdict, holding)
-        if verdict is not None and verdict[0] is Side.BUY:
-            assert verdict[2] > 0  # a standard deviation's multiple, never none
+        if isinstance(verdict, Enter):
+            assert verdict.stop_distance > 0  # a standard deviation's multiple, never none
 
 
 def _momentum_reference(rows: Sequence[tuple[Bar, bool]], lookback: int, exit_lookback: int,
                         atr_stop: float) -> list[tuple[Side, float] | None]:
     """From the docstring: a close over the highest high of the last ``lookback`` bars (not
-    held) buys with ``atr_stop`` mean ranges of stop; a close under the lowest low of the
-    last ``exit_lookback`` bars (held) sells; nothing until ``lookback`` bars were seen."""
+    held) buys with ``atr_stop`` ATRs of stop, the ATR as of the bar before (true ranges,
+    the first ATR their mean over ``lookback`` bars, then Wilder's smoothing); a close under
+    the lowest low of the last ``exit_lookback`` bars (held) sells; nothing until
+    ``lookback`` bars were seen."""
     out: list[tuple[Side, float] | None] = []
+    ranges: list[float] = []
+    atr: list[float] = []  # atr[j]: as of bar j + lookback - 1
     for i, (bar, holding) in enumerate(rows):
         verdict: tuple[Side, float] | None = None
         if i >= lookback:
             window = [b for b, _ in rows[i - lookback:i]]
             lows = [b.low for b, _ in rows[max(0, i - exit_lookback):i]]
             if not holding and bar.close > max(b.high for b in window):
-                verdict = (Side.BUY, atr_stop * (sum(b.high - b.low for b in window) / lookback))
+                verdict = (Side.BUY, atr_stop * atr[-1])
             elif holding and bar.close < min(lows):
                 verdict = (Side.SELL, 0.0)
         out.append(verdict)
+        before = rows[i - 1][0].close if i else None
+        ranges.append(bar.high - bar.low if before is None else
+                      max(bar.high - bar.low, abs(bar.high - before), abs(bar.low - before)))
+        if i + 1 == lookback:
+            atr.append(sum(ranges) / lookback)
+        elif i + 1 > lookback:
+            atr.append((atr[-1] * (lookback - 1) + ranges[-1]) / lookback)
     return out
 
 
@@ -256,10 +304,10 @@ def walks(draw: st.DrawFn) -> list[tuple[Bar, bool]]:
     return rows
 
 
-@given(walks(), st.integers(1, 10), st.integers(1, 10), st.floats(0.1, 5))
+@given(walks(), st.integers(2, 10), st.integers(2, 10), st.floats(0.25, 5))
 def test_momentum_is_its_reference(
         rows: list[tuple[Bar, bool]], lookback: int, exit_lookback: int, atr_stop: float) -> None:
-    strategy = MomentumBreakout(lookback, exit_lookback, atr_stop)
+    strategy = momentum(lookback, exit_lookback, atr_stop)
     got = [_side_and_stop(strategy.on_bar(bar, holding)) for bar, holding in rows]
     assert got == _momentum_reference(rows, lookback, exit_lookback, atr_stop)
 
@@ -269,7 +317,7 @@ def test_momentum_is_its_reference(
 CLOSE = st.floats(1.0, 2.0)
 
 
-@given(st.lists(st.tuples(CLOSE, st.booleans()), max_size=120), st.integers(2, 12),
+@given(st.lists(st.tuples(CLOSE, st.booleans()), max_size=120), st.integers(3, 12),
        st.floats(0.5, 3))
 def test_reversion_is_its_reference_away_from_the_thresholds(
         rows: list[tuple[float, bool]], window: int, k: float) -> None:
@@ -277,7 +325,7 @@ def test_reversion_is_its_reference_away_from_the_thresholds(
     ``k`` standard deviations under their mean buys with ``1.5`` sd of stop; a held close
     at the mean or over it sells. Closes within 1e-9 of a threshold, and buys against a
     spread under 1e-4, are not compared."""
-    strategy = MeanReversion(window, k, stop_k=1.5)
+    strategy = reversion(window, k, stop_k=1.5)
     closes = [c for c, _ in rows]
     for i, (close, holding) in enumerate(rows):
         got = _side_and_stop(strategy.on_bar(_bar(i, close, close, close), holding))

@@ -45,9 +45,9 @@ class Script:
 
 
 def test_a_sale_is_signalled_once_until_the_position_changes_or_the_wait_lapses() -> None:
-    settings = EvaluatorActor.Settings(momentum={"lookback": 3, "exit_lookback": 2},
-                                       mean_reversion={"enabled": False},
-                                       entry_timeout_bars=3)
+    settings = EvaluatorActor.Settings(
+        strategies=({"class": "momentum", "params": {"lookback": 3, "exit_lookback": 2}},),
+        entry_timeout_bars=3)
     rt = Runtime(ask_timeout=10)
     rt.start(SupervisorSpec(children=(
         ChildSpec("positions", factory=Ledger),

@@ -318,7 +318,7 @@ class _ConfigChecker:
             keys.append(m.group(1))
         section = case.get("mutated")
         if section and section != "?" and not section.startswith("x-") and not any(
-                k.split(".")[0].split("[")[0] == section or _LOCATION.match(k)
+                k.split(".")[0].split("[")[0].split(" > ")[0] == section or _LOCATION.match(k)
                 or k.startswith(("circuit_breaker", "max_", "position_", "enable_"))
                 for k in keys):
             return f"{case['kind']}: no problem names a key under {section!r}: {keys}"
