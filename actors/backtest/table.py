@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from actors.backtest.metrics import Breakdown, Summary
 
@@ -90,12 +91,13 @@ def breakdown_row(row: Breakdown) -> tuple[str, str, str, str, str]:
 
 
 def rich_tables(summary: Summary) -> list[Table]:
-    """The result table and the per-symbol and per-strategy breakdowns."""
+    """The result table and the per-symbol and per-strategy breakdowns (every cell plain
+    text: a symbol such as ``[/]`` is printed, never read as rich markup)."""
     main = Table(title="Backtest result", show_header=False)
     main.add_column("figure", style="bold")
     main.add_column("value", justify="right")
     for label, value in figures(summary):
-        main.add_row(label, value)
+        main.add_row(Text(label), Text(value))
     tables = [main]
     for title, rows in (("symbol", summary.by_symbol), ("strategy", summary.by_strategy)):
         table = Table(title=f"Per {title}")
@@ -103,7 +105,7 @@ def rich_tables(summary: Summary) -> list[Table]:
         for column in _BREAKDOWN_COLUMNS:
             table.add_column(column, justify="right")
         for row in rows:
-            table.add_row(*breakdown_row(row))
+            table.add_row(*(Text(cell) for cell in breakdown_row(row)))
         tables.append(table)
     return tables
 
