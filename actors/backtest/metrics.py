@@ -207,12 +207,14 @@ def _sharpe_sortino(curve: EquityCurve, start: float,
     steps = len(equity)
     if steps < 2 or start <= 0 or min(equity[:-1]) <= 0:
         return None, None
-    returns = [ratio - 1.0 for ratio in map(truediv, equity, chain((start,), equity))]
-    mean = math.fsum(returns) / steps
-    centred = [r - mean for r in returns]
-    variance = math.fsum(map(mul, centred, centred)) / (steps - 1)
-    losses = [r for r in returns if r < 0]
-    downside = math.fsum(map(mul, losses, losses)) / steps
+    # Each step's return is ratio - 1; the lists hold ratios (1 + return) to save a pass.
+    ratios = list(map(truediv, equity, chain((start,), equity)))
+    mean_ratio = math.fsum(ratios) / steps
+    mean = math.fsum(chain(ratios, (-float(steps),))) / steps
+    centred = [ratio - mean_ratio for ratio in ratios]
+    variance = sum(map(mul, centred, centred)) / (steps - 1)
+    losses = [ratio - 1.0 for ratio in ratios if ratio < 1.0]
+    downside = sum(map(mul, losses, losses)) / steps
     scale = math.sqrt(steps_per_year)
     sharpe = mean / math.sqrt(variance) * scale if variance > 0 else None
     sortino = mean / math.sqrt(downside) * scale if downside > 0 else None
