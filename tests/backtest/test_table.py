@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,15 @@ def test_the_json_keys_are_the_documented_contract() -> None:
     assert list(document) == KEYS
     assert [list(row) for row in document["by_symbol"]] == [BREAKDOWN_KEYS] * 2
     assert [list(row) for row in document["by_strategy"]] == [BREAKDOWN_KEYS]
+
+
+def test_the_docs_list_the_json_keys_in_order() -> None:
+    """docs/backtesting.md's key table names every key of the document, in its order."""
+    page = (Path(__file__).parents[2] / "docs" / "backtesting.md").read_text()
+    table = page.split("| key | type | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:4] for line in table.splitlines() if line.startswith("| `")]
+    assert [key for cells in rows for key in re.findall(r"`([^`]+)`", cells[0])] == KEYS
+    assert re.findall(r"`([^`]+)`", rows[-1][2]) == BREAKDOWN_KEYS
 
 
 def test_the_json_has_numbers_as_numbers_and_decimals_as_strings() -> None:
