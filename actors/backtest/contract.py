@@ -11,6 +11,7 @@ equity, a float mark.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class EquityCurve:
     """The account's equity marked at each market step's close, after that step's fills.
 
     ``times[i]`` (seconds, increasing) and ``equity[i]`` (in the quote currency) are one
-    point; any iterable of floats is copied into an ``array('d')``, an ``array('d')`` is
+    point, all finite; any iterable of floats is copied into an ``array('d')``, an ``array('d')`` is
     kept as it is (the engine appends to its own arrays, then hands them over and stops).
     """
 
@@ -81,6 +82,9 @@ class EquityCurve:
         if len(self.times) != len(self.equity):
             raise InvalidResult(f"equity curve: {len(self.times)} times but "
                                 f"{len(self.equity)} equity points")
+        # One C-level pass: a NaN or an infinity anywhere makes the sum non-finite.
+        if not math.isfinite(sum(self.equity)) or not math.isfinite(sum(self.times)):
+            raise InvalidResult("equity curve: a time or an equity point is not finite")
 
     def __len__(self) -> int:
         return len(self.times)

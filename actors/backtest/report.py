@@ -55,6 +55,11 @@ class ReportError(Exception):
 def write_report(result: BacktestResult, summary: Summary, path: Path | str) -> None:
     """Write the report page of ``result`` (summarised as ``summary``) to ``path``."""
     target = Path(path)
+    for ancestor in target.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ReportError(target, f"{ancestor} is not a directory")
+            break
     page = render(result, summary)
     try:
         atomic_write(target, page.encode("utf-8"))

@@ -168,6 +168,11 @@ def test_the_records_refuse_inconsistent_values() -> None:
         _trade("1", entry_at=120, exit_at=60)
     with pytest.raises(InvalidResult, match="2 times but 1"):
         EquityCurve([1.0, 2.0], [1.0])
+    for bad in (math.nan, math.inf):
+        with pytest.raises(InvalidResult, match="not finite"):
+            EquityCurve([60.0, 120.0], [100.0, bad])
+        with pytest.raises(InvalidResult, match="not finite"):
+            EquityCurve([60.0, bad], [100.0, 100.0])
     with pytest.raises(InvalidResult, match="start_cash"):
         _result([1.0], start=0.0)
     with pytest.raises(InvalidResult, match="timeframe_s"):

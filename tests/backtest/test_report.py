@@ -126,6 +126,9 @@ def test_a_path_that_cannot_be_written_names_itself(tmp_path: Path) -> None:
         with pytest.raises(ReportError, match=str(path)) as caught:
             write_report(result, summarize(result), path)
         assert caught.value.path == path
+    with pytest.raises(ReportError) as caught:
+        write_report(result, summarize(result), blocker / "report.html")
+    assert str(caught.value).endswith(f": {blocker} is not a directory")
     assert blocker.read_text() == "not a directory"
 
 
