@@ -249,11 +249,13 @@ def read_resume(path: Path, exchange: str, timeframe: str) -> dict[str, float]:
 
 
 def write_resume(path: Path, exchange: str, timeframe: str, last: Mapping[str, float],
-                 chaos: ActorFaults | None = None) -> None:
+                 chaos: ActorFaults | None = None, *, durable: bool = True) -> None:
+    """Write the last delivered candle per symbol (atomically; ``durable``: fsynced, see
+    :func:`~actors.common.storage.atomic_write`)."""
     record = {"version": 1, "source": "ccxt", "exchange": exchange, "timeframe": timeframe,
               "last": dict(sorted(last.items()))}
     try:
-        atomic_write(path, json.dumps(record).encode("utf-8"), chaos)
+        atomic_write(path, json.dumps(record).encode("utf-8"), chaos, durable=durable)
     except OSError as exc:
         raise ResumeError(f"market feed file {path}: cannot write it: "
                           f"{exc.strerror or exc}") from None
