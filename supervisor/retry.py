@@ -8,8 +8,9 @@ it raises: repeating it could do the thing twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import tenacity
@@ -58,6 +59,8 @@ class Retrier:
         self.backoff = backoff or Backoff(initial=0.2, maximum=10.0, jitter=0.2)
         self.clock = clock or SystemClock()
         self.max_elapsed = max_elapsed
+        # the waits of call_async; a caller in an asyncio loop may set a wait its stop ends
+        self.async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn``; retry on retryable failures; re-raise the last failure when done."""
@@ -75,6 +78,38 @@ class Retrier:
             before_sleep=_log_retry,
         )
         return retrying(fn, *args, **kwargs)
+
+    async def call_async(self, fn: Callable[P, Awaitable[R]], *args: P.args,
+                         **kwargs: P.kwargs) -> R:
+        """:meth:`call` for a coroutine function, awaited in the caller's asyncio loop. The
+        waits between attempts are ``await self.async_sleep(seconds)``: ``asyncio.sleep``
+        unless the caller set one that its stop ends (see :attr:`async_sleep`).
+
+        >>> import asyncio
+        >>> tries = []
+        >>> async def flaky() -> str:
+        ...     tries.append(1)
+        ...     if len(tries) < 3:
+        ...         raise ConnectionError("reset")
+        ...     return "ok"
+        >>> retrier = Retrier(attempts=5, backoff=Backoff(initial=0.0, maximum=0.0, jitter=0))
+        >>> asyncio.run(retrier.call_async(flaky)), len(tries)
+        ('ok', 3)
+        """
+        if is_unsafe_to_retry(fn):
+            return await fn(*args, **kwargs)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.attempts)
+        if self.max_elapsed is not None:
+            stop = stop | _StopAfterElapsed(self.clock, self.max_elapsed)
+        retrying = tenacity.AsyncRetrying(
+            stop=stop,
+            wait=self.backoff.wait_strategy(),
+            retry=tenacity.retry_if_exception(lambda e: self.handler.classify(e).retryable),
+            sleep=self.async_sleep,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+        return await retrying(fn, *args, **kwargs)
 
 
 class _StopAfterElapsed(tenacity.stop.stop_base):

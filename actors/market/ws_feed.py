@@ -44,6 +44,7 @@ from actors.market.contract import Bar
 from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, RestPoller
 from actors.market.worker_common import ATTEMPTS, PAGE_LIMIT, FeedWorker, feed_backoff, feed_handler
 from supervisor.error_handler import ErrorHandler
+from supervisor.retry import Retrier
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class WsStreamer(FeedWorker):
         self._candles: CandleTracker | None = None
         self._exchange: Any = None
         self._handler: ErrorHandler | None = None
+        self._retrier: Retrier | None = None  # a fetch's retries (the runtime's helper)
         self._want: set[str] = set()  # symbols to fetch by REST
         self._fetch_wake: asyncio.Event | None = None
         self._fetched: asyncio.Event | None = None  # set while nothing is left to fetch
@@ -152,6 +154,8 @@ class WsStreamer(FeedWorker):
 
         self._handler = handler = feed_handler(ccxt)
         backoff = feed_backoff(self.poll_interval, self.timeframe)
+        self._retrier = Retrier(handler, attempts=ATTEMPTS, backoff=backoff, clock=self.clock)
+        self._retrier.async_sleep = self._pause  # a stop ends a wait between attempts
         self._exchange = getattr(ccxt.pro, self.exchange_id)(
             self.options | {"enableRateLimit": True})
         self._candles = self._new_tracker()
@@ -264,21 +268,15 @@ class WsStreamer(FeedWorker):
                 self._rebuild()
 
     async def _retry(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``fn(*args)``, retried on rate limits and network errors with the backoff."""
-        assert self._handler is not None
-        backoff = feed_backoff(self.poll_interval, self.timeframe)
-        attempt = 0
-        while True:
-            try:
-                return await fn(*args)
-            except Exception as exc:
-                attempt += 1
-                if attempt >= ATTEMPTS or not self._handler.classify(exc).retryable:
-                    self._report.trouble(self._handler, exc)  # as the poller does
-                    raise
-                log.info("market feed %s: %s (%s); retrying", self.source,
-                         type(exc).__name__, exc)
-                await self._pause(backoff.delay(attempt))
+        """``fn(*args)``, retried on rate limits and network errors with the backoff by the
+        runtime's :class:`~supervisor.retry.Retrier`; a failure after the retries is told as
+        the poller tells it, and raised."""
+        assert self._retrier is not None and self._handler is not None
+        try:
+            return await self._retrier.call_async(fn, *args)
+        except Exception as exc:
+            self._report.trouble(self._handler, exc)
+            raise
 
     # -- telling the owner --------------------------------------------------------------------
     def _ok(self) -> None:

@@ -7,6 +7,7 @@ calls retryable, waits on the injected clock, and never repeats a call marked un
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -369,3 +370,47 @@ def test_retrier_never_retries_an_unsafe_bound_method() -> None:
 def test_retrier_refuses_fewer_than_one_attempt() -> None:
     with pytest.raises(ValueError, match="attempts"):
         Retrier(attempts=0)
+
+
+def _async_retrier(clock: ManualClock, waits: list[float], **kwargs: Any) -> Retrier:
+    """A retrier whose async waits are recorded and move the manual clock."""
+    retrier = _retrier(clock, **kwargs)
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    retrier.async_sleep = sleep
+    return retrier
+
+
+def test_call_async_retries_what_the_handler_says_with_the_backoffs_waits() -> None:
+    clock = ManualClock(start=0.0)
+    waits: list[float] = []
+    fn = Flakey(clock, [ConnectionError("a"), TimeoutError("b")])
+
+    async def fetch(x: int) -> Any:
+        return fn(x)
+
+    result = asyncio.run(_async_retrier(clock, waits).call_async(fetch, 7))
+    assert result == ("ok", (7,), {})
+    assert waits == [1, 2] and fn.calls == [0.0, 1.0, 3.0]
+    fn = Flakey(clock, [ValueError("bad input")])
+    with pytest.raises(ValueError):
+        asyncio.run(_async_retrier(clock, waits := []).call_async(fetch, 1))
+    assert waits == [] and len(fn.calls) == 1  # not retryable: one call, no wait
+
+
+def test_call_async_never_retries_a_coroutine_marked_unsafe() -> None:
+    clock = ManualClock(start=0.0)
+    calls: list[str] = []
+
+    @unsafe_to_retry
+    async def place_order(symbol: str) -> str:
+        calls.append(symbol)
+        raise ConnectionError("did the order go through?")
+
+    waits: list[float] = []
+    with pytest.raises(ConnectionError):
+        asyncio.run(_async_retrier(clock, waits).call_async(place_order, "BTC/USDT"))
+    assert calls == ["BTC/USDT"] and waits == []

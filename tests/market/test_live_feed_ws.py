@@ -36,6 +36,7 @@ from tests.market import test_live_feed
 from tests.market.test_live_feed import (
     TF,
     WAIT,
+    alerts,
     clears_when_fresh,
     clock_at,
     start,
@@ -275,6 +276,29 @@ def test_a_dropped_websocket_reconnects_and_fetches_the_gap(
         assert taped(rt, 15) == [9, 10, 11, 12, 13, 14, 15]
         time.sleep(0.3)
         assert tape(rt) == [9, 10, 11, 12, 13, 14, 15]
+
+
+def test_a_429_storm_on_the_fetch_after_a_reconnect_is_retried_and_loses_no_candle(
+        venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path) -> None:
+    """The fetch of the gap after a reconnect meets rate limits: the runtime's retry helper
+    waits them out with the backoff, and every candle still arrives once, in order."""
+    with ws_tree(venue, stream, tmp_path) as (rt, clock):
+        series = candles(T0, 11)
+        venue.set_candles(MARKET_ID, series)
+        clock.advance(TF)
+        stream.push(MARKET_ID, series[10], closed=True)
+        assert taped(rt, 10) == [9, 10]
+        fetched = venue.count(KLINES)
+        venue.storm(2)  # within one fetch's retries (ATTEMPTS)
+        assert stream.drop() == 1
+        venue.set_candles(MARKET_ID, candles(T0, 15))
+        clock.advance(3 * TF)  # inside candle 14: 11, 12 and 13 closed while it was down
+        stream.wait_subscribed(MARKET_ID, times=2)
+        assert taped(rt, 13) == [9, 10, 11, 12, 13]
+        assert venue.count(KLINES) >= fetched + 3  # two refused, then the page
+        closes(venue, stream, clock, 15)
+        assert taped(rt, 14) == [9, 10, 11, 12, 13, 14]
+        assert "market.feed_error" not in alerts(rt)  # the retries took the storm
 
 
 def test_a_stall_makes_the_feed_stale_trips_the_breaker_and_candles_clear_it(
