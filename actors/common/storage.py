@@ -15,7 +15,6 @@ import errno
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -165,19 +164,15 @@ def _state_failure(path: Path, exc: OSError) -> OSError:
     return StorageFailure(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
-def atomic_write(path: Path, data: bytes, faults: WriteFaults | None = None, *,
-                 durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, faults: WriteFaults | None = None) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole.
 
     Temporary file in the same directory, fsync, rename over the target, fsync the directory.
     A full, read-only or failing directory raises :class:`StorageFailure` naming ``path``
     (the old file is then untouched). ``faults`` (the writer's ``ctx.chaos``) may fail the
-    write first, as such a directory would. ``durable=False`` leaves out both fsyncs: the
-    rename still leaves the old or the new file after a crash of the process, but a power
-    cut may leave an older version (or, on some file systems, an empty file, which its
-    reader must refuse as damaged).
+    write first, as such a directory would.
     """
-    _write_state(partial(_atomic_write, durable=durable), path, data, faults)
+    _write_state(_atomic_write, path, data, faults)
 
 
 def _write_state(write: Callable[[Path, bytes], None], path: Path, data: bytes,
@@ -191,7 +186,7 @@ def _write_state(write: Callable[[Path, bytes], None], path: Path, data: bytes,
         raise _state_failure(path, exc) from exc
 
 
-def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # One fixed temporary name per file (each file has one writer), so a write killed
     # half-way leaves a stale temporary that the next write simply overwrites.
@@ -201,14 +196,12 @@ def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if durable:
-        _fsync_dir(path.parent)
+    _fsync_dir(path.parent)
 
 
 def append_durably(path: Path, data: bytes, faults: WriteFaults | None = None) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "ResumeError",
     "default_poll_interval",
     "read_resume",
+    "resume_record",
     "write_resume",
 ]
 
@@ -248,14 +249,18 @@ def read_resume(path: Path, exchange: str, timeframe: str) -> dict[str, float]:
     return last
 
 
-def write_resume(path: Path, exchange: str, timeframe: str, last: Mapping[str, float],
-                 chaos: ActorFaults | None = None, *, durable: bool = True) -> None:
-    """Write the last delivered candle per symbol (atomically; ``durable``: fsynced, see
-    :func:`~actors.common.storage.atomic_write`)."""
+def resume_record(exchange: str, timeframe: str, last: Mapping[str, float]) -> bytes:
+    """The resume file's content: the last delivered candle per symbol (seconds)."""
     record = {"version": 1, "source": "ccxt", "exchange": exchange, "timeframe": timeframe,
               "last": dict(sorted(last.items()))}
+    return json.dumps(record).encode("utf-8")
+
+
+def write_resume(path: Path, exchange: str, timeframe: str, last: Mapping[str, float],
+                 chaos: ActorFaults | None = None) -> None:
+    """Write the resume file (atomically and durably), from this thread."""
     try:
-        atomic_write(path, json.dumps(record).encode("utf-8"), chaos, durable=durable)
+        atomic_write(path, resume_record(exchange, timeframe, last), chaos)
     except OSError as exc:
         raise ResumeError(f"market feed file {path}: cannot write it: "
                           f"{exc.strerror or exc}") from None

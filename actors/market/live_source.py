@@ -15,11 +15,11 @@ only writer of its own state: it takes the closed candles grouped into steps
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from actors.common.latest_file import LatestFileWriter
 from actors.common.messages import Alert
 from actors.market.candles import timeframe_ms
 from actors.market.contract import BadBar, Bar, FeedHealth
@@ -29,15 +29,13 @@ from actors.market.live_feed import (
     LiveCandles,
     LiveTrouble,
     read_resume,
-    write_resume,
+    resume_record,
 )
 from actors.market.worker_common import FeedWorker
 from actors.market.ws_feed import make_worker, ws_capable
 from supervisor.context import ActorContext
 
 log = logging.getLogger(__name__)
-
-RESUME_SYNC = 1.0  # seconds between two fsyncs of the resume file, at most
 
 __all__ = [
     "LiveSettings",
@@ -85,8 +83,7 @@ class LiveSource:
         self._worker: FeedWorker | None = None
         self._delivered: dict[str, float] = {}  # last delivered candle per symbol
         self._forming: dict[str, Bar] = {}  # the newest forming candle per symbol
-        self._synced = -math.inf  # when the resume file was last fsynced (ctx.clock.now())
-        self._unsynced = False  # it was written since, without an fsync
+        self._file: LatestFileWriter | None = None  # the resume file's writer thread
 
     def start(self, last: Mapping[str, Bar] | None) -> None:
         """Start the worker after ``last`` (a restart: the last instance's bars), or after
@@ -108,15 +105,16 @@ class LiveSource:
         self._worker.start()
 
     def stop(self) -> None:
-        """Stop the worker; the resume file is made durable."""
+        """Stop the worker, and write the resume file's last content."""
         if self._worker is not None:
             self._worker.stop()
-        if self._unsynced:
+        if self._file is not None:
+            file, self._file = self._file, None
             try:
-                self._write(durable=True)
-            except Exception as exc:  # stopping (or failing) goes on: the file as written
-                log.warning("market feed %s: the resume file could not be made durable at "
-                            "stop: %s", self.exchange, exc)
+                file.close()
+            except Exception as exc:  # stopping (or failing) goes on: the file as it was
+                log.warning("market feed %s: the resume file's last write failed: %s",
+                            self.exchange, exc)
 
     def resume_point(self) -> dict[str, float]:
         """The last delivered candle per symbol (read by the worker thread: the dict is
@@ -160,24 +158,19 @@ class LiveSource:
         """The actor emitted closed candles and its last bars are now ``last``: the worker
         resumes after them, and so does a new process (the resume file).
 
-        The file is rewritten after every delivery, atomically, so a new process after a
-        crash of this one (a SIGKILL too) resumes after the last delivered candle. It is
-        fsynced at most once every ``RESUME_SYNC`` seconds and at stop: a power cut may cost
-        the candles of the last second, delivered once more by the next process (their
-        signals have the same ids, so the executor's checks refuse a second order)."""
+        The file is written on a thread of its own (:class:`LatestFileWriter`: atomically,
+        durably, the newest content only), so the actor's shared thread never waits for the
+        disk. A process killed may leave the file behind by the candles delivered in its
+        last moment (normally under a millisecond); the next process delivers those again,
+        and their signals carry the same ids, which the executor's checks refuse to order
+        twice. A write that failed fails the actor at its next delivery, naming the file."""
         self._delivered = self._delivered | {sym: b.at for sym, b in last.items()}
-        self._write(durable=self.ctx.clock.now() - self._synced >= RESUME_SYNC)
-
-    def _write(self, *, durable: bool) -> None:
         if self.clock_path is None:
             return
-        write_resume(self.clock_path, self.exchange, self.settings.timeframe,
-                     self._delivered, self.ctx.chaos, durable=durable)
-        if durable:
-            self._synced = self.ctx.clock.now()
-            self._unsynced = False
-        else:
-            self._unsynced = True
+        if self._file is None:
+            self._file = LatestFileWriter(self.clock_path, self.ctx.chaos,
+                                          name=f"market-resume-{self.exchange}")
+        self._file.put(resume_record(self.exchange, self.settings.timeframe, self._delivered))
 
     def health(self, health: FeedHealth) -> None:
         s = self.settings

@@ -1,0 +1,106 @@
+"""A small state file kept at the latest content handed to it, written off the caller's thread.
+
+:class:`LatestFileWriter` owns one thread and one file. :meth:`~LatestFileWriter.put` never
+waits for the disk: it replaces the content waiting to be written and wakes the thread,
+which writes the newest content atomically and durably
+(:func:`~actors.common.storage.atomic_write`), so contents handed over faster than the disk
+takes them are coalesced, and the file only ever holds a whole content that was put. A
+write that fails is kept and raised by the next :meth:`~LatestFileWriter.put` (or by
+:meth:`~LatestFileWriter.close`), naming the file, so its owner fails as a direct write
+would have made it fail. :meth:`~LatestFileWriter.close` writes what is still waiting and
+joins the thread.
+
+What is lost when the process is killed: a content put and not yet written (normally for
+less than a millisecond). A file that must never lag its owner by even that is written by
+the owner itself.
+
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "state.json"
+>>> writer = LatestFileWriter(path)
+>>> writer.put(b'{"n": 1}'); writer.put(b'{"n": 2}')
+>>> writer.close()
+>>> path.read_bytes()
+b'{"n": 2}'
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from actors.common.storage import atomic_write
+from supervisor.faults import WriteFaults
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LatestFileWriter"]
+
+
+class LatestFileWriter:
+    """Owns the thread that writes ``path`` (see the module docstring); ``faults`` (the
+    owner's ``ctx.chaos``) may fail a write first, as a failing disk would."""
+
+    def __init__(self, path: Path, faults: WriteFaults | None = None, *,
+                 name: str | None = None) -> None:
+        self.path = path
+        self._faults = faults
+        self._cond = threading.Condition()
+        self._waiting: bytes | None = None
+        self._error: BaseException | None = None
+        self._closing = False
+        self._written = 0  # contents written (a put replaced before it was written: none)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=name or f"writer-{path.name}")
+        self._thread.start()
+
+    @property
+    def written(self) -> int:
+        """How many contents reached the file so far."""
+        with self._cond:
+            return self._written
+
+    def put(self, data: bytes) -> None:
+        """Make ``data`` the file's next content; raises the last write's failure, if any."""
+        with self._cond:
+            self._raise_failure()
+            if self._closing:
+                raise RuntimeError(f"{self.path}: its writer is closed")
+            self._waiting = data
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is waiting, stop the thread (waiting at most ``timeout`` seconds), and
+        raise a write's failure, if one happened."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        with self._cond:
+            if self._thread.is_alive():
+                raise TimeoutError(f"{self.path}: the last write did not end in {timeout:g} s")
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._waiting is None and not self._closing:
+                    self._cond.wait()
+                data, self._waiting = self._waiting, None
+                if data is None:  # closing, and nothing left to write
+                    return
+            try:
+                atomic_write(self.path, data, self._faults)
+            except Exception as exc:  # kept for the owner's next put
+                log.error("cannot write %s: %s", self.path, exc)
+                with self._cond:
+                    self._error = exc
+            else:
+                with self._cond:
+                    self._written += 1
