@@ -337,7 +337,7 @@ class MarketActor(SupervisedActor):
                    exception_value: BaseException | None,
                    traceback: TracebackType | None) -> None:
         if self._live is not None:  # a crash ends this instance's worker too
-            self._live.stop()
+            self._live.stop(wait=False)
 
     def _live_candles(self, message: LiveCandles) -> None:
         """The live feed's closed candles, emitted one step per candle time; its forming

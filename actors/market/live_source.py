@@ -104,10 +104,15 @@ class LiveSource:
             clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self.resume_point)
         self._worker.start()
 
-    def stop(self) -> None:
-        """Stop the worker, and write the resume file's last content."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the worker, and write the resume file's last content. ``wait=False`` (a
+        crash, the replacement comes at once) only tells the worker to stop: a request it
+        has out ends by its own timeout on its thread, not on the actor's, and what it
+        tells after is ignored by the replacement (another incarnation). The file's writer
+        is always waited for (one write at most): two writers of one file must not
+        overlap."""
         if self._worker is not None:
-            self._worker.stop()
+            self._worker.stop(5.0 if wait else 0.0)
         if self._file is not None:
             file, self._file = self._file, None
             try:
