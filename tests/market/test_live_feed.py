@@ -29,7 +29,7 @@ from actors.risk.contract import BreakerState, BreakerStatus, GetBreakerStatus
 from supervisor import Backoff, ChildSpec, ManualClock, Runtime, SupervisorSpec
 from tests.support.bot_helpers import wait_until
 from tests.support.breaker_helpers import breaker_settings
-from tests.support.fake_venues import MARKET_ID, MINUTE_MS, T0, FakeBinance, candles
+from tests.support.fake_venues import MARKET_ID, MINUTE_MS, T0, FakeBinance, FakeKraken, candles
 from tests.support.position_helpers import Inbox
 
 KLINES = "GET /api/v3/klines"
@@ -248,3 +248,35 @@ def clears_when_fresh(rt: Runtime, clock: ManualClock, tmp_path: Path) -> None:
     clock.advance(breaker_settings(tmp_path).recovery_timeout + 1)
     wait_until(lambda: status(rt).state is not BreakerState.OPEN, timeout=WAIT,
                what="the breaker out of OPEN by its normal rules")
+
+
+def test_a_kraken_feed_over_rest_delivers_its_closed_candles_once(tmp_path: Path) -> None:
+    """The venue the original bot traded: Kraken's OHLC (its ``since`` in seconds, its
+    ``last`` cursor, its last row still forming) through real ``ccxt.kraken``."""
+    kraken = FakeKraken()
+    try:
+        kraken.set_candles("XXBTZUSD", candles(T0, 11))  # 0..10; 10 is forming
+        settings = MarketActor.Settings.model_validate({
+            "source": "ccxt", "exchange": "kraken", "symbols": ["BTC/USD"], "timeframe": "1m",
+            "transport": "rest", "poll_interval": 0.02, "subscribers": ["tape"],
+            "marks_interval": 0, "clock_file": str(tmp_path / "market_feed.json"),
+            # ccxt spaces Kraken's calls 3 s apart; the fake takes them faster
+            "ccxt_options": {"urls": {"api": {"public": kraken.url}}, "timeout": 3000,
+                             "rateLimit": 20}})
+        clock = clock_at(10.5)
+        rt = start(settings, tmp_path, clock)
+        try:
+            assert taped(rt, 9) == [9]  # the last closed candle at the start, not 10
+            kraken.set_candles("XXBTZUSD", candles(T0, 14))
+            clock.advance(3 * TF)  # inside candle 13: 10, 11 and 12 have closed
+            assert taped(rt, 12) == [9, 10, 11, 12]
+            goal = kraken.count("/0/public/OHLC") + 3
+            wait_until(lambda: kraken.count("/0/public/OHLC") >= goal, timeout=WAIT,
+                       what="3 more polls")
+            assert tape(rt) == [9, 10, 11, 12]  # 13 is forming: never delivered
+            assert stats(rt).rejected == {}
+        finally:
+            rt.stop()
+    finally:
+        kraken.close()
+    assert kraken.unserved == []
