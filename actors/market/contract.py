@@ -58,9 +58,13 @@ class Candidates:
 
 @dataclass(frozen=True, slots=True)
 class Bars:
-    """The bars of one market step (one per symbol), as subscribers receive them."""
+    """The bars of one market step (one per symbol), as subscribers receive them.
+    ``catch_up``: a live feed's candles older than its newest closed one (the warm-up at a
+    fresh start, the candles fetched after an outage): they fill the scanner's and the
+    strategies' windows, and no entry is signalled on them."""
 
     bars: tuple[Bar, ...]
+    catch_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +131,12 @@ class MarketCursor:
 
 @dataclass(frozen=True, slots=True)
 class ScannedBars:
-    """Bars passed on to the evaluator, with the symbols it may open positions in."""
+    """Bars passed on to the evaluator, with the symbols it may open positions in
+    (``catch_up``: as the market's :class:`Bars` said)."""
 
     bars: tuple[Bar, ...]
     candidates: frozenset[str]
+    catch_up: bool = False
 
 
 class BadBar(ValueError):

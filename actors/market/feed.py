@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.common.messages import Alert
+from actors.market.candles import timeframe_ms
 from actors.market.clock_file import ClockError, read_clock, write_clock
 from actors.market.contract import (
     BadBar,
@@ -108,6 +109,12 @@ class MarketActor(SupervisedActor):
         transport: Literal["auto", "ws", "rest"] = "auto"
         poll_interval: float | None = Field(None, gt=0)
         stale_after: float = Field(3.0, ge=1)
+        # ccxt, a fresh start (no resume file): the closed candles per symbol fetched first,
+        # to fill the scanner's and the strategies' windows (no entry is signalled on them)
+        warmup: int = Field(100, ge=1, le=1000)
+        # ccxt: candles older than the newest closed one are catch-up steps (no entry on
+        # them); false: every closed candle is traded on (a venue that serves history)
+        catch_up: bool = True
         ccxt_options: dict[str, Any] = Field(default_factory=dict)
         bar_seconds: float = Field(60.0, gt=0)
         speed: float = Field(600.0, gt=0)  # market seconds per real second
@@ -279,7 +286,7 @@ class MarketActor(SupervisedActor):
             symbols |= incoming
         self._emit(group)
 
-    def _emit(self, items: Sequence[Bar | BadBar]) -> None:
+    def _emit(self, items: Sequence[Bar | BadBar], *, catch_up: bool = False) -> None:
         good: list[Bar] = []
         last = self.last
         for item in items:
@@ -299,7 +306,7 @@ class MarketActor(SupervisedActor):
         if not good:
             return
         self.bars += len(good)
-        batch = Bars(tuple(good))
+        batch = Bars(tuple(good), catch_up)
         for name in self.settings.subscribers:
             self.ctx.try_tell(name, batch)
         # one message each to the position actor and the breaker, however many bars
@@ -349,9 +356,12 @@ class MarketActor(SupervisedActor):
             self._reject(bad)
         last = self.last  # a refetch after a refused delivery repeats the ones still queued
         bars = [b for b in message.bars if (p := last.get(b.symbol)) is None or b.at > p.at]
+        # a step older than the newest closed candle (its successor has closed too) is a
+        # catch-up one: the warm-up, or candles fetched after an outage
+        newest = self.ctx.clock.wall() - 2 * timeframe_ms(self.settings.timeframe) / 1000
         for step in candle_steps(bars):
             self.steps += 1
-            self._emit(step)
+            self._emit(step, catch_up=self.settings.catch_up and step[0].at <= newest)
         if bars:
             live.delivered(self.last)
         if message.forming:

@@ -61,6 +61,8 @@ class LiveSettings(Protocol):
     @property
     def stale_after(self) -> float: ...
     @property
+    def warmup(self) -> int: ...
+    @property
     def breaker(self) -> str: ...
     @property
     def alerts(self) -> str: ...
@@ -101,7 +103,8 @@ class LiveSource:
             symbols=s.live_symbols,
             timeframe=s.timeframe, ccxt_options=s.ccxt_options,
             poll_interval=s.live_poll_interval, stale_after=s.stale_after,
-            clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self.resume_point)
+            clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self.resume_point,
+            warmup=s.warmup)
         self._worker.start()
 
     def stop(self, *, wait: bool = True) -> None:

@@ -36,7 +36,8 @@ class ScannerActor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
             candidates = self.scanner.push(message.bars)
-            self.ctx.try_tell(self.settings.evaluator, ScannedBars(message.bars, candidates))
+            self.ctx.try_tell(self.settings.evaluator,
+                              ScannedBars(message.bars, candidates, message.catch_up))
             return None
         if message == "candidates":
             return Candidates(self.scanner.ranked, 0.0)

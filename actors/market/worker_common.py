@@ -112,7 +112,7 @@ class FeedWorker(abc.ABC):
     def __init__(self, *, incarnation: int, exchange: str, symbols: Sequence[str],
                  timeframe: str, ccxt_options: Mapping[str, Any], poll_interval: float,
                  stale_after: float, clock: Clock, tell: Callable[[object], None],
-                 resume: Callable[[], Mapping[str, float]]) -> None:
+                 resume: Callable[[], Mapping[str, float]], warmup: int = 1) -> None:
         self.incarnation = incarnation
         self.exchange_id = exchange
         self.symbols = tuple(symbols)
@@ -120,6 +120,7 @@ class FeedWorker(abc.ABC):
         self.options = dict(ccxt_options)
         self.poll_interval = poll_interval
         self.stale_after = stale_after
+        self.warmup = warmup  # closed candles a symbol with no resume point starts with
         self.clock = clock
         self.source = f"{exchange}:{timeframe}"
         self._resume = resume
@@ -146,5 +147,6 @@ class FeedWorker(abc.ABC):
         """A tracker that starts after the owner's last delivered candles."""
         return CandleTracker(self.source, self.symbols, self.timeframe,
                              start=self.clock.wall(), stale_after=self.stale_after,
+                             warmup=self.warmup,
                              resume={s: at for s, at in self._resume().items()
                                      if s in self.symbols})

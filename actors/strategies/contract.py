@@ -36,8 +36,10 @@ class GetEvaluatorStats:
 @dataclass(frozen=True, slots=True)
 class RunnerStats:
     """The runner core's counters: signals emitted, failures by ``(strategy, directive,
-    count)``, and the ``(strategy, symbol)`` pairs switched off."""
+    count)``, the ``(strategy, symbol)`` pairs switched off, and the entries not signalled
+    because their candle was a catch-up one (``caught_up``)."""
 
     signals: int
     faults: tuple[tuple[str, str, int], ...]
     off: tuple[tuple[str, str], ...]
+    caught_up: int = 0

@@ -109,7 +109,8 @@ class EvaluatorActor(SupervisedActor):
         if isinstance(snapshot, PortfolioSnapshot):
             held = snapshot.positions
             changed = runner.positions(snapshot.seq, held)
-        if runner.on_candles(message.bars, message.candidates, held, self):
+        if runner.on_candles(message.bars, message.candidates, held, self,
+                             catch_up=message.catch_up):
             changed = True
         if changed:
             self.ctx.publish(EvaluatorOwners(runner.owners()))

@@ -130,6 +130,7 @@ class Runner:
         self.selling: dict[str, list[Any]] = {}
         self.lanes: dict[str, _Lane] = {}
         self.signals = 0
+        self.caught_up = 0  # entries not signalled: their candle was a catch-up one
         self.faults: Counter[tuple[str, str]] = Counter()  # (strategy, directive)
         self._seen_seq: int | None = None
 
@@ -162,10 +163,13 @@ class Runner:
     # -- candles ------------------------------------------------------------------------
 
     def on_candles(self, candles: Iterable[Bar], candidates: Collection[str],
-                   held: Mapping[str, Any], sink: Sink) -> bool:
+                   held: Mapping[str, Any], sink: Sink, *, catch_up: bool = False) -> bool:
         """Run every strategy on each closed candle, in order; signals go to ``sink``.
         ``candidates``: the symbols an entry may open; ``held``: the positions as of the
-        last :meth:`positions`. True if an owner changed."""
+        last :meth:`positions`; ``catch_up``: candles older than the feed's newest closed
+        one, which the strategies see but no entry is signalled on (counted in
+        ``RunnerStats.caught_up``; a sale is, the position is real). True if an owner
+        changed."""
         owner = self.owner
         timeout = self.timeout
         lanes = self.lanes
@@ -205,6 +209,9 @@ class Runner:
                     self._failed(slot, lane, bar, exc, sink)
                     continue
                 if isinstance(decision, Enter):
+                    if catch_up:
+                        self.caught_up += 1
+                        continue
                     if symbol not in candidates or is_held:
                         continue
                     if entry is not None and not entry.held and entry.waited <= timeout:
@@ -238,7 +245,7 @@ class Runner:
         off = tuple((slot.name, symbol) for symbol, lane in self.lanes.items()
                     for slot in lane.slots if slot.off)
         return RunnerStats(self.signals, tuple((s, d, n) for (s, d), n in self.faults.items()),
-                           off)
+                           off, self.caught_up)
 
     # -- inside -------------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ def market_settings(venue: FakeBinance, tmp_path: Path, **extra: Any) -> MarketA
     api = venue.url + "/api/v3"
     return MarketActor.Settings.model_validate({
         "source": "ccxt", "exchange": "binance", "symbols": [SYMBOL], "timeframe": "1m",
-        "transport": "rest", "poll_interval": 0.02, "subscribers": ["tape"], "marks_interval": 0,
+        "transport": "rest", "warmup": 1, "poll_interval": 0.02, "subscribers": ["tape"],
+        "marks_interval": 0,
         "clock_file": str(tmp_path / "market_feed.json"),
         "ccxt_options": {
             "urls": {"api": {"public": api, "private": api}},

@@ -51,7 +51,7 @@ def market_settings(venue: FakeBinance, tmp_path: Path, **extra: Any) -> MarketA
     api = venue.url + "/api/v3"
     return MarketActor.Settings.model_validate({
         "source": "ccxt", "exchange": "binance", "symbols": [SYMBOL], "timeframe": "1m",
-        "transport": "rest", "poll_interval": 0.02, "subscribers": ["tape"],
+        "transport": "rest", "warmup": 1, "poll_interval": 0.02, "subscribers": ["tape"],
         "marks_interval": 0,
         "clock_file": str(tmp_path / "market_feed.json"),
         "ccxt_options": {
@@ -258,7 +258,7 @@ def test_a_kraken_feed_over_rest_delivers_its_closed_candles_once(tmp_path: Path
         kraken.set_candles("XXBTZUSD", candles(T0, 11))  # 0..10; 10 is forming
         settings = MarketActor.Settings.model_validate({
             "source": "ccxt", "exchange": "kraken", "symbols": ["BTC/USD"], "timeframe": "1m",
-            "transport": "rest", "poll_interval": 0.02, "subscribers": ["tape"],
+            "transport": "rest", "warmup": 1, "poll_interval": 0.02, "subscribers": ["tape"],
             "marks_interval": 0, "clock_file": str(tmp_path / "market_feed.json"),
             # ccxt spaces Kraken's calls 3 s apart; the fake takes them faster
             "ccxt_options": {"urls": {"api": {"public": kraken.url}}, "timeout": 3000,
@@ -280,3 +280,25 @@ def test_a_kraken_feed_over_rest_delivers_its_closed_candles_once(tmp_path: Path
     finally:
         kraken.close()
     assert kraken.unserved == []
+
+
+def test_a_fresh_start_warms_up_and_only_the_newest_closed_candle_is_not_catch_up(
+        venue: FakeBinance, tmp_path: Path) -> None:
+    """The warm-up's candles, and those fetched after an outage, come as catch-up steps
+    (the strategies see them, no entry is signalled on them); the newest closed is live."""
+    clock = clock_at(10.5)
+    rt = start(market_settings(venue, tmp_path, warmup=5), tmp_path, clock)
+    try:
+        assert taped(rt, 9) == [5, 6, 7, 8, 9]  # the last 5 closed; 10 is forming
+
+        def steps() -> list[tuple[int, bool]]:
+            return [(round((m.bars[0].at * 1000 - T0) / MINUTE_MS), m.catch_up)
+                    for m in rt.ask("tape", "get") if isinstance(m, Bars)]
+
+        assert steps() == [(5, True), (6, True), (7, True), (8, True), (9, False)]
+        venue.set_candles(MARKET_ID, candles(T0, 15))
+        clock.advance(4 * TF)  # inside candle 14: 10..13 closed at once, as after an outage
+        assert taped(rt, 13)[-4:] == [10, 11, 12, 13]
+        assert steps()[-4:] == [(10, True), (11, True), (12, True), (13, False)]
+    finally:
+        rt.stop()

@@ -84,7 +84,7 @@ def ws_settings(venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path,
                 **extra: Any) -> MarketActor.Settings:
     return MarketActor.Settings.model_validate({
         "source": "ccxt", "exchange": "binance", "symbols": [SYMBOL], "timeframe": "1m",
-        "transport": "ws", "poll_interval": 0.05, "subscribers": ["tape"],
+        "transport": "ws", "warmup": 1, "poll_interval": 0.05, "subscribers": ["tape"],
         "marks_interval": 0, "clock_file": str(tmp_path / "market_feed.json"),
         "ccxt_options": ccxt_options(venue, stream), **extra})
 

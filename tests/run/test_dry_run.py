@@ -119,6 +119,8 @@ def test_a_dry_run_trades_on_the_venues_candles_and_the_ledger_equals_the_fills(
         market["poll_interval"] = 0.05
         market["transport"] = "rest"  # the fake's candles by REST; the websocket's own tests
         #                               are in tests/market/test_live_feed_ws.py
+        market["catch_up"] = False  # its candles are history (they end before the run
+        #                             starts): traded on as they appear, not caught up on
         config = write_config(raw, tmp_path / "config.dry-run.yaml")
         state.mkdir()
         write_resume(state / "market_feed.json", "binance", "1m",

@@ -111,6 +111,24 @@ def test_only_the_owner_sees_the_position() -> None:
     assert _instance(d, A, 1).seen[-1] == (1, None)
 
 
+# -- catch-up candles ---------------------------------------------------------------------
+
+
+def test_catch_up_candles_fill_the_window_and_signal_no_entry_but_a_sale() -> None:
+    d = Drive(spec(Scripted))
+    bars = candles(A, 1, BUY_AT, 2)
+    d.runner.on_candles(bars, frozenset((A, B)), d.held, d.sink, catch_up=True)
+    assert d.sink.got == [] and d.runner.stats().caught_up == 1
+    assert [c for c, _ in _instance(d, A).seen] == [1, BUY_AT, 2]  # the strategy saw them
+    d.minute = 3
+    d.feed(A, BUY_AT)  # the newest closed candle: the entry is signalled
+    assert d.sink.ids() == ["scripted:A/USDT:180:buy"]
+    d.hold(A="1")
+    d.runner.on_candles(candles(A, SELL_AT, start=4), frozenset((A, B)), d.held, d.sink,
+                        catch_up=True)
+    assert d.sink.ids()[-1] == "scripted:A/USDT:240:sell"  # a real position is still sold
+
+
 # -- signals --------------------------------------------------------------------------------
 
 
