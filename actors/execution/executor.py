@@ -108,6 +108,7 @@ class ExecutorActor(SupervisedActor):
             self.sync.reach_back = earlier.unrecorded_since
             self.desk.checked_through = earlier.checked_through
             self.desk.adopt(earlier.unresolved)
+            self.desk.plans = {symbol: (coid, plan) for symbol, coid, plan in earlier.plans}
             if earlier.held:  # the predecessor's, handed over (or dropped): published anew
                 self._held_published = -1
         if self.settings.venue_sync == "off":
@@ -334,7 +335,9 @@ class ExecutorActor(SupervisedActor):
             checked = max(checked, self.desk.acted)
         self._held_published = self.held.version
         self.ctx.publish(ExecutorState(oldest, checked, self.desk.book.unsettled_orders(),
-                                       self.held.signal_ids()))
+                                       self.held.signal_ids(), tuple(
+                                           (symbol, coid, plan) for symbol, (coid, plan)
+                                           in self.desk.plans.items())))
 
     # -- venue sync ------------------------------------------------------------------------
     def _sync_next(self, step: Step | VenueSync | None) -> None:

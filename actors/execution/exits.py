@@ -1,20 +1,25 @@
 """The exits actor (sale): stop-loss, take-profit, trailing stop and time stop.
 
 It watches every open position against each bar and asks the executor to close it when a
-rule fires (the rules and the watch: ``exit_rules.py``). Exits only reduce exposure, so
-they pass while the breaker is OPEN: a tripped breaker never leaves a position
+rule fires (the rules and the watch: ``exit_rules.py``). A position's watch takes the exit
+plan of its entry (the strategy's stop and target prices) from the executor's published
+state when it opens; with none there (a position from before this process, or not entered
+by this executor) the percentage rules apply, and that is logged. Exits only reduce
+exposure, so they pass while the breaker is OPEN: a tripped breaker never leaves a position
 unprotected.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.execution.contract import ExitRequest
-from actors.execution.exit_rules import ExitRules, Watch
+from actors.execution.exit_rules import ExitPlan, ExitRules, Watch
+from actors.execution.state import ExecutorState
 from actors.market.contract import Bar, Bars
 from actors.portfolio.contract import PortfolioSnapshot
 from supervisor import SupervisedActor
@@ -22,13 +27,17 @@ from supervisor.peers import Peer
 
 __all__ = ["ExitWatches", "ExitsActor"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ExitWatches:
     """Published by the exits actor: each watched position's entry, open time, high-water
-    mark and last request, so a restarted exits actor keeps its time and trailing stops."""
+    mark, last request and plan's stop and target (the fields of ``Watch``), so a restarted
+    exits actor keeps its time and trailing stops and each position's plan."""
 
-    watches: tuple[tuple[str, float, float, float, float | None], ...]
+    watches: tuple[tuple[str, float, float, float, float | None, float | None,
+                         float | None], ...]
 
 
 class ExitsActor(SupervisedActor):
@@ -88,7 +97,9 @@ class ExitsActor(SupervisedActor):
             if pos is None or pos.quantity <= 0:
                 continue
             was = watches.get(symbol)
-            watch, reason = step(was, float(pos.avg_price), bar)
+            entry = float(pos.avg_price)
+            plan = self._plan(symbol) if was is None or was.entry != entry else None
+            watch, reason = step(was, entry, bar, plan)
             if reason is not None:
                 self.requests[reason] = self.requests.get(reason, 0) + 1
                 self.ctx.try_tell(self.settings.executor, ExitRequest(
@@ -99,3 +110,16 @@ class ExitsActor(SupervisedActor):
                 changed = True
         if changed:
             self.ctx.publish(ExitWatches(tuple(watches.values())))
+
+    def _plan(self, symbol: str) -> ExitPlan | None:
+        """The exit plan of ``symbol``'s entry, as the executor publishes it (None: it has
+        none, and the percentage stop loss and take profit apply)."""
+        state = self.ctx.peek(self.settings.executor)
+        if isinstance(state, ExecutorState):
+            for held, _, plan in state.plans:
+                if held == symbol:
+                    return plan
+        log.warning("no exit plan for %s from %r (a position from before this start, or not "
+                    "entered by it): its percentage stop loss and take profit apply", symbol,
+                    self.settings.executor)
+        return None

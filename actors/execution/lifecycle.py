@@ -3,8 +3,10 @@
 :class:`OrderLifecycle` owns the order book (:mod:`actors.execution.orders`: every phase
 change goes through its table), the orders sent and exits made by this instance, the
 checked-through time (a signal at or before it may have been sent by an earlier instance:
-checked first, by :mod:`~actors.execution.checks`), the newest signal time acted on, and a
-halt asked of the breaker and not answered yet. It places what
+checked first, by :mod:`~actors.execution.checks`), the newest signal time acted on, a
+halt asked of the breaker and not answered yet, and the exit plan of each symbol's last
+entry (its strategy's stop and target, published for the exits actor; forgotten when a sale
+fills or the entry ends without a fill). It places what
 :func:`~actors.execution.decide.decide` says, acts on the venue's results (fills to the
 outbox, the breaker told once), looks a lost reply up by client order id (never resends) and
 follows orders open at the venue. It is the decision's
@@ -23,6 +25,7 @@ from typing import Any
 from actors.common.messages import Alert, Fill, HaltTrading, Side
 from actors.execution.checks import DuplicateChecks
 from actors.execution.decide import Place
+from actors.execution.exit_rules import ExitPlan
 from actors.execution.orders import (
     TERMINAL,
     UNRESOLVED,
@@ -40,6 +43,7 @@ from actors.execution.sizing import InFlightBuy
 from actors.execution.state import Effects, Kind
 from actors.execution.venue_sync import VenueSync
 from actors.risk.contract import ApiResult, ProbeResult
+from actors.strategies.contract import Signal
 from actors.venues.contract import LookupOrder, OpenOrder, OrderResult, PlaceOrder
 from supervisor.backoff import Backoff
 from supervisor.errors import RuntimeErrorBase
@@ -68,6 +72,7 @@ class OrderLifecycle:
         # a venue sync found lost state and asked the breaker to halt: no order at all
         # until the breaker has answered (it is HALTED then; an operator resets it)
         self.halt: str | None = None
+        self.plans: dict[str, tuple[str, ExitPlan]] = {}  # symbol -> (entry's coid, plan)
 
     # -- what the decision asks (InFlight) -------------------------------------------------
     @property
@@ -131,7 +136,11 @@ class OrderLifecycle:
 
     # -- deciding and placing --------------------------------------------------------------
     def place(self, request: Request, seq: int, d: Place) -> None:
-        """Send the order ``d`` (decided for ``request``, arrival ``seq``)."""
+        """Send the order ``d`` (decided for ``request``, arrival ``seq``); an entry's
+        exit plan replaces its symbol's (published with the order)."""
+        if not d.reduces and isinstance(request, Signal):
+            self.plans[request.symbol] = (d.coid, ExitPlan.of(
+                request.price, request.stop_distance, request.take_profit))
         if request.at > self.acted:  # published first: an instance started after a crash
             self.acted = request.at  # in the middle of the send checks that signal
             self._do.publish()
@@ -236,10 +245,21 @@ class OrderLifecycle:
         elif status == "filled":
             self.filled += 1
             self.book.apply(coid, OrderEvent.FILLED)
+            if order.reduce_only:  # all that was held is sold
+                self.plans.pop(order.symbol, None)
         else:
             log.warning("order %s for %s rejected: %s", coid, order.symbol, result.reason)
             self.book.apply(coid, OrderEvent.REJECTED)
+            if not record.fills:
+                self._entry_void(order)
         self._do.publish()
+
+    def _entry_void(self, order: PlaceOrder) -> None:
+        """``order`` ended without a fill: if it is the entry of its symbol's plan, the
+        plan goes (no position came of it)."""
+        kept = self.plans.get(order.symbol)
+        if kept is not None and kept[0] == order.client_order_id:
+            del self.plans[order.symbol]
 
     def _still_open(self, record: OrderRecord, result: OrderResult) -> None:
         """The venue has the order open: look it up on the timer until it is done; alert
@@ -307,6 +327,7 @@ class OrderLifecycle:
                 f"the exchange had no order {coid}, which it had said was open"))
             return
         self.book.apply(coid, OrderEvent.NOT_FOUND)
+        self._entry_void(placing.order)
         self._do.publish()
         if not record.reported:
             self._report(placing, False, "not placed")

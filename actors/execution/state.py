@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 
 from actors.common.messages import Fill
 from actors.execution.contract import ExitRequest, SkipReason
+from actors.execution.exit_rules import ExitPlan
 from actors.execution.orders import OrderPhase, Request
 from actors.strategies.contract import Signal
 from actors.venues.contract import PlaceOrder
@@ -90,8 +91,10 @@ class ExecutorState:
     (None when there is none), so a restarted executor syncs from far enough back; the
     newest signal time an instance may have sent an order for (``checked_through``: a
     later signal is new, an earlier or equal one is checked against ledger and exchange);
-    the orders it has not seen the end of (``unresolved``, each with its phase); and the
-    ids of the signals it holds, in order (``held``)."""
+    the orders it has not seen the end of (``unresolved``, each with its phase); the
+    ids of the signals it holds, in order (``held``); and the exit plan of each symbol's
+    last entry, with the entry's client order id (``plans``: the exits actor reads a
+    position's plan from here when it starts watching it)."""
 
     unrecorded_since: float | None
     checked_through: float | None = None  # None: not known yet (no venue sync so far)
@@ -100,6 +103,7 @@ class ExecutorState:
     # after its venue sync (no new risk until then)
     unresolved: tuple[tuple[PlaceOrder, OrderPhase], ...] = ()
     held: tuple[str, ...] = ()  # signals waiting for an answer they depend on
+    plans: tuple[tuple[str, str, ExitPlan], ...] = ()  # (symbol, entry's coid, plan)
 
 
 @dataclass(frozen=True, slots=True)

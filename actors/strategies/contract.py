@@ -24,7 +24,7 @@ class Signal:
     at: float
     reason: str
     stop_distance: float = 0.0  # price distance to the planned stop, for sizing
-    take_profit: float | None = None  # the strategy's target price (the exits do not read it yet)
+    take_profit: float | None = None  # the strategy's target price (its exits' take-profit)
 
 
 

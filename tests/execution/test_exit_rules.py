@@ -4,7 +4,9 @@ high-water mark only rises), and how soon an exit is asked for again.
 
 The numbers are powers of two and their sums, so every threshold is exact in binary: an
 entry of 64 has its stop loss (25 %) at 48, its take profit (50 %) at 96, its trailing
-stop active from 72 (12.5 % up), 25 % under the high-water mark."""
+stop active from 72 (12.5 % up), 25 % under the high-water mark. A plan (the strategy's
+stop and target prices) replaces the percentage stop loss and take profit it gives a price
+for; the trailing and time stops stay."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from actors.execution.exit_rules import ExitReason, ExitRules, Watch
+from actors.execution.exit_rules import ExitPlan, ExitReason, ExitRules, Watch
 from actors.market.contract import Bar
 
 pytestmark = pytest.mark.unit
@@ -184,3 +186,83 @@ def test_exits_are_asked_for_at_most_once_per_repeat_after_seconds(
             assert watch.requested_at == at
             asked.append(at)
     assert all(later - earlier >= 300 for earlier, later in pairwise(asked))
+
+
+# -- a plan: the strategy's stop and target prices ----------------------------------------------
+
+def _planned(stop: float | None, target: float | None, high: float = ENTRY) -> Watch:
+    return Watch("A", ENTRY, OPENED, high, None, stop, target)
+
+
+def test_the_plans_stop_price_is_hit_by_the_low_in_place_of_the_percentage() -> None:
+    assert RULES.fired(_bar(OPENED, 65, 56), _planned(56, None)) == "stop_loss"
+    assert RULES.fired(_bar(OPENED, 65, _up(56)), _planned(56, None)) is None
+    # a stop wider than the percentage: the percentage's 48 no longer fires
+    assert RULES.fired(_bar(OPENED, 65, 48), _planned(40, None)) is None
+    assert RULES.fired(_bar(OPENED, 65, 40), _planned(40, None)) == "stop_loss"
+
+
+def test_the_plans_target_is_hit_by_the_high_in_place_of_the_percentage() -> None:
+    # 68 is far under the percentage's 96 and under the trailing stop's activation (72)
+    assert RULES.fired(_bar(OPENED, 68, 66), _planned(None, 68, 68)) == "take_profit"
+    assert RULES.fired(_bar(OPENED, _down(68), 66), _planned(None, 68, _down(68))) is None
+    # a target above the percentage's: 96 no longer takes the profit
+    assert RULES.fired(_bar(OPENED, 96, 95), _planned(None, 112, 96)) is None
+    assert RULES.fired(_bar(OPENED, 112, 95), _planned(None, 112, 112)) == "take_profit"
+
+
+def test_a_plan_with_only_a_stop_keeps_the_percentage_take_profit() -> None:
+    only_stop = _planned(60, None, 96)
+    assert RULES.fired(_bar(OPENED, 96, 95), only_stop) == "take_profit"  # 50 % up
+    assert RULES.fired(_bar(OPENED, 65, 60), _planned(60, None)) == "stop_loss"
+    assert RULES.fired(_bar(OPENED, 65, 50), _planned(None, 80)) is None  # over 48
+    assert RULES.fired(_bar(OPENED, 65, 48), _planned(None, 80)) == "stop_loss"
+
+
+@pytest.mark.parametrize(("high", "low", "mark", "first"), [
+    (80, 56, 80, "stop_loss"),  # the plan's stop, its target, trailing, time: the stop
+    (80, 60, 80, "take_profit"),  # its target, trailing (60 is 25 % under 80), time
+    (70, 60, 80, "trailing_stop"),  # under the target, over the stop: trailing, time
+    (70, 63, 70, "time_stop"),  # the time stop alone, with a plan as without
+])
+def test_with_a_plan_the_trailing_and_time_stops_come_after_its_prices(
+        high: float, low: float, mark: float, first: ExitReason) -> None:
+    assert RULES.fired(_bar(LATE, high, low), _planned(56, 80, mark)) == first
+
+
+def test_a_watch_opens_with_the_plans_prices_and_keeps_them() -> None:
+    plan = ExitPlan(stop=56, target=68)
+    watch, reason = RULES.step(None, ENTRY, _bar(OPENED, 63, 62), plan)
+    assert (watch, reason) == (Watch("A", ENTRY, OPENED, ENTRY, None, 56, 68), None)
+    # the plan is read when the watch opens: a later one (or none) leaves it as it was
+    same, _ = RULES.step(watch, ENTRY, _bar(OPENED + 60, 63, 62), ExitPlan(10, 200))
+    assert same is watch
+    same, _ = RULES.step(watch, ENTRY, _bar(OPENED + 60, 63, 62))
+    assert same is watch
+    # the high reaches the target: take profit, where the percentage (96) would not
+    watch, reason = RULES.step(watch, ENTRY, _bar(OPENED + 120, 68, 66))
+    assert (watch.requested_at, reason) == (OPENED + 120, "take_profit")
+
+
+def test_the_plans_stop_fires_in_step_where_the_percentage_would_not() -> None:
+    _, reason = RULES.step(None, ENTRY, _bar(OPENED, 63, 56), ExitPlan(56, None))
+    assert reason == "stop_loss"
+    assert RULES.step(None, ENTRY, _bar(OPENED, 63, 56))[1] is None  # no plan: 48
+
+
+def test_a_changed_entry_opens_the_watch_again_with_the_plan_given() -> None:
+    old = Watch("A", 50.0, 10.0, 90.0, 20.0, 45.0, 55.0)
+    watch, _ = RULES.step(old, ENTRY, _bar(OPENED, 63, 62), ExitPlan(60, None))
+    assert watch == Watch("A", ENTRY, OPENED, ENTRY, None, 60, None)
+    watch, _ = RULES.step(old, ENTRY, _bar(OPENED, 63, 62))
+    assert watch == Watch("A", ENTRY, OPENED, ENTRY, None, None, None)
+
+
+def test_an_entrys_plan_is_its_stop_under_the_signal_price_and_its_target() -> None:
+    assert ExitPlan.of(64.0, 8.0, 80.0) == ExitPlan(56.0, 80.0)
+    assert ExitPlan.of(64.0, 8.0, None) == ExitPlan(56.0, None)
+    # no stop distance (the executor's default stop sizes it), or one at or past zero:
+    # no stop price, the percentage stop loss applies
+    assert ExitPlan.of(64.0, 0.0, 80.0) == ExitPlan(None, 80.0)
+    assert ExitPlan.of(64.0, 64.0, None) == ExitPlan(None, None)
+    assert ExitPlan.of(64.0, 100.0, None) == ExitPlan(None, None)

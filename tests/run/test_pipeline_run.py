@@ -15,11 +15,14 @@ What the copy changes, and why (everything else is as shipped):
   volatility burst at bars 120-240 that trips the shipped volatility trigger on its own (at
   bar ~130), so with the shipped crash the breaker is already open when the crash comes.
   Moved before the first burst, the crash is what opens it;
-* ``breaker.volatility.max_percent`` 8 -> 5: the calm bars before the crash stay under 3.4 %,
-  and at 5 % the trigger fires on the crash's third bar instead of its seventh;
-* ``exits.stop_loss_pct`` 3 -> 8: a 3 % stop fires on the crash's first or second bar, before
-  any volatility measure can tell a crash from noise; at 8 % the positions held when the
-  crash starts are still open when the breaker trips, so their stops fill while it is OPEN;
+* ``breaker.volatility.max_percent`` 8 -> 4: the calm bars before the crash stay under 3.4 %,
+  and at 4 % the trigger fires within the crash's first three bars instead of its seventh;
+* the strategies' stops widened to the top of their ranges (``momentum.atr_stop`` 2 -> 10,
+  ``mean_reversion.stop_k`` 1.5 -> 10): a position's stop is its strategy's (the exits'
+  ``stop_loss_pct`` applies to none of them), and the shipped ones, 0.5-1.5 % under the entry,
+  fire on the crash's first or second bar, before any volatility measure can tell a crash
+  from noise; at about 4-10 % the positions held when the crash starts are still open when the
+  breaker trips, so their stops fill while it is OPEN;
 * a :class:`~tests.support.bot_helpers.MarketTape` child, added to the market's subscribers, records
   the breaker's state at every bar.
 """
@@ -74,8 +77,10 @@ def _config(tmp_path: Path, *, steps: int, tape: bool = False,
     redirect_state(raw, tmp_path)
     m = settings(raw, "market")
     m.update(speed=speed, max_steps=steps, crash_at_bar=CRASH_AT)
-    settings(raw, "breaker")["volatility"]["max_percent"] = 5.0
-    settings(raw, "exits")["stop_loss_pct"] = 8.0
+    settings(raw, "breaker")["volatility"]["max_percent"] = 4.0
+    for entry in settings(raw, "evaluator")["strategies"]:
+        entry["params"].update({"momentum": {"atr_stop": 10.0},
+                                "mean_reversion": {"stop_k": 10.0}}[entry["class"]])
     if tape:
         m["subscribers"] = ["scanner", "exits", "exchange", "tape"]
         raw["tree"]["children"].insert(0, {"name": "tape",
