@@ -28,7 +28,6 @@ from actors.common.sqlite_writer import StatementWriter
 from actors.common.storage import open_database
 from actors.common.wal_checkpoint import Checkpointer
 from actors.market.contract import Bar, Bars, MarketCursor
-from actors.venues.paper_pricing import FillPricing
 from actors.venues.contract import (
     GetOpenOrders,
     GetVenueFills,
@@ -38,6 +37,7 @@ from actors.venues.contract import (
     PlaceOrder,
     VenueRecord,
 )
+from actors.venues.paper_pricing import FillPricing
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 from supervisor.peers import Peer
