@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +188,28 @@ def test_an_empty_window(config: Path, data: Path) -> None:
 def test_a_time_that_does_not_parse(config: Path, data: Path, option: str) -> None:
     _fails(_botvisor("--config", str(config), "--data", str(data), option, "yesterday"),
            f"{option} 'yesterday' is neither epoch seconds nor an ISO 8601")
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal(config: Path, data: Path) -> None:
+    controller, terminal = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="100")
+    try:
+        done = subprocess.run([sys.executable, "-m", "supervisor.host.cli", "backtest",
+                               "--config", str(config), "--data", str(data), "--json"],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=terminal,
+                              text=True, timeout=120, check=False)
+        os.close(terminal)
+        drawn = b""
+        while select.select([controller], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's other end is closed: all is read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["candles"] == 3 * STEPS  # stdout stays the document
+    assert b"backtest" in drawn and f"{3 * STEPS}/{3 * STEPS}".encode() in drawn
