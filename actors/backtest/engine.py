@@ -205,15 +205,15 @@ class Backtest:
                                                   Decimal(repr(request.price)))
         breaker = self.breaker
         held = self.book.positions.get(symbol)
-        filled = qty > 0
-        if filled:
+        priced = filled = qty > 0  # the venue's answer: filled, or refused (no quantity)
+        if priced:
             fill = Fill(f"{place.coid}-1", place.coid, symbol, place.side, qty, price, fee,
                         at, "paper")
             try:
                 self.book.apply(fill)
-            except InvalidFill:
+            except InvalidFill:  # the ledger refuses it (an overspend): not booked
                 filled = False
-        self._apply(breaker.api_result(filled, now=at, wall=at), at)
+        self._apply(breaker.api_result(priced, now=at, wall=at), at)
         if filled:
             self.seq += 1
             self._snap = None
@@ -230,7 +230,7 @@ class Backtest:
         else:
             self.skipped["rejected"] += 1
         if place.permission.probe:
-            self._apply(breaker.probe(filled, "filled" if filled else "rejected", at), at)
+            self._apply(breaker.probe(priced, "filled" if priced else "rejected", at), at)
 
     def _closed(self, entry: Decimal, fill: Fill, realized: Decimal, reason: str) -> None:
         symbol, at, fee = fill.symbol, fill.at, fill.fee
