@@ -35,7 +35,7 @@ from actors.backtest.setup import BacktestSetup
 from actors.common.messages import Fill, InvalidFill, Side
 from actors.execution.contract import ExitRequest
 from actors.execution.decide import Place, Refuse, Skip, decide
-from actors.execution.exit_rules import Watch
+from actors.execution.exit_rules import ExitPlan, Watch
 from actors.execution.orders import OrderPhase, Request
 from actors.execution.sizing import InFlightBuy
 from actors.market.contract import BadBar, Bar
@@ -109,6 +109,7 @@ class Backtest:
         self.watches: dict[str, Watch] = {}
         self.last: dict[str, Bar] = {}  # each symbol's last good candle
         self.opened: dict[str, tuple[str, float, Decimal]] = {}  # strategy, at, entry fee
+        self.plans: dict[str, ExitPlan] = {}  # the entry's own exit levels, as the executor's
         self.trades: list[TradeRecord] = []
         self.trips: list[BreakerTrip] = []
         self.times = array("d")  # the curve, handed over as it is
@@ -174,7 +175,8 @@ class Backtest:
                 if pos is None or pos.quantity <= 0:
                     continue
                 marks[symbol] = Decimal(repr(bar.close))
-                watch, reason = rules.step(watches.get(symbol), float(pos.avg_price), bar)
+                watch, reason = rules.step(watches.get(symbol), float(pos.avg_price), bar,
+                                           self.plans.get(symbol))
                 watches[symbol] = watch
                 if reason is not None:
                     requests.append(ExitRequest(f"exit:{reason}:{symbol}:{int(bar.at)}",
@@ -220,6 +222,9 @@ class Backtest:
             if place.side is Side.BUY:
                 strategy = request.strategy if isinstance(request, Signal) else ""
                 self.opened[symbol] = (strategy, at, fee)
+                if isinstance(request, Signal):  # its stop and take-profit, as the live tree
+                    self.plans[symbol] = ExitPlan.of(  # carries them to the exits
+                        request.price, request.stop_distance, request.take_profit)
                 self.marks[symbol] = Decimal(repr(request.price))
             else:
                 assert held is not None
@@ -238,6 +243,7 @@ class Backtest:
         if symbol not in self.book.positions:
             self.marks.pop(symbol, None)
             self.watches.pop(symbol, None)
+            self.plans.pop(symbol, None)
         fees = entry_fee + fee
         self.trades.append(TradeRecord(symbol, strategy, opened_at, at, entry, fill.price,
                                        fill.quantity, realized - fees, fees, reason))

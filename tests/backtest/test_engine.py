@@ -58,6 +58,7 @@ class Scripted(Strategy):
         enters: tuple[float, ...] = ()
         exits: tuple[float, ...] = ()
         stop: float = 0.0
+        target: float | None = None
 
     params: Params
 
@@ -65,7 +66,7 @@ class Scripted(Strategy):
         if candle.at in self.params.exits:
             return Exit("scripted exit")
         if candle.at in self.params.enters:
-            return Enter(self.params.stop)
+            return Enter(self.params.stop, take_profit=self.params.target)
         return None
 
 
@@ -82,9 +83,9 @@ def bar(symbol: str, i: int, close: float, *, low: float | None = None,
 
 def scripted(symbols: tuple[str, ...] | None = None, name: str = "scripted", *,
              enters: tuple[int, ...] = (), exits: tuple[int, ...] = (),
-             stop: float = 0.0) -> StrategySpec:
+             stop: float = 0.0, target: float | None = None) -> StrategySpec:
     params = Scripted.Params(enters=tuple(at(i) for i in enters),
-                             exits=tuple(at(i) for i in exits), stop=stop)
+                             exits=tuple(at(i) for i in exits), stop=stop, target=target)
     return StrategySpec(name, Scripted, params,
                         None if symbols is None else frozenset(symbols))
 
@@ -142,6 +143,22 @@ def test_a_stop_loss_fires_at_the_rules_threshold_and_sells_at_the_close() -> No
     assert trade.entry_price * Decimal("0.97") > Decimal("97.04")
     assert trade.entry_price * Decimal("0.97") < Decimal("97.06")
     assert trade.exit_price == PRICING.fill(Side.SELL, trade.quantity, Decimal("98.0"))[1]
+
+
+def test_the_strategys_stop_and_take_profit_are_the_positions_exit_levels() -> None:
+    """As in the live tree (ExitPlan): the entry's target and stop replace the percentage
+    rules, which here would never fire."""
+    a = "AAA/USDT"
+    steps = [[bar(a, 0, 100.0)], [bar(a, 1, 100.0)], [bar(a, 2, 100.0)],
+             [bar(a, 3, 101.0, high=103.9)], [bar(a, 4, 103.0, high=104.1)], [bar(a, 5, 100.0)]]
+    (trade,) = run_backtest(setup(scripted(enters=(2,), stop=5.0, target=104.0)),
+                            steps).trades
+    assert (trade.exit_reason, trade.exit_at) == ("take_profit", at(4))
+    steps = [[bar(a, 0, 100.0)], [bar(a, 1, 100.0)], [bar(a, 2, 100.0)],
+             [bar(a, 3, 99.0, low=95.1)], [bar(a, 4, 98.0, low=94.9)], [bar(a, 5, 100.0)]]
+    (trade,) = run_backtest(setup(scripted(enters=(2,), stop=5.0, target=104.0)),
+                            steps).trades
+    assert (trade.exit_reason, trade.exit_at) == ("stop_loss", at(4))  # 100 - 5
 
 
 def test_a_tripped_breaker_refuses_entries_and_lets_exits_through() -> None:
