@@ -224,8 +224,8 @@ def read_resume(path: Path, exchange: str, timeframe: str) -> dict[str, float]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        log.warning("no market feed file %s: the %s feed starts at its latest closed candle",
-                    path, exchange)
+        log.warning("no market feed file %s: the %s feed starts with its warm-up (the latest "
+                    "closed candles)", path, exchange)
         return {}
     except OSError as exc:
         raise ResumeError(f"market feed file {path}: cannot read it: "
@@ -235,8 +235,8 @@ def read_resume(path: Path, exchange: str, timeframe: str) -> dict[str, float]:
         if data.get("source") != "ccxt" or (data.get("exchange"), data.get("timeframe")) != (
                 exchange, timeframe):
             log.warning("market feed file %s was written for another feed (%s %s): the %s "
-                        "feed starts at its latest closed candle", path, data.get("exchange"),
-                        data.get("timeframe"), exchange)
+                        "feed starts with its warm-up (the latest closed candles)", path,
+                        data.get("exchange"), data.get("timeframe"), exchange)
             return {}
         last = {str(k): float(v) for k, v in dict(data["last"]).items()}
         if not all(math.isfinite(v) and v >= 0 for v in last.values()):

@@ -158,3 +158,28 @@ def test_a_dry_run_trades_on_the_venues_candles_and_the_ledger_equals_the_fills(
         assert any(_paper(c, f.side) == f.price for c in closes[f.symbol]), f
     assert venue.unserved == []
     assert not [line for line in bot.lines if "Traceback" in line]
+
+
+def test_the_local_binance_of_the_docs_writes_a_config_that_passes_check_config(
+        bot_process: type[BotProcess], tmp_path: Path) -> None:
+    """docs/dry-run.md's offline dry run: ``tests.support.live_fake`` points the shipped dry
+    run at the local fakes, with its state under ``--out`` and 1s candles scaled in."""
+    from tests.support.fake_venues import FakeBinanceStream
+    from tests.support.live_fake import local_config
+
+    venue, stream = FakeBinance(), FakeBinanceStream()
+    try:
+        config = local_config(tmp_path / "local", venue, stream, "1s")
+        ws = stream.url
+    finally:
+        stream.close()
+        venue.close()
+    raw = _load(config)
+    market = settings(raw, "market")
+    assert market["timeframe"] == "1s"
+    assert market["ccxt_options"]["urls"]["api"]["ws"]["spot"] == ws
+    assert settings(raw, "breaker")["volatility"]["window_seconds"] == 60  # 3600 / 60
+    assert all(str(tmp_path) in settings(raw, name)[key]
+               for name, (key, _) in STATE_FILES.items())
+    bot = bot_process("check-config", str(config), cwd=tmp_path)
+    assert bot.wait(timeout=60) == 0, "\n".join(bot.lines)
