@@ -99,7 +99,8 @@ class WsStreamer(FeedWorker):
         self._out: list[Delivery] = []
         self._formed: set[str] = set()
         self._flush_due = False
-        self._told: tuple[str, float, float] | None = None  # last candle told, and when
+        # the last candle of each message told and not known delivered, and when (two at most)
+        self._told: list[tuple[str, float, float]] = []
         self._worked = False  # the session took in an update or a fetch
 
     # -- the interface ------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class WsStreamer(FeedWorker):
                 await self._pause(backoff.delay(failures))
 
     def _new_tracker(self) -> CandleTracker:
-        self._out, self._formed, self._stuck, self._told = [], set(), set(), None
+        self._out, self._formed, self._stuck, self._told = [], set(), set(), []
         return self._tracker()
 
     def _rebuild(self) -> None:
@@ -325,18 +326,19 @@ class WsStreamer(FeedWorker):
         elif bars:
             # the hold is timed on the loop's own clock, as its timers are (a real-time
             # pacing of messages between two threads, not market time)
-            self._told = (bars[-1].symbol, bars[-1].at, asyncio.get_running_loop().time())
+            self._told = [*self._told[-1:],
+                          (bars[-1].symbol, bars[-1].at, asyncio.get_running_loop().time())]
 
     def _owner_busy(self) -> bool:
-        """The owner has not yet delivered the last candle it was told (``resume()`` is its
-        last delivered candle per symbol), for less than ``HOLD_MAX`` seconds: it works
-        through the message still, and what came since waits to go with what comes next.
-        So a slow owner gets fewer, larger messages instead of a growing queue."""
-        if self._told is None:
-            return False
-        symbol, at, when = self._told
-        waited = asyncio.get_running_loop().time() - when
-        if waited >= HOLD_MAX or self._resume().get(symbol, -1.0) >= at:
-            self._told = None
-            return False
-        return True
+        """Two messages told are not delivered yet (``resume()`` is the owner's last
+        delivered candle per symbol), the older for less than ``HOLD_MAX`` seconds: the
+        owner works through one and has the next queued, and what came since waits to go
+        with what comes next. So a message goes at once to an owner that keeps up (one may
+        wait in its mailbox), and a slow owner gets fewer, larger messages instead of a
+        growing queue."""
+        told = self._told
+        if told:
+            now, delivered = asyncio.get_running_loop().time(), self._resume()
+            told[:] = [(s, at, when) for s, at, when in told
+                       if now - when < HOLD_MAX and delivered.get(s, -1.0) < at]
+        return len(told) >= 2
