@@ -49,6 +49,7 @@ from supervisor import (
     SupervisedActor,
     SupervisorSpec,
 )
+from tests.market.test_live_feed import market_settings
 from tests.support.bot_helpers import wait_until
 from tests.support.fake_venues import MARKET_ID, MINUTE_MS, T0, FakeBinance, candles
 from tests.support.position_helpers import Inbox
@@ -84,21 +85,6 @@ class Blocker(SupervisedActor):
             self.gate.wait(WAIT)
             return None
         return super().on_receive(message)
-
-
-def market_settings(venue: FakeBinance, tmp_path: Path, **extra: Any) -> MarketActor.Settings:
-    api = venue.url + "/api/v3"
-    return MarketActor.Settings.model_validate({
-        "source": "ccxt", "exchange": "binance", "symbols": [SYMBOL], "timeframe": "1m",
-        "transport": "rest", "warmup": 1, "poll_interval": 0.02, "subscribers": ["tape"],
-        "marks_interval": 0,
-        "clock_file": str(tmp_path / "market_feed.json"),
-        "ccxt_options": {
-            "urls": {"api": {"public": api, "private": api}},
-            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                        "fetchMargins": False, "defaultType": "spot"},
-            "timeout": 3000},
-        **extra})
 
 
 def start(settings: MarketActor.Settings, tmp_path: Path, clock: ManualClock, *,
