@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import suppress
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -37,6 +37,7 @@ from actors.venues.contract import (
     PlaceOrder,
     VenueRecord,
 )
+from actors.venues.paper_pricing import FillPricing
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 from supervisor.peers import Peer
@@ -74,7 +75,8 @@ class PaperExchange(SupervisedActor):
 
     def __init__(self, settings: PaperExchange.Settings | None = None) -> None:
         super().__init__()
-        self.settings = settings or PaperExchange.Settings()
+        s = self.settings = settings or PaperExchange.Settings()
+        self.pricing = FillPricing(s.fee_bps, s.slippage_bps, s.quantity_places, s.price_places)
         self.prices: dict[str, Bar] = {}  # the last bar of each symbol
         self._writer: StatementWriter | None = None  # every write and read of the record
         self._checkpointer: Checkpointer | None = None
@@ -164,8 +166,7 @@ class PaperExchange(SupervisedActor):
         first answer, so a new order costs no lookup first."""
         quote = self._quote(order.symbol)
         s = self.settings
-        places = Decimal(1).scaleb(-s.quantity_places)
-        if quote is None or order.quantity.quantize(places, ROUND_DOWN) <= 0:
+        if quote is None or self.pricing.quantity(order.quantity) <= 0:
             reason = ("no market price yet" if quote is None else
                       f"quantity must be > 0 at {s.quantity_places} decimals")
             self._write("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
@@ -177,11 +178,7 @@ class PaperExchange(SupervisedActor):
         # record's newest (a market restarted behind it, a bar told late)
         last, at = Decimal(repr(quote.close)), max(quote.at, self._newest_at)
         self._newest_at = at
-        slip = s.slippage_bps / Decimal(10_000)
-        price = last * (1 + slip) if order.side is Side.BUY else last * (1 - slip)
-        price = price.quantize(Decimal(1).scaleb(-s.price_places))
-        qty = order.quantity.quantize(places, ROUND_DOWN)
-        fee = (qty * price * s.fee_bps / Decimal(10_000)).quantize(Decimal("0.00000001"))
+        qty, price, fee = self.pricing.fill(order.side, order.quantity, last)
         fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
                     order.side, qty, price, fee, at, "paper")
         # the order's row comes with it (trigger fill_records_its_order)

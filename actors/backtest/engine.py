@@ -1,0 +1,340 @@
+"""The backtest engine: the bot's own pure cores over historical candles, in simulated time.
+
+:func:`run_backtest` feeds steps of candles (one time each) through the cores the actors
+wrap, never a copy of them: the bad-bar check (:func:`~actors.market.data.check_bar`), the
+breaker (:class:`~actors.risk.machine.BreakerCore`, whose wall clock is the candle time:
+its recovery timers come due when a step reaches them), the exit rules
+(:class:`~actors.execution.exit_rules.ExitRules`), the scanner
+(:class:`~actors.market.ranking.Scanner`), the strategies
+(:class:`~actors.strategies.runner.Runner`), the executor's decision
+(:func:`~actors.execution.decide.decide`, with nothing ever in flight), the paper
+exchange's pricing (:class:`~actors.venues.paper_pricing.FillPricing`), the book
+(:class:`~actors.portfolio.book.PositionBook`) and its valuation
+(:class:`~actors.portfolio.valuation.Valuer`). Each step runs them in one fixed order
+(docs/backtesting.md, "Running a backtest"), and the run ends in a
+:class:`~actors.backtest.contract.BacktestResult`. No actor, thread, clock or file.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from itertools import pairwise
+
+from actors.backtest.contract import (
+    END_OF_DATA,
+    BacktestResult,
+    BreakerTrip,
+    EquityCurve,
+    TradeRecord,
+)
+from actors.backtest.setup import BacktestSetup
+from actors.common.messages import Fill, InvalidFill, Side
+from actors.execution.contract import ExitRequest
+from actors.execution.decide import Place, Refuse, Skip, decide
+from actors.execution.exit_rules import Watch
+from actors.execution.orders import OrderPhase, Request
+from actors.execution.sizing import InFlightBuy
+from actors.market.contract import BadBar, Bar
+from actors.market.data import check_bar
+from actors.market.ranking import Scanner
+from actors.portfolio.book import PositionBook
+from actors.portfolio.contract import EquitySample, PortfolioSnapshot
+from actors.portfolio.valuation import Valuer
+from actors.risk.contract import BreakerGate
+from actors.risk.effects import Effect, RecoverAt, Remember, Transitioned
+from actors.risk.machine import BreakerCore
+from actors.strategies.contract import Signal
+from actors.strategies.runner import Runner, StrategyFault
+
+__all__ = ["Backtest", "NothingInFlight", "run_backtest"]
+
+ZERO = Decimal(0)
+_EMPTY: dict[str, Decimal] = {}
+_NO_FILLS: list[Fill] = []
+_NO_BUYS: list[InFlightBuy] = []
+_NO_SYMBOLS: set[str] = set()
+PROGRESS_EVERY = 1000  # steps between two progress calls
+
+
+class NothingInFlight:
+    """The executor's in-flight state in a backtest: every order is answered and every
+    fill recorded within its step, so nothing is ever out, and no earlier instance could
+    have sent a signal (``checked_through`` is minus infinity)."""
+
+    checked_through = float("-inf")
+    halt_pending = False
+
+    def phase(self, coid: str) -> OrderPhase | None:
+        return None
+
+    def has_sale(self, symbol: str) -> bool:
+        return False
+
+    def busy(self, symbol: str) -> bool:
+        return False
+
+    def resolving(self) -> bool:
+        return False
+
+    def unsettled_symbols(self) -> set[str]:
+        return _NO_SYMBOLS
+
+    def writing(self) -> list[Fill]:
+        return _NO_FILLS
+
+    def unanswered(self) -> list[InFlightBuy]:
+        return _NO_BUYS
+
+
+class Backtest:
+    """Owns one run's cores and what it has produced so far: :meth:`step` takes one time's
+    candles, :meth:`finish` closes what is still open and returns the result."""
+
+    def __init__(self, setup: BacktestSetup) -> None:
+        self.setup = setup
+        self.scanner = Scanner(setup.ranking)
+        self.runner = Runner(setup.strategies, entry_timeout_bars=setup.entry_timeout_bars,
+                             handler=setup.handler)
+        self.breaker = BreakerCore(setup.breaker)
+        self.gate: BreakerGate = self.breaker.gate()
+        self.book = PositionBook(setup.starting_cash, allow_short=setup.allow_short)
+        self.valuer = Valuer()
+        self.flight = NothingInFlight()
+        self.seq = 0  # fills applied: the ledger's sequence number
+        self.marks: dict[str, Decimal] = {}  # the held symbols' last closes
+        self.watches: dict[str, Watch] = {}
+        self.last: dict[str, Bar] = {}  # each symbol's last good candle
+        self.opened: dict[str, tuple[str, float, Decimal]] = {}  # strategy, at, entry fee
+        self.trades: list[TradeRecord] = []
+        self.trips: list[BreakerTrip] = []
+        self.times = array("d")  # the curve, handed over as it is
+        self.equity = array("d")
+        self.candles = 0
+        self.bad_candles = 0
+        self.skipped: Counter[str] = Counter()  # SkipReason values, "refused", "rejected"
+        self.faults: list[StrategyFault] = []
+        self._timers: list[tuple[float, int]] = []  # the breaker's recoveries: (wall, token)
+        self._signals: list[Request] = []
+        self._snap: PortfolioSnapshot | None = None
+        self._snap_seq = -1
+        self._flat: EquitySample | None = None
+        self._flat_seq = -1
+
+    # -- the runner's sink ---------------------------------------------------------------
+    def signal(self, signal: Signal) -> bool:
+        self._signals.append(signal)
+        return True
+
+    def fault(self, fault: StrategyFault) -> None:
+        self.faults.append(fault)
+
+    # -- one step ------------------------------------------------------------------------
+    def step(self, items: Sequence[Bar | BadBar]) -> None:
+        """One time's candles, through every core in the documented order."""
+        self.candles += len(items)
+        good: list[Bar] = []
+        samples = []
+        last = self.last
+        for item in items:  # 1. the bad-bar check, as the market actor makes it
+            if type(item) is not Bar:
+                self.bad_candles += 1
+                continue
+            symbol = item.symbol
+            before = last.get(symbol)
+            try:
+                check_bar(item, None if before is None else before.at)
+            except BadBar:
+                self.bad_candles += 1
+                continue
+            last[symbol] = item
+            good.append(item)
+            samples.append((symbol, item.close, item.at, item.volume * item.close))
+        if not good:
+            return
+        at = good[0].at
+        breaker = self.breaker
+        timers = self._timers
+        while timers and timers[0][0] <= at:  # 2. recoveries due, then the samples
+            self._apply(breaker.recovery_due(heapq.heappop(timers)[1], at), at)
+        effects = breaker.samples(tuple(samples), at)
+        if effects:
+            self._apply(effects, at)
+        self._snap = None  # the marks move with every step
+        positions = self.book.positions
+        requests = self._signals
+        if positions:  # 3. the exit rules on the held symbols (and their marks)
+            rules, watches, marks = self.setup.exits, self.watches, self.marks
+            for bar in good:
+                symbol = bar.symbol
+                pos = positions.get(symbol)
+                if pos is None or pos.quantity <= 0:
+                    continue
+                marks[symbol] = Decimal(repr(bar.close))
+                watch, reason = rules.step(watches.get(symbol), float(pos.avg_price), bar)
+                watches[symbol] = watch
+                if reason is not None:
+                    requests.append(ExitRequest(f"exit:{reason}:{symbol}:{int(bar.at)}",
+                                                symbol, reason, bar.close, bar.at))
+        candidates = self.scanner.push(good)  # 4. the scanner, 5. the strategies
+        runner = self.runner
+        runner.positions(self.seq, positions)
+        runner.on_candles(good, candidates, positions, self)
+        if requests:  # 6. each exit request, then each signal: decided, priced, booked
+            self._signals = []
+            for request in requests:
+                self._execute(request, at)
+        self._mark(at)  # 7. mark to market, the equity sample, the curve point
+
+    def _execute(self, request: Request, at: float) -> None:
+        decision = decide(request, self._snapshot(), self.gate, self.flight,
+                          self.setup.limits)
+        if type(decision) is not Place:
+            if type(decision) is Skip:
+                self.skipped[decision.reason.value] += 1
+            elif type(decision) is Refuse:
+                self.skipped["refused"] += 1
+            return
+        place = decision
+        assert isinstance(place, Place)
+        symbol = request.symbol
+        qty, price, fee = self.setup.pricing.fill(place.side, place.quantity,
+                                                  Decimal(repr(request.price)))
+        breaker = self.breaker
+        held = self.book.positions.get(symbol)
+        filled = qty > 0
+        if filled:
+            fill = Fill(f"{place.coid}-1", place.coid, symbol, place.side, qty, price, fee,
+                        at, "paper")
+            try:
+                self.book.apply(fill)
+            except InvalidFill:
+                filled = False
+        self._apply(breaker.api_result(filled, now=at, wall=at), at)
+        if filled:
+            self.seq += 1
+            self._snap = None
+            if place.side is Side.BUY:
+                strategy = request.strategy if isinstance(request, Signal) else ""
+                self.opened[symbol] = (strategy, at, fee)
+                self.marks[symbol] = Decimal(repr(request.price))
+            else:
+                assert held is not None
+                realized = self.book.last_realized
+                if realized != 0:
+                    self._apply(breaker.trade_closed(realized, at), at)
+                self._closed(held.avg_price, fill, realized, request.reason)
+        else:
+            self.skipped["rejected"] += 1
+        if place.permission.probe:
+            self._apply(breaker.probe(filled, "filled" if filled else "rejected", at), at)
+
+    def _closed(self, entry: Decimal, fill: Fill, realized: Decimal, reason: str) -> None:
+        symbol, at, fee = fill.symbol, fill.at, fill.fee
+        strategy, opened_at, entry_fee = self.opened.pop(symbol)
+        if symbol not in self.book.positions:
+            self.marks.pop(symbol, None)
+            self.watches.pop(symbol, None)
+        fees = entry_fee + fee
+        self.trades.append(TradeRecord(symbol, strategy, opened_at, at, entry, fill.price,
+                                       fill.quantity, realized - fees, fees, reason))
+
+    def _snapshot(self) -> PortfolioSnapshot:
+        """The portfolio as the position actor would publish it now (built only when a
+        decision needs it, once per step and fill)."""
+        snap = self._snap
+        if snap is None or self._snap_seq != self.seq:
+            book = self.book
+            valued = self.valuer.value(book.positions, self.marks)
+            snap = self._snap = PortfolioSnapshot(
+                self.seq, book.cash, self.setup.starting_cash, book.cash + valued.market_value,
+                book.realized_pnl, valued.unrealized, book.fees, valued.gross_exposure,
+                valued.positions, valued.exposure, dict(self.marks))
+            self._snap_seq = self.seq
+        return snap
+
+    def _mark(self, at: float) -> None:
+        book = self.book
+        if book.positions:
+            valued = self.valuer.value(book.positions, self.marks)
+            equity = book.cash + valued.market_value
+            sample = EquitySample(equity, valued.gross_exposure, valued.exposure)
+        else:
+            if self._flat is None or self._flat_seq != self.seq:
+                self._flat, self._flat_seq = EquitySample(book.cash, ZERO, _EMPTY), self.seq
+            sample = self._flat
+            equity = book.cash
+        self._apply(self.breaker.equity(sample, at), at)
+        self.times.append(at)
+        self.equity.append(float(equity))
+
+    def _apply(self, effects: tuple[Effect, ...], at: float) -> None:
+        """Carry out the breaker's effects in simulated time: a transition publishes a new
+        gate (a trip into OPEN is recorded), a recovery is queued for its time; the state
+        file and the alerts have no counterpart in a backtest."""
+        for effect in effects:
+            kind = type(effect)
+            if kind is Transitioned:
+                self.gate = self.breaker.gate().continuing(self.gate)
+                transition = effect.transition  # type: ignore[union-attr]
+                if transition.state == "open" and transition.previous != "open":
+                    self.trips.append(BreakerTrip(at, transition.reason))
+            elif kind is RecoverAt:
+                heapq.heappush(self._timers, (effect.wall, effect.token))  # type: ignore[union-attr]
+            elif kind is Remember and effect.publish:  # type: ignore[union-attr]
+                self.gate = self.breaker.gate().continuing(self.gate)
+
+    # -- the end -------------------------------------------------------------------------
+    def finish(self, timeframe_s: float) -> BacktestResult:
+        """Close each position still open at its symbol's last close (a mark, not a sale:
+        no slippage and no fee on that leg, as the curve's last point values it) and hand
+        back the result."""
+        if not self.times:
+            raise ValueError("the backtest had no good candle to run on")
+        for symbol, pos in list(self.book.positions.items()):
+            bar = self.last[symbol]
+            close = Decimal(repr(bar.close))
+            strategy, opened_at, entry_fee = self.opened.pop(symbol, ("", pos.opened_at, ZERO))
+            realized = (close - pos.avg_price) * pos.quantity
+            self.trades.append(TradeRecord(symbol, strategy, opened_at, bar.at, pos.avg_price,
+                                           close, pos.quantity, realized - entry_fee,
+                                           entry_fee, END_OF_DATA))
+        return BacktestResult(
+            trades=tuple(self.trades),
+            curve=EquityCurve(self.times, self.equity),
+            start_cash=self.setup.starting_cash,
+            timeframe_s=timeframe_s,
+            window=(self.times[0], self.times[-1]),
+            symbols=tuple(sorted(self.last)),
+            strategies=tuple(spec.name for spec in self.setup.strategies),
+            breaker_trips=tuple(self.trips),
+            candles=self.candles,
+            bad_candles=self.bad_candles,
+        )
+
+
+def run_backtest(setup: BacktestSetup, steps: Iterable[Sequence[Bar | BadBar]], *,
+                 timeframe_s: float | None = None,
+                 progress: Callable[[int], None] | None = None) -> BacktestResult:
+    """Run ``setup`` over ``steps`` (each the candles of one time, in time order) and
+    return the result. ``timeframe_s``: the candles' length (None: the smallest gap between
+    two steps); ``progress`` is called with the candles done every
+    :data:`PROGRESS_EVERY` steps and at the end."""
+    run = Backtest(setup)
+    step = run.step
+    for n, items in enumerate(steps, 1):
+        step(items)
+        if progress is not None and n % PROGRESS_EVERY == 0:
+            progress(run.candles)
+    if progress is not None:
+        progress(run.candles)
+    if timeframe_s is None:
+        times = run.times
+        gaps = [b - a for a, b in pairwise(times)]
+        if not gaps:
+            raise ValueError("one step of candles gives no timeframe: pass timeframe_s")
+        timeframe_s = min(gaps)
+    return run.finish(timeframe_s)
