@@ -30,6 +30,7 @@ import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from actors.market.contract import BadBar, Bar
@@ -164,26 +165,26 @@ def load_steps(directory: str | Path, since: float | None = None,
     root = Path(directory)
     try:
         if not root.is_dir():
-            raise DataError(f"{root}: not a directory")
+            raise DataError(f"{root} is not a folder")
         files = sorted(root.glob("*.csv"))
     except OSError as exc:
         raise DataError(f"{root}: cannot be read: {exc.strerror or exc}") from None
     if not files:
-        raise DataError(f"{root}: no *.csv files (one SYMBOL.csv per symbol, "
-                        f"header {','.join(CSV_HEADER)})")
+        raise DataError(f"{root} has no *.csv file (SYMBOL.csv, as download-data writes "
+                        f"them, header {','.join(CSV_HEADER)})")
     cache = _Cache(root / CACHE_DIR)
     loaded = [cache.load(path, path.stem.replace("_", "/")) for path in files]
     timeframe = _one_timeframe(loaded)
     if since is not None and until is not None and until < since:
-        raise DataError(f"{root}: the window ends ({format_ms(int(until * 1000))}) before "
-                        f"it starts ({format_ms(int(since * 1000))})")
+        raise DataError(f"{root}: the window ends (--until {_when(until)}) before it "
+                        f"starts (--from {_when(since)})")
     kept = tuple(c for c in (s.cut(since, until) for s in loaded) if len(c.at))
     if not kept:
         first = min(s.at[0] for s in loaded)
         last = max(s.at[-1] for s in loaded)
         raise DataError(
-            f"{root}: no candle in the window {_when(since)} .. {_when(until)}; the data "
-            f"spans {format_ms(int(first * 1000))} .. {format_ms(int(last * 1000))}")
+            f"{root} has no candle in the window (--from {_when(since)}, --until "
+            f"{_when(until)}); its candles run from {_when(first)} to {_when(last)}")
     return HistoricalData(
         symbols=tuple(s.symbol for s in kept), timeframe_s=timeframe,
         candles=sum(len(s.at) for s in kept),
@@ -193,7 +194,10 @@ def load_steps(directory: str | Path, since: float | None = None,
 
 
 def _when(bound: float | None) -> str:
-    return "-" if bound is None else format_ms(int(bound * 1000))
+    """A window bound (seconds) as ISO 8601 UTC, or "not given"."""
+    if bound is None:
+        return "not given"
+    return datetime.fromtimestamp(bound, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _one_timeframe(loaded: list[_Series]) -> float:
@@ -205,8 +209,8 @@ def _one_timeframe(loaded: list[_Series]) -> float:
     base = known[0]
     for other in known[1:]:
         if other.timeframe_s != base.timeframe_s:
-            raise DataError(f"{other.path}: its timeframe is {other.timeframe_s:g} s, but "
-                            f"{base.path.name}'s is {base.timeframe_s:g} s (mixed "
+            raise DataError(f"{other.path}: candles every {other.timeframe_s:g}s, but "
+                            f"{base.path.name} has them every {base.timeframe_s:g}s (mixed "
                             "timeframes)")
     assert base.timeframe_s is not None
     return base.timeframe_s
@@ -224,7 +228,7 @@ def _parse(path: Path, symbol: str) -> _Series:
         raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     head, _, body = text.partition("\n")
     if tuple(h.strip() for h in head.split(",")) != CSV_HEADER:
-        raise DataError(f"{path}: line 1: its header is {head.strip()[:80]!r}, not "
+        raise DataError(f"{path} line 1: its header is {head.strip()[:80]!r}, not "
                         f"{','.join(CSV_HEADER)}")
     lines: array[int] = array("q")  # the line of each row, when not simply row + 2
     columns = _fast_columns(body)
@@ -272,22 +276,23 @@ def _careful_columns(path: Path, symbol: str, body: str,
             if not row:
                 continue
             line = reader.line_num + 1
+            where = f"{path} row {len(lines) + 1} (line {line})"  # the slow path only
             if len(row) != _COLUMNS:
-                raise DataError(f"{path}: line {line}: {len(row)} fields, not {_COLUMNS} "
+                raise DataError(f"{where}: {len(row)} fields, not {_COLUMNS} "
                                 f"({','.join(CSV_HEADER)})")
             for i, (name, raw) in enumerate(zip(CSV_HEADER, row, strict=True)):
                 if raw.strip() == "":
-                    raise DataError(f"{path}: line {line}: missing_field: {symbol} {name}")
+                    raise DataError(f"{where}: missing_field: {symbol} {name}")
                 try:
                     value = float(raw)
                 except ValueError:
-                    raise DataError(f"{path}: line {line}: not_a_number: {symbol} "
+                    raise DataError(f"{where}: not_a_number: {symbol} "
                                     f"{name}={raw[:40]!r}") from None
                 columns[i].append(value / 1000.0 if i == 0 else value)
             lines.append(line)
     except csv.Error as exc:
-        raise DataError(f"{path}: line {reader.line_num + 1}: unreadable_row: {exc}"
-                        ) from None
+        raise DataError(f"{path} row {len(lines) + 1} (line {reader.line_num + 1}): "
+                        f"unreadable_row: {exc}") from None
     return columns
 
 
@@ -307,8 +312,7 @@ def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
             try:
                 check_bar(bar, last)
             except BadBar as exc:
-                raise DataError(f"{path}: line {_line(lines, row)}: bad candle: {exc}"
-                                ) from None
+                raise DataError(f"{_where(path, lines, row)}: {exc}") from None
             last = bar.at
         raise
     if len(at) < 2:
@@ -321,15 +325,19 @@ def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
     step = gaps[i] / tf
     if step == int(step):
         raise DataError(
-            f"{path}: line {_line(lines, i + 1)}: gap: {symbol} has no candle from "
-            f"{format_ms(round((at[i] + tf) * 1000))} to "
+            f"{_where(path, lines, i + 1)}: gap: {symbol} at {_when(at[i + 1])} is "
+            f"{gaps[i]:g}s after the row before, the candles are {tf:g}s apart: no candle "
+            f"from {format_ms(round((at[i] + tf) * 1000))} to "
             f"{format_ms(round((at[i + 1] - tf) * 1000))} ({int(step) - 1} missing)")
-    raise DataError(f"{path}: line {_line(lines, i + 1)}: {gaps[i]:g} s after the previous "
-                    f"candle, not a multiple of the timeframe {tf:g} s (mixed timeframes)")
+    raise DataError(f"{_where(path, lines, i + 1)}: {symbol} at {_when(at[i + 1])} is "
+                    f"{gaps[i]:g}s after the row before, not a multiple of the candles' "
+                    f"{tf:g}s (mixed timeframes)")
 
 
-def _line(lines: array[int], row: int) -> int:
-    return lines[row] if lines else row + 2
+def _where(path: Path, lines: array[int], row: int) -> str:
+    """``PATH row N (line L)`` of the ``row``-th (from 0) row: ``lines[row]`` is its line
+    when the careful pass read it, else ``row + 2`` (no blank line before it)."""
+    return f"{path} row {row + 1} (line {lines[row] if lines else row + 2})"
 
 
 # ---------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_a_bad_candle_after_a_blank_line_is_named_by_its_own_line(tmp_path: Path
     t, o, _h, lo, c, v = rows(6)[3]
     data[4] = f"{t},{o},{lo - 5},{lo},{c},{v}"  # high below low, on line 6
     path = write(tmp_path, "BTC/USDT", data)
-    with pytest.raises(DataError, match=rf"^{path}: line 6: bad candle: high_below_low"):
+    with pytest.raises(DataError, match=rf"^{path} row 4 \(line 6\): high_below_low"):
         load_steps(tmp_path)
 
 
@@ -93,11 +93,11 @@ def test_a_bad_candle_after_a_blank_line_is_named_by_its_own_line(tmp_path: Path
 
 
 @pytest.mark.parametrize(("row", "reason"), [
-    ("{t},100.0,99.0,101.0,100.0,5.0", "bad candle: high_below_low"),
-    ("{t},100.0,101.0,99.0,100.0,-5.0", "bad candle: negative_volume"),
-    ("{t},0.0,101.0,0.0,100.0,5.0", "bad candle: non_positive_price"),
-    ("{t},nan,101.0,99.0,100.0,5.0", "bad candle: not_finite"),
-    ("{t},1e13,1e13,1e13,1e13,5.0", "bad candle: price_too_large"),
+    ("{t},100.0,99.0,101.0,100.0,5.0", "high_below_low: BTC/USDT high=99.0 low=101.0"),
+    ("{t},100.0,101.0,99.0,100.0,-5.0", "negative_volume"),
+    ("{t},0.0,101.0,0.0,100.0,5.0", "non_positive_price"),
+    ("{t},nan,101.0,99.0,100.0,5.0", "not_finite"),
+    ("{t},1e13,1e13,1e13,1e13,5.0", "price_too_large"),
     ("{t},100.0,101.0,99.0,abc,5.0", "not_a_number: BTC/USDT close='abc'"),
     ("{t},100.0,101.0,99.0,,5.0", "missing_field: BTC/USDT close"),
     ("{t},100.0,101.0,99.0", "4 fields, not 6"),
@@ -109,7 +109,7 @@ def test_a_bad_candle_names_its_file_and_line(tmp_path: Path, row: str, reason: 
     path = write(tmp_path, "BTC/USDT", data)
     with pytest.raises(DataError) as caught:
         load_steps(tmp_path)
-    assert str(caught.value).startswith(f"{path}: line 8: ")
+    assert str(caught.value).startswith(f"{path} row 7 (line 8): ")
     assert reason in str(caught.value)
 
 
@@ -117,7 +117,7 @@ def test_a_repeated_or_backward_time_is_a_bad_candle(tmp_path: Path) -> None:
     data = rows(5)
     data[3] = (data[1][0], *data[3][1:])
     path = write(tmp_path, "BTC/USDT", data)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match=rf"^{path}: line 5: bad candle: out_of_order"):
+    with pytest.raises(DataError, match=rf"^{path} row 4 \(line 5\): out_of_order"):
         load_steps(tmp_path)
 
 
@@ -125,7 +125,9 @@ def test_a_gap_names_its_file_line_and_the_missing_candles(tmp_path: Path) -> No
     data = rows(10)
     del data[4:7]  # three candles missing: the row after them is on line 6
     path = write(tmp_path, "BTC/USDT", data)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match=rf"^{path}: line 6: gap: BTC/USDT has no candle "
+    with pytest.raises(DataError, match=rf"^{path} row 5 \(line 6\): gap: BTC/USDT at "
+                                        r"2026-01-01T00:07:00Z is 240s after the row "
+                                        r"before, the candles are 60s apart: no candle "
                                         r"from 2026-01-01T00:04Z to 2026-01-01T00:06Z "
                                         r"\(3 missing\)"):
         load_steps(tmp_path)
@@ -134,25 +136,26 @@ def test_a_gap_names_its_file_line_and_the_missing_candles(tmp_path: Path) -> No
 def test_mixed_timeframes_are_an_error(tmp_path: Path) -> None:
     write(tmp_path, "A/USDT", rows(10))
     other = write(tmp_path, "B/USDT", rows(10, step=5 * MIN))
-    with pytest.raises(DataError, match=rf"^{other}: its timeframe is 300 s, but "
-                                        r"A_USDT.csv's is 60 s \(mixed timeframes\)"):
+    with pytest.raises(DataError, match=rf"^{other}: candles every 300s, but A_USDT.csv "
+                                        r"has them every 60s \(mixed timeframes\)"):
         load_steps(tmp_path)
     data = rows(10)
     data[5:] = [(t + MIN // 2, *rest) for t, *rest in data[5:]]  # type: ignore[misc]
     (tmp_path / "B_USDT.csv").unlink()
     path = write(tmp_path, "C/USDT", data)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match=rf"^{path}: line 7: 90 s after the previous "
-                                        r"candle, not a multiple of the timeframe 60 s"):
+    with pytest.raises(DataError, match=rf"^{path} row 6 \(line 7\): C/USDT at "
+                                        r"2026-01-01T00:05:30Z is 90s after the row "
+                                        r"before, not a multiple of the candles' 60s"):
         load_steps(tmp_path)
 
 
 def test_a_bad_header_no_csv_and_no_timeframe_are_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=rf"^{tmp_path}: no \*.csv files"):
+    with pytest.raises(DataError, match=rf"^{tmp_path} has no \*.csv file"):
         load_steps(tmp_path)
-    with pytest.raises(DataError, match="not a directory"):
+    with pytest.raises(DataError, match="is not a folder"):
         load_steps(tmp_path / "missing")
     path = write(tmp_path, "BTC/USDT", rows(3), header="time,open,high,low,close,volume")
-    with pytest.raises(DataError, match=rf"^{path}: line 1: its header is "
+    with pytest.raises(DataError, match=rf"^{path} line 1: its header is "
                                         r"'time,open,high,low,close,volume', not "
                                         r"timestamp,open,high,low,close,volume"):
         load_steps(tmp_path)
@@ -182,9 +185,10 @@ def test_since_and_until_are_inclusive(tmp_path: Path) -> None:
 
 def test_an_empty_window_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "BTC/USDT", rows(10))
-    with pytest.raises(DataError, match=r"no candle in the window 2026-02-01T00:00Z \.\. -; "
-                                        r"the data spans 2026-01-01T00:00Z \.\. "
-                                        r"2026-01-01T00:09Z"):
+    with pytest.raises(DataError, match=rf"^{tmp_path} has no candle in the window "
+                                        r"\(--from 2026-02-01T00:00:00Z, --until not "
+                                        r"given\); its candles run from "
+                                        r"2026-01-01T00:00:00Z to 2026-01-01T00:09:00Z"):
         load_steps(tmp_path, 1_769_904_000.0, None)
     with pytest.raises(DataError, match=r"the window ends .* before it starts"):
         load_steps(tmp_path, T0 / 1000 + 120, T0 / 1000 + 60)
@@ -222,7 +226,7 @@ def test_a_changed_file_is_parsed_again_and_its_stale_entry_replaced(tmp_path: P
     data: list[str] = [",".join(str(v) for v in r) for r in rows(12)]
     data[3] = f"{T0 + 3 * MIN},1.0,0.5,2.0,1.0,1.0"
     write(tmp_path, "BTC/USDT", data)
-    with pytest.raises(DataError, match=rf"^{path}: line 5: bad candle"):
+    with pytest.raises(DataError, match=rf"^{path} row 4 \(line 5\): high_below_low"):
         load_steps(tmp_path)
 
 
