@@ -6,7 +6,9 @@ by a seeded generator (trends, ranges and volatility bursts around a base price,
 both built-in strategies trade) and kept under ``--data`` (default
 ``/tmp/botvisor-bench-backtest/``; made again only when missing). The config: config.yaml
 with the market on ``source: csv`` over that directory at full speed and every state file
-in a temporary directory; the backtest and the tree read the same file.
+in a temporary directory, the breaker's limits out of reach (as in bench/pipeline.py: a
+trip would idle the tree, whose recovery timers run in wall time, for minutes); the
+backtest and the tree read the same file.
 
 1. The backtest, as a **subprocess** ``botvisor backtest --config C --data D --json``
    (imports, config, data loading and the run): ``backtest_candles_per_s`` = candles /
@@ -69,7 +71,7 @@ SYMBOLS = {
 
 # -- the data ----------------------------------------------------------------------------------
 REGIMES = (("trend_up", 0.0012, 0.003), ("range", 0.0, 0.004), ("trend_down", -0.0012, 0.003),
-           ("burst", 0.0, 0.008), ("range", 0.0, 0.004))
+           ("burst", 0.0, 0.006), ("range", 0.0, 0.004))
 REGIME_BARS = 120
 
 
@@ -109,9 +111,20 @@ def make_data(root: Path, symbols: int, rows: int) -> Path:
     return directory
 
 
+# As bench/pipeline.py: the breaker's limits out of reach, so that neither side stops
+# trading (the tree's recovery timers run in wall time, the backtest's in candle time: a
+# trip would idle the tree for minutes and the backtest for two candles).
+BREAKER_OUT_OF_REACH: dict[str, Any] = {
+    "drawdown": {"max_percent": 90.0}, "daily_loss": {"max_percent": 90.0},
+    "consecutive_losses": {"max_losses": 1_000_000}, "volatility": {"max_percent": 1e9},
+    "liquidity": {"min_volume": 0.0}, "resources": {"max_cpu_percent": 1e9, "max_rss_mb": 1e9},
+}
+
+
 def make_config(data: Path, state: Path, steps: int) -> Path:
-    """config.yaml with the market replaying ``data`` at full speed for ``steps`` steps and
-    every state file under ``state``; alerts to the log only."""
+    """config.yaml with the market replaying ``data`` at full speed for ``steps`` steps,
+    the breaker's limits out of reach and every state file under ``state``; alerts to the
+    log only."""
     raw = yaml.safe_load((ROOT / "config.yaml").read_text())
     raw["runtime"]["state_dir"] = str(state)
     raw["runtime"]["log_level"] = "warning"
@@ -122,6 +135,8 @@ def make_config(data: Path, state: Path, steps: int) -> Path:
         for key in ("database", "path", "fallback_file", "clock_file"):
             if isinstance(settings.get(key), str):
                 settings[key] = str(state / Path(settings[key]).name)
+        if node["name"] == "breaker":  # its triggers run on every sample, never trip
+            settings.update(BREAKER_OUT_OF_REACH)
         if node["name"] == "market":
             settings.update(source="csv", csv_dir=str(data), speed=1e12, max_steps=steps)
             settings.pop("crash_at_bar", None)
