@@ -2,7 +2,7 @@
 
 A command plug-in (``botvisor.commands``). It reads ``--config`` as ``botvisor run`` does
 (:mod:`actors.backtest.tree`), the candles of ``--data`` in the window ``--from`` ..
-``--until`` (:func:`~actors.backtest.replay_steps.load_steps`), runs the engine
+``--until`` (:func:`~actors.backtest.data.load_steps`), runs the engine
 (:func:`~actors.backtest.engine.run_backtest`; a progress bar on a terminal only), prints
 the result table or, with ``--json``, its JSON document with the run's timings, and with
 ``--report`` writes the HTML page. Bad input exits 2 with one line naming the thing at
@@ -22,9 +22,9 @@ from typing import Any
 
 import psutil
 
+from actors.backtest.data import load_steps
 from actors.backtest.engine import run_backtest
 from actors.backtest.metrics import summarize
-from actors.backtest.replay_steps import load_steps
 from actors.backtest.report import ReportError, write_report
 from actors.backtest.table import print_summary, to_json
 from actors.backtest.tree import load_setup

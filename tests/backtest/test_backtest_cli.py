@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from actors.backtest.data import load_steps
 from actors.backtest.engine import run_backtest
 from actors.backtest.metrics import summarize
-from actors.backtest.replay_steps import load_steps
 from actors.backtest.table import to_json
 from actors.backtest.tree import load_setup
 from actors.market.data import SyntheticMarket
