@@ -29,7 +29,6 @@ from pydantic import ValidationError
 from actors.common.messages import Side
 from actors.market.contract import (
     Bar,
-    Bars,
     GetMarketStats,
     MarketCursor,
     MarketSamples,
@@ -49,7 +48,7 @@ from supervisor import (
     SupervisedActor,
     SupervisorSpec,
 )
-from tests.market.test_live_feed import market_settings
+from tests.market.test_live_feed import market_settings, polls, tape, taped
 from tests.support.bot_helpers import wait_until
 from tests.support.fake_venues import MARKET_ID, MINUTE_MS, T0, FakeBinance, candles
 from tests.support.position_helpers import Inbox
@@ -114,23 +113,6 @@ def clock_at(candle: float) -> ManualClock:
 
 def index(at: float) -> int:
     return round((at * 1000 - T0) / MINUTE_MS)
-
-
-def tape(rt: Runtime) -> list[int]:
-    got: list[Any] = rt.ask("tape", "get")
-    return [index(b.at) for m in got if isinstance(m, Bars) for b in m.bars]
-
-
-def taped(rt: Runtime, last: int) -> list[int]:
-    def got() -> list[int] | None:
-        t = tape(rt)
-        return t if t and t[-1] >= last else None
-    return wait_until(got, timeout=WAIT, what=f"candle {last} on the tape")
-
-
-def polls(venue: FakeBinance, n: int) -> None:
-    goal = venue.count(KLINES) + n
-    wait_until(lambda: venue.count(KLINES) >= goal, timeout=WAIT, what=f"{n} more polls")
 
 
 def marks(rt: Runtime) -> list[tuple[int, float]]:
