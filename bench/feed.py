@@ -41,11 +41,14 @@ import multiprocessing as mp
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -62,6 +65,8 @@ MINUTE_MS = 60_000
 HISTORY_DAYS = 10
 DEFAULT_RAMP = (1_000, 2_000, 5_000, 10_000, 20_000)
 QUICK_RAMP = (1_000, 5_000, 10_000)
+# the threads whose CPU time per candle is measured: the websocket worker's loop, the market
+CPU_THREADS = {"ws": "market-ws", "market": "botvisor:market"}
 
 
 def bases(n: int) -> list[str]:
@@ -168,6 +173,14 @@ def feed_settings(directory: Path, venue_url: str, stream_url: str, symbols: Seq
             "timeout": 10_000}})
 
 
+def thread_cpu(prefix: str) -> float:
+    """The CPU seconds (user + system) of this process's threads whose name starts with
+    ``prefix`` (the kernel's per-thread times: a figure the machine's load hardly moves)."""
+    ids = {t.native_id for t in threading.enumerate()
+           if t.name.startswith(prefix) and t.native_id is not None}
+    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in ids)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
@@ -179,6 +192,7 @@ class FeedRun:
     def __init__(self, directory: Path, n: int) -> None:
         self.n = n
         self.symbols = [b + "/USDT" for b in bases(n)]
+        self.cpu_us: dict[str, float] = {}  # the last send's CPU per candle, by thread
         self.conn, child = mp.get_context("spawn").Pipe()
         self.proc = mp.get_context("spawn").Process(target=venue_process, args=(child, n),
                                                     daemon=True)
@@ -198,6 +212,7 @@ class FeedRun:
         time from the last send to the recorder holding every one (ms)."""
         minutes = max(1, count // self.n)
         count = minutes * self.n
+        cpu = {n: thread_cpu(p) for n, p in CPU_THREADS.items()}
         self.conn.send(("send", self.next, count, rate, burst))
         first = self.next
         self.next += minutes * MINUTE_MS
@@ -215,6 +230,8 @@ class FeedRun:
         if len(latencies) != count:
             raise RuntimeError(f"the recorder saw {len(latencies)} of {count} candles")
         drain = (max(t for _, _, t in seen) - sent[-1]) * 1000
+        self.cpu_us = {n: (thread_cpu(p) - cpu[n]) / count * 1e6
+                       for n, p in CPU_THREADS.items()}
         return latencies, drain
 
     def close(self) -> None:
@@ -263,6 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.no_gc_freeze:  # as `botvisor run` does once the tree is up
                 result["gc_frozen_objects"] = freeze_startup_objects()
             lat, drain = feed.send(int(args.rate * args.seconds), args.rate)
+            result |= {f"{name}_cpu_us_per_candle": us for name, us in feed.cpu_us.items()}
             result |= {"feed_candles": len(lat), "feed_p50_ms": percentile(lat, 50),
                        "feed_p99_ms": percentile(lat, 99), "feed_max_ms": max(lat),
                        "feed_mean_ms": statistics.fmean(lat), "feed_drain_ms": drain}
@@ -308,6 +326,9 @@ def report(r: dict[str, Any]) -> str:
         ("venue -> subscriber p99", f"{r['feed_p99_ms']:.3f} ms",
          f"<= 5 ms  {'met' if met['feed_p99_ms'] else 'MISSED'}",
          f"max {r['feed_max_ms']:.3f} ms"),
+        ("CPU per candle, ws loop", f"{r['ws_cpu_us_per_candle']:.1f} us", "",
+         f"the worker's thread (the market actor's: {r['market_cpu_us_per_candle']:.1f} us), "
+         "at the measured rate"),
         ("  a minute's close at once", f"{r['burst_p99_ms']:.3f} ms", "",
          f"p99 when all {r['symbols']} candles of a minute are sent together (p50 "
          f"{r['burst_p50_ms']:.3f} ms)"),

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,28 @@ T = TypeVar("T")
 HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
 HOLD_MAX = 0.25  # seconds (the loop's) a message may wait for the one before it to be taken
 FETCH_GRACE = 60.0  # seconds a failed session waits for its fetches to end
+
+
+@functools.cache
+def _streamed_class() -> type:
+    """ccxt.pro's candle cache of one symbol that also hands each update, as it is stored,
+    to ``on_row(symbol, row)``: the stream's updates reach the tracker without a watch
+    re-armed per update (ccxt's ``watch_ohlcv`` costs more than the parsing it waits for).
+    Made on first use, as ccxt is imported (it is slow to import)."""
+    from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
+
+    class StreamedCandles(ArrayCacheByTimestamp):  # type: ignore[misc]
+        def __init__(self, limit: int, symbol: str,
+                     on_row: Callable[[str, list[Any]], None]) -> None:
+            super().__init__(limit)
+            self.symbol = symbol
+            self.on_row = on_row
+
+        def append(self, item: list[Any]) -> None:
+            super().append(item)
+            self.on_row(self.symbol, list(item))
+
+    return StreamedCandles
 
 
 def ws_capable(exchange: str) -> bool:
@@ -102,6 +125,7 @@ class WsStreamer(FeedWorker):
         # the last candle of each message told and not known delivered, and when (two at most)
         self._told: list[tuple[str, float, float]] = []
         self._worked = False  # the session took in an update or a fetch
+        self._hook_failed: asyncio.Future[None] | None = None  # a cache's update failed
 
     # -- the interface ------------------------------------------------------------------------
     def stop(self, timeout: float = 5.0) -> None:
@@ -193,11 +217,14 @@ class WsStreamer(FeedWorker):
         self._fetch_wake.set()
         await self._retry(ex.load_markets)
         # one SUBSCRIBE for every symbol; each symbol's watch after it sends none
+        self._hook_failed = asyncio.get_running_loop().create_future()
+        self._install_caches()
         subscribe = asyncio.ensure_future(ex.watch_ohlcv_for_symbols(
             [[s, self.timeframe] for s in self.symbols]))
         await asyncio.sleep(0)
         subscribe.cancel()
-        tasks = [asyncio.create_task(self._watch(s)) for s in self.symbols]
+        tasks = [asyncio.create_task(self._watch_first()),
+                 asyncio.create_task(self._hook_failure())]
         tasks += [asyncio.create_task(self._fetcher()), asyncio.create_task(self._check())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -210,6 +237,42 @@ class WsStreamer(FeedWorker):
             for task in (*tasks, subscribe):
                 task.cancel()
             await asyncio.gather(*tasks, subscribe, return_exceptions=True)
+
+    def _install_caches(self) -> None:
+        """Put a streamed cache (:func:`_streamed_class`) where the exchange keeps each
+        symbol's candles, so that each update it parses reaches :meth:`_streamed` as it is
+        stored."""
+        ex, tf = self._exchange, self.timeframe
+        limit = int(ex.options.get("OHLCVLimit", 1000) or 1000)
+        cache = _streamed_class()
+        for symbol in self.symbols:
+            ex.ohlcvs.setdefault(symbol, {})[tf] = cache(limit, symbol, self._streamed)
+
+    def _streamed(self, symbol: str, row: list[Any]) -> None:
+        """One update, as the exchange stored it (called inside its message handler: an
+        error here must not reach ccxt's receive loop, so it ends the session instead)."""
+        try:
+            self._took(symbol, [row])
+        except Exception as exc:
+            if self._hook_failed is not None and not self._hook_failed.done():
+                self._hook_failed.set_exception(exc)
+
+    async def _hook_failure(self) -> None:
+        assert self._hook_failed is not None
+        await self._hook_failed
+
+    async def _watch_first(self) -> None:
+        """Keep one watch open, on the first symbol: it ends the session when the socket
+        fails (ccxt rejects it). Its rows came through the caches already, unless the
+        exchange keeps candles elsewhere: then every symbol is watched (:meth:`_watch`)."""
+        ex, tf, first = self._exchange, self.timeframe, self.symbols[0]
+        while True:
+            rows = await ex.watch_ohlcv(first, tf)
+            if not isinstance(ex.ohlcvs.get(first, {}).get(tf), _streamed_class()):
+                log.warning("market feed %s: %s keeps its candles elsewhere; watching each "
+                            "symbol", self.source, self.exchange_id)
+                self._took(first, rows)
+                await asyncio.gather(*(self._watch(s) for s in self.symbols))
 
     async def _watch(self, symbol: str) -> None:
         ex, tf = self._exchange, self.timeframe
