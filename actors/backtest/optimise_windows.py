@@ -2,9 +2,10 @@
 after it that it never sees.
 
 Either one ``--split`` fraction cuts the candle times of a span in two (the first
-``floor(fraction * times)`` train, the rest are held out), or the four bounds are given
-(``--train-from``/``--train-until``, ``--test-from``/``--test-until``). Bounds are
-inclusive, in seconds; None is the data's own start or end. The held-out window must start
+``floor(fraction * times)`` train, at least one; the rest, at least one, are held out), or
+the four bounds are given (``--train-from``/``--train-until``,
+``--test-from``/``--test-until``). Bounds are inclusive, in seconds; None is the data's
+own start or end. The held-out window must start
 after the training one ends; anything else is a :class:`WindowError` naming the options.
 """
 
@@ -36,11 +37,10 @@ def split_window(first: float, last: float, timeframe_s: float,
         raise WindowError(f"--split {fraction!r} must be a fraction between 0 and 1 "
                           "(e.g. 0.7: train on the first 70%)")
     times = round((last - first) / timeframe_s) + 1
-    cut = math.floor(fraction * times)
-    if cut < 1 or cut >= times:
-        side = "training" if cut < 1 else "held-out"
-        raise WindowError(f"--split {fraction!r} leaves the {side} window empty: the span "
-                          f"has {times} candle time(s)")
+    cut = math.floor(fraction * times)  # < times, as fraction < 1: one is held out
+    if cut < 1:
+        raise WindowError(f"--split {fraction!r} leaves the training window empty: the "
+                          f"span has {times} candle time(s)")
     return (Window(first, first + (cut - 1) * timeframe_s),
             Window(first + cut * timeframe_s, last))
 
