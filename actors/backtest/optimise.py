@@ -170,7 +170,8 @@ class Evaluator:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            return Outcome(None, None, f"params refused: {where}: {first['msg']}")
+            return Outcome(None, None, f"params refused: {where + ': ' if where else ''}"
+                                       f"{first['msg']}")
         data: HistoricalData = self.windows[window]
         summary = summarize(run_backtest(setup, data.steps(), timeframe_s=data.timeframe_s))
         value = self.objective.value(summary)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from actors.backtest.data import load_steps
 from actors.backtest.engine import run_backtest
@@ -34,7 +34,9 @@ from actors.backtest.optimise_windows import (
 from actors.backtest.setup import BacktestSetup
 from actors.backtest.table import to_json
 from actors.backtest.tree import load_setup
+from actors.strategies.api import Candle, Strategy, View, param
 from actors.strategies.builtin import MeanReversion, MomentumBreakout
+from actors.strategies.runner import StrategySpec
 from tests.backtest.test_backtest_cli import T0, _write_data
 from tests.support.bot_helpers import redirect_state, shipped_config, write_config
 
@@ -173,3 +175,42 @@ def test_every_trial_is_the_engines_backtest_of_its_params(
         assert held_out.figures["from"] == T0 + 300 * M
         assert held_out.figures == to_json(summarize(run_backtest(
             with_params(setup, trial.params), test_data.steps(), timeframe_s=M)))
+
+
+class _Bounded(Strategy):
+    """Never trades; its Params refuse ``fast >= slow`` (a rule across two ranges)."""
+
+    name = "bounded"
+
+    class Params(Strategy.Params):
+        fast: int = param(5, low=2, high=50, step=1)
+        slow: int = param(20, low=3, high=60, step=1)
+
+        @model_validator(mode="after")
+        def _fast_under_slow(self) -> _Bounded.Params:
+            if self.fast >= self.slow:
+                raise ValueError("fast must be under slow")
+            return self
+
+    def on_candle(self, candle: Candle, view: View) -> None:
+        return None
+
+
+def test_params_a_strategy_refuses_make_a_failed_trial_that_says_why(
+        config: Path, setup: BacktestSetup, tmp_path: Path) -> None:
+    data = _write_data(tmp_path / "data", 60)
+    job = Job(str(config), str(data), Window(None, T0 + 29 * M), Window(T0 + 30 * M, None),
+              "total_return", 0)
+    mine = replace(setup, strategies=(StrategySpec("bounded", _Bounded, _Bounded.Params()),))
+    train, test = (load_steps(data, w.since, w.until) for w in (job.train, job.test))
+    evaluator = Evaluator(job, mine, train, test)
+    refused = evaluator.evaluate({"bounded.fast": 30, "bounded.slow": 10}, "train")
+    assert (refused.value, refused.figures) == (None, None)
+    assert refused.note == "params refused: Value error, fast must be under slow"
+    taken = evaluator.evaluate({"bounded.fast": 3, "bounded.slow": 10}, "train")
+    assert taken.value == 0.0 and taken.figures is not None and taken.figures["trades"] == 0
+    space, _ = search_space(mine)
+    search = run_search(job, evaluator, space, trials=12, jobs=1, seed=1, top=3)
+    notes = {t.train.note for t in search.trials if t.train.value is None}
+    assert notes and all(n is not None and "fast must be under slow" in n for n in notes)
+    assert all(t.params["bounded.fast"] < t.params["bounded.slow"] for t, _ in search.best)

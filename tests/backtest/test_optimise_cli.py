@@ -24,9 +24,10 @@ TRIALS = ("--trials", "10", "--seed", "7")
 MINUTE = 60
 
 
-def _run(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+def _run(*args: str, prelude: str = "",
+         path: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = str(REPO) if path is None else f"{REPO}{os.pathsep}{path}"
     env.pop("COLUMNS", None)
     code = (f"import sys\n{prelude}\nfrom supervisor.host.cli import main\n"
             "raise SystemExit(main(sys.argv[1:]))")
@@ -34,8 +35,9 @@ def _run(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def _optimise(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
-    return _run("optimise", *args, prelude=prelude)
+def _optimise(*args: str, prelude: str = "",
+              path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return _run("optimise", *args, prelude=prelude, path=path)
 
 
 def _document(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -274,3 +276,28 @@ def test_a_progress_bar_is_drawn_on_a_terminal(config: Path, data: Path) -> None
     assert done.returncode == 0
     assert len(json.loads(done.stdout)["all"]) == 10  # stdout stays the document
     assert b"optimise" in drawn and b"10/10" in drawn
+
+
+def test_a_new_strategy_from_the_docs_is_optimised_in_worker_processes(
+        data: Path, tmp_path: Path) -> None:
+    # as a new user would: new-strategy writes the docs' example, the config names it by
+    # its import path, and the spawned workers import it from PYTHONPATH as the CLI does
+    code = tmp_path / "mine"
+    code.mkdir()
+    made = _run("new-strategy", "ema_cross", "--dir", str(code))
+    assert made.returncode == 0, made.stderr
+    config = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+        strategies=[{"class": "ema_cross:EmaCross", "params": {"period": 10}}]))
+    runs = [_document(_optimise("--config", str(config), "--data", str(data), "--json",
+                                "--trials", "9", "--seed", "3", "--jobs", jobs,
+                                path=code))
+            for jobs in ("1", "2")]
+    for document in runs:
+        document.pop("run_s")
+        document.pop("jobs")
+    assert runs[0] == runs[1]
+    assert runs[0]["space"] == {
+        "ema_cross.period": {"type": "int", "low": 5, "high": 200, "step": 1, "log": False},
+        "ema_cross.stop_pct": {"type": "float", "low": 0.2, "high": 10.0, "step": None,
+                               "log": True}}
+    assert runs[0]["best"][0]["test"]["figures"]["strategies"] == ["ema_cross"]
