@@ -141,10 +141,22 @@ def print_best(run: Run, search: Search, out: TextIO) -> None:
             for row in rows[1:]:
                 table.add_row(*(Text(cell) for cell in row))
             console.print(table)
+            console.print(Text("\n".join(_snippet(search))))
         return
     if search.best:
-        lines += ["", f"Best {len(search.best)} trials, best first", *_aligned(rows)]
+        lines += ["", f"Best {len(search.best)} trials, best first", *_aligned(rows),
+                  "", *_snippet(search)]
     out.write("\n".join(lines) + "\n")
+
+
+def _snippet(search: Search) -> list[str]:
+    """The best trial's params as the evaluator's ``strategies`` entries take them."""
+    by_strategy: dict[str, list[str]] = {}
+    for key, value in search.best[0][0].params.items():
+        strategy, name = key.split(".", 1)
+        by_strategy.setdefault(strategy, []).append(f"{name}: {value!r}")
+    return ["The best trial's params (an entry's `params` in the evaluator's strategies):",
+            *(f"  {strategy}: {{{', '.join(items)}}}" for strategy, items in by_strategy.items())]
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:

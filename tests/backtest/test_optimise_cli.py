@@ -69,7 +69,8 @@ def test_it_prints_the_best_trials(config: Path, data: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no progress bar off a terminal
     for line in ("Optimisation result", "objective   sharpe (maximize), seed 7",
-                 "trials      10 (", "Best 3 trials, best first", "momentum.lookback="):
+                 "trials      10 (", "Best 3 trials, best first", "momentum.lookback=",
+                 "The best trial's params", "  momentum: {lookback: "):
         assert line in done.stdout, done.stdout
 
 
