@@ -214,7 +214,11 @@ def _evaluations(job: Job, jobs: int, local: Evaluator) -> Iterator[Evaluate]:
             except BrokenProcessPool:
                 raise OptimiseError("a worker process died (out of memory?); try fewer "
                                     "--jobs") from None
-        yield run
+        try:
+            yield run
+        except BaseException:  # interrupted, or failed: drop the trials not started
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def check_optuna() -> Any:
