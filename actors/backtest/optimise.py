@@ -100,8 +100,9 @@ def with_params(setup: BacktestSetup, values: Mapping[str, Any]) -> BacktestSetu
     keys), each strategy's Params validated again (a ValidationError when refused)."""
     specs = []
     for spec in setup.strategies:
-        own = {k.split(".", 1)[1]: v for k, v in values.items()
-               if k.split(".", 1)[0] == spec.name}
+        # a strategy's name may hold dots, a parameter's (an identifier) never does
+        own = {k.rpartition(".")[2]: v for k, v in values.items()
+               if k.rpartition(".")[0] == spec.name}
         specs.append(replace(spec, params=spec.strategy.Params.model_validate(
             {**spec.params.model_dump(), **own})) if own else spec)
     return replace(setup, strategies=tuple(specs))

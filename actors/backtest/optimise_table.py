@@ -153,7 +153,7 @@ def _snippet(search: Search) -> list[str]:
     """The best trial's params as the evaluator's ``strategies`` entries take them."""
     by_strategy: dict[str, list[str]] = {}
     for key, value in search.best[0][0].params.items():
-        strategy, name = key.split(".", 1)
+        strategy, _, name = key.rpartition(".")
         by_strategy.setdefault(strategy, []).append(f"{name}: {value!r}")
     return ["The best trial's params (an entry's `params` in the evaluator's strategies):",
             *(f"  {strategy}: {{{', '.join(items)}}}" for strategy, items in by_strategy.items())]

@@ -148,6 +148,14 @@ def test_params_apply_to_their_strategy_only_and_are_validated(
     assert setup.strategies[0].params.model_dump()["lookback"] == 20  # untouched
     with pytest.raises(ValidationError, match="lookback"):
         with_params(setup, {"momentum.lookback": 1})
+    # a configured name may hold a dot: "mo" must not take "mo.mentum.lookback"
+    dotted = replace(setup, strategies=(replace(setup.strategies[0], name="mo.mentum"),
+                                        replace(setup.strategies[1], name="mo")))
+    space, _ = search_space(dotted)
+    assert "mo.mentum.lookback" in [d.key for d in space]
+    first, second = with_params(dotted, {"mo.mentum.lookback": 33, "mo.k": 4.0}).strategies
+    assert first.params.model_dump()["lookback"] == 33
+    assert second.params.model_dump()["k"] == 4.0
 
 
 def test_every_trial_is_the_engines_backtest_of_its_params(
