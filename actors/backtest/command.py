@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import psutil
@@ -28,6 +27,7 @@ from actors.backtest.metrics import summarize
 from actors.backtest.report import ReportError, write_report
 from actors.backtest.table import print_summary, to_json
 from actors.backtest.tree import load_setup
+from actors.common import when
 from supervisor.host.command_plugins import HostCommand
 from supervisor.host.config_errors import ConfigError
 from supervisor.host.logs import printable
@@ -42,21 +42,12 @@ class UsageError(Exception):
 
 
 def parse_when(text: str, option: str) -> float:
-    """``text`` as seconds since the epoch: a number (epoch seconds) or an ISO 8601 date
-    or time (UTC unless it says otherwise); UsageError names ``option``."""
-    value = text.strip()
+    """``text`` as seconds since the epoch (:func:`actors.common.when.parse_when`: epoch
+    seconds or ISO 8601, UTC unless it says otherwise); UsageError names ``option``."""
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is neither epoch seconds nor an ISO 8601 date "
-                         "or time (e.g. 2026-01-01 or 2026-01-01T12:00:00Z)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+        return when.parse_when(text, option)
+    except when.WhenError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class BacktestCommand(HostCommand):

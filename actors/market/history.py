@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from actors.common.when import parse_when
 from actors.market.contract import BadBar, Bar
 from actors.market.data import check_bar
 
@@ -52,19 +53,10 @@ def timeframe_ms(timeframe: str) -> int:
 
 
 def parse_time(text: str, name: str) -> int:
-    """``text`` as ms since the epoch: an integer (ms) or an ISO 8601 date or time (UTC
-    unless it says otherwise); ValueError names the option ``name``."""
-    text = text.strip()
-    if re.fullmatch(r"[0-9]+", text):
-        return int(text)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name} {text!r} is neither ms since the epoch nor an ISO 8601 "
-                         "time (e.g. 2026-01-01 or 2026-01-01T12:00:00Z)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    """``text`` as ms since the epoch: a number (ms) or an ISO 8601 date or time (UTC
+    unless it says otherwise), read by :func:`actors.common.when.parse_when`; ValueError
+    names the option ``name``."""
+    return round(parse_when(text, name, numbers="ms") * 1000)
 
 
 def format_ms(ms: int) -> str:

@@ -52,7 +52,7 @@ def _ep(name: str, value: str) -> EntryPoint:
 
 def test_the_bot_registers_download_data() -> None:
     assert [c.name for c in installed_commands()] == [
-        "backtest", "download-data", "new-strategy", "strategies"]
+        "backtest", "download-data", "new-strategy", "optimise", "strategies"]
 
 
 def test_a_plugin_runs_as_a_subcommand_with_its_exit_code(
