@@ -123,21 +123,27 @@ def _aligned(series: tuple[_Series, ...], offsets: list[int]) -> Iterator[list[B
     ends = sorted({0, *offsets, *(o + len(s.at) for o, s in zip(offsets, series,
                                                                 strict=True))})
     for start, stop in itertools.pairwise(ends):
-        live: list[tuple[str, array[float], array[float], array[float], array[float],
-                         array[float], array[float], int]] = [
-            (s.symbol, s.at, s.open, s.high, s.low, s.close, s.volume, o)
-            for s, o in zip(series, offsets, strict=True)
-            if o <= start and stop <= o + len(s.at)]
-        if not live:
+        # Per live series, its bars of the span, made one at a time by a C-level map as
+        # each step takes them: no index arithmetic and no Python loop per bar.
+        rows = [_bars(s, start - o, stop - o) for s, o in zip(series, offsets, strict=True)
+                if o <= start and stop <= o + len(s.at)]
+        if not rows:
             continue
-        if len(live) == 1:
-            sym, at, op, hi, lo, cl, vo, off = live[0]
-            for j in range(start - off, stop - off):
-                yield [Bar(sym, at[j], op[j], hi[j], lo[j], cl[j], vo[j])]
+        if len(rows) == 1:
+            yield from map(_one, rows[0])
             continue
-        for k in range(start, stop):
-            yield [Bar(sym, at[k - off], op[k - off], hi[k - off], lo[k - off], cl[k - off],
-                       vo[k - off]) for sym, at, op, hi, lo, cl, vo, off in live]
+        for _ in range(start, stop):
+            yield list(map(next, rows))
+
+
+def _one(bar: Bar) -> list[Bar]:
+    return [bar]
+
+
+def _bars(s: _Series, lo: int, hi: int) -> Iterator[Bar]:
+    """The bars of rows ``lo`` to ``hi`` (excluded) of ``s``, made as they are taken."""
+    return map(Bar, itertools.repeat(s.symbol, hi - lo), s.at[lo:hi], s.open[lo:hi],
+               s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
 
 
 def _merged(series: tuple[_Series, ...]) -> Iterator[list[Bar]]:
