@@ -15,11 +15,11 @@ naming the file and line. A checked file is cached beside the data
 from __future__ import annotations
 
 import bisect
-import collections
 import contextlib
 import csv
 import heapq
 import itertools
+import json
 import logging
 import operator
 import os
@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from actors.market.contract import BadBar, Bar
-from actors.market.data import check_bar
+from actors.market.data import check_bar, columns_pass
 from actors.market.history import CSV_HEADER, format_ms
 
 __all__ = ["CACHE_DIR", "DataError", "HistoricalData", "load_steps"]
@@ -47,6 +47,7 @@ _CHUNK = 1 << 22  # characters of CSV parsed at a time (bounds the parse's memor
 _HEAD = struct.Struct("<8sQd")  # magic, rows, timeframe (s)
 _TAIL = struct.Struct("<I")  # crc32 of the six columns
 _COLUMNS = 6  # at (s), open, high, low, close, volume
+_NUMBERS = frozenset((int, float))  # what a clean body's JSON holds (not bool, str, None)
 
 
 class DataError(ValueError):
@@ -258,9 +259,15 @@ def _fast_columns(body: str) -> tuple[array[float], ...] | None:
         chunk = body[start:end]
         start = end + 1
         rows = chunk.count("\n") + 1
+        # The chunk as one JSON array of numbers: C parses it with float()'s rounding. A
+        # number JSON does not take (nan, +1, .5, 1_0), a blank line or a word fails here
+        # or in the type check; so does an int no double holds (array() overflows).
         try:
-            flat = array("d", map(float, chunk.replace("\n", ",").split(",")))
-        except ValueError:
+            values = json.loads("[" + chunk.replace("\n", ",") + "]")
+            if not set(map(type, values)) <= _NUMBERS:
+                return None
+            flat = array("d", values)
+        except (ValueError, OverflowError):
             return None
         if len(flat) != rows * _COLUMNS:
             return None
@@ -308,10 +315,7 @@ def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
     one candle). A rejected candle or a gap is a DataError naming the line (``lines[i]``
     of row ``i``, or ``i + 2`` when ``lines`` is empty)."""
     at, op, hi, lo, cl, vo = columns
-    bars = map(Bar, itertools.repeat(symbol), at, op, hi, lo, cl, vo)
-    try:  # one C-level pass over the calls; the row is found only when one raises
-        collections.deque(map(check_bar, bars, itertools.chain((None,), at)), maxlen=0)
-    except BadBar:
+    if not columns_pass(columns):  # some row may be bad: check_bar finds it
         last: float | None = None
         for row, bar in enumerate(map(Bar, itertools.repeat(symbol), at, op, hi, lo, cl,
                                       vo)):
@@ -320,7 +324,6 @@ def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
             except BadBar as exc:
                 raise DataError(f"{_where(path, lines, row)}: {exc}") from None
             last = bar.at
-        raise
     if len(at) < 2:
         return None
     gaps = array("d", map(operator.sub, at[1:], at[:-1]))
