@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import csv
+import dataclasses
 import heapq
 import itertools
 import json
@@ -28,11 +29,12 @@ import sys
 import tempfile
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from actors.backtest.engine import CheckedStep
 from actors.market.contract import BadBar, Bar
 from actors.market.data import check_bar, columns_pass
 from actors.market.history import CSV_HEADER, format_ms
@@ -102,12 +104,13 @@ class HistoricalData:
     warnings: tuple[str, ...]
     _series: tuple[_Series, ...] = field(repr=False)
 
-    def __iter__(self) -> Iterator[list[Bar]]:
+    def __iter__(self) -> Iterator[CheckedStep]:
         return self.steps()
 
-    def steps(self) -> Iterator[list[Bar]]:
+    def steps(self) -> Iterator[CheckedStep]:
         """The bars of each candle time, in time order, symbols in :attr:`symbols` order;
-        a bar is made only when its step is."""
+        a bar is made only when its step is. Each step is a
+        :class:`~actors.backtest.engine.CheckedStep`: every bar passed check_bar here."""
         series = self._series
         first = min(s.at[0] for s in series)
         tf = self.timeframe_s
@@ -118,7 +121,7 @@ class HistoricalData:
         return _merged(series)
 
 
-def _aligned(series: tuple[_Series, ...], offsets: list[int]) -> Iterator[list[Bar]]:
+def _aligned(series: tuple[_Series, ...], offsets: list[int]) -> Iterator[CheckedStep]:
     """Steps of series on one grid: step ``k`` holds the ``k - offset``-th candle of each
     series that has one. Between two ends of series the set of series is fixed."""
     ends = sorted({0, *offsets, *(o + len(s.at) for o, s in zip(offsets, series,
@@ -134,29 +137,60 @@ def _aligned(series: tuple[_Series, ...], offsets: list[int]) -> Iterator[list[B
             yield from map(_one, rows[0])
             continue
         for _ in range(start, stop):
-            yield list(map(next, rows))
+            yield CheckedStep(map(next, rows))
 
 
-def _one(bar: Bar) -> list[Bar]:
-    return [bar]
+def _one(bar: Bar) -> CheckedStep:
+    return CheckedStep((bar,))
 
 
 def _bars(s: _Series, lo: int, hi: int) -> Iterator[Bar]:
     """The bars of rows ``lo`` to ``hi`` (excluded) of ``s``, made as they are taken."""
-    return map(Bar, itertools.repeat(s.symbol, hi - lo), s.at[lo:hi], s.open[lo:hi],
+    return map(_make_bar, itertools.repeat(s.symbol, hi - lo), s.at[lo:hi], s.open[lo:hi],
                s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
 
 
-def _merged(series: tuple[_Series, ...]) -> Iterator[list[Bar]]:
+def _bar_maker() -> Callable[[str, float, float, float, float, float, float], Bar]:
+    """``Bar(...)`` at half the cost, for the bars of a run (a million and more): a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets the
+    same slots through their descriptors, as that does, without the lookups around it. It
+    is used only while Bar is what it was written for (its fields in this order, nothing
+    run after ``__init__``); otherwise it is Bar itself."""
+    names = ("symbol", "at", "open", "high", "low", "close", "volume")
+    if (tuple(f.name for f in dataclasses.fields(Bar)) != names
+            or hasattr(Bar, "__post_init__") or not hasattr(Bar, "__slots__")):
+        return Bar
+    new = object.__new__
+    sym, at, op, hi, lo, cl, vo = (getattr(Bar, name).__set__ for name in names)
+
+    def make(symbol: str, t: float, o: float, h: float, low: float, c: float,  # noqa: PLR0917  (Bar's fields)
+             v: float) -> Bar:
+        bar = new(Bar)
+        sym(bar, symbol)
+        at(bar, t)
+        op(bar, o)
+        hi(bar, h)
+        lo(bar, low)
+        cl(bar, c)
+        vo(bar, v)
+        return bar
+
+    return make
+
+
+_make_bar = _bar_maker()
+
+
+def _merged(series: tuple[_Series, ...]) -> Iterator[CheckedStep]:
     """Steps of series that are not on one grid: every distinct time is a step."""
     keyed = [zip(s.at, [order] * len(s.at), range(len(s.at)), strict=True)
              for order, s in enumerate(series)]
-    pending: list[Bar] = []
+    pending = CheckedStep()
     current: float | None = None
     for at, order, j in heapq.merge(*keyed):
         if current is not None and at != current:
             yield pending
-            pending = []
+            pending = CheckedStep()
         current = at
         s = series[order]
         pending.append(Bar(s.symbol, at, s.open[j], s.high[j], s.low[j], s.close[j],

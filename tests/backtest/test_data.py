@@ -6,6 +6,7 @@ as data; ``since`` and ``until`` are inclusive."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from array import array
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.backtest.data import CACHE_DIR, DataError, load_steps
+from actors.backtest.engine import CheckedStep
 from actors.market.contract import BadBar, Bar
 from actors.market.data import CsvReplay, check_bar, columns_pass
 from actors.market.history import CSV_HEADER
@@ -64,6 +66,21 @@ def test_steps_equal_the_replays_on_clean_data(tmp_path: Path) -> None:
     assert data.timeframe_s == 60.0
     assert data.candles == 100
     assert data.window == (T0 / 1000, (T0 + 49 * MIN) / 1000)
+
+
+def test_the_loaders_bars_are_bars(tmp_path: Path) -> None:
+    """Made through the slots (the fast path), each is a frozen Bar equal to Bar(...), in
+    a CheckedStep."""
+    write(tmp_path, "BTC/USDT", rows(3))
+    step = next(iter(load_steps(tmp_path)))
+    assert type(step) is CheckedStep
+    (made,) = step
+    t, o, h, lo, c, v = rows(1)[0]
+    assert type(made) is Bar
+    assert made == Bar("BTC/USDT", t / 1000, o, h, lo, c, v)
+    assert hash(made) == hash(Bar("BTC/USDT", t / 1000, o, h, lo, c, v))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.close = 1.0  # type: ignore[misc]
 
 
 def test_steps_off_one_grid_equal_the_replays(tmp_path: Path) -> None:
