@@ -15,11 +15,12 @@ naming the file and line. A checked file is cached beside the data
 from __future__ import annotations
 
 import bisect
-import collections
 import contextlib
 import csv
+import dataclasses
 import heapq
 import itertools
+import json
 import logging
 import operator
 import os
@@ -28,13 +29,14 @@ import sys
 import tempfile
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from actors.backtest.engine import CheckedStep
 from actors.market.contract import BadBar, Bar
-from actors.market.data import check_bar
+from actors.market.data import check_bar, columns_pass
 from actors.market.history import CSV_HEADER, format_ms
 
 __all__ = ["CACHE_DIR", "DataError", "HistoricalData", "load_steps"]
@@ -47,6 +49,7 @@ _CHUNK = 1 << 22  # characters of CSV parsed at a time (bounds the parse's memor
 _HEAD = struct.Struct("<8sQd")  # magic, rows, timeframe (s)
 _TAIL = struct.Struct("<I")  # crc32 of the six columns
 _COLUMNS = 6  # at (s), open, high, low, close, volume
+_NUMBERS = frozenset((int, float))  # what a clean body's JSON holds (not bool, str, None)
 
 
 class DataError(ValueError):
@@ -101,12 +104,13 @@ class HistoricalData:
     warnings: tuple[str, ...]
     _series: tuple[_Series, ...] = field(repr=False)
 
-    def __iter__(self) -> Iterator[list[Bar]]:
+    def __iter__(self) -> Iterator[CheckedStep]:
         return self.steps()
 
-    def steps(self) -> Iterator[list[Bar]]:
+    def steps(self) -> Iterator[CheckedStep]:
         """The bars of each candle time, in time order, symbols in :attr:`symbols` order;
-        a bar is made only when its step is."""
+        a bar is made only when its step is. Each step is a
+        :class:`~actors.backtest.engine.CheckedStep`: every bar passed check_bar here."""
         series = self._series
         first = min(s.at[0] for s in series)
         tf = self.timeframe_s
@@ -117,39 +121,76 @@ class HistoricalData:
         return _merged(series)
 
 
-def _aligned(series: tuple[_Series, ...], offsets: list[int]) -> Iterator[list[Bar]]:
+def _aligned(series: tuple[_Series, ...], offsets: list[int]) -> Iterator[CheckedStep]:
     """Steps of series on one grid: step ``k`` holds the ``k - offset``-th candle of each
     series that has one. Between two ends of series the set of series is fixed."""
     ends = sorted({0, *offsets, *(o + len(s.at) for o, s in zip(offsets, series,
                                                                 strict=True))})
     for start, stop in itertools.pairwise(ends):
-        live: list[tuple[str, array[float], array[float], array[float], array[float],
-                         array[float], array[float], int]] = [
-            (s.symbol, s.at, s.open, s.high, s.low, s.close, s.volume, o)
-            for s, o in zip(series, offsets, strict=True)
-            if o <= start and stop <= o + len(s.at)]
-        if not live:
+        # Per live series, its bars of the span, made one at a time by a C-level map as
+        # each step takes them: no index arithmetic and no Python loop per bar.
+        rows = [_bars(s, start - o, stop - o) for s, o in zip(series, offsets, strict=True)
+                if o <= start and stop <= o + len(s.at)]
+        if not rows:
             continue
-        if len(live) == 1:
-            sym, at, op, hi, lo, cl, vo, off = live[0]
-            for j in range(start - off, stop - off):
-                yield [Bar(sym, at[j], op[j], hi[j], lo[j], cl[j], vo[j])]
+        if len(rows) == 1:
+            yield from map(_one, rows[0])
             continue
-        for k in range(start, stop):
-            yield [Bar(sym, at[k - off], op[k - off], hi[k - off], lo[k - off], cl[k - off],
-                       vo[k - off]) for sym, at, op, hi, lo, cl, vo, off in live]
+        for _ in range(start, stop):
+            yield CheckedStep(map(next, rows))
 
 
-def _merged(series: tuple[_Series, ...]) -> Iterator[list[Bar]]:
+def _one(bar: Bar) -> CheckedStep:
+    return CheckedStep((bar,))
+
+
+def _bars(s: _Series, lo: int, hi: int) -> Iterator[Bar]:
+    """The bars of rows ``lo`` to ``hi`` (excluded) of ``s``, made as they are taken."""
+    return map(_make_bar, itertools.repeat(s.symbol, hi - lo), s.at[lo:hi], s.open[lo:hi],
+               s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
+
+
+def _bar_maker() -> Callable[[str, float, float, float, float, float, float], Bar]:
+    """``Bar(...)`` at half the cost, for the bars of a run (a million and more): a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets the
+    same slots through their descriptors, as that does, without the lookups around it. It
+    is used only while Bar is what it was written for (its fields in this order, nothing
+    run after ``__init__``); otherwise it is Bar itself."""
+    names = ("symbol", "at", "open", "high", "low", "close", "volume")
+    if (tuple(f.name for f in dataclasses.fields(Bar)) != names
+            or hasattr(Bar, "__post_init__") or not hasattr(Bar, "__slots__")):
+        return Bar
+    new = object.__new__
+    sym, at, op, hi, lo, cl, vo = (getattr(Bar, name).__set__ for name in names)
+
+    def make(symbol: str, t: float, o: float, h: float, low: float, c: float,  # noqa: PLR0917  (Bar's fields)
+             v: float) -> Bar:
+        bar = new(Bar)
+        sym(bar, symbol)
+        at(bar, t)
+        op(bar, o)
+        hi(bar, h)
+        lo(bar, low)
+        cl(bar, c)
+        vo(bar, v)
+        return bar
+
+    return make
+
+
+_make_bar = _bar_maker()
+
+
+def _merged(series: tuple[_Series, ...]) -> Iterator[CheckedStep]:
     """Steps of series that are not on one grid: every distinct time is a step."""
     keyed = [zip(s.at, [order] * len(s.at), range(len(s.at)), strict=True)
              for order, s in enumerate(series)]
-    pending: list[Bar] = []
+    pending = CheckedStep()
     current: float | None = None
     for at, order, j in heapq.merge(*keyed):
         if current is not None and at != current:
             yield pending
-            pending = []
+            pending = CheckedStep()
         current = at
         s = series[order]
         pending.append(Bar(s.symbol, at, s.open[j], s.high[j], s.low[j], s.close[j],
@@ -252,9 +293,15 @@ def _fast_columns(body: str) -> tuple[array[float], ...] | None:
         chunk = body[start:end]
         start = end + 1
         rows = chunk.count("\n") + 1
+        # The chunk as one JSON array of numbers: C parses it with float()'s rounding. A
+        # number JSON does not take (nan, +1, .5, 1_0), a blank line or a word fails here
+        # or in the type check; so does an int no double holds (array() overflows).
         try:
-            flat = array("d", map(float, chunk.replace("\n", ",").split(",")))
-        except ValueError:
+            values = json.loads("[" + chunk.replace("\n", ",") + "]")
+            if not set(map(type, values)) <= _NUMBERS:
+                return None
+            flat = array("d", values)
+        except (ValueError, OverflowError):
             return None
         if len(flat) != rows * _COLUMNS:
             return None
@@ -302,10 +349,7 @@ def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
     one candle). A rejected candle or a gap is a DataError naming the line (``lines[i]``
     of row ``i``, or ``i + 2`` when ``lines`` is empty)."""
     at, op, hi, lo, cl, vo = columns
-    bars = map(Bar, itertools.repeat(symbol), at, op, hi, lo, cl, vo)
-    try:  # one C-level pass over the calls; the row is found only when one raises
-        collections.deque(map(check_bar, bars, itertools.chain((None,), at)), maxlen=0)
-    except BadBar:
+    if not columns_pass(columns):  # some row may be bad: check_bar finds it
         last: float | None = None
         for row, bar in enumerate(map(Bar, itertools.repeat(symbol), at, op, hi, lo, cl,
                                       vo)):
@@ -314,7 +358,6 @@ def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
             except BadBar as exc:
                 raise DataError(f"{_where(path, lines, row)}: {exc}") from None
             last = bar.at
-        raise
     if len(at) < 2:
         return None
     gaps = array("d", map(operator.sub, at[1:], at[:-1]))

@@ -18,6 +18,7 @@ exchange's pricing (:class:`~actors.venues.paper_pricing.FillPricing`), the book
 from __future__ import annotations
 
 import heapq
+import math
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -50,7 +51,7 @@ from actors.risk.machine import BreakerCore
 from actors.strategies.contract import Signal
 from actors.strategies.runner import Runner, StrategyFault
 
-__all__ = ["Backtest", "NothingInFlight", "run_backtest"]
+__all__ = ["Backtest", "CheckedStep", "NothingInFlight", "run_backtest"]
 
 ZERO = Decimal(0)
 _EMPTY: dict[str, Decimal] = {}
@@ -58,6 +59,16 @@ _NO_FILLS: list[Fill] = []
 _NO_BUYS: list[InFlightBuy] = []
 _NO_SYMBOLS: set[str] = set()
 PROGRESS_EVERY = 1000  # steps between two progress calls
+
+
+class CheckedStep(list[Bar]):
+    """The bars of one time, each of which :func:`~actors.market.data.check_bar` has
+    passed already against the candle before it of its symbol (the loader checks every
+    series so, :func:`~actors.backtest.data.load_steps`). A step of them whose time is
+    after every candle the run has seen passes the bad-bar check as it stands: the engine
+    does not check it again; any other step is checked bar by bar."""
+
+    __slots__ = ()
 
 
 class NothingInFlight:
@@ -119,6 +130,7 @@ class Backtest:
         self.skipped: Counter[str] = Counter()  # SkipReason values, "refused", "rejected"
         self.faults: list[StrategyFault] = []
         self._timers: list[tuple[float, int]] = []  # the breaker's recoveries: (wall, token)
+        self._seen_at = -math.inf  # the newest candle time of the run so far
         self._signals: list[Request] = []
         self._snap: PortfolioSnapshot | None = None
         self._snap_seq = -1
@@ -137,26 +149,20 @@ class Backtest:
     def step(self, items: Sequence[Bar | BadBar]) -> None:
         """One time's candles, through every core in the documented order."""
         self.candles += len(items)
-        good: list[Bar] = []
-        samples = []
         last = self.last
-        for item in items:  # 1. the bad-bar check, as the market actor makes it
-            if type(item) is not Bar:
-                self.bad_candles += 1
-                continue
-            symbol = item.symbol
-            before = last.get(symbol)
-            try:
-                check_bar(item, None if before is None else before.at)
-            except BadBar:
-                self.bad_candles += 1
-                continue
-            last[symbol] = item
-            good.append(item)
-            samples.append((symbol, item.close, item.at, item.volume * item.close))
-        if not good:
-            return
-        at = good[0].at
+        good: Sequence[Bar]
+        if type(items) is CheckedStep and items and items[0].at > self._seen_at:
+            good = items  # 1. checked by the loader, and after every candle seen
+            for bar in good:
+                last[bar.symbol] = bar
+            at = self._seen_at = good[0].at
+            samples = [(bar.symbol, bar.close, bar.at, bar.volume * bar.close)
+                       for bar in good]
+        else:
+            good, samples = self._check(items)  # 1. the bad-bar check, bar by bar
+            if not good:
+                return
+            at = good[0].at
         breaker = self.breaker
         timers = self._timers
         while timers and timers[0][0] <= at:  # 2. recoveries due, then the samples
@@ -190,6 +196,31 @@ class Backtest:
             for request in requests:
                 self._execute(request, at)
         self._mark(at)  # 7. mark to market, the equity sample, the curve point
+
+    def _check(self, items: Sequence[Bar | BadBar]
+               ) -> tuple[list[Bar], list[tuple[str, float, float, float]]]:
+        """The good bars of ``items`` (each through check_bar against its symbol's last good
+        one, as the market actor checks them) and their breaker samples; the bad ones
+        counted."""
+        good: list[Bar] = []
+        samples = []
+        last = self.last
+        for item in items:
+            if type(item) is not Bar:
+                self.bad_candles += 1
+                continue
+            symbol = item.symbol
+            before = last.get(symbol)
+            try:
+                check_bar(item, None if before is None else before.at)
+            except BadBar:
+                self.bad_candles += 1
+                continue
+            last[symbol] = item
+            good.append(item)
+            samples.append((symbol, item.close, item.at, item.volume * item.close))
+            self._seen_at = max(self._seen_at, item.at)
+        return good, samples
 
     def _execute(self, request: Request, at: float) -> None:
         decision = decide(request, self._snapshot(), self.gate, self.flight,

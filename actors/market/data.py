@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import csv
 import math
+import operator
 import random
 import zlib
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
+from itertools import repeat
 from pathlib import Path
 
 from actors.market.contract import BadBar, Bar
@@ -25,6 +28,7 @@ __all__ = [
     "SyntheticMarket",
     "check_bar",
     "check_csv_dir",
+    "columns_pass",
     "parse_csv_row",
 ]
 
@@ -79,6 +83,31 @@ def check_bar(bar: Bar, last_at: float | None) -> None:
             raise BadBar("duplicate_timestamp", f"{bar.symbol} at={bar.at}")
         if bar.at < last_at:
             raise BadBar("out_of_order", f"{bar.symbol} at={bar.at} after {last_at}")
+
+
+def columns_pass(columns: Sequence[array[float]]) -> bool:
+    """True when every row of one symbol's six ``columns`` (at, open, high, low, close,
+    volume) passes :func:`check_bar` (each row against the time of the row before; the
+    first against none): the same rule, as a few C-level passes over whole columns
+    instead of a call per bar. False means some row may not: :func:`check_bar` on each
+    row then finds it and says why. Columns that are not six ``array('d')`` of one length
+    are False."""
+    if len(columns) != 6:  # the six fields of a bar
+        return False
+    at, open_, high, low, close, volume = columns
+    n = len(at)
+    if not all(type(c) is array and c.typecode == "d" and len(c) == n for c in columns):
+        return False
+    if n == 0:
+        return True
+    le = operator.le
+    # Every price is in one of these comparisons and NaN fails them all, so the min and
+    # max after them see no NaN; the volume and the times get comparisons of their own.
+    return (all(map(le, low, open_)) and all(map(le, open_, high))
+            and all(map(le, low, close)) and all(map(le, close, high))
+            and min(low) > 0.0 and max(high) <= MAX_PRICE
+            and all(map(le, repeat(0.0, n), volume)) and max(volume) < _INF
+            and all(map(operator.lt, at, at[1:])) and at[0] > -_INF and at[-1] < _INF)
 
 
 class SyntheticMarket:

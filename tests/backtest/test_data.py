@@ -6,14 +6,19 @@ as data; ``since`` and ``until`` are inclusive."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from array import array
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.backtest.data import CACHE_DIR, DataError, load_steps
-from actors.market.contract import Bar
-from actors.market.data import CsvReplay
+from actors.backtest.engine import CheckedStep
+from actors.market.contract import BadBar, Bar
+from actors.market.data import CsvReplay, check_bar, columns_pass
 from actors.market.history import CSV_HEADER
 
 pytestmark = pytest.mark.unit
@@ -63,6 +68,21 @@ def test_steps_equal_the_replays_on_clean_data(tmp_path: Path) -> None:
     assert data.window == (T0 / 1000, (T0 + 49 * MIN) / 1000)
 
 
+def test_the_loaders_bars_are_bars(tmp_path: Path) -> None:
+    """Made through the slots (the fast path), each is a frozen Bar equal to Bar(...), in
+    a CheckedStep."""
+    write(tmp_path, "BTC/USDT", rows(3))
+    step = next(iter(load_steps(tmp_path)))
+    assert type(step) is CheckedStep
+    (made,) = step
+    t, o, h, lo, c, v = rows(1)[0]
+    assert type(made) is Bar
+    assert made == Bar("BTC/USDT", t / 1000, o, h, lo, c, v)
+    assert hash(made) == hash(Bar("BTC/USDT", t / 1000, o, h, lo, c, v))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.close = 1.0  # type: ignore[misc]
+
+
 def test_steps_off_one_grid_equal_the_replays(tmp_path: Path) -> None:
     """Two symbols on the same timeframe half a candle apart: every time is its own step,
     as in the replay."""
@@ -87,6 +107,79 @@ def test_a_bad_candle_after_a_blank_line_is_named_by_its_own_line(tmp_path: Path
     path = write(tmp_path, "BTC/USDT", data)
     with pytest.raises(DataError, match=rf"^{path} row 4 \(line 6\): high_below_low"):
         load_steps(tmp_path)
+
+
+# -- the column check is check_bar's rule -----------------------------------------------------
+
+values = st.one_of(
+    st.floats(min_value=0.5, max_value=2.0),  # mostly plausible, so many series pass
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, -1.0, 1e12, 1.0000001e12]),
+)
+
+
+@given(series=st.lists(st.tuples(values, values, values, values, values, values),
+                       max_size=6),
+       times=st.lists(st.sampled_from([0.0, 60.0, 120.0, 180.0, 240.0, 300.0, float("nan"),
+                                       float("inf"), -float("inf")]), min_size=6,
+                      max_size=6))
+@settings(max_examples=800, deadline=None)
+def test_columns_pass_exactly_when_check_bar_passes_every_row(
+        series: list[tuple[float, ...]], times: list[float]) -> None:
+    """The loader's column check says yes exactly when check_bar, row after row, would."""
+    bars = [Bar("BTC/USDT", times[i] if i % 2 else float(i * 60) + (o % 1), o, h, lo, c, v)
+            for i, (o, h, lo, c, v, _) in enumerate(series)]
+    ok = True
+    last: float | None = None
+    for bar in bars:
+        try:
+            check_bar(bar, last)
+        except BadBar:
+            ok = False
+            break
+        last = bar.at
+    columns = [array("d", (getattr(b, f) for b in bars))
+               for f in ("at", "open", "high", "low", "close", "volume")]
+    assert columns_pass(columns) is ok
+
+
+def test_columns_pass_refuses_what_is_not_six_float_arrays() -> None:
+    good = [array("d", [60.0, 120.0])] + [array("d", [1.0, 1.0]) for _ in range(5)]
+    assert columns_pass(good)
+    assert not columns_pass(good[:5])
+    assert not columns_pass([*good[:5], array("d", [1.0])])  # lengths differ
+    assert not columns_pass([*good[:5], [1.0, 1.0]])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(("field", "reason"), [
+    ("true", "not_a_number: BTC/USDT close='true'"),  # JSON would read it as 1
+    ("1" + "0" * 400, "not_finite"),  # an int no double holds: float() makes it inf
+    ("Infinity", "not_finite"),
+    ("NaN", "not_finite"),
+    ("null", "not_a_number"),
+])
+def test_what_json_reads_differently_takes_the_careful_path(tmp_path: Path, field: str,
+                                                            reason: str) -> None:
+    data: list[str] = [",".join(str(v) for v in r) for r in rows(10)]
+    t, o, h, lo, _c, v = rows(10)[6]
+    data[6] = f"{t},{o},{h},{lo},{field},{v}"
+    path = write(tmp_path, "BTC/USDT", data)
+    with pytest.raises(DataError) as caught:
+        load_steps(tmp_path)
+    assert str(caught.value).startswith(f"{path} row 7 (line 8): ")
+    assert reason in str(caught.value)
+
+
+def test_numbers_json_does_not_read_are_read_as_float_reads_them(tmp_path: Path) -> None:
+    """+1, .5, 5., 1_0, spaces and quotes are numbers to the replay's csv reader and
+    float(): the same candles."""
+    data: list[str] = [",".join(str(v) for v in r) for r in rows(10)]
+    t, _o, _h, _lo, _c, _v = rows(10)[6]
+    data[6] = f'{t}, +100.5,1_01.,.99e2 ,"100.",5'
+    write(tmp_path, "BTC/USDT", data)
+    loaded = flatten(load_steps(tmp_path).steps())
+    assert loaded == list(CsvReplay(tmp_path).steps())
+    assert loaded[6][0] == Bar("BTC/USDT", t / 1000, 100.5, 101.0, 99.0, 100.0, 5.0)
 
 
 # -- errors name the file and line -----------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.backtest.contract import END_OF_DATA
-from actors.backtest.engine import Backtest, run_backtest
+from actors.backtest.engine import Backtest, CheckedStep, run_backtest
 from actors.backtest.setup import BacktestSetup
 from actors.common.messages import Side
 from actors.execution.exit_rules import ExitRules
@@ -238,6 +238,31 @@ def test_the_same_input_gives_the_same_result() -> None:
     assert first == second
     assert first.strategies == ("momentum", "mean_reversion")
     assert {t.strategy for t in first.trades} <= {"momentum", "mean_reversion"}
+
+
+def test_checked_steps_give_the_result_of_plain_ones() -> None:
+    """The loader's steps skip the engine's bad-bar check: nothing else changes."""
+    specs = resolve_entries((StrategyEntry.model_validate({"class": "momentum"}),
+                             StrategyEntry.model_validate({"class": "mean_reversion"})))
+    market = SyntheticMarket({"AAA/USDT": 10.0, "BBB/USDT": 200.0}, seed=5,
+                             crash_at_bar=600)
+    steps = [market.step() for _ in range(1000)]
+    run = setup(*specs, breaker=BreakerRules(),
+                exits=ExitRules(3.0, 6.0, 2.0, 1.5, 6 * 3600.0, 300.0))
+    plain = run_backtest(run, steps)
+    assert plain.trades
+    assert run_backtest(run, [CheckedStep(step) for step in steps]) == plain  # type: ignore[arg-type]
+
+
+def test_a_checked_step_not_after_the_last_is_checked_bar_by_bar() -> None:
+    """A checked step whose time does not move on is not trusted: its bars are checked
+    against their symbols' last good candles, and a repeated time is a bad candle."""
+    a = "AAA/USDT"
+    steps = [CheckedStep([bar(a, 0, 100.0)]), CheckedStep([bar(a, 1, 100.0)]),
+             CheckedStep([bar(a, 1, 101.0)]),  # the same time again: a duplicate
+             CheckedStep([bar(a, 2, 100.0)])]
+    result = run_backtest(setup(), steps)
+    assert (result.candles, result.bad_candles, len(result.curve)) == (4, 1, 3)
 
 
 def test_progress_is_told_the_candles_done() -> None:
