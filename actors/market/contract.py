@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "AwaitIdle",
     "BadBar",
     "Bar",
     "Bars",
@@ -86,6 +87,14 @@ class FeedHealth:
     stale_symbols: tuple[str, ...]
     last_closed_at: float | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitIdle:
+    """Ask from the market's lockstep replay (``pace: lockstep``): answered once the asked
+    actor has acted on everything told to it before and has nothing in flight (no order
+    out, no fill unrecorded), or after its own timeout; the reply's value is its own (the
+    market only waits for it). The executor accepts it."""
 
 
 @dataclass(frozen=True, slots=True)
