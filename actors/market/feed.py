@@ -32,6 +32,7 @@ from actors.market.contract import (
     MarketSource,
     MarketStats,
     MarkPrices,
+    ScannedBars,
 )
 from actors.market.data import DEFAULT_SYMBOLS, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
 from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, default_poll_interval
@@ -131,13 +132,14 @@ class MarketActor(SupervisedActor):
         speed: float = Field(600.0, gt=0)  # market seconds per real second
         # "timed": a step every bar_seconds / speed real seconds. "lockstep" (csv, synthetic):
         # the next step once the pipeline is done with this one: the position actor and the
-        # breaker have the step's marks and samples, then the subscribers its bars, then
-        # lockstep_through (in order), lockstep_idle has nothing in flight, and the position
-        # actor and the breaker have what that caused. A step not done within
-        # lockstep_timeout seconds is logged (WARNING) and the next follows at the timed
-        # pace. docs/backtesting.md, "Parity with the live tree".
+        # breaker have the step's marks and samples, the subscribers its bars, then
+        # lockstep_through (in order: the evaluator) what those sent on, lockstep_idle (the
+        # executor) has nothing in flight, and the position actor and the breaker have what
+        # that caused. A step not done within lockstep_timeout seconds is logged (WARNING)
+        # and the next follows at the timed pace. docs/backtesting.md, "Parity with the
+        # live tree".
         pace: Literal["timed", "lockstep"] = "timed"
-        lockstep_through: tuple[str, ...] = ("evaluator",)
+        lockstep_through: Annotated[tuple[str, ...], Peer(accepts=(ScannedBars,))] = ()
         lockstep_idle: Annotated[str | None, Peer(accepts=(AwaitIdle,))] = None
         lockstep_timeout: float = Field(10.0, gt=0)
         crash_at_bar: int | None = Field(600, ge=0)
@@ -237,11 +239,6 @@ class MarketActor(SupervisedActor):
         for _ in range(skip):
             next(self._feed, None)
         if s.pace == "lockstep":
-            runtime = self.ctx.runtime
-            for name in s.lockstep_through:
-                if runtime.cell_or_none(name) is None:
-                    raise ValueError(f"market.settings.lockstep_through: no actor {name!r} "
-                                     "in the tree")
             self._lockstep = Lockstep(self.ctx)
         self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
 

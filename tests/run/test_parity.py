@@ -15,9 +15,10 @@ same fees and fill times; and the ledger holds no other fill.
 What the copy changes, and why (docs/backtesting.md, "Parity with the live tree"):
 
 * ``market``: ``source: csv`` over the dataset, ``pace: lockstep`` with
-  ``lockstep_idle: executor`` (each step only once the pipeline is done with the one
-  before), ``marks_interval: 0`` (every step's closes to the position actor, as the
-  backtest marks every step), no clock file (one process, one replay);
+  ``lockstep_through: [evaluator]`` and ``lockstep_idle: executor`` (each step only once
+  the pipeline is done with the one before), ``marks_interval: 0`` (every step's closes
+  to the position actor, as the backtest marks every step), no clock file (one process,
+  one replay);
 * ``executor.serial: true``: each decision with nothing in flight, as the backtest's;
 * ``positions.equity_interval`` 1 s -> 1 µs: a snapshot with every step's marks (the
   backtest sizes entries with the step's closes);
@@ -95,7 +96,8 @@ def parity_config(tmp_path: Path, data: Path) -> Path:
     market = settings(raw, "market")
     for key in ("seed", "crash_at_bar"):  # the synthetic market's
         market.pop(key, None)
-    market.update(source="csv", csv_dir=str(data), pace="lockstep", lockstep_idle="executor",
+    market.update(source="csv", csv_dir=str(data), pace="lockstep", lockstep_through=["evaluator"],
+                  lockstep_idle="executor",
                   marks_interval=0, clock_file=None)
     settings(raw, "executor")["serial"] = True
     settings(raw, "positions")["equity_interval"] = 1e-6
