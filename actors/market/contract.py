@@ -3,7 +3,8 @@ must implement.
 
 The market actor sends ``Bars`` (one step, to its subscribers), ``MarkPrices`` (to the
 position actor) and ``MarketSamples`` (to the circuit breaker), and publishes its
-``MarketCursor``; it accepts ``FeedBars`` and ``GetMarketStats``. The scanner sends
+``MarketCursor``; it accepts ``FeedBars`` and ``GetMarketStats``. Replaying in lockstep, it
+asks the executor ``AwaitIdle``. The scanner sends
 ``Candidates`` and ``ScannedBars``. A live feed sends ``FeedHealth`` (to the circuit
 breaker). A data source (the synthetic market, a CSV replay, a live feed) implements
 :class:`MarketSource`.
