@@ -37,7 +37,7 @@ from actors.market.contract import (
 from actors.market.data import DEFAULT_SYMBOLS, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
 from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, default_poll_interval
 from actors.market.live_source import LiveSource, candle_steps, check_live
-from actors.market.lockstep import BARRIER, Lockstep, Stage
+from actors.market.lockstep import Lockstep, stages
 from supervisor import SupervisedActor
 from supervisor.context import Replied
 from supervisor.peers import Peer
@@ -63,10 +63,9 @@ class _Tick:
 
 @dataclass(frozen=True, slots=True)
 class _LockstepDue:
-    """Timer: step ``step`` of this instance has had ``lockstep_timeout`` seconds."""
+    """Timer: is the step in progress out of time? (See ``_Tick`` for the incarnation.)"""
 
     incarnation: int
-    step: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +202,7 @@ class MarketActor(SupervisedActor):
         self._leased = 0  # the position (origin index + steps) the clock file allows
         self._live: LiveSource | None = None  # source: ccxt
         self._lockstep: Lockstep | None = None  # pace: lockstep
+        self._lockstep_timer = False  # a _LockstepDue is scheduled
         self.late_steps = 0  # lockstep steps not done in time (sent on at the timed pace)
 
     def on_start(self) -> None:
@@ -239,7 +239,7 @@ class MarketActor(SupervisedActor):
         for _ in range(skip):
             next(self._feed, None)
         if s.pace == "lockstep":
-            self._lockstep = Lockstep(self.ctx)
+            self._lockstep = Lockstep(self.ctx, s.lockstep_timeout)
         self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
 
     # -- the clock file ------------------------------------------------------------------------
@@ -274,12 +274,11 @@ class MarketActor(SupervisedActor):
                 lockstep = self._lockstep
                 if lockstep is not None and lockstep.replied(token):
                     self._step_done()
-            case _LockstepDue(incarnation, step):
-                lockstep = self._lockstep
-                if (incarnation == self.ctx.incarnation and lockstep is not None
-                        and lockstep.step == step):
-                    self._step_late(f"waited {self.settings.lockstep_timeout} s for "
-                                    f"{lockstep.give_up()}")
+            case _LockstepDue(incarnation) if incarnation == self.ctx.incarnation:
+                self._lockstep_timer = False
+                self._arm_lockstep()
+            case _LockstepDue():
+                return None  # an instance's that is gone
             case FeedBars():
                 self._feed_run(message)
             case LiveCandles() if message.incarnation == self.ctx.incarnation:
@@ -325,23 +324,34 @@ class MarketActor(SupervisedActor):
         assert lockstep is not None
         s = self.settings
         good, latest = self._accept(items)
-        stages: list[Stage] = []
-        if good:
-            self.bars += len(good)
-            self._mark(good, latest)
-            self._send_marks(force=True)
-            self._sample(good)
-            batch = Bars(tuple(good))
-            ledger, breaker = (s.positions, BARRIER), (s.breaker, BARRIER)
-            assert s.lockstep_idle is not None
-            stages = [(ledger, breaker), tuple((name, batch) for name in s.subscribers),
-                      *(((name, BARRIER),) for name in s.lockstep_through),
-                      ((s.lockstep_idle, AwaitIdle()),), (ledger,), (breaker,)]
-        if lockstep.begin(self.steps, stages):
+        if not good:
+            self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
+            return
+        self.bars += len(good)
+        self._mark(good, latest)
+        self._send_marks(force=True)
+        self._sample(good)
+        assert s.lockstep_idle is not None
+        if lockstep.begin(self.steps, stages(
+                Bars(tuple(good)), positions=s.positions, breaker=s.breaker,
+                subscribers=s.subscribers, through=s.lockstep_through, idle=s.lockstep_idle)):
             self._step_done()
         else:
-            self.ctx.schedule(s.lockstep_timeout, _LockstepDue(self.ctx.incarnation,
-                                                               self.steps))
+            self._arm_lockstep()
+
+    def _arm_lockstep(self) -> None:
+        """One timer for the step in progress: give it up once out of time, else look
+        again when it would be (a later step's wait begins where this one's ends)."""
+        lockstep = self._lockstep
+        assert lockstep is not None
+        left = lockstep.left()
+        if left is None or self._lockstep_timer:
+            return
+        if left <= 0:
+            self._step_late(f"waited {lockstep.timeout} s for {lockstep.give_up()}")
+            return
+        self._lockstep_timer = True
+        self.ctx.schedule(left, _LockstepDue(self.ctx.incarnation))
 
     def _step_done(self) -> None:
         lockstep = self._lockstep
