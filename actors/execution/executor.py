@@ -49,6 +49,7 @@ from actors.execution.state import (
 from actors.execution.stats import StatsWaiters
 from actors.execution.sync_driver import SyncDriver
 from actors.execution.venue_sync import Step, VenueSync
+from actors.market.contract import AwaitIdle
 from actors.portfolio.contract import PortfolioSnapshot
 from actors.risk.contract import BreakerGate, gate_or_unknown
 from actors.strategies.contract import Signal
@@ -72,7 +73,7 @@ class ExecutorActor(SupervisedActor):
     what it did, and the state it publishes."""
 
     accepts: ClassVar[tuple[type, ...]] = (
-        Signal, ExitRequest, GetExecutorStats, SyncVenue)
+        Signal, ExitRequest, GetExecutorStats, SyncVenue, AwaitIdle)
     publishes: ClassVar[type] = ExecutorState
     Settings = ExecutorSettings
 
@@ -165,7 +166,7 @@ class ExecutorActor(SupervisedActor):
                 self.held.handoff(message.requests)
             case GetExecutorStats(wait=False):
                 return self._stats()  # as things stand: nothing moves for a read
-            case GetExecutorStats():
+            case GetExecutorStats() | AwaitIdle():  # AwaitIdle: the lockstep replay's
                 reply = self.defer_reply()
                 if reply is not None:
                     self._stats_waiters.add(reply, self.ctx.clock.now())
@@ -267,6 +268,9 @@ class ExecutorActor(SupervisedActor):
         if self.outbox.recording or self.desk.book.count(OrderPhase.PLACING):
             for ask in self._asks.take_answered(lambda w: w.kind in ("order", "record")):
                 self._answered(ask)
+        if self.settings.serial and (self.outbox.recording
+                                     or self.desk.book.count(OrderPhase.PLACING)):
+            return True  # serial: only once nothing is out (held, decided on its answer)
         snap = self.ctx.peek(self.settings.positions)
         decision = self._decide(request, snap if isinstance(snap, PortfolioSnapshot) else None,
                                 gate_or_unknown(self.ctx.peek(self.settings.breaker)),

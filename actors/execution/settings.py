@@ -41,6 +41,10 @@ class Settings(BaseModel):
     # slippage, the price's move until it fills), so the next entry need not wait for
     # its reply.
     in_flight_margin_pct: Decimal = Field(Decimal("1.0"), ge=0, le=100)
+    # True: a signal or exit is decided only once no order and no fill is out, so that each
+    # decision sees every earlier fill in the ledger, as a backtest's does (a lockstep
+    # replay's parity needs it: docs/backtesting.md, "Parity with the live tree")
+    serial: bool = False
     order_timeout: float = Field(5.0, gt=0)  # seconds for any answer (then: look up)
     record_attempts: int = Field(5, ge=1)  # tries before an unrecorded fill is alerted
     retry_initial: float = Field(0.2, gt=0)  # seconds before the 1st retry (doubles)

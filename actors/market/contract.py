@@ -3,7 +3,8 @@ must implement.
 
 The market actor sends ``Bars`` (one step, to its subscribers), ``MarkPrices`` (to the
 position actor) and ``MarketSamples`` (to the circuit breaker), and publishes its
-``MarketCursor``; it accepts ``FeedBars`` and ``GetMarketStats``. The scanner sends
+``MarketCursor``; it accepts ``FeedBars`` and ``GetMarketStats``. Replaying in lockstep, it
+asks the executor ``AwaitIdle``. The scanner sends
 ``Candidates`` and ``ScannedBars``. A live feed sends ``FeedHealth`` (to the circuit
 breaker). A data source (the synthetic market, a CSV replay, a live feed) implements
 :class:`MarketSource`.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "AwaitIdle",
     "BadBar",
     "Bar",
     "Bars",
@@ -86,6 +88,14 @@ class FeedHealth:
     stale_symbols: tuple[str, ...]
     last_closed_at: float | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitIdle:
+    """Ask from the market's lockstep replay (``pace: lockstep``): answered once the asked
+    actor has acted on everything told to it before and has nothing in flight (no order
+    out, no fill unrecorded), or after its own timeout; the reply's value is its own (the
+    market only waits for it). The executor accepts it."""
 
 
 @dataclass(frozen=True, slots=True)

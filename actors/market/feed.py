@@ -19,6 +19,7 @@ from actors.common.messages import Alert
 from actors.market.candles import timeframe_ms
 from actors.market.clock_file import ClockError, read_clock, write_clock
 from actors.market.contract import (
+    AwaitIdle,
     BadBar,
     Bar,
     Bars,
@@ -31,11 +32,14 @@ from actors.market.contract import (
     MarketSource,
     MarketStats,
     MarkPrices,
+    ScannedBars,
 )
 from actors.market.data import DEFAULT_SYMBOLS, CsvReplay, SyntheticMarket, check_bar, check_csv_dir
 from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, default_poll_interval
 from actors.market.live_source import LiveSource, candle_steps, check_live
+from actors.market.lockstep import Lockstep, stages
 from supervisor import SupervisedActor
+from supervisor.context import Replied
 from supervisor.peers import Peer
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,13 @@ class _Tick:
     """Timer: emit the next step. It names the instance that scheduled it: a tick already
     queued when that instance crashed is ignored by its replacement, which starts its own
     chain (two chains would run the market at twice its pace)."""
+
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _LockstepDue:
+    """Timer: is the step in progress out of time? (See ``_Tick`` for the incarnation.)"""
 
     incarnation: int
 
@@ -118,6 +129,18 @@ class MarketActor(SupervisedActor):
         ccxt_options: dict[str, Any] = Field(default_factory=dict)
         bar_seconds: float = Field(60.0, gt=0)
         speed: float = Field(600.0, gt=0)  # market seconds per real second
+        # "timed": a step every bar_seconds / speed real seconds. "lockstep" (csv, synthetic):
+        # the next step once the pipeline is done with this one: the position actor and the
+        # breaker have the step's marks and samples, the subscribers its bars, then
+        # lockstep_through (in order: the evaluator) what those sent on, lockstep_idle (the
+        # executor) has nothing in flight, and the position actor and the breaker have what
+        # that caused. A step not done within lockstep_timeout seconds is logged (WARNING)
+        # and the next follows at the timed pace. docs/backtesting.md, "Parity with the
+        # live tree".
+        pace: Literal["timed", "lockstep"] = "timed"
+        lockstep_through: Annotated[tuple[str, ...], Peer(accepts=(ScannedBars,))] = ()
+        lockstep_idle: Annotated[str | None, Peer(accepts=(AwaitIdle,))] = None
+        lockstep_timeout: float = Field(10.0, gt=0)
         crash_at_bar: int | None = Field(600, ge=0)
         max_steps: int | None = Field(None, ge=1)
         # Bars go to these; the paper exchange reads the latest bars this actor publishes
@@ -142,9 +165,15 @@ class MarketActor(SupervisedActor):
                 check_csv_dir(self.csv_dir)
             if self.source == "ccxt":
                 check_live(self)
+                if self.pace == "lockstep":
+                    raise ValueError("pace: 'lockstep' replays a source (csv, synthetic); a "
+                                     "live feed's candles come when the venue closes them")
             elif isinstance(self.symbols, tuple):
                 raise ValueError(f"symbols: source {self.source!r} takes a mapping of "
                                  "symbol to start price, not a list")
+            if self.pace == "lockstep" and self.lockstep_idle is None:
+                raise ValueError("lockstep_idle: pace 'lockstep' needs the actor that places "
+                                 "the orders (the executor), to wait until none is in flight")
             return self
 
         @property
@@ -172,6 +201,9 @@ class MarketActor(SupervisedActor):
         self._origin = MarketOrigin()
         self._leased = 0  # the position (origin index + steps) the clock file allows
         self._live: LiveSource | None = None  # source: ccxt
+        self._lockstep: Lockstep | None = None  # pace: lockstep
+        self._lockstep_timer = False  # a _LockstepDue is scheduled
+        self.late_steps = 0  # lockstep steps not done in time (sent on at the timed pace)
 
     def on_start(self) -> None:
         s = self.settings
@@ -206,6 +238,8 @@ class MarketActor(SupervisedActor):
         self._feed = iter(source.steps())
         for _ in range(skip):
             next(self._feed, None)
+        if s.pace == "lockstep":
+            self._lockstep = Lockstep(self.ctx, s.lockstep_timeout)
         self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
 
     # -- the clock file ------------------------------------------------------------------------
@@ -236,6 +270,15 @@ class MarketActor(SupervisedActor):
                 if incarnation == self.ctx.incarnation:
                     self._marks_timer = False
                     self._send_marks(force=True)
+            case Replied(token):
+                lockstep = self._lockstep
+                if lockstep is not None and lockstep.replied(token):
+                    self._step_done()
+            case _LockstepDue(incarnation) if incarnation == self.ctx.incarnation:
+                self._lockstep_timer = False
+                self._arm_lockstep()
+            case _LockstepDue():
+                return None  # an instance's that is gone
             case FeedBars():
                 self._feed_run(message)
             case LiveCandles() if message.incarnation == self.ctx.incarnation:
@@ -267,7 +310,63 @@ class MarketActor(SupervisedActor):
         if self._origin.index + self.steps >= self._leased:
             self._renew_lease()
         self.steps += 1
+        if self._lockstep is not None:
+            self._lockstep_step(step)
+            return
         self._emit(step)
+        self.ctx.schedule(s.bar_seconds / s.speed, _Tick(self.ctx.incarnation))
+
+    # -- pace: lockstep (actors.market.lockstep) -------------------------------------------
+    def _lockstep_step(self, items: Sequence[Bar | BadBar]) -> None:
+        """Emit one step in the backtest's order (docs/backtesting.md, "One step"): the
+        marks and the samples first, answered, then the bars, then wait for the pipeline."""
+        lockstep = self._lockstep
+        assert lockstep is not None
+        s = self.settings
+        good, latest = self._accept(items)
+        if not good:
+            self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
+            return
+        self.bars += len(good)
+        self._mark(good, latest)
+        self._send_marks(force=True)
+        self._sample(good)
+        assert s.lockstep_idle is not None
+        if lockstep.begin(self.steps, stages(
+                Bars(tuple(good)), positions=s.positions, breaker=s.breaker,
+                subscribers=s.subscribers, through=s.lockstep_through, idle=s.lockstep_idle)):
+            self._step_done()
+        else:
+            self._arm_lockstep()
+
+    def _arm_lockstep(self) -> None:
+        """One timer for the step in progress: give it up once out of time, else look
+        again when it would be (a later step's wait begins where this one's ends)."""
+        lockstep = self._lockstep
+        assert lockstep is not None
+        left = lockstep.left()
+        if left is None or self._lockstep_timer:
+            return
+        if left <= 0:
+            self._step_late(f"waited {lockstep.timeout} s for {lockstep.give_up()}")
+            return
+        self._lockstep_timer = True
+        self.ctx.schedule(left, _LockstepDue(self.ctx.incarnation))
+
+    def _step_done(self) -> None:
+        lockstep = self._lockstep
+        assert lockstep is not None
+        if lockstep.problem is not None:
+            self._step_late(lockstep.problem)
+        else:
+            self.ctx.schedule(0.0, _Tick(self.ctx.incarnation))
+
+    def _step_late(self, why: str) -> None:
+        """The step could not be waited for: say so, and go on at the timed pace."""
+        s = self.settings
+        self.late_steps += 1
+        log.warning("lockstep: step %d not done (%s); the next one follows at the timed "
+                    "pace (%d late so far)", self.steps, why, self.late_steps)
         self.ctx.schedule(s.bar_seconds / s.speed, _Tick(self.ctx.incarnation))
 
     def _feed_run(self, first: FeedBars) -> None:
@@ -287,6 +386,21 @@ class MarketActor(SupervisedActor):
         self._emit(group)
 
     def _emit(self, items: Sequence[Bar | BadBar], *, catch_up: bool = False) -> None:
+        good, latest = self._accept(items)
+        if not good:
+            return
+        self.bars += len(good)
+        batch = Bars(tuple(good), catch_up)
+        for name in self.settings.subscribers:
+            self.ctx.try_tell(name, batch)
+        # one message each to the position actor and the breaker, however many bars
+        self._mark(good, latest)
+        self._send_marks()
+        self._sample(good)
+
+    def _accept(self, items: Sequence[Bar | BadBar]) -> tuple[list[Bar], dict[str, Bar]]:
+        """The good bars of ``items`` (the bad ones rejected) and a live feed's latest
+        candles; the cursor published."""
         good: list[Bar] = []
         last = self.last
         for item in items:
@@ -303,18 +417,16 @@ class MarketActor(SupervisedActor):
         live = self._live
         latest = {} if live is None else live.latest(last)
         self.ctx.publish(MarketCursor(self.steps, dict(last), self._origin, latest))
-        if not good:
-            return
-        self.bars += len(good)
-        batch = Bars(tuple(good), catch_up)
-        for name in self.settings.subscribers:
-            self.ctx.try_tell(name, batch)
-        # one message each to the position actor and the breaker, however many bars
-        marks = self._marks
+        return good, latest
+
+    def _mark(self, good: list[Bar], latest: dict[str, Bar]) -> None:
+        """Keep the newest price of each symbol of ``good`` for the position actor."""
+        live, marks = self._live, self._marks
         for b in good:  # a live feed: the forming candle when it is newer
             m = b if live is None else latest[b.symbol]
             marks[b.symbol] = (m.close, m.at)
-        self._send_marks()
+
+    def _sample(self, good: list[Bar]) -> None:
         self.ctx.try_tell(self.settings.breaker, MarketSamples(
             tuple((b.symbol, b.close, b.at, b.volume * b.close) for b in good)))
 
