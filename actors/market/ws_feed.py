@@ -4,9 +4,12 @@
 :class:`~actors.market.live_feed.RestPoller`. It owns one thread running one asyncio loop,
 the ``ccxt.pro`` exchange built there (public endpoints only, ``enableRateLimit``), and the
 feed's :class:`~actors.market.candles.CandleTracker`. A session subscribes to every
-symbol's candles at once, then watches each symbol (``watch_ohlcv``) and feeds the tracker
-every update, with the venue's time (``clock.wall()``) as the time it was taken: a candle is
-closed once that time passes its end or a later candle follows it. Each session first
+symbol's candles at once, puts a cache of its own where ccxt.pro stores each symbol's
+candles so that every parsed update reaches the tracker as it is stored (one ``watch_ohlcv``
+stays open to end the session when the socket fails; an exchange that stores its candles
+elsewhere is watched symbol by symbol instead), with the venue's time (``clock.wall()``) as
+the time it was taken: a candle is closed once that time passes its end or a later candle
+follows it. Each session first
 fetches (``fetch_ohlcv``, paging) the closed candles missed since the tracker's backfill
 point, and fetches again whatever the tracker asks for (a hole before a streamed candle, or
 a candle that ended with only its forming version seen for a whole check interval); the
