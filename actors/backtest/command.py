@@ -15,8 +15,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -24,6 +22,7 @@ import psutil
 from actors.backtest.data import load_steps
 from actors.backtest.engine import run_backtest
 from actors.backtest.metrics import summarize
+from actors.backtest.progress import progress
 from actors.backtest.report import ReportError, write_report
 from actors.backtest.table import print_summary, to_json
 from actors.backtest.tree import load_setup
@@ -102,7 +101,7 @@ def _backtest(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     started = time.monotonic()
     startup = time.time() - psutil.Process().create_time()
-    with _progress(data.candles) as advance:
+    with progress("backtest", "candles", data.candles) as advance:
         result = run_backtest(setup, data.steps(), timeframe_s=data.timeframe_s,
                               progress=advance)
     run_s = time.monotonic() - started
@@ -122,23 +121,3 @@ def _backtest(args: argparse.Namespace) -> int:
         if args.report is not None:
             print(f"report: {args.report}")
     return EXIT_OK
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar of candles done, on stderr when it is a terminal (else nothing)."""
-    if not sys.stderr.isatty():
-        yield lambda done: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress("backtest", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, console=_console()) as bar:
-        task = bar.add_task("candles", total=total)
-        yield lambda done: bar.update(task, completed=done)
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(file=sys.stderr)

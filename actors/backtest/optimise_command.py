@@ -16,8 +16,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from actors.backtest.optimise import (
 from actors.backtest.optimise_objective import OBJECTIVES, UnknownObjective, objective
 from actors.backtest.optimise_table import Run, print_best, to_document, write_trials_csv
 from actors.backtest.optimise_windows import Window, WindowError, explicit_windows, split_window
+from actors.backtest.progress import progress
 from actors.backtest.setup import BacktestSetup
 from actors.backtest.tree import load_setup
 from actors.common.when import WhenError, parse_when
@@ -178,7 +178,7 @@ def _optimise(args: argparse.Namespace) -> int:
     job = Job(str(Path(args.config).resolve()), str(Path(args.data).resolve()),
               Window(*train.window), Window(*test.window), goal.name, args.min_trades)
     started = time.monotonic()
-    with _progress(args.trials) as advance:
+    with progress("optimise", "trials", args.trials) as advance:
         search = run_search(job, Evaluator(job, setup, train, test), space,
                             trials=args.trials, jobs=args.jobs, seed=seed, top=args.top,
                             progress=advance)
@@ -198,18 +198,3 @@ def _optimise(args: argparse.Namespace) -> int:
         if args.report is not None:
             print(f"report: {args.report}")
     return EXIT_OK
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar of trials done, on stderr when it is a terminal (else nothing)."""
-    if not sys.stderr.isatty():
-        yield lambda done: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress("optimise", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, console=Console(file=sys.stderr)) as bar:
-        task = bar.add_task("trials", total=total)
-        yield lambda done: bar.update(task, completed=done)
