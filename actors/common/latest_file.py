@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from actors.common.storage import atomic_write
@@ -46,7 +47,7 @@ class LatestFileWriter:
         self.path = path
         self._faults = faults
         self._cond = threading.Condition()
-        self._waiting: bytes | None = None
+        self._waiting: bytes | Callable[[], bytes] | None = None
         self._error: BaseException | None = None
         self._closing = False
         self._written = 0  # contents written (a put replaced before it was written: none)
@@ -60,8 +61,13 @@ class LatestFileWriter:
         with self._cond:
             return self._written
 
-    def put(self, data: bytes) -> None:
-        """Make ``data`` the file's next content; raises the last write's failure, if any."""
+    def put(self, data: bytes | Callable[[], bytes]) -> None:
+        """Make ``data`` the file's next content; raises the last write's failure, if any.
+
+        ``data`` may be a function that makes the content: it is called on the writer's
+        thread, and only for a content that is written (one replaced first never is), so an
+        owner that puts often pays for no encoding on its own thread. It must read nothing
+        its owner changes afterwards."""
         with self._cond:
             self._raise_failure()
             if self._closing:
@@ -96,7 +102,7 @@ class LatestFileWriter:
                 if data is None:  # closing, and nothing left to write
                     return
             try:
-                atomic_write(self.path, data, self._faults)
+                atomic_write(self.path, data() if callable(data) else data, self._faults)
             except Exception as exc:  # kept for the owner's next put
                 log.error("cannot write %s: %s", self.path, exc)
                 with self._cond:

@@ -475,7 +475,8 @@ class MarketActor(SupervisedActor):
             self.steps += 1
             self._emit(step, catch_up=self.settings.catch_up and step[0].at <= newest)
         if bars:
-            live.delivered(self.last)
+            live.delivered({s: self.last[s] for s in {b.symbol for b in bars}
+                            if s in self.last})
         if message.forming:
             for bar in live.forming(message.forming, self.last):
                 self._marks[bar.symbol] = (bar.close, bar.at)

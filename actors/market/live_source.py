@@ -163,8 +163,9 @@ class LiveSource:
         return latest
 
     def delivered(self, last: Mapping[str, Bar]) -> None:
-        """The actor emitted closed candles and its last bars are now ``last``: the worker
-        resumes after them, and so does a new process (the resume file).
+        """The actor emitted closed candles and the last bars of the symbols they were of
+        are now ``last``: the worker resumes after them, and so does a new process (the
+        resume file).
 
         The file is written on a thread of its own (:class:`LatestFileWriter`: atomically,
         durably, the newest content only), so the actor's shared thread never waits for the
@@ -172,13 +173,16 @@ class LiveSource:
         last moment (normally under a millisecond); the next process delivers those again,
         and their signals carry the same ids, which the executor's checks refuse to order
         twice. A write that failed fails the actor at its next delivery, naming the file."""
-        self._delivered = self._delivered | {sym: b.at for sym, b in last.items()}
+        delivered = self._delivered = self._delivered | {sym: b.at for sym, b in last.items()}
         if self.clock_path is None:
             return
         if self._file is None:
             self._file = LatestFileWriter(self.clock_path, self.ctx.chaos,
                                           name=f"market-resume-{self.exchange}")
-        self._file.put(resume_record(self.exchange, self.settings.timeframe, self._delivered))
+        # encoded on the writer's thread, for a content it writes (the dict is never changed:
+        # the next delivery replaces it)
+        exchange, timeframe = self.exchange, self.settings.timeframe
+        self._file.put(lambda: resume_record(exchange, timeframe, delivered))
 
     def health(self, health: FeedHealth) -> None:
         s = self.settings

@@ -40,7 +40,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from actors.market.candles import CandleTracker, Delivery, Gap, Rejected
@@ -52,7 +52,7 @@ from supervisor.retry import Retrier
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WsStreamer", "make_worker", "ws_capable"]
+__all__ = ["WsStreamer", "make_worker", "stuck_for_an_interval", "ws_capable"]
 
 T = TypeVar("T")
 HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
@@ -80,6 +80,20 @@ def _streamed_class() -> type:
             self.on_row(self.symbol, list(item))
 
     return StreamedCandles
+
+
+def stuck_for_an_interval(before: set[tuple[str, int]], asked: Iterable[tuple[str, int]]
+                          ) -> tuple[set[str], set[tuple[str, int]]]:
+    """The symbols to fetch by REST, and what is waited for now, from the candles (symbol,
+    open ms) the last check waited for (``before``) and those this one asks for: a symbol
+    is fetched when the same candle was waited for a whole check interval. A stream that
+    moved on meanwhile asks for a later candle, and is given an interval more.
+
+    >>> stuck_for_an_interval({("A", 0), ("B", 0)}, [("A", 0), ("B", 60_000)])
+    ({'A'}, {('A', 0), ('B', 60000)})
+    """
+    now = set(asked)
+    return {s for s, _ in now & before}, now
 
 
 def ws_capable(exchange: str) -> bool:
@@ -121,7 +135,8 @@ class WsStreamer(FeedWorker):
         self._want: set[str] = set()  # symbols to fetch by REST
         self._fetch_wake: asyncio.Event | None = None
         self._fetched: asyncio.Event | None = None  # set while nothing is left to fetch
-        self._stuck: set[str] = set()  # symbols the last check found waiting for a fetch
+        # (symbol, candle ms) the last check found waiting for a fetch
+        self._stuck: set[tuple[str, int]] = set()
         self._out: list[Delivery] = []
         self._formed: set[str] = set()
         self._flush_due = False
@@ -325,9 +340,8 @@ class WsStreamer(FeedWorker):
             assert self._candles is not None
             now = self.clock.wall()
             d = self._candles.tick(now)
-            asked = {s for s, _ in d.backfill}
-            self._want_fetch(asked & self._stuck)  # waited a whole interval for the stream
-            self._stuck = asked
+            due, self._stuck = stuck_for_an_interval(self._stuck, d.backfill)
+            self._want_fetch(due)
             self._queue(Delivery(d.closed, d.rejected, d.gaps))
             change = self._candles.health_change(now)
             if change is not None and not self._report.send(

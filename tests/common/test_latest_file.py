@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,32 @@ def test_contents_put_while_a_write_is_out_are_coalesced_into_the_newest(tmp_pat
     writer.close()
     assert json.loads(path.read_bytes()) == {"n": 49}
     assert writer.written == 2  # the first, then only the newest of the 49 put meanwhile
+
+
+def test_a_content_made_by_a_function_is_made_on_the_writer_thread_and_only_when_written(
+        tmp_path: Path) -> None:
+    path = tmp_path / "feed.json"
+    disk = _Disk()
+    disk.gate.clear()
+    writer = LatestFileWriter(path, disk)
+    made: list[tuple[int, str]] = []
+
+    def content(n: int) -> Callable[[], bytes]:
+        def make() -> bytes:
+            made.append((n, threading.current_thread().name))
+            return json.dumps({"n": n}).encode()
+        return make
+
+    writer.put(content(0))
+    assert disk.entered.acquire(timeout=5)  # the first write is out, held at the disk
+    for n in range(1, 50):
+        writer.put(content(n))
+    disk.gate.set()
+    writer.close()
+    assert json.loads(path.read_bytes()) == {"n": 49}
+    me = threading.current_thread().name
+    assert [n for n, _ in made] == [0, 49]  # the 48 replaced meanwhile were never made
+    assert all(name != me for _, name in made)
 
 
 class _SteppedDisk(_Disk):
