@@ -17,8 +17,6 @@ import sys
 import time
 from typing import Any
 
-import psutil
-
 from actors.backtest.data import load_steps
 from actors.backtest.engine import run_backtest
 from actors.backtest.metrics import summarize
@@ -27,6 +25,7 @@ from actors.backtest.report import ReportError, write_report
 from actors.backtest.table import print_summary, to_json
 from actors.backtest.tree import load_setup
 from actors.common import when
+from actors.common.process_age import process_age
 from supervisor.host.command_plugins import HostCommand
 from supervisor.host.config_errors import ConfigError
 from supervisor.host.logs import printable
@@ -100,7 +99,7 @@ def _backtest(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     started = time.monotonic()
-    startup = time.time() - psutil.Process().create_time()
+    startup = process_age()
     with progress("backtest", "candles", data.candles) as advance:
         result = run_backtest(setup, data.steps(), timeframe_s=data.timeframe_s,
                               progress=advance)
