@@ -10,9 +10,15 @@ write that fails is kept and raised by the next :meth:`~LatestFileWriter.put` (o
 would have made it fail. :meth:`~LatestFileWriter.close` writes what is still waiting and
 joins the thread.
 
+``min_interval`` (seconds) paces the writes: a content put less than that after the last
+write starts is written when the interval is up (with whatever was put meanwhile), so an
+owner that puts thousands of times a second costs the disk, and the process's other
+threads, a few writes a second; the first content after a quiet interval goes at once, and
+``close`` does not wait for the interval.
+
 What is lost when the process is killed: a content put and not yet written (normally for
-less than a millisecond). A file that must never lag its owner by even that is written by
-the owner itself.
+less than a millisecond; up to ``min_interval`` more while puts come faster than that). A
+file that must never lag its owner by even that is written by the owner itself.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "state.json"
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,9 +50,10 @@ class LatestFileWriter:
     owner's ``ctx.chaos``) may fail a write first, as a failing disk would."""
 
     def __init__(self, path: Path, faults: WriteFaults | None = None, *,
-                 name: str | None = None) -> None:
+                 name: str | None = None, min_interval: float = 0.0) -> None:
         self.path = path
         self._faults = faults
+        self._min_interval = min_interval
         self._cond = threading.Condition()
         self._waiting: bytes | Callable[[], bytes] | None = None
         self._error: BaseException | None = None
@@ -94,13 +102,20 @@ class LatestFileWriter:
             raise error
 
     def _run(self) -> None:
+        due = 0.0  # (monotonic) when the next write may start
         while True:
             with self._cond:
                 while self._waiting is None and not self._closing:
                     self._cond.wait()
+                while not self._closing:  # paced: what is put meanwhile goes with it
+                    rest = due - time.monotonic()
+                    if rest <= 0:
+                        break
+                    self._cond.wait(rest)
                 data, self._waiting = self._waiting, None
                 if data is None:  # closing, and nothing left to write
                     return
+            due = time.monotonic() + self._min_interval
             try:
                 atomic_write(self.path, data() if callable(data) else data, self._faults)
             except Exception as exc:  # kept for the owner's next put

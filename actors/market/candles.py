@@ -215,11 +215,15 @@ class CandleTracker:
         rejected again, never delivered)."""
         return {s: series.done / 1000 for s, series in self._series.items()}
 
-    def forming(self) -> tuple[Bar, ...]:
-        """The newest candle seen per symbol that is not delivered yet (still forming, or
-        waiting for a final version): a latest price for marking, never for acting on."""
+    def forming(self, symbols: Iterable[str] | None = None) -> tuple[Bar, ...]:
+        """The newest candle seen per symbol (of ``symbols``, in the tracker's order; None:
+        all) that is not delivered yet (still forming, or waiting for a final version): a
+        latest price for marking, never for acting on."""
         out = []
-        for s, series in self._series.items():
+        series_of = self._series
+        chosen = series_of.items() if symbols is None else sorted(
+            ((s, series_of[s]) for s in symbols), key=lambda item: self._order[item[0]])
+        for s, series in chosen:
             if series.rows:
                 at = max(series.rows)
                 out.append(_bar(s, at, series.rows[at][0]))

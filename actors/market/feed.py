@@ -415,7 +415,7 @@ class MarketActor(SupervisedActor):
             last[item.symbol] = item
             good.append(item)
         live = self._live
-        latest = {} if live is None else live.latest(last)
+        latest = {} if live is None else live.latest(last, good)
         self.ctx.publish(MarketCursor(self.steps, dict(last), self._origin, latest))
         return good, latest
 

@@ -37,6 +37,10 @@ from supervisor.context import ActorContext
 
 log = logging.getLogger(__name__)
 
+# seconds between two writes of the resume file while candles come faster than that: a
+# venue's close of a minute (every symbol's candle within milliseconds) is one write or two
+RESUME_WRITE_INTERVAL = 0.05
+
 __all__ = [
     "LiveSettings",
     "LiveSource",
@@ -84,7 +88,9 @@ class LiveSource:
         self.clock_path = clock_path
         self._worker: FeedWorker | None = None
         self._delivered: dict[str, float] = {}  # last delivered candle per symbol
-        self._forming: dict[str, Bar] = {}  # the newest forming candle per symbol
+        # the newest forming candle per symbol, while it is newer than the symbol's last
+        # closed bar (a closed one that catches it up takes it out: see latest)
+        self._ahead: dict[str, Bar] = {}
         self._file: LatestFileWriter | None = None  # the resume file's writer thread
 
     def start(self, last: Mapping[str, Bar] | None) -> None:
@@ -149,18 +155,21 @@ class LiveSource:
                 check_bar(bar, None if before is None else before.at)
             except BadBar:
                 continue
-            self._forming[bar.symbol] = bar
+            self._ahead[bar.symbol] = bar
             taken.append(bar)
         return taken
 
-    def latest(self, last: Mapping[str, Bar]) -> dict[str, Bar]:
-        """Per symbol the newer of the last closed bar and the forming candle."""
-        latest = dict(last)
-        for symbol, bar in self._forming.items():
-            closed = latest.get(symbol)
-            if closed is None or bar.at > closed.at:
-                latest[symbol] = bar
-        return latest
+    def latest(self, last: Mapping[str, Bar], closed: Sequence[Bar] = ()) -> dict[str, Bar]:
+        """Per symbol the newer of the last closed bar and the forming candle. ``closed``:
+        the bars that became last since the previous call (a forming candle they reach is
+        dropped), so a step costs what it changed, not what the feed holds."""
+        ahead = self._ahead
+        if ahead:
+            for bar in closed:
+                forming = ahead.get(bar.symbol)
+                if forming is not None and forming.at <= bar.at:
+                    del ahead[bar.symbol]
+        return {**last, **ahead}
 
     def delivered(self, last: Mapping[str, Bar]) -> None:
         """The actor emitted closed candles and the last bars of the symbols they were of
@@ -169,8 +178,10 @@ class LiveSource:
 
         The file is written on a thread of its own (:class:`LatestFileWriter`: atomically,
         durably, the newest content only), so the actor's shared thread never waits for the
-        disk. A process killed may leave the file behind by the candles delivered in its
-        last moment (normally under a millisecond); the next process delivers those again,
+        disk, and writes it at most every ``RESUME_WRITE_INTERVAL`` while candles come
+        faster. A process killed may leave the file behind by the candles delivered in its
+        last moment (normally under a millisecond; up to that interval while they come
+        faster, as in a catch-up or a minute's close); the next process delivers those again,
         and their signals carry the same ids, which the executor's checks refuse to order
         twice. A write that failed fails the actor at its next delivery, naming the file."""
         delivered = self._delivered = self._delivered | {sym: b.at for sym, b in last.items()}
@@ -178,7 +189,8 @@ class LiveSource:
             return
         if self._file is None:
             self._file = LatestFileWriter(self.clock_path, self.ctx.chaos,
-                                          name=f"market-resume-{self.exchange}")
+                                          name=f"market-resume-{self.exchange}",
+                                          min_interval=RESUME_WRITE_INTERVAL)
         # encoded on the writer's thread, for a content it writes (the dict is never changed:
         # the next delivery replaces it)
         exchange, timeframe = self.exchange, self.settings.timeframe

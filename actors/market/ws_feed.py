@@ -144,6 +144,7 @@ class WsStreamer(FeedWorker):
         self._told: list[tuple[str, float, float]] = []
         self._worked = False  # the session took in an update or a fetch
         self._hook_failed: asyncio.Future[None] | None = None  # a cache's update failed
+        self._order = {s: i for i, s in enumerate(self.symbols)}
 
     # -- the interface ------------------------------------------------------------------------
     def stop(self, timeout: float = 5.0) -> None:
@@ -373,7 +374,8 @@ class WsStreamer(FeedWorker):
     def _queue(self, d: Delivery) -> None:
         """Hold ``d`` for the flush at the end of this turn of the loop (one message for all
         the updates the loop took in at once); fetch what it asks for."""
-        self._want_fetch({s for s, _ in d.backfill})
+        if d.backfill:
+            self._want_fetch({s for s, _ in d.backfill})
         if d.closed or d.rejected or d.gaps:
             self._out.append(d)
         if not self._flush_due:
@@ -394,10 +396,9 @@ class WsStreamer(FeedWorker):
         rejected: tuple[Rejected, ...] = tuple(r for d in out for r in d.rejected)
         gaps: tuple[Gap, ...] = tuple(g for d in out for g in d.gaps)
         if len(out) > 1:
-            order = {s: i for i, s in enumerate(self.symbols)}
+            order = self._order
             bars.sort(key=lambda b: (b.at, order[b.symbol]))
-        forming = tuple(b for b in self._candles.forming() if b.symbol in formed) \
-            if formed else ()
+        forming = self._candles.forming(formed) if formed else ()
         if not (bars or rejected or gaps or forming):
             return
         if not self._report.send(LiveCandles(self.incarnation, tuple(bars), rejected, gaps,

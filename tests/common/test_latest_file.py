@@ -75,6 +75,21 @@ def test_a_content_made_by_a_function_is_made_on_the_writer_thread_and_only_when
     assert all(name != me for _, name in made)
 
 
+def test_paced_writes_take_what_was_put_meanwhile_and_close_does_not_wait(tmp_path: Path
+                                                                          ) -> None:
+    path = tmp_path / "feed.json"
+    disk = _Disk()
+    writer = LatestFileWriter(path, disk, min_interval=3600.0)
+    writer.put(b'{"n": 0}')
+    assert disk.entered.acquire(timeout=5)  # the first content goes at once
+    for n in range(1, 20):
+        writer.put(json.dumps({"n": n}).encode())
+    assert not disk.entered.acquire(timeout=0.3)  # held for the interval, not written
+    writer.close()  # writes what waits now, within close's own timeout
+    assert json.loads(path.read_bytes()) == {"n": 19}
+    assert writer.written == 2
+
+
 class _SteppedDisk(_Disk):
     """A disk that lets one write through per ``passes.release()``: each write is at the
     disk (``entered``) and held there until it is given a pass."""
