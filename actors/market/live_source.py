@@ -110,7 +110,7 @@ class LiveSource:
             timeframe=s.timeframe, ccxt_options=s.ccxt_options,
             poll_interval=s.live_poll_interval, stale_after=s.stale_after,
             clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self.resume_point,
-            warmup=s.warmup)
+            warmup=s.warmup, process=True)
         self._worker.start()
 
     def stop(self, *, wait: bool = True) -> None:

@@ -2,32 +2,32 @@
 
 :class:`WsStreamer` has the interface and the messages of
 :class:`~actors.market.live_feed.RestPoller`. It owns one thread running one asyncio loop,
-the ``ccxt.pro`` exchange built there (public endpoints only, ``enableRateLimit``), and the
-feed's :class:`~actors.market.candles.CandleTracker`. A session subscribes to every
-symbol's candles at once, puts a cache of its own where ccxt.pro stores each symbol's
-candles so that every parsed update reaches the tracker as it is stored (one ``watch_ohlcv``
-stays open to end the session when the socket fails; an exchange that stores its candles
-elsewhere is watched symbol by symbol instead), with the venue's time (``clock.wall()``) as
-the time it was taken: a candle is closed once that time passes its end or a later candle
-follows it. Each session first
-fetches (``fetch_ohlcv``, paging) the closed candles missed since the tracker's backfill
-point, and fetches again whatever the tracker asks for (a hole before a streamed candle, or
-a candle that ended with only its forming version seen for a whole check interval); the
-tracker merges both, so none is missed or doubled. The owner is told, through ``tell``,
-:class:`LiveCandles` (closed candles in order, each once; rejected ones; gaps; ``forming``,
-the newest not-delivered candle of the symbols that changed), coalesced per turn of the
-loop, and held while the owner has not yet delivered the last candle it was told (at most
-``HOLD_MAX``: a slow owner gets fewer, larger messages, not a growing queue);
-:class:`LiveHealth` on every change of staleness, checked every ``poll_interval`` on
-a timer in the loop, so a stalled open socket goes stale; :class:`LiveTrouble` when the feed
-fails after its retries and when it works again (it works when the stream delivers). A
-dropped socket or a failed fetch ends the session (a socket that fails lets the fetches
-under way end first, so a venue whose websocket cannot be reached still delivers by REST,
-once a session): the next one starts after a backoff (:func:`feed_backoff`, waited on the
-stop signal). A refused message rebuilds the tracker from ``resume()`` and fetches again.
+the venue it drives from there (:class:`~actors.market.ws_venue.CcxtVenue`, the
+``ccxt.pro`` exchange in this thread; or, with ``process``,
+:class:`~actors.market.ws_child.ChildVenue`, the same in a child process, so that parsing
+the stream takes no time under the bot's interpreter lock), and the feed's
+:class:`~actors.market.candles.CandleTracker`. A session streams every symbol's updates
+(the venue's ``stream``) into the tracker as they are parsed, with the venue's time
+(``clock.wall()``) as the time each was taken: a candle is closed once that time passes
+its end or a later candle follows it. Each session first fetches (``fetch_ohlcv``, paging)
+the closed candles missed since the tracker's backfill point, and fetches again whatever
+the tracker asks for (a hole before a streamed candle, or a candle that ended with only its
+forming version seen for a whole check interval); the tracker merges both, so none is
+missed or doubled. The owner is told, through ``tell``, :class:`LiveCandles` (closed
+candles in order, each once; rejected ones; gaps; ``forming``, the newest not-delivered
+candle of the symbols that changed), coalesced per turn of the loop, and held while the
+owner has not yet delivered the last candle it was told (at most ``HOLD_MAX``: a slow owner
+gets fewer, larger messages, not a growing queue); :class:`LiveHealth` on every change of
+staleness, checked every ``poll_interval`` on a timer in the loop, so a stalled open socket
+goes stale; :class:`LiveTrouble` when the feed fails after its retries and when it works
+again (it works when the stream delivers). A dropped socket or a failed fetch ends the
+session (a socket that fails lets the fetches under way end first, so a venue whose
+websocket cannot be reached still delivers by REST, once a session): the next one starts
+after a backoff (:func:`feed_backoff`, waited on the stop signal). A refused message
+rebuilds the tracker from ``resume()`` and fetches again.
 
 :meth:`WsStreamer.stop` ends it from any thread at once: it cancels the session through
-``loop.call_soon_threadsafe``, the loop closes the exchange, and the thread is joined.
+``loop.call_soon_threadsafe``, the loop closes the venue, and the thread is joined.
 
 :func:`make_worker` picks the worker for a ``transport`` (``auto``: the websocket when
 ``ccxt.pro`` has the exchange with ``watchOHLCV``); :func:`ws_capable` answers that.
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -47,6 +46,8 @@ from actors.market.candles import CandleTracker, Delivery, Gap, Rejected
 from actors.market.contract import Bar
 from actors.market.live_feed import LiveCandles, LiveHealth, LiveTrouble, RestPoller
 from actors.market.worker_common import ATTEMPTS, PAGE_LIMIT, FeedWorker, feed_backoff, feed_handler
+from actors.market.ws_child import ChildVenue
+from actors.market.ws_venue import CcxtVenue
 from supervisor.error_handler import ErrorHandler
 from supervisor.retry import Retrier
 
@@ -58,28 +59,6 @@ T = TypeVar("T")
 HOLD_POLL = 0.0005  # seconds between looks at whether the owner took the last message
 HOLD_MAX = 0.25  # seconds (the loop's) a message may wait for the one before it to be taken
 FETCH_GRACE = 60.0  # seconds a failed session waits for its fetches to end
-
-
-@functools.cache
-def _streamed_class() -> type:
-    """ccxt.pro's candle cache of one symbol that also hands each update, as it is stored,
-    to ``on_row(symbol, row)``: the stream's updates reach the tracker without a watch
-    re-armed per update (ccxt's ``watch_ohlcv`` costs more than the parsing it waits for).
-    Made on first use, as ccxt is imported (it is slow to import)."""
-    from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
-
-    class StreamedCandles(ArrayCacheByTimestamp):  # type: ignore[misc]
-        def __init__(self, limit: int, symbol: str,
-                     on_row: Callable[[str, list[Any]], None]) -> None:
-            super().__init__(limit)
-            self.symbol = symbol
-            self.on_row = on_row
-
-        def append(self, item: list[Any]) -> None:
-            super().append(item)
-            self.on_row(self.symbol, list(item))
-
-    return StreamedCandles
 
 
 def stuck_for_an_interval(before: set[tuple[str, int]], asked: Iterable[tuple[str, int]]
@@ -104,11 +83,13 @@ def ws_capable(exchange: str) -> bool:
     return cls is not None and bool(cls().has.get("watchOHLCV"))
 
 
-def make_worker(transport: str, **kwargs: Any) -> RestPoller | WsStreamer:
+def make_worker(transport: str, *, process: bool = False, **kwargs: Any
+                ) -> RestPoller | WsStreamer:
     """The live feed's worker for ``transport`` (``auto``, ``ws`` or ``rest``), built with
-    the workers' common keywords (see :class:`WsStreamer`)."""
+    the workers' common keywords (see :class:`WsStreamer`); ``process``: a websocket
+    worker's venue in a child process."""
     if transport == "ws" or (transport == "auto" and ws_capable(kwargs["exchange"])):
-        return WsStreamer(**kwargs)
+        return WsStreamer(process=process, **kwargs)
     return RestPoller(**kwargs)
 
 
@@ -120,8 +101,9 @@ class WsStreamer(FeedWorker):
     thread_prefix = "market-ws"
     trouble = LiveTrouble
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, process: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.process = process  # the venue in a child process (ws_child), else this thread
         self._lock = threading.Lock()
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,7 +111,7 @@ class WsStreamer(FeedWorker):
         self._halted: asyncio.Event | None = None  # the stop signal, in the loop
         # loop state (touched only on the loop's thread)
         self._candles: CandleTracker | None = None
-        self._exchange: Any = None
+        self._venue: CcxtVenue | ChildVenue | None = None
         self._handler: ErrorHandler | None = None
         self._retrier: Retrier | None = None  # a fetch's retries (the runtime's helper)
         self._want: set[str] = set()  # symbols to fetch by REST
@@ -143,7 +125,6 @@ class WsStreamer(FeedWorker):
         # the last candle of each message told and not known delivered, and when (two at most)
         self._told: list[tuple[str, float, float]] = []
         self._worked = False  # the session took in an update or a fetch
-        self._hook_failed: asyncio.Future[None] | None = None  # a cache's update failed
         self._order = {s: i for i, s in enumerate(self.symbols)}
 
     # -- the interface ------------------------------------------------------------------------
@@ -158,6 +139,12 @@ class WsStreamer(FeedWorker):
                 loop.call_soon_threadsafe(self._halt, main)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    @property
+    def venue_pid(self) -> int | None:
+        """The venue's child process id, with ``process`` while one runs; else None."""
+        venue = self._venue
+        return venue.pid if isinstance(venue, ChildVenue) else None
 
     # -- the thread ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -188,20 +175,20 @@ class WsStreamer(FeedWorker):
         except asyncio.CancelledError:
             pass
         finally:
-            if self._exchange is not None:
+            if self._venue is not None:
                 with contextlib.suppress(Exception):
-                    await self._exchange.close()
+                    await self._venue.close()
 
     async def _serve(self) -> None:
         import ccxt
-        import ccxt.pro
 
         self._handler = handler = feed_handler(ccxt)
         backoff = feed_backoff(self.poll_interval, self.timeframe)
         self._retrier = Retrier(handler, attempts=ATTEMPTS, backoff=backoff, clock=self.clock)
         self._retrier.async_sleep = self._pause  # a stop ends a wait between attempts
-        self._exchange = getattr(ccxt.pro, self.exchange_id)(
-            self.options | {"enableRateLimit": True})
+        venue = ChildVenue if self.process else CcxtVenue
+        self._venue = venue(self.exchange_id, self.options, self.symbols, self.timeframe,
+                            self.source)
         self._candles = self._new_tracker()
         failures = 0
         while True:
@@ -229,75 +216,26 @@ class WsStreamer(FeedWorker):
 
     async def _session(self) -> None:
         """One connection: fetch what was missed, subscribe, watch, check; ends by raising."""
-        ex = self._exchange
+        venue = self._venue
+        assert venue is not None
         self._worked = False
         self._want = set(self.symbols)
         self._fetch_wake, self._fetched = asyncio.Event(), asyncio.Event()
         self._fetch_wake.set()
-        await self._retry(ex.load_markets)
-        # one SUBSCRIBE for every symbol; each symbol's watch after it sends none
-        self._hook_failed = asyncio.get_running_loop().create_future()
-        self._install_caches()
-        subscribe = asyncio.ensure_future(ex.watch_ohlcv_for_symbols(
-            [[s, self.timeframe] for s in self.symbols]))
-        await asyncio.sleep(0)
-        subscribe.cancel()
-        tasks = [asyncio.create_task(self._watch_first()),
-                 asyncio.create_task(self._hook_failure())]
-        tasks += [asyncio.create_task(self._fetcher()), asyncio.create_task(self._check())]
+        await self._retry(venue.load_markets)
+        tasks = [asyncio.create_task(venue.stream(self._took)),
+                 asyncio.create_task(self._fetcher()), asyncio.create_task(self._check())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            if not tasks[-2].done():  # the socket failed: what was missed comes by REST still
+            if not tasks[1].done():  # the socket failed: what was missed comes by REST still
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._fetched.wait(), FETCH_GRACE)
             for task in done:
                 task.result()
         finally:
-            for task in (*tasks, subscribe):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, subscribe, return_exceptions=True)
-
-    def _install_caches(self) -> None:
-        """Put a streamed cache (:func:`_streamed_class`) where the exchange keeps each
-        symbol's candles, so that each update it parses reaches :meth:`_streamed` as it is
-        stored."""
-        ex, tf = self._exchange, self.timeframe
-        limit = int(ex.options.get("OHLCVLimit", 1000) or 1000)
-        cache = _streamed_class()
-        for symbol in self.symbols:
-            ex.ohlcvs.setdefault(symbol, {})[tf] = cache(limit, symbol, self._streamed)
-
-    def _streamed(self, symbol: str, row: list[Any]) -> None:
-        """One update, as the exchange stored it (called inside its message handler: an
-        error here must not reach ccxt's receive loop, so it ends the session instead)."""
-        try:
-            self._took(symbol, [row])
-        except Exception as exc:
-            if self._hook_failed is not None and not self._hook_failed.done():
-                self._hook_failed.set_exception(exc)
-
-    async def _hook_failure(self) -> None:
-        assert self._hook_failed is not None
-        await self._hook_failed
-
-    async def _watch_first(self) -> None:
-        """Keep one watch open, on the first symbol: it ends the session when the socket
-        fails (ccxt rejects it). Its rows came through the caches already, unless the
-        exchange keeps candles elsewhere: then every symbol is watched (:meth:`_watch`)."""
-        ex, tf, first = self._exchange, self.timeframe, self.symbols[0]
-        while True:
-            rows = await ex.watch_ohlcv(first, tf)
-            if not isinstance(ex.ohlcvs.get(first, {}).get(tf), _streamed_class()):
-                log.warning("market feed %s: %s keeps its candles elsewhere; watching each "
-                            "symbol", self.source, self.exchange_id)
-                self._took(first, rows)
-                await asyncio.gather(*(self._watch(s) for s in self.symbols))
-
-    async def _watch(self, symbol: str) -> None:
-        ex, tf = self._exchange, self.timeframe
-        while True:
-            rows = await ex.watch_ohlcv(symbol, tf)
-            self._took(symbol, rows)  # every update since the last (ccxt.pro newUpdates)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _took(self, symbol: str, rows: list[list[Any]]) -> None:
         assert self._candles is not None
@@ -320,13 +258,14 @@ class WsStreamer(FeedWorker):
             self._fetched.set()
 
     async def _fetch(self, symbol: str) -> None:
-        ex = self._exchange
+        venue = self._venue
+        assert venue is not None
         while True:
             assert self._candles is not None
             tracker = self._candles
             since = tracker.backfill()[symbol]
             asked = self.clock.wall()  # the rows are at least this recent, no more
-            rows = await self._retry(ex.fetch_ohlcv, symbol, self.timeframe, since,
+            rows = await self._retry(venue.fetch_ohlcv, symbol, self.timeframe, since,
                                      PAGE_LIMIT)
             if tracker is not self._candles:  # rebuilt meanwhile: it fetches anew
                 return
