@@ -5,7 +5,8 @@ The venue is the test suite's fake Binance (REST klines) and its kline stream
 (``FakeBinanceStream``), run in a child process (so its sending does not share the bot's
 GIL; ``perf_counter`` is the same monotonic clock in both processes). The bot is a tree of
 real actors: the market (``source: ccxt``, ``transport: ws``, ``--symbols`` (100) symbols
-on 1m candles: the ``WsStreamer`` worker with ccxt.pro), a **recorder subscriber in place
+on 1m candles: the ``WsStreamer`` worker, its ccxt.pro venue in a child process as the
+market runs it), a **recorder subscriber in place
 of the scanner** (the evaluator offers no hook, so the strategy's input is measured where
 the scanner would take it: the moment a ``Bars`` reaches the subscriber's handler), and
 sinks for the positions, breaker and alerts peers.
@@ -181,6 +182,21 @@ def thread_cpu(prefix: str) -> float:
     return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in ids)
 
 
+def children_cpu(exclude: int) -> float:
+    """The CPU seconds of this process's descendants but ``exclude`` (the venue) and its
+    own: the websocket worker's venue child (and the forkserver it is forked from)."""
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.pid == exclude or proc.ppid() == exclude:
+                continue
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
@@ -213,6 +229,7 @@ class FeedRun:
         minutes = max(1, count // self.n)
         count = minutes * self.n
         cpu = {n: thread_cpu(p) for n, p in CPU_THREADS.items()}
+        cpu["ws_child"] = children_cpu(self.proc.pid or 0)
         self.conn.send(("send", self.next, count, rate, burst))
         first = self.next
         self.next += minutes * MINUTE_MS
@@ -232,6 +249,8 @@ class FeedRun:
         drain = (max(t for _, _, t in seen) - sent[-1]) * 1000
         self.cpu_us = {n: (thread_cpu(p) - cpu[n]) / count * 1e6
                        for n, p in CPU_THREADS.items()}
+        self.cpu_us["ws_child"] = (children_cpu(self.proc.pid or 0) - cpu["ws_child"]) \
+            / count * 1e6
         return latencies, drain
 
     def close(self) -> None:
@@ -327,8 +346,9 @@ def report(r: dict[str, Any]) -> str:
          f"<= 5 ms  {'met' if met['feed_p99_ms'] else 'MISSED'}",
          f"max {r['feed_max_ms']:.3f} ms"),
         ("CPU per candle, ws loop", f"{r['ws_cpu_us_per_candle']:.1f} us", "",
-         f"the worker's thread (the market actor's: {r['market_cpu_us_per_candle']:.1f} us), "
-         "at the measured rate"),
+         f"the worker's thread (the market actor's: {r['market_cpu_us_per_candle']:.1f} us; "
+         f"the venue's child process: {r['ws_child_cpu_us_per_candle']:.1f} us), at the "
+         "measured rate"),
         ("  a minute's close at once", f"{r['burst_p99_ms']:.3f} ms", "",
          f"p99 when all {r['symbols']} candles of a minute are sent together (p50 "
          f"{r['burst_p50_ms']:.3f} ms)"),
