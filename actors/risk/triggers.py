@@ -89,9 +89,27 @@ class DailyLossTrigger:
         self.day: str | None = None
         self.start_equity: Decimal | None = None
         self.loss_pct = Decimal(0)
+        # the local day last named and the wall times it spans: a sample within them is of
+        # that day without a date conversion (every market step is a sample)
+        self._span = (math.inf, -math.inf, "")
+
+    def day_of(self, wall: float) -> str:
+        """The local date of ``wall`` (ISO), in ``timezone``."""
+        start, end, day = self._span
+        if start <= wall < end:
+            return day
+        local = datetime.fromtimestamp(wall, self.tz)
+        day = local.date().isoformat()
+        first = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        after = self.next_day_start(wall)
+        # a zone whose midnight does not exist (or repeats) that day: no span, convert each
+        ok = first <= wall < after and datetime.fromtimestamp(first, self.tz).date() == \
+            local.date() and datetime.fromtimestamp(after - 1e-3, self.tz).date() == local.date()
+        self._span = (first, after, day) if ok else (math.inf, -math.inf, "")
+        return day
 
     def on_equity(self, equity: Decimal, wall: float) -> Trip | None:
-        day = datetime.fromtimestamp(wall, self.tz).date().isoformat()
+        day = self.day_of(wall)
         if day != self.day:
             self.day, self.start_equity = day, equity
         assert self.start_equity is not None
@@ -107,7 +125,7 @@ class DailyLossTrigger:
 
     def holding(self, wall: float) -> str | None:
         """Why the breaker must stay open now, if this trigger says so."""
-        day = datetime.fromtimestamp(wall, self.tz).date().isoformat()
+        day = self.day_of(wall)
         if day == self.day and self.loss_pct >= self.max_percent:
             return f"daily loss limit reached for {day}"
         return None
