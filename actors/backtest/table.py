@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -68,10 +69,10 @@ def figures(summary: Summary) -> list[tuple[str, str]]:
         ("candles", f"{summary.candles} ({summary.bad_candles} bad, skipped)"),
         ("trades", str(summary.trades)),
         ("win rate", _percent(summary.win_rate)),
-        ("start cash", str(summary.start_cash)),
+        ("start cash", _money(summary.start_cash)),
         ("final equity", f"{summary.final_equity:.2f}"),
-        ("total pnl", str(summary.total_pnl)),
-        ("fees", str(summary.fees)),
+        ("total pnl", _money(summary.total_pnl)),
+        ("fees", _money(summary.fees)),
         ("total return", _percent(summary.total_return)),
         ("CAGR", _percent(summary.cagr)),
         ("max drawdown", f"{_percent(summary.max_drawdown)} over "
@@ -86,7 +87,7 @@ def figures(summary: Summary) -> list[tuple[str, str]]:
 
 def breakdown_row(row: Breakdown) -> tuple[str, str, str, str, str]:
     """One breakdown line: name, trades, win rate, pnl, profit factor."""
-    return (row.name, str(row.trades), _percent(row.win_rate), str(row.pnl),
+    return (row.name, str(row.trades), _percent(row.win_rate), _money(row.pnl),
             _ratio(row.profit_factor))
 
 
@@ -151,6 +152,12 @@ def _breakdown_json(row: Breakdown) -> dict[str, Any]:
 
 def _number(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _money(value: Decimal) -> str:
+    """An amount of the quote currency to the cent, for reading (the JSON keeps it
+    exact)."""
+    return f"{value:.2f}"
 
 
 def _percent(value: float | None) -> str:

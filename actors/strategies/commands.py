@@ -19,7 +19,7 @@ from typing import Any
 
 from actors.strategies.api import parameters
 from actors.strategies.loading import installed, resolve
-from actors.strategies.template import strategy_source, strategy_test_source
+from actors.strategies.template import class_name, strategy_source, strategy_test_source
 from supervisor.host.command_plugins import HostCommand
 
 __all__ = ["ListStrategies", "NewStrategy"]
@@ -60,7 +60,11 @@ class NewStrategy(HostCommand):
             return _usage("new-strategy", f"cannot write {exc.filename}: {exc.strerror}")
         for path in files:
             print(f"wrote {path}")
+        folder = directory.resolve()
         print(f"run its test: python -m pytest {directory / f'test_{name}.py'}")
+        print(f"use it: a strategies entry with  class: {name}:{class_name(name)}  in the "
+              f"config, and the folder on the Python path:  PYTHONPATH={folder} botvisor "
+              "backtest ...  (docs/strategies.md)")
         return EXIT_OK
 
 

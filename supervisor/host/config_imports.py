@@ -77,18 +77,28 @@ def _split_path(path: str) -> tuple[str, str]:
     return module_name, attr
 
 
+# a module of one's own is found where Python finds any: say how to put its folder there
+_PATH_HINT = " (a module in a folder of your own is found when that folder is on PYTHONPATH)"
+
+
 def import_class(path: str, base: type) -> Any:
     """The subclass of ``base`` at import path ``package.module:Class``; ValueError names
     what is wrong with the path."""
     module_name, attr = _split_path(path)
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}{_PATH_HINT}") from None
     except ImportError as exc:
         raise ValueError(f"cannot import {module_name!r}: {exc}") from None
     except (Exception, SystemExit) as exc:  # the module's own code failed
         raise ValueError(f"importing {module_name!r} failed: {type(exc).__name__}: "
                          f"{exc}") from None
     cls = getattr(module, attr, None)
+    if cls is None:
+        where = getattr(module, "__file__", None)
+        raise ValueError(f"module {module_name!r}{f' ({where})' if where else ''} defines "
+                         f"no {attr!r}")
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ValueError(f"{path!r} is not a {base.__name__} class")
     return cls
@@ -113,7 +123,7 @@ def locate_class(path: str) -> None:
     module_name, attr = _split_path(path)
     spec = _find_module(module_name)
     if spec is None:
-        raise ValueError(f"cannot find module {module_name!r}")
+        raise ValueError(f"cannot find module {module_name!r}{_PATH_HINT}")
     origin = spec.origin
     if origin is None or not origin.endswith(".py"):
         return  # compiled or namespace: only importing it can tell; `run` does

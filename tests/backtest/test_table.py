@@ -93,8 +93,8 @@ def test_plain_text_carries_every_figure_without_escape_codes() -> None:
         assert f"  {label} " in text
     assert "Per symbol" in text and "Per strategy" in text
     lines = text.splitlines()
-    assert any(line.split() == ["BTC/USDT", "2", "100.00%", "16.5", "inf"] for line in lines)
-    assert any(line.split() == ["ETH/USDT", "1", "0.00%", "-2.5", "0.00"] for line in lines)
+    assert any(line.split() == ["BTC/USDT", "2", "100.00%", "16.50", "inf"] for line in lines)
+    assert any(line.split() == ["ETH/USDT", "1", "0.00%", "-2.50", "0.00"] for line in lines)
     assert any(line.split()[:3] == ["total", "return", "1.40%"] for line in lines)
 
 
@@ -134,3 +134,11 @@ def test_an_infinite_ratio_prints_as_inf() -> None:
     assert summary.profit_factor == math.inf
     assert any(line.split() == ["profit", "factor", "inf"]
                for line in plain_text(summary).splitlines())
+
+
+def test_the_table_shows_money_to_the_cent_and_the_json_keeps_it_exact() -> None:
+    summary = _summary(pnls=("12.3456789", "-2.0049", "4"))
+    text = plain_text(summary)
+    assert re.search(r"total pnl\s+14\.34\b", text), text
+    assert re.search(r"fees\s+0\.06\b", text) and "12.3456789" not in text
+    assert to_json(summary)["total_pnl"] == "14.3407789"

@@ -56,8 +56,12 @@ BAD = [
     pytest.param({"class": "no.such.module:Strategy"}, "strategies[1].class",
                  "cannot import 'no.such.module': No module named 'no'",
                  id="path-does-not-import"),
+    pytest.param({"class": "no_such_module:Strategy"}, "strategies[1].class",
+                 "is found when that folder is on PYTHONPATH", id="path-hint"),
     pytest.param({"class": "tests.strategies.scripted:NotAStrategy"}, "strategies[1].class",
                  "is not a Strategy class", id="not-a-strategy"),
+    pytest.param({"class": "tests.strategies.scripted:NoSuchClass"}, "strategies[1].class",
+                 "defines no 'NoSuchClass'", id="no-such-class"),
     pytest.param({"class": "nosuchname"}, "strategies[1].class",
                  "no strategy named 'nosuchname' (installed: mean_reversion, momentum",
                  id="unknown-short-name"),
@@ -94,7 +98,8 @@ def test_a_bad_strategy_entry_is_named_and_exits_2(
      "Input should be less than or equal to 5"),
     ({"class": "nosuchname"}, "strategies[1].class", "no strategy named 'nosuchname'"),
     ({"class": "no.such.module:Strategy"}, "strategies[1].class",
-     "cannot find module 'no.such.module'"),
+     "cannot find module 'no.such.module' (a module in a folder of your own is found when "
+     "that folder is on PYTHONPATH)"),
 ])
 def test_check_config_names_a_bad_strategy_entry_and_exits_2(
         tmp_path: Path, entry: dict[str, Any], key: str, reason: str) -> None:
