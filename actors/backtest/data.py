@@ -8,7 +8,8 @@
 ``steps()`` does for clean data. Every candle of a file passes
 :func:`~actors.market.data.check_bar`, and a symbol's series has no gap; a bad candle, a
 gap, mixed timeframes, a bad header, no CSV or an empty window raise :class:`DataError`
-naming the file and line. A checked file is cached beside the data
+naming the file and line (the parsing and checking of a file is
+:mod:`actors.backtest.csv_parse`'s). A checked file is cached beside the data
 (``DIR/.botvisor-cache/STEM.<size>.<mtime_ns>.bin``, see docs/backtesting.md, "Data").
 """
 
@@ -16,13 +17,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import csv
 import dataclasses
 import heapq
 import itertools
-import json
 import logging
-import operator
 import os
 import struct
 import sys
@@ -31,13 +29,12 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from actors.backtest.csv_parse import COLUMNS, DataError, parse_csv, when
 from actors.backtest.engine import CheckedStep
-from actors.market.contract import BadBar, Bar
-from actors.market.data import check_bar, columns_pass
-from actors.market.history import CSV_HEADER, format_ms
+from actors.market.contract import Bar
+from actors.market.history import CSV_HEADER
 
 __all__ = ["CACHE_DIR", "DataError", "HistoricalData", "load_steps"]
 
@@ -45,15 +42,8 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = ".botvisor-cache"
 _MAGIC = b"BVCDL1" + (b"LE" if sys.byteorder == "little" else b"BE")  # native doubles
-_CHUNK = 1 << 22  # characters of CSV parsed at a time (bounds the parse's memory)
 _HEAD = struct.Struct("<8sQd")  # magic, rows, timeframe (s)
 _TAIL = struct.Struct("<I")  # crc32 of the six columns
-_COLUMNS = 6  # at (s), open, high, low, close, volume
-_NUMBERS = frozenset((int, float))  # what a clean body's JSON holds (not bool, str, None)
-
-
-class DataError(ValueError):
-    """Candle data that cannot be backtested; the message names the file (and line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,28 +207,21 @@ def load_steps(directory: str | Path, since: float | None = None,
     loaded = [cache.load(path, path.stem.replace("_", "/")) for path in files]
     timeframe = _one_timeframe(loaded)
     if since is not None and until is not None and until < since:
-        raise DataError(f"{root}: the window ends (--until {_when(until)}) before it "
-                        f"starts (--from {_when(since)})")
+        raise DataError(f"{root}: the window ends (--until {when(until)}) before it "
+                        f"starts (--from {when(since)})")
     kept = tuple(c for c in (s.cut(since, until) for s in loaded) if len(c.at))
     if not kept:
         first = min(s.at[0] for s in loaded)
         last = max(s.at[-1] for s in loaded)
         raise DataError(
-            f"{root} has no candle in the window (--from {_when(since)}, --until "
-            f"{_when(until)}); its candles run from {_when(first)} to {_when(last)}")
+            f"{root} has no candle in the window (--from {when(since)}, --until "
+            f"{when(until)}); its candles run from {when(first)} to {when(last)}")
     return HistoricalData(
         symbols=tuple(s.symbol for s in kept), timeframe_s=timeframe,
         candles=sum(len(s.at) for s in kept),
         window=(min(s.at[0] for s in kept), max(s.at[-1] for s in kept)),
         from_cache=cache.hits == len(files), cached_files=cache.hits,
         warnings=tuple(cache.warnings), _series=kept)
-
-
-def _when(bound: float | None) -> str:
-    """A window bound (seconds) as ISO 8601 UTC, or "not given"."""
-    if bound is None:
-        return "not given"
-    return datetime.fromtimestamp(bound, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _one_timeframe(loaded: list[_Series]) -> float:
@@ -255,132 +238,6 @@ def _one_timeframe(loaded: list[_Series]) -> float:
                             "timeframes)")
     assert base.timeframe_s is not None
     return base.timeframe_s
-
-
-# ---------------------------------------------------------------------------------------
-# Parsing and checking one file
-
-
-def _parse(path: Path, symbol: str) -> _Series:
-    """Read, parse and check ``path``; DataError names the file and line."""
-    try:
-        text = path.read_bytes().decode("utf-8", "replace")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    head, _, body = text.partition("\n")
-    if tuple(h.strip() for h in head.split(",")) != CSV_HEADER:
-        raise DataError(f"{path} line 1: its header is {head.strip()[:80]!r}, not "
-                        f"{','.join(CSV_HEADER)}")
-    lines: array[int] = array("q")  # the line of each row, when not simply row + 2
-    columns = _fast_columns(body)
-    if columns is None:
-        columns = _careful_columns(path, symbol, body, lines)
-    at, op, hi, lo, cl, vo = columns
-    tf = _check(path, symbol, columns, lines)
-    return _Series(symbol, path, at, op, hi, lo, cl, vo, tf)
-
-
-def _fast_columns(body: str) -> tuple[array[float], ...] | None:
-    """The six columns of a clean body, parsed a chunk of lines at a time in C-level
-    passes, or None when it is not clean (a blank line, a missing field, a word): the
-    careful pass then names the line."""
-    columns: tuple[array[float], ...] = tuple(array("d") for _ in range(_COLUMNS))
-    body = body.rstrip()
-    start = 0
-    while start < len(body):
-        end = body.find("\n", start + _CHUNK)
-        end = len(body) if end < 0 else end
-        chunk = body[start:end]
-        start = end + 1
-        rows = chunk.count("\n") + 1
-        # The chunk as one JSON array of numbers: C parses it with float()'s rounding. A
-        # number JSON does not take (nan, +1, .5, 1_0), a blank line or a word fails here
-        # or in the type check; so does an int no double holds (array() overflows).
-        try:
-            values = json.loads("[" + chunk.replace("\n", ",") + "]")
-            if not set(map(type, values)) <= _NUMBERS:
-                return None
-            flat = array("d", values)
-        except (ValueError, OverflowError):
-            return None
-        if len(flat) != rows * _COLUMNS:
-            return None
-        columns[0].extend([t / 1000.0 for t in flat[0::_COLUMNS]])
-        for i in range(1, _COLUMNS):
-            columns[i].extend(flat[i::_COLUMNS])
-    return columns
-
-
-def _careful_columns(path: Path, symbol: str, body: str,
-                     lines: array[int]) -> tuple[array[float], ...]:
-    """The columns read row by row as the replay's csv reader reads them (blank lines
-    skipped, quotes honoured), each row's line number appended to ``lines``; the first
-    row that does not parse is a DataError."""
-    columns: tuple[array[float], ...] = tuple(array("d") for _ in range(_COLUMNS))
-    reader = csv.reader(body.splitlines())
-    try:
-        for row in reader:
-            if not row:
-                continue
-            line = reader.line_num + 1
-            where = f"{path} row {len(lines) + 1} (line {line})"  # the slow path only
-            if len(row) != _COLUMNS:
-                raise DataError(f"{where}: {len(row)} fields, not {_COLUMNS} "
-                                f"({','.join(CSV_HEADER)})")
-            for i, (name, raw) in enumerate(zip(CSV_HEADER, row, strict=True)):
-                if raw.strip() == "":
-                    raise DataError(f"{where}: missing_field: {symbol} {name}")
-                try:
-                    value = float(raw)
-                except ValueError:
-                    raise DataError(f"{where}: not_a_number: {symbol} "
-                                    f"{name}={raw[:40]!r}") from None
-                columns[i].append(value / 1000.0 if i == 0 else value)
-            lines.append(line)
-    except csv.Error as exc:
-        raise DataError(f"{path} row {len(lines) + 1} (line {reader.line_num + 1}): "
-                        f"unreadable_row: {exc}") from None
-    return columns
-
-
-def _check(path: Path, symbol: str, columns: tuple[array[float], ...],
-           lines: array[int]) -> float | None:
-    """Every candle through check_bar, then the spacing: the series' timeframe (None for
-    one candle). A rejected candle or a gap is a DataError naming the line (``lines[i]``
-    of row ``i``, or ``i + 2`` when ``lines`` is empty)."""
-    at, op, hi, lo, cl, vo = columns
-    if not columns_pass(columns):  # some row may be bad: check_bar finds it
-        last: float | None = None
-        for row, bar in enumerate(map(Bar, itertools.repeat(symbol), at, op, hi, lo, cl,
-                                      vo)):
-            try:
-                check_bar(bar, last)
-            except BadBar as exc:
-                raise DataError(f"{_where(path, lines, row)}: {exc}") from None
-            last = bar.at
-    if len(at) < 2:
-        return None
-    gaps = array("d", map(operator.sub, at[1:], at[:-1]))
-    tf: float = min(gaps)
-    if max(gaps) == tf:
-        return tf
-    i = next(i for i, g in enumerate(gaps) if g != tf)
-    step = gaps[i] / tf
-    if step == int(step):
-        raise DataError(
-            f"{_where(path, lines, i + 1)}: gap: {symbol} at {_when(at[i + 1])} is "
-            f"{gaps[i]:g}s after the row before, the candles are {tf:g}s apart: no candle "
-            f"from {format_ms(round((at[i] + tf) * 1000))} to "
-            f"{format_ms(round((at[i + 1] - tf) * 1000))} ({int(step) - 1} missing)")
-    raise DataError(f"{_where(path, lines, i + 1)}: {symbol} at {_when(at[i + 1])} is "
-                    f"{gaps[i]:g}s after the row before, not a multiple of the candles' "
-                    f"{tf:g}s (mixed timeframes)")
-
-
-def _where(path: Path, lines: array[int], row: int) -> str:
-    """``PATH row N (line L)`` of the ``row``-th (from 0) row: ``lines[row]`` is its line
-    when the careful pass read it, else ``row + 2`` (no blank line before it)."""
-    return f"{path} row {row + 1} (line {lines[row] if lines else row + 2})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -413,7 +270,8 @@ class _Cache:
         if series is not None:
             self.hits += 1
             return series
-        series = _parse(path, symbol)
+        (at, op, hi, lo, cl, vo), tf = parse_csv(path, symbol)
+        series = _Series(symbol, path, at, op, hi, lo, cl, vo, tf)
         self._write(entry, series)
         return series
 
@@ -434,11 +292,11 @@ class _Cache:
             try:
                 magic, rows, tf = _HEAD.unpack(handle.read(_HEAD.size))
                 if magic != _MAGIC or os.fstat(handle.fileno()).st_size != \
-                        _HEAD.size + rows * 8 * _COLUMNS + _TAIL.size:
+                        _HEAD.size + rows * 8 * COLUMNS + _TAIL.size:
                     raise ValueError("not a cache file of this version")
                 columns = []
                 crc = 0
-                for _ in range(_COLUMNS):
+                for _ in range(COLUMNS):
                     column = array("d")
                     column.fromfile(handle, rows)
                     crc = zlib.crc32(column, crc)

@@ -28,17 +28,10 @@ from actors.execution.executor import ExecutorActor
 from actors.portfolio.contract import GetPortfolio, HasOrder, PortfolioSnapshot
 from actors.risk.contract import BreakerGate, BreakerState
 from actors.strategies.contract import Signal
-from actors.venues.ccxt_exchange import (
-    CcxtExchange,
-    CredentialsError,
-    ExchangeStats,
-    GetExchangeStats,
-    GetTicker,
-    OrderStatusUnknown,
-    Ticker,
-    VenueUnavailable,
-    resolve_credentials,
-)
+from actors.venues.ccxt_client import OrderStatusUnknown, VenueUnavailable
+from actors.venues.ccxt_exchange import CcxtExchange
+from actors.venues.ccxt_settings import CredentialsError, resolve_credentials
+from actors.venues.ccxt_translate import ExchangeStats, GetExchangeStats, GetTicker, Ticker
 from actors.venues.contract import (
     GetOpenOrders,
     GetVenueFills,
