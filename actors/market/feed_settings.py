@@ -47,6 +47,9 @@ class MarketSettings(BaseModel):
     exchange: str | None = None
     timeframe: str = "1m"
     transport: Literal["auto", "ws", "rest"] = "auto"
+    # ws: where ccxt.pro parses the stream (``process``: a child process, off the bot's
+    # interpreter lock; ``thread``: the worker's own thread, where a process cannot fork)
+    ws_venue: Literal["process", "thread"] = "process"
     poll_interval: float | None = Field(None, gt=0)
     stale_after: float = Field(3.0, ge=1)
     # ccxt, a fresh start (no resume file): the closed candles per symbol fetched first,

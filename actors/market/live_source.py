@@ -61,6 +61,8 @@ class LiveSettings(Protocol):
     @property
     def transport(self) -> str: ...
     @property
+    def ws_venue(self) -> str: ...
+    @property
     def ccxt_options(self) -> dict[str, Any]: ...
     @property
     def stale_after(self) -> float: ...
@@ -110,7 +112,7 @@ class LiveSource:
             timeframe=s.timeframe, ccxt_options=s.ccxt_options,
             poll_interval=s.live_poll_interval, stale_after=s.stale_after,
             clock=self.ctx.clock, tell=lambda m: tell(name, m), resume=self.resume_point,
-            warmup=s.warmup, process=True)
+            warmup=s.warmup, process=s.ws_venue == "process")
         self._worker.start()
 
     def stop(self, *, wait: bool = True) -> None:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,7 +23,7 @@ import pytest
 from actors.market.live_feed import LiveCandles
 from actors.market.ws_feed import WsStreamer
 from tests.market import test_live_feed
-from tests.market.test_live_feed import TF, WAIT, clock_at
+from tests.market.test_live_feed import TF, WAIT, clock_at, start, taped
 from tests.market.test_live_feed_ws import SYMBOL, ccxt_options, index
 from tests.support.bot_helpers import REPO, wait_until
 from tests.support.fake_venues import MARKET_ID, T0, FakeBinance, FakeBinanceStream, candles
@@ -117,3 +118,29 @@ def test_the_child_ends_when_its_parent_is_killed(venue: FakeBinance,
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def test_the_market_runs_the_venue_in_a_child_unless_told_thread(
+        venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path) -> None:
+    """``ws_venue``: the child process by default, the worker's thread with ``thread``."""
+    from actors.market.feed import MarketActor
+
+    def children_streaming() -> set[int]:
+        return {p.pid for p in psutil.Process().children(recursive=True)
+                if not gone(p.pid)}
+
+    for choice, forks in (("process", True), ("thread", False)):
+        before = children_streaming()
+        settings = MarketActor.Settings.model_validate({
+            "source": "ccxt", "exchange": "binance", "symbols": [SYMBOL], "timeframe": "1m",
+            "transport": "ws", "ws_venue": choice, "warmup": 1, "poll_interval": 0.05,
+            "subscribers": ["tape"], "marks_interval": 0,
+            "clock_file": str(tmp_path / f"{choice}.json"),
+            "ccxt_options": ccxt_options(venue, stream)})
+        rt = start(settings, tmp_path, clock_at(10.5))
+        try:
+            assert taped(rt, 9) == [9]
+            new = children_streaming() - before
+            assert bool(new) is forks, (choice, new)
+        finally:
+            rt.stop()
