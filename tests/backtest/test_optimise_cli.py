@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.backtest.test_backtest_cli import STEPS, T0, _write_data
+from tests.support.backtest_data import STEPS, T0, write_data
 from tests.support.bot_helpers import REPO, redirect_state, settings, shipped_config, write_config
+from tests.support.terminal import run_on_a_terminal
 
 TRIALS = ("--trials", "10", "--seed", "7")
 MINUTE = 60
@@ -48,7 +47,7 @@ def _document(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_data(tmp_path_factory.mktemp("candles") / "data")
+    return write_data(tmp_path_factory.mktemp("candles") / "data")
 
 
 def _config_with(directory: Path, change: Any = None) -> Path:
@@ -198,7 +197,7 @@ def test_params_out_of_range(tmp_path: Path, data: Path) -> None:
 
 
 def test_a_gap_in_the_data(config: Path, tmp_path: Path) -> None:
-    directory = _write_data(tmp_path / "data", 50)
+    directory = write_data(tmp_path / "data", 50)
     path = directory / "CCC_USDT.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
     del lines[20]
@@ -208,7 +207,7 @@ def test_a_gap_in_the_data(config: Path, tmp_path: Path) -> None:
 
 
 def test_a_bad_candle(config: Path, tmp_path: Path) -> None:
-    directory = _write_data(tmp_path / "data", 50)
+    directory = write_data(tmp_path / "data", 50)
     path = directory / "BBB_USDT.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
     ts, _, _, _, close, volume = lines[7].split(",")
@@ -254,26 +253,9 @@ def test_without_optuna_it_says_what_to_install(config: Path, data: Path) -> Non
 
 
 def test_a_progress_bar_is_drawn_on_a_terminal(config: Path, data: Path) -> None:
-    controller, terminal = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="100")
-    try:
-        done = subprocess.run([sys.executable, "-m", "supervisor.host.cli", "optimise",
-                               "--config", str(config), "--data", str(data), "--json",
-                               *TRIALS],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=terminal,
-                              text=True, timeout=120, check=False)
-        os.close(terminal)
-        drawn = b""
-        while select.select([controller], [], [], 0.5)[0]:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal's other end is closed: all is read
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(controller)
+    done, drawn = run_on_a_terminal([sys.executable, "-m", "supervisor.host.cli", "optimise",
+                                     "--config", str(config), "--data", str(data), "--json",
+                                     *TRIALS])
     assert done.returncode == 0
     assert len(json.loads(done.stdout)["all"]) == 10  # stdout stays the document
     assert b"optimise" in drawn and b"10/10" in drawn
