@@ -18,13 +18,17 @@ from actors.backtest.engine import run_backtest
 from actors.backtest.metrics import summarize
 from actors.backtest.table import to_json
 from actors.backtest.tree import load_setup
-from tests.support.backtest_data import STEPS, T0, write_data
+from tests.support.backtest_data import (
+    STEPS,
+    T0,
+    config_in,
+    with_a_bad_candle,
+    with_a_gap,
+    write_data,
+)
 from tests.support.bot_helpers import (
     REPO,
-    redirect_state,
     settings,
-    shipped_config,
-    write_config,
 )
 from tests.support.terminal import run_on_a_terminal
 
@@ -36,26 +40,6 @@ def _botvisor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "supervisor.host.cli", "backtest", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_data(tmp_path_factory.mktemp("candles") / "data")
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("config")
-    raw = shipped_config()
-    redirect_state(raw, base)
-    return write_config(raw, base / "config.yaml")
-
-
-def _config_with(tmp_path: Path, change: Any) -> Path:
-    raw = shipped_config()
-    redirect_state(raw, tmp_path)
-    change(raw)
-    return write_config(raw, tmp_path / "config.yaml")
 
 
 def test_it_prints_the_result_table(config: Path, data: Path) -> None:
@@ -108,14 +92,14 @@ def _fails(done: subprocess.CompletedProcess[str], *parts: str) -> None:
 
 
 def test_a_strategy_path_that_does_not_import(tmp_path: Path, data: Path) -> None:
-    path = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    path = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "no.such.module:Mine"}]))
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "strategies[0].class", "cannot import 'no.such.module'")
 
 
 def test_params_out_of_range(tmp_path: Path, data: Path) -> None:
-    path = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    path = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "momentum", "params": {"lookback": 1}}]))
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "strategies[0].params.lookback", "greater than or equal to 2")
@@ -128,7 +112,7 @@ def test_a_tree_without_the_exits_actor(tmp_path: Path, data: Path) -> None:
             if kids:
                 group["children"] = [k for k in kids if k["name"] != "exits"]
         settings(raw, "market")["subscribers"] = ["scanner"]  # nobody names it as a peer
-    path = _config_with(tmp_path, drop_exits)
+    path = config_in(tmp_path, drop_exits)
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "the tree has no actors.execution.exits:ExitsActor")
 
@@ -140,21 +124,14 @@ def test_a_data_dir_with_no_csv(config: Path, tmp_path: Path) -> None:
 
 def test_a_bad_candle_names_its_file_and_row(config: Path, tmp_path: Path) -> None:
     directory = write_data(tmp_path / "data", 50)
-    path = directory / "BBB_USDT.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    ts, _, _, _, close, volume = lines[7].split(",")
-    lines[7] = ",".join((ts, "100", "90", "110", close, volume))  # high under low
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = with_a_bad_candle(directory)
     _fails(_botvisor("--config", str(config), "--data", str(directory)),
            f"{path} row 7 (line 8)", "high_below_low")
 
 
 def test_a_gap_names_its_file_and_row(config: Path, tmp_path: Path) -> None:
     directory = write_data(tmp_path / "data", 50)
-    path = directory / "CCC_USDT.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    del lines[20]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = with_a_gap(directory)
     _fails(_botvisor("--config", str(config), "--data", str(directory)),
            f"{path} row 20 (line 21)", "gap", "120s after the row before")
 

@@ -38,7 +38,6 @@ from actors.strategies.api import Candle, Strategy, View, param
 from actors.strategies.builtin import MeanReversion, MomentumBreakout
 from actors.strategies.runner import StrategySpec
 from tests.support.backtest_data import T0, write_data
-from tests.support.bot_helpers import redirect_state, shipped_config, write_config
 
 M = 60
 
@@ -104,14 +103,6 @@ def test_an_undefined_figure_is_none_and_ranks_last_either_way() -> None:
                                      ("max_drawdown", [0.2, None, 0.1], [0.1, 0.2, None])):
         goal = objective(name)
         assert sorted(values, key=goal.rank_key) == best_first
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("config")
-    raw = shipped_config()
-    redirect_state(raw, base)
-    return write_config(raw, base / "config.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ from tests.support.executor_helpers import (
     stats_now,
     wait_held,
 )
-from tests.support.executor_tree import executor_tree
+from tests.support.executor_tree import executor_tree, three_buys_the_first_held
 
 EIGHT = Decimal("0.00000001")
 
@@ -59,11 +59,7 @@ def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_fo
     release, holding = threading.Event(), threading.Event()
     rt = executor_tree(tmp_path, release, holding)
     try:
-        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
-        a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
-                   buy_signal("CCC/USDT", 20.0))
-        rt.tell("executor", a)
-        assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
+        a, b, c = three_buys_the_first_held(rt, holding)
         # AAA's fill is being written (held until release). BBB is decided and sent
         # meanwhile: the wait below ends before the ledger is released.
         rt.tell("executor", b)

@@ -18,13 +18,11 @@ from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot
 from tests.support.bot_helpers import wait_until
 from tests.support.executor_helpers import (
     WAIT,
-    bars,
-    buy_signal,
     held,
     placed,
     wait_held,
 )
-from tests.support.executor_tree import executor_tree
+from tests.support.executor_tree import executor_tree, three_buys_the_first_held
 
 EIGHT = Decimal("0.00000001")
 
@@ -35,11 +33,7 @@ def test_serial_decides_the_next_entry_only_once_the_fill_before_is_in_the_ledge
     release, holding = threading.Event(), threading.Event()
     rt = executor_tree(tmp_path, release, holding, serial=True, max_open_positions=3)
     try:
-        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
-        a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
-                   buy_signal("CCC/USDT", 20.0))
-        rt.tell("executor", a)
-        assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
+        a, b, c = three_buys_the_first_held(rt, holding)
         rt.tell("executor", b)
         rt.tell("executor", c)
         wait_held(rt, b, c)  # AAA's fill is out: both wait, in their order

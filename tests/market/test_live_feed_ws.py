@@ -7,11 +7,12 @@ missed ones from :class:`FakeBinance`'s klines. The REST fake serves candles 0..
 the clock starts inside candle 10, so candle 10 is forming.
 
 Covered: closed candles reach the tape in order, each once, and a forming update never,
-while the worker reports it as ``forming``; a dropped websocket reconnects and fetches the
-candles closed while it was down, none missed or doubled; a stall makes the feed stale and
-trips the breaker (``stale_data``), and candles flowing again clear it; a crash of the
-market repeats and loses none; ``stop()`` is prompt, leaving no thread; the transport
-settings (``auto``, ``rest``, ``ws`` refused where ccxt.pro watches no candles).
+while the worker reports it as ``forming``; an exchange keeping its candles in caches of
+its own is watched symbol by symbol, losing none; a dropped websocket reconnects and
+fetches the candles closed while it was down, none missed or doubled; a stall makes the
+feed stale and trips the breaker (``stale_data``), and candles flowing again clear it; a
+crash of the market repeats and loses none; ``stop()`` is prompt, leaving no thread; the
+transport settings (``auto``, ``rest``, ``ws`` refused where ccxt.pro watches no candles).
 """
 
 from __future__ import annotations

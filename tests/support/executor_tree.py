@@ -10,11 +10,12 @@ from pathlib import Path
 from actors.execution.executor import ExecutorActor
 from actors.portfolio.positions import PositionActor
 from actors.risk.breaker import BreakerActor
+from actors.strategies.contract import Signal
 from actors.venues.paper_exchange import PaperExchange
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from supervisor.clock import Clock
 from tests.support.breaker_helpers import breaker_settings
-from tests.support.executor_helpers import WAIT, HeldExchange, HeldPositions
+from tests.support.executor_helpers import WAIT, HeldExchange, HeldPositions, bars, buy_signal
 from tests.support.standins import Sink
 
 
@@ -49,3 +50,16 @@ def executor_tree(tmp_path: Path, release: threading.Event, holding: threading.E
         ChildSpec("executor", factory=lambda: ExecutorActor(executor)),
     )))
     return rt
+
+
+def three_buys_the_first_held(rt: Runtime, holding: threading.Event
+                              ) -> tuple[Signal, Signal, Signal]:
+    """Price AAA, BBB and CCC (100, 50, 20), tell the executor a buy of AAA and wait until
+    its fill is held at the ledger (``holding``); return the buys of AAA, BBB and CCC (the
+    last two not told yet)."""
+    rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
+    a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
+               buy_signal("CCC/USDT", 20.0))
+    rt.tell("executor", a)
+    assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
+    return a, b, c
