@@ -26,10 +26,7 @@ from tests.support.backtest_data import (
     with_a_gap,
     write_data,
 )
-from tests.support.bot_helpers import (
-    REPO,
-    settings,
-)
+from tests.support.bot_helpers import REPO, settings
 from tests.support.terminal import run_on_a_terminal
 
 
