@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -20,18 +18,16 @@ from actors.backtest.engine import run_backtest
 from actors.backtest.metrics import summarize
 from actors.backtest.table import to_json
 from actors.backtest.tree import load_setup
-from actors.market.data import SyntheticMarket
-from tests.support.bot_helpers import (
-    REPO,
-    redirect_state,
-    settings,
-    shipped_config,
-    write_config,
+from tests.support.backtest_data import (
+    STEPS,
+    T0,
+    config_in,
+    with_a_bad_candle,
+    with_a_gap,
+    write_data,
 )
-
-T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
-STEPS = 1500
-SYMBOLS = {"AAA/USDT": 10.0, "BBB/USDT": 200.0, "CCC/USDT": 3.0}
+from tests.support.bot_helpers import REPO, settings
+from tests.support.terminal import run_on_a_terminal
 
 
 def _botvisor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,41 +37,6 @@ def _botvisor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "supervisor.host.cli", "backtest", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
-
-
-def _write_data(directory: Path, steps: int = STEPS) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    market = SyntheticMarket(SYMBOLS, seed=5, start=float(T0), crash_at_bar=900)
-    rows: dict[str, list[str]] = {s: [] for s in SYMBOLS}
-    for _ in range(steps):
-        for b in market.step():
-            rows[b.symbol].append(f"{int(b.at * 1000)},{b.open!r},{b.high!r},{b.low!r},"
-                                  f"{b.close!r},{b.volume!r}")
-    for symbol, lines in rows.items():
-        (directory / f"{symbol.replace('/', '_')}.csv").write_text(
-            "timestamp,open,high,low,close,volume\n" + "\n".join(lines) + "\n",
-            encoding="utf-8")
-    return directory
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_data(tmp_path_factory.mktemp("candles") / "data")
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("config")
-    raw = shipped_config()
-    redirect_state(raw, base)
-    return write_config(raw, base / "config.yaml")
-
-
-def _config_with(tmp_path: Path, change: Any) -> Path:
-    raw = shipped_config()
-    redirect_state(raw, tmp_path)
-    change(raw)
-    return write_config(raw, tmp_path / "config.yaml")
 
 
 def test_it_prints_the_result_table(config: Path, data: Path) -> None:
@@ -128,14 +89,14 @@ def _fails(done: subprocess.CompletedProcess[str], *parts: str) -> None:
 
 
 def test_a_strategy_path_that_does_not_import(tmp_path: Path, data: Path) -> None:
-    path = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    path = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "no.such.module:Mine"}]))
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "strategies[0].class", "cannot import 'no.such.module'")
 
 
 def test_params_out_of_range(tmp_path: Path, data: Path) -> None:
-    path = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    path = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "momentum", "params": {"lookback": 1}}]))
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "strategies[0].params.lookback", "greater than or equal to 2")
@@ -148,7 +109,7 @@ def test_a_tree_without_the_exits_actor(tmp_path: Path, data: Path) -> None:
             if kids:
                 group["children"] = [k for k in kids if k["name"] != "exits"]
         settings(raw, "market")["subscribers"] = ["scanner"]  # nobody names it as a peer
-    path = _config_with(tmp_path, drop_exits)
+    path = config_in(tmp_path, drop_exits)
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "the tree has no actors.execution.exits:ExitsActor")
 
@@ -159,22 +120,15 @@ def test_a_data_dir_with_no_csv(config: Path, tmp_path: Path) -> None:
 
 
 def test_a_bad_candle_names_its_file_and_row(config: Path, tmp_path: Path) -> None:
-    directory = _write_data(tmp_path / "data", 50)
-    path = directory / "BBB_USDT.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    ts, _, _, _, close, volume = lines[7].split(",")
-    lines[7] = ",".join((ts, "100", "90", "110", close, volume))  # high under low
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    directory = write_data(tmp_path / "data", 50)
+    path = with_a_bad_candle(directory)
     _fails(_botvisor("--config", str(config), "--data", str(directory)),
            f"{path} row 7 (line 8)", "high_below_low")
 
 
 def test_a_gap_names_its_file_and_row(config: Path, tmp_path: Path) -> None:
-    directory = _write_data(tmp_path / "data", 50)
-    path = directory / "CCC_USDT.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    del lines[20]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    directory = write_data(tmp_path / "data", 50)
+    path = with_a_gap(directory)
     _fails(_botvisor("--config", str(config), "--data", str(directory)),
            f"{path} row 20 (line 21)", "gap", "120s after the row before")
 
@@ -191,25 +145,8 @@ def test_a_time_that_does_not_parse(config: Path, data: Path, option: str) -> No
 
 
 def test_a_progress_bar_is_drawn_on_a_terminal(config: Path, data: Path) -> None:
-    controller, terminal = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="100")
-    try:
-        done = subprocess.run([sys.executable, "-m", "supervisor.host.cli", "backtest",
-                               "--config", str(config), "--data", str(data), "--json"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=terminal,
-                              text=True, timeout=120, check=False)
-        os.close(terminal)
-        drawn = b""
-        while select.select([controller], [], [], 0.5)[0]:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal's other end is closed: all is read
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(controller)
+    done, drawn = run_on_a_terminal([sys.executable, "-m", "supervisor.host.cli", "backtest",
+                                     "--config", str(config), "--data", str(data), "--json"])
     assert done.returncode == 0
     assert json.loads(done.stdout)["candles"] == 3 * STEPS  # stdout stays the document
     assert b"backtest" in drawn and f"{3 * STEPS}/{3 * STEPS}".encode() in drawn

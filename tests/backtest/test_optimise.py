@@ -37,8 +37,7 @@ from actors.backtest.tree import load_setup
 from actors.strategies.api import Candle, Strategy, View, param
 from actors.strategies.builtin import MeanReversion, MomentumBreakout
 from actors.strategies.runner import StrategySpec
-from tests.backtest.test_backtest_cli import T0, _write_data
-from tests.support.bot_helpers import redirect_state, shipped_config, write_config
+from tests.support.backtest_data import T0, write_data
 
 M = 60
 
@@ -107,14 +106,6 @@ def test_an_undefined_figure_is_none_and_ranks_last_either_way() -> None:
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("config")
-    raw = shipped_config()
-    redirect_state(raw, base)
-    return write_config(raw, base / "config.yaml")
-
-
-@pytest.fixture(scope="module")
 def setup(config: Path) -> BacktestSetup:
     return load_setup(config)
 
@@ -160,7 +151,7 @@ def test_params_apply_to_their_strategy_only_and_are_validated(
 
 def test_every_trial_is_the_engines_backtest_of_its_params(
         config: Path, setup: BacktestSetup, tmp_path: Path) -> None:
-    data = _write_data(tmp_path / "data", 400)
+    data = write_data(tmp_path / "data", 400)
     train, test = Window(T0, T0 + 299 * M), Window(T0 + 300 * M, None)
     job = Job(str(config), str(data), train, test, "total_return", 0)
     train_data, test_data = (load_steps(data, w.since, w.until) for w in (train, test))
@@ -206,7 +197,7 @@ class _Bounded(Strategy):
 
 def test_params_a_strategy_refuses_make_a_failed_trial_that_says_why(
         config: Path, setup: BacktestSetup, tmp_path: Path) -> None:
-    data = _write_data(tmp_path / "data", 60)
+    data = write_data(tmp_path / "data", 60)
     job = Job(str(config), str(data), Window(None, T0 + 29 * M), Window(T0 + 30 * M, None),
               "total_return", 0)
     mine = replace(setup, strategies=(StrategySpec("bounded", _Bounded, _Bounded.Params()),))

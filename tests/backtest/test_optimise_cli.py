@@ -8,17 +8,21 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.backtest.test_backtest_cli import STEPS, T0, _write_data
-from tests.support.bot_helpers import REPO, redirect_state, settings, shipped_config, write_config
+from tests.support.backtest_data import (
+    STEPS,
+    T0,
+    config_in,
+    with_a_bad_candle,
+    with_a_gap,
+    write_data,
+)
+from tests.support.bot_helpers import REPO, settings
+from tests.support.terminal import run_on_a_terminal
 
 TRIALS = ("--trials", "10", "--seed", "7")
 MINUTE = 60
@@ -44,24 +48,6 @@ def _document(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     document: dict[str, Any] = json.loads(done.stdout)
     return document
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_data(tmp_path_factory.mktemp("candles") / "data")
-
-
-def _config_with(directory: Path, change: Any = None) -> Path:
-    raw = shipped_config()
-    redirect_state(raw, directory)
-    if change is not None:
-        change(raw)
-    return write_config(raw, directory / "config.yaml")
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _config_with(tmp_path_factory.mktemp("config"))
 
 
 def test_it_prints_the_best_trials(config: Path, data: Path) -> None:
@@ -139,7 +125,7 @@ def test_the_best_held_out_figures_are_a_plain_backtest_of_its_params(
         for entry in settings(raw, "evaluator")["strategies"]:
             entry["params"].update(by_strategy[entry["class"]])
 
-    tuned = _config_with(tmp_path, use_best)
+    tuned = config_in(tmp_path, use_best)
     test = document["test"]
     plain = _document(_run("backtest", "--config", str(tuned), "--data", str(data), "--json",
                            "--from", str(test["from"]), "--until", str(test["until"])))
@@ -184,36 +170,29 @@ def _fails(done: subprocess.CompletedProcess[str], *parts: str) -> None:
 
 
 def test_a_strategy_path_that_does_not_import(tmp_path: Path, data: Path) -> None:
-    path = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    path = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "no.such.module:Mine"}]))
     _fails(_optimise("--config", str(path), "--data", str(data), *TRIALS),
            "strategies[0].class", "cannot import 'no.such.module'")
 
 
 def test_params_out_of_range(tmp_path: Path, data: Path) -> None:
-    path = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    path = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "momentum", "params": {"lookback": 1}}]))
     _fails(_optimise("--config", str(path), "--data", str(data), *TRIALS),
            "strategies[0].params.lookback", "greater than or equal to 2")
 
 
 def test_a_gap_in_the_data(config: Path, tmp_path: Path) -> None:
-    directory = _write_data(tmp_path / "data", 50)
-    path = directory / "CCC_USDT.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    del lines[20]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    directory = write_data(tmp_path / "data", 50)
+    path = with_a_gap(directory)
     _fails(_optimise("--config", str(config), "--data", str(directory), *TRIALS),
            f"{path} row 20 (line 21)", "gap")
 
 
 def test_a_bad_candle(config: Path, tmp_path: Path) -> None:
-    directory = _write_data(tmp_path / "data", 50)
-    path = directory / "BBB_USDT.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    ts, _, _, _, close, volume = lines[7].split(",")
-    lines[7] = ",".join((ts, "100", "90", "110", close, volume))  # high under low
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    directory = write_data(tmp_path / "data", 50)
+    path = with_a_bad_candle(directory)
     _fails(_optimise("--config", str(config), "--data", str(directory), *TRIALS),
            f"{path} row 7 (line 8)", "high_below_low")
 
@@ -254,26 +233,9 @@ def test_without_optuna_it_says_what_to_install(config: Path, data: Path) -> Non
 
 
 def test_a_progress_bar_is_drawn_on_a_terminal(config: Path, data: Path) -> None:
-    controller, terminal = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="100")
-    try:
-        done = subprocess.run([sys.executable, "-m", "supervisor.host.cli", "optimise",
-                               "--config", str(config), "--data", str(data), "--json",
-                               *TRIALS],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=terminal,
-                              text=True, timeout=120, check=False)
-        os.close(terminal)
-        drawn = b""
-        while select.select([controller], [], [], 0.5)[0]:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal's other end is closed: all is read
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(controller)
+    done, drawn = run_on_a_terminal([sys.executable, "-m", "supervisor.host.cli", "optimise",
+                                     "--config", str(config), "--data", str(data), "--json",
+                                     *TRIALS])
     assert done.returncode == 0
     assert len(json.loads(done.stdout)["all"]) == 10  # stdout stays the document
     assert b"optimise" in drawn and b"10/10" in drawn
@@ -287,7 +249,7 @@ def test_a_new_strategy_from_the_docs_is_optimised_in_worker_processes(
     code.mkdir()
     made = _run("new-strategy", "ema_cross", "--dir", str(code))
     assert made.returncode == 0, made.stderr
-    config = _config_with(tmp_path, lambda raw: settings(raw, "evaluator").update(
+    config = config_in(tmp_path, lambda raw: settings(raw, "evaluator").update(
         strategies=[{"class": "ema_cross:EmaCross", "params": {"period": 10}}]))
     runs = [_document(_optimise("--config", str(config), "--data", str(data), "--json",
                                 "--trials", "9", "--seed", "3", "--jobs", jobs,

@@ -25,21 +25,15 @@ from actors.execution.contract import (
     SkipReason,
     client_order_id,
 )
-from actors.execution.executor import ExecutorActor, SyncVenue
+from actors.execution.executor import SyncVenue
 from actors.portfolio.contract import GetPortfolio, PortfolioSnapshot
-from actors.portfolio.positions import PositionActor
-from actors.risk.breaker import BreakerActor
 from actors.strategies.contract import Signal
 from actors.venues.contract import GetVenueFills
-from actors.venues.paper_exchange import PaperExchange
-from supervisor import ChildSpec, Runtime, SupervisorSpec
-from supervisor.clock import Clock, ManualClock
+from supervisor import Runtime
+from supervisor.clock import ManualClock
 from tests.support.bot_helpers import wait_until
-from tests.support.breaker_helpers import breaker_settings
 from tests.support.executor_helpers import (
     WAIT,
-    HeldExchange,
-    HeldPositions,
     LosingExchange,
     bars,
     buy_signal,
@@ -48,39 +42,9 @@ from tests.support.executor_helpers import (
     stats_now,
     wait_held,
 )
-from tests.support.standins import Sink
+from tests.support.executor_tree import executor_tree, three_buys_the_first_held
 
 EIGHT = Decimal("0.00000001")
-
-
-def _tree(tmp_path: Path, release: threading.Event, holding: threading.Event, *,
-          max_exposure_pct: str = "100",
-          venue: tuple[threading.Event, threading.Event] | None = None,
-          exchange_class: type[PaperExchange] | None = None, order_timeout: float = 5.0,
-          clock: Clock | None = None) -> Runtime:
-    """The executor's tree, the ledger's writes held by ``release``/``holding`` and, with
-    ``venue`` (release, holding), the exchange's orders too (or an ``exchange_class``)."""
-    positions = PositionActor.Settings(database=str(tmp_path / "ledger.db"),
-                                       starting_cash=Decimal("1000"), sources=(),
-                                       reconcile_interval=3600)
-    executor = ExecutorActor.Settings(risk_per_trade_pct=Decimal("100"),
-                                      max_position_pct=Decimal("60"),
-                                      max_exposure_pct=Decimal(max_exposure_pct),
-                                      max_open_positions=2,
-                                      min_notional=Decimal("1"),
-                                      order_timeout=order_timeout)
-    exchange = PaperExchange.Settings(database=str(tmp_path / "venue.db"))
-    breaker: BreakerActor.Settings = breaker_settings(tmp_path)
-    rt = Runtime(ask_timeout=WAIT, clock=clock)
-    rt.start(SupervisorSpec(children=(
-        ChildSpec("alerts", factory=Sink),
-        ChildSpec("breaker", factory=lambda: BreakerActor(breaker)),
-        ChildSpec("positions", factory=lambda: HeldPositions(positions, release, holding)),
-        ChildSpec("exchange", factory=lambda: HeldExchange(exchange, *venue) if venue
-                  else (exchange_class or PaperExchange)(exchange)),
-        ChildSpec("executor", factory=lambda: ExecutorActor(executor)),
-    )))
-    return rt
 
 
 def _skipped(rt: Runtime) -> dict[SkipReason, int]:
@@ -93,13 +57,9 @@ def test_an_entry_counts_a_fill_the_ledger_is_still_writing_and_does_not_wait_fo
     tmp_path: Path,
 ) -> None:
     release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding)
+    rt = executor_tree(tmp_path, release, holding)
     try:
-        rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
-        a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
-                   buy_signal("CCC/USDT", 20.0))
-        rt.tell("executor", a)
-        assert holding.wait(WAIT), "the fill of AAA never reached the ledger"
+        a, b, c = three_buys_the_first_held(rt, holding)
         # AAA's fill is being written (held until release). BBB is decided and sent
         # meanwhile: the wait below ends before the ledger is released.
         rt.tell("executor", b)
@@ -136,7 +96,7 @@ def test_an_entry_counts_a_fill_in_flight_against_the_exposure_limit(tmp_path: P
     is unwritten, gets what is left of the limit (less AAA's fee off equity), and once
     both are in the ledger the account is within the limit."""
     release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding, max_exposure_pct="70")
+    rt = executor_tree(tmp_path, release, holding, max_exposure_pct="70")
     try:
         rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50)))
         a, b = buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0)
@@ -165,8 +125,8 @@ def test_an_entry_counts_a_fill_in_flight_against_the_exposure_limit(tmp_path: P
 
 def _tell_while_aaa_is_unwritten(rt: Runtime, holding: threading.Event,
                                  signal: Signal) -> Signal:
-    """Buy AAA/USDT at 100 (6 of it, see _tree), and tell ``signal`` to the executor while
-    that fill is held at the ledger; returns the buy."""
+    """Buy AAA/USDT at 100 (6 of it, see executor_tree), and tell ``signal`` to the executor
+    while that fill is held at the ledger; returns the buy."""
     rt.tell("exchange", bars(("AAA/USDT", 100)))
     buy = buy_signal("AAA/USDT", 100.0)
     rt.tell("executor", buy)
@@ -180,7 +140,7 @@ def test_a_second_entry_of_the_same_symbol_waits_for_the_first_fill(tmp_path: Pa
     """Another strategy's buy of AAA while AAA's first fill is unwritten: the snapshot does
     not show AAA yet, so the executor waits for that fill, then sees AAA held and skips."""
     release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding)
+    rt = executor_tree(tmp_path, release, holding)
     try:
         again = Signal("other:AAA/USDT:60:buy", "other", "AAA/USDT", Side.BUY, 100.0, 60.0,
                        "a test")
@@ -200,7 +160,7 @@ def test_a_sale_waits_for_its_entry_fill(tmp_path: Path) -> None:
     """A sale right after its entry: the executor reads the entry's acknowledgement (waits
     for the write) before it decides, so the sale sells what was bought."""
     release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, release, holding)
+    rt = executor_tree(tmp_path, release, holding)
     try:
         sell = Signal("test:AAA/USDT:60:sell", "test", "AAA/USDT", Side.SELL, 100.0, 60.0,
                       "a test")
@@ -219,7 +179,7 @@ def test_a_venue_sync_does_not_count_this_executors_own_fill_in_flight(tmp_path:
     the fill is this executor's own, not one the ledger lacks; nothing is recovered."""
     release, holding = threading.Event(), threading.Event()
     release.set()  # the ledger writes at once here
-    rt = _tree(tmp_path, release, holding)
+    rt = executor_tree(tmp_path, release, holding)
     try:
         rt.tell("exchange", bars(("AAA/USDT", 100)))
         rt.tell("executor", buy_signal("AAA/USDT", 100.0))
@@ -239,7 +199,7 @@ def test_an_entry_counts_an_order_the_exchange_has_not_answered_and_does_not_wai
     ledger = threading.Event()
     ledger.set()  # the ledger writes at once here
     release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
+    rt = executor_tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
     try:
         rt.tell("exchange", bars(("AAA/USDT", 100), ("BBB/USDT", 50), ("CCC/USDT", 20)))
         a, b, c = (buy_signal("AAA/USDT", 100.0), buy_signal("BBB/USDT", 50.0),
@@ -283,7 +243,7 @@ def test_a_sale_with_a_sale_of_its_symbol_in_flight_is_skipped_without_waiting(
     ledger = threading.Event()
     ledger.set()
     release, holding = threading.Event(), threading.Event()
-    rt = _tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
+    rt = executor_tree(tmp_path, ledger, threading.Event(), venue=(release, holding))
     try:
         rt.tell("exchange", bars(("AAA/USDT", 100)))
         buy = buy_signal("AAA/USDT", 100.0)
@@ -321,8 +281,8 @@ def test_a_sale_whose_reply_is_lost_does_not_block_the_symbols_next_sales(
     ledger = threading.Event()
     ledger.set()
     clock = ManualClock()
-    rt = _tree(tmp_path, ledger, threading.Event(), exchange_class=LosingExchange,
-               order_timeout=0.5, clock=clock)
+    rt = executor_tree(tmp_path, ledger, threading.Event(), exchange_class=LosingExchange,
+                       order_timeout=0.5, clock=clock)
 
     def exit_at(at: float) -> ExitRequest:
         return ExitRequest(f"exit:stop_loss:AAA/USDT:{at:g}", "AAA/USDT", "stop_loss",

@@ -7,16 +7,18 @@ missed ones from :class:`FakeBinance`'s klines. The REST fake serves candles 0..
 the clock starts inside candle 10, so candle 10 is forming.
 
 Covered: closed candles reach the tape in order, each once, and a forming update never,
-while the worker reports it as ``forming``; a dropped websocket reconnects and fetches the
-candles closed while it was down, none missed or doubled; a stall makes the feed stale and
-trips the breaker (``stale_data``), and candles flowing again clear it; a crash of the
-market repeats and loses none; ``stop()`` is prompt, leaving no thread; the transport
-settings (``auto``, ``rest``, ``ws`` refused where ccxt.pro watches no candles).
+while the worker reports it as ``forming``; an exchange keeping its candles in caches of
+its own is watched symbol by symbol, losing none; a dropped websocket reconnects and
+fetches the candles closed while it was down, none missed or doubled; a stall makes the
+feed stale and trips the breaker (``stale_data``), and candles flowing again clear it; a
+crash of the market repeats and loses none; ``stop()`` is prompt, leaving no thread; the
+transport settings (``auto``, ``rest``, ``ws`` refused where ccxt.pro watches no candles).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from actors.market.contract import Bars
+from actors.market.contract import Bars, MarketCursor
 from actors.market.feed import MarketActor
 from actors.market.live_feed import LiveCandles, LiveTrouble, RestPoller
 from actors.market.ws_feed import WsStreamer, make_worker
@@ -56,6 +58,7 @@ from tests.support.fake_venues import (
     FakeBinanceStream,
     candles,
 )
+from tests.support.own_cache_binance import OwnCacheBinance
 
 SYMBOL = "BTC/USDT"
 KLINES = "GET /api/v3/klines"
@@ -115,6 +118,29 @@ def closes(venue: FakeBinance, stream: FakeBinanceStream, clock: ManualClock, n:
     stream.push(MARKET_ID, series[n], closed=False)
 
 
+def took_forming(rt: Runtime, candle: Candle) -> None:
+    """Wait until the market has taken ``candle`` as the one forming (its cursor's
+    ``latest``). The stream is in order, so every update streamed before it has been
+    handled by then, and what the market told the tape meanwhile is in the tape's mailbox
+    ahead of the next ask."""
+    def taken() -> bool:
+        cursor = rt.peek("market")
+        bar = cursor.latest.get(SYMBOL) if isinstance(cursor, MarketCursor) else None
+        return bar is not None and (bar.at * 1000, bar.close) == (candle[0],
+                                                                  float(candle[4]))
+    wait_until(taken, timeout=WAIT, what=f"candle {index(candle[0] / 1000)} taken as forming")
+
+
+def streamed_last(rt: Runtime, stream: FakeBinanceStream, n: int) -> None:
+    """Stream one more update of candle ``n`` (forming), with a close only the stream has
+    (not the REST klines), and wait until the market took it (:func:`took_forming`): all
+    that was streamed before it has been handled."""
+    t, o, h, lo, _, v = candles(T0, n + 1)[n]
+    last: Candle = (t, o, h, lo, f"{float(o) + 0.125:.3f}", v)
+    stream.push(MARKET_ID, last, closed=False)
+    took_forming(rt, last)
+
+
 def bars_seen(rt: Runtime) -> list[Any]:
     return [b for m in rt.ask("tape", "get") if isinstance(m, Bars) for b in m.bars]
 
@@ -127,9 +153,9 @@ def test_closed_candles_reach_the_tape_in_order_once_and_a_forming_one_never(
         venue: FakeBinance, stream: FakeBinanceStream, tmp_path: Path) -> None:
     with ws_tree(venue, stream, tmp_path) as (rt, clock):
         series = candles(T0, 14)
-        forming = (*series[10][:4], "104.0", series[10][5])
+        forming = (*series[10][:4], "104.75", series[10][5])  # between its low and high
         assert stream.push(MARKET_ID, forming, closed=False) == 1
-        time.sleep(0.3)
+        took_forming(rt, forming)
         assert tape(rt) == [9]  # a forming update never reaches the tape
         final: Candle = (*series[10][:4], "105.5", series[10][5])
         series[10] = final
@@ -141,7 +167,7 @@ def test_closed_candles_reach_the_tape_in_order_once_and_a_forming_one_never(
         for n in (12, 13):
             closes(venue, stream, clock, n)
         assert taped(rt, 12) == [9, 10, 11, 12]
-        time.sleep(0.3)
+        streamed_last(rt, stream, 13)
         assert tape(rt) == [9, 10, 11, 12]  # 13 is forming
 
 
@@ -188,6 +214,61 @@ def test_the_worker_reports_the_forming_candle(venue: FakeBinance,
     assert not worker.alive
 
 
+def test_an_exchange_keeping_its_candles_elsewhere_is_watched_symbol_by_symbol(
+        stream: FakeBinanceStream, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An exchange whose handler stores candles in caches of its own (the worker's never
+    sees an update): the worker says so and watches each symbol, and every closed candle of
+    each still comes by the stream, in order, once (none fetched: REST ends at 10)."""
+    import ccxt.pro
+
+    monkeypatch.setattr(ccxt.pro, "binance", OwnCacheBinance)  # what the worker builds
+    caplog.set_level(logging.WARNING, logger="actors.market.ws_feed")
+    other, other_id = "ETH/USDT", "ETHUSDT"
+    venue = FakeBinance(extra_markets=(("ETH", "USDT"),))
+    for market_id in (MARKET_ID, other_id):
+        venue.set_candles(market_id, candles(T0, 11))  # 0..10; 10 is forming at the start
+    told: list[object] = []
+    clock = clock_at(10.5)
+    worker = WsStreamer(
+        incarnation=1, exchange="binance", symbols=[SYMBOL, other], timeframe="1m",
+        ccxt_options=ccxt_options(venue, stream), poll_interval=0.5, stale_after=3,
+        clock=clock, tell=told.append, resume=dict)
+    worker.start()
+    try:
+        for market_id in (MARKET_ID, other_id):
+            stream.wait_subscribed(market_id)
+
+        def closed() -> dict[str, list[int]]:
+            got: dict[str, list[int]] = {SYMBOL: [], other: []}
+            for m in list(told):
+                if isinstance(m, LiveCandles):
+                    for b in m.bars:
+                        got[b.symbol].append(index(b.at))
+            return got
+        wait_until(lambda: closed() == {SYMBOL: [9], other: [9]} or None, timeout=WAIT,
+                   what="candle 9 of each fetched")
+        fetched = venue.count(KLINES)
+        series = candles(T0, 15)
+        for n in range(10, 14):
+            clock.advance(TF)  # inside candle n + 1: n has closed
+            for market_id in (MARKET_ID, other_id):
+                stream.push(market_id, series[n], closed=True)
+                stream.push(market_id, series[n + 1], closed=False)
+        wait_until(lambda: all(c and c[-1] >= 13 for c in closed().values()) or None,
+                   timeout=WAIT, what="candle 13 of each told")
+        assert closed() == {SYMBOL: list(range(9, 14)), other: list(range(9, 14))}
+        assert venue.count(KLINES) == fetched  # none was fetched: the stream had them all
+        warned = [r for r in caplog.records if r.levelno == logging.WARNING
+                  and "keeps its candles elsewhere; watching each symbol" in r.getMessage()]
+        assert warned, "the fallback was not logged"
+    finally:
+        worker.stop()
+        venue.close()
+    assert not worker.alive
+    assert venue.unserved == []
+
+
 @pytest.mark.parametrize("acks", [True, False])
 def test_a_slow_owner_gets_every_candle_in_fewer_messages(
         venue: FakeBinance, stream: FakeBinanceStream, acks: bool) -> None:
@@ -220,6 +301,8 @@ def test_a_slow_owner_gets_every_candle_in_fewer_messages(
         clock.advance(30 * TF)  # inside candle 40
         for n in range(10, 40):
             stream.push(MARKET_ID, series[n], closed=True)
+            # paces the stream (no time logic waits on it): one candle a frame, not a burst
+            # the worker would take whole at once, so the owner's hold is what coalesces
             time.sleep(0.003)
         wait_until(lambda: told[-1].bars[-1].at >= series[39][0] / 1000 or None,
                    timeout=WAIT, what="candle 39 told")
@@ -274,8 +357,8 @@ def test_a_dropped_websocket_reconnects_and_fetches_the_gap(
         closes(venue, stream, clock, 15)
         closes(venue, stream, clock, 16)
         assert taped(rt, 15) == [9, 10, 11, 12, 13, 14, 15]
-        time.sleep(0.3)
-        assert tape(rt) == [9, 10, 11, 12, 13, 14, 15]
+        streamed_last(rt, stream, 16)
+        assert tape(rt) == [9, 10, 11, 12, 13, 14, 15]  # none doubled; 16 is forming
 
 
 def test_a_429_storm_on_the_fetch_after_a_reconnect_is_retried_and_loses_no_candle(
@@ -331,18 +414,18 @@ def test_a_crash_of_the_market_neither_loses_nor_repeats_a_candle(
         closes(venue, stream, clock, 13)
         closes(venue, stream, clock, 14)
         assert taped(rt, 13) == [9, 10, 11, 12, 13]
-        time.sleep(0.3)
-        assert tape(rt) == [9, 10, 11, 12, 13]
+        streamed_last(rt, stream, 14)
+        assert tape(rt) == [9, 10, 11, 12, 13]  # none repeated; 14 is forming
         assert stats(rt).rejected == {}  # the new worker fetched after 11: no repeat
 
 
 def test_stop_is_prompt_and_leaves_no_thread(venue: FakeBinance,
                                              stream: FakeBinanceStream) -> None:
-    def worker(options: dict[str, Any]) -> WsStreamer:
+    def worker(options: dict[str, Any], tell: Any = lambda m: None) -> WsStreamer:
         return WsStreamer(
             incarnation=1, exchange="binance", symbols=[SYMBOL], timeframe="1m",
             ccxt_options=options, poll_interval=0.05, stale_after=3,
-            clock=clock_at(10.5), tell=lambda m: None, resume=dict)
+            clock=clock_at(10.5), tell=tell, resume=dict)
 
     streaming = worker(ccxt_options(venue, stream))
     streaming.start()
@@ -351,9 +434,12 @@ def test_stop_is_prompt_and_leaves_no_thread(venue: FakeBinance,
     nowhere = "http://127.0.0.1:9/api/v3"
     down = {"urls": {"api": {"public": nowhere, "private": nowhere,
                              "ws": {"spot": "ws://127.0.0.1:9/stream"}}}, "timeout": 500}
-    backing_off = worker(down)
+    told: list[object] = []
+    backing_off = worker(down, told.append)
     backing_off.start()
-    time.sleep(1.0)
+    # its connection failed through a request's retries: it goes on to back off
+    wait_until(lambda: any(isinstance(m, LiveTrouble) and m.failing for m in told),
+               timeout=WAIT, what="the refused connection told as trouble")
     for w in (streaming, backing_off):
         w.stop(timeout=2.0)  # far less than a backoff's wait (up to 30 s) or a request's
         assert not w.alive
