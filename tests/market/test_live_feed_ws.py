@@ -67,13 +67,6 @@ KLINES = "GET /api/v3/klines"
 venue = test_live_feed.venue  # the fixture: the fake's REST klines, candles 0..10
 
 
-@pytest.fixture
-def stream() -> Iterator[FakeBinanceStream]:
-    fake = FakeBinanceStream()
-    yield fake
-    fake.close()
-
-
 def ccxt_options(venue: FakeBinance, stream: FakeBinanceStream | str) -> dict[str, Any]:
     api = venue.url + "/api/v3"
     ws = stream if isinstance(stream, str) else stream.url
@@ -223,7 +216,7 @@ def test_an_exchange_keeping_its_candles_elsewhere_is_watched_symbol_by_symbol(
     import ccxt.pro
 
     monkeypatch.setattr(ccxt.pro, "binance", OwnCacheBinance)  # what the worker builds
-    caplog.set_level(logging.WARNING, logger="actors.market.ws_feed")
+    caplog.set_level(logging.WARNING, logger="actors.market.ws_venue")
     other, other_id = "ETH/USDT", "ETHUSDT"
     venue = FakeBinance(extra_markets=(("ETH", "USDT"),))
     for market_id in (MARKET_ID, other_id):

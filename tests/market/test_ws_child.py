@@ -14,11 +14,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
 from actors.market.live_feed import LiveCandles
 from actors.market.ws_feed import WsStreamer
@@ -29,13 +27,6 @@ from tests.support.bot_helpers import REPO, wait_until
 from tests.support.fake_venues import MARKET_ID, T0, FakeBinance, FakeBinanceStream, candles
 
 venue = test_live_feed.venue  # the fixture: the fake's REST klines, candles 0..10
-
-
-@pytest.fixture
-def stream() -> Iterator[FakeBinanceStream]:
-    fake = FakeBinanceStream()
-    yield fake
-    fake.close()
 
 
 def closed(told: list[object]) -> list[int]:
