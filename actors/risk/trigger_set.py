@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from actors.risk.market_triggers import LiquidityTrigger, VolatilityTrigger
 from actors.risk.settings import BreakerRules
 from actors.risk.triggers import (
     ApiErrorTrigger,
@@ -18,10 +19,8 @@ from actors.risk.triggers import (
     DailyLossTrigger,
     DrawdownTrigger,
     ExposureTrigger,
-    LiquidityTrigger,
     ResourceTrigger,
     StaleDataTrigger,
-    VolatilityTrigger,
 )
 
 __all__ = ["TriggerSet"]

@@ -235,6 +235,7 @@ def test_a_damaged_record_raises_for_the_actor_to_move_aside(
 
 @pytest.mark.parametrize("module", ["actors.risk.machine", "actors.risk.trigger_set",
                                     "actors.risk.effects", "actors.risk.settings",
-                                    "actors.risk.triggers", "actors.risk.transitions"])
+                                    "actors.risk.triggers", "actors.risk.market_triggers",
+                                    "actors.risk.transitions"])
 def test_the_core_reads_no_clock_file_or_process(module: str) -> None:
     assert impure_imports(module) == set()

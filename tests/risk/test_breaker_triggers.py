@@ -14,16 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.risk.market_triggers import LiquidityTrigger, VolatilityTrigger
 from actors.risk.triggers import (
     ApiErrorTrigger,
     ConsecutiveLossTrigger,
     DailyLossTrigger,
     DrawdownTrigger,
     ExposureTrigger,
-    LiquidityTrigger,
     ResourceTrigger,
     StaleDataTrigger,
-    VolatilityTrigger,
 )
 
 pytestmark = pytest.mark.unit

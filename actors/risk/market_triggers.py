@@ -1,0 +1,162 @@
+"""Circuit-breaker triggers on the market's samples: realised volatility and liquidity.
+
+Every bar of every symbol is a sample of both, so each is O(1) a sample: the volatility
+window keeps its sums running (:class:`_PriceWindow`). Level triggers: they hold the
+breaker OPEN while their condition holds. The other triggers: :mod:`actors.risk.triggers`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+
+from actors.risk.triggers import Trip
+
+_log, _sqrt = math.log, math.sqrt  # the volatility trigger's per-bar arithmetic
+
+__all__ = ["LiquidityTrigger", "VolatilityTrigger"]
+
+
+class _PriceWindow:
+    """One symbol's prices over the window, with the running sums of its 1-sample log
+    returns (sum and sum of squares), updated as prices are pushed and evicted, so a sample
+    costs O(1) whatever the window holds.
+
+    Each entry keeps its price's return from the previous price (0.0 for the first, whose
+    return is outside the window), so an eviction takes out exactly what the push put in.
+    Pushing is :meth:`VolatilityTrigger.on_price`'s per-bar path, written out there.
+    Rounding errors of the additions and subtractions are bounded: the sums are recomputed
+    exactly (``math.fsum``) whenever as many evictions have happened as the window holds,
+    which keeps a sample O(1) amortised.
+    """
+
+    __slots__ = ("entries", "evicted", "sum", "sum_sq")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, float, float]] = deque()  # (at, price, return)
+        self.sum = 0.0
+        self.sum_sq = 0.0
+        self.evicted = 0
+
+    def evict_through(self, cutoff: float) -> None:
+        """Drop the prices at or before ``cutoff``."""
+        entries = self.entries
+        while entries and entries[0][0] <= cutoff:
+            entries.popleft()
+            self.evicted += 1
+            if entries:  # the return into the new first price leaves the window
+                r = entries[0][2]
+                self.sum -= r
+                self.sum_sq -= r * r
+                if self.sum_sq < r * r * 1e-6:
+                    # what is left is tiny next to what just left (calm after a burst): the
+                    # subtraction's rounding would dominate it, so count it again exactly
+                    self.evicted = len(entries)
+        if len(entries) < 2:
+            self.sum = self.sum_sq = 0.0
+            self.evicted = 0
+        elif self.evicted >= len(entries):
+            self.resum()
+
+    def resum(self) -> None:
+        """Recompute the sums exactly from the entries."""
+        returns = [r for _, _, r in itertools.islice(self.entries, 1, None)]
+        self.sum = math.fsum(returns)
+        self.sum_sq = math.fsum(r * r for r in returns)
+        self.evicted = 0
+
+
+class VolatilityTrigger:
+    """Owns recent prices per symbol; trips when realised volatility over the window
+    (root of the summed squared log returns, in percent) exceeds ``max_percent``.
+
+    Each sample is O(1): the sums are kept running per symbol (see ``_PriceWindow``)."""
+
+    name = "volatility"
+    level = True
+
+    def __init__(self, window_seconds: float, max_percent: float, min_samples: int) -> None:
+        self.window = window_seconds
+        self.max_percent = max_percent
+        self.min_samples = min_samples
+        self.prices: dict[str, _PriceWindow] = {}
+        self.current: dict[str, float] = {}
+
+    def on_price(self, symbol: str, price: float, now: float) -> Trip | None:
+        # Every bar of every symbol comes here: the push into the window, the eviction check
+        # and the realised volatility (root of the summed squared returns) are inline.
+        series = self.prices.get(symbol)
+        if series is None:
+            series = self.prices[symbol] = _PriceWindow()
+        entries = series.entries
+        if entries:
+            r = _log(price / entries[-1][1])
+            entries.append((now, price, r))
+            series.sum += r
+            series.sum_sq += r * r
+        else:
+            entries.append((now, price, 0.0))
+        cutoff = now - self.window
+        if entries[0][0] <= cutoff:
+            series.evict_through(cutoff)
+        samples = len(entries)
+        if samples < self.min_samples:
+            self.current.pop(symbol, None)
+            return None
+        sum_sq = series.sum_sq
+        pct = (_sqrt(sum_sq) if sum_sq > 0.0 else 0.0) * 100
+        self.current[symbol] = pct
+        if pct >= self.max_percent:
+            return Trip(self.name, f"{symbol} realised volatility {pct:.3g}% over "
+                                   f"{self.window:g}s (limit {self.max_percent:g}%)",
+                        (("symbol", symbol), ("volatility_pct", f"{pct:.4f}"),
+                         ("samples", str(samples))))
+        return None
+
+    def holding(self) -> str | None:
+        hot = {s: v for s, v in self.current.items() if v >= self.max_percent}
+        return f"volatility still high: {sorted(hot)}" if hot else None
+
+    def rearm(self) -> None:
+        """Nothing: volatility is a level; it holds the breaker while it lasts."""
+
+
+class LiquidityTrigger:
+    """Owns the latest traded volume per symbol; trips when a symbol we hold trades less
+    than ``min_volume`` (quote currency per sample window)."""
+
+    name = "liquidity"
+    level = True
+
+    def __init__(self, min_volume: float) -> None:
+        self.min_volume = min_volume
+        self.volume: dict[str, float] = {}
+        self.held: set[str] = set()
+
+    def on_volume(self, symbol: str, volume: float) -> Trip | None:
+        self.volume[symbol] = volume
+        if volume < self.min_volume and symbol in self.held:  # else: no trip (_check)
+            return self._check(symbol)
+        return None
+
+    def on_holdings(self, symbols: set[str]) -> Trip | None:
+        self.held = symbols
+        volume, floor = self.volume, self.min_volume
+        thin = [s for s in symbols if (v := volume.get(s)) is not None and v < floor]
+        return self._check(min(thin)) if thin else None  # the first in symbol order
+
+    def _check(self, symbol: str) -> Trip | None:
+        volume = self.volume.get(symbol)
+        if symbol in self.held and volume is not None and volume < self.min_volume:
+            return Trip(self.name, f"{symbol} volume {volume:.4g} below the floor "
+                                   f"{self.min_volume:.4g}",
+                        (("symbol", symbol), ("volume", f"{volume:.6g}")))
+        return None
+
+    def holding(self) -> str | None:
+        thin = [s for s in self.held if self.volume.get(s, math.inf) < self.min_volume]
+        return f"liquidity still thin: {sorted(thin)}" if thin else None
+
+    def rearm(self) -> None:
+        """Nothing: liquidity is a level."""
