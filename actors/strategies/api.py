@@ -5,7 +5,8 @@ with a :class:`View`: the recent candles (the current one last) and its own posi
 returns :class:`Enter` (with the stop distance the entry is sized by), :class:`Exit`, or
 None. Its parameters are a pydantic model, ``Params``, whose fields :func:`param` declares
 with a default and a search range; :func:`search_space` reads the ranges back. Indicators
-are talipp's, registered with :meth:`Strategy.indicator` so their memory stays bounded.
+are a library's incremental ones: ferro_ta's streaming indicators (bounded by design), or
+talipp's, registered with :meth:`Strategy.indicator` so that their history is trimmed.
 Nothing here needs an actor, a thread or a clock: the runner core
 (:mod:`actors.strategies.runner`) drives a strategy the same way wherever it runs.
 """
@@ -182,15 +183,16 @@ def _type_name(field: FieldInfo) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation)
 
 
-class _Indicator(Protocol):
-    """What :meth:`Strategy.trim` needs of a talipp indicator."""
+class _History(Protocol):
+    """An indicator that keeps its inputs, as talipp's do: :meth:`Strategy.trim` drops the
+    oldest of them."""
 
     input_values: Any
 
     def purge_oldest(self, size: int) -> None: ...
 
 
-IndicatorT = TypeVar("IndicatorT", bound=_Indicator)
+IndicatorT = TypeVar("IndicatorT")
 
 
 class Strategy:
@@ -214,7 +216,7 @@ class Strategy:
     def __init__(self, params: StrategyParams | None = None, symbol: str = "") -> None:
         self.params = params if params is not None else type(self).Params()
         self.symbol = symbol
-        self.indicators: list[_Indicator] = []
+        self.indicators: list[_History] = []  # the registered ones that keep history
         self.setup()
 
     def setup(self) -> None:
@@ -225,8 +227,11 @@ class Strategy:
         return 1
 
     def indicator(self, indicator: IndicatorT) -> IndicatorT:
-        """Register a talipp indicator, so that :meth:`trim` keeps its memory bounded."""
-        self.indicators.append(indicator)
+        """Register an indicator and return it: one that keeps its inputs (talipp's
+        ``input_values`` and ``purge_oldest``) is trimmed by :meth:`trim`; a streaming one
+        with bounded state (ferro_ta's) needs nothing and is returned as it is."""
+        if hasattr(indicator, "purge_oldest") and hasattr(indicator, "input_values"):
+            self.indicators.append(indicator)
         return indicator
 
     def on_candle(self, candle: Candle, view: View) -> Enter | Exit | None:
@@ -234,10 +239,10 @@ class Strategy:
         raise NotImplementedError(f"{type(self).__name__} does not define on_candle")
 
     def trim(self) -> None:
-        """Drop the oldest input values of the registered indicators (talipp's
-        ``purge_oldest``), down to ``max(keep, 2 * window(), 2 * period)`` each (``period``:
-        the indicator's, when it has one); the runner calls it every ``TRIM_EVERY``
-        candles. An indicator that reads further back needs a larger ``keep``."""
+        """Drop the oldest input values of the registered indicators that keep them
+        (talipp's ``purge_oldest``), down to ``max(keep, 2 * window(), 2 * period)`` each
+        (``period``: the indicator's, when it has one); the runner calls it every
+        ``TRIM_EVERY`` candles. An indicator that reads further back needs a larger ``keep``."""
         floor = max(self.keep, 2 * self.window())
         for indicator in self.indicators:
             period = getattr(indicator, "period", 0)

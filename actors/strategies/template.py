@@ -1,5 +1,5 @@
 """The files ``botvisor new-strategy NAME`` writes: a strategy on the API (params with
-ranges, a talipp indicator) and a pytest that runs it through the runner core. The same
+ranges, a ferro_ta streaming indicator) and a pytest that runs it through the runner core. The same
 example is the one docs/strategies.md teaches; a test runs the command and then pytest on
 what it wrote."""
 
@@ -11,7 +11,9 @@ STRATEGY = '''"""{name}: a strategy on botvisor's strategy API (see docs/strateg
 
 from __future__ import annotations
 
-from talipp.indicators import EMA
+import math
+
+from ferro_ta import StreamingEMA
 
 from actors.strategies.api import Candle, Enter, Exit, Strategy, View, param
 
@@ -31,16 +33,15 @@ class {cls}(Strategy):
     params: Params
 
     def setup(self) -> None:
-        self.ema = self.indicator(EMA(self.params.period))
+        self.ema = self.indicator(StreamingEMA(self.params.period))
+        self.last = math.nan  # the EMA as of the candle before (NaN: not ready)
 
     def window(self) -> int:
         return 2  # this candle and the one before
 
     def on_candle(self, candle: Candle, view: View) -> Enter | Exit | None:
-        values = self.ema.output_values
-        ema = values[-1] if values else None  # as of the candle before
-        self.ema.add(candle.close)
-        if ema is None or len(view) < 2:
+        ema, self.last = self.last, self.ema.update(candle.close)
+        if math.isnan(ema) or len(view) < 2:  # fewer than period closes before this one
             return None
         before, close = view.closes[-2], candle.close
         if view.position is None:

@@ -5,9 +5,9 @@ it (its window, the candle last; its position while holding). Hypothesis: on any
 candles the market lets through (positive finite prices, low <= open, close <= high) a
 strategy raises nothing and gives a valid decision, the one a plain reference gives.
 
-The momentum stop is talipp's ATR (true range, Wilder's smoothing) as of the candle before
-the breakout; the hand-written strategy it replaced took the mean high-low range, so the
-stops of a gapping series differ from that one's (see docs/strategies.md)."""
+The momentum stop is ferro_ta's ATR as of the candle before the breakout (as TA-Lib's: true
+ranges from the second candle on, the first ATR their mean, then Wilder's smoothing); the
+reversion's mean and deviation are ferro_ta's Bollinger bands of the closes before."""
 
 from __future__ import annotations
 
@@ -70,9 +70,11 @@ def _side_and_stop(verdict: Verdict) -> tuple[Side, float] | None:
 
 # -- MomentumBreakout -------------------------------------------------------------------------
 
-# three bars: highs 10, 11, 12 (the highest 12), lows 8, 7, 6 (the lowest of the last two 6),
-# true ranges 2, 4, 6 (an ATR of 4); the third closes above the first two's highs
-WINDOW = [_bar(0, 10, 8, 9), _bar(1, 11, 7, 10), _bar(2, 12, 6, 11.5)]
+# four bars: highs 10, 11, 12, 13, lows 8, 7, 6, 11 (the lowest of the last two 6); true
+# ranges from the second bar on 4, 6, 2 (an ATR of 4 as of the fourth, the first ATR of
+# three); the fourth closes above the first three's highs, before the ATR is ready
+WINDOW = [_bar(0, 10, 8, 9), _bar(1, 11, 7, 10), _bar(2, 12, 6, 11.5), _bar(3, 13, 11, 12.5)]
+BREAKOUT = _bar(4, 14, 13, 13.5)  # over 13, the highest of the three highs before
 
 
 def _momentum(*bars: Bar, holding: bool = False) -> Verdict:
@@ -82,19 +84,19 @@ def _momentum(*bars: Bar, holding: bool = False) -> Verdict:
 
 
 def test_momentum_buys_a_close_above_the_highest_high_with_two_atrs_of_stop() -> None:
-    verdict = _momentum(_bar(3, 13, 12, 12.5))
+    verdict = _momentum(BREAKOUT)
     assert _side_and_stop(verdict) == (Side.BUY, 8.0)
     assert isinstance(verdict, Enter) and "broke the 3-bar high" in verdict.reason
 
 
 def test_momentum_does_not_buy_a_close_at_the_high() -> None:
-    assert _momentum(_bar(3, 13, 11, 12)) is None
+    assert _momentum(_bar(4, 14, 12, 13)) is None
 
 
 def test_momentum_gives_no_signal_before_its_window_is_full() -> None:
     strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
-    # the third bar closes above every high before it, the window is not full yet
-    assert _feed(strategy, WINDOW) == [None, None, None]
+    # the fourth bar closes above every high before it, the ATR is not ready yet
+    assert _feed(strategy, WINDOW) == [None, None, None, None]
     held = momentum(lookback=5, exit_lookback=2, atr_stop=2.0)
     # holding, the third bar closes under the last two lows: still no exit
     assert _feed(held, [*WINDOW[:2], _bar(2, 7, 5, 5)], holding=True) == [None, None, None]
@@ -102,39 +104,40 @@ def test_momentum_gives_no_signal_before_its_window_is_full() -> None:
 
 def test_momentum_looks_back_only_lookback_bars() -> None:
     strategy = momentum(lookback=3, exit_lookback=2, atr_stop=1.0)
-    bars = [_bar(0, 20, 18, 19), *WINDOW[1:], _bar(3, 12, 10, 11), _bar(4, 16, 15, 15)]
+    bars = [_bar(0, 20, 18, 19), _bar(1, 20, 18, 19), _bar(2, 11, 7, 10),
+            _bar(3, 12, 6, 11.5), _bar(4, 12, 10, 11), _bar(5, 16, 15, 15)]
     verdicts = _feed(strategy, bars)
-    assert verdicts[3] is None  # under the 20 of the first bar
-    # the first bar has left the window: 15 is over 12. The ATR still remembers it: true
-    # ranges 2, 12 (the low 7 against the close 19 before), 6, 2; the first ATR (of three)
-    # 20/3, then Wilder's (20/3 * 2 + 2) / 3 = 46/9 as of the bar before the breakout
-    assert _side_and_stop(verdicts[4]) == (Side.BUY, pytest.approx(46 / 9))
+    assert verdicts[4] is None  # under the 20 of the second bar
+    # that bar has left the window: 15 is over 12. The ATR still remembers it: true ranges
+    # 2, 12 (the low 7 against the close 19 before), 6, 2; the first ATR (of three) 20/3,
+    # then Wilder's (20/3 * 2 + 2) / 3 = 46/9 as of the bar before the breakout
+    assert _side_and_stop(verdicts[5]) == (Side.BUY, pytest.approx(46 / 9))
 
 
 def test_momentum_does_not_buy_while_holding() -> None:
-    assert _momentum(_bar(3, 13, 12, 12.5), holding=True) is None
+    assert _momentum(BREAKOUT, holding=True) is None
 
 
 def test_momentum_sells_a_close_below_the_exit_lookbacks_lowest_low() -> None:
-    verdict = _momentum(_bar(3, 7, 5, 5.5), holding=True)
+    verdict = _momentum(_bar(4, 7, 5, 5.5), holding=True)
     assert _side_and_stop(verdict) == (Side.SELL, 0.0)
     assert isinstance(verdict, Exit) and "fell below the 2-bar low" in verdict.reason
-    assert _momentum(_bar(3, 7, 6, 6), holding=True) is None  # at the low, not below
-    assert _momentum(_bar(3, 7, 5, 5.5), holding=False) is None  # nothing to sell
+    assert _momentum(_bar(4, 7, 6, 6), holding=True) is None  # at the low, not below
+    assert _momentum(_bar(4, 7, 5, 5.5), holding=False) is None  # nothing to sell
 
 
 def test_momentum_sells_against_the_last_exit_lookback_lows_only() -> None:
-    # lows 8, 7, 6 and then 9: the last two are 6 and 9, so 6.5 is no exit
+    # lows ..., 11, 6 and then 9: the last two are 6 and 9, so 6.5 is no exit
     strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
-    verdicts = _feed(strategy, [*WINDOW, _bar(3, 10, 9, 10), _bar(4, 10, 9, 6.5)],
-                     holding=True)
-    assert verdicts[3:] == [None, None]
-    # lows 8, 7, 6, 9, 9: the last two are 9 and 9 (the 6 is still within the last three)
+    verdicts = _feed(strategy, [*WINDOW, _bar(4, 12, 6, 10), _bar(5, 10, 9, 10),
+                                _bar(6, 10, 9, 6.5)], holding=True)
+    assert verdicts[4:] == [None, None, None]
+    # lows ..., 6, 9, 9: the last two are 9 and 9 (the 6 is still within the last three)
     strategy = momentum(lookback=3, exit_lookback=2, atr_stop=2.0)
-    verdicts = _feed(strategy, [*WINDOW, _bar(3, 10, 9, 10), _bar(4, 10, 9, 9.5),
-                                _bar(5, 10, 8, 8.5)], holding=True)
-    assert verdicts[3:5] == [None, None]
-    assert _side_and_stop(verdicts[5]) == (Side.SELL, 0.0)
+    verdicts = _feed(strategy, [*WINDOW, _bar(4, 12, 6, 10), _bar(5, 10, 9, 10),
+                                _bar(6, 10, 9, 9.5), _bar(7, 10, 8, 8.5)], holding=True)
+    assert verdicts[4:7] == [None, None, None]
+    assert _side_and_stop(verdicts[7]) == (Side.SELL, 0.0)
 
 
 # -- MeanReversion ----------------------------------------------------------------------------
@@ -187,7 +190,8 @@ def test_reversion_sells_once_the_close_is_back_at_the_mean() -> None:
 
 def test_reversion_looks_back_only_window_closes() -> None:
     # 100 before the four has left the window: the mean is 11 again, the sd 1
-    assert _side_and_stop(_reversion(8.5, before=[100.0, *CLOSES])) == (Side.BUY, 1.5)
+    assert _side_and_stop(_reversion(8.5, before=[100.0, *CLOSES])) == (
+        Side.BUY, pytest.approx(1.5, rel=1e-9))
     # while it was in, the mean was 33 and the sd about 38.7: no buy at 8.5
     assert _reversion(8.5, before=[100.0, *CLOSES[:3]]) is None
 
@@ -263,16 +267,16 @@ def test_reversion_gives_a_valid_verdict_on_any_series(
 def _momentum_reference(rows: Sequence[tuple[Bar, bool]], lookback: int, exit_lookback: int,
                         atr_stop: float) -> list[tuple[Side, float] | None]:
     """From the docstring: a close over the highest high of the last ``lookback`` bars (not
-    held) buys with ``atr_stop`` ATRs of stop, the ATR as of the bar before (true ranges,
-    the first ATR their mean over ``lookback`` bars, then Wilder's smoothing); a close under
-    the lowest low of the last ``exit_lookback`` bars (held) sells; nothing until
-    ``lookback`` bars were seen."""
+    held) buys with ``atr_stop`` ATRs of stop, the ATR as of the bar before (true ranges
+    from the second bar on, the first ATR their mean over ``lookback`` of them, then
+    Wilder's smoothing); a close under the lowest low of the last ``exit_lookback`` bars
+    (held) sells; nothing until ``lookback + 1`` bars were seen before."""
     out: list[tuple[Side, float] | None] = []
     ranges: list[float] = []
-    atr: list[float] = []  # atr[j]: as of bar j + lookback - 1
+    atr: list[float] = []  # atr[j]: as of bar j + lookback
     for i, (bar, holding) in enumerate(rows):
         verdict: tuple[Side, float] | None = None
-        if i >= lookback:
+        if i > lookback:
             window = [b for b, _ in rows[i - lookback:i]]
             lows = [b.low for b, _ in rows[max(0, i - exit_lookback):i]]
             if not holding and bar.close > max(b.high for b in window):
@@ -280,12 +284,13 @@ def _momentum_reference(rows: Sequence[tuple[Bar, bool]], lookback: int, exit_lo
             elif holding and bar.close < min(lows):
                 verdict = (Side.SELL, 0.0)
         out.append(verdict)
-        before = rows[i - 1][0].close if i else None
-        ranges.append(bar.high - bar.low if before is None else
-                      max(bar.high - bar.low, abs(bar.high - before), abs(bar.low - before)))
-        if i + 1 == lookback:
+        if i:
+            before = rows[i - 1][0].close
+            ranges.append(max(bar.high - bar.low, abs(bar.high - before),
+                              abs(bar.low - before)))
+        if len(ranges) == lookback and not atr:
             atr.append(sum(ranges) / lookback)
-        elif i + 1 > lookback:
+        elif len(ranges) > lookback:
             atr.append((atr[-1] * (lookback - 1) + ranges[-1]) / lookback)
     return out
 
@@ -309,7 +314,12 @@ def test_momentum_is_its_reference(
         rows: list[tuple[Bar, bool]], lookback: int, exit_lookback: int, atr_stop: float) -> None:
     strategy = momentum(lookback, exit_lookback, atr_stop)
     got = [_side_and_stop(strategy.on_bar(bar, holding)) for bar, holding in rows]
-    assert got == _momentum_reference(rows, lookback, exit_lookback, atr_stop)
+    want = _momentum_reference(rows, lookback, exit_lookback, atr_stop)
+    # the same verdicts; the stops to rounding (Wilder's step is summed in another order)
+    assert [None if v is None else v[0] for v in got] == \
+        [None if v is None else v[0] for v in want]
+    assert [v[1] for v in got if v] == pytest.approx([v[1] for v in want if v], rel=1e-9,
+                                                      abs=1e-9)
 
 
 # prices of one market: from 1 to 2 (so that the reference's rounding is far below the

@@ -34,7 +34,8 @@ def test_new_strategy_writes_a_strategy_whose_own_test_passes(tmp_path: Path) ->
     assert sorted(p.name for p in out.iterdir()) == ["breakout_ema.py", "test_breakout_ema.py"]
     assert f"wrote {out / 'breakout_ema.py'}" in done.stdout
     source = (out / "breakout_ema.py").read_text(encoding="utf-8")
-    assert "class BreakoutEma(Strategy):" in source and "from talipp.indicators" in source
+    assert "class BreakoutEma(Strategy):" in source
+    assert "from ferro_ta import StreamingEMA" in source
     tested = _run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(out), cwd=out)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "2 passed" in tested.stdout

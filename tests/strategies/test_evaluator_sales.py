@@ -57,7 +57,7 @@ def test_a_sale_is_signalled_once_until_the_position_changes_or_the_wait_lapses(
     try:
         script = Script(rt)
         script.ledger(1, None)
-        script.bars(100, 101, 102, 110)  # a breakout of the 3-bar high: buy
+        script.bars(100, 100, 101, 102, 110)  # a breakout of the 3-bar high: buy
         assert script.signals() == [("buy", 110)]
         script.ledger(2, "1")  # the entry is in the ledger: momentum owns X
         # every close below the 2-bar low is a sell verdict; the sale is signalled once,
