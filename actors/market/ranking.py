@@ -60,8 +60,10 @@ class Window:
     def volatility_pct(self) -> float:
         """Standard deviation of the 1-bar log returns (population), in percent."""
         n = len(self.returns)
-        mean = math.fsum(self.returns) / n
-        return math.sqrt(max(0.0, math.fsum(self.squares) / n - mean * mean)) * 100
+        # plain sums (in C, a third of fsum's cost): over a window of returns, whose mean is
+        # small next to their spread, their rounding is far below any filter's precision
+        mean = sum(self.returns) / n
+        return math.sqrt(max(0.0, sum(self.squares) / n - mean * mean)) * 100
 
 
 class Scanner:

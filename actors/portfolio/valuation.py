@@ -56,8 +56,10 @@ class Valuer:
             if row is None or row[0] is not pos or row[1] is not mark:
                 price = pos.avg_price if mark is None else mark
                 value = price * pos.quantity
-                row = (pos, mark, PositionView(pos.quantity, pos.avg_price, pos.updated_at),
-                       value, abs(value), (price - pos.avg_price) * pos.quantity)
+                # the view is the position's alone: a new mark keeps it
+                view = row[2] if row is not None and row[0] is pos else PositionView(
+                    pos.quantity, pos.avg_price, pos.updated_at)
+                row = (pos, mark, view, value, abs(value), (price - pos.avg_price) * pos.quantity)
             rows[symbol] = row
             views[symbol] = row[2]
             exposure[symbol] = row[4]

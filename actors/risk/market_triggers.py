@@ -18,24 +18,27 @@ _log, _sqrt = math.log, math.sqrt  # the volatility trigger's per-bar arithmetic
 __all__ = ["LiquidityTrigger", "VolatilityTrigger"]
 
 
+RESUM_AT_LEAST = 64  # evictions between two exact re-sums, however small the window
+
+
 class _PriceWindow:
-    """One symbol's prices over the window, with the running sums of its 1-sample log
-    returns (sum and sum of squares), updated as prices are pushed and evicted, so a sample
-    costs O(1) whatever the window holds.
+    """One symbol's prices over the window, with the running sum of the squares of its
+    1-sample log returns, updated as prices are pushed and evicted, so a sample costs
+    O(1) whatever the window holds.
 
     Each entry keeps its price's return from the previous price (0.0 for the first, whose
     return is outside the window), so an eviction takes out exactly what the push put in.
-    Pushing is :meth:`VolatilityTrigger.on_price`'s per-bar path, written out there.
-    Rounding errors of the additions and subtractions are bounded: the sums are recomputed
-    exactly (``math.fsum``) whenever as many evictions have happened as the window holds,
-    which keeps a sample O(1) amortised.
+    Pushing, and the eviction of one price, are :meth:`VolatilityTrigger.on_price`'s
+    per-bar path, written out there. Rounding errors of the additions and subtractions are
+    bounded: the sum is recomputed exactly (``math.fsum``) once as many evictions have
+    happened as the window holds, and at least :data:`RESUM_AT_LEAST`, which keeps a sample
+    O(1) amortised (a window of five prices is not summed again every five samples).
     """
 
-    __slots__ = ("entries", "evicted", "sum", "sum_sq")
+    __slots__ = ("entries", "evicted", "sum_sq")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[float, float, float]] = deque()  # (at, price, return)
-        self.sum = 0.0
         self.sum_sq = 0.0
         self.evicted = 0
 
@@ -47,23 +50,25 @@ class _PriceWindow:
             self.evicted += 1
             if entries:  # the return into the new first price leaves the window
                 r = entries[0][2]
-                self.sum -= r
                 self.sum_sq -= r * r
                 if self.sum_sq < r * r * 1e-6:
                     # what is left is tiny next to what just left (calm after a burst): the
                     # subtraction's rounding would dominate it, so count it again exactly
-                    self.evicted = len(entries)
-        if len(entries) < 2:
-            self.sum = self.sum_sq = 0.0
+                    self.evicted = RESUM_AT_LEAST
+        self.settle()
+
+    def settle(self) -> None:
+        """After evictions: empty sums for fewer than two prices, an exact re-sum when due."""
+        n = len(self.entries)
+        if n < 2:
+            self.sum_sq = 0.0
             self.evicted = 0
-        elif self.evicted >= len(entries):
+        elif self.evicted >= n and self.evicted >= RESUM_AT_LEAST:
             self.resum()
 
     def resum(self) -> None:
-        """Recompute the sums exactly from the entries."""
-        returns = [r for _, _, r in itertools.islice(self.entries, 1, None)]
-        self.sum = math.fsum(returns)
-        self.sum_sq = math.fsum(r * r for r in returns)
+        """Recompute the sum exactly from the entries."""
+        self.sum_sq = math.fsum(r * r for _, _, r in itertools.islice(self.entries, 1, None))
         self.evicted = 0
 
 
@@ -93,13 +98,23 @@ class VolatilityTrigger:
         if entries:
             r = _log(price / entries[-1][1])
             entries.append((now, price, r))
-            series.sum += r
             series.sum_sq += r * r
         else:
             entries.append((now, price, 0.0))
         cutoff = now - self.window
         if entries[0][0] <= cutoff:
-            series.evict_through(cutoff)
+            if entries[1][0] > cutoff:  # one price leaves (a steady feed): inline
+                entries.popleft()
+                series.evicted += 1
+                out = entries[0][2]
+                out *= out
+                series.sum_sq -= out
+                if series.sum_sq < out * 1e-6:  # see _PriceWindow.evict_through
+                    series.evicted = RESUM_AT_LEAST
+                if series.evicted >= RESUM_AT_LEAST or len(entries) < 2:
+                    series.settle()
+            else:
+                series.evict_through(cutoff)
         samples = len(entries)
         if samples < self.min_samples:
             self.current.pop(symbol, None)
