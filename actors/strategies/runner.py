@@ -87,22 +87,28 @@ class _Entry:
 
 
 class _Slot:
-    """One strategy instance on one symbol."""
+    """One strategy instance on one symbol (``on_candle``: its bound method)."""
 
-    __slots__ = ("failures", "instance", "name", "off", "spec")
+    __slots__ = ("failures", "instance", "name", "off", "on_candle", "spec")
 
     def __init__(self, spec: StrategySpec, instance: Strategy | None) -> None:
         self.spec = spec
         self.name = spec.name
-        self.instance: Strategy = instance  # type: ignore[assignment]  # None only when off
-        self.off = instance is None
         self.failures = 0
+        self.off = instance is None
+        self.instance: Strategy = instance  # type: ignore[assignment]  # None only when off
+        self.on_candle: Any = None if instance is None else instance.on_candle
+
+    def replace(self, instance: Strategy) -> None:
+        self.instance = instance
+        self.on_candle = instance.on_candle
 
 
 class _Lane:
-    """A symbol's view, its strategies, and the candles since the last trim."""
+    """A symbol's view, its strategies (``active``: those not switched off), and the
+    candles since the last trim (counted only if some indicator keeps history)."""
 
-    __slots__ = ("position", "since_trim", "slots", "source", "view")
+    __slots__ = ("active", "position", "since_trim", "slots", "source", "trims", "view")
 
     def __init__(self, view: View, slots: tuple[_Slot, ...]) -> None:
         self.view = view
@@ -110,6 +116,14 @@ class _Lane:
         self.since_trim = 0
         self.source: Any = None  # the position record ``position`` was made from
         self.position: Position | None = None
+        self.active: tuple[_Slot, ...] = ()
+        self.trims = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """After a slot was switched off or replaced."""
+        self.active = tuple(slot for slot in self.slots if not slot.off)
+        self.trims = any(slot.instance.indicators for slot in self.active)
 
 
 class Runner:
@@ -192,13 +206,13 @@ class Runner:
                 changed = True
             owned = entry.strategy if is_held and entry is not None else None
             position = self._position(lane, held[symbol]) if owned is not None else None
-            for slot in lane.slots:
-                if slot.off:
-                    continue
+            view.position = None
+            for slot in lane.active:
                 name = slot.name
-                view.position = position if name == owned else None
+                if owned is not None:
+                    view.position = position if name == owned else None
                 try:
-                    decision = slot.instance.on_candle(bar, view)
+                    decision = slot.on_candle(bar, view)
                     if decision is None:
                         continue
                     kind = type(decision)
@@ -233,11 +247,11 @@ class Runner:
                     take_profit))
                 if sent and side is Side.SELL:
                     sale = selling[symbol] = [held.get(symbol), 0]
-            lane.since_trim += 1
-            if lane.since_trim >= TRIM_EVERY:
-                lane.since_trim = 0
-                for slot in lane.slots:
-                    if not slot.off:
+            if lane.trims:
+                lane.since_trim += 1
+                if lane.since_trim >= TRIM_EVERY:
+                    lane.since_trim = 0
+                    for slot in lane.active:
                         slot.instance.trim()
         return changed
 
@@ -282,15 +296,16 @@ class Runner:
                 directive = Directive.STOP  # its setup raises: off
             else:
                 if _warm(fresh, lane.view):
-                    slot.instance = fresh
+                    slot.replace(fresh)
+                    lane.refresh()
                 else:
                     directive = Directive.STOP  # it raises on the window too: off
         elif directive not in (Directive.RESUME, Directive.ESCALATE):
             directive = Directive.STOP  # STOP, or a FALLBACK a strategy has none of
-        self._report(slot, bar, exc, directive, sink)
+        self._report(slot, bar, exc, directive, sink, lane=lane)
 
     def _report(self, slot: _Slot, bar: Bar, exc: Exception, directive: Directive,
-                sink: Sink) -> None:
+                sink: Sink, *, lane: _Lane | None = None) -> None:
         """Count and tell a failure of ``slot`` on ``bar`` (ESCALATE: raise it instead)."""
         decision = self.handler.classify(exc)
         if decision.directive is Directive.ESCALATE:
@@ -298,6 +313,8 @@ class Runner:
         slot.failures += 1
         if directive is Directive.STOP:
             slot.off = True
+            if lane is not None:
+                lane.refresh()
         self.faults[(slot.name, directive.value)] += 1
         sink.fault(StrategyFault(slot.name, bar.symbol, bar.at, directive, decision.severity,
                                  f"{type(exc).__name__}: {exc}", slot.failures))
