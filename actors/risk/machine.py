@@ -231,23 +231,32 @@ class BreakerCore:
 
     def equity(self, sample: EquitySample, wall: float) -> tuple[Effect, ...]:
         """The account now: a new peak or a new day is remembered; the first trigger of
-        drawdown, daily loss, exposure and liquidity that fires trips."""
-        trips: list[Trip | None] = []
-        before = self.triggers.memory()
-        if self.triggers.drawdown is not None:
-            trips.append(self.triggers.drawdown.on_equity(sample.equity))
-        if self.triggers.daily is not None:
-            trips.append(self.triggers.daily.on_equity(sample.equity, wall))
-        out = (_REMEMBER,) if self.triggers.memory() != before else NOTHING  # survives a restart
-        if self.triggers.exposure is not None:
-            trips.append(self.triggers.exposure.on_exposure(sample.equity, sample.gross_exposure,
-                                                   sample.exposure_by_symbol))
-        if self.triggers.liquidity is not None:
+        drawdown, daily loss, exposure and liquidity that fires trips (each sees it)."""
+        triggers = self.triggers
+        drawdown, daily = triggers.drawdown, triggers.daily
+        equity = sample.equity
+        trip: Trip | None = None
+        remembered = False
+        if drawdown is not None:
+            peak = drawdown.peak
+            trip = drawdown.on_equity(equity)
+            remembered = drawdown.peak is not peak  # replaced only by a higher one
+        if daily is not None:
+            day = daily.day
+            second = daily.on_equity(equity, wall)
+            trip = trip or second
+            remembered = remembered or daily.day != day  # the day's start equity with it
+        out = (_REMEMBER,) if remembered else NOTHING  # survives a restart
+        if triggers.exposure is not None:
+            second = triggers.exposure.on_exposure(equity, sample.gross_exposure,
+                                                   sample.exposure_by_symbol)
+            trip = trip or second
+        if triggers.liquidity is not None:
             held = {s for s, v in sample.exposure_by_symbol.items() if v > 0}
-            trips.append(self.triggers.liquidity.on_holdings(held))
-        for trip in trips:
-            if trip is not None:
-                return out + self._maybe_trip(trip, wall)
+            second = triggers.liquidity.on_holdings(held)
+            trip = trip or second
+        if trip is not None:
+            return out + self._maybe_trip(trip, wall)
         return out
 
     def feed_health(self, health: FeedHealth, wall: float) -> tuple[Effect, ...]:

@@ -55,11 +55,14 @@ class DrawdownTrigger:
 
     def on_equity(self, equity: Decimal) -> Trip | None:
         self.last = equity
-        if self.peak is None or equity > self.peak:
-            self.peak = equity
-        if self.peak <= 0:
+        peak = self.peak
+        if peak is None or equity >= peak:
+            if peak is None or equity > peak:
+                self.peak = equity
+            return None  # at the peak: no drawdown (and a limit is > 0)
+        if peak <= 0:
             return None
-        drawdown = (self.peak - equity) / self.peak * 100
+        drawdown = (peak - equity) / peak * 100
         if drawdown >= self.max_percent:
             return Trip(self.name, f"drawdown {_pct(drawdown)} from peak {self.peak} "
                                    f"(limit {_pct(self.max_percent)})",
@@ -230,19 +233,19 @@ class ExposureTrigger:
                 return Trip(self.name, self.breach, (("equity", str(equity)),
                                                      ("gross", str(gross))))
             return None
-        gross_pct = gross / equity * 100
-        if gross_pct > self.max_gross:
+        if gross * 100 > self.max_gross * equity:  # gross / equity * 100 > max, no division
+            gross_pct = gross / equity * 100
             self.breach = f"gross exposure {_pct(gross_pct)} of equity"
             return Trip(self.name, f"{self.breach} (limit {_pct(self.max_gross)})",
                         (("gross", str(gross)), ("equity", str(equity)),
                          ("gross_pct", f"{float(gross_pct):.4f}")))
-        # Dividing by equity and scaling are monotonic (correctly rounded), so no symbol is
-        # over the limit unless the largest is: one division per sample, not one per symbol
-        if not by_symbol or max(by_symbol.values()) / equity * 100 <= self.max_symbol:
+        # The limits are compared as products (value * 100 against limit * equity), which
+        # grow with the value, so no symbol is over the limit unless the largest is
+        if not by_symbol or max(by_symbol.values()) * 100 <= self.max_symbol * equity:
             return None
         for symbol, value in sorted(by_symbol.items()):
-            pct = value / equity * 100
-            if pct > self.max_symbol:
+            if value * 100 > self.max_symbol * equity:
+                pct = value / equity * 100
                 self.breach = f"{symbol} exposure {_pct(pct)} of equity"
                 return Trip(self.name, f"{self.breach} (limit {_pct(self.max_symbol)})",
                             (("symbol", symbol), ("exposure", str(value)),
