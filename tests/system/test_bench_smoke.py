@@ -18,6 +18,7 @@ RUNS = {
     "positions.py": (["--scale", "0.01"], ("group_commit_ratio", "recovery_100k_s",
                                            "reconcile_1000_ms")),
     "breaker.py": (["--scale", "0.01"], ("check_us", "idle_cpu_pct")),
+    "indicators.py": (["--quick", "--repeat", "1"], ("indicators", "runner_us_per_candle")),
     "pipeline.py": (["--symbols", "5", "--seconds", "0.5", "--ramp", "1000",
                      "--step-seconds", "0.3", "--baseline-seconds", "0.2",
                      "--budget-seconds", "20"],
