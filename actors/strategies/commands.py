@@ -108,7 +108,8 @@ class ListStrategies(HostCommand):
 
 
 def _first_line(doc: str | None) -> str:
-    return " ".join((doc or "").strip().split("\n\n")[0].split())
+    """A docstring's first paragraph on one line, its ``literal`` marks shown plain."""
+    return " ".join((doc or "").strip().split("\n\n")[0].replace("``", "").split())
 
 
 def _usage(command: str, message: str) -> int:

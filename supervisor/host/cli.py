@@ -50,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:  # a broken install: named, no traceback
         print(f"botvisor: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the subcommand's own usage, not the top-level one
+        command_parser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -88,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check_config)
     add_operator_commands(sub)  # status, tree, stop, start, ... over the control socket
     add_host_commands(sub)  # the application's own, run here (botvisor.commands)
+    for command_parser in sub.choices.values():  # so that main names its usage on an error
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
