@@ -26,19 +26,20 @@ class _PriceWindow:
     1-sample log returns, updated as prices are pushed and evicted, so a sample costs
     O(1) whatever the window holds.
 
-    Each entry keeps its price's return from the previous price (0.0 for the first, whose
-    return is outside the window), so an eviction takes out exactly what the push put in.
+    Each entry keeps the square of its price's log return from the previous price (0.0 for
+    the first, whose return is outside the window), so an eviction takes out exactly what
+    the push put in.
     Pushing, and the eviction of one price, are :meth:`VolatilityTrigger.on_price`'s
     per-bar path, written out there. Rounding errors of the additions and subtractions are
-    bounded: the sum is recomputed exactly (``math.fsum``) once as many evictions have
-    happened as the window holds, and at least :data:`RESUM_AT_LEAST`, which keeps a sample
-    O(1) amortised (a window of five prices is not summed again every five samples).
+    bounded: the sum is recomputed exactly (``math.fsum``) once four times as many evictions
+    have happened as the window holds, and at least :data:`RESUM_AT_LEAST`, which keeps a
+    sample O(1) amortised (a quarter of an entry's work per sample at most).
     """
 
     __slots__ = ("entries", "evicted", "sum_sq")
 
     def __init__(self) -> None:
-        self.entries: deque[tuple[float, float, float]] = deque()  # (at, price, return)
+        self.entries: deque[tuple[float, float, float]] = deque()  # (at, price, return²)
         self.sum_sq = 0.0
         self.evicted = 0
 
@@ -49,9 +50,9 @@ class _PriceWindow:
             entries.popleft()
             self.evicted += 1
             if entries:  # the return into the new first price leaves the window
-                r = entries[0][2]
-                self.sum_sq -= r * r
-                if self.sum_sq < r * r * 1e-6:
+                out = entries[0][2]
+                self.sum_sq -= out
+                if self.sum_sq < out * 1e-6:
                     # what is left is tiny next to what just left (calm after a burst): the
                     # subtraction's rounding would dominate it, so count it again exactly
                     self.evicted = RESUM_AT_LEAST
@@ -63,12 +64,12 @@ class _PriceWindow:
         if n < 2:
             self.sum_sq = 0.0
             self.evicted = 0
-        elif self.evicted >= n and self.evicted >= RESUM_AT_LEAST:
+        elif self.evicted >= 4 * n and self.evicted >= RESUM_AT_LEAST:
             self.resum()
 
     def resum(self) -> None:
         """Recompute the sum exactly from the entries."""
-        self.sum_sq = math.fsum(r * r for _, _, r in itertools.islice(self.entries, 1, None))
+        self.sum_sq = math.fsum(sq for _, _, sq in itertools.islice(self.entries, 1, None))
         self.evicted = 0
 
 
@@ -97,8 +98,9 @@ class VolatilityTrigger:
         entries = series.entries
         if entries:
             r = _log(price / entries[-1][1])
+            r *= r
             entries.append((now, price, r))
-            series.sum_sq += r * r
+            series.sum_sq += r
         else:
             entries.append((now, price, 0.0))
         cutoff = now - self.window
@@ -107,7 +109,6 @@ class VolatilityTrigger:
                 entries.popleft()
                 series.evicted += 1
                 out = entries[0][2]
-                out *= out
                 series.sum_sq -= out
                 if series.sum_sq < out * 1e-6:  # see _PriceWindow.evict_through
                     series.evicted = RESUM_AT_LEAST
