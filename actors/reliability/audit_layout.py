@@ -28,6 +28,8 @@ _BREAKER_CLASS = "actors.risk.breaker:BreakerActor"
 
 @dataclass(frozen=True)
 class StateLayout:
+    """The state files of one run (and what the audit needs to know of their actors)."""
+
     ledger: PositionActor.Settings
     ledger_path: Path
     exchange: Path | None  # None: no paper exchange (a live venue keeps its own record)
