@@ -11,17 +11,10 @@ while that file cannot be written. The rules: docs/trading-bot.md ("Alerts").
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-import apprise
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Any, ClassVar
 
 from actors.alerts.contract import (
     AlertStats,
@@ -30,26 +23,27 @@ from actors.alerts.contract import (
     GetAlertStats,
     TestAlert,
 )
-from actors.alerts.routing import (
-    AlertGate,
-    Channel,
-    ChannelSettings,
-    Delivery,
-    Verdict,
-    guard_logs,
+from actors.alerts.delivery import ALL_TAGS, deliver
+from actors.alerts.fallback import FallbackFile, fallback_line
+from actors.alerts.inputs import breaker_alert, event_alert, fill_alert, key_rules, severity_of
+from actors.alerts.routing import AlertGate, Channel, Verdict, guard_logs
+from actors.alerts.settings import (
+    DEFAULT_BREAKER_SEVERITIES,
+    DEFAULT_EVENT_SEVERITIES,
+    AlertsSettings,
+    BreakerState,
+    BurstModel,
+    RoutesModel,
+    SeverityName,
 )
 from actors.common.messages import Alert, Fill
-from actors.common.settings_types import StatePath
 from actors.portfolio.contract import RecordedFills
 from actors.risk.contract import BreakerTransition
 from supervisor.actor import SupervisedActor
 from supervisor.error_handler import Severity
-from supervisor.events import EventKind, SupervisionEvent
+from supervisor.events import SupervisionEvent
 from supervisor.host.control_protocol import OperatorCommand
 from supervisor.host.secrets import secrets_of
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -57,42 +51,11 @@ __all__ = [
     "DEFAULT_BREAKER_SEVERITIES",
     "DEFAULT_EVENT_SEVERITIES",
     "AlertsActor",
+    "BreakerState",
+    "BurstModel",
+    "RoutesModel",
+    "SeverityName",
 ]
-
-SeverityName = Literal["info", "warning", "error", "critical"]
-BreakerState = Literal["closed", "open", "half_open", "halted"]
-
-DEFAULT_EVENT_SEVERITIES: dict[EventKind, SeverityName | None] = {
-    EventKind.STARTED: None,  # the event log already records every start
-    EventKind.START_FAILED: "error",
-    EventKind.CRASHED: "error",
-    EventKind.RESUMED: "warning",
-    EventKind.RESTARTING: None,  # "restarted" follows
-    EventKind.RESTARTED: "warning",
-    EventKind.ESCALATED: "critical",
-    EventKind.FELL_BACK: "error",
-    EventKind.PRIMARY_RESTORED: "info",
-    EventKind.STOPPED: None,  # every actor at shutdown; the shutdown alert says it once
-    EventKind.EXITED: "info",
-    EventKind.HUNG: "error",
-    EventKind.DEAD_LETTER: "warning",  # a flood is folded by the burst rule
-    EventKind.SHUTDOWN_TIMEOUT: "error",
-}
-
-DEFAULT_BREAKER_SEVERITIES: dict[BreakerState, SeverityName | None] = {
-    "open": "critical",
-    "halted": "critical",
-    "half_open": "warning",
-    "closed": "info",
-}
-
-_NOTIFY_TYPES = {
-    Severity.INFO: apprise.NotifyType.INFO,
-    Severity.WARNING: apprise.NotifyType.WARNING,
-    Severity.ERROR: apprise.NotifyType.FAILURE,
-    Severity.CRITICAL: apprise.NotifyType.FAILURE,
-}
-_ALL = "all"  # apprise's tag that matches every channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,28 +67,6 @@ class _CloseWindow:
 @dataclass(frozen=True, slots=True)
 class _RetryFallback:
     """Try again to write the alerts held in memory to the fallback file."""
-
-
-# -- settings ----------------------------------------------------------------------------------
-class RoutesModel(BaseModel):
-    """``routes``: the apprise tags each severity goes to; an empty list means the log only.
-
-    The tag ``all`` reaches every channel.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    info: tuple[str, ...] = ()
-    warning: tuple[str, ...] = ("ops",)
-    error: tuple[str, ...] = ("ops",)
-    critical: tuple[str, ...] = ("ops", "chat")
-
-
-class BurstModel(BaseModel):
-    """``burst``: more than ``max`` alerts of one key within ``window_seconds`` are folded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    max: int = Field(5, ge=1)
-    window_seconds: float = Field(60.0, gt=0)
 
 
 class AlertsActor(SupervisedActor):
@@ -141,54 +82,8 @@ class AlertsActor(SupervisedActor):
         TestAlert, OperatorCommand)
     publishes: ClassVar[type] = AlertStats
 
-    class Settings(BaseModel):
+    class Settings(AlertsSettings):
         """The ``settings`` of an alerts child in ``config.yaml``."""
-
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        enabled: bool = True  # the original bot's enable_notifications
-        channels: tuple[ChannelSettings, ...] = ()
-        routes: RoutesModel = RoutesModel()
-        cooldown_seconds: float = Field(300.0, ge=0)
-        burst: BurstModel | None = BurstModel()
-        timeout_seconds: float = Field(10.0, gt=0, le=300)
-        fallback_file: StatePath | None = "state/alerts-fallback.jsonl"
-        # alerts held in memory while the fallback file cannot be written, and how often
-        # to try writing them again
-        fallback_memory: int = Field(1000, ge=1)
-        fallback_retry_seconds: float = Field(30.0, gt=0)
-        events: dict[EventKind, SeverityName | None] = Field(
-            default_factory=lambda: dict(DEFAULT_EVENT_SEVERITIES)
-        )
-        breaker: dict[BreakerState, SeverityName | None] = Field(
-            default_factory=lambda: dict(DEFAULT_BREAKER_SEVERITIES)
-        )
-        fills: SeverityName | None = "info"
-        keys: dict[str, SeverityName | None] = Field(default_factory=dict)
-        shutdown_severity: SeverityName | None = "warning"
-        title_prefix: str = "botvisor"
-        logger: str = "botvisor.alerts"
-
-        @field_validator("events", mode="after")
-        @classmethod
-        def _merge_events(
-            cls, value: dict[EventKind, SeverityName | None]
-        ) -> dict[EventKind, SeverityName | None]:
-            return {**DEFAULT_EVENT_SEVERITIES, **value}
-
-        @field_validator("breaker", mode="after")
-        @classmethod
-        def _merge_breaker(
-            cls, value: dict[BreakerState, SeverityName | None]
-        ) -> dict[BreakerState, SeverityName | None]:
-            return {**DEFAULT_BREAKER_SEVERITIES, **value}
-
-        @model_validator(mode="after")
-        def _unique_names(self) -> AlertsActor.Settings:
-            names = [c.name for c in self.channels]
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                raise ValueError(f"channel names must be unique; repeated: {repeated}")
-            return self
 
     def __init__(self, settings: AlertsActor.Settings | None = None) -> None:
         super().__init__()
@@ -197,8 +92,7 @@ class AlertsActor(SupervisedActor):
         self._alert_log = logging.getLogger(s.logger)
         self._routes = {Severity.parse(name): tuple(getattr(s.routes, name))
                         for name in ("info", "warning", "error", "critical")}
-        keys: dict[str, SeverityName | None] = {"fill": s.fills, **s.keys}
-        self._key_rules = sorted(keys.items(), key=lambda kv: len(kv[0]), reverse=True)
+        self._key_rules = key_rules(s.fills, s.keys)
         self._gate = AlertGate(
             s.cooldown_seconds,
             s.burst.max if s.burst else None,
@@ -207,11 +101,9 @@ class AlertsActor(SupervisedActor):
         self._channels: list[Channel] = []
         self.received = self.dropped = self.sent = self.failed = 0
         self.suppressed = self.folded = self.summaries = self.logged_only = 0
-        self.fallback_written = self.fallback_errors = self.errors = 0
-        self.fallback_dropped = 0
-        self._held: deque[str] = deque()  # fallback lines not written yet, oldest first
+        self.errors = 0
+        self._fallback_file = FallbackFile(s.fallback_file, s.fallback_memory)
         self._retry_scheduled = False
-        self._torn = False  # the fallback file ends in a line cut short by a failed write
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -223,7 +115,7 @@ class AlertsActor(SupervisedActor):
         for channel in self._channels:
             if channel.problem:
                 log.error("alert channel %r cannot deliver: %s", channel.name, channel.problem)
-        known = {t for c in self._channels for t in c.tags} | {_ALL}
+        known = {t for c in self._channels for t in c.tags} | {ALL_TAGS}
         if not self._channels:
             log.warning("alerts: no channels configured; alerts go to the log%s",
                         " and the fallback file" if self.settings.fallback_file else "")
@@ -247,10 +139,10 @@ class AlertsActor(SupervisedActor):
             if self.ctx.stopping_for_good:
                 self._shutdown_alert()
         finally:
-            if self._held and not self._write_held():
+            if self._fallback_file.pending and not self._write_held():
                 log.error("alerts: %d alert(s) could not be written to the fallback file %s "
-                          "before stopping (each is in the log above)", len(self._held),
-                          self.settings.fallback_file)
+                          "before stopping (each is in the log above)",
+                          self._fallback_file.pending, self.settings.fallback_file)
             self._publish()
 
     def _shutdown_alert(self) -> None:
@@ -295,7 +187,7 @@ class AlertsActor(SupervisedActor):
                 self._deliver(summary.key, summary.severity, summary.title, summary.body)
         elif isinstance(message, _RetryFallback):
             self._retry_scheduled = False
-            if self._held and not self._write_held():
+            if self._fallback_file.pending and not self._write_held():
                 self._schedule_retry()
         elif isinstance(message, GetAlertStats):
             return self._stats()
@@ -313,44 +205,22 @@ class AlertsActor(SupervisedActor):
         if severity is None:
             self.dropped += 1
             return
-        self._submit(Alert(
-            f"fill.{fill.fill_id}", severity,
-            f"Fill: {fill.side.value} {fill.quantity} {fill.symbol} @ {fill.price}",
-            f"order {fill.client_order_id}, fee {fill.fee}, venue {fill.venue}"))
+        self._submit(fill_alert(fill, severity))
 
     def _on_event(self, event: SupervisionEvent) -> None:
         severity = self.settings.events.get(event.kind)
         if severity is None:
             return
-        what = event.kind.value.replace("_", " ")
-        self._submit(Alert(f"supervision.{event.kind.value}.{event.actor}", severity,
-                           f"{event.actor} {what}", event.describe()))
+        self._submit(event_alert(event, severity))
 
     def _on_breaker(self, event: BreakerTransition) -> None:
-        state = event.state
-        mapping: dict[str, SeverityName | None] = {
-            str(k): v for k, v in self.settings.breaker.items()}
-        severity = mapping.get(state, "error")  # an unknown state is still worth a look
-        if severity is None:
-            return
-        figures = ", ".join(f"{k}={v}" for k, v in event.figures)
-        body = f"{event.previous} -> {state}: {event.reason}" + (
-            f" ({figures})" if figures else "") + f" [by {event.by}]"
-        self._submit(Alert(f"breaker.{state}", severity,
-                           f"Circuit breaker {state.replace('_', ' ')}", body))
+        alert = breaker_alert(event, self.settings.breaker)
+        if alert is not None:
+            self._submit(alert)
 
     # -- the pipeline: severity, gate, delivery ------------------------------------------------
-    def _severity(self, alert: Alert) -> Severity | None:
-        for prefix, name in self._key_rules:
-            if alert.key == prefix or alert.key.startswith(prefix + "."):
-                return None if name is None else Severity.parse(name)
-        try:
-            return Severity.parse(alert.severity)
-        except ValueError:
-            return Severity.WARNING
-
     def _submit(self, alert: Alert) -> None:
-        severity = self._severity(alert)
+        severity = severity_of(alert, self._key_rules)
         if severity is None:
             self.dropped += 1
             return
@@ -399,30 +269,12 @@ class AlertsActor(SupervisedActor):
         tags: tuple[str, ...] | str,
     ) -> dict[str, tuple[bool, str | None]]:
         """Deliver to ``targets`` in parallel; wait at most the timeout for all of them."""
-        timeout = self.settings.timeout_seconds
-        prefix = self.settings.title_prefix
-        full_title = f"{prefix} {severity.name}: {title}" if prefix else title
-        notify_type = _NOTIFY_TYPES[severity]
-        results: dict[str, tuple[bool, str | None]] = {}
-        started: list[tuple[Channel, Delivery]] = []
+        results = deliver(targets, severity, title, body, tags,
+                          prefix=self.settings.title_prefix,
+                          timeout=self.settings.timeout_seconds,
+                          scrub=lambda text: secrets_of(self.ctx.runtime).scrub(text))
         for channel in targets:
-            try:
-                delivery = channel.send(full_title, body or title, notify_type, tags)
-            except Exception as exc:
-                delivery = f"{type(exc).__name__}: {secrets_of(self.ctx.runtime).scrub(str(exc))}"
-            if isinstance(delivery, str):
-                results[channel.name] = (False, delivery)
-            else:
-                started.append((channel, delivery))
-        deadline = time.monotonic() + timeout  # network time is real time, not the clock's
-        for channel, delivery in started:
-            if delivery.wait(max(0.0, deadline - time.monotonic())):
-                results[channel.name] = (delivery.ok, delivery.error)
-            else:
-                results[channel.name] = (False, f"no answer within {timeout:g} s")
-        for channel in targets:
-            ok, error = results[channel.name]
-            channel.record(ok, error)
+            ok, _error = results[channel.name]
             if ok:
                 self.sent += 1
             else:
@@ -436,56 +288,22 @@ class AlertsActor(SupervisedActor):
         path = self.settings.fallback_file
         if not path:
             return
-        record = {
-            "at": self.ctx.clock.wall(),
-            "key": key,
-            "severity": severity.name.lower(),
-            "title": title,
-            "body": body,
-            "reason": reason,
-            "failed": failures,
-        }
-        self._held.append(json.dumps(record, ensure_ascii=False) + "\n")
-        if len(self._held) > self.settings.fallback_memory:
-            self._held.popleft()
-            self.fallback_dropped += 1
+        self._fallback_file.hold(fallback_line(
+            self.ctx.clock.wall(), key, severity.name.lower(), title, body, reason=reason,
+            failures=failures))
         if not self._write_held():
             self._schedule_retry()
 
     def _write_held(self) -> bool:
         """Append every held line to the fallback file, oldest first; True if all are."""
-        path = self.settings.fallback_file
-        if not path or not self._held:
+        error = self._fallback_file.write()
+        if error is None:
             return True
-        try:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                if self._torn:  # an earlier attempt stopped mid-line: end that line first
-                    os.write(fd, b"\n")
-                    self._torn = False
-                while self._held:
-                    line = self._held[0].encode("utf-8")
-                    done = 0
-                    while done < len(line):
-                        try:
-                            done += os.write(fd, line[done:])
-                        except OSError:
-                            self._torn = done > 0
-                            raise
-                    self._held.popleft()  # only a line written whole leaves memory
-                    self.fallback_written += 1
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self.fallback_errors += 1
-            log.error("alerts: cannot append to the fallback file %s: %s; %d alert(s) held "
-                      "in memory (each is in the log), trying again in %gs", path,
-                      exc.strerror or type(exc).__name__, len(self._held),
-                      self.settings.fallback_retry_seconds)
-            return False
-        return True
+        log.error("alerts: cannot append to the fallback file %s: %s; %d alert(s) held "
+                  "in memory (each is in the log), trying again in %gs",
+                  self.settings.fallback_file, error.strerror or type(error).__name__,
+                  self._fallback_file.pending, self.settings.fallback_retry_seconds)
+        return False
 
     def _schedule_retry(self) -> None:
         if not self._retry_scheduled:
@@ -497,7 +315,8 @@ class AlertsActor(SupervisedActor):
         if not self.settings.enabled:
             return tuple(ChannelTestResult(c.name, False, c.url, "alerts are disabled "
                                            "(enabled: false)") for c in self._channels)
-        outcome = self._send(self._channels, Severity.INFO, message.title, message.body, _ALL)
+        outcome = self._send(self._channels, Severity.INFO, message.title, message.body,
+                             ALL_TAGS)
         return tuple(ChannelTestResult(c.name, outcome[c.name][0], c.url, outcome[c.name][1])
                      for c in self._channels)
 
@@ -534,11 +353,11 @@ class AlertsActor(SupervisedActor):
             folded=self.folded,
             summaries=self.summaries,
             logged_only=self.logged_only,
-            fallback_written=self.fallback_written,
-            fallback_errors=self.fallback_errors,
+            fallback_written=self._fallback_file.written,
+            fallback_errors=self._fallback_file.errors,
             errors=self.errors,
-            fallback_pending=len(self._held),
-            fallback_dropped=self.fallback_dropped,
+            fallback_pending=self._fallback_file.pending,
+            fallback_dropped=self._fallback_file.dropped,
             channels=tuple(
                 ChannelStatus(c.name, c.url, c.source, c.tags, c.ready, c.problem, c.sent,
                               c.failed, c.last_ok, c.last_error, c.busy)

@@ -5,135 +5,44 @@ Tables: ``fills`` (the append-only event log, ordered by ``seq``, ``fill_id`` un
 ``adjustments`` (corrections by conflict resolution) and ``conflicts``. Amounts are decimal
 text. A venue fill is always recorded (once, by fill id), even when it makes the book
 impossible; :attr:`Ledger.impossible` then says why. A late fill is judged at its place in
-venue order (``at``, then ``seq``) and still takes the next ``seq``.
+venue order (``at``, then ``seq``) and still takes the next ``seq``. The schema and the
+batched statements: :mod:`actors.portfolio.ledger_sql`; the rows' conversions:
+:mod:`actors.portfolio.ledger_rows`; the judgement of an impossible book:
+:mod:`actors.portfolio.ledger_judge`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from actors.common.fill_digest import fold
-from actors.common.messages import Fill, Side
+from actors.common.messages import Fill
 from actors.common.storage import open_database
-from actors.portfolio.book import ZERO, Position, PositionBook
+from actors.portfolio.book import Position, PositionBook
 from actors.portfolio.contract import FillRecorded, LedgerEvent
+from actors.portfolio.ledger_judge import LATE_FILLS_SQL, book_problems, venue_order_problem
+from actors.portfolio.ledger_rows import SIDE_TEXT, fill_of_row, position_json
+from actors.portfolio.ledger_sql import (
+    DELETE_POSITIONS,
+    INSERT_FILLS,
+    KNOWN_IDS,
+    SCHEMA,
+    UPSERT_ACCOUNT,
+    UPSERT_POSITIONS,
+)
 from supervisor.fast_init import fast_init
 
 __all__ = [
+    "SCHEMA",
     "Ledger",
     "Rejected",
 ]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS fills (
-    seq INTEGER PRIMARY KEY,
-    fill_id TEXT NOT NULL UNIQUE,
-    client_order_id TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    quantity TEXT NOT NULL,
-    price TEXT NOT NULL,
-    fee TEXT NOT NULL,
-    at REAL NOT NULL,
-    venue TEXT NOT NULL,
-    recorded_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id);
-CREATE INDEX IF NOT EXISTS fills_at ON fills (at);
-CREATE TABLE IF NOT EXISTS positions (
-    symbol TEXT PRIMARY KEY,
-    quantity TEXT NOT NULL,
-    avg_price TEXT NOT NULL,
-    realized_pnl TEXT NOT NULL,
-    opened_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS account (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS adjustments (
-    seq INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    symbol TEXT,
-    field TEXT NOT NULL,
-    old TEXT,
-    new TEXT,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS conflicts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    record TEXT NOT NULL
-);
-"""
-
-
-_SIDE_TEXT = {side: side.value for side in Side}  # plain str: SQLite binds it directly
-
-
-class _Statements:
-    """One SQL statement per run size, for writing many rows with few statements.
-
-    A batch is written with one multi-row statement per run instead of one statement step
-    per row: SQLite does the same work, but the writer crosses into SQLite (and gives up
-    the GIL) a handful of times per commit instead of once per row. Run sizes are powers
-    of two, each with at most 999 parameters (SQLite's oldest limit), so the few shapes
-    are built once and stay in the connection's statement cache.
-    """
-
-    __slots__ = ("largest", "sql")
-
-    def __init__(self, template: str, columns: int) -> None:
-        size = 1
-        while size * 2 * columns <= 999 and size < 128:
-            size *= 2
-        self.largest = size
-        one = "(" + ", ".join("?" * columns) + ")" if columns > 1 else "?"
-        self.sql: dict[int, str] = {}
-        while size:
-            self.sql[size] = template.format(", ".join([one] * size))
-            size //= 2
-
-    def run(self, db: sqlite3.Connection, rows: Sequence[Any], flat: bool = False
-            ) -> list[Any]:
-        """Execute the statement over ``rows`` (tuples, or single values when ``flat``);
-        the rows it returns (for a query)."""
-        found: list[Any] = []
-        start, count, size = 0, len(rows), self.largest
-        while count:
-            while size > count:
-                size //= 2
-            part = rows[start : start + size]
-            cursor = db.execute(self.sql[size], part if flat else list(chain.from_iterable(part)))
-            found += cursor.fetchall()
-            start += size
-            count -= size
-        return found
-
-
-_INSERT_FILLS = _Statements("INSERT INTO fills VALUES {}", 11)
-_UPSERT_POSITIONS = _Statements(
-    "INSERT INTO positions VALUES {} ON CONFLICT(symbol) DO UPDATE SET "
-    "quantity=excluded.quantity, avg_price=excluded.avg_price, "
-    "realized_pnl=excluded.realized_pnl, opened_at=excluded.opened_at, "
-    "updated_at=excluded.updated_at",
-    6,
-)
-_UPSERT_ACCOUNT = _Statements(
-    "INSERT INTO account (key, value) VALUES {} "
-    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    2,
-)
-_DELETE_POSITIONS = _Statements("DELETE FROM positions WHERE symbol IN ({})", 1)
-_KNOWN_IDS = _Statements("SELECT fill_id, seq FROM fills WHERE fill_id IN ({})", 1)
 
 
 @fast_init
@@ -238,7 +147,7 @@ class Ledger:
         return Ledger._Tx(self.db)
 
     def _put_account(self, key: str, value: Decimal) -> None:
-        _UPSERT_ACCOUNT.run(self.db, [(key, str(value))])
+        UPSERT_ACCOUNT.run(self.db, [(key, str(value))])
 
     def _put_position(self, symbol: str) -> None:
         self._put_positions((symbol,))
@@ -249,14 +158,14 @@ class Ledger:
         gone = [s for s in symbols if s not in positions]
         rows = [(s, str(p.quantity), str(p.avg_price), str(p.realized_pnl), p.opened_at,
                  p.updated_at) for s in symbols if (p := positions.get(s)) is not None]
-        _DELETE_POSITIONS.run(self.db, gone, flat=True)
-        _UPSERT_POSITIONS.run(self.db, rows)
+        DELETE_POSITIONS.run(self.db, gone, flat=True)
+        UPSERT_POSITIONS.run(self.db, rows)
 
     def _put_totals(self) -> None:
         book = self.book
-        _UPSERT_ACCOUNT.run(self.db, [("cash", str(book.cash)),
-                                      ("realized_pnl", str(book.realized_pnl)),
-                                      ("fees", str(book.fees))])
+        UPSERT_ACCOUNT.run(self.db, [("cash", str(book.cash)),
+                                     ("realized_pnl", str(book.realized_pnl)),
+                                     ("fees", str(book.fees))])
 
     def record(
         self, fills: Iterable[Fill], now: float
@@ -286,15 +195,7 @@ class Ledger:
         """What is impossible about the book after ``events`` were recorded: its state
         now, and, when one of them is late, the fills from its venue time on, replayed in
         venue order."""
-        book = self.book
-        found: list[str] = []
-        if book.cash < 0:
-            found.append(f"cash is {book.cash} after fill {events[-1].fill.fill_id}")
-        if not self.allow_short:
-            touched = {e.fill.symbol for e in events}
-            found.extend(f"{p.quantity} {s} held after more was sold than held"
-                         for s, p in sorted(book.positions.items())
-                         if s in touched and p.quantity < 0)
+        found = book_problems(self.book, events, allow_short=self.allow_short)
         if not found and newest_before is not None:
             late = [e.fill.at for e in events if e.fill.at < newest_before]
             if late:
@@ -305,31 +206,10 @@ class Ledger:
 
     def _venue_order_problem(self, since: float) -> str | None:
         """Replay the fills at or after venue time ``since`` in venue order (``at``, then
-        ``seq``): the first step that is impossible, or None. The state before them is the
-        book's now less what they did (sums do not depend on order), so only they are read
-        (an index on ``at``): a fill late by a moment costs a few rows."""
-        rows = [(fid, sym, Decimal(q) if side == "buy" else -Decimal(q), Decimal(pr),
-                 Decimal(fee), at)
-                for fid, sym, side, q, pr, fee, at in self.db.execute(
-                    "SELECT fill_id, symbol, side, quantity, price, fee, at FROM fills "
-                    "WHERE at >= ? ORDER BY at, seq", (since,))]
-        book = self.book
-        cash = book.cash + sum((d * pr + fee for _, _, d, pr, fee, _ in rows), ZERO)
-        held: dict[str, Decimal] = {}
-        for _, sym, d, _, _, _ in rows:
-            held[sym] = held.get(sym, ZERO) - d
-        for sym in held:
-            position = book.positions.get(sym)
-            held[sym] += position.quantity if position is not None else ZERO
-        for fill_id, symbol, delta, price, fee, at in rows:
-            cash -= delta * price + fee
-            held[symbol] += delta
-            if cash < 0:
-                return f"in venue order, cash is {cash} after fill {fill_id} (venue time {at})"
-            if held[symbol] < 0 and not self.allow_short:
-                return (f"in venue order, fill {fill_id} (venue time {at}) sells more "
-                        f"{symbol} than held")
-        return None
+        ``seq``): the first step that is impossible, or None. Only they are read (an index
+        on ``at``): a fill late by a moment costs a few rows."""
+        return venue_order_problem(self.book, self.db.execute(LATE_FILLS_SQL, (since,)),
+                                   allow_short=self.allow_short)
 
     def _record(
         self, batch: list[Fill], now: float, known: dict[str, int], *, complete: bool
@@ -355,7 +235,7 @@ class Ledger:
                     apply(fill, check=False)  # a fact: judged afterwards, never refused
                     seq += 1
                     rows.append((seq, fill_id, fill.client_order_id, fill.symbol,
-                                 _SIDE_TEXT[fill.side],
+                                 SIDE_TEXT[fill.side],
                                  str(fill.quantity), str(fill.price), str(fill.fee), fill.at,
                                  fill.venue, now))
                     known[fill_id] = seq
@@ -363,7 +243,7 @@ class Ledger:
                     results.append(FillRecorded(fill_id, seq, False))
                     events.append(LedgerEvent(seq, fill, book.last_realized))
                 if rows:
-                    _INSERT_FILLS.run(self.db, rows)
+                    INSERT_FILLS.run(self.db, rows)
                     self._put_positions(touched)
                     self._put_totals()
         except BaseException:
@@ -380,7 +260,7 @@ class Ledger:
 
     def _known_ids(self, ids: set[str]) -> dict[str, int]:
         """seq of each id in ``ids`` already in the ledger (a few queries, cached shapes)."""
-        return dict(_KNOWN_IDS.run(self.db, list(ids), flat=True))
+        return dict(KNOWN_IDS.run(self.db, list(ids), flat=True))
 
     def adjust_position(
         self, symbol: str, quantity: Decimal, avg_price: Decimal, reason: str, now: float
@@ -393,7 +273,7 @@ class Ledger:
                 self.db.execute(
                     "INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (self.seq, now, symbol, "position",
-                     json.dumps(_pos_json(old)), json.dumps({"quantity": str(quantity),
+                     json.dumps(position_json(old)), json.dumps({"quantity": str(quantity),
                                                             "avg_price": str(avg_price)}),
                      reason),
                 )
@@ -448,14 +328,14 @@ class Ledger:
             sql += " LIMIT ?"
             args = (seq, limit)
         for row in self.db.execute(sql, args):
-            yield LedgerEvent(row[0], _fill(row[1:]))
+            yield LedgerEvent(row[0], fill_of_row(row[1:]))
 
     def trades(self, limit: int = 100) -> list[LedgerEvent]:
         rows = self.db.execute(
             "SELECT seq, fill_id, client_order_id, symbol, side, quantity, price, fee, at, venue "
             "FROM fills ORDER BY seq DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [LedgerEvent(r[0], _fill(r[1:])) for r in reversed(rows)]
+        return [LedgerEvent(r[0], fill_of_row(r[1:])) for r in reversed(rows)]
 
     def has_order(self, client_order_id: str) -> bool:
         row = self.db.execute(
@@ -485,15 +365,3 @@ class Ledger:
         """How many fills each venue made, by venue name."""
         return {str(v): int(n) for v, n in self.db.execute(
             "SELECT venue, COUNT(*) FROM fills GROUP BY venue")}
-
-
-def _fill(row: tuple[Any, ...]) -> Fill:
-    fill_id, coid, symbol, side, qty, price, fee, at, venue = row
-    return Fill(fill_id, coid, symbol, Side(side), Decimal(qty), Decimal(price), Decimal(fee),
-                at, venue)
-
-
-def _pos_json(pos: Position | None) -> dict[str, str] | None:
-    if pos is None:
-        return None
-    return {"quantity": str(pos.quantity), "avg_price": str(pos.avg_price)}

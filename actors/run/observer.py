@@ -13,88 +13,37 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections import Counter
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 import pykka
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from actors.alerts.contract import AlertStats
 from actors.execution.contract import ExecutorStats, GetExecutorStats
 from actors.portfolio.contract import GetPortfolio, GetTrades, LedgerEvent, PortfolioSnapshot
 from actors.risk.contract import BreakerGate, BreakerStatus, GetBreakerStatus
-from actors.run.contract import (
-    BreakerMark,
-    EquityPoint,
-    RunRecord,
-    RunSummary,
-    SupervisionMark,
-    TradeMark,
-    format_duration,
-    format_money,
-)
-from actors.run.record import (
-    alert_counts,
-    build_summary,
-    open_positions,
-    replay_trades,
-)
+from actors.run.contract import RunRecord, RunSummary, SupervisionMark
+from actors.run.live_view import render_live, status_line
+from actors.run.record import build_summary, open_positions, replay_trades
 from actors.run.report import write_report
-from supervisor.events import EventKind, Subscription, SupervisionEvent
+from actors.run.samples import Samples
+from actors.run.summary_view import summary_table, summary_text
+from actors.run.supervision_log import SupervisionLog
+from supervisor.events import EventKind, Subscription
 from supervisor.host.session import RunSession, SessionService
 from supervisor.runtime import Runtime
-from supervisor.tree_view import TreeNode
 
 log = logging.getLogger("botvisor.observer")
 
 __all__ = ["TradingObserver"]
 
 ZERO = Decimal(0)
-MARK_KINDS = (EventKind.RESTARTED, EventKind.ESCALATED, EventKind.FELL_BACK)
-FAILURE_KINDS = (EventKind.CRASHED, EventKind.HUNG, EventKind.START_FAILED)
-
-
-def _counts(node: TreeNode | None) -> Counter[str]:
-    if node is None:
-        return Counter()
-    return Counter(n.state for n in node.walk())
 
 
 # -- the service ------------------------------------------------------------------------------
-@dataclass
-class _Samples:
-    """What the observer has collected so far (main thread, except ``events``)."""
-
-    start: PortfolioSnapshot | None = None
-    last: PortfolioSnapshot | None = None
-    end: PortfolioSnapshot | None = None
-    equity: list[EquityPoint] = field(default_factory=list)
-    seq_times: list[tuple[int, float]] = field(default_factory=list)
-    peak: float = 0.0
-    max_dd_pct: float = 0.0
-    max_dd: float = 0.0
-    last_point_at: float = float("-inf")
-    breaker: list[BreakerMark] = field(default_factory=list)
-    gate: BreakerGate | None = None
-    breaker_start: str = "unknown"
-    breaker_transitions_at_start: int | None = None
-    breaker_transitions_at_end: int | None = None
-    alerts: AlertStats | None = None
-    alerts_banked: Counter[str] = field(default_factory=Counter)
-    executor: ExecutorStats | None = None
-    refused_banked: Counter[str] = field(default_factory=Counter)
-    executor_incarnation: int = 0
-    trades: list[TradeMark] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 class TradingObserver(SessionService):
     """Owns the live view, the end-of-run summary and the report of one ``botvisor run``.
 
@@ -136,12 +85,10 @@ class TradingObserver(SessionService):
         self.poll_every = poll_every
         self.names = {"positions": positions, "breaker": breaker, "alerts": alerts,
                       "executor": executor}
-        self.samples = _Samples()
+        self.samples = Samples()
         self.record: RunRecord | None = None
         self._session: RunSession | None = None
-        self._events: list[SupervisionMark] = []
-        self._last_failure: dict[str, str] = {}
-        self._events_lock = threading.Lock()
+        self._supervision = SupervisionLog()
         self._sub: Subscription | None = None
         self._live: Live | None = None
         self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
@@ -157,7 +104,7 @@ class TradingObserver(SessionService):
         self._session = session
         runtime = session.runtime
         self._started_at = runtime.clock.wall()
-        self._sub = runtime.events.subscribe(self._on_event)
+        self._sub = runtime.events.subscribe(self._supervision.on_event)
         s = self.samples
         snap = self._peek(self.names["positions"])
         if isinstance(snap, PortfolioSnapshot):
@@ -223,64 +170,25 @@ class TradingObserver(SessionService):
             log.debug("observer: %s did not answer %s: %s", name, type(message).__name__, exc)
             return None
 
-    def _on_event(self, event: SupervisionEvent) -> None:
-        """Event bus subscriber (any thread): keep restarts, escalations and fallbacks."""
-        if event.kind in FAILURE_KINDS:
-            with self._events_lock:
-                self._last_failure[event.actor] = event.error or event.reason
-            return
-        if event.kind not in MARK_KINDS:
-            return
-        with self._events_lock:
-            cause = self._last_failure.pop(event.actor, "")
-            detail = "; ".join(p for p in (event.reason, event.error, cause) if p)
-            if event.kind is EventKind.RESTARTED and not detail:
-                detail = "restarted with its group"
-            self._events.append(SupervisionMark(event.at, event.kind.value, event.actor,
-                                                detail))
-
     def supervision(self) -> list[SupervisionMark]:
-        with self._events_lock:
-            return list(self._events)
+        """The restarts, escalations and fallbacks seen so far."""
+        return self._supervision.marks()
 
     def _sample(self, now: float, *, force: bool = False) -> None:
         runtime = self._runtime()
         wall = runtime.clock.wall()
         s = self.samples
         snap = self._peek(self.names["positions"])
-        if isinstance(snap, PortfolioSnapshot):
-            if s.start is None:
-                s.start = snap
-            s.last = snap
-            if not s.seq_times or snap.seq > s.seq_times[-1][0]:
-                s.seq_times.append((snap.seq, wall))
-            equity = float(snap.equity)
-            s.peak = max(s.peak, equity)
-            dd = s.peak - equity
-            dd_pct = dd / s.peak * 100 if s.peak > 0 else 0.0
-            if dd_pct > s.max_dd_pct:
-                s.max_dd_pct, s.max_dd = dd_pct, dd
-            if force or now - s.last_point_at >= self.sample_every * 0.9:
-                s.last_point_at = now
-                s.equity.append(EquityPoint(wall, equity, dd_pct))
-                if len(s.equity) > self.max_points:  # halve the resolution, keep the ends
-                    s.equity = [*s.equity[:-1:2], s.equity[-1]]
-                    self.sample_every *= 2
+        if isinstance(snap, PortfolioSnapshot) and s.take_portfolio(
+                snap, wall=wall, now=now, force=force, sample_every=self.sample_every,
+                max_points=self.max_points):
+            self.sample_every *= 2
         gate = self._peek(self.names["breaker"])
         if isinstance(gate, BreakerGate):
-            old = s.gate
-            if old is None:
-                s.breaker_start = gate.state.value
-            elif gate.since != old.since or gate.state is not old.state:
-                s.breaker.append(BreakerMark(gate.since or wall, old.state.value,
-                                             gate.state.value, gate.reason))
-            s.gate = gate
+            s.take_gate(gate, wall)
         stats = self._peek(self.names["alerts"])
         if isinstance(stats, AlertStats):
-            prev = s.alerts
-            if prev is not None and (stats.received < prev.received or stats.sent < prev.sent):
-                s.alerts_banked.update(alert_counts(prev))  # a new instance counts afresh
-            s.alerts = stats
+            s.take_alerts(stats)
 
     def _poll_executor(self, now: float) -> None:
         """Ask the executor for its counters without blocking: send, then read a tick later."""
@@ -309,20 +217,15 @@ class TradingObserver(SessionService):
         s = self.samples
         cell = self._runtime().cell_or_none(self.names["executor"])
         incarnation = cell.incarnation if cell is not None else s.executor_incarnation
-        prev = s.executor
-        if prev is not None and (incarnation != s.executor_incarnation
-                                 or stats.orders < prev.orders
-                                 or sum(stats.refused.values()) < sum(prev.refused.values())):
-            s.refused_banked.update(prev.refused)  # a new instance counts afresh
-        s.executor, s.executor_incarnation = stats, incarnation
+        s.take_executor(stats, incarnation)
 
     def _collect_end(self) -> None:
         s = self.samples
         timeout = min(5.0, self._runtime().ask_timeout)
         snap = self._ask(self.names["positions"], GetPortfolio(), timeout)
         s.end = snap if isinstance(snap, PortfolioSnapshot) else s.last
-        if s.end is not None and (not s.seq_times or s.end.seq > s.seq_times[-1][0]):
-            s.seq_times.append((s.end.seq, self._runtime().clock.wall()))
+        if s.end is not None:
+            s.take_seq(s.end.seq, self._runtime().clock.wall())
         start_seq = s.start.seq if s.start is not None else 0
         events: list[LedgerEvent] = []
         if s.end is not None and s.end.seq > start_seq:
@@ -367,9 +270,7 @@ class TradingObserver(SessionService):
                for m in supervision):
             notes.append("the executor restarted: orders it refused after the observer's "
                          f"last look (every {self.poll_every:g} s) before a crash are missing")
-        refused = Counter(s.refused_banked)
-        if s.executor is not None:
-            refused.update(s.executor.refused)
+        refused = s.refused()
         summary = build_summary(
             started_at=self._started_at, ended_at=ended, stop_reason=self._stop_reason,
             exit_code=exit_code, start=s.start, end=s.end or s.last, trades=s.trades,
@@ -389,120 +290,26 @@ class TradingObserver(SessionService):
 
     def print_summary(self, summary: RunSummary) -> None:
         """The summary: a table on a terminal, plain ``label: value`` lines otherwise."""
-        rows = summary.rows()
         if self.console.is_terminal:
-            table = Table(title="botvisor run summary", show_header=False, title_justify="left")
-            table.add_column(style="bold")
-            table.add_column()
-            for label, value in rows:
-                table.add_row(label, value)
-            self.console.print(table)
+            self.console.print(summary_table(summary))
             for note in summary.notes:
                 self.console.print(f"note: {note}", style="dim")
             return
-        width = max(len(label) for label, _ in rows)
-        lines = ["== botvisor run summary =="]
-        lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
-        lines += [f"note: {note}" for note in summary.notes]
-        self._print("\n".join(lines))
+        self._print(summary_text(summary))
 
     # -- the live view and status lines --------------------------------------------------------
     def status_line(self) -> str:
         """One plain line: elapsed, equity, PnL, positions, breaker, restarts, alerts."""
-        s = self.samples
         runtime = self._runtime()
-        elapsed = format_duration(runtime.clock.wall() - self._started_at)
-        parts = [f"[{elapsed}]"]
-        snap = s.last
-        if snap is not None:
-            base = s.start.equity if s.start is not None else snap.starting_cash
-            pnl = snap.equity - base
-            held = ", ".join(sorted(snap.positions)) or "-"
-            parts.append(f"equity {format_money(snap.equity)} pnl {format_money(pnl, sign=True)} "
-                         f"dd {s.max_dd_pct:.2f}% open {len(snap.positions)} ({held})")
-        if s.gate is not None:
-            parts.append(f"breaker {s.gate.state.value}"
-                         + (f" ({s.gate.reason})" if s.gate.state.value != "closed" else ""))
-        restarts = Counter(m.actor for m in self.supervision()
-                           if m.kind == EventKind.RESTARTED.value)
-        parts.append("restarts " + (", ".join(f"{a} {n}" for a, n in sorted(restarts.items()))
-                                    or "0"))
-        counts = _counts(runtime.tree())
-        if counts.get("running", 0) != sum(counts.values()):
-            parts.append("tree " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-        if s.alerts is not None:
-            raised = Counter(s.alerts_banked)
-            raised.update(alert_counts(s.alerts))
-            parts.append(f"alerts {raised['received']} raised, {raised['sent']} sent")
-        return " | ".join(parts)
+        return status_line(self.samples, elapsed=runtime.clock.wall() - self._started_at,
+                           supervision=self.supervision(), tree=runtime.tree())
 
     def render_live(self) -> RenderableType:
         """The live view: tree health, account, positions, breaker, restarts, alerts."""
-        s = self.samples
         runtime = self._runtime()
         tree = runtime.tree()
-        counts = _counts(tree)
-        head = Text()
-        head.append("botvisor run ", style="bold")
-        head.append(f"{format_duration(runtime.clock.wall() - self._started_at)}  ")
-        head.append(f"tree: {counts.get('running', 0)} running", style="green")
-        for state in ("starting", "restarting", "stopped", "terminated"):
-            if counts.get(state):
-                head.append(f", {counts[state]} {state}",
-                            style="yellow" if state in ("starting", "restarting") else "red")
-        parts: list[RenderableType] = [head]
-        if tree is not None:
-            unwell = [n for n in tree.walk() if n.state != "running"]
-            if unwell:
-                parts.append(Text("  " + ", ".join(f"{n.name}: {n.state}" for n in unwell),
-                                  style="yellow"))
-        snap = s.last
-        if snap is not None:
-            base = s.start.equity if s.start is not None else snap.starting_cash
-            pnl = snap.equity - base
-            ret = float(pnl / base * 100) if base > 0 else 0.0
-            realized = snap.realized_pnl - (s.start.realized_pnl if s.start else ZERO)
-            parts.append(Text(
-                f"equity {format_money(snap.equity)}  cash {format_money(snap.cash)}  "
-                f"pnl {format_money(pnl, sign=True)} ({ret:+.2f}%)  "
-                f"realised {format_money(realized, sign=True)}  max dd {s.max_dd_pct:.2f}%"))
-            held = open_positions(snap)
-            if not held:
-                parts.append(Text("open positions: none"))
-            else:
-                table = Table(title=f"open positions ({len(held)})", title_justify="left")
-                for col in ("symbol", "qty", "entry", "mark", "unrealised"):
-                    table.add_column(col, justify="left" if col == "symbol" else "right")
-                for pos in held:
-                    table.add_row(pos.symbol, f"{pos.quantity:f}", f"{float(pos.entry):,.4f}",
-                                  f"{float(pos.mark):,.4f}",
-                                  Text(format_money(pos.unrealized, sign=True),
-                                       style="green" if pos.unrealized >= 0 else "red"))
-                parts.append(table)
-        if s.gate is not None:
-            style = {"closed": "green", "half_open": "yellow"}.get(s.gate.state.value, "red")
-            line = Text("breaker ")
-            line.append(s.gate.state.value.upper(), style=f"bold {style}")
-            line.append(f"  {s.gate.reason}")
-            trips = sum(1 for b in s.breaker if b.trip)
-            line.append(f"  (trips this run: {trips})")
-            parts.append(line)
-        restarts = Counter(m.actor for m in self.supervision()
-                           if m.kind == EventKind.RESTARTED.value)
-        parts.append(Text("restarts: " + (", ".join(f"{a} {n}"
-                                                     for a, n in sorted(restarts.items()))
-                                          or "none")))
-        refused = Counter(s.refused_banked)
-        if s.executor is not None:
-            refused.update(s.executor.refused)
-        if s.alerts is not None:
-            b = Counter(s.alerts_banked)
-            b.update(alert_counts(s.alerts))
-            parts.append(Text(
-                f"alerts: {b['received']} raised, {b['sent']} sent, {b['failed']} failed, "
-                f"{b['fallback_written']} to fallback file, {b['suppressed']} suppressed   "
-                f"orders refused by breaker: {sum(refused.values())}"))
-        return Group(*parts)
+        return render_live(self.samples, elapsed=runtime.clock.wall() - self._started_at,
+                           supervision=self.supervision(), tree=tree)
 
     def _start_live(self) -> None:
         redirect = self.console.file is sys.stdout
