@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 
@@ -10,8 +11,17 @@ import pytest
 from tests.conftest import REPO, BotProcess
 
 
-def test_run_shipped_config_stops_cleanly_on_sigterm(bot_process: type[BotProcess]) -> None:
-    bot = bot_process("run", "--config", str(REPO / "config.yaml"))
+def _shipped(tmp_path: Path) -> Path:
+    """A copy of the shipped config in ``tmp_path``: run from there, its relative state/
+    paths and its control socket land in the test's directory, not the repository's."""
+    config = tmp_path / "config.yaml"
+    shutil.copy(REPO / "config.yaml", config)
+    return config
+
+
+def test_run_shipped_config_stops_cleanly_on_sigterm(bot_process: type[BotProcess],
+                                                     tmp_path: Path) -> None:
+    bot = bot_process("run", "--config", str(_shipped(tmp_path)), cwd=tmp_path)
     bot.wait_for_line(r"tree is up")
     bot.signal(signal.SIGTERM)
     assert bot.wait() == 0
@@ -19,16 +29,17 @@ def test_run_shipped_config_stops_cleanly_on_sigterm(bot_process: type[BotProces
     bot.wait_for_line(r"stopped cleanly")
 
 
-def test_run_stops_on_sigint_too(bot_process: type[BotProcess]) -> None:
-    bot = bot_process("run", "--config", str(REPO / "config.yaml"))
+def test_run_stops_on_sigint_too(bot_process: type[BotProcess], tmp_path: Path) -> None:
+    bot = bot_process("run", "--config", str(_shipped(tmp_path)), cwd=tmp_path)
     bot.wait_for_line(r"tree is up")
     bot.signal(signal.SIGINT)
     assert bot.wait() == 0
     bot.wait_for_line(r"received SIGINT")
 
 
-def test_run_with_duration_stops_by_itself(bot_process: type[BotProcess]) -> None:
-    bot = bot_process("run", "--config", str(REPO / "config.yaml"), "--duration", "0.5")
+def test_run_with_duration_stops_by_itself(bot_process: type[BotProcess], tmp_path: Path) -> None:
+    bot = bot_process("run", "--config", str(_shipped(tmp_path)), "--duration", "0.5",
+                      cwd=tmp_path)
     assert bot.wait() == 0
     bot.wait_for_line(r"stopped cleanly")
 
@@ -76,7 +87,7 @@ def test_root_escalation_exits_non_zero(
         "  backoff: {initial: 0, jitter: 0}\n"
         f"  children: {children}\n"
     )
-    bot = bot_process("run", "--config", str(cfg))
+    bot = bot_process("run", "--config", str(cfg), cwd=tmp_path)  # its state/ there
     assert bot.wait() == 1
     bot.wait_for_line(r"exiting with status 1")
     assert any("RestartIntensityExceeded" in line for line in bot.lines)

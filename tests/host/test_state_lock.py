@@ -62,5 +62,7 @@ def test_second_run_on_one_state_directory_exits_before_touching_state(
         first.signal(signal.SIGKILL)
         first.wait()
     # the kernel dropped the killed run's lock: the next run starts and stops cleanly
-    third = bot_process("run", "--config", str(config), "--duration", "2", cwd=tmp_path)
+    third = bot_process("run", "--config", str(config), cwd=tmp_path)
+    third.wait_for_line(r"tree is up", timeout=40)
+    third.signal(signal.SIGTERM)
     assert third.wait(timeout=60) == 0, "\n".join(third.lines[-30:])

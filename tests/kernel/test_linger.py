@@ -139,7 +139,10 @@ def test_the_linger_ends_on_the_runtimes_clock(
     stopper = _stop_in_background(rt)
     assert lingering.wait(WAIT), "the asker never lingered"
     clock.advance(60.0)  # the answer never comes: the linger's end is the clock's
-    stopper.join(WAIT)  # far less than the 60 real seconds it would otherwise take
+    # far less than the 60 real seconds it would otherwise take
+    wait_until(lambda: "on_stop" in log, timeout=WAIT, what="the linger to end")
+    release.set()  # the asker is gone: the responder's stop need not wait out its grace
+    stopper.join(WAIT)
     assert not stopper.is_alive(), "the stop did not end when the linger did"
     assert log == ["asked", "stopping with 1 out", "on_stop"]
 
@@ -162,7 +165,11 @@ def test_an_actor_that_does_not_linger_stops_as_before(
     log, release, lingering = parts
     rt = _tree(log, release, lingering, linger=0.0)  # linger 0: it is never asked
     _go(rt, log)
-    rt.stop()
+    stopper = _stop_in_background(rt)
+    wait_until(lambda: "on_stop" in log, timeout=WAIT, what="the asker's stop")
+    release.set()  # the asker is gone: the responder's stop need not wait out its grace
+    stopper.join(WAIT)
+    assert not stopper.is_alive()
     assert log == ["asked", "on_stop"]
 
 

@@ -229,7 +229,7 @@ def test_status_shows_chaos(tmp_path: Path, bot_process: type[BotProcess], chaos
                                "settings": {"interval": 0.01}}]},
     }), encoding="utf-8")
     args = ["run", "--config", str(config)] + (["--chaos-seed", "5"] if chaos else [])
-    bot = bot_process(*args, env={"RUNTIME_DIRECTORY": ""})
+    bot = bot_process(*args, env={"RUNTIME_DIRECTORY": ""}, cwd=tmp_path)  # state/ there
     bot.wait_for_line(r"control socket on")
     if chaos:
         assert bot.wait_for_line(r"chaos: fault injection is ON \(seed 5\)")

@@ -17,6 +17,7 @@ view, and file, equals the ledger.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import queue
@@ -152,10 +153,16 @@ class LedgerContents:
     seq_of: dict[str, int]
     book: PositionBook  # recomputed from the fills, in seq order
     last_seq: int
+    rows: list[tuple[object, ...]]  # the fills table, in seq order
 
 
-def check_ledger(db_path: Path, acked: dict[str, int]) -> LedgerContents:
-    """Every acked fill once with its seq; projections equal a recomputation from the fills."""
+def check_ledger(db_path: Path, acked: dict[str, int],
+                 before: LedgerContents | None = None) -> LedgerContents:
+    """Every acked fill once with its seq; projections equal a recomputation from the fills.
+
+    Given the contents ``before`` checked at an earlier kill, the fills it held must be
+    there unchanged, and the recomputation goes on from its book over the fills since
+    (the same book as one from scratch: fills are applied in seq order either way)."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         rows = db.execute(
@@ -183,8 +190,13 @@ def check_ledger(db_path: Path, acked: dict[str, int]) -> LedgerContents:
     lost = {fid: seq for fid, seq in acked.items() if seq_of.get(fid) != seq}
     assert not lost, f"{len(lost)} acknowledged fills missing or moved, e.g. {list(lost)[:5]}"
 
-    book = PositionBook(STARTING_CASH)
-    for row in rows:
+    if before is None:
+        book, new = PositionBook(STARTING_CASH), rows
+    else:
+        kept = len(before.rows)
+        assert rows[:kept] == before.rows, "a fill recorded before the kill was changed"
+        book, new = copy.deepcopy(before.book), rows[kept:]
+    for row in new:
         fill = _row_fill(row[1:])
         assert fill == make_fill(fill.fill_id), f"fill {fill.fill_id} stored wrong"
         book.apply(fill)  # with checks: the worker never sends a fill the ledger must reject
@@ -199,7 +211,7 @@ def check_ledger(db_path: Path, acked: dict[str, int]) -> LedgerContents:
         "realized_pnl": book.realized_pnl,
         "fees": book.fees,
     }
-    return LedgerContents(seq_of, book, len(rows))
+    return LedgerContents(seq_of, book, len(rows), rows)
 
 
 def _views(book: PositionBook) -> dict[str, PositionView]:
@@ -250,13 +262,13 @@ def test_acknowledged_fills_survive_sigkill_and_sources_converge(tmp_path: Path)
             gen = Generation(number)
             expected_resends = _resends(rng, prev, acked, ledger)
             worker = Worker(tmp_path, gen, rng.randrange(1000), list(expected_resends))
-            worker.run_until(rng.randint(3, 400), len(expected_resends), WAIT)
+            worker.run_until(rng.randint(3, 200), len(expected_resends), WAIT)
             worker.kill9()
             worker = None
             assert not gen.errors, gen.errors[:5]
             assert set(gen.acks).isdisjoint(acked), "a new fill id was acknowledged before"
             acked.update(gen.acks)
-            ledger = check_ledger(db_path, acked)
+            ledger = check_ledger(db_path, acked, ledger)
             for fid, seq in expected_resends.items():
                 assert gen.resent[fid] == (seq, True), (fid, gen.resent[fid], seq)
             resends_checked += len(expected_resends)

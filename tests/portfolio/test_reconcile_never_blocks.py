@@ -5,7 +5,6 @@ sent while a slow source has not answered yet is recorded (and acknowledged) bef
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,11 @@ from actors.portfolio.contract import (
     ResetTo,
     SourceView,
 )
-from actors.portfolio.positions import PositionActor
+from actors.portfolio.positions import SOURCE_TIMEOUT, PositionActor
 from actors.portfolio.reconcile import LedgerState, Reconciler
 from actors.portfolio.sources import PaperWalletSource, SourceSettings, TradeManagerSource
-from supervisor import ChildSpec, Runtime, SupervisorSpec
+from supervisor import ChildSpec, ManualClock, Runtime, SupervisorSpec
+from tests.support.bot_helpers import wait_until
 from tests.support.position_helpers import Inbox
 
 D = Decimal
@@ -47,7 +47,8 @@ class SlowSource(TradeManagerSource):
 
 
 def _start(tmp_path: Path, asked: threading.Event, release: threading.Event,
-           *, wallet: bool = False, hold: float = 4.0) -> Runtime:
+           *, wallet: bool = False, hold: float = 4.0, clock: ManualClock | None = None
+           ) -> Runtime:
     """A ledger whose trade manager is slow (and, with ``wallet``, a paper wallet)."""
     sources = ("trade_manager", "paper_wallet") if wallet else ("trade_manager",)
     settings = PositionActor.Settings(database=str(tmp_path / "ledger.db"), sources=sources,
@@ -67,7 +68,7 @@ def _start(tmp_path: Path, asked: threading.Event, release: threading.Event,
     if wallet:
         children.append(ChildSpec("paper_wallet",
                                   factory=lambda: PaperWalletSource(store("paper_wallet.yaml"))))
-    rt = Runtime(ask_timeout=10)
+    rt = Runtime(ask_timeout=10, clock=clock)
     rt.start(SupervisorSpec(children=tuple(children)))
     return rt
 
@@ -119,15 +120,28 @@ def test_conflicts_met_by_a_ledger_that_moved_are_gathered_again(tmp_path: Path)
 
 
 def test_a_source_that_does_not_answer_in_time_is_unavailable(tmp_path: Path) -> None:
+    """The round ends at its due time (SOURCE_TIMEOUT, on the runtime's clock), not at the
+    silent source's answer (which never comes while the test holds it) nor earlier."""
     asked, release = threading.Event(), threading.Event()
-    rt = _start(tmp_path, asked, release, wallet=True, hold=7.0)
+    clock = ManualClock()
+    rt = _start(tmp_path, asked, release, wallet=True, hold=30.0, clock=clock)
     try:
-        started = time.monotonic()
-        report = rt.ask("positions", Reconcile("silent source"), timeout=10.0)
-        waited = time.monotonic() - started
+        future = rt.ask_future("positions", Reconcile("silent source"))
+        assert asked.wait(timeout=5.0)
+        wait_until(lambda: any(abs(d - SOURCE_TIMEOUT) < 1e-6 for d in clock.pending()),
+                   timeout=5.0, what="the round's due time set (after both asks were sent)")
+        # the wallet has answered (its reply was sent before it answers this), and the
+        # position actor has taken that reply in (before it answers this)
+        rt.ask("paper_wallet", GetView(), timeout=5.0)
+        rt.ask("positions", GetPortfolio(), timeout=5.0)
+        clock.advance(SOURCE_TIMEOUT - 0.01)
+        rt.ask("positions", GetPortfolio(), timeout=5.0)
+        assert not future.done(), "the round ended before its due time"
+        clock.advance(0.01)
+        report = future.get(timeout=5.0)
+        assert not release.is_set()  # the source still holds its view
         assert report.unavailable == ("trade_manager",)
         assert report.checked == ("paper_wallet",) and report.clean
-        assert 4.5 <= waited < 7.0  # the round's due time (5 s), not the source's answer
     finally:
         release.set()
         rt.stop()

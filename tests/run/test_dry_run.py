@@ -46,7 +46,7 @@ DRY_RUN = REPO / "config.dry-run.yaml"
 DEMO = REPO / "config.yaml"
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 CANDLES = 360  # per symbol
-PER_POLL = 6  # candles added per symbol each time the feed has polled
+PER_POLL = 24  # candles added per symbol each time the feed has polled
 SLIP = Decimal(5) / Decimal(10_000)  # the shipped paper exchange's slippage_bps
 WAIT = 60.0
 

@@ -210,13 +210,13 @@ def test_botvisor_run_prints_a_summary_and_writes_the_report(
 ) -> None:
     path = _fast_config(tmp_path)
     report = tmp_path / "report.html"
-    bot = bot_process("run", "--config", str(path), "--duration", "8", "--report", str(report),
+    bot = bot_process("run", "--config", str(path), "--duration", "4", "--report", str(report),
                       cwd=tmp_path)
     assert bot.wait(timeout=40) == 0
     out = bot.stdout()
     assert out.startswith("[0:00:00] | equity 10,000.00")  # stdout is a pipe: plain lines
     assert "== botvisor run summary ==" in out
-    assert "--duration 8s reached" in out
+    assert "--duration 4s reached" in out
     assert "\x1b[" not in out  # no terminal control codes
     fills = next(line for line in out.splitlines() if line.startswith("fills "))
     assert int(fills.split()[1]) > 0

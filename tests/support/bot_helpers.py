@@ -80,11 +80,13 @@ STATE_FILES: Mapping[str, tuple[str, str]] = MappingProxyType({
 
 
 def redirect_state(raw: dict[str, Any], directory: Path) -> None:
-    """Point every state file of the tree into ``directory`` (the shipped file uses
-    ``state/...`` relative to the working directory, which an in-process test must not
-    share with anything else)."""
+    """Point every state file of the tree into ``directory``, and the state directory
+    (``runtime.state_dir``: ``botvisor run``'s lock) there too (the shipped file uses
+    ``state/...`` relative to the working directory, which a test must not share with
+    anything else)."""
     for name, (key, filename) in STATE_FILES.items():
         settings(raw, name)[key] = str(directory / filename)
+    raw.setdefault("runtime", {})["state_dir"] = str(directory)
 
 
 def write_config(raw: dict[str, Any], path: Path) -> Path:

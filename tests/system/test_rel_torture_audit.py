@@ -1,7 +1,8 @@
 """The offline state auditor (``actors.reliability.audit``) against the state files of a real run.
 
-One ``botvisor run --duration`` of the shipped tree (market sped up, as in
-test_run_kill9) leaves a state directory; each test copies it, damages the copy the way a
+One ``botvisor run`` of the shipped tree (market sped up, as in test_run_kill9), stopped
+with SIGTERM once it has made a dozen fills, leaves a state directory; each test copies
+it, damages the copy the way a
 fault would (a fill lost from the ledger, a fill the venue never made, a source edited or
 truncated, the ledger gone, a breaker history with an order inside an OPEN stretch...)
 and reads the auditor's report. The auditor must never touch what it reads.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +24,15 @@ import yaml
 
 from actors.reliability.audit import AuditReport, audit_state
 from tests.conftest import REPO, BotProcess
-from tests.support.bot_helpers import settings, shipped_config, write_config
+from tests.support.bot_helpers import (
+    count_rows,
+    settings,
+    shipped_config,
+    wait_until,
+    write_config,
+)
+
+FILLS = 12  # the run's, before it is stopped: two buys and more for every test below
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +40,17 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with a config and the state a real short run left in ``state/``."""
     directory = tmp_path_factory.mktemp("audited-run")
     raw = shipped_config()
-    settings(raw, "market")["speed"] = 6000  # 100 bars a second: a few dozen fills
+    settings(raw, "market")["speed"] = 6000  # 100 bars a second: a few fills a second
     write_config(raw, directory / "config.yaml")
-    bot = BotProcess("run", "--config", "config.yaml", "--duration", "5", cwd=directory)
-    code = bot.wait(timeout=90)
+    bot = BotProcess("run", "--config", "config.yaml", cwd=directory)
+    try:
+        venue = directory / "state" / "paper_exchange.db"
+        wait_until(lambda: count_rows(venue, "fills") >= FILLS, timeout=60,
+                   what=f"{FILLS} fills at the venue")
+        bot.signal(signal.SIGTERM)
+        code = bot.wait(timeout=60)
+    finally:
+        bot.kill()
     assert code == 0, "\n".join(bot.lines[-30:])
     return directory
 

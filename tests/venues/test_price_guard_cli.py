@@ -11,6 +11,7 @@ at the local fake Binance, a real run starts and logs the warning at WARNING.
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from actors.venues.ccxt_exchange import CcxtExchange
 from supervisor.host.config import parse_config
 from supervisor.host.wiring import Configured, check_wiring, wiring_warnings
 from tests.conftest import BotProcess
+from tests.support.bot_helpers import wait_until
 from tests.support.fake_venues import KEY, KEY_ENV, SECRET, SECRET_ENV, SYMBOL, FakeBinance
 from tests.venues.live_config import DOC, child, documented_example, shipped, with_example, write
 
@@ -102,10 +104,13 @@ def test_the_override_starts_and_logs_a_loud_warning(bot_process: type[BotProces
                         "fetchMargins": False, "defaultType": "spot"},
             "timeout_ms": 500, "rate_limit": False})
         path = write(raw, tmp_path / "config.yaml")
-        bot = bot_process("run", "--config", str(path), "--duration", "3", cwd=tmp_path,
+        bot = bot_process("run", "--config", str(path), cwd=tmp_path,
                           env={KEY_ENV: KEY, SECRET_ENV: SECRET})
         warning = bot.wait_for_line(r"WARNING .*wiring: ", timeout=30)
         bot.wait_for_line(r"tree is up", timeout=30)
+        wait_until(lambda: venue.count("GET /api/v3/exchangeInfo") >= 1, timeout=30,
+                   what="the exchange to reach the venue")
+        bot.signal(signal.SIGTERM)  # it started: stopped as soon as that is seen
         assert bot.wait(timeout=60) == 0, "\n".join(bot.lines)
     finally:
         venue.close()
