@@ -16,7 +16,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 
 __all__ = ["Dispatcher"]
 
@@ -30,26 +30,30 @@ class Dispatcher:
     that runs them (urgent ones first, each queue in order), and the threads it abandoned.
 
     Only the *current* thread takes tasks: a task is taken, under the lock, by a thread
-    that is still current, so an abandoned thread never starts another one.
+    that is still current, so an abandoned thread never starts another one. Each thread
+    waits on wake-ups of its own (one per task submitted, one per stop and per abandon):
+    an abandoned thread that was idle is woken by its own, and ends, however the fresh one
+    is scheduled.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._urgent: deque[Task] = deque()
         self._normal: deque[Task] = deque()
-        # Wake-ups: one per task submitted, one per stop and per abandon. A token carries
-        # no task: the thread that takes one looks at the queues under the lock.
+        # The current thread's wake-ups. A token carries no task: the thread that takes
+        # one looks at the queues under the lock.
         self._tokens: SimpleQueue[bool] = SimpleQueue()
         self._lock = threading.Lock()
         self._stopping = False
         self.abandoned = 0  # threads given up so far
         with self._lock:
-            self.thread = self._spawn(f"botvisor:thread:{name}")
+            self.thread = self._spawn(f"botvisor:thread:{name}", self._tokens)
 
-    def _spawn(self, name: str) -> threading.Thread:
-        """A started thread to be the current one; the caller holds the lock (so the
-        thread takes no task before it is made current) and makes it current."""
-        thread = threading.Thread(target=self._loop, name=name, daemon=True)
+    def _spawn(self, name: str, tokens: SimpleQueue[bool]) -> threading.Thread:
+        """A started thread, waiting on ``tokens``, to be the current one; the caller holds
+        the lock (so the thread takes no task before it is made current) and makes it
+        current."""
+        thread = threading.Thread(target=self._loop, args=(tokens,), name=name, daemon=True)
         thread.start()  # may raise (no threads left): then nothing changes
         return thread
 
@@ -57,7 +61,10 @@ class Dispatcher:
         """Run ``task`` on this thread after the tasks already waiting (after the urgent
         ones only, if ``urgent``)."""
         (self._urgent if urgent else self._normal).append(task)
-        self._tokens.put(True)
+        tokens = self._tokens
+        tokens.put(True)
+        if self._tokens is not tokens:  # abandon() swapped them meanwhile: wake the fresh one
+            self._tokens.put(True)
 
     def abandon(self, thread: threading.Thread) -> bool:
         """Give up ``thread`` (blocked in a hung task) if it is still the current one: a
@@ -67,15 +74,24 @@ class Dispatcher:
         with self._lock:
             if thread is not self.thread or self._stopping:
                 return False
+            tokens: SimpleQueue[bool] = SimpleQueue()
             try:
-                fresh = self._spawn(f"botvisor:thread:{self.name}#{self.abandoned + 2}")
+                fresh = self._spawn(f"botvisor:thread:{self.name}#{self.abandoned + 2}",
+                                    tokens)
             except RuntimeError:  # no thread to be had: the hung one stays current
                 log.exception("dispatcher %s: no fresh thread to replace %s", self.name,
                               thread.name)
                 return False
+            old, self._tokens = self._tokens, tokens
             self.thread = fresh
             self.abandoned += 1
-        self._tokens.put(True)  # wakes an idle abandoned thread (rare), so it can end
+            while True:  # the wake-ups of the waiting tasks are the fresh thread's now
+                try:
+                    old.get_nowait()
+                except Empty:
+                    break
+                tokens.put(True)
+        old.put(True)  # wakes the abandoned thread if it is idle (rare), so that it ends
         log.warning("dispatcher %s: thread %s abandoned (a hung task); %s takes over",
                     self.name, thread.name, fresh.name)
         return True
@@ -91,15 +107,14 @@ class Dispatcher:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def _loop(self) -> None:
+    def _loop(self, tokens: SimpleQueue[bool]) -> None:
         me = threading.current_thread()
-        tokens, urgent, normal, lock = self._tokens, self._urgent, self._normal, self._lock
+        urgent, normal, lock = self._urgent, self._normal, self._lock
         while True:
             tokens.get()
             lock.acquire()
-            if self.thread is not me:  # abandoned while idle: this wake-up was not ours
+            if self.thread is not me:  # abandoned while idle: its wake-up to end
                 lock.release()
-                tokens.put(True)
                 return
             if urgent:
                 task = urgent.popleft()
