@@ -36,10 +36,22 @@ def installed() -> dict[str, str]:
     return dict(sorted(names.items()))
 
 
-def _path_of(ref: str) -> str:
+def _names(info: ValidationInfo) -> dict[str, str] | None:
+    """:func:`installed`, read once per validation (kept in its context, when it has one:
+    a scan of the entry points costs about 10 ms, and each entry asks several times)."""
+    context = info.context
+    if not isinstance(context, dict):
+        return None
+    names = context.get(GROUP)
+    if names is None:
+        names = context[GROUP] = installed()
+    return names
+
+
+def _path_of(ref: str, names: dict[str, str] | None = None) -> str:
     if ":" in ref:
         return ref
-    paths = installed()
+    paths = installed() if names is None else names
     if ref not in paths:
         known = ", ".join(sorted(paths)) or "none"
         raise ValueError(f"no strategy named {ref!r} (installed: {known}; or give an "
@@ -47,10 +59,10 @@ def _path_of(ref: str) -> str:
     return paths[ref]
 
 
-def resolve(ref: str) -> type[Strategy]:
-    """The Strategy subclass ``ref`` names (an import path or an installed short name);
-    ValueError says what is wrong."""
-    cls: type[Strategy] = import_class(_path_of(ref), Strategy)
+def resolve(ref: str, names: dict[str, str] | None = None) -> type[Strategy]:
+    """The Strategy subclass ``ref`` names (an import path or an installed short name,
+    looked up in ``names``, default :func:`installed`); ValueError says what is wrong."""
+    cls: type[Strategy] = import_class(_path_of(ref, names), Strategy)
     return cls
 
 
@@ -75,9 +87,10 @@ class StrategyEntry(BaseModel):
     @field_validator("class_")
     @classmethod
     def _known_class(cls, value: str, info: ValidationInfo) -> str:
-        path = _path_of(value)
+        names = _names(info)
+        path = _path_of(value, names)
         if _may_import(path, info):
-            resolve(value)
+            resolve(value, names)
         else:
             locate_class(path)
         return value
@@ -86,9 +99,10 @@ class StrategyEntry(BaseModel):
     @classmethod
     def _valid_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         ref = info.data.get("class_")
-        if ref is None or not _may_import(_path_of(ref), info):
+        names = _names(info)
+        if ref is None or not _may_import(_path_of(ref, names), info):
             return value  # the class is at fault (reported), or checked when it runs
-        strategy = resolve(ref)
+        strategy = resolve(ref, names)
         strategy.Params.model_validate(value)  # its errors are located under params
         return value
 
@@ -98,15 +112,16 @@ class StrategyEntry(BaseModel):
             return self.name
         if ":" not in self.class_:
             return self.class_
-        strategy = resolve(self.class_)
+        strategy = resolve(self.class_)  # an import path: no look-up by name
         return strategy.name or strategy.__name__
 
 
 def resolve_entries(entries: tuple[StrategyEntry, ...]) -> tuple[StrategySpec, ...]:
     """The runner's specs for validated ``entries`` (their classes imported)."""
     specs = []
+    names = installed() if any(":" not in e.class_ for e in entries) else None
     for entry in entries:
-        strategy = resolve(entry.class_)
+        strategy = resolve(entry.class_, names)
         specs.append(StrategySpec(
             entry.default_name(), strategy, strategy.Params.model_validate(entry.params),
             None if entry.symbols is None else frozenset(entry.symbols)))
