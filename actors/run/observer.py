@@ -34,6 +34,7 @@ from actors.run.summary_view import summary_table, summary_text
 from actors.run.supervision_log import SupervisionLog
 from supervisor.events import EventKind, Subscription
 from supervisor.host.session import RunSession, SessionService
+from supervisor.lifecycle import ChildState
 from supervisor.runtime import Runtime
 
 log = logging.getLogger("botvisor.observer")
@@ -41,6 +42,8 @@ log = logging.getLogger("botvisor.observer")
 __all__ = ["TradingObserver"]
 
 ZERO = Decimal(0)
+END_SECONDS = 5.0  # what the end of a run may spend asking the tree for its last figures
+BETWEEN_SECONDS = 1.0  # of which, for one question to an actor between two instances
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -219,10 +222,33 @@ class TradingObserver(SessionService):
         incarnation = cell.incarnation if cell is not None else s.executor_incarnation
         s.take_executor(stats, incarnation)
 
+    def _ask_at_end(self, name: str, message: Any, deadline: float) -> Any:
+        """:meth:`_ask` within what is left of the end's one ``deadline`` (monotonic). An
+        actor between two instances (crashed, restarting, starting) is given at most
+        :data:`BETWEEN_SECONDS`: a brief restart still answers, one that keeps failing
+        (a read-only disk, say) does not hold the stop back for the whole timeout. One
+        that has ended is not asked. What is not answered is noted in the record."""
+        runtime = self._runtime()
+        cell = runtime.cell_or_none(name)
+        left = deadline - runtime.clock.now()
+        what = type(message).__name__
+        if cell is None or left <= 0 or cell.state in (ChildState.STOPPED,
+                                                       ChildState.TERMINATED):
+            why = "time was up" if cell is not None and left <= 0 else (
+                "it is not in the tree" if cell is None else f"it was {cell.state.value}")
+            self.samples.notes.append(f"at the end {name} was not asked for {what}: {why}")
+            return None
+        running = cell.state is ChildState.RUNNING
+        reply = self._ask(name, message, left if running else min(left, BETWEEN_SECONDS))
+        if reply is None and not running:
+            self.samples.notes.append(f"at the end {name} did not answer {what}: it was "
+                                      f"{cell.state.value}")
+        return reply
+
     def _collect_end(self) -> None:
         s = self.samples
-        timeout = min(5.0, self._runtime().ask_timeout)
-        snap = self._ask(self.names["positions"], GetPortfolio(), timeout)
+        deadline = self._runtime().clock.now() + min(END_SECONDS, self._runtime().ask_timeout)
+        snap = self._ask_at_end(self.names["positions"], GetPortfolio(), deadline)
         s.end = snap if isinstance(snap, PortfolioSnapshot) else s.last
         if s.end is not None:
             s.take_seq(s.end.seq, self._runtime().clock.wall())
@@ -233,7 +259,7 @@ class TradingObserver(SessionService):
             if limit > self.max_trades:
                 s.notes.append(f"the report marks only the last {self.max_trades} fills")
                 limit = self.max_trades
-            reply = self._ask(self.names["positions"], GetTrades(limit), timeout)
+            reply = self._ask_at_end(self.names["positions"], GetTrades(limit), deadline)
             if isinstance(reply, list):
                 events = [e for e in reply if isinstance(e, LedgerEvent) and e.seq > start_seq]
             else:
@@ -244,10 +270,10 @@ class TradingObserver(SessionService):
             if replayed != s.end.realized_pnl - s.start.realized_pnl:
                 s.notes.append("realised PnL per fill was recomputed from the fills and "
                                "differs from the ledger's total (adjustments?)")
-        stats = self._ask(self.names["executor"], GetExecutorStats(), 2.0)
+        stats = self._ask_at_end(self.names["executor"], GetExecutorStats(), deadline)
         if isinstance(stats, ExecutorStats):
             self._take_executor(stats)
-        status = self._ask(self.names["breaker"], GetBreakerStatus(), 2.0)
+        status = self._ask_at_end(self.names["breaker"], GetBreakerStatus(), deadline)
         if isinstance(status, BreakerStatus):
             s.breaker_transitions_at_end = status.transitions
             self._sample(self._runtime().clock.now(), force=True)
