@@ -113,8 +113,10 @@ class Dispatcher:
         while True:
             tokens.get()
             lock.acquire()
-            if self.thread is not me:  # abandoned while idle: its wake-up to end
-                lock.release()
+            if self.thread is not me:  # abandoned while idle: it ends. The wake-up it
+                current = self._tokens  # took may have been a task's, taken just before
+                lock.release()  # the swap: it is handed on (at worst, one to spare)
+                current.put(True)
                 return
             if urgent:
                 task = urgent.popleft()
