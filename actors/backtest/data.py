@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import dataclasses
 import heapq
 import itertools
 import logging
@@ -27,10 +26,11 @@ import sys
 import tempfile
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.backtest.bar_maker import bar_maker
 from actors.backtest.csv_parse import COLUMNS, DataError, parse_csv, when
 from actors.backtest.engine import CheckedStep
 from actors.market.contract import Bar
@@ -140,35 +140,7 @@ def _bars(s: _Series, lo: int, hi: int) -> Iterator[Bar]:
                s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
 
 
-def _bar_maker() -> Callable[[str, float, float, float, float, float, float], Bar]:
-    """``Bar(...)`` at half the cost, for the bars of a run (a million and more): a frozen
-    dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets the
-    same slots through their descriptors, as that does, without the lookups around it. It
-    is used only while Bar is what it was written for (its fields in this order, nothing
-    run after ``__init__``); otherwise it is Bar itself."""
-    names = ("symbol", "at", "open", "high", "low", "close", "volume")
-    if (tuple(f.name for f in dataclasses.fields(Bar)) != names
-            or hasattr(Bar, "__post_init__") or not hasattr(Bar, "__slots__")):
-        return Bar
-    new = object.__new__
-    sym, at, op, hi, lo, cl, vo = (getattr(Bar, name).__set__ for name in names)
-
-    def make(symbol: str, t: float, o: float, h: float, low: float, c: float,  # noqa: PLR0917  (Bar's fields)
-             v: float) -> Bar:
-        bar = new(Bar)
-        sym(bar, symbol)
-        at(bar, t)
-        op(bar, o)
-        hi(bar, h)
-        lo(bar, low)
-        cl(bar, c)
-        vo(bar, v)
-        return bar
-
-    return make
-
-
-_make_bar = _bar_maker()
+_make_bar = bar_maker()
 
 
 def _merged(series: tuple[_Series, ...]) -> Iterator[CheckedStep]:
@@ -183,8 +155,8 @@ def _merged(series: tuple[_Series, ...]) -> Iterator[CheckedStep]:
             pending = CheckedStep()
         current = at
         s = series[order]
-        pending.append(Bar(s.symbol, at, s.open[j], s.high[j], s.low[j], s.close[j],
-                           s.volume[j]))
+        pending.append(_make_bar(s.symbol, at, s.open[j], s.high[j], s.low[j], s.close[j],
+                                   s.volume[j]))
     if pending:
         yield pending
 

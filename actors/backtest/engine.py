@@ -167,7 +167,7 @@ class Backtest:
         timers = self._timers
         while timers and timers[0][0] <= at:  # 2. recoveries due, then the samples
             self._apply(breaker.recovery_due(heapq.heappop(timers)[1], at), at)
-        effects = breaker.samples(tuple(samples), at)
+        effects = breaker.samples(samples, at)
         if effects:
             self._apply(effects, at)
         self._snap = None  # the marks move with every step

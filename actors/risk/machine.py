@@ -12,6 +12,7 @@ breaker's state file holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -184,22 +185,22 @@ class BreakerCore:
         return tuple(out)
 
     # -- inputs --------------------------------------------------------------------------------
-    def samples(self, samples: tuple[tuple[str, float, float, float], ...],
+    def samples(self, samples: Sequence[tuple[str, float, float, float]],
                 wall: float) -> tuple[Effect, ...]:
         """One market step: per bar ``(symbol, price, at, quote volume)``, its price sample
         and then its volume sample."""
         triggers = self.triggers
         volatility, liquidity = triggers.volatility, triggers.liquidity
+        hot = None if volatility is None else volatility.on_prices(samples)
+        thin = None if liquidity is None else liquidity.on_volumes(samples)
+        if hot is None and thin is None:
+            return NOTHING
+        # in the samples' order, a bar's price trip before its volume trip
+        fired = sorted([(i, 0, trip) for i, trip in hot or ()]
+                       + [(i, 1, trip) for i, trip in thin or ()], key=lambda f: f[:2])
         out = NOTHING
-        for symbol, price, at, volume in samples:
-            if volatility is not None:
-                trip = volatility.on_price(symbol, price, at)
-                if trip is not None:
-                    out += self._maybe_trip(trip, wall)
-            if liquidity is not None:
-                trip = liquidity.on_volume(symbol, volume)
-                if trip is not None:
-                    out += self._maybe_trip(trip, wall)
+        for _, _, trip in fired:
+            out += self._maybe_trip(trip, wall)
         return out
 
     def price(self, symbol: str, price: float, at: float, wall: float) -> tuple[Effect, ...]:

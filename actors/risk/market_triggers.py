@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Iterable
 
 from actors.risk.triggers import Trip
 
@@ -29,7 +30,7 @@ class _PriceWindow:
     Each entry keeps the square of its price's log return from the previous price (0.0 for
     the first, whose return is outside the window), so an eviction takes out exactly what
     the push put in.
-    Pushing, and the eviction of one price, are :meth:`VolatilityTrigger.on_price`'s
+    Pushing, and the eviction of one price, are :meth:`VolatilityTrigger.on_prices`'s
     per-bar path, written out there. Rounding errors of the additions and subtractions are
     bounded: the sum is recomputed exactly (``math.fsum``) once four times as many evictions
     have happened as the window holds, and at least :data:`RESUM_AT_LEAST`, which keeps a
@@ -90,45 +91,62 @@ class VolatilityTrigger:
         self.current: dict[str, float] = {}
 
     def on_price(self, symbol: str, price: float, now: float) -> Trip | None:
+        """One price sample (:meth:`on_prices` of one)."""
+        trips = self.on_prices(((symbol, price, now, 0.0),))
+        return trips[0][1] if trips else None
+
+    def on_prices(self, samples: Iterable[tuple[str, float, float, float]]
+                  ) -> list[tuple[int, Trip]] | None:
+        """Price samples ``(symbol, price, at, ...)`` in order: the trips they fire, each
+        with its sample's index (None: none fired)."""
         # Every bar of every symbol comes here: the push into the window, the eviction check
         # and the realised volatility (root of the summed squared returns) are inline.
-        series = self.prices.get(symbol)
-        if series is None:
-            series = self.prices[symbol] = _PriceWindow()
-        entries = series.entries
-        if entries:
-            r = _log(price / entries[-1][1])
-            r *= r
-            entries.append((now, price, r))
-            series.sum_sq += r
-        else:
-            entries.append((now, price, 0.0))
-        cutoff = now - self.window
-        if entries[0][0] <= cutoff:
-            if entries[1][0] > cutoff:  # one price leaves (a steady feed): inline
-                entries.popleft()
-                series.evicted += 1
-                out = entries[0][2]
-                series.sum_sq -= out
-                if series.sum_sq < out * 1e-6:  # see _PriceWindow.evict_through
-                    series.evicted = RESUM_AT_LEAST
-                if series.evicted >= RESUM_AT_LEAST or len(entries) < 2:
-                    series.settle()
+        prices, current = self.prices, self.current
+        window, least, limit = self.window, self.min_samples, self.max_percent
+        trips: list[tuple[int, Trip]] | None = None
+        for i, (symbol, price, now, _) in enumerate(samples):
+            series = prices.get(symbol)
+            if series is None:
+                series = prices[symbol] = _PriceWindow()
+            entries = series.entries
+            if entries:
+                r = _log(price / entries[-1][1])
+                r *= r
+                entries.append((now, price, r))
+                series.sum_sq += r
             else:
-                series.evict_through(cutoff)
-        samples = len(entries)
-        if samples < self.min_samples:
-            self.current.pop(symbol, None)
-            return None
-        sum_sq = series.sum_sq
-        pct = (_sqrt(sum_sq) if sum_sq > 0.0 else 0.0) * 100
-        self.current[symbol] = pct
-        if pct >= self.max_percent:
-            return Trip(self.name, f"{symbol} realised volatility {pct:.3g}% over "
-                                   f"{self.window:g}s (limit {self.max_percent:g}%)",
-                        (("symbol", symbol), ("volatility_pct", f"{pct:.4f}"),
-                         ("samples", str(samples))))
-        return None
+                entries.append((now, price, 0.0))
+            cutoff = now - window
+            if entries[0][0] <= cutoff:
+                if entries[1][0] > cutoff:  # one price leaves (a steady feed): inline
+                    entries.popleft()
+                    series.evicted += 1
+                    out = entries[0][2]
+                    series.sum_sq -= out
+                    if series.sum_sq < out * 1e-6:  # see _PriceWindow.evict_through
+                        series.evicted = RESUM_AT_LEAST
+                    if series.evicted >= RESUM_AT_LEAST or len(entries) < 2:
+                        series.settle()
+                else:
+                    series.evict_through(cutoff)
+            n = len(entries)
+            if n < least:
+                current.pop(symbol, None)
+                continue
+            sum_sq = series.sum_sq
+            pct = (_sqrt(sum_sq) if sum_sq > 0.0 else 0.0) * 100
+            current[symbol] = pct
+            if pct >= limit:
+                if trips is None:
+                    trips = []
+                trips.append((i, self._trip(symbol, pct, n)))
+        return trips
+
+    def _trip(self, symbol: str, pct: float, samples: int) -> Trip:
+        return Trip(self.name, f"{symbol} realised volatility {pct:.3g}% over "
+                               f"{self.window:g}s (limit {self.max_percent:g}%)",
+                    (("symbol", symbol), ("volatility_pct", f"{pct:.4f}"),
+                     ("samples", str(samples))))
 
     def holding(self) -> str | None:
         hot = {s: v for s, v in self.current.items() if v >= self.max_percent}
@@ -151,10 +169,25 @@ class LiquidityTrigger:
         self.held: set[str] = set()
 
     def on_volume(self, symbol: str, volume: float) -> Trip | None:
-        self.volume[symbol] = volume
-        if volume < self.min_volume and symbol in self.held:  # else: no trip (_check)
-            return self._check(symbol)
-        return None
+        """One volume sample (:meth:`on_volumes` of one)."""
+        trips = self.on_volumes(((symbol, 0.0, 0.0, volume),))
+        return trips[0][1] if trips else None
+
+    def on_volumes(self, samples: Iterable[tuple[str, float, float, float]]
+                   ) -> list[tuple[int, Trip]] | None:
+        """Volume samples ``(symbol, ..., ..., quote volume)`` in order: the trips they
+        fire, each with its sample's index (None: none fired)."""
+        volumes, floor, held = self.volume, self.min_volume, self.held
+        trips: list[tuple[int, Trip]] | None = None
+        for i, (symbol, _, _, volume) in enumerate(samples):
+            volumes[symbol] = volume
+            if volume < floor and symbol in held:  # else: no trip (_check)
+                trip = self._check(symbol)
+                if trip is not None:
+                    if trips is None:
+                        trips = []
+                    trips.append((i, trip))
+        return trips
 
     def on_holdings(self, symbols: set[str]) -> Trip | None:
         self.held = symbols

@@ -62,8 +62,9 @@ class DrawdownTrigger:
             return None  # at the peak: no drawdown (and a limit is > 0)
         if peak <= 0:
             return None
-        drawdown = (peak - equity) / peak * 100
-        if drawdown >= self.max_percent:
+        # (peak - equity) / peak * 100 >= max, compared as products: no division a sample
+        if (peak - equity) * 100 >= self.max_percent * peak:
+            drawdown = (peak - equity) / peak * 100
             return Trip(self.name, f"drawdown {_pct(drawdown)} from peak {self.peak} "
                                    f"(limit {_pct(self.max_percent)})",
                         (("equity", str(equity)), ("peak", str(self.peak)),
@@ -87,7 +88,7 @@ class DailyLossTrigger:
         self.tz = ZoneInfo(timezone)
         self.day: str | None = None
         self.start_equity: Decimal | None = None
-        self.loss_pct = Decimal(0)
+        self._loss = (Decimal(0), Decimal(1))  # (start - equity, start) of the last sample
         # the local day last named and the wall times it spans: a sample within them is of
         # that day without a date conversion (every market step is a sample)
         self._span = (math.inf, -math.inf, "")
@@ -111,21 +112,29 @@ class DailyLossTrigger:
         day = self.day_of(wall)
         if day != self.day:
             self.day, self.start_equity = day, equity
-        assert self.start_equity is not None
-        if self.start_equity <= 0:
+        start = self.start_equity
+        assert start is not None
+        if start <= 0:
             return None
-        self.loss_pct = (self.start_equity - equity) / self.start_equity * 100
-        if self.loss_pct >= self.max_percent:
+        loss = self._loss = (start - equity, start)
+        # loss / start * 100 >= max, compared as products: no division a sample
+        if loss[0] * 100 >= self.max_percent * start:
             return Trip(self.name, f"daily loss {_pct(self.loss_pct)} of the day's starting "
                                    f"equity {self.start_equity} (limit {_pct(self.max_percent)})",
                         (("equity", str(equity)), ("day_start_equity", str(self.start_equity)),
                          ("loss_pct", f"{float(self.loss_pct):.4f}"), ("day", day)))
         return None
 
+    @property
+    def loss_pct(self) -> Decimal:
+        """The last sample's loss, in percent of the day's starting equity."""
+        loss, start = self._loss
+        return loss / start * 100
+
     def holding(self, wall: float) -> str | None:
         """Why the breaker must stay open now, if this trigger says so."""
         day = self.day_of(wall)
-        if day == self.day and self.loss_pct >= self.max_percent:
+        if day == self.day and self._loss[0] * 100 >= self.max_percent * self._loss[1]:
             return f"daily loss limit reached for {day}"
         return None
 
