@@ -168,15 +168,20 @@ class BreakerGate:
     def check(self, intent: OrderIntent) -> Permission:
         state = self.state
         if state is BreakerState.CLOSED:
-            return Permission(True, state, "closed")
+            return _CLOSED
         if state is BreakerState.HALTED:
             return Permission(False, state, f"halted: {self.reason}")
         if intent.reduces_exposure:
-            return Permission(True, state, "reduces exposure")
+            return _REDUCES[state]
         if state is BreakerState.HALF_OPEN and next(self._slots) < self.probes:
             return Permission(True, state, "half-open probe", probe=True)
         return Permission(False, state, f"{state.value}: {self.reason}")
 
+
+# the answers that do not depend on the gate's reason, made once (one per order otherwise)
+_CLOSED = Permission(True, BreakerState.CLOSED, "closed")
+_REDUCES = MappingProxyType({state: Permission(True, state, "reduces exposure")
+                             for state in BreakerState})
 
 # breaker_state on the metrics endpoint: higher means less trading allowed.
 STATE_NUMBERS = MappingProxyType({
