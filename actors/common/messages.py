@@ -70,9 +70,12 @@ class Fill:
             raise InvalidFill("fill_id must not be empty")
         if not self.symbol:
             raise InvalidFill(f"fill {self.fill_id}: symbol must not be empty")
-        object.__setattr__(self, "side", Side(self.side))
+        if type(self.side) is not Side:  # a Side already is one: no enum lookup
+            object.__setattr__(self, "side", Side(self.side))
         for name in ("quantity", "price", "fee"):
-            object.__setattr__(self, name, to_decimal(getattr(self, name), name))
+            value = getattr(self, name)
+            if type(value) is not Decimal or not value.is_finite():  # else: kept as it is
+                object.__setattr__(self, name, to_decimal(value, name))
         if self.quantity <= 0:
             raise InvalidFill(f"fill {self.fill_id}: quantity must be > 0")
         if self.price <= 0:

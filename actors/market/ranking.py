@@ -39,7 +39,7 @@ class RankingRules(BaseModel):
 
 class Window:
     """One symbol's last ``bars`` bars: their 1-bar log returns (and squares), their quote
-    volumes, and the last close."""
+    volumes, and the last close (:meth:`Scanner.push` fills it)."""
 
     __slots__ = ("close", "quote", "returns", "squares")
 
@@ -48,14 +48,6 @@ class Window:
         self.quote: deque[float] = deque(maxlen=bars)
         self.returns: deque[float] = deque(maxlen=bars - 1)  # the first bar has none
         self.squares: deque[float] = deque(maxlen=bars - 1)
-
-    def push(self, bar: Bar) -> None:
-        if self.quote:
-            r = math.log(bar.close / self.close)
-            self.returns.append(r)
-            self.squares.append(r * r)
-        self.quote.append(bar.volume * bar.close)
-        self.close = bar.close
 
     def volatility_pct(self) -> float:
         """Standard deviation of the 1-bar log returns (population), in percent."""
@@ -81,11 +73,18 @@ class Scanner:
         """One market step's bars; the candidates after it (ranked anew every
         ``cycle_bars`` steps)."""
         windows = self.windows
-        for bar in bars:
+        log = math.log
+        for bar in bars:  # each bar into its symbol's window, inline: every bar comes here
             window = windows.get(bar.symbol)
             if window is None:
                 window = windows[bar.symbol] = Window(self.rules.window_bars)
-            window.push(bar)
+            close = bar.close
+            if window.quote:
+                r = log(close / window.close)
+                window.returns.append(r)
+                window.squares.append(r * r)
+            window.quote.append(bar.volume * close)
+            window.close = close
         self.steps += 1
         if self.steps % self.rules.cycle_bars == 0:
             self._rank()

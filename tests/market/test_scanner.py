@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.market.contract import Bar, Bars, ScannedBars
-from actors.market.ranking import Window
+from actors.market.ranking import RankingRules, Scanner
 from actors.market.scanner import ScannerActor
 from supervisor import ChildSpec, Runtime, SupervisorSpec
 from tests.support.position_helpers import Inbox
@@ -24,9 +24,10 @@ closes = st.lists(st.floats(min_value=0.01, max_value=1e5, allow_nan=False), min
 def test_a_window_gives_the_volatility_and_volume_of_its_last_bars(
     prices: list[float], size: int
 ) -> None:
-    window = Window(size)
+    scanner = Scanner(RankingRules(window_bars=size))
     for i, close in enumerate(prices):
-        window.push(Bar("X", 60.0 * i, close, close, close, close, float(i + 1)))
+        scanner.push([Bar("X", 60.0 * i, close, close, close, close, float(i + 1))])
+    window = scanner.windows["X"]
     last = prices[-size:]
     returns = [math.log(b / a) for a, b in pairwise(last)]
     mean = sum(returns) / len(returns)
