@@ -32,6 +32,12 @@ install): in an editable checkout where ``PYTHONDONTWRITEBYTECODE`` is set, as o
 machine, Python would otherwise compile each of the command's 140 modules from source
 at every start (0.1-0.2 s of start-up the user's install does not have).
 
+``machine_reference_s``: the fastest of three runs of a fixed pure-Python workload
+(calls, float maths, dicts, Decimals, the mix of the backtest's loop), timed in this
+process before anything else. Machines of the same kind differ in speed (the same
+commit's backtest has taken 7.1 s on one and 13.2 s on another); the figure tells a
+reader which kind of machine the others were measured on.
+
 ``backtest_vs_tree`` is their ratio. Targets: backtest >= 5x the tree, >= 100,000
 candles/s, <= 300 MB, start-up <= 1.5 s. ``--quick`` uses 10 x 10,000 candles and 500
 tree steps.
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import decimal
 import json
 import logging
 import math
@@ -245,6 +252,35 @@ def tree_side(config: Path) -> dict[str, Any]:
             "tree_orders": orders.orders}
 
 
+# -- the machine -------------------------------------------------------------------------------
+def _reference_workload() -> float:
+    """A fixed pure-Python workload: the mix of the backtest's loop in miniature."""
+    table: dict[int, float] = {}
+    total = 0.0
+    for i in range(200_000):
+        x = math.log(1.0 + (i % 97) / 100.0)
+        table[i % 31] = x
+        total += _square(x)
+    money = decimal.Decimal("0")
+    for i in range(50_000):
+        money += decimal.Decimal(repr(1.0 + i / 7.0)) * decimal.Decimal("0.001")
+    return total + float(money)
+
+
+def _square(x: float) -> float:
+    return x * x
+
+
+def machine_reference_s() -> float:
+    """The fastest of three runs of :func:`_reference_workload`."""
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        _reference_workload()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
 # -- the run -----------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(args.data) if args.data else Path(tempfile.gettempdir()) / \
@@ -252,7 +288,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = make_data(root, args.symbols, args.rows)
     result: dict[str, Any] = {"symbols": args.symbols, "rows": args.rows,
-                              "data": str(data), "data_ready_s": time.perf_counter() - t0}
+                              "data": str(data), "data_ready_s": time.perf_counter() - t0,
+                              "machine_reference_s": machine_reference_s()}
     with tempfile.TemporaryDirectory(prefix="bv-bench-backtest-") as tmp:
         config = make_config(data, Path(tmp), args.tree_steps)
         if not args.tree_only:
@@ -290,6 +327,8 @@ def render(r: dict[str, Any]) -> str:
          f"{_fmt(r.get('tree_candles'))} candles in {_fmt(r.get('tree_seconds'), ' s')} "
          "through the live tree at full speed"),
         ("backtest / tree", _fmt(r.get("backtest_vs_tree"), "x"), "target >= 5x"),
+        ("machine reference", f"{r['machine_reference_s']:.3f} s",
+         "a fixed pure-Python workload (smaller is a faster machine)"),
     ]
     width = max(len(name) for name, _, _ in rows)
     vwidth = max(len(value) for _, value, _ in rows)
