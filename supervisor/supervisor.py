@@ -13,7 +13,6 @@ leaves its replacement's children alone.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.actor import SupervisedActor
 from supervisor.backoff import IntensityWindow
 from supervisor.cell import Cell, CellRuntime, ChildExited, ChildFailed
+from supervisor.child_report import child_info, count_children
 from supervisor.commands import (
     ChildInfo,
     CountChildren,
@@ -40,6 +40,7 @@ from supervisor.commands import (
 from supervisor.error_handler import Directive, ErrorHandler, Severity
 from supervisor.errors import RestartIntensityExceeded, StartFailed
 from supervisor.events import EventKind
+from supervisor.fallback import PrimaryRetries, RetryPrimary, fall_back, try_primary
 from supervisor.lifecycle import ChildState, Lifecycle
 from supervisor.mailbox import Envelope
 from supervisor.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
@@ -62,21 +63,13 @@ __all__ = [
 ]
 
 
-# -- timer messages a supervisor sends itself (its commands: supervisor.commands) ------------
+# -- the timer message a supervisor sends itself (its commands: supervisor.commands; the
+# primary's retry: supervisor.fallback) ---------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RestartDue:
     """Timer message: start these waiting children now."""
 
     children: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPrimary:
-    """Timer message: try the primary of a child running its fallback (``attempt`` tells
-    the retry armed last from one it replaced)."""
-
-    child: str
-    attempt: int
 
 
 class Supervisor(SupervisedActor):
@@ -91,13 +84,7 @@ class Supervisor(SupervisedActor):
         self._own = own
         self._order: list[str] = []
         self._window = IntensityWindow(spec.intensity.max_restarts, spec.intensity.within_seconds)
-        self._primary_tries = itertools.count(1)
-        # Primary retries of children on their fallback: the attempt armed for each (a
-        # timer, or a message already sent), and those that fell due while the fallback was
-        # not running (made as soon as it runs again). They belong to this instance, as its
-        # timers do; a new instance arms them again when it starts a fallback.
-        self._retry_armed: dict[str, int] = {}
-        self._retry_due: set[str] = set()
+        self._retries = PrimaryRetries()  # this instance's, as its timers are
         self._thread_ident: int | None = None  # its own thread, from on_start on (holds)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -309,7 +296,7 @@ class Supervisor(SupervisedActor):
         if ran_for is not None and ran_for >= self.spec.backoff.reset_after:
             cell.consecutive_failures = 0
         cell.consecutive_failures += 1
-        fell_back = self._maybe_fall_back(cell, forced=directive is Directive.FALLBACK)
+        fell_back = fall_back(cell, forced=directive is Directive.FALLBACK)
         group = self._group(cell.name, pending or [])
         for other in reversed(group):
             other_cell = self._cell_of(other)
@@ -355,22 +342,6 @@ class Supervisor(SupervisedActor):
             group.append(child)
         return group
 
-    def _maybe_fall_back(self, cell: Cell, *, forced: bool) -> bool:
-        fallback = cell.spec.fallback
-        if fallback is None or cell.using_fallback:
-            return False
-        if not forced and cell.consecutive_failures < fallback.after:
-            return False
-        cell.using_fallback = True
-        cell.emit(
-            EventKind.FELL_BACK,
-            Severity.WARNING,
-            reason=f"after {cell.consecutive_failures} failure(s) in a row: "
-            f"{fallback.description or 'fallback'}",
-        )
-        cell.consecutive_failures = 0
-        return True
-
     def _child_started(self, cell: Cell) -> None:
         """``cell`` has just started (by any path). A fallback gets its primary retry: the
         one that fell due while it was not running is made now; else one is armed, unless
@@ -379,19 +350,18 @@ class Supervisor(SupervisedActor):
         fallback = cell.spec.fallback
         if not cell.using_fallback or fallback is None or fallback.retry_primary_after is None:
             return
-        name = cell.name
-        if name in self._retry_due:
-            self._retry_due.discard(name)
-            attempt = self._retry_armed[name] = next(self._primary_tries)
-            self._tell_self(RetryPrimary(name, attempt))
-        elif name not in self._retry_armed:
-            attempt = self._retry_armed[name] = next(self._primary_tries)
-            self.ctx.schedule(fallback.retry_primary_after, RetryPrimary(name, attempt))
+        armed = self._retries.arm(cell.name)
+        if armed is None:
+            return
+        retry, now = armed
+        if now:
+            self._tell_self(retry)
+        else:
+            self.ctx.schedule(fallback.retry_primary_after, retry)
 
     def _on_retry_primary(self, msg: RetryPrimary) -> None:
-        if self._retry_armed.get(msg.child) != msg.attempt:
+        if not self._retries.take(msg):
             return  # a retry this instance did not arm last (replaced by a newer one)
-        del self._retry_armed[msg.child]
         cell = self._cell_of(msg.child)
         fallback = cell.spec.fallback if cell is not None else None
         if cell is None or fallback is None or not cell.using_fallback:
@@ -399,24 +369,14 @@ class Supervisor(SupervisedActor):
         if cell.state is not ChildState.RUNNING:
             # The fallback itself is restarting (or stopped by hand): the retry is made as
             # soon as it runs again (_child_started), not dropped.
-            self._retry_due.add(cell.name)
+            self._retries.wait(cell.name)
             return
-        cell.stop_instance(close=False, reason="trying the primary again")
-        cell.using_fallback = False
-        error = cell.start_instance()
-        if error is None:
-            cell.consecutive_failures = 0
-            cell.emit(EventKind.PRIMARY_RESTORED, Severity.INFO, reason="primary is back")
-            return
-        cell.emit(EventKind.START_FAILED, Severity.WARNING, error=error, reason="primary retry")
-        cell.using_fallback = True
-        error = cell.start_instance()
-        if error is None:
+        error = try_primary(cell)
+        if error is not None:  # neither starts: a crash of the child
+            self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
+        elif cell.using_fallback:  # the primary failed again; the fallback is back
             self._child_started(cell)  # the next retry
             cell.emit(EventKind.RESTARTED, Severity.INFO, reason="fallback in place of the primary")
-        else:
-            cell.emit(EventKind.START_FAILED, Severity.ERROR, error=error)
-            self._handle_loss(cell, error, Directive.RESTART, abnormal=True, ran_for=None)
 
     def _escalate(self, reason: str) -> None:
         own = self._own
@@ -459,8 +419,7 @@ class Supervisor(SupervisedActor):
                 cell.emit(EventKind.STOPPED, Severity.INFO, reason=reason)
 
     def _forget(self, child: str) -> None:
-        self._retry_armed.pop(child, None)
-        self._retry_due.discard(child)
+        self._retries.forget(child)
         if child in self._order:
             self._order.remove(child)
         own = self._own
@@ -560,29 +519,13 @@ class Supervisor(SupervisedActor):
         return None
 
     def _info(self, cell: Cell) -> ChildInfo:
-        now = self.ctx.clock.now()
-        running = cell.state is ChildState.RUNNING
-        return ChildInfo(
-            id=cell.name,
-            kind=cell.spec.kind,
-            state=cell.state.value,
-            restart=cell.spec.restart.value,
-            restarts=cell.restarts,
-            incarnation=cell.incarnation,
-            uptime=(now - cell.started_at) if running else None,
-            mailbox=len(cell.mailbox),
-            fallback_active=cell.using_fallback,
-            last_error=cell.last_error,
-        )
+        return child_info(cell, self.ctx.clock.now())
+
+    def _cells(self) -> list[Cell]:
+        return [c for c in (self._cell_of(x) for x in self._order) if c is not None]
 
     def _which_children(self) -> list[ChildInfo]:
-        return [self._info(c) for c in (self._cell_of(x) for x in self._order) if c is not None]
+        return [self._info(c) for c in self._cells()]
 
     def _count_children(self) -> dict[str, int]:
-        cells = [c for c in (self._cell_of(x) for x in self._order) if c is not None]
-        return {
-            "specs": len(cells),
-            "active": sum(1 for c in cells if c.state is ChildState.RUNNING),
-            "supervisors": sum(1 for c in cells if c.spec.is_supervisor),
-            "workers": sum(1 for c in cells if not c.spec.is_supervisor),
-        }
+        return count_children(self._cells())

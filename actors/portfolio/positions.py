@@ -23,7 +23,6 @@ from actors.common.messages import Alert, Fill, HaltTrading, InvalidFill
 from actors.common.settings_types import StatePath
 from actors.common.wal_checkpoint import Checkpointer
 from actors.market.contract import MarkPrices
-from actors.portfolio.book import ZERO
 from actors.portfolio.contract import (
     Conflict,
     EquitySample,
@@ -51,6 +50,7 @@ from actors.portfolio.contract import (
 )
 from actors.portfolio.gathering import Round, RoundDue, ViewGathering
 from actors.portfolio.ledger import Ledger, Rejected
+from actors.portfolio.positions_reply import positions_reply
 from actors.portfolio.reconcile import LedgerState, Reconciler, Resolution
 from actors.portfolio.valuation import Valuation, Valuer
 from supervisor import SupervisedActor
@@ -201,7 +201,7 @@ class PositionActor(SupervisedActor):
             case GetPortfolio():
                 return self.snapshot()
             case OperatorCommand():
-                return self._operator(message)
+                return positions_reply(message.command, self.snapshot())
             case GetTrades(limit):
                 return self.ledger.trades(limit)
             case HasOrder(coid):
@@ -331,32 +331,6 @@ class PositionActor(SupervisedActor):
             exposure_by_symbol=valued.exposure,
             marks=dict(self.marks),
         )
-
-    def _operator(self, command: OperatorCommand) -> dict[str, Any]:
-        """`botvisor positions`: balances, PnL, equity and open positions, as JSON data
-        (amounts as exact decimal strings)."""
-        if command.command not in ("show", "status"):
-            return {"error": f"positions: unknown command {command.command!r} (show)",
-                    "code": 2}
-        snap = self.snapshot()
-        rows = []
-        for symbol, view in sorted(snap.positions.items()):
-            mark = snap.marks.get(symbol)
-            rows.append({
-                "symbol": symbol, "quantity": str(view.quantity),
-                "avg_price": str(view.avg_price),
-                "mark": str(mark) if mark is not None else None,
-                "exposure": str(snap.exposure_by_symbol.get(symbol, ZERO)),
-                "unrealized_pnl": (str((mark - view.avg_price) * view.quantity)
-                                   if mark is not None else None),
-                "updated_at": view.updated_at,
-            })
-        return {
-            "seq": snap.seq, "starting_cash": str(snap.starting_cash), "cash": str(snap.cash),
-            "equity": str(snap.equity), "realized_pnl": str(snap.realized_pnl),
-            "unrealized_pnl": str(snap.unrealized_pnl), "fees": str(snap.fees),
-            "gross_exposure": str(snap.gross_exposure), "positions": rows,
-        }
 
     def ledger_view(self) -> LedgerState:
         book = self.ledger.book

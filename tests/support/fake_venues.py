@@ -428,7 +428,7 @@ class FakeBinanceStream:
     def push(self, market_id: str, candle: Candle, closed: bool, interval: str = "1m",
              interval_ms: int = MINUTE_MS) -> int:
         """Send ``candle`` as a kline event to ``market_id``'s subscribers; how many got it
-        (0 while stalled)."""
+        (0 while stalled; a connection cut by :meth:`drop` gets nothing)."""
         t, o, h, lo, c, v = candle
         event = {"e": "kline", "E": t + interval_ms - 1 if closed else t + 1, "s": market_id,
                  "k": {"t": t, "T": t + interval_ms - 1, "s": market_id, "i": interval,
@@ -441,12 +441,19 @@ class FakeBinanceStream:
                 self.swallowed += 1
                 return 0
             conns = list(self.subscribers.get(name, []))
+        from websockets.exceptions import ConnectionClosed
+
         data = json.dumps(event)
+        reached = 0
         for conn in conns:
-            conn.send(data)
+            try:
+                conn.send(data)
+            except (OSError, ConnectionClosed):
+                continue  # cut by drop(); its session has not yet taken it off the list
+            reached += 1
         with self.lock:
-            self.sent += len(conns)
-        return len(conns)
+            self.sent += reached
+        return reached
 
     def drop(self) -> int:
         """Cut every connection at the socket (no close frame); how many were cut."""

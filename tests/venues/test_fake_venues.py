@@ -110,7 +110,7 @@ async def _watch(venue: FakeBinance, stream: FakeBinanceStream) -> None:
         assert as_floats(got) == as_floats([list(c0)])
         for candle, closed in ((c0, True), (c1, False)):
             watch = asyncio.create_task(ex.watch_ohlcv("BTC/USDT", "1m"))
-            await asyncio.sleep(0.05)
+            await _waiting(ex)
             stream.push(MARKET_ID, candle, closed=closed)
             got = await asyncio.wait_for(watch, 5)
             assert as_floats(got[-1:]) == as_floats([list(candle)])
@@ -128,7 +128,7 @@ async def _watch(venue: FakeBinance, stream: FakeBinanceStream) -> None:
 
         # a drop: the pending watch fails with a network error; the next one reconnects
         watch = asyncio.create_task(ex.watch_ohlcv("BTC/USDT", "1m"))
-        await asyncio.sleep(0.1)
+        await _waiting(ex)
         assert stream.drop() == 1
         with pytest.raises(ccxt.NetworkError):
             await asyncio.wait_for(watch, 5)
@@ -139,6 +139,17 @@ async def _watch(venue: FakeBinance, stream: FakeBinanceStream) -> None:
         assert got[-1][0] == c3[0]
     finally:
         await ex.close()
+
+
+async def _waiting(ex: Any) -> None:
+    """Until a watch waits on the stream: ccxt.pro resolves only the futures that exist
+    when a message comes, so a candle pushed before that would be missed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not any(client.futures for client in ex.clients.values()):
+        if loop.time() > deadline:
+            raise TimeoutError("no watch is waiting on the stream")
+        await asyncio.sleep(0.001)
 
 
 # -- Kraken over REST ------------------------------------------------------------------------
