@@ -26,13 +26,14 @@ from actors.backtest.table import print_summary, to_json
 from actors.backtest.tree import load_setup
 from actors.common import when
 from actors.common.process_age import process_age
+from actors.strategies.runner import escalated
 from supervisor.host.command_plugins import HostCommand
 from supervisor.host.config_errors import ConfigError
 from supervisor.host.logs import printable
 
 __all__ = ["BacktestCommand", "parse_when"]
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
@@ -80,6 +81,15 @@ class BacktestCommand(HostCommand):
         except KeyboardInterrupt:
             print("botvisor backtest: interrupted", file=sys.stderr)
             return 130
+        except Exception as exc:
+            where = escalated(exc)
+            if where is None:
+                raise
+            print(f"botvisor backtest: {where} raised {type(exc).__name__}: "
+                  f"{printable(str(exc), 400)}, which the error handler escalates: the "
+                  "backtest stops there (live, the evaluator's supervisor takes it)",
+                  file=sys.stderr)
+            return EXIT_FAILED
 
 
 def _backtest(args: argparse.Namespace) -> int:

@@ -43,8 +43,9 @@ from actors.market.contract import BadBar, Bar
 from actors.market.data import check_bar
 from actors.market.ranking import Scanner
 from actors.portfolio.book import PositionBook
-from actors.portfolio.contract import EquitySample, PortfolioSnapshot
-from actors.portfolio.valuation import Valuer
+from actors.portfolio.contract import EquitySample, LedgerEvent, PortfolioSnapshot
+from actors.portfolio.ledger_judge import book_problems, impossible_book
+from actors.portfolio.valuation import Valuation, Valuer
 from actors.risk.contract import BreakerGate
 from actors.risk.effects import Effect, RecoverAt, Remember, Transitioned
 from actors.risk.machine import BreakerCore
@@ -59,6 +60,7 @@ _NO_FILLS: list[Fill] = []
 _NO_BUYS: list[InFlightBuy] = []
 _NO_SYMBOLS: set[str] = set()
 PROGRESS_EVERY = 1000  # steps between two progress calls
+_TRIPPED = ("open", "halted")  # a transition into one of these is a BreakerTrip
 
 
 class CheckedStep(list[Bar]):
@@ -74,13 +76,22 @@ class CheckedStep(list[Bar]):
 class NothingInFlight:
     """The executor's in-flight state in a backtest: every order is answered and every
     fill recorded within its step, so nothing is ever out, and no earlier instance could
-    have sent a signal (``checked_through`` is minus infinity)."""
+    have sent a signal (``checked_through`` is minus infinity). Owns the client order ids
+    sent in the run: one is never sent twice (two requests with one id, as candles less
+    than a second apart give, are one order, as the executor and the venue make them)."""
 
     checked_through = float("-inf")
     halt_pending = False
 
+    def __init__(self) -> None:
+        self._done: dict[str, OrderPhase] = {}
+
+    def answered(self, coid: str, *, filled: bool) -> None:
+        """``coid`` was sent and the venue answered it: filled, or refused."""
+        self._done[coid] = OrderPhase.FILLED if filled else OrderPhase.REJECTED
+
     def phase(self, coid: str) -> OrderPhase | None:
-        return None
+        return self._done.get(coid)
 
     def has_sale(self, symbol: str) -> bool:
         return False
@@ -134,6 +145,7 @@ class Backtest:
         self._signals: list[Request] = []
         self._snap: PortfolioSnapshot | None = None
         self._snap_seq = -1
+        self._valued: Valuation | None = None
         self._flat: EquitySample | None = None
         self._flat_seq = -1
 
@@ -170,7 +182,7 @@ class Backtest:
         effects = breaker.samples(samples, at)
         if effects:
             self._apply(effects, at)
-        self._snap = None  # the marks move with every step
+        self._snap = self._valued = None  # the marks move with every step
         positions = self.book.positions
         requests = self._signals
         if positions:  # 3. the exit rules on the held symbols (and their marks)
@@ -185,17 +197,23 @@ class Backtest:
                                            self.plans.get(symbol))
                 watches[symbol] = watch
                 if reason is not None:
-                    requests.append(ExitRequest(f"exit:{reason}:{symbol}:{int(bar.at)}",
-                                                symbol, reason, bar.close, bar.at))
+                    requests.append(ExitRequest.on(bar, reason))
         candidates = self.scanner.push(good)  # 4. the scanner, 5. the strategies
         runner = self.runner
         runner.positions(self.seq, positions)
         runner.on_candles(good, candidates, positions, self)
-        if requests:  # 6. each exit request, then each signal: decided, priced, booked
+        # 6. the equity sample on the step's marks, before anything is decided (the position
+        # actor's, as the marks come); 7. each exit request, then each signal: decided,
+        # priced, booked, each fill followed by a sample (the position actor's, after a commit)
+        equity = self._sample(at)
+        if requests:
             self._signals = []
             for request in requests:
-                self._execute(request, at)
-        self._mark(at)  # 7. mark to market, the equity sample, the curve point
+                filled = self._execute(request, at)
+                if filled:
+                    equity = self._sample(at)
+        self.times.append(at)  # 8. the curve point: the equity of the step's last sample
+        self.equity.append(float(equity))
 
     def _check(self, items: Sequence[Bar | BadBar]
                ) -> tuple[list[Bar], list[tuple[str, float, float, float]]]:
@@ -222,7 +240,8 @@ class Backtest:
             self._seen_at = max(self._seen_at, item.at)
         return good, samples
 
-    def _execute(self, request: Request, at: float) -> None:
+    def _execute(self, request: Request, at: float) -> bool:
+        """Decide ``request`` and carry out the decision; True when a fill was booked."""
         decision = decide(request, self._snapshot(), self.gate, self.flight,
                           self.setup.limits)
         if type(decision) is not Place:
@@ -230,7 +249,7 @@ class Backtest:
                 self.skipped[decision.reason.value] += 1
             elif type(decision) is Refuse:
                 self.skipped["refused"] += 1
-            return
+            return False
         place = decision
         assert isinstance(place, Place)
         symbol = request.symbol
@@ -238,18 +257,16 @@ class Backtest:
                                                   Decimal(repr(request.price)))
         breaker = self.breaker
         held = self.book.positions.get(symbol)
-        priced = filled = qty > 0  # the venue's answer: filled, or refused (no quantity)
-        if priced:
+        filled = qty > 0  # the venue's answer: filled, or refused (no quantity)
+        self.flight.answered(place.coid, filled=filled)
+        if filled:
             fill = Fill(f"{place.coid}-1", place.coid, symbol, place.side, qty, price, fee,
                         at, "paper")
-            try:
-                self.book.apply(fill)
-            except InvalidFill:  # the ledger refuses it (an overspend): not booked
-                filled = False
-        self._apply(breaker.api_result(priced, now=at, wall=at), at)
-        if filled:
             self.seq += 1
-            self._snap = None
+            problems = self._book(fill)
+        self._apply(breaker.api_result(filled, now=at, wall=at), at)
+        if filled:
+            self._snap = self._valued = None
             if place.side is Side.BUY:
                 strategy = request.strategy if isinstance(request, Signal) else ""
                 self.opened[symbol] = (strategy, at, fee)
@@ -263,10 +280,25 @@ class Backtest:
                 if realized != 0:
                     self._apply(breaker.trade_closed(realized, at), at)
                 self._closed(held.avg_price, fill, realized, request.reason)
+            if problems:  # as the position actor halts trading on an impossible book
+                self._apply(breaker.halt(impossible_book(problems), "positions", at), at)
         else:
             self.skipped["rejected"] += 1
         if place.permission.probe:
-            self._apply(breaker.probe(priced, "filled" if priced else "rejected", at), at)
+            self._apply(breaker.probe(filled, "filled" if filled else "rejected", at), at)
+        return filled
+
+    def _book(self, fill: Fill) -> list[str]:
+        """Book a venue's fill as the ledger records one, as a fact, and judge the book as
+        the ledger does (``book_problems``): what is impossible about it now (nothing, but
+        for a fill that overspends or sells more than is held)."""
+        try:
+            self.book.apply(fill)  # the book's own check: refuses what would be impossible
+        except InvalidFill:
+            self.book.apply(fill, check=False)
+            return book_problems(self.book, [LedgerEvent(self.seq, fill)],
+                                 allow_short=self.setup.allow_short)
+        return []
 
     def _closed(self, entry: Decimal, fill: Fill, realized: Decimal, reason: str) -> None:
         symbol, at, fee = fill.symbol, fill.at, fill.fee
@@ -285,7 +317,7 @@ class Backtest:
         snap = self._snap
         if snap is None or self._snap_seq != self.seq:
             book = self.book
-            valued = self.valuer.value(book.positions, self.marks)
+            valued = self._valuation()
             snap = self._snap = PortfolioSnapshot(
                 self.seq, book.cash, self.setup.starting_cash, book.cash + valued.market_value,
                 book.realized_pnl, valued.unrealized, book.fees, valued.gross_exposure,
@@ -293,10 +325,19 @@ class Backtest:
             self._snap_seq = self.seq
         return snap
 
-    def _mark(self, at: float) -> None:
+    def _valuation(self) -> Valuation:
+        """The book valued at the marks, once for each state of them (the step's marks, a
+        fill) however many samples and decisions read it."""
+        valued = self._valued
+        if valued is None:
+            valued = self._valued = self.valuer.value(self.book.positions, self.marks)
+        return valued
+
+    def _sample(self, at: float) -> Decimal:
+        """The equity sample to the breaker, as the position actor tells it; the equity."""
         book = self.book
         if book.positions:
-            valued = self.valuer.value(book.positions, self.marks)
+            valued = self._valuation()
             equity = book.cash + valued.market_value
             sample = EquitySample(equity, valued.gross_exposure, valued.exposure)
         else:
@@ -304,9 +345,10 @@ class Backtest:
                 self._flat, self._flat_seq = EquitySample(book.cash, ZERO, _EMPTY), self.seq
             sample = self._flat
             equity = book.cash
-        self._apply(self.breaker.equity(sample, at), at)
-        self.times.append(at)
-        self.equity.append(float(equity))
+        effects = self.breaker.equity(sample, at)
+        if effects:
+            self._apply(effects, at)
+        return equity
 
     def _apply(self, effects: tuple[Effect, ...], at: float) -> None:
         """Carry out the breaker's effects in simulated time: a transition publishes a new
@@ -317,7 +359,7 @@ class Backtest:
             if kind is Transitioned:
                 self.gate = self.breaker.gate().continuing(self.gate)
                 transition = effect.transition  # type: ignore[union-attr]
-                if transition.state == "open" and transition.previous != "open":
+                if transition.state in _TRIPPED and transition.previous != transition.state:
                     self.trips.append(BreakerTrip(at, transition.reason))
             elif kind is RecoverAt:
                 heapq.heappush(self._timers, (effect.wall, effect.token))  # type: ignore[union-attr]

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from actors.backtest.setup import BacktestSetup
-from actors.execution.exit_rules import ExitRules
 from actors.market.ranking import RankingRules
 from actors.risk.settings import BreakerRules
 from actors.strategies.loading import resolve_entries
-from actors.venues.paper_pricing import FillPricing
 from supervisor.host.config import load_config
 from supervisor.host.wiring import Configured
 from supervisor.spec import SupervisorSpec
@@ -87,12 +85,9 @@ def setup_from_tree(spec: SupervisorSpec, source: str = "<config>") -> BacktestS
         strategies=resolve_entries(evaluator.strategies),
         entry_timeout_bars=evaluator.entry_timeout_bars,
         limits=executor.limits(),
-        exits=ExitRules(exits.stop_loss_pct, exits.take_profit_pct, exits.trailing_pct,
-                        exits.trailing_activation_pct, exits.time_stop_seconds,
-                        exits.repeat_after_seconds),
+        exits=exits.rules(),
         breaker=rules,
-        pricing=FillPricing(exchange.fee_bps, exchange.slippage_bps, exchange.quantity_places,
-                            exchange.price_places),
+        pricing=exchange.pricing(),
         starting_cash=positions.starting_cash,
         allow_short=positions.allow_short,
     )

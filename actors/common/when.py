@@ -4,7 +4,8 @@
 milliseconds) all take times such as ``--from 2026-01-01`` through :func:`parse_when`. An
 ISO 8601 text without a zone is UTC; a trailing ``Z`` is UTC. A bare number is in the unit
 the command documents; a non-finite one (``nan``, ``inf``) is refused. A bad text raises
-:class:`WhenError` (a ValueError) naming the option.
+:class:`WhenError` (a ValueError) naming the option. :func:`format_when` writes a time the
+way messages show it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ import math
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["WhenError", "parse_when"]
+__all__ = ["WhenError", "format_when", "parse_when"]
 
 _UNIT_TEXT = {"s": "epoch seconds", "ms": "ms since the epoch"}
+
+
+def format_when(at: float) -> str:
+    """Epoch seconds ``at`` as a UTC ISO 8601 time to the second.
+
+    >>> format_when(1767225660.5)
+    '2026-01-01T00:01:00Z'
+    """
+    return datetime.fromtimestamp(math.floor(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class WhenError(ValueError):

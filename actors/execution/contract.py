@@ -8,6 +8,10 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.market.contract import Bar
 
 __all__ = [
     "ExecutorStats",
@@ -27,6 +31,13 @@ class ExitRequest:
     reason: str  # stop_loss | take_profit | trailing_stop | time_stop
     price: float
     at: float
+
+    @classmethod
+    def on(cls, bar: Bar, reason: str) -> ExitRequest:
+        """The request an exit rule's ``reason`` makes on ``bar``: at its close, with the
+        id ``exit:<reason>:<symbol>:<whole seconds>`` (one per rule, symbol and time)."""
+        return cls(f"exit:{reason}:{bar.symbol}:{int(bar.at)}", bar.symbol, reason,
+                   bar.close, bar.at)
 
 
 def client_order_id(signal_id: str) -> str:

@@ -58,12 +58,16 @@ class ExitsActor(SupervisedActor):
         executor: Annotated[str, Peer(accepts=(ExitRequest,))] = "executor"
         positions: Annotated[str, Peer(publishes=PortfolioSnapshot)] = "positions"
 
+        def rules(self) -> ExitRules:
+            """The exit rules of these settings (the actor's, and a backtest's)."""
+            return ExitRules(self.stop_loss_pct, self.take_profit_pct, self.trailing_pct,
+                             self.trailing_activation_pct, self.time_stop_seconds,
+                             self.repeat_after_seconds)
+
     def __init__(self, settings: ExitsActor.Settings | None = None) -> None:
         super().__init__()
         s = self.settings = settings or ExitsActor.Settings()
-        self.rules = ExitRules(s.stop_loss_pct, s.take_profit_pct, s.trailing_pct,
-                               s.trailing_activation_pct, s.time_stop_seconds,
-                               s.repeat_after_seconds)
+        self.rules = s.rules()
         self.watch: dict[str, Watch] = {}  # published as they are (a copy of the values)
         self.requests: dict[str, int] = {}
         self._seq: int | None = None  # the ledger seq the watches were last pruned at
@@ -102,9 +106,7 @@ class ExitsActor(SupervisedActor):
             watch, reason = step(was, entry, bar, plan)
             if reason is not None:
                 self.requests[reason] = self.requests.get(reason, 0) + 1
-                self.ctx.try_tell(self.settings.executor, ExitRequest(
-                    f"exit:{reason}:{symbol}:{int(bar.at)}", symbol, reason, bar.close,
-                    bar.at))
+                self.ctx.try_tell(self.settings.executor, ExitRequest.on(bar, reason))
             if watch is not was:
                 watches[symbol] = watch
                 changed = True

@@ -17,7 +17,7 @@ from typing import Any
 from actors.portfolio.book import ZERO, PositionBook
 from actors.portfolio.contract import LedgerEvent
 
-__all__ = ["LATE_FILLS_SQL", "book_problems", "venue_order_problem"]
+__all__ = ["LATE_FILLS_SQL", "book_problems", "impossible_book", "venue_order_problem"]
 
 # the fills at or after a venue time, in venue order (an index on ``at``)
 LATE_FILLS_SQL = ("SELECT fill_id, symbol, side, quantity, price, fee, at FROM fills "
@@ -36,6 +36,13 @@ def book_problems(book: PositionBook, events: list[LedgerEvent], *,
                      for s, p in sorted(book.positions.items())
                      if s in touched and p.quantity < 0)
     return found
+
+
+def impossible_book(problems: Iterable[str]) -> str:
+    """Why trading halts on a book the venue's fills made impossible (``problems``: what
+    :func:`book_problems` or :func:`venue_order_problem` found)."""
+    return (f"the venue's fills make the ledger's book impossible ({'; '.join(problems)}); "
+            "recorded as facts; check the venue and the ledger, then `botvisor breaker close`")
 
 
 def venue_order_problem(book: PositionBook, fills: Iterable[tuple[Any, ...]], *,

@@ -50,6 +50,7 @@ from actors.portfolio.contract import (
 )
 from actors.portfolio.gathering import Round, RoundDue, ViewGathering
 from actors.portfolio.ledger import Ledger, Rejected
+from actors.portfolio.ledger_judge import impossible_book
 from actors.portfolio.positions_reply import positions_reply
 from actors.portfolio.reconcile import LedgerState, Reconciler, Resolution
 from actors.portfolio.valuation import Valuation, Valuer
@@ -283,9 +284,7 @@ class PositionActor(SupervisedActor):
         """The venue's fills make the book impossible: they are recorded (facts), and
         trading halts until an operator acts. The breaker is asked, so it is HALTED before
         the sender of these fills hears back; if it cannot answer, it is told."""
-        why = "; ".join(self.ledger.impossible)
-        reason = (f"the venue's fills make the ledger's book impossible ({why}); recorded "
-                  "as facts; check the venue and the ledger, then `botvisor breaker close`")
+        reason = impossible_book(self.ledger.impossible)
         log.critical("ledger %s: %s", self.settings.database, reason)
         halt = HaltTrading(reason, by="positions")
         try:

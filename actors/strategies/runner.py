@@ -33,6 +33,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from actors.common.messages import Side
+from actors.common.when import format_when
 from actors.market.contract import Bar
 from actors.strategies.api import TRIM_EVERY, Enter, Exit, Position, Strategy, StrategyParams, View
 from actors.strategies.contract import RunnerStats, Signal
@@ -308,7 +309,9 @@ class Runner:
                 sink: Sink, *, lane: _Lane | None = None) -> None:
         """Count and tell a failure of ``slot`` on ``bar`` (ESCALATE: raise it instead)."""
         decision = self.handler.classify(exc)
-        if decision.directive is Directive.ESCALATE:
+        if decision.directive is Directive.ESCALATE:  # the caller's failure now
+            exc.add_note(f"{_ESCALATED}strategy {slot.name} on {bar.symbol}, "
+                         f"the candle at {format_when(bar.at)}")
             raise exc
         slot.failures += 1
         if directive is Directive.STOP:
@@ -318,6 +321,19 @@ class Runner:
         self.faults[(slot.name, directive.value)] += 1
         sink.fault(StrategyFault(slot.name, bar.symbol, bar.at, directive, decision.severity,
                                  f"{type(exc).__name__}: {exc}", slot.failures))
+
+
+_ESCALATED = "escalated by the error handler: "
+
+
+def escalated(exc: BaseException) -> str | None:
+    """The strategy, symbol and candle of a failure the runner raised because the error
+    handler escalates it (``strategy NAME on SYMBOL, the candle at T``); None for any
+    other exception."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(_ESCALATED):
+            return note[len(_ESCALATED):]
+    return None
 
 
 def _window(strategy: Strategy) -> int:

@@ -73,10 +73,15 @@ class PaperExchange(SupervisedActor):
         # told to this actor directly: the newer bar of a symbol counts); None: only those
         market: Annotated[str | None, Peer(publishes=MarketCursor)] = "market"
 
+        def pricing(self) -> FillPricing:
+            """The fill pricing of these settings (the exchange's, and a backtest's)."""
+            return FillPricing(self.fee_bps, self.slippage_bps, self.quantity_places,
+                               self.price_places)
+
     def __init__(self, settings: PaperExchange.Settings | None = None) -> None:
         super().__init__()
         s = self.settings = settings or PaperExchange.Settings()
-        self.pricing = FillPricing(s.fee_bps, s.slippage_bps, s.quantity_places, s.price_places)
+        self.pricing = s.pricing()
         self.prices: dict[str, Bar] = {}  # the last bar of each symbol
         self._writer: StatementWriter | None = None  # every write and read of the record
         self._checkpointer: Checkpointer | None = None

@@ -30,9 +30,9 @@ from tests.support.bot_helpers import REPO, settings
 from tests.support.terminal import run_on_a_terminal
 
 
-def _botvisor(*args: str) -> subprocess.CompletedProcess[str]:
+def _botvisor(*args: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = str(REPO) if path is None else f"{REPO}{os.pathsep}{path}"
     env.pop("COLUMNS", None)
     return subprocess.run([sys.executable, "-m", "supervisor.host.cli", "backtest", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
@@ -112,6 +112,40 @@ def test_a_tree_without_the_exits_actor(tmp_path: Path, data: Path) -> None:
     path = config_in(tmp_path, drop_exits)
     _fails(_botvisor("--config", str(path), "--data", str(data)),
            "the tree has no actors.execution.exits:ExitsActor")
+
+
+BOOM = """
+from actors.strategies.api import Strategy
+
+
+class Boom(Strategy):
+    name = "boom"
+
+    def setup(self):
+        self.seen = 0
+
+    def on_candle(self, candle, view):
+        self.seen += 1
+        if self.seen == 5:
+            raise ZeroDivisionError("the fifth candle")
+        return None
+"""
+
+
+def test_a_strategy_failure_the_handler_escalates_stops_with_one_line(
+        tmp_path: Path, data: Path) -> None:
+    (tmp_path / "boomer.py").write_text(BOOM, encoding="utf-8")
+
+    def escalate(raw: dict[str, Any]) -> None:
+        raw["errors"]["ZeroDivisionError"] = {"severity": "critical", "directive": "escalate"}
+        settings(raw, "evaluator").update(strategies=[{"class": "boomer:Boom"}])
+    path = config_in(tmp_path, escalate)
+    done = _botvisor("--config", str(path), "--data", str(data), path=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    for part in ("botvisor backtest: strategy boom on ", "raised ZeroDivisionError: the "
+                 "fifth candle", "the error handler escalates"):
+        assert part in done.stderr, done.stderr
 
 
 def test_a_data_dir_with_no_csv(config: Path, tmp_path: Path) -> None:

@@ -183,6 +183,88 @@ def test_a_tripped_breaker_refuses_entries_and_lets_exits_through() -> None:
     assert run.skipped["refused"] == 1  # on_a's second entry, at step 6
 
 
+def _rule(name: str, **update: object) -> BreakerRules:
+    setting = getattr(QUIET, name)
+    return QUIET.model_copy(update={
+        name: setting.model_copy(update={"enabled": True, **update}),
+        "recovery_timeout": 86400.0, "max_recovery_timeout": 86400.0})
+
+
+def test_a_drawdown_the_steps_marks_cause_refuses_that_steps_entries() -> None:
+    # As the position actor samples equity when a step's marks come, before anything is
+    # decided: AAA's fall at step 4 trips the breaker before BBB's entry of step 4.
+    a, b = "AAA/USDT", "BBB/USDT"
+    closes = {a: [100.0] * 4 + [90.0] * 3, b: [50.0] * 7}
+    specs = (scripted((a,), "on_a", enters=(2,), stop=2.5),
+             scripted((b,), "on_b", enters=(4,), stop=1.0))
+    run = Backtest(setup(*specs, breaker=_rule("drawdown", max_percent=1.0)))
+    for step in flat(closes):
+        run.step(step)
+    result = run.finish(60.0)
+    assert [trip.at for trip in result.breaker_trips] == [at(4)]
+    assert "drawdown" in result.breaker_trips[0].reason
+    assert run.skipped["refused"] == 1  # on_b's entry, decided after the trip
+    assert [t.symbol for t in result.trades] == [a]  # closed at the end; BBB never bought
+
+
+def test_a_fill_is_followed_by_an_equity_sample_before_the_next_decision() -> None:
+    # As the position actor samples after each commit: AAA's fill takes gross exposure
+    # past 20 % (a 25 % position), and BBB's entry of the same step is refused.
+    a, b = "AAA/USDT", "BBB/USDT"
+    closes = {a: [100.0] * 5, b: [50.0] * 5}
+    specs = (scripted((a,), "on_a", enters=(2,), stop=2.5),
+             scripted((b,), "on_b", enters=(2,), stop=1.0))
+    run = Backtest(setup(*specs, breaker=_rule("exposure", max_gross_percent=20.0)))
+    for step in flat(closes):
+        run.step(step)
+    result = run.finish(60.0)
+    assert [trip.at for trip in result.breaker_trips] == [at(2)]
+    assert "exposure" in result.breaker_trips[0].reason
+    assert run.skipped["refused"] == 1
+    assert [t.symbol for t in result.trades] == [a]
+
+
+def test_a_fill_that_makes_the_book_impossible_is_booked_and_halts_trading() -> None:
+    # A cash-capped entry (98 % of cash) with a 3 % fee costs more than the cash: the
+    # venue's fill is a fact, booked as the ledger records it, and trading halts, as the
+    # position actor halts it.
+    a, b = "AAA/USDT", "BBB/USDT"
+    limits = ExecutorSettings(risk_per_trade_pct=Decimal(100), max_position_pct=Decimal(100),
+                              max_exposure_pct=Decimal(100)).limits()
+    costly = FillPricing(Decimal(300), Decimal(5), 8, 8)
+    specs = (scripted((a,), "on_a", enters=(2,), stop=1.0),
+             scripted((b,), "on_b", enters=(3,), stop=1.0))
+    base = setup(*specs)
+    run = Backtest(BacktestSetup(base.ranking, base.strategies, base.entry_timeout_bars,
+                                 limits, base.exits, base.breaker, costly, CASH))
+    for step in flat({a: [100.0] * 5, b: [50.0] * 5}):
+        run.step(step)
+    assert run.book.cash < 0 and a in run.book.positions  # booked, not refused
+    assert run.breaker.state.value == "halted"
+    result = run.finish(60.0)
+    assert [trip.at for trip in result.breaker_trips] == [at(2)]
+    assert "impossible" in result.breaker_trips[0].reason
+    assert "BBB/USDT" not in run.book.positions and run.skipped["rejected"] == 0
+    assert [t.symbol for t in result.trades] == [a]
+
+
+def test_one_client_order_id_is_one_order() -> None:
+    # Candles a tenth of a second apart: the entries of steps 2 and 4 have one signal id
+    # (its time in whole seconds), so one client order id: the second is the first order
+    # again, skipped as the executor skips it, not bought twice.
+    a = "AAA/USDT"
+    steps = [[Bar(a, T0 + 0.1 * i, 100.0, 100.0, 100.0, 100.0, 1e6)] for i in range(7)]
+    times = tuple(T0 + 0.1 * i for i in (2, 4))
+    spec = StrategySpec("scripted", Scripted,
+                        Scripted.Params(enters=times, exits=(T0 + 0.3,), stop=2.5), None)
+    run = Backtest(setup(spec))
+    for step in steps:
+        run.step(step)
+    result = run.finish(0.1)
+    assert [(t.entry_at, t.exit_at) for t in result.trades] == [(T0 + 0.2, T0 + 0.3)]
+    assert run.skipped["signal already handled"] == 1
+
+
 def test_the_breaker_recovers_in_simulated_time_and_a_probe_closes_it() -> None:
     a = "AAA/USDT"
     rules = QUIET.model_copy(update={

@@ -7,7 +7,7 @@ import pytest
 
 from actors.backtest.command import UsageError
 from actors.backtest.command import parse_when as backtest_when
-from actors.common.when import WhenError, parse_when
+from actors.common.when import WhenError, format_when, parse_when
 from actors.market.history import parse_time
 
 pytestmark = pytest.mark.unit
@@ -55,3 +55,12 @@ def test_backtest_and_download_data_read_times_through_it() -> None:
         backtest_when("nan", "--from")  # the shared rule, not a copy: nan was taken before
     with pytest.raises(ValueError, match="--since 'inf' is not a finite"):
         parse_time("inf", "--since")
+
+
+def test_a_time_is_shown_as_utc_iso_to_the_second_and_reads_back() -> None:
+    import doctest
+
+    from actors.common import when
+    assert doctest.testmod(when).failed == 0
+    assert format_when(1767225600.0) == "2026-01-01T00:00:00Z"
+    assert parse_when(format_when(1767229199.9), "--from") == 1767229199.0

@@ -17,7 +17,7 @@ from actors.market.contract import Bar
 from actors.strategies.api import Strategy
 from actors.strategies.builtin import MeanReversion, MomentumBreakout
 from actors.strategies.contract import Signal
-from actors.strategies.runner import Runner, StrategyFault, StrategySpec
+from actors.strategies.runner import Runner, StrategyFault, StrategySpec, escalated
 from supervisor import Directive, ErrorHandler, Rule, Severity
 from tests.strategies.scripted import BOOM, BUY_AT, SELL_AT, Raiser, Scripted, Unready, Wrong
 from tests.support.standins import snapshot
@@ -291,8 +291,11 @@ def test_a_strategy_whose_setup_raises_is_off_for_that_symbol() -> None:
 def test_escalate_raises_out_of_the_runner() -> None:
     handler = ErrorHandler({"ValueError": Rule(Severity.CRITICAL, Directive.ESCALATE)})
     d = Drive(spec(Raiser), handler=handler)
-    with pytest.raises(ValueError, match="close 13"):
+    with pytest.raises(ValueError, match="close 13") as raised:
         d.feed(A, BOOM)
+    where = escalated(raised.value)
+    assert where is not None and where.startswith(f"strategy raiser on {A}, the candle at ")
+    assert escalated(ValueError("not through the runner")) is None
 
 
 def test_a_return_that_is_not_a_decision_is_a_type_error() -> None:
