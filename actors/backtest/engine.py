@@ -34,18 +34,18 @@ from actors.backtest.contract import (
 )
 from actors.backtest.setup import BacktestSetup
 from actors.common.messages import Fill, InvalidFill, Side
-from actors.execution.contract import ExitRequest
 from actors.execution.decide import Place, Refuse, Skip, decide
-from actors.execution.exit_rules import ExitPlan, Watch
+from actors.execution.exit_rules import ExitPlan
 from actors.execution.orders import OrderPhase, Request
 from actors.execution.sizing import InFlightBuy
+from actors.execution.watch_book import WatchBook
 from actors.market.contract import BadBar, Bar
 from actors.market.data import check_bar
 from actors.market.ranking import Scanner
 from actors.portfolio.book import PositionBook
 from actors.portfolio.contract import EquitySample, LedgerEvent, PortfolioSnapshot
 from actors.portfolio.ledger_judge import book_problems, impossible_book
-from actors.portfolio.valuation import Valuation, Valuer
+from actors.portfolio.valuation import Valuation, Valuer, equity_sample, portfolio_snapshot
 from actors.risk.contract import BreakerGate
 from actors.risk.effects import Effect, RecoverAt, Remember, Transitioned
 from actors.risk.machine import BreakerCore
@@ -55,7 +55,7 @@ from actors.strategies.runner import Runner, StrategyFault
 __all__ = ["Backtest", "CheckedStep", "NothingInFlight", "run_backtest"]
 
 ZERO = Decimal(0)
-_EMPTY: dict[str, Decimal] = {}
+_NOTHING_HELD = Valuation({}, {}, ZERO, ZERO, ZERO)
 _NO_FILLS: list[Fill] = []
 _NO_BUYS: list[InFlightBuy] = []
 _NO_SYMBOLS: set[str] = set()
@@ -128,7 +128,7 @@ class Backtest:
         self.flight = NothingInFlight()
         self.seq = 0  # fills applied: the ledger's sequence number
         self.marks: dict[str, Decimal] = {}  # the held symbols' last closes
-        self.watches: dict[str, Watch] = {}
+        self.exits = WatchBook(setup.exits)  # the exits actor's watches
         self.last: dict[str, Bar] = {}  # each symbol's last good candle
         self.opened: dict[str, tuple[str, float, Decimal]] = {}  # strategy, at, entry fee
         self.plans: dict[str, ExitPlan] = {}  # the entry's own exit levels, as the executor's
@@ -185,19 +185,14 @@ class Backtest:
         self._snap = self._valued = None  # the marks move with every step
         positions = self.book.positions
         requests = self._signals
-        if positions:  # 3. the exit rules on the held symbols (and their marks)
-            rules, watches, marks = self.setup.exits, self.watches, self.marks
+        if positions:  # 3. the held symbols marked at their closes; the exit rules on them
+            marks = self.marks
             for bar in good:
-                symbol = bar.symbol
-                pos = positions.get(symbol)
-                if pos is None or pos.quantity <= 0:
-                    continue
-                marks[symbol] = Decimal(repr(bar.close))
-                watch, reason = rules.step(watches.get(symbol), float(pos.avg_price), bar,
-                                           self.plans.get(symbol))
-                watches[symbol] = watch
-                if reason is not None:
-                    requests.append(ExitRequest.on(bar, reason))
+                if bar.symbol in positions:
+                    marks[bar.symbol] = Decimal(repr(bar.close))
+            exits, _ = self.exits.on_bars(good, positions, self.seq, self.plans.get)
+            if exits:
+                requests.extend(exits)
         candidates = self.scanner.push(good)  # 4. the scanner, 5. the strategies
         runner = self.runner
         runner.positions(self.seq, positions)
@@ -305,7 +300,6 @@ class Backtest:
         strategy, opened_at, entry_fee = self.opened.pop(symbol)
         if symbol not in self.book.positions:
             self.marks.pop(symbol, None)
-            self.watches.pop(symbol, None)
             self.plans.pop(symbol, None)
         fees = entry_fee + fee
         self.trades.append(TradeRecord(symbol, strategy, opened_at, at, entry, fill.price,
@@ -318,10 +312,8 @@ class Backtest:
         if snap is None or self._snap_seq != self.seq:
             book = self.book
             valued = self._valuation()
-            snap = self._snap = PortfolioSnapshot(
-                self.seq, book.cash, self.setup.starting_cash, book.cash + valued.market_value,
-                book.realized_pnl, valued.unrealized, book.fees, valued.gross_exposure,
-                valued.positions, valued.exposure, dict(self.marks))
+            snap = self._snap = portfolio_snapshot(self.seq, self.setup.starting_cash, book,
+                                                   valued, self.marks)
             self._snap_seq = self.seq
         return snap
 
@@ -337,12 +329,11 @@ class Backtest:
         """The equity sample to the breaker, as the position actor tells it; the equity."""
         book = self.book
         if book.positions:
-            valued = self._valuation()
-            equity = book.cash + valued.market_value
-            sample = EquitySample(equity, valued.gross_exposure, valued.exposure)
+            sample = equity_sample(book, self._valuation())
+            equity = sample.equity
         else:
             if self._flat is None or self._flat_seq != self.seq:
-                self._flat, self._flat_seq = EquitySample(book.cash, ZERO, _EMPTY), self.seq
+                self._flat, self._flat_seq = equity_sample(book, _NOTHING_HELD), self.seq
             sample = self._flat
             equity = book.cash
         effects = self.breaker.equity(sample, at)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.execution.contract import ExitRequest
 from actors.execution.exit_rules import ExitPlan, ExitRules, Watch
 from actors.execution.state import ExecutorState
+from actors.execution.watch_book import WatchBook
 from actors.market.contract import Bar, Bars
 from actors.portfolio.contract import PortfolioSnapshot
 from supervisor import SupervisedActor
@@ -41,7 +42,8 @@ class ExitWatches:
 
 
 class ExitsActor(SupervisedActor):
-    """Owns the watch state of each open position: entry, high-water mark, last request."""
+    """Owns the watches of the open positions (a :class:`WatchBook`) and the count of its
+    exit requests by reason."""
 
     accepts: ClassVar[tuple[type, ...]] = (
         Bars,)
@@ -67,15 +69,13 @@ class ExitsActor(SupervisedActor):
     def __init__(self, settings: ExitsActor.Settings | None = None) -> None:
         super().__init__()
         s = self.settings = settings or ExitsActor.Settings()
-        self.rules = s.rules()
-        self.watch: dict[str, Watch] = {}  # published as they are (a copy of the values)
+        self.book = WatchBook(s.rules())  # its watches are published as they are
         self.requests: dict[str, int] = {}
-        self._seq: int | None = None  # the ledger seq the watches were last pruned at
 
     def on_start(self) -> None:
         earlier = self.ctx.peek(self.ctx.name)
         if isinstance(earlier, ExitWatches):  # a restart: the stops keep their references
-            self.watch = {row[0]: Watch(*row) for row in earlier.watches}
+            self.book = WatchBook(self.book.rules, (Watch(*row) for row in earlier.watches))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Bars):
@@ -86,32 +86,13 @@ class ExitsActor(SupervisedActor):
         return super().on_receive(message)
 
     def _on_bars(self, bars: tuple[Bar, ...], snap: PortfolioSnapshot) -> None:
-        watches = self.watch
-        step = self.rules.step
-        positions = snap.positions
-        changed = False
-        if snap.seq != self._seq:  # positions change only with the ledger's seq
-            self._seq = snap.seq
-            for symbol in [s for s in watches if s not in positions]:
-                del watches[symbol]
-                changed = True
-        for bar in bars:
-            symbol = bar.symbol
-            pos = positions.get(symbol)
-            if pos is None or pos.quantity <= 0:
-                continue
-            was = watches.get(symbol)
-            entry = float(pos.avg_price)
-            plan = self._plan(symbol) if was is None or was.entry != entry else None
-            watch, reason = step(was, entry, bar, plan)
-            if reason is not None:
-                self.requests[reason] = self.requests.get(reason, 0) + 1
-                self.ctx.try_tell(self.settings.executor, ExitRequest.on(bar, reason))
-            if watch is not was:
-                watches[symbol] = watch
-                changed = True
+        book = self.book
+        requests, changed = book.on_bars(bars, snap.positions, snap.seq, self._plan)
+        for request in requests:
+            self.requests[request.reason] = self.requests.get(request.reason, 0) + 1
+            self.ctx.try_tell(self.settings.executor, request)
         if changed:
-            self.ctx.publish(ExitWatches(tuple(watches.values())))
+            self.ctx.publish(ExitWatches(tuple(book.watches.values())))
 
     def _plan(self, symbol: str) -> ExitPlan | None:
         """The exit plan of ``symbol``'s entry, as the executor publishes it (None: it has

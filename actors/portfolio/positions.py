@@ -53,7 +53,7 @@ from actors.portfolio.ledger import Ledger, Rejected
 from actors.portfolio.ledger_judge import impossible_book
 from actors.portfolio.positions_reply import positions_reply
 from actors.portfolio.reconcile import LedgerState, Reconciler, Resolution
-from actors.portfolio.valuation import Valuation, Valuer
+from actors.portfolio.valuation import Valuation, Valuer, equity_sample, portfolio_snapshot
 from supervisor import SupervisedActor
 from supervisor.context import Replied
 from supervisor.host.control_protocol import OperatorCommand
@@ -307,9 +307,7 @@ class PositionActor(SupervisedActor):
         valued = self._valuer.value(self.ledger.book.positions, self.marks)
         if equity:
             self._last_sample = self.ctx.clock.now()
-            self.ctx.try_tell(self.settings.breaker, EquitySample(
-                self.ledger.book.cash + valued.market_value, valued.gross_exposure,
-                valued.exposure))
+            self.ctx.try_tell(self.settings.breaker, equity_sample(self.ledger.book, valued))
         self.ctx.publish(self.snapshot(valued))
 
     # -- reading -----------------------------------------------------------------------------
@@ -317,19 +315,8 @@ class PositionActor(SupervisedActor):
         book = self.ledger.book
         if valued is None:
             valued = self._valuer.value(book.positions, self.marks)
-        return PortfolioSnapshot(
-            seq=self.ledger.seq,
-            cash=book.cash,
-            starting_cash=self.ledger.starting_cash,
-            equity=book.cash + valued.market_value,
-            realized_pnl=book.realized_pnl,
-            unrealized_pnl=valued.unrealized,
-            fees=book.fees,
-            gross_exposure=valued.gross_exposure,
-            positions=valued.positions,
-            exposure_by_symbol=valued.exposure,
-            marks=dict(self.marks),
-        )
+        return portfolio_snapshot(self.ledger.seq, self.ledger.starting_cash, book, valued,
+                                  self.marks)
 
     def ledger_view(self) -> LedgerState:
         book = self.ledger.book

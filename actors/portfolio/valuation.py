@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from actors.portfolio.book import ZERO, Position
-from actors.portfolio.contract import PositionView
+from actors.portfolio.book import ZERO, Position, PositionBook
+from actors.portfolio.contract import EquitySample, PortfolioSnapshot, PositionView
 
-__all__ = ["Valuation", "Valuer"]
+__all__ = ["Valuation", "Valuer", "equity_sample", "portfolio_snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,32 @@ class Valuation:
     gross_exposure: Decimal
     market_value: Decimal  # sum of mark * quantity (signed)
     unrealized: Decimal
+
+
+def equity_sample(book: PositionBook, valued: Valuation) -> EquitySample:
+    """What the breaker is told of ``book`` valued so: its equity and exposure (the
+    position actor's sample, and a backtest's)."""
+    return EquitySample(book.cash + valued.market_value, valued.gross_exposure,
+                        valued.exposure)
+
+
+def portfolio_snapshot(seq: int, starting_cash: Decimal, book: PositionBook,
+                       valued: Valuation, marks: dict[str, Decimal]) -> PortfolioSnapshot:
+    """``book`` as of ledger event ``seq``, valued so at ``marks`` (copied): the position
+    actor's published snapshot, and what a backtest's decisions read."""
+    return PortfolioSnapshot(
+        seq=seq,
+        cash=book.cash,
+        starting_cash=starting_cash,
+        equity=book.cash + valued.market_value,
+        realized_pnl=book.realized_pnl,
+        unrealized_pnl=valued.unrealized,
+        fees=book.fees,
+        gross_exposure=valued.gross_exposure,
+        positions=valued.positions,
+        exposure_by_symbol=valued.exposure,
+        marks=dict(marks),
+    )
 
 
 # position, mark it was valued at, view, value, |value|, unrealised PnL
