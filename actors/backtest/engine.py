@@ -51,6 +51,7 @@ from actors.risk.effects import Effect, RecoverAt, Remember, Transitioned
 from actors.risk.machine import BreakerCore
 from actors.strategies.contract import Signal
 from actors.strategies.runner import Runner, StrategyFault
+from actors.venues.paper_pricing import paper_fill
 
 __all__ = ["Backtest", "CheckedStep", "NothingInFlight", "run_backtest"]
 
@@ -248,15 +249,16 @@ class Backtest:
         place = decision
         assert isinstance(place, Place)
         symbol = request.symbol
-        qty, price, fee = self.setup.pricing.fill(place.side, place.quantity,
-                                                  Decimal(repr(request.price)))
+        pricing = self.setup.pricing
+        refused = pricing.refusal(place.quantity)  # the venue's answer: filled, or refused
         breaker = self.breaker
         held = self.book.positions.get(symbol)
-        filled = qty > 0  # the venue's answer: filled, or refused (no quantity)
+        filled = refused is None
         self.flight.answered(place.coid, filled=filled)
         if filled:
-            fill = Fill(f"{place.coid}-1", place.coid, symbol, place.side, qty, price, fee,
-                        at, "paper")
+            fill = paper_fill(place.coid, symbol, place.side, pricing.fill(
+                place.side, place.quantity, Decimal(repr(request.price))), at)
+            fee = fill.fee
             self.seq += 1
             problems = self._book(fill)
         self._apply(breaker.api_result(filled, now=at, wall=at), at)
@@ -280,7 +282,7 @@ class Backtest:
         else:
             self.skipped["rejected"] += 1
         if place.permission.probe:
-            self._apply(breaker.probe(filled, "filled" if filled else "rejected", at), at)
+            self._apply(breaker.probe(filled, refused or "filled", at), at)
         return filled
 
     def _book(self, fill: Fill) -> list[str]:

@@ -37,7 +37,7 @@ from actors.venues.contract import (
     PlaceOrder,
     VenueRecord,
 )
-from actors.venues.paper_pricing import FillPricing
+from actors.venues.paper_pricing import FillPricing, paper_fill
 from supervisor import SupervisedActor
 from supervisor.errors import UnknownActor
 from supervisor.peers import Peer
@@ -170,22 +170,21 @@ class PaperExchange(SupervisedActor):
         writer's statement fails whole, leaving nothing behind): the same id again gets the
         first answer, so a new order costs no lookup first."""
         quote = self._quote(order.symbol)
-        s = self.settings
-        if quote is None or self.pricing.quantity(order.quantity) <= 0:
-            reason = ("no market price yet" if quote is None else
-                      f"quantity must be > 0 at {s.quantity_places} decimals")
+        reason = "no market price yet" if quote is None else \
+            self.pricing.refusal(order.quantity)
+        if reason is not None:
             self._write("INSERT INTO orders VALUES (?, ?, ?, ?, 'rejected', ?)",
                         (order.client_order_id, order.symbol, order.side.value,
                          str(order.quantity), reason),
                         OrderResult(order.client_order_id, "rejected", (), reason))
             return
+        assert quote is not None
         # A venue's clock never runs backwards: a fill is stamped no earlier than the
         # record's newest (a market restarted behind it, a bar told late)
         last, at = Decimal(repr(quote.close)), max(quote.at, self._newest_at)
         self._newest_at = at
-        qty, price, fee = self.pricing.fill(order.side, order.quantity, last)
-        fill = Fill(f"{order.client_order_id}-1", order.client_order_id, order.symbol,
-                    order.side, qty, price, fee, at, "paper")
+        fill = paper_fill(order.client_order_id, order.symbol, order.side,
+                          self.pricing.fill(order.side, order.quantity, last), at)
         # the order's row comes with it (trigger fill_records_its_order)
         self._write("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (fill.fill_id, fill.client_order_id, fill.symbol, fill.side.value,

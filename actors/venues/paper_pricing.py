@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
-from actors.common.messages import Side
+from actors.common.messages import Fill, Side
 
-__all__ = ["FillPricing"]
+__all__ = ["FillPricing", "paper_fill"]
 
 _BPS = Decimal(10_000)
 _FEE_QUANTUM = Decimal("0.00000001")
@@ -40,6 +40,12 @@ class FillPricing:
         refused)."""
         return quantity.quantize(self._quantity_quantum, ROUND_DOWN)
 
+    def refusal(self, quantity: Decimal) -> str | None:
+        """Why the venue refuses an order of ``quantity`` (None: it fills)."""
+        if self.quantity(quantity) <= 0:
+            return f"quantity must be > 0 at {self.quantity_places} decimals"
+        return None
+
     def fill(self, side: Side, quantity: Decimal, last: Decimal) -> tuple[Decimal, Decimal,
                                                                           Decimal]:
         """``(quantity, price, fee)`` of an order of ``quantity`` filled at the last price
@@ -51,3 +57,12 @@ class FillPricing:
         qty = quantity.quantize(self._quantity_quantum, ROUND_DOWN)
         fee = (qty * price * self.fee_bps / _BPS).quantize(_FEE_QUANTUM)
         return qty, price, fee
+
+
+def paper_fill(client_order_id: str, symbol: str, side: Side,
+               priced: tuple[Decimal, Decimal, Decimal], at: float) -> Fill:
+    """The paper exchange's one fill of an order, ``priced`` by :meth:`FillPricing.fill`
+    (quantity, price, fee), at ``at``."""
+    qty, price, fee = priced
+    return Fill(f"{client_order_id}-1", client_order_id, symbol, side, qty, price, fee, at,
+                "paper")
