@@ -188,10 +188,10 @@ class Backtest:
         requests = self._signals
         if positions:  # 3. the held symbols marked at their closes; the exit rules on them
             marks = self.marks
-            for bar in good:
-                if bar.symbol in positions:
-                    marks[bar.symbol] = Decimal(repr(bar.close))
-            exits, _ = self.exits.on_bars(good, positions, self.seq, self.plans.get)
+            held = [bar for bar in good if bar.symbol in positions]
+            for bar in held:
+                marks[bar.symbol] = Decimal(repr(bar.close))
+            exits, _ = self.exits.on_bars(held, positions, self.seq, self.plans.get)
             if exits:
                 requests.extend(exits)
         candidates = self.scanner.push(good)  # 4. the scanner, 5. the strategies
