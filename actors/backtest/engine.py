@@ -32,12 +32,12 @@ from actors.backtest.contract import (
     EquityCurve,
     TradeRecord,
 )
+from actors.backtest.in_flight import NothingInFlight
 from actors.backtest.setup import BacktestSetup
 from actors.common.messages import Fill, InvalidFill, Side
 from actors.execution.decide import Place, Refuse, Skip, decide
 from actors.execution.exit_rules import ExitPlan
-from actors.execution.orders import OrderPhase, Request
-from actors.execution.sizing import InFlightBuy
+from actors.execution.orders import Request
 from actors.execution.watch_book import WatchBook
 from actors.market.contract import BadBar, Bar
 from actors.market.data import check_bar
@@ -53,13 +53,10 @@ from actors.strategies.contract import Signal
 from actors.strategies.runner import Runner, StrategyFault
 from actors.venues.paper_pricing import paper_fill
 
-__all__ = ["Backtest", "CheckedStep", "NothingInFlight", "run_backtest"]
+__all__ = ["Backtest", "CheckedStep", "run_backtest"]
 
 ZERO = Decimal(0)
 _NOTHING_HELD = Valuation({}, {}, ZERO, ZERO, ZERO)
-_NO_FILLS: list[Fill] = []
-_NO_BUYS: list[InFlightBuy] = []
-_NO_SYMBOLS: set[str] = set()
 PROGRESS_EVERY = 1000  # steps between two progress calls
 _TRIPPED = ("open", "halted")  # a transition into one of these is a BreakerTrip
 
@@ -72,45 +69,6 @@ class CheckedStep(list[Bar]):
     does not check it again; any other step is checked bar by bar."""
 
     __slots__ = ()
-
-
-class NothingInFlight:
-    """The executor's in-flight state in a backtest: every order is answered and every
-    fill recorded within its step, so nothing is ever out, and no earlier instance could
-    have sent a signal (``checked_through`` is minus infinity). Owns the client order ids
-    sent in the run: one is never sent twice (two requests with one id, as candles less
-    than a second apart give, are one order, as the executor and the venue make them)."""
-
-    checked_through = float("-inf")
-    halt_pending = False
-
-    def __init__(self) -> None:
-        self._done: dict[str, OrderPhase] = {}
-
-    def answered(self, coid: str, *, filled: bool) -> None:
-        """``coid`` was sent and the venue answered it: filled, or refused."""
-        self._done[coid] = OrderPhase.FILLED if filled else OrderPhase.REJECTED
-
-    def phase(self, coid: str) -> OrderPhase | None:
-        return self._done.get(coid)
-
-    def has_sale(self, symbol: str) -> bool:
-        return False
-
-    def busy(self, symbol: str) -> bool:
-        return False
-
-    def resolving(self) -> bool:
-        return False
-
-    def unsettled_symbols(self) -> set[str]:
-        return _NO_SYMBOLS
-
-    def writing(self) -> list[Fill]:
-        return _NO_FILLS
-
-    def unanswered(self) -> list[InFlightBuy]:
-        return _NO_BUYS
 
 
 class Backtest:
