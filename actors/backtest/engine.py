@@ -144,12 +144,13 @@ class Backtest:
         self._snap = self._valued = None  # the marks move with every step
         positions = self.book.positions
         requests = self._signals
-        if positions:  # 3. the held symbols marked at their closes; the exit rules on them
-            marks = self.marks
+        watching = self.exits
+        if positions or watching.watches:  # 3. the held symbols marked at their closes; the
+            marks = self.marks  # exit rules on them (a watch no longer held is dropped)
             held = [bar for bar in good if bar.symbol in positions]
             for bar in held:
                 marks[bar.symbol] = Decimal(repr(bar.close))
-            exits, _ = self.exits.on_bars(held, positions, self.seq, self.plans.get)
+            exits, _ = watching.on_bars(held, positions, self.seq, self.plans.get)
             if exits:
                 requests.extend(exits)
         candidates = self.scanner.push(good)  # 4. the scanner, 5. the strategies
@@ -213,35 +214,36 @@ class Backtest:
         held = self.book.positions.get(symbol)
         filled = refused is None
         self.flight.answered(place.coid, filled=filled)
-        if filled:
-            fill = paper_fill(place.coid, symbol, place.side, pricing.fill(
-                place.side, place.quantity, Decimal(repr(request.price))), at)
-            fee = fill.fee
-            self.seq += 1
-            problems = self._book(fill)
+        # The breaker's inputs in the live tree's order: the executor's API result and probe
+        # result as the venue answers, then the position actor's, as it records the fill
+        # (a halt on an impossible book, the trade's pnl; its equity sample: step)
         self._apply(breaker.api_result(filled, now=at, wall=at), at)
-        if filled:
-            self._snap = self._valued = None
-            if place.side is Side.BUY:
-                strategy = request.strategy if isinstance(request, Signal) else ""
-                self.opened[symbol] = (strategy, at, fee)
-                if isinstance(request, Signal):  # its stop and take-profit, as the live tree
-                    self.plans[symbol] = ExitPlan.of(  # carries them to the exits
-                        request.price, request.stop_distance, request.take_profit)
-                self.marks[symbol] = Decimal(repr(request.price))
-            else:
-                assert held is not None
-                realized = self.book.last_realized
-                if realized != 0:
-                    self._apply(breaker.trade_closed(realized, at), at)
-                self._closed(held.avg_price, fill, realized, request.reason)
-            if problems:  # as the position actor halts trading on an impossible book
-                self._apply(breaker.halt(impossible_book(problems), "positions", at), at)
-        else:
-            self.skipped["rejected"] += 1
         if place.permission.probe:
             self._apply(breaker.probe(filled, refused or "filled", at), at)
-        return filled
+        if not filled:
+            self.skipped["rejected"] += 1
+            return False
+        fill = paper_fill(place.coid, symbol, place.side, pricing.fill(
+            place.side, place.quantity, Decimal(repr(request.price))), at)
+        self.seq += 1
+        problems = self._book(fill)
+        self._snap = self._valued = None
+        if problems:  # as the position actor halts trading on an impossible book
+            self._apply(breaker.halt(impossible_book(problems), "positions", at), at)
+        if place.side is Side.BUY:
+            strategy = request.strategy if isinstance(request, Signal) else ""
+            self.opened[symbol] = (strategy, at, fill.fee)
+            if isinstance(request, Signal):  # its stop and take-profit, as the live tree
+                self.plans[symbol] = ExitPlan.of(  # carries them to the exits
+                    request.price, request.stop_distance, request.take_profit)
+            self.marks[symbol] = Decimal(repr(request.price))
+        else:
+            assert held is not None
+            realized = self.book.last_realized
+            if realized != 0:
+                self._apply(breaker.trade_closed(realized, at), at)
+            self._closed(held.avg_price, fill, realized, request.reason)
+        return True
 
     def _book(self, fill: Fill) -> list[str]:
         """Book a venue's fill as the ledger records one, as a fact, and judge the book as

@@ -35,6 +35,7 @@ from actors.backtest.table import to_json
 from actors.backtest.tree import load_setup
 from actors.strategies.api import ParamRange
 from actors.strategies.api import search_space as declared_ranges
+from actors.strategies.runner import escalated
 
 __all__ = [
     "BATCH",
@@ -174,7 +175,15 @@ class Evaluator:
             return Outcome(None, None, f"params refused: {where + ': ' if where else ''}"
                                        f"{first['msg']}")
         data: HistoricalData = self.windows[window]
-        summary = summarize(run_backtest(setup, data.steps(), timeframe_s=data.timeframe_s))
+        try:
+            result = run_backtest(setup, data.steps(), timeframe_s=data.timeframe_s)
+        except Exception as exc:
+            failed = escalated(exc)
+            if failed is None:
+                raise
+            return Outcome(None, None, f"{failed} raised {type(exc).__name__}: {exc}, which "
+                                       "the error handler escalates: the run stops there")
+        summary = summarize(result)
         value = self.objective.value(summary)
         note = None if value is not None else f"{self.objective.name} is undefined"
         if window == "train" and summary.trades < self.min_trades:

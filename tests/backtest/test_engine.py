@@ -70,6 +70,25 @@ class Scripted(Strategy):
         return None
 
 
+class Stops(Scripted):
+    """Scripted, its n-th entry with the n-th of ``stops`` as its stop distance."""
+
+    class Params(Scripted.Params):
+        stops: tuple[float, ...] = ()
+
+    params: Params
+
+    def setup(self) -> None:
+        self.entered = 0
+
+    def on_candle(self, candle: Candle, view: View) -> Enter | Exit | None:
+        decision = super().on_candle(candle, view)
+        if isinstance(decision, Enter):
+            decision = Enter(self.params.stops[self.entered])
+            self.entered += 1
+        return decision
+
+
 def at(i: int) -> float:
     return T0 + 60.0 * i
 
@@ -195,7 +214,7 @@ def test_a_drawdown_the_steps_marks_cause_refuses_that_steps_entries() -> None:
     # decided: AAA's fall at step 4 trips the breaker before BBB's entry of step 4.
     a, b = "AAA/USDT", "BBB/USDT"
     closes = {a: [100.0] * 4 + [90.0] * 3, b: [50.0] * 7}
-    specs = (scripted((a,), "on_a", enters=(2,), stop=2.5),
+    specs = (scripted((a,), "on_a", enters=(2,)),  # no stop of its own: it stays held
              scripted((b,), "on_b", enters=(4,), stop=1.0))
     run = Backtest(setup(*specs, breaker=_rule("drawdown", max_percent=1.0)))
     for step in flat(closes):
@@ -204,7 +223,7 @@ def test_a_drawdown_the_steps_marks_cause_refuses_that_steps_entries() -> None:
     assert [trip.at for trip in result.breaker_trips] == [at(4)]
     assert "drawdown" in result.breaker_trips[0].reason
     assert run.skipped["refused"] == 1  # on_b's entry, decided after the trip
-    assert [t.symbol for t in result.trades] == [a]  # closed at the end; BBB never bought
+    assert [(t.symbol, t.exit_reason) for t in result.trades] == [(a, END_OF_DATA)]
 
 
 def test_a_fill_is_followed_by_an_equity_sample_before_the_next_decision() -> None:
@@ -232,7 +251,7 @@ def test_a_fill_that_makes_the_book_impossible_is_booked_and_halts_trading() -> 
     limits = ExecutorSettings(risk_per_trade_pct=Decimal(100), max_position_pct=Decimal(100),
                               max_exposure_pct=Decimal(100)).limits()
     costly = FillPricing(Decimal(300), Decimal(5), 8, 8)
-    specs = (scripted((a,), "on_a", enters=(2,), stop=1.0),
+    specs = (scripted((a,), "on_a", enters=(2,), exits=(3,), stop=1.0),
              scripted((b,), "on_b", enters=(3,), stop=1.0))
     base = setup(*specs)
     run = Backtest(BacktestSetup(base.ranking, base.strategies, base.entry_timeout_bars,
@@ -244,8 +263,22 @@ def test_a_fill_that_makes_the_book_impossible_is_booked_and_halts_trading() -> 
     result = run.finish(60.0)
     assert [trip.at for trip in result.breaker_trips] == [at(2)]
     assert "impossible" in result.breaker_trips[0].reason
+    assert run.skipped["refused"] == 1  # on_a's sale: halted, nothing goes through
     assert "BBB/USDT" not in run.book.positions and run.skipped["rejected"] == 0
-    assert [t.symbol for t in result.trades] == [a]
+    assert [(t.symbol, t.exit_reason) for t in result.trades] == [(a, END_OF_DATA)]
+
+
+def test_a_symbol_bought_again_after_it_went_flat_gets_a_new_watch_and_plan() -> None:
+    # Sold at step 4 (the book flat), bought again at step 6 at the same price: the new
+    # position's watch opens anew, with the new entry's plan (stop 90, not 97.5), as the
+    # exits actor drops a watch once its symbol is no longer held.
+    a = "AAA/USDT"
+    closes = {a: [100.0] * 8 + [95.0] * 2}
+    spec = StrategySpec("scripted", Stops, Stops.Params(
+        enters=(at(2), at(6)), exits=(at(4),), stops=(2.5, 10.0)), None)
+    result = run_backtest(setup(spec), flat(closes))
+    assert [(t.entry_at, t.exit_at, t.exit_reason) for t in result.trades] == [
+        (at(2), at(4), "scripted exit"), (at(6), at(9), END_OF_DATA)]
 
 
 def test_one_client_order_id_is_one_order() -> None:

@@ -195,6 +195,38 @@ class _Bounded(Strategy):
         return None
 
 
+class _Fragile(Strategy):
+    """Raises a MemoryError (escalated by default) on its ``at``-th candle."""
+
+    name = "fragile"
+
+    class Params(Strategy.Params):
+        at: int = param(5, low=1, high=50)
+
+    params: Params
+
+    def setup(self) -> None:
+        self.seen = 0
+
+    def on_candle(self, candle: Candle, view: View) -> None:
+        self.seen += 1
+        if self.seen == self.params.at:
+            raise MemoryError("out of memory, in a test")
+
+
+def test_a_strategy_failure_the_handler_escalates_is_a_failed_trial_that_says_why(
+        config: Path, setup: BacktestSetup, tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data", 60)
+    job = Job(str(config), str(data), Window(None, T0 + 29 * M), Window(T0 + 30 * M, None),
+              "total_return", 0)
+    mine = replace(setup, strategies=(StrategySpec("fragile", _Fragile, _Fragile.Params()),))
+    train, test = (load_steps(data, w.since, w.until) for w in (job.train, job.test))
+    failed = Evaluator(job, mine, train, test).evaluate({"fragile.at": 3}, "train")
+    assert (failed.value, failed.figures) == (None, None)
+    assert failed.note is not None and failed.note.startswith("strategy fragile on ")
+    assert "raised MemoryError: out of memory, in a test" in failed.note
+
+
 def test_params_a_strategy_refuses_make_a_failed_trial_that_says_why(
         config: Path, setup: BacktestSetup, tmp_path: Path) -> None:
     data = write_data(tmp_path / "data", 60)
