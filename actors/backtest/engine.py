@@ -103,7 +103,6 @@ class Backtest:
         self._seen_at = -math.inf  # the newest candle time of the run so far
         self._signals: list[Request] = []
         self._snap: PortfolioSnapshot | None = None
-        self._snap_seq = -1
         self._valued: Valuation | None = None
         self._flat: EquitySample | None = None
         self._flat_seq = -1
@@ -144,9 +143,11 @@ class Backtest:
         self._snap = self._valued = None  # the marks move with every step
         positions = self.book.positions
         requests = self._signals
+        # 3. the held symbols marked at their closes and their watches stepped through the
+        # exit rules (a watch whose symbol is no longer held is dropped)
         watching = self.exits
-        if positions or watching.watches:  # 3. the held symbols marked at their closes; the
-            marks = self.marks  # exit rules on them (a watch no longer held is dropped)
+        if positions or watching.watches:
+            marks = self.marks
             held = [bar for bar in good if bar.symbol in positions]
             for bar in held:
                 marks[bar.symbol] = Decimal(repr(bar.close))
@@ -270,13 +271,10 @@ class Backtest:
     def _snapshot(self) -> PortfolioSnapshot:
         """The portfolio as the position actor would publish it now (built only when a
         decision needs it, once per step and fill)."""
-        snap = self._snap
-        if snap is None or self._snap_seq != self.seq:
-            book = self.book
-            valued = self._valuation()
-            snap = self._snap = portfolio_snapshot(self.seq, self.setup.starting_cash, book,
-                                                   valued, self.marks)
-            self._snap_seq = self.seq
+        snap = self._snap  # dropped with the valuation: at each step's marks and each fill
+        if snap is None:
+            snap = self._snap = portfolio_snapshot(self.seq, self.setup.starting_cash,
+                                                   self.book, self._valuation(), self.marks)
         return snap
 
     def _valuation(self) -> Valuation:
