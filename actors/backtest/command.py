@@ -26,7 +26,7 @@ from actors.backtest.table import print_summary, to_json
 from actors.backtest.tree import load_setup
 from actors.common import when
 from actors.common.process_age import process_age
-from actors.strategies.runner import escalated
+from actors.strategies.runner import escalation
 from supervisor.host.command_plugins import HostCommand
 from supervisor.host.config_errors import ConfigError
 from supervisor.host.logs import printable
@@ -82,13 +82,11 @@ class BacktestCommand(HostCommand):
             print("botvisor backtest: interrupted", file=sys.stderr)
             return 130
         except Exception as exc:
-            where = escalated(exc)
-            if where is None:
+            said = escalation(exc)
+            if said is None:
                 raise
-            print(f"botvisor backtest: {where} raised {type(exc).__name__}: "
-                  f"{printable(str(exc), 400)}, which the error handler escalates: the "
-                  "backtest stops there (live, the evaluator's supervisor takes it)",
-                  file=sys.stderr)
+            print(f"botvisor backtest: {printable(said, 800)}: the backtest stops there "
+                  "(live, the evaluator's supervisor takes it)", file=sys.stderr)
             return EXIT_FAILED
 
 

@@ -35,7 +35,7 @@ from actors.backtest.table import to_json
 from actors.backtest.tree import load_setup
 from actors.strategies.api import ParamRange
 from actors.strategies.api import search_space as declared_ranges
-from actors.strategies.runner import escalated
+from actors.strategies.runner import escalation
 
 __all__ = [
     "BATCH",
@@ -178,11 +178,10 @@ class Evaluator:
         try:
             result = run_backtest(setup, data.steps(), timeframe_s=data.timeframe_s)
         except Exception as exc:
-            failed = escalated(exc)
-            if failed is None:
+            said = escalation(exc)
+            if said is None:
                 raise
-            return Outcome(None, None, f"{failed} raised {type(exc).__name__}: {exc}, which "
-                                       "the error handler escalates: the run stops there")
+            return Outcome(None, None, f"{said}: the run stops there")
         summary = summarize(result)
         value = self.objective.value(summary)
         note = None if value is not None else f"{self.objective.name} is undefined"

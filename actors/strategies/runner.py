@@ -336,6 +336,16 @@ def escalated(exc: BaseException) -> str | None:
     return None
 
 
+def escalation(exc: BaseException) -> str | None:
+    """What a caller that ends on ``exc`` says of it, if the runner raised it because the
+    error handler escalates it (``strategy NAME on SYMBOL, the candle at T raised
+    TYPE: text, which the error handler escalates``); None for any other exception."""
+    where = escalated(exc)
+    if where is None:
+        return None
+    return f"{where} raised {type(exc).__name__}: {exc}, which the error handler escalates"
+
+
 def _window(strategy: Strategy) -> int:
     size = strategy.window()
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
